@@ -1,0 +1,162 @@
+"""prepare: raw CSV -> validated, encoded, split channels with a manifest and a saved transform."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import recordio
+from training.preprocessing import PrepareConfig, Preprocessor, assign_splits, prepare
+from training.validation import ValidationError, validate_channels
+
+PENGUINS = Path(__file__).parents[1] / "data" / "penguins.csv"
+
+
+def run(tmp_path, **kw):
+    args = dict(
+        data=PENGUINS,
+        label="species",
+        predictor_type="multiclass_classifier",
+        out=tmp_path / "out",
+        show_progress=False,
+    )
+    args.update(kw)
+    return prepare(PrepareConfig(**args))
+
+
+def test_penguins_multiclass_recordio(tmp_path):
+    manifest = run(tmp_path)
+    out = tmp_path / "out"
+    assert manifest["label"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert manifest["hyperparameters"] == {
+        "predictor_type": "multiclass_classifier",
+        "feature_dim": manifest["feature_dim"],
+        "num_classes": 3,
+    }
+    rows = {name: c["rows"] for name, c in manifest["channels"].items()}
+    assert sum(rows.values()) == 344
+    assert rows["train"] == pytest.approx(0.7 * 344, abs=3)
+    # island and sex are one-hot encoded, the numeric columns kept and scaled
+    assert "island_Biscoe" in manifest["feature_names"]
+    assert "sex_female" in manifest["feature_names"]
+    assert manifest["feature_dim"] == len(manifest["feature_names"])
+    assert manifest["source"]["sha256"] and manifest["fit_sample"]["bounded"] is False
+    arrays = recordio.read_arrays(out / "train" / manifest["channels"]["train"]["files"][0])
+    assert arrays.feature_type == arrays.label_type == "Float32"
+    assert arrays.X.shape == (rows["train"], manifest["feature_dim"])
+    assert np.isfinite(arrays.X).all()  # imputed
+    numeric = arrays.X[:, :5]
+    assert abs(numeric.mean()) < 0.2 and 0.7 < numeric.std() < 1.3  # scaled on train
+    # every split holds every class (stratified)
+    for name in ("train", "validation", "test"):
+        y = recordio.read_arrays(out / name / manifest["channels"][name]["files"][0]).y
+        assert set(y.tolist()) == {0.0, 1.0, 2.0}
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+
+
+def test_same_seed_same_bytes_other_seed_other_split(tmp_path):
+    a, b = run(tmp_path / "a"), run(tmp_path / "b")
+    run(tmp_path / "c", seed=1)
+    read = lambda d: (d / "out" / "train" / "train-00000.rec").read_bytes()  # noqa: E731
+    assert a["channels"] == b["channels"] and read(tmp_path / "a") == read(tmp_path / "b")
+    assert read(tmp_path / "a") != read(tmp_path / "c")
+
+
+def test_csv_format_is_label_first_headerless_and_passes_preflight(tmp_path):
+    manifest = run(
+        tmp_path,
+        fmt="csv",
+        label="sex",
+        predictor_type="binary_classifier",
+        drop_unlabeled=True,
+        positive_class="female",
+    )
+    path = tmp_path / "out" / "train" / "train-00000.csv"
+    first = path.read_text().splitlines()[0].split(",")
+    assert first[0] in ("0", "1") and len(first) == manifest["feature_dim"] + 1
+    assert manifest["label"]["classes"] == ["male", "female"]  # positive class last -> 1
+    assert manifest["source"]["unlabeled_rows_dropped"] == 11
+    validate_channels([tmp_path / "out" / "train"], "binary_classifier", manifest["feature_dim"])
+
+
+def test_chunked_run_matches_shapes_and_bounds_the_fit_sample(tmp_path):
+    manifest = run(tmp_path, chunk_rows=50, fit_sample_rows=100)
+    assert manifest["fit_sample"] == {
+        "rows": 100,
+        "bounded": True,
+        "train_rows": manifest["channels"]["train"]["rows"],
+    }
+    assert sum(c["rows"] for c in manifest["channels"].values()) == 344
+
+
+def test_shards(tmp_path):
+    manifest = run(tmp_path, shard_bytes=4096)
+    files = manifest["channels"]["train"]["files"]
+    assert len(files) > 1
+    total = sum(recordio.read_arrays(tmp_path / "out" / "train" / f).X.shape[0] for f in files)
+    assert total == manifest["channels"]["train"]["rows"]
+
+
+def test_preprocessor_applies_the_same_transform_to_raw_rows(tmp_path):
+    run(tmp_path)
+    pre = Preprocessor(tmp_path / "out")
+    raw = pd.read_csv(PENGUINS).head(3)
+    raw.loc[0, "island"] = "Atlantis"  # unknown category at inference must not fail
+    X = pre.transform(raw)
+    assert X.dtype == np.float32 and X.shape[0] == 3 and np.isfinite(X).all()
+    assert pre.decode(np.array([2, 0])) == ["Gentoo", "Adelie"]
+
+
+def test_index_and_identifier_columns_are_dropped(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "name": [f"p{i}" for i in range(300)],
+            "x": rng.standard_normal(300),
+            "y": rng.integers(0, 2, 300),
+        }
+    )
+    path = tmp_path / "raw.csv"
+    frame.to_csv(path)  # index=True: writes an unnamed index column
+    manifest = prepare(
+        PrepareConfig(path, "y", "binary_classifier", tmp_path / "o", show_progress=False)
+    )
+    assert manifest["feature_names"] == ["x"]
+    assert set(manifest["input_columns"]["dropped"]) == {"Unnamed: 0", "name"}
+
+
+def test_bad_inputs_are_refused_before_writing(tmp_path):
+    with pytest.raises(ValidationError, match="--drop-unlabeled"):
+        run(tmp_path, label="sex", predictor_type="binary_classifier")
+    with pytest.raises(ValidationError, match="not one of the label values"):
+        run(
+            tmp_path,
+            label="sex",
+            predictor_type="binary_classifier",
+            drop_unlabeled=True,
+            positive_class="Male",
+        )
+    with pytest.raises(ValidationError, match="sum to 1"):
+        run(tmp_path, fractions=(0.5, 0.2, 0.2))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_assign_splits_is_stratified():
+    codes = np.repeat([0, 1], [80, 20])
+    splits = assign_splits(codes, (0.7, 0.15, 0.15), np.random.default_rng(0), stratify=True)
+    assert np.bincount(splits[codes == 1]).tolist() == [14, 3, 3]
+    assert np.bincount(splits[codes == 0]).tolist() == [56, 12, 12]
+
+
+def test_sharded_manifest_format():
+    from training.channels import sharded_manifest
+
+    assert sharded_manifest("s3://b/run/train", ["train-00000.rec", "train-00001.rec"]) == [
+        {"prefix": "s3://b/run/train/"},
+        "train-00000.rec",
+        "train-00001.rec",
+    ]
+    with pytest.raises(ValueError, match="s3://"):
+        sharded_manifest("/local/path", [])

@@ -1,0 +1,215 @@
+"""Preflight validation: one bad file per mistake, each message naming the problem and the fix."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training import validation
+from training.validation import ValidationError
+
+BAD = Path(__file__).parent / "fixtures" / "bad"
+
+# file, predictor type, extra kwargs, substrings the report must contain (where + what + fix)
+CORPUS = [
+    ("header.csv", "binary_classifier", {}, ["row 1", "header row present", "header=False"]),
+    (
+        "index_column.csv",
+        "binary_classifier",
+        {},
+        ["column 1", "to_csv(index=True)", "index=False"],
+    ),
+    (
+        "label_last.csv",
+        "binary_classifier",
+        {},
+        ["is not 0 or 1", "column 4 holds values", "label column first"],
+    ),
+    (
+        "ragged.csv",
+        "binary_classifier",
+        {},
+        ["row 6", "has 2 fields but the other rows have 4", "same feature columns"],
+    ),
+    (
+        "trailing_delimiter.csv",
+        "binary_classifier",
+        {},
+        ["row 1", "trailing ','", "remove the trailing delimiter"],
+    ),
+    ("empty_line.csv", "binary_classifier", {}, ["row 7", "empty line", "delete empty lines"]),
+    (
+        "non_numeric.csv",
+        "binary_classifier",
+        {},
+        ["row 4, column 2", "'red' is not a number", "one-hot encode"],
+    ),
+    ("nan_feature.csv", "binary_classifier", {}, ["row 5, column 2", "feature is nan", "impute"]),
+    ("inf_label.csv", "regressor", {}, ["row 5, column 1", "label is inf", "valid label"]),
+    (
+        "binary_label_2.csv",
+        "binary_classifier",
+        {},
+        ["row 3", "label 2 is not 0 or 1", "map the classes"],
+    ),
+    (
+        "multiclass_label_3.csv",
+        "multiclass_classifier",
+        {"num_classes": 3},
+        ["row 12", "label 3 >= num_classes=3", "num_classes to 4"],
+    ),
+    (
+        "multiclass_fraction.csv",
+        "multiclass_classifier",
+        {"num_classes": 3},
+        ["row 12", "label 1.5 is not a class index", "0..num_classes-1"],
+    ),
+    ("empty.csv", "regressor", {}, ["empty.csv", "empty (no rows)"]),
+    (
+        "good.csv",
+        "binary_classifier",
+        {"feature_dim": 4},
+        ["has 3 features but feature_dim=4", "expected size 5", "feature_dim=3"],
+    ),
+    (
+        "float64.rec",
+        "binary_classifier",
+        {},
+        ["record 1", "features are Float64Tensor", "astype('float32')"],
+    ),
+    ("int_labels.rec", "binary_classifier", {}, ["labels are Int32Tensor", "only Float32Tensor"]),
+    ("no_labels.rec", "binary_classifier", {}, ["record 1", "carry no label"]),
+    (
+        "nan_feature.rec",
+        "binary_classifier",
+        {},
+        ["record 6, column 2", "feature value is nan", "impute"],
+    ),
+    ("bad_magic.rec", "binary_classifier", {}, ["bad magic", "byte offset 168"]),
+    ("truncated.rec", "binary_classifier", {}, ["byte offset 616", "truncated"]),
+    ("bad_protobuf.rec", "binary_classifier", {}, ["bad protobuf at byte offset 65"]),
+]
+
+
+@pytest.mark.parametrize("name, predictor, kwargs, expected", CORPUS, ids=[c[0] for c in CORPUS])
+def test_each_bad_file_is_explained(name, predictor, kwargs, expected):
+    with pytest.raises(ValidationError) as err:
+        validation.validate_channels([BAD / name], predictor, **kwargs)
+    report = str(err.value)
+    assert "nothing was uploaded or started" in report
+    for text in expected:
+        assert text in report, f"{text!r} missing from:\n{report}"
+
+
+@pytest.mark.parametrize("name", ["good.csv", "good.rec"])
+def test_good_files_pass_and_report_shape(name):
+    (info,) = validation.validate_channels([BAD / name], "binary_classifier", feature_dim=3)
+    assert (info.rows, info.feature_dim) == (12, 3)
+    assert info.content_type == (
+        "text/csv" if name.endswith(".csv") else "application/x-recordio-protobuf"
+    )
+
+
+def test_channels_must_agree_on_feature_dim():
+    with pytest.raises(
+        ValidationError, match=r"five_features.csv.*has 5 features but .*good.csv has 3"
+    ):
+        validation.validate_channels([BAD / "good.csv", BAD / "five_features.csv"], "regressor")
+
+
+def test_folders_expand_to_their_files(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.csv").write_text((BAD / "good.csv").read_text())
+    (tmp_path / "train" / "b.csv").write_text((BAD / "header.csv").read_text())
+    with pytest.raises(ValidationError) as err:
+        validation.validate_channels([tmp_path / "train"], "binary_classifier")
+    assert "b.csv" in str(err.value) and "a.csv" not in str(err.value)
+
+
+def test_problems_in_many_files_are_all_reported():
+    files = [BAD / "header.csv", BAD / "float64.rec", BAD / "ragged.csv"]
+    with pytest.raises(ValidationError) as err:
+        validation.validate_channels(files, "binary_classifier")
+    assert len({p.file for p in err.value.problems}) == 3
+
+
+def test_repeated_row_problems_are_summarised(tmp_path):
+    path = tmp_path / "many.csv"
+    path.write_text("1,2,3\n" * 50 + "1,2\n" * 20)
+    with pytest.raises(ValidationError) as err:
+        validation.validate_channels([path], "regressor")
+    assert "row 51:" in str(err.value)
+    assert "... and 17 more rows like that" in str(err.value)
+    assert len(err.value.problems) == 4
+
+
+@pytest.mark.parametrize(
+    "content_type, ok",
+    [
+        ("text/csv", True),
+        ("application/x-recordio-protobuf", True),
+        ("csv", False),
+        ("text/csv; charset=utf-8", False),
+        ("application/x-recordio", False),
+    ],
+)
+def test_content_type_must_be_exact(content_type, ok):
+    problems = validation.check_content_type(content_type, "train")
+    assert (not problems) == ok
+    if not ok:
+        assert "No iterator has been registered" in problems[0].message
+
+
+# ----------------------------------------------------------------------------- raw CSV
+
+
+def raw(tmp_path, text):
+    path = tmp_path / "raw.csv"
+    path.write_text(text)
+    return path
+
+
+def test_raw_csv_unknown_label_suggests_the_close_name(tmp_path):
+    path = raw(tmp_path, "age,Survived\n1,0\n2,1\n")
+    with pytest.raises(
+        ValidationError, match="(?s)no column named 'survived'.*did you mean 'Survived'"
+    ):
+        validation.validate_raw_csv(path, "survived", "binary_classifier")
+
+
+def test_raw_csv_binary_with_three_classes(tmp_path):
+    path = raw(tmp_path, "x,y\n1,a\n2,b\n3,c\n")
+    with pytest.raises(ValidationError, match="(?s)3 distinct values.*multiclass_classifier"):
+        validation.validate_raw_csv(path, "y", "binary_classifier")
+
+
+def test_raw_csv_multiclass_needs_three(tmp_path):
+    path = raw(tmp_path, "x,y\n1,a\n2,b\n")
+    with pytest.raises(ValidationError, match="needs at least 3"):
+        validation.validate_raw_csv(path, "y", "multiclass_classifier")
+
+
+def test_raw_csv_regressor_needs_numbers(tmp_path):
+    path = raw(tmp_path, "x,y\n1,2.5\n2,high\n")
+    with pytest.raises(ValidationError, match="(?s)row 3.*non-numeric value 'high'"):
+        validation.validate_raw_csv(path, "y", "regressor")
+
+
+def test_raw_csv_ragged_row_named(tmp_path):
+    path = raw(tmp_path, "x,y\n1,0\n2,1,7\n3,0\n")
+    with pytest.raises(ValidationError, match="(?s)row 3.*3 fields but the header has 2"):
+        validation.validate_raw_csv(path, "y", "binary_classifier")
+
+
+def test_raw_csv_missing_labels(tmp_path):
+    path = raw(tmp_path, "x,y\n1,0\n2,\n3,1\n")
+    with pytest.raises(ValidationError, match="(?s)row 3.*--drop-unlabeled"):
+        validation.validate_raw_csv(path, "y", "binary_classifier")
+    validation.validate_raw_csv(path, "y", "binary_classifier", allow_unlabeled=True)
+
+
+def test_raw_csv_good(tmp_path):
+    frame = pd.DataFrame({"x": range(10), "c": list("ab") * 5, "y": [0, 1] * 5})
+    path = tmp_path / "ok.csv"
+    frame.to_csv(path, index=False)
+    validation.validate_raw_csv(path, "y", "binary_classifier")

@@ -1,0 +1,146 @@
+"""Command line: ``python -m training {validate,prepare} …``.
+
+User mistakes (bad data, bad hyperparameters, missing files) exit with status 2 and a message
+that says what to fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from training.hyperparameters import HyperparameterError
+from training.validation import PREDICTOR_TYPES, ValidationError
+
+USER_ERRORS = (ValidationError, HyperparameterError)
+
+
+def _validate(args) -> int:
+    from training import validation
+
+    problems = []
+    for ct in args.content_type or []:
+        problems += validation.check_content_type(ct, "--content-type")
+    if problems:
+        raise ValidationError(problems)
+    results = validation.validate_channels(
+        args.files, args.predictor_type, args.feature_dim, args.num_classes
+    )
+    for r in results:
+        print(
+            f"ok  {r.path}  {r.format} ({r.content_type}), {r.rows} rows, "
+            f"feature_dim {r.feature_dim}"
+        )
+    print(f"{len(results)} file(s) pass the Linear Learner preflight checks.")
+    return 0
+
+
+def _prepare(args) -> int:
+    from training.preprocessing import PrepareConfig, prepare
+
+    config = PrepareConfig(
+        data=args.data,
+        label=args.label,
+        predictor_type=args.predictor_type,
+        out=args.out,
+        fmt=args.format,
+        seed=args.seed,
+        fractions=tuple(args.split),
+        positive_class=args.positive_class,
+        drop=tuple(args.drop or ()),
+        drop_unlabeled=args.drop_unlabeled,
+        chunk_rows=args.chunk_rows,
+        fit_sample_rows=args.fit_sample_rows,
+        shard_bytes=int(args.shard_mb * (1 << 20)) if args.shard_mb else None,
+        show_progress=not args.quiet,
+    )
+    manifest = prepare(config)
+    print(f"prepared {manifest['source']['rows']} rows of {args.data} -> {args.out}/")
+    for name, info in manifest["channels"].items():
+        print(
+            f"  {name:<10} {info['rows']:>9} rows  {info['content_type']}  "
+            f"{', '.join(info['files'])}"
+        )
+    print(f"  feature_dim {manifest['feature_dim']}; manifest: {args.out}/manifest.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Linear Learner data path: validate and prepare training channels.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
+    v.add_argument("files", nargs="+", help="channel files or folders (format is detected)")
+    v.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
+    v.add_argument("--feature-dim", type=int, help="the feature_dim hyperparameter, if set")
+    v.add_argument("--num-classes", type=int, help="num_classes (multiclass_classifier)")
+    v.add_argument(
+        "--content-type", action="append", help="a channel ContentType you plan to use; checked too"
+    )
+    v.set_defaults(func=_validate)
+
+    p = sub.add_parser("prepare", help="raw CSV -> train/validation/test channels + manifest")
+    p.add_argument("--data", required=True, type=Path, help="raw CSV with a header row")
+    p.add_argument("--label", required=True, help="name of the label column")
+    p.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--format", choices=("recordio", "csv"), default="recordio")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+    )
+    p.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    p.add_argument("--drop", action="append", metavar="COLUMN", help="exclude a column")
+    p.add_argument(
+        "--drop-unlabeled",
+        action="store_true",
+        help="drop rows whose label is empty (default: refuse them)",
+    )
+    p.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--fit-sample-rows",
+        type=int,
+        default=200_000,
+        help="fit the preprocessor on at most this many training rows",
+    )
+    p.add_argument(
+        "--shard-mb",
+        type=float,
+        help="split channel files into shards of about this size (multi-instance)",
+    )
+    p.set_defaults(func=_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: {err.strerror}: {err.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
