@@ -221,3 +221,34 @@ def test_multipart_dmlc_records_are_joined():
         framed += part + b"\0" * (-len(part) % 4)
     (joined,) = list(recordio.read_recordio(framed))
     assert joined == head + struct.pack("<I", recordio.MAGIC) + tail
+
+
+@pytest.mark.parametrize("case", ["sparse_f32_labels_f32", "sparse_f64_nolabels"])
+def test_vectorised_and_per_record_sparse_readers_agree(monkeypatch, case):
+    path = FIXTURES / f"{case}.rec"
+    fast = recordio.read_arrays(path)
+    monkeypatch.setattr(recordio, "_read_sparse_canonical", lambda buf: None)
+    slow = recordio.read_arrays(path)
+    assert (fast.X != slow.X).nnz == 0 and fast.X.shape == slow.X.shape
+    assert (fast.y is None and slow.y is None) or np.array_equal(fast.y, slow.y)
+
+
+def test_non_canonical_layout_falls_back_to_the_exact_parser():
+    # features as *unpacked* floats (wire type 5), which SDK 2.x never writes but protobuf allows
+    tensor = b"".join(b"\x0d" + struct.pack("<f", v) for v in (1.5, -2.0))
+    tensor += b"\x12\x02\x00\x01" + b"\x1a\x01\x04"  # keys [0, 1], shape [4]
+    value = b"\x12" + bytes([len(tensor)]) + tensor
+    entry = b"\x0a\x06values\x12" + bytes([len(value)]) + value
+    payload = b"\x0a" + bytes([len(entry)]) + entry
+    framed = struct.pack("<II", recordio.MAGIC, len(payload)) + payload
+    framed += b"\0" * (-len(payload) % 4)
+    got = recordio.read_arrays(framed)
+    assert got.X.toarray().tolist() == [[1.5, -2.0, 0.0, 0.0]]
+
+
+def test_magic_bytes_inside_a_payload_do_not_confuse_framing():
+    magic_float = np.array([recordio.MAGIC], np.uint32).view(np.float32)[0]
+    S = sp.csr_matrix(np.array([[magic_float, 0, 1], [0, magic_float, 0]], np.float32))
+    y = np.array([magic_float, 1], np.float32)
+    got = recordio.read_arrays(write(S, y))
+    assert (got.X != S).nnz == 0 and got.y.view(np.uint32)[0] == recordio.MAGIC
