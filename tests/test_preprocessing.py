@@ -160,3 +160,37 @@ def test_sharded_manifest_format():
     ]
     with pytest.raises(ValueError, match="s3://"):
         sharded_manifest("/local/path", [])
+
+
+def test_infinities_are_imputed_and_text_in_a_numeric_column_is_named(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.standard_normal(200), "y": rng.integers(0, 2, 200)})
+    frame.loc[5, "x"] = np.inf
+    path = tmp_path / "inf.csv"
+    frame.to_csv(path, index=False)
+    manifest = prepare(
+        PrepareConfig(path, "y", "binary_classifier", tmp_path / "a", show_progress=False)
+    )
+    assert sum(c["rows"] for c in manifest["channels"].values()) == 200
+    frame["x"] = frame["x"].astype(object)
+    frame.loc[150, "x"] = "oops"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValidationError, match=r"(?s)row 152.*'x' holds 'oops'"):
+        prepare(
+            PrepareConfig(
+                path, "y", "binary_classifier", tmp_path / "b", chunk_rows=100, show_progress=False
+            )
+        )
+
+
+def test_regression_labels_that_are_infinite_are_refused(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(300.0), "y": np.arange(300.0)})
+    frame.loc[250, "y"] = np.inf
+    path = tmp_path / "r.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValidationError, match=r"(?s)row 252.*'inf', not a finite number"):
+        prepare(
+            PrepareConfig(
+                path, "y", "regressor", tmp_path / "o", chunk_rows=100, show_progress=False
+            )
+        )

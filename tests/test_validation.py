@@ -191,7 +191,7 @@ def test_raw_csv_multiclass_needs_three(tmp_path):
 
 def test_raw_csv_regressor_needs_numbers(tmp_path):
     path = raw(tmp_path, "x,y\n1,2.5\n2,high\n")
-    with pytest.raises(ValidationError, match="(?s)row 3.*non-numeric value 'high'"):
+    with pytest.raises(ValidationError, match="(?s)row 3.*'high', not a finite number"):
         validation.validate_raw_csv(path, "y", "regressor")
 
 

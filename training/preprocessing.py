@@ -82,8 +82,11 @@ class LabelEncoding:
     def encode(self, labels: pd.Series) -> np.ndarray:
         if self.predictor_type == "regressor":
             return pd.to_numeric(labels).to_numpy(np.float32)
-        lookup = {_sort_key(c): i for i, c in enumerate(self.classes)}
-        return np.array([lookup[_sort_key(_plain(v))] for v in labels], np.float32)
+        codes = pd.Categorical(labels, categories=self.classes).codes
+        if (codes < 0).any():
+            unknown = labels[codes < 0].iloc[0]
+            raise ValueError(f"label value {unknown!r} is not one of {self.classes}")
+        return codes.astype(np.float32)
 
     def to_json(self) -> dict:
         out = {"predictor_type": self.predictor_type}
@@ -171,7 +174,7 @@ def _column_roles(sample: pd.DataFrame, label: str, drop: tuple[str, ...]):
             dropped[col] = "row index written by to_csv(index=True); not a feature"
         elif series.isna().all():
             dropped[col] = "empty in every row"
-        elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        elif _mostly_numbers(series):
             numeric.append(col)
         else:
             distinct = series.nunique(dropna=True)
@@ -183,6 +186,17 @@ def _column_roles(sample: pd.DataFrame, label: str, drop: tuple[str, ...]):
             else:
                 categorical.append(col)
     return numeric, categorical, dropped
+
+
+def _mostly_numbers(series: pd.Series) -> bool:
+    """Numeric dtype, or text that is numbers but for a few stray cells (reported later)."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    present = series.dropna()
+    parsed = pd.to_numeric(present, errors="coerce").notna().sum()
+    return present.size > 0 and parsed >= 0.9 * present.size
 
 
 def _counts_up(series: pd.Series) -> bool:
@@ -265,14 +279,11 @@ def _scan(config: PrepareConfig):
 
 
 def _provisional_codes(y: pd.Series, predictor_type: str) -> np.ndarray:
-    """Per-class codes for stratification before the final mapping is known.
-
-    A content hash (not Python's salted ``hash``) so every process splits the same way.
-    """
+    """Per-class codes for stratifying one chunk (both passes see the same chunk, so the
+    order-of-appearance codes of ``factorize`` agree; no salted ``hash``)."""
     if predictor_type == "regressor":
-        return np.zeros(len(y), np.uint64)
-    text = y.map(lambda v: str(_sort_key(v)[1]))
-    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+        return np.zeros(len(y), np.int64)
+    return pd.factorize(y)[0]
 
 
 def prepare(config: PrepareConfig) -> dict:
@@ -320,7 +331,7 @@ def prepare(config: PrepareConfig) -> dict:
             ]
         )
     transformer = build_transformer(numeric, categorical)
-    transformer.fit(sample)
+    transformer.fit(_finite(sample, numeric, str(config.data)))
     feature_names = [n.split("__", 1)[-1] for n in transformer.get_feature_names_out()]
 
     config.out.mkdir(parents=True, exist_ok=True)
@@ -332,8 +343,9 @@ def prepare(config: PrepareConfig) -> dict:
         chunk = chunk[chunk[config.label].notna()]
         codes = _provisional_codes(chunk[config.label], config.predictor_type)
         splits = _chunk_splits(config, i, codes)
-        X = transformer.transform(chunk).astype(np.float32)
+        X = transformer.transform(_finite(chunk, numeric, str(config.data))).astype(np.float32)
         y = labels.encode(chunk[config.label])
+        _check_chunk(config, X, y, chunk.index)
         rng = np.random.default_rng([config.seed, i, 7])
         for s, name in enumerate(CHANNELS):
             rows = rng.permutation(np.flatnonzero(splits == s))  # shuffle within the chunk
@@ -380,18 +392,60 @@ def prepare(config: PrepareConfig) -> dict:
         "hyperparameters": hyperparameters,
     }
     (config.out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
-    # The same preflight a user's own channels get: what we wrote must pass it too.
-    for name in CHANNELS:
-        validation.validate_channels(
-            [config.out / name],
-            config.predictor_type,
-            len(feature_names),
-            hyperparameters.get("num_classes"),
-        )
     log.info(
         "prepared %d rows in %.1fs -> %s", total_rows, time.perf_counter() - started, config.out
     )
     return manifest
+
+
+def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.DataFrame:
+    """Numeric columns as floats: text in them is an error, infinities count as missing."""
+    frame = frame.copy()
+    for col in numeric:
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        coerced = pd.to_numeric(frame[col], errors="coerce")
+        bad = coerced.isna() & frame[col].notna()
+        if bad.any():
+            row = bad.idxmax()
+            raise ValidationError(
+                [
+                    Problem(
+                        source,
+                        f"column '{col}' holds '{frame[col][row]}', not a number, though it "
+                        "is numeric elsewhere in the file",
+                        "fix or blank out that cell",
+                        row=int(row) + 2,
+                    )
+                ]
+            )
+        frame[col] = coerced
+    values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    inf = np.isinf(values)
+    if inf.any():
+        for col in np.array(numeric)[inf.any(axis=0)]:
+            log.info("column '%s': infinite values treated as missing (imputed)", col)
+        frame[numeric] = np.where(inf, np.nan, values)
+    return frame
+
+
+def _check_chunk(config: PrepareConfig, X: np.ndarray, y: np.ndarray, index) -> None:
+    """The channel preflight, applied to each chunk before it is written."""
+    problems = validation.label_problems(
+        str(config.data), y, config.predictor_type, None, row_of=lambda i: int(index[i]) + 2
+    )
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    problems += [
+        Problem(
+            str(config.data),
+            "a feature is not finite after preprocessing",
+            "check the row's values",
+            row=int(index[i]) + 2,
+        )
+        for i in bad[:3]
+    ]
+    if problems:
+        raise ValidationError(problems)
 
 
 def load_manifest(directory: Path) -> dict:

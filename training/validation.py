@@ -668,8 +668,8 @@ def validate_raw_csv(
             problems.append(
                 Problem(
                     name,
-                    f"label '{label}' has non-numeric value '{present.iloc[bad[0]]}'",
-                    "a regressor needs numeric labels; use a classifier for categories",
+                    f"label '{label}' has value '{present.iloc[bad[0]]}', not a finite number",
+                    "a regressor needs finite numeric labels; use a classifier for categories",
                     row=int(present.index[bad[0]]) + 2,
                 )
             )

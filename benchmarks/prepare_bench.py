@@ -1,0 +1,109 @@
+"""`prepare` on a 1M-row CSV: wall time and peak memory, beside the in-memory notebook recipe.
+
+    .venv/bin/python benchmarks/prepare_bench.py [--rows 1000000]
+
+The CSV (numeric columns with missing values, two categorical columns, a binary label) is
+generated once into benchmarks/out/. Each contender runs in its own process so its peak RSS is
+its own: ``prepare`` (chunked, bounded memory) and the recipe most notebooks use (read the
+whole CSV with pandas, train_test_split, ColumnTransformer.fit_transform, write RecordIO).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+
+
+def make_csv(rows: int, path: Path) -> None:
+    if path.exists():
+        return
+    print(f"generating {rows:,}-row CSV at {path} …", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        rng.standard_normal((rows, 20)).round(4), columns=[f"x{i}" for i in range(20)]
+    )
+    frame.loc[rng.random(rows) < 0.05, "x3"] = np.nan
+    frame["colour"] = rng.choice(["red", "green", "blue", None], rows)
+    frame["region"] = rng.choice([f"r{i}" for i in range(30)], rows)
+    score = frame["x0"].fillna(0) - frame["x1"] + (frame["colour"] == "red")
+    frame["label"] = np.where(score + rng.standard_normal(rows) > 0, "yes", "no")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+NAIVE = """
+import sys, numpy as np, pandas as pd
+sys.path.insert(0, {root!r})
+from sklearn.model_selection import train_test_split
+from training.preprocessing import build_transformer
+from training.recordio import write_numpy_to_dense_tensor
+frame = pd.read_csv({csv!r})
+y = (frame.pop("label") == "yes").to_numpy(np.float32)
+train, rest, y_train, y_rest = train_test_split(frame, y, test_size=0.3, stratify=y, random_state=0)
+val, test, y_val, y_test = train_test_split(rest, y_rest, test_size=0.5, stratify=y_rest,
+                                            random_state=0)
+num = [c for c in frame.columns if c.startswith("x")]
+t = build_transformer(num, ["colour", "region"]).fit(train)
+for name, X, lab in (("train", train, y_train), ("validation", val, y_val), ("test", test, y_test)):
+    with open({out!r} + "/" + name + ".rec", "wb") as f:
+        write_numpy_to_dense_tensor(f, t.transform(X).astype(np.float32), lab)
+"""
+
+
+PEAK = "\nimport resource; print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+PREPARE = """
+import sys
+sys.path.insert(0, {root!r})
+from training.__main__ import main
+main(["-q", "prepare", "--data", {csv!r}, "--label", "label", "--predictor-type",
+      "binary_classifier", "--out", {out!r}])
+"""
+
+
+def run(code: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of the code, run in a fresh process."""
+    start = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-c", code + PEAK], check=True, cwd=ROOT, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    peak_kb = int(res.stdout.split("PEAK_KB")[-1])
+    return wall, peak_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    csv = OUT / f"bench_{args.rows}.csv"
+    make_csv(args.rows, csv)
+    size = csv.stat().st_size / 1e6
+    results = {}
+    naive_out, prep_out = OUT / "naive", OUT / "prepared"
+    naive_out.mkdir(parents=True, exist_ok=True)
+    fill = {"root": str(ROOT), "csv": str(csv)}
+    results["python -m training prepare"] = run(PREPARE.format(out=str(prep_out), **fill))
+    results["pandas + sklearn in memory"] = run(NAIVE.format(out=str(naive_out), **fill))
+    manifest = json.loads((prep_out / "manifest.json").read_text())
+    print(
+        f"\nprepare {args.rows:,} rows x {len(pd.read_csv(csv, nrows=1).columns)} columns "
+        f"({size:.0f} MB CSV) -> feature_dim {manifest['feature_dim']}, RecordIO channels\n"
+    )
+    print(f"{'contender':<30}{'wall':>10}{'peak RSS':>12}")
+    for name, (wall, peak) in results.items():
+        print(f"{name:<30}{wall:>9.1f}s{peak:>10.0f}MB")
+
+
+if __name__ == "__main__":
+    main()
