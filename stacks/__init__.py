@@ -1,0 +1,1 @@
+"""The CDK stacks: base (data + access) and endpoint, built from one Settings object."""

@@ -1,0 +1,72 @@
+"""Assemble the stacks from settings; shared by app.py and the tests."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from stacks.base_stack import BaseStack
+from stacks.endpoint_stack import EndpointStack
+from stacks.images import linear_learner_image
+from stacks.settings import Settings
+
+TAG_KEY = "project"
+
+
+def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.Stack]:
+    """Add the project's stacks to ``app``; returns them by role ("base", "endpoint")."""
+    settings = settings or Settings.from_context(app.node.try_get_context)
+    env = cdk.Environment(account=settings.account, region=settings.region)
+    synthesizer = cdk.DefaultStackSynthesizer(
+        generate_bootstrap_version_rule=not settings.rehearsal
+    )
+    image = linear_learner_image(settings.region)
+    prefix = settings.stack_prefix
+    stacks: dict[str, cdk.Stack] = {}
+    base = BaseStack(
+        app,
+        f"{prefix}Base",
+        settings=settings,
+        image_uri=image,
+        env=env,
+        synthesizer=synthesizer,
+        description=f"{settings.project}: bucket, SageMaker role, notebook",
+    )
+    stacks["base"] = base
+    artifact = settings.model_artifact()
+    if artifact is None:
+        print(
+            f"endpoint stack skipped: no model artifact yet (no {settings.model_record}); "
+            "train first with `python -m training train --target aws …` or deploy a model "
+            "made elsewhere with -c model_data_url=s3://bucket/path/model.tar.gz",
+            file=sys.stderr,
+        )
+    else:
+        stacks["endpoint"] = EndpointStack(
+            app,
+            f"{prefix}Endpoint",
+            settings=settings,
+            base=base,
+            model_data_url=artifact["model_data_url"],
+            image_uri=artifact["image_uri"] or image,
+            env=env,
+            synthesizer=synthesizer,
+            description=f"{settings.project}: Linear Learner model, endpoint config, endpoint",
+        )
+    cdk.Tags.of(app).add(TAG_KEY, settings.project)
+    for stack in stacks.values():
+        _tag_untaggable(stack, settings.project)
+    return stacks
+
+
+def _tag_untaggable(stack: cdk.Stack, value: str) -> None:
+    """CDK's own custom-resource provider (S3 auto-delete) is a raw CfnResource that
+    ``Tags.of`` skips; tag it by property so the leftover audit can find it too."""
+    for node in stack.node.find_all():
+        if (
+            isinstance(node, cdk.CfnResource)
+            and node.cfn_resource_type in ("AWS::IAM::Role", "AWS::Lambda::Function")
+            and not cdk.TagManager.is_taggable(node)
+        ):
+            node.add_property_override("Tags", [{"Key": TAG_KEY, "Value": value}])

@@ -1,0 +1,399 @@
+"""Base stack: the data and access everything else runs on.
+
+    versioned S3 bucket ──read/write──► SageMaker execution role ◄── notebook instance
+          (SSL only, SSE, lifecycle)      (least privilege)          (KMS volume, idle stop)
+
+Everything here is deleted by ``cdk destroy``: the bucket is emptied of every object version
+and delete marker first (auto-delete), the KMS key is scheduled for deletion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.images import image_parts
+from stacks.notebook_lifecycle import on_start_script
+from stacks.settings import Settings
+
+DATA_PREFIXES = ("data/*", "models/*", "notebooks/*")  # what SageMaker may read/write
+
+
+def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
+    """ECR pull of exactly one repository (the algorithm image)."""
+    return iam.PolicyStatement(
+        actions=[
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+        ],
+        resources=[
+            cdk.Arn.format(
+                cdk.ArnComponents(
+                    service="ecr",
+                    region=image["region"],
+                    account=image["account"],
+                    resource="repository",
+                    resource_name=image["repository"],
+                ),
+                scope,
+            )
+        ],
+    )
+
+
+def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """Record why a cdk-nag finding is accepted, next to the code it is about."""
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+
+
+class BaseStack(cdk.Stack):
+    """Bucket, KMS key, SageMaker execution role and the notebook instance."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, settings: Settings, image_uri: str, **kwargs
+    ):
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        self.image_uri = image_uri
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{settings.project}: notebook volume and endpoint storage",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
+        self.bucket = self._bucket()
+        self.role = self._execution_role()
+        self.notebook = self._notebook()
+
+        cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
+        cdk.CfnOutput(self, "RoleArn", value=self.role.role_arn)
+        cdk.CfnOutput(self, "KeyArn", value=self.key.key_arn)
+        cdk.CfnOutput(self, "NotebookInstanceName", value=self.notebook.attr_notebook_instance_name)
+        cdk.CfnOutput(
+            self,
+            "NotebookUrl",
+            value=cdk.Fn.join(
+                "",
+                [
+                    f"https://{self.region}.console.aws.amazon.com/sagemaker/home?region="
+                    f"{self.region}#/notebook-instances/openNotebook/",
+                    self.notebook.attr_notebook_instance_name,
+                    "?view=lab",
+                ],
+            ),
+        )
+
+    # ------------------------------------------------------------------ bucket
+
+    def _bucket(self) -> s3.Bucket:
+        s = self.settings
+        bucket = s3.Bucket(
+            self,
+            "Bucket",
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=cdk.Duration.days(s.noncurrent_version_days),
+                    expired_object_delete_marker=True,
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            # The rehearsal against moto has no Lambda to run the custom resource; its
+            # destroy script empties the bucket itself (scripts/destroy-all.sh does anyway).
+            auto_delete_objects=s.auto_delete_objects,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "No server access logs by design: an access-log target bucket receives late log "
+            "deliveries after it is emptied, so `cdk destroy` fails with BucketNotEmpty "
+            "(aws/aws-cdk#16332, #21776). CloudTrail data events are the audit trail to enable.",
+        )
+        return bucket
+
+    # ------------------------------------------------------------------ role
+
+    def _execution_role(self) -> iam.Role:
+        s = self.settings
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{s.project}: SageMaker training jobs, endpoint and notebook",
+        )
+        arn = cdk.Arn.format
+        objects = [self.bucket.arn_for_objects(p) for p in DATA_PREFIXES]
+        statements = [
+            iam.PolicyStatement(
+                sid="ListProjectBucket",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[self.bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ReadWriteProjectData",
+                actions=[
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                ],
+                resources=objects,
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                    "logs:GetLogEvents",
+                ],
+                resources=[
+                    arn(
+                        cdk.ArnComponents(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws/sagemaker/*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        ),
+                        self,
+                    ),
+                    arn(
+                        cdk.ArnComponents(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws/sagemaker/*:log-stream:*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        ),
+                        self,
+                    ),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="EcrAuthToken",
+                actions=["ecr:GetAuthorizationToken"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+            iam.PolicyStatement(
+                sid="ProjectTrainingJobs",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    arn(
+                        cdk.ArnComponents(
+                            service="sagemaker",
+                            resource="training-job",
+                            resource_name=f"{s.project}-*",
+                        ),
+                        self,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="InvokeProjectEndpoint",
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[
+                    arn(
+                        cdk.ArnComponents(
+                            service="sagemaker", resource="endpoint", resource_name=f"{s.project}-*"
+                        ),
+                        self,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="StopOwnNotebookWhenIdle",
+                actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
+                resources=[
+                    arn(
+                        cdk.ArnComponents(
+                            service="sagemaker",
+                            resource="notebook-instance",
+                            resource_name=f"{s.project}-*",
+                        ),
+                        self,
+                    )
+                ],
+            ),
+        ]
+        policy = iam.Policy(self, "ExecutionPolicy", statements=statements)
+        policy.attach_to_role(role)
+        # Passing itself to training jobs started from the notebook, and nothing else.
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="PassSelfToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        policy.add_statements(pull_statement(image_parts(self.image_uri), self))
+        self.key.grant_encrypt_decrypt(role)
+        bucket = f"<{self.get_logical_id(self.bucket.node.default_child)}.Arn>"
+        scoped = f"arn:<AWS::Partition>:{{}}:{self.region}:<AWS::AccountId>:{{}}"
+        reasons = {
+            **{
+                f"Resource::{bucket}/{p}": f"objects under the project's own {p[:-1]} prefix of "
+                "the project bucket (training channels, model artifacts, notebooks)"
+                for p in DATA_PREFIXES
+            },
+            "Resource::"
+            + scoped.format(
+                "logs", "log-group:/aws/sagemaker/*"
+            ): "SageMaker names its log groups /aws/sagemaker/<kind> at run time",
+            "Resource::"
+            + scoped.format(
+                "logs", "log-group:/aws/sagemaker/*:log-stream:*"
+            ): "one log stream per job/instance, named by SageMaker at run time",
+            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
+            "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
+            "namespaces by condition",
+            **{
+                "Resource::"
+                + scoped.format(
+                    "sagemaker", f"{kind}/{s.project}-*"
+                ): f"{kind} names carry the project prefix plus a per-run suffix"
+                for kind in ("training-job", "endpoint", "notebook-instance")
+            },
+        }
+        for finding, reason in reasons.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK's grant_encrypt_decrypt on the project key alone (the statement's "
+                "resource is that key's ARN)",
+            )
+        return role
+
+    # ------------------------------------------------------------------ notebook
+
+    def _notebook(self) -> sagemaker.CfnNotebookInstance:
+        s = self.settings
+        lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
+            self,
+            "NotebookLifecycle",
+            on_start=[
+                sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
+                    content=cdk.Fn.base64(
+                        on_start_script(self.bucket.bucket_name, s.notebook_idle_minutes)
+                    )
+                )
+            ],
+        )
+        network = self._notebook_network() if s.notebook_in_vpc else {}
+        # Create-only properties (KMS key, subnet, internet access) change the name, so a
+        # change replaces the instance instead of failing on a custom-named resource.
+        fingerprint = hashlib.sha256(f"{s.notebook_in_vpc}|{s.project}".encode()).hexdigest()[:6]
+        notebook = sagemaker.CfnNotebookInstance(
+            self,
+            "Notebook",
+            notebook_instance_name=f"{s.project}-notebook-{fingerprint}",
+            instance_type=s.notebook_instance_type,
+            role_arn=self.role.role_arn,
+            kms_key_id=self.key.key_id,
+            volume_size_in_gb=s.notebook_volume_gb,
+            root_access="Enabled" if s.notebook_root_access else "Disabled",
+            lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
+            default_code_repository=s.code_repository or None,
+            instance_metadata_service_configuration=(
+                sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
+                    minimum_instance_metadata_service_version="2"
+                )
+            ),
+            **network,
+        )
+        if not s.notebook_in_vpc:
+            for rule, what in (
+                ("AwsSolutions-SM1", "is not placed in a VPC"),
+                ("AwsSolutions-SM3", "has direct internet access"),
+            ):
+                acknowledge(
+                    notebook,
+                    rule,
+                    f"By default the notebook {what}: it needs to reach S3, SageMaker and "
+                    "package registries, and a VPC without internet costs NAT or interface "
+                    "endpoints. Set -c notebook_in_vpc=true for an isolated notebook.",
+                )
+        return notebook
+
+    def _notebook_network(self) -> dict:
+        """An isolated VPC: no internet, VPC endpoints for the AWS APIs the notebook needs."""
+        vpc = ec2.Vpc(
+            self,
+            "NotebookVpc",
+            max_azs=1,
+            nat_gateways=0,
+            restrict_default_security_group=False,  # avoids a custom-resource Lambda
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                )
+            ],
+        )
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=logs.RetentionDays.ONE_WEEK,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        vpc.add_flow_log(
+            "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
+        )
+        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        group = ec2.SecurityGroup(
+            self,
+            "NotebookSecurityGroup",
+            vpc=vpc,
+            description="notebook instance: outbound to VPC endpoints",
+        )
+        endpoints = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=vpc,
+            description="VPC endpoints: HTTPS from the notebook only",
+        )
+        endpoints.add_ingress_rule(group, ec2.Port.tcp(443), "notebook to AWS APIs")
+        for name, service in (
+            ("SageMakerApi", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
+            ("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
+            ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+            ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
+        ):
+            vpc.add_interface_endpoint(
+                name, service=service, open=False, security_groups=[endpoints]
+            )
+        subnet = vpc.isolated_subnets[0]
+        return {
+            "subnet_id": subnet.subnet_id,
+            "security_group_ids": [group.security_group_id],
+            "direct_internet_access": "Disabled",
+        }

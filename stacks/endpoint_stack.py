@@ -1,0 +1,121 @@
+"""Endpoint stack: serve a Linear Learner model artifact.
+
+    model.tar.gz (S3) + image ──► Model ──► EndpointConfig ──► Endpoint (fixed name)
+
+CloudFormation replaces a Model or EndpointConfig on any change, so neither carries a fixed
+name: a new artifact creates a new Model and EndpointConfig, and the Endpoint (whose only
+create-only property is its name) is updated in place to the new config, without downtime.
+"""
+
+from __future__ import annotations
+
+import re
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.base_stack import BaseStack, pull_statement
+from stacks.images import image_parts
+from stacks.settings import Settings
+
+# Instance families with local NVMe instance storage reject an EndpointConfig KmsKeyId
+# (CreateEndpointConfig: "If you specify a value for KmsKeyId when using any nitro-based
+# instances with local storage, the call to CreateEndpointConfig fails").
+_LOCAL_STORAGE = re.compile(r"^ml\.([a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p4d|p4de|p5|p5e|trn1)\.")
+
+
+def supports_kms(instance_type: str) -> bool:
+    return not _LOCAL_STORAGE.match(instance_type)
+
+
+def _bucket_and_key(url: str) -> tuple[str, str]:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+class EndpointStack(cdk.Stack):
+    """Model, endpoint config and endpoint for one model artifact."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        settings: Settings,
+        base: BaseStack,
+        model_data_url: str,
+        image_uri: str,
+        **kwargs,
+    ):
+        super().__init__(scope, construct_id, **kwargs)
+        self.add_stack_dependency(base)
+        access = self._grant_model_access(base, model_data_url, image_uri)
+
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=base.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri, model_data_url=model_data_url, mode="SingleModel"
+            ),
+        )
+        model.node.add_dependency(access)  # the role can read the artifact before CreateModel
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name="AllTraffic",
+            model_name=model.attr_model_name,
+            initial_instance_count=settings.endpoint_instance_count,
+            instance_type=settings.endpoint_instance_type,
+            initial_variant_weight=1.0,
+        )
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[variant],
+            kms_key_id=(
+                base.key.key_arn if supports_kms(settings.endpoint_instance_type) else None
+            ),
+        )
+        # SageMaker writes here; created (and deleted) with the stack instead of lingering.
+        log_group = logs.LogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{settings.endpoint_name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=settings.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
+        )
+        endpoint.node.add_dependency(log_group)
+
+        cdk.CfnOutput(self, "EndpointName", value=endpoint.attr_endpoint_name)
+        cdk.CfnOutput(self, "EndpointConfigName", value=config.attr_endpoint_config_name)
+        cdk.CfnOutput(self, "ModelName", value=model.attr_model_name)
+        cdk.CfnOutput(self, "ModelDataUrl", value=model_data_url)
+        cdk.CfnOutput(self, "ImageUri", value=image_uri)
+
+    def _grant_model_access(self, base: BaseStack, model_data_url: str, image_uri: str):
+        """Read exactly this artifact (it may live outside the project bucket: a model made
+        elsewhere) and pull its image when it is not the region's Linear Learner image."""
+        bucket, key = _bucket_and_key(model_data_url)
+        statements = [
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    cdk.Arn.format(
+                        cdk.ArnComponents(
+                            service="s3", region="", account="", resource=bucket, resource_name=key
+                        ),
+                        self,
+                    )
+                ],
+            )
+        ]
+        if image_uri != base.image_uri:
+            statements.append(pull_statement(image_parts(image_uri), self))
+        return iam.Policy(self, "ModelAccess", statements=statements, roles=[base.role])

@@ -1,0 +1,153 @@
+"""Typed settings for the CDK app, read once from CDK context (cdk.json / ``-c key=value``).
+
+Every value is validated here with a message that names the context key and the fix, so a
+typo fails ``cdk synth`` in a second instead of a deployment half-way through.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
+
+
+class SettingsError(ValueError):
+    """A context value is invalid; the message names the key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stacks are built from. Defaults live in cdk.json's context."""
+
+    project: str = "ll-e2e"
+    region: str = "us-east-1"
+    account: str | None = None
+    notebook_instance_type: str = "ml.t3.medium"
+    notebook_volume_gb: int = 10
+    notebook_root_access: bool = False
+    notebook_idle_minutes: int = 60
+    notebook_in_vpc: bool = False
+    code_repository: str = ""
+    noncurrent_version_days: int = 30
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_count: int = 1
+    model_record: str = "models/latest.json"
+    model_data_url: str = ""
+    image_uri: str = ""
+    auto_delete_objects: bool = True
+    rehearsal: bool = False
+
+    @property
+    def stack_prefix(self) -> str:
+        return "".join(part.capitalize() for part in self.project.split("-"))
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.project}-endpoint"
+
+    @classmethod
+    def from_context(cls, get) -> Settings:
+        """Build from a ``node.try_get_context``-like callable; strings from ``-c`` are parsed."""
+        values = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.name, raw, f.type)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        problems = []
+        if not _PROJECT.match(self.project):
+            problems.append(
+                f"project='{self.project}': use 3-32 lower-case letters, digits and hyphens, "
+                "starting with a letter (it prefixes resource names and tags)"
+            )
+        if not _REGION.match(self.region):
+            problems.append(f"region='{self.region}' is not an AWS region name (e.g. eu-west-1)")
+        for key in ("notebook_instance_type", "endpoint_instance_type"):
+            value = getattr(self, key)
+            if not _INSTANCE.match(value):
+                problems.append(f"{key}='{value}' is not a SageMaker instance type (ml.m5.large)")
+        ranges = {
+            "notebook_volume_gb": (5, 16384),
+            "notebook_idle_minutes": (5, 24 * 60),
+            "noncurrent_version_days": (1, 3650),
+            "endpoint_instance_count": (1, 10),
+        }
+        for key, (low, high) in ranges.items():
+            value = getattr(self, key)
+            if not low <= value <= high:
+                problems.append(f"{key}={value} must be between {low} and {high}")
+        if self.model_data_url and not _S3_URL.match(self.model_data_url):
+            problems.append(
+                f"model_data_url='{self.model_data_url}' must be an s3://bucket/key URL of a "
+                "model.tar.gz"
+            )
+        if self.image_uri and ".dkr.ecr." not in self.image_uri:
+            problems.append(f"image_uri='{self.image_uri}' is not an ECR image URI")
+        if problems:
+            raise SettingsError("invalid CDK context:\n  - " + "\n  - ".join(problems))
+
+    def model_artifact(self) -> dict | None:
+        """The model to serve: context ``model_data_url`` wins, else the training record."""
+        if self.model_data_url:
+            return {
+                "model_data_url": self.model_data_url,
+                "image_uri": self.image_uri or None,
+                "source": "context model_data_url",
+            }
+        path = Path(self.model_record)
+        path = path if path.is_absolute() else ROOT / path
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            url = record["model_data_url"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise SettingsError(
+                f"model_record {path} is not a training record ({err}); rerun training or "
+                "pass -c model_data_url=s3://…"
+            ) from None
+        if not _S3_URL.match(str(url)):
+            raise SettingsError(f"model_record {path}: model_data_url '{url}' is not s3://…")
+        if record.get("region") and record["region"] != self.region:
+            raise SettingsError(
+                f"model_record {path} was trained in {record['region']} but the app targets "
+                f"{self.region}: SageMaker reads model artifacts from the endpoint's region; "
+                "pass -c region=" + record["region"]
+            )
+        return {
+            "model_data_url": url,
+            "image_uri": self.image_uri or record.get("image_uri"),
+            "source": str(path),
+        }
+
+
+def _coerce(name: str, raw, kind):
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("true", "false"):
+                raise ValueError
+            return text == "true"
+        if kind.startswith("int"):
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(str(raw).strip())
+        return None if raw is None else str(raw).strip()
+    except ValueError:
+        expected = "true or false" if kind.startswith("bool") else "an integer"
+        raise SettingsError(f"invalid CDK context: {name}='{raw}' must be {expected}") from None

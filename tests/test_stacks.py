@@ -1,0 +1,560 @@
+"""The CDK app, synthesized for real: resources, properties, cdk-nag, cfn-lint, the CLI."""
+
+import base64
+import datetime
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.app_builder import build_app
+from stacks.assets import idle_stop
+from stacks.endpoint_stack import supports_kms
+from stacks.images import linear_learner_image
+from stacks.settings import Settings, SettingsError
+
+ROOT = Path(__file__).parents[1]
+MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
+SDK_ACCOUNTS = {
+    "us-east-1": "382416733822",
+    "eu-west-1": "438346466558",
+    "ap-southeast-2": "712309505854",
+}
+
+
+@functools.cache
+def synth(**context):
+    """App, stacks and templates for one context (cached: synthesis takes seconds)."""
+    app = cdk.App(context=dict(context))
+    stacks = build_app(app)
+    templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
+    return app, stacks, templates
+
+
+def base(**context):
+    return synth(**context)[2]["base"]
+
+
+def endpoint(**context):
+    return synth(**{"model_data_url": MODEL, **context})[2]["endpoint"]
+
+
+def resources(template, kind):
+    return template.find_resources(kind)
+
+
+def only(template, kind):
+    found = resources(template, kind)
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return next(iter(found.values()))
+
+
+# ----------------------------------------------------------------------------- bucket
+
+
+def test_bucket_is_versioned_private_encrypted_ssl_only():
+    t = base()
+    bucket = only(t, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert "LoggingConfiguration" not in props  # deliberate: see AwsSolutions-S1 reason
+    policy = only(t, "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy
+    )
+
+
+@pytest.mark.parametrize("days", [30, 7])
+def test_noncurrent_versions_expire_after_configured_days(days):
+    t = base() if days == 30 else base(noncurrent_version_days=days)
+    rules = only(t, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}
+    assert rules[0]["ExpiredObjectDeleteMarker"] is True
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_destroy_deletes_bucket_key_and_log_groups():
+    t = base()
+    bucket = only(t, "AWS::S3::Bucket")
+    assert bucket["DeletionPolicy"] == "Delete" and bucket["UpdateReplacePolicy"] == "Delete"
+    assert {"Key": "aws-cdk:auto-delete-objects", "Value": "true"} in bucket["Properties"]["Tags"]
+    assert len(resources(t, "Custom::S3AutoDeleteObjects")) == 1
+    key = only(t, "AWS::KMS::Key")
+    assert key["DeletionPolicy"] == "Delete" and key["Properties"]["PendingWindowInDays"] == 7
+    assert key["Properties"]["EnableKeyRotation"] is True
+    for kind in ("AWS::Logs::LogGroup",):
+        for group in {
+            **resources(base(notebook_in_vpc=True), kind),
+            **resources(endpoint(), kind),
+        }.values():
+            assert group["DeletionPolicy"] == "Delete"
+    for template in (t, base(notebook_in_vpc=True), endpoint()):
+        for name, res in template.to_json()["Resources"].items():
+            assert res.get("DeletionPolicy", "Delete") == "Delete", name
+
+
+def test_rehearsal_switches_off_custom_resources_and_bootstrap_rule():
+    t = base(auto_delete_objects=False, rehearsal=True)
+    assert not resources(t, "Custom::S3AutoDeleteObjects")
+    assert "CheckBootstrapVersion" not in t.to_json().get("Rules", {})
+    assert "CheckBootstrapVersion" in base().to_json()["Rules"]
+
+
+# ----------------------------------------------------------------------------- role
+
+
+def role_statements(template):
+    out = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        out += policy["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def test_role_trusts_sagemaker_only_and_has_no_managed_policies():
+    roles = resources(base(), "AWS::IAM::Role")
+    execution = [
+        r
+        for r in roles.values()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+        == "sagemaker.amazonaws.com"
+    ]
+    assert len(execution) == 1
+    role = execution[0]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+        }
+    ]
+    assert "ManagedPolicyArns" not in role
+
+
+def test_role_policy_is_scoped():
+    statements = role_statements(base())
+    actions = [
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert not [a for a in actions if a in ("s3:*", "*", "sagemaker:*", "iam:*")]
+    for s in statements:
+        if s["Resource"] == "*":
+            assert set([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) <= {
+                "ecr:GetAuthorizationToken",
+                "cloudwatch:PutMetricData",
+            }, s
+    metrics = next(s for s in statements if s.get("Sid") == "SageMakerMetrics")
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    data = next(s for s in statements if s.get("Sid") == "ReadWriteProjectData")
+    prefixes = [r["Fn::Join"][1][1] for r in data["Resource"]]
+    assert prefixes == ["/data/*", "/models/*", "/notebooks/*"]
+    logs = next(s for s in statements if s.get("Sid") == "SageMakerLogs")
+    assert all("/aws/sagemaker/" in json.dumps(r) for r in logs["Resource"])
+    passrole = next(s for s in statements if s.get("Sid") == "PassSelfToSageMaker")
+    assert passrole["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+
+
+@pytest.mark.parametrize("region", sorted(SDK_ACCOUNTS))
+def test_role_pulls_only_the_regions_linear_learner_repository(region):
+    statements = role_statements(base(region=region))
+    pull = [s for s in statements if "ecr:BatchGetImage" in s["Action"]]
+    assert len(pull) == 1
+    arn = json.dumps(pull[0]["Resource"])
+    assert f":ecr:{region}:{SDK_ACCOUNTS[region]}:repository/linear-learner" in arn
+
+
+# ----------------------------------------------------------------------------- notebook
+
+
+def lifecycle_script(template) -> str:
+    config = only(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig")
+    content = config["Properties"]["OnStart"][0]["Content"]["Fn::Base64"]
+    parts = content["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else "<BUCKET>" for p in parts)
+
+
+def test_notebook_instance_defaults():
+    props = only(base(), "AWS::SageMaker::NotebookInstance")["Properties"]
+    assert props["InstanceType"] == "ml.t3.medium"
+    assert set(props["KmsKeyId"]) == {"Ref"}
+    assert props["RootAccess"] == "Disabled"
+    assert props["InstanceMetadataServiceConfiguration"] == {
+        "MinimumInstanceMetadataServiceVersion": "2"
+    }
+    assert props["NotebookInstanceName"].startswith("ll-e2e-notebook-")
+    assert "SubnetId" not in props and "DirectInternetAccess" not in props
+    assert props["LifecycleConfigName"]["Fn::GetAtt"][1] == "NotebookInstanceLifecycleConfigName"
+
+
+def test_notebook_root_access_and_instance_type_configurable():
+    props = only(
+        base(notebook_root_access=True, notebook_instance_type="ml.t3.large"),
+        "AWS::SageMaker::NotebookInstance",
+    )["Properties"]
+    assert props["RootAccess"] == "Enabled" and props["InstanceType"] == "ml.t3.large"
+
+
+@pytest.mark.parametrize("minutes", [60, 15])
+def test_lifecycle_script_syncs_notebooks_and_stops_when_idle(minutes):
+    script = lifecycle_script(base() if minutes == 60 else base(notebook_idle_minutes=minutes))
+    assert script.startswith("#!/bin/bash")
+    assert 'aws s3 sync "s3://<BUCKET>/notebooks/"' in script
+    assert f"idle_stop.py {minutes}" in script and "/etc/cron.d/idle-stop" in script
+    assert '"stop-notebook-instance"' in script
+    assert (ROOT / "stacks" / "assets" / "idle_stop.py").read_text() in script
+    assert len(base64.b64encode(script.encode())) < 16384  # SageMaker's limit per script
+
+
+def test_lifecycle_script_is_valid_bash():
+    script = lifecycle_script(base())
+    res = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_notebook_in_vpc_has_no_direct_internet():
+    t = base(notebook_in_vpc=True)
+    props = only(t, "AWS::SageMaker::NotebookInstance")["Properties"]
+    assert props["DirectInternetAccess"] == "Disabled"
+    assert "SubnetId" in props and props["SecurityGroupIds"]
+    assert not resources(t, "AWS::EC2::NatGateway")
+    assert not resources(t, "AWS::EC2::InternetGateway")
+    services = [
+        json.dumps(e["Properties"]["ServiceName"])
+        for e in resources(t, "AWS::EC2::VPCEndpoint").values()
+    ]
+    for name in ("sagemaker.api", "sagemaker.runtime", "logs", "sts", "s3"):
+        assert any(name in s for s in services), name
+    assert len(resources(t, "AWS::EC2::FlowLog")) == 1
+    # a different create-only network setting gives the instance a different name
+    assert (
+        props["NotebookInstanceName"]
+        != only(base(), "AWS::SageMaker::NotebookInstance")["Properties"]["NotebookInstanceName"]
+    )
+
+
+def test_idle_stop_decision():
+    now = 1_000_000.0
+
+    def iso(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
+
+    idle = [{"execution_state": "idle", "last_activity": iso(now - 3700)}]
+    status = {"last_activity": iso(now - 3700)}
+    assert idle_stop.should_stop(idle, status, now, 7200, 3600)
+    assert not idle_stop.should_stop(idle, status, now, 1800, 3600)  # just started
+    busy = [{"execution_state": "busy", "last_activity": iso(now - 9000)}]
+    assert not idle_stop.should_stop(busy, status, now, 9999, 3600)
+    recent = [{"execution_state": "idle", "last_activity": iso(now - 60)}]
+    assert not idle_stop.should_stop(recent, status, now, 9999, 3600)
+    assert idle_stop.should_stop([], {}, now, 4000, 3600)  # no kernels ever started
+
+
+# ----------------------------------------------------------------------------- endpoint
+
+
+@pytest.mark.parametrize("region", sorted(SDK_ACCOUNTS))
+def test_model_uses_the_regions_linear_learner_image(region):
+    container = only(endpoint(region=region), "AWS::SageMaker::Model")["Properties"][
+        "PrimaryContainer"
+    ]
+    assert container["Image"] == linear_learner_image(region)
+    assert container["Image"] == (
+        f"{SDK_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/linear-learner:1"
+    )
+    assert container["ModelDataUrl"] == MODEL
+
+
+def test_model_and_config_have_no_fixed_names_and_the_endpoint_follows_the_config():
+    t = endpoint()
+    model = only(t, "AWS::SageMaker::Model")["Properties"]
+    config = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
+    ep = only(t, "AWS::SageMaker::Endpoint")["Properties"]
+    assert "ModelName" not in model and "EndpointConfigName" not in config
+    variant = config["ProductionVariants"][0]
+    assert variant["ModelName"]["Fn::GetAtt"][1] == "ModelName"
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 1)
+    assert ep["EndpointConfigName"]["Fn::GetAtt"][1] == "EndpointConfigName"
+    assert ep["EndpointName"] == "ll-e2e-endpoint"
+
+
+def test_a_new_artifact_changes_model_and_config_but_not_the_endpoint_name():
+    other = "s3://some-bucket/runs/ll-e2e-20261126/output/model.tar.gz"
+    a, b = endpoint().to_json()["Resources"], endpoint(model_data_url=other).to_json()
+    b = b["Resources"]
+    model = next(k for k, v in a.items() if v["Type"] == "AWS::SageMaker::Model")
+    assert a[model]["Properties"] != b[model]["Properties"]  # replaced: a fresh generated name
+    ep = next(k for k, v in a.items() if v["Type"] == "AWS::SageMaker::Endpoint")
+    assert a[ep]["Properties"] == b[ep]["Properties"]  # same name, GetAtt of the new config
+
+
+@pytest.mark.parametrize(
+    "instance, has_kms",
+    [
+        ("ml.m5.large", True),
+        ("ml.c5.xlarge", True),
+        ("ml.m5d.large", False),
+        ("ml.g4dn.xlarge", False),
+        ("ml.g5.xlarge", False),
+    ],
+)
+def test_endpoint_config_kms_only_where_the_instance_allows(instance, has_kms):
+    assert supports_kms(instance) is has_kms
+    config = only(
+        endpoint(endpoint_instance_type=instance, endpoint_instance_count=2),
+        "AWS::SageMaker::EndpointConfig",
+    )["Properties"]
+    assert ("KmsKeyId" in config) is has_kms
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
+
+
+def test_model_made_elsewhere_with_its_own_image():
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-linear-learner:7"
+    t = endpoint(image_uri=image)
+    assert only(t, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Image"] == image
+    statements = only(t, "AWS::IAM::Policy")["Properties"]["PolicyDocument"]["Statement"]
+    text = json.dumps(statements)
+    assert "s3:::some-bucket/runs/ll-e2e-20261125/output/model.tar.gz" in text
+    assert ":ecr:us-east-1:123456789012:repository/my-linear-learner" in text
+
+
+def test_endpoint_log_group_is_owned_by_the_stack():
+    group = only(endpoint(), "AWS::Logs::LogGroup")
+    assert group["Properties"]["LogGroupName"] == "/aws/sagemaker/Endpoints/ll-e2e-endpoint"
+    assert group["DeletionPolicy"] == "Delete"
+
+
+def test_without_an_artifact_the_endpoint_stack_is_left_out(capsys, tmp_path):
+    app = cdk.App(context={"model_record": str(tmp_path / "none.json")})
+    stacks = build_app(app)
+    assert set(stacks) == {"base"}
+    err = capsys.readouterr().err
+    assert "endpoint stack skipped" in err and "train first" in err and len(err.splitlines()) == 1
+
+
+def test_the_training_record_feeds_the_endpoint(tmp_path):
+    record = tmp_path / "latest.json"
+    record.write_text(
+        json.dumps(
+            {"model_data_url": MODEL, "region": "us-east-1", "training_job_name": "ll-e2e-1"}
+        )
+    )
+    app = cdk.App(context={"model_record": str(record)})
+    stacks = build_app(app)
+    container = only(Template.from_stack(stacks["endpoint"]), "AWS::SageMaker::Model")
+    assert container["Properties"]["PrimaryContainer"]["ModelDataUrl"] == MODEL
+    record.write_text(json.dumps({"model_data_url": MODEL, "region": "eu-west-1"}))
+    with pytest.raises(SettingsError, match="trained in eu-west-1 .* -c region=eu-west-1"):
+        build_app(cdk.App(context={"model_record": str(record)}))
+
+
+# ----------------------------------------------------------------------------- cross-cutting
+
+
+def test_everything_taggable_carries_the_project_tag():
+    tag = {"Key": "project", "Value": "ll-e2e"}
+    kinds = [
+        "AWS::S3::Bucket",
+        "AWS::IAM::Role",
+        "AWS::KMS::Key",
+        "AWS::SageMaker::NotebookInstance",
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::Logs::LogGroup",
+    ]
+    for template in (base(), endpoint()):
+        for name, res in template.to_json()["Resources"].items():
+            if res["Type"] in kinds:
+                assert tag in res["Properties"].get("Tags", []), name
+
+
+def test_outputs():
+    assert set(base().to_json()["Outputs"]) >= {
+        "BucketName",
+        "RoleArn",
+        "NotebookInstanceName",
+        "NotebookUrl",
+        "KeyArn",
+    }
+    assert set(endpoint().to_json()["Outputs"]) >= {
+        "EndpointName",
+        "EndpointConfigName",
+        "ModelName",
+        "ModelDataUrl",
+        "ImageUri",
+    }
+    url = json.dumps(base().to_json()["Outputs"]["NotebookUrl"])
+    assert "us-east-1.console.aws.amazon.com/sagemaker" in url
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {},
+        {"model_data_url": MODEL},
+        {"model_data_url": MODEL, "notebook_in_vpc": True, "region": "eu-west-1"},
+        {
+            "model_data_url": MODEL,
+            "endpoint_instance_type": "ml.m5d.large",
+            "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/other:1",
+        },
+    ],
+    ids=["base-only", "with-endpoint", "vpc-eu-west-1", "nvme-foreign-image"],
+)
+def test_cdk_nag_aws_solutions_pass(context):
+    app = synth(**context)[0]
+    report = AwsSolutionsChecks().validate_scope(app)
+    assert report.success, [v.rule_name for v in report.violations]
+
+
+def test_settings_errors_name_the_context_key():
+    with pytest.raises(SettingsError) as err:
+        Settings.from_context(
+            {
+                "region": "europe",
+                "endpoint_instance_type": "m5.large",
+                "notebook_idle_minutes": "0",
+                "project": "LL",
+            }.get
+        )
+    text = str(err.value)
+    for piece in (
+        "region='europe'",
+        "endpoint_instance_type='m5.large'",
+        "notebook_idle_minutes=0 must be between 5",
+        "project='LL'",
+    ):
+        assert piece in text
+    with pytest.raises(SettingsError, match="notebook_in_vpc='yes' must be true or false"):
+        Settings.from_context({"notebook_in_vpc": "yes"}.get)
+    assert (
+        Settings.from_context(
+            {"notebook_in_vpc": "true", "notebook_volume_gb": "20"}.get
+        ).notebook_volume_gb
+        == 20
+    )
+
+
+# ----------------------------------------------------------------------------- real toolchain
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Any AWS call would have to go through this dead proxy and fail: synth must need none.
+    env.update(
+        HTTPS_PROXY="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+        AWS_EC2_METADATA_DISABLED="true",
+        CDK_DISABLE_CLI_TELEMETRY="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    """`npx cdk synth` through the pinned CLI, without AWS credentials."""
+    out = tmp_path_factory.mktemp("cdk.out")
+    for variant, ctx in (
+        ("default", []),
+        ("endpoint", ["-c", f"model_data_url={MODEL}"]),
+        (
+            "vpc",
+            [
+                "-c",
+                f"model_data_url={MODEL}",
+                "-c",
+                "notebook_in_vpc=true",
+                "-c",
+                "region=ap-southeast-2",
+            ],
+        ),
+    ):
+        res = subprocess.run(
+            [
+                "npx",
+                "--no-install",
+                "cdk",
+                "synth",
+                "--no-notices",
+                "-q",
+                "-o",
+                str(out / variant),
+                *ctx,
+            ],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_pinned_cli_version():
+    res = subprocess.run(
+        ["npx", "--no-install", "cdk", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
+    assert res.stdout.startswith("2.1148."), res.stdout + res.stderr
+
+
+def test_cli_synth_without_credentials_writes_templates(synthesized):
+    assert (synthesized / "default" / "LlE2eBase.template.json").exists()
+    assert not (synthesized / "default" / "LlE2eEndpoint.template.json").exists()
+    assert (synthesized / "endpoint" / "LlE2eEndpoint.template.json").exists()
+    template = json.loads((synthesized / "vpc" / "LlE2eEndpoint.template.json").read_text())
+    images = [
+        r["Properties"]["PrimaryContainer"]["Image"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::Model"
+    ]
+    assert images == [linear_learner_image("ap-southeast-2")]
+
+
+def test_cfn_lint_passes_on_every_synthesized_template(synthesized):
+    templates = sorted(str(p) for p in synthesized.glob("*/*.template.json"))
+    assert len(templates) == 5
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    res = subprocess.run(
+        [str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_bad_context_fails_synth_with_a_message_not_a_traceback(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(CDK_OUTDIR=str(tmp_path), CDK_CONTEXT_JSON=json.dumps({"region": "mars"})),
+    )
+    assert res.returncode == 1
+    assert "region='mars' is not an AWS region name" in res.stderr
+    assert "Traceback" not in res.stderr
