@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 
 from training.hyperparameters import HyperparameterError
-from training.validation import PREDICTOR_TYPES, ValidationError
+from training.validation import PREDICTOR_TYPES, Problem, ValidationError
 
-USER_ERRORS = (ValidationError, HyperparameterError)
+
+def _user_errors():
+    from training.local.artifact import ArtifactError
+
+    return (ValidationError, HyperparameterError, ArtifactError)
 
 
 def _validate(args) -> int:
@@ -64,6 +68,44 @@ def _prepare(args) -> int:
             f"{', '.join(info['files'])}"
         )
     print(f"  feature_dim {manifest['feature_dim']}; manifest: {args.out}/manifest.json")
+    return 0
+
+
+def _train(args) -> int:
+    from training.hyperparameters import parse_assignments
+
+    overrides = parse_assignments(args.hyperparameters)
+    if args.target != "local":
+        raise ValidationError(
+            [
+                Problem(
+                    "--target aws",
+                    "training on SageMaker is not available in this version yet",
+                    "use --target local (the offline Linear Learner) for now",
+                )
+            ]
+        )
+    from training.local.trainer import train_local
+
+    report = train_local(
+        args.data_dir,
+        args.out,
+        overrides,
+        seed=args.seed,
+        show_progress=not args.quiet,
+        echo=(lambda line: None) if args.quiet else print,
+    )
+    metrics = report["metrics"]
+    print(f"model: {args.out}/model.tar.gz  ({report['training_seconds']:.2f}s)")
+    for name in sorted(metrics):
+        print(f"  {name:<42} {metrics[name]:.6g}")
+    return 0
+
+
+def _serve(args) -> int:
+    from training.local.server import serve
+
+    serve(args.model, args.host, args.port)
     return 0
 
 
@@ -119,6 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="split channel files into shards of about this size (multi-instance)",
     )
     p.set_defaults(func=_prepare)
+
+    t = sub.add_parser("train", help="train Linear Learner on prepared channels")
+    t.add_argument("--target", choices=("local", "aws"), default="local")
+    t.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
+    t.add_argument("--out", required=True, type=Path, help="where model.tar.gz goes")
+    t.add_argument(
+        "--hyperparameters",
+        nargs="*",
+        metavar="NAME=VALUE",
+        help="Linear Learner hyperparameters, SageMaker names and values",
+    )
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("serve", help="serve a local model.tar.gz like a SageMaker endpoint")
+    s.add_argument("--model", required=True, type=Path)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=_serve)
     return parser
 
 
@@ -131,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

@@ -1,0 +1,216 @@
+"""The local Linear Learner: losses, packed training, selection, artifact, the train command."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from training import hyperparameters as hp_table
+from training.hyperparameters import HyperparameterError
+from training.local import artifact
+from training.local import metrics as lm
+from training.local.learner import Data, PackedTrainer
+from training.local.losses import Loss
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "logistic",
+        "hinge_loss",
+        "squared_loss",
+        "absolute_loss",
+        "eps_insensitive_squared_loss",
+        "eps_insensitive_absolute_loss",
+        "quantile_loss",
+        "huber_loss",
+        "softmax_loss",
+    ],
+)
+def test_loss_gradients_match_finite_differences(name):
+    rng = np.random.default_rng(0)
+    loss = Loss(name, {"quantile": 0.3, "huber_delta": 0.7, "loss_insensitivity": 0.05})
+    if name == "softmax_loss":
+        z = rng.standard_normal((6, 2, 3))
+        y = rng.integers(0, 3, 6).astype(float)
+    else:
+        z = rng.standard_normal((6, 2)) * 2
+        y = (
+            rng.integers(0, 2, 6).astype(float)
+            if name in ("logistic", "hinge_loss")
+            else rng.standard_normal(6)
+        )
+    grad = loss.grad(z, y)
+    eps = 1e-6
+    numeric = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        up, down = z.copy(), z.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        numeric[idx] = (loss.value(up, y) - loss.value(down, y))[idx[:2]] / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, atol=1e-4)
+
+
+def split(X, y, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(y))
+    a, b = int(0.6 * len(y)), int(0.8 * len(y))
+    part = lambda s: Data(X[idx[s]].astype(np.float32), y[idx[s]].astype(np.float32))  # noqa
+    return part(slice(0, a)), part(slice(a, b)), part(slice(b, None))
+
+
+def fit(hp, train, val, seed=0):
+    logs = []
+    trainer = PackedTrainer(hp_table.validate(hp), seed=seed, log=logs.append)
+    return trainer.fit(train, val), trainer, logs
+
+
+def test_packed_models_learn_a_real_dataset_and_log_like_sagemaker():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, test = split(X, y)
+    model, trainer, logs = fit({"predictor_type": "binary_classifier"}, train, val)
+    accuracy = (model.predict(test.X)["predicted_label"] == test.y).mean()
+    assert accuracy > 0.93
+    assert trainer.resolved["num_models"] == 32
+    assert any(
+        line.startswith(
+            "#quality_metric: host=algo-1, epoch=0, validation "
+            "binary_classification_cross_entropy_objective <loss>="
+        )
+        for line in logs
+    )
+    assert any(line.startswith("Best model found for hyperparameters:") for line in logs)
+    assert 0 < model.threshold < 1 and model.weights.shape == (30,)
+
+
+def test_deterministic_with_a_seed(tmp_path):
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    a = artifact.save(
+        fit({"predictor_type": "binary_classifier"}, train, val)[0], tmp_path / "a.tar.gz"
+    )
+    b = artifact.save(
+        fit({"predictor_type": "binary_classifier"}, train, val)[0], tmp_path / "b.tar.gz"
+    )
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_regression_folds_label_normalisation_into_the_export():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, 4)) * [1, 10, 100, 0.1] + 50
+    y = X @ np.array([2.0, -0.3, 0.01, 5.0]) + 1000 + rng.standard_normal(3000) * 0.1
+    train, val, test = split(X, y)
+    model, _, _ = fit({"predictor_type": "regressor", "epochs": "30"}, train, val)
+    pred = model.predict(test.X)["score"]
+    assert np.sqrt(np.mean((pred - test.y) ** 2)) < 1.0  # in the label's original units
+    np.testing.assert_allclose(model.weights[:3], [2.0, -0.3, 0.01], rtol=0.15)
+
+
+def test_multiclass_and_hinge_and_single_model():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, test = split(X, y)
+    model, trainer, _ = fit(
+        {
+            "predictor_type": "binary_classifier",
+            "loss": "hinge_loss",
+            "num_models": "1",
+            "learning_rate": "0.1",
+        },
+        train,
+        val,
+    )
+    assert trainer.resolved["num_models"] == 1 and model.loss == "hinge_loss"
+    assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.9
+    rng = np.random.default_rng(2)
+    centers = np.array([[0, 0], [4, 0], [0, 4]])
+    labels = rng.integers(0, 3, 900)
+    data = centers[labels] + rng.standard_normal((900, 2))
+    train, val, test = split(data, labels)
+    model, _, _ = fit({"predictor_type": "multiclass_classifier", "num_classes": "3"}, train, val)
+    out = model.predict(test.X)
+    assert out["score"].shape == (test.n, 3)
+    np.testing.assert_allclose(out["score"].sum(axis=1), 1, rtol=1e-5)
+    assert (out["predicted_label"] == test.y).mean() > 0.9
+
+
+def test_threshold_calibration_per_criterion():
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
+    y = np.array([1, 1, 0, 1, 1, 0, 0, 0])
+    t = lm.calibrate_threshold(score, y, "accuracy", {}, 0.5)
+    assert t == pytest.approx(0.35)  # the top five: 7/8 correct
+    hp = {"target_recall": 0.6, "target_precision": 0.9}
+    assert lm.calibrate_threshold(score, y, "precision_at_target_recall", hp, 0.5) == pytest.approx(
+        0.35
+    )  # recall 1, precision 0.8 beats recall 0.75 at 0.75
+    assert lm.calibrate_threshold(score, y, "recall_at_target_precision", hp, 0.5) == pytest.approx(
+        0.75
+    )  # only the top two reach precision 0.9
+    assert lm.roc_auc(score, y) == pytest.approx(14 / 16)
+
+
+def test_bad_hyperparameters_fail_before_training(tmp_path):
+    with pytest.raises(HyperparameterError, match="mini_batch_size='0'"):
+        hp_table.validate({"predictor_type": "regressor", "mini_batch_size": "0"})
+
+
+def test_train_command_end_to_end(tmp_path):
+    prep, out = tmp_path / "prep", tmp_path / "model"
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "training", *map(str, a)],  # noqa
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    res = run(
+        "prepare",
+        "--data",
+        ROOT / "data" / "penguins.csv",
+        "--label",
+        "sex",
+        "--predictor-type",
+        "binary_classifier",
+        "--out",
+        prep,
+        "--drop-unlabeled",
+    )
+    assert res.returncode == 0, res.stderr
+    res = run(
+        "train",
+        "--target",
+        "local",
+        "--data-dir",
+        prep,
+        "--out",
+        out,
+        "--hyperparameters",
+        "epochs=10",
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["metrics"]["test:binary_classification_accuracy"] > 0.8
+    assert {
+        "test:roc_auc_score",
+        "validation:objective_loss",
+        "test:binary_f_beta",
+        "test:precision",
+        "test:recall",
+    } <= set(report["metrics"])
+    log = (out / "training.log").read_text()
+    assert "#quality_metric: host=algo-1, test binary_f_1.000 <score>=" in log
+    assert (
+        artifact.load(out / "model.tar.gz").feature_dim
+        == json.loads((prep / "manifest.json").read_text())["feature_dim"]
+    )
+    res = run("train", "--data-dir", prep, "--out", out, "--hyperparameters", "epoch=3")
+    assert res.returncode == 2 and "Did you mean 'epochs'?" in res.stderr
+    assert "Traceback" not in res.stderr

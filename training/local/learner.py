@@ -1,0 +1,512 @@
+"""The Linear Learner algorithm as published, on one machine: model packing in one pass.
+
+``num_models`` linear models (auto: 32) are trained together as one weight matrix, so every
+mini-batch costs one matrix product for all of them. They differ in learning rate, L2 (wd) and
+L1 around the given values (model 0 uses exactly the given or default values). Features (and,
+for regression, the label) are normalised from a sample of ``num_point_for_scaler`` rows; the
+normalisation is folded into the weights each step (no extra pass over the data) and into the
+exported model at the end. The best model is chosen on validation data (or a training sample)
+per ``binary_classifier_model_selection_criteria``, with its decision threshold calibrated.
+
+Values the SageMaker docs leave to ``auto`` and do not document are this project's choices,
+listed in ``AUTO`` below.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.local import metrics as lm
+from training.local.losses import AUTO_LOSS, Loss, scores
+
+# What `auto` means here (SageMaker does not document most of these; see the module docstring).
+AUTO = {
+    "num_models": 32,
+    "learning_rate": {"adam": 0.01, "rmsprop": 0.01, "sgd": 0.1},
+    "beta_1": 0.9,
+    "beta_2": 0.999,
+    "momentum": 0.0,
+    "bias_lr_mult": 1.0,
+    "bias_wd_mult": 0.0,
+    "wd": 1e-6,
+    "l1": 0.0,
+    "lr_scheduler_factor": 0.9,  # per lr_scheduler_step updates
+    "lr_scheduler_minimum_lr": 1e-5,
+    "num_calibration_samples": 10_000_000,
+}
+
+
+@dataclass
+class Data:
+    """Features (dense float32 ndarray or CSR) and float labels of one channel."""
+
+    X: object
+    y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass
+class LinearModel:
+    """The exported model: raw-feature weights (normalisation folded in) and what to report."""
+
+    predictor_type: str
+    loss: str
+    weights: np.ndarray  # (d,) or (d, K)
+    bias: np.ndarray  # () or (K,)
+    threshold: float = 0.5
+    hyperparameters: dict = field(default_factory=dict)
+    selected: dict = field(default_factory=dict)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.weights.shape[0]
+
+    def raw(self, X) -> np.ndarray:
+        return np.asarray(X @ self.weights) + self.bias
+
+    def predict(self, X) -> dict:
+        """``score`` (and ``predicted_label`` for classifiers) per row, as the endpoint returns."""
+        z = self.raw(X)
+        if self.predictor_type == "regressor":
+            return {"score": z}
+        if self.predictor_type == "binary_classifier":
+            s = scores(self.loss, z)
+            return {"score": s, "predicted_label": (s >= self.threshold).astype(np.int64)}
+        s = scores("softmax_loss", z)
+        return {"score": s, "predicted_label": s.argmax(axis=1)}
+
+
+class _Adam:
+    def __init__(self, shape, b1, b2):
+        self.m, self.v, self.b1, self.b2, self.t = (
+            np.zeros(shape, np.float32),
+            np.zeros(shape, np.float32),
+            b1,
+            b2,
+            0,
+        )
+
+    def step(self, param, grad, lr):
+        self.t += 1
+        self.m *= self.b1
+        self.m += (1 - self.b1) * grad
+        self.v *= self.b2
+        self.v += (1 - self.b2) * grad * grad
+        corr = np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
+        param -= (lr * corr) * self.m / (np.sqrt(self.v) + 1e-8)
+
+
+class _RMSProp:
+    def __init__(self, shape, rho=0.9):
+        self.v, self.rho = np.zeros(shape, np.float32), rho
+
+    def step(self, param, grad, lr):
+        self.v *= self.rho
+        self.v += (1 - self.rho) * grad * grad
+        param -= lr * grad / (np.sqrt(self.v) + 1e-8)
+
+
+class _SGD:
+    def __init__(self, shape, momentum):
+        self.vel, self.mu = np.zeros(shape, np.float32), momentum
+
+    def step(self, param, grad, lr):
+        if self.mu:
+            self.vel *= self.mu
+            self.vel -= lr * grad
+            param += self.vel
+        else:
+            param -= lr * grad
+
+
+def _optimizer(name, shape, hp):
+    if name == "adam":
+        return _Adam(shape, hp["beta_1"], hp["beta_2"])
+    if name == "rmsprop":
+        return _RMSProp(shape)
+    return _SGD(shape, hp["momentum"])
+
+
+def resolve(hp: dict, n_train: int) -> dict:
+    """Hyperparameters with every ``auto`` replaced by the value this run uses."""
+    r = dict(hp)
+    predictor = r["predictor_type"]
+    r["loss"] = AUTO_LOSS[predictor] if r["loss"] == "auto" else r["loss"]
+    r["optimizer"] = "adam" if r["optimizer"] == "auto" else r["optimizer"]
+    for key in (
+        "beta_1",
+        "beta_2",
+        "momentum",
+        "bias_lr_mult",
+        "bias_wd_mult",
+        "lr_scheduler_factor",
+        "lr_scheduler_minimum_lr",
+        "num_calibration_samples",
+        "num_models",
+    ):
+        if r[key] == "auto":
+            r[key] = AUTO[key]
+    r["_given"] = {k: r[k] != "auto" for k in ("learning_rate", "wd", "l1")}
+    if r["learning_rate"] == "auto":
+        r["learning_rate"] = AUTO["learning_rate"][r["optimizer"]]
+    for key in ("wd", "l1"):
+        if r[key] == "auto":
+            r[key] = AUTO[key]
+    steps_per_epoch = max(1, -(-n_train // r["mini_batch_size"]))
+    r["_total_steps"] = steps_per_epoch * int(r["epochs"])
+    if r["lr_scheduler_step"] == "auto":
+        r["lr_scheduler_step"] = steps_per_epoch
+    regression = predictor == "regressor"
+    r["normalize_data"] = r["normalize_data"] != "false"
+    r["normalize_label"] = regression and r["normalize_label"] != "false"
+    r["unbias_label"] = regression and r["use_bias"] and r["unbias_label"] != "false"
+    return r
+
+
+def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-model learning rate, wd and l1: model 0 as given, the rest spread around it."""
+    m = int(r["num_models"])
+    lr = np.full(m, r["learning_rate"], np.float64)
+    wd = np.full(m, r["wd"], np.float64)
+    l1 = np.full(m, r["l1"], np.float64)
+    if m > 1:
+        if r["_given"]["learning_rate"]:
+            rates = r["learning_rate"] * 10 ** np.linspace(-1.0, 1.0, m - 1)
+        else:
+            # auto: 10x below to 100x above the optimizer's default, shifted up when the run
+            # has few updates in all (small data), so some model still converges
+            boost = max(1.0, np.sqrt(300.0 / max(1, r["_total_steps"])))
+            rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 2.0, m - 1)
+        lr[1:] = rng.permutation(rates)
+        if r["_given"]["wd"]:
+            base_wd = r["wd"] if r["wd"] > 0 else 1e-4
+            wd[1:] = np.where(
+                rng.random(m - 1) < 0.25, 0.0, base_wd * 10 ** rng.uniform(-1, 1, m - 1)
+            )
+        else:  # auto: from none to strong L2, since small data needs it and big data not
+            wd[1:] = np.where(rng.random(m - 1) < 0.2, 0.0, 10 ** rng.uniform(-6, -1, m - 1))
+        if r["l1"] > 0:
+            l1[1:] = r["l1"] * 10 ** rng.uniform(-1, 1, m - 1)
+        elif not r["_given"]["l1"]:
+            l1[1:] = np.where(rng.random(m - 1) < 0.25, 10 ** rng.uniform(-6, -3, m - 1), 0.0)
+    return {"learning_rate": lr, "wd": wd, "l1": l1}
+
+
+def _feature_stats(X, rows: np.ndarray, r: dict, sparse: bool):
+    d = X.shape[1]
+    if not r["normalize_data"]:
+        return np.zeros(d, np.float32), np.ones(d, np.float32)
+    sample = X[rows]
+    if sparse:
+        mean = np.asarray(sample.mean(axis=0)).ravel()
+        sq = np.asarray(sample.multiply(sample).mean(axis=0)).ravel()
+        std = np.sqrt(np.maximum(sq - mean * mean, 0))
+    else:
+        mean, std = sample.mean(axis=0), sample.std(axis=0)
+    shift = r["unbias_data"] == "true" or (
+        r["unbias_data"] == "auto" and r["use_bias"] and not sparse
+    )
+    std = np.where(std > 1e-12, std, 1.0)
+    return (mean if shift else np.zeros(d)).astype(np.float32), std.astype(np.float32)
+
+
+def _class_weights(y: np.ndarray, r: dict, k: int) -> np.ndarray | None:
+    """Per-class example weights, or None when all examples weigh 1."""
+    if r["predictor_type"] == "binary_classifier":
+        mult = r["positive_example_weight_mult"]
+        if mult in ("balanced", "auto"):
+            pos = max(1.0, float(y.sum()))
+            mult = (y.size - pos) / pos
+        return None if float(mult) == 1.0 else np.array([1.0, float(mult)], np.float32)
+    if r["predictor_type"] == "multiclass_classifier" and r["balance_multiclass_weights"]:
+        counts = np.maximum(np.bincount(y.astype(np.int64), minlength=k), 1)
+        return (y.size / (k * counts)).astype(np.float32)
+    return None
+
+
+class PackedTrainer:
+    """Trains ``num_models`` models together; ``fit`` returns the selected :class:`LinearModel`."""
+
+    def __init__(
+        self,
+        hyperparameters: dict,
+        seed: int = 0,
+        log: Callable[[str], None] = print,
+        progress=None,
+    ):
+        self.hp = hyperparameters
+        self.seed = seed
+        self.log = log
+        self.progress = progress
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, train: Data, validation: Data | None = None) -> LinearModel:
+        import scipy.sparse
+
+        rng = np.random.default_rng(self.seed)
+        r = resolve(self.hp, train.n)
+        self.resolved = r
+        predictor = r["predictor_type"]
+        k = int(r.get("num_classes") or 1) if predictor == "multiclass_classifier" else 1
+        m = int(r["num_models"])
+        sparse = scipy.sparse.issparse(train.X)
+        X = train.X.tocsr() if sparse else np.ascontiguousarray(train.X, np.float32)
+        y = np.asarray(train.y, np.float32)
+        d = X.shape[1]
+        loss = Loss(r["loss"], r)
+
+        scaler_rows = np.sort(
+            rng.choice(train.n, min(train.n, r["num_point_for_scaler"]), replace=False)
+        )
+        mean, std = _feature_stats(X, scaler_rows, r, sparse)
+        y_mean = float(y[scaler_rows].mean()) if r["unbias_label"] else 0.0
+        y_std = float(y[scaler_rows].std()) if r["normalize_label"] else 1.0
+        y_std = y_std if y_std > 1e-12 else 1.0
+        self.log(
+            f"Scaling model computed with parameters: mean_label={y_mean:.6g}, "
+            f"stdev_label={y_std:.6g}, features={d}"
+        )
+        y_fit = (y - y_mean) / y_std if predictor == "regressor" else y
+
+        grid = _model_grid(r, rng)
+        cols = m * k
+        lr0 = np.repeat(grid["learning_rate"], k).astype(np.float32)
+        wd = np.repeat(grid["wd"], k).astype(np.float32)
+        l1 = np.repeat(grid["l1"], k).astype(np.float32)
+        if r["init_method"] == "normal":
+            W = rng.normal(0, r["init_sigma"], (d, cols)).astype(np.float32)
+        else:
+            W = rng.uniform(-r["init_scale"], r["init_scale"], (d, cols)).astype(np.float32)
+        b = np.full(cols, r["init_bias"] if r["use_bias"] else 0.0, np.float32)
+        opt_w = _optimizer(r["optimizer"], W.shape, r)
+        opt_b = _optimizer(r["optimizer"], b.shape, r)
+        weights = _class_weights(y, r, k)
+
+        if validation is not None and validation.n:
+            val = Data(validation.X, np.asarray(validation.y, np.float32))
+            val_name = "validation"
+        else:
+            rows = rng.choice(train.n, min(train.n, 10_000), replace=False)
+            val, val_name = Data(X[rows], y[rows]), "train_sample"
+        val_fit = (val.y - y_mean) / y_std if predictor == "regressor" else val.y
+
+        # even batches (1005 rows at 1000 -> 502 + 503, not 1000 + 5)
+        n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
+        bounds = np.linspace(0, train.n, n_batches + 1).astype(np.int64)
+        lr = lr0.copy()
+        min_lr = np.float32(r["lr_scheduler_minimum_lr"])
+        step = 0
+        best_loss = np.full(m, np.inf)
+        best_w, best_b = W.copy(), b.copy()
+        best_epoch = np.zeros(m, np.int64)
+        stop_best, stale = np.inf, 0
+        epochs = int(r["epochs"])
+        bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            for i in rng.permutation(n_batches):
+                xb = X[bounds[i] : bounds[i + 1]]
+                yb = y_fit[bounds[i] : bounds[i + 1]]
+                n_b = xb.shape[0]
+                w_eff = W / std[:, None]
+                b_eff = b - mean @ w_eff
+                z = np.asarray(xb @ w_eff) + b_eff
+                if k > 1:
+                    z = z.reshape(n_b, m, k)
+                g = loss.grad(z, yb)
+                if weights is not None:
+                    ex_w = weights[yb.astype(np.int64)]
+                    g *= ex_w.reshape((-1,) + (1,) * (g.ndim - 1))
+                    norm = float(ex_w.sum())
+                else:
+                    norm = float(n_b)
+                g = (g.reshape(n_b, cols) / norm).astype(np.float32)
+                gsum = g.sum(axis=0)
+                gw = (np.asarray(xb.T @ g) - mean[:, None] * gsum[None, :]) / std[:, None]
+                gw += wd * W
+                opt_w.step(W, gw, lr)
+                if r["use_bias"]:
+                    gb = gsum + r["bias_wd_mult"] * wd * b
+                    opt_b.step(b, gb, lr * np.float32(r["bias_lr_mult"]))
+                if l1.any():
+                    W[:] = np.sign(W) * np.maximum(np.abs(W) - lr * l1, 0.0)
+                step += 1
+                if r["use_lr_scheduler"] and step % int(r["lr_scheduler_step"]) == 0:
+                    lr = np.maximum(
+                        lr * np.float32(r["lr_scheduler_factor"]), np.minimum(min_lr, lr0)
+                    )
+            train_loss = self._losses(
+                loss,
+                X[: min(train.n, 20_000)],
+                y_fit[: min(train.n, 20_000)],
+                W,
+                b,
+                mean,
+                std,
+                k,
+                weights,
+            )
+            val_loss = self._losses(loss, val.X, val_fit, W, b, mean, std, k, weights)
+            improved = val_loss < best_loss
+            best_loss = np.where(improved, val_loss, best_loss)
+            best_w[:, np.repeat(improved, k)] = W[:, np.repeat(improved, k)]
+            best_b[np.repeat(improved, k)] = b[np.repeat(improved, k)]
+            best_epoch[improved] = epoch
+            top = int(np.argmin(val_loss))
+            elapsed = time.perf_counter() - t0
+            obj = loss.objective_name
+            self.log(lm.quality_line("train", obj, float(train_loss[top]), epoch, "loss"))
+            if val_name == "validation":
+                self.log(lm.quality_line("validation", obj, float(val_loss[top]), epoch, "loss"))
+            self.log(
+                f"#early_stopping_criteria_metric: host={lm.HOST}, epoch={epoch}, "
+                f"criteria={obj}, value={float(val_loss[top])}"
+            )
+            self.log(
+                f"#progress_metric: host={lm.HOST}, completed "
+                f"{100 * (epoch + 1) // epochs} % of epochs"
+            )
+            self.log(
+                f"#throughput_metric: host={lm.HOST}, train throughput="
+                f"{train.n / max(elapsed, 1e-9):.1f} records/second"
+            )
+            self.history.append(
+                {
+                    "epoch": epoch,
+                    "train_objective_loss": float(train_loss[top]),
+                    f"{val_name}_objective_loss": float(val_loss[top]),
+                    "seconds": elapsed,
+                }
+            )
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{val_name} loss {val_loss[top]:.4f}")
+            current = float(val_loss.min())
+            if current < stop_best * (1 - r["early_stopping_tolerance"]) or stop_best == np.inf:
+                self.log(f"Epoch {epoch}: Loss improved. Updating best model")
+                stop_best, stale = min(stop_best, current), 0
+            else:
+                stale += 1
+                self.log(f"Epoch {epoch}: Loss has not improved for {stale} epochs.")
+                if stale >= r["early_stopping_patience"]:
+                    self.log("Reached early stopping criteria. Stopping training.")
+                    break
+        if bar is not None:
+            bar.close()
+        return self._select(
+            r,
+            loss,
+            best_w,
+            best_b,
+            best_loss,
+            best_epoch,
+            grid,
+            mean,
+            std,
+            y_mean,
+            y_std,
+            k,
+            val,
+            val_fit,
+            val_name,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _losses(self, loss, X, y, W, b, mean, std, k, weights) -> np.ndarray:
+        """Mean (weighted) loss per model on a dataset, in batches to bound memory."""
+        m = W.shape[1] // k
+        total, norm = np.zeros(m), 0.0
+        w_eff = W / std[:, None]
+        b_eff = b - mean @ w_eff
+        n = X.shape[0]
+        for s in range(0, n, 50_000):
+            xb, yb = X[s : s + 50_000], y[s : s + 50_000]
+            z = np.asarray(xb @ w_eff) + b_eff
+            if k > 1:
+                z = z.reshape(xb.shape[0], m, k)
+            v = loss.value(z.astype(np.float64), yb.astype(np.float64))
+            if weights is not None:
+                ex = weights[yb.astype(np.int64)].astype(np.float64)
+                total += (v * ex[:, None]).sum(axis=0)
+                norm += ex.sum()
+            else:
+                total += v.sum(axis=0)
+                norm += xb.shape[0]
+        out = total / max(norm, 1.0)
+        return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
+
+    def _select(
+        self,
+        r,
+        loss,
+        W,
+        b,
+        val_loss,
+        best_epoch,
+        grid,
+        mean,
+        std,
+        y_mean,
+        y_std,
+        k,
+        val: Data,
+        val_fit,
+        val_name,
+    ) -> LinearModel:
+        """Pick the best packed model (calibrating thresholds for binary) and export it."""
+        m = int(r["num_models"])
+        predictor = r["predictor_type"]
+        w_eff = W / std[:, None]
+        b_eff = b - mean @ w_eff
+        threshold, chosen = 0.5, int(np.argmin(val_loss))
+        if predictor == "binary_classifier":
+            criterion = r["binary_classifier_model_selection_criteria"]
+            n_cal = min(val.n, int(r["num_calibration_samples"]))
+            z = np.asarray(val.X[:n_cal] @ w_eff) + b_eff
+            s = scores(r["loss"], z)
+            default = 0.5 if r["loss"] == "logistic" else 0.0
+            if criterion != "loss_function":
+                values, thresholds = np.full(m, -np.inf), np.full(m, default)
+                for j in range(m):
+                    t = lm.calibrate_threshold(s[:, j], val.y[:n_cal], criterion, r, default)
+                    thresholds[j] = t
+                    values[j] = lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion, r)
+                # best criterion; ties go to the lower loss
+                order = np.lexsort((val_loss, -values))
+                chosen = int(order[0])
+                threshold = float(thresholds[chosen])
+            else:
+                threshold = default
+        weights = (w_eff[:, chosen * k : (chosen + 1) * k] * y_std).astype(np.float32)
+        bias = ((b_eff[chosen * k : (chosen + 1) * k]) * y_std + y_mean).astype(np.float32)
+        if k == 1:
+            weights, bias = weights[:, 0], bias[0]
+        selected = {
+            "model": chosen,
+            "optimizer": r["optimizer"],
+            "learning_rate": float(grid["learning_rate"][chosen]),
+            "wd": float(grid["wd"][chosen]),
+            "l1": float(grid["l1"][chosen]),
+            "epoch": int(best_epoch[chosen]),
+            f"{val_name}_objective_loss": float(val_loss[chosen]),
+            "threshold": threshold,
+        }
+        self.log(
+            "Best model found for hyperparameters: "
+            + json.dumps({key: selected[key] for key in ("optimizer", "learning_rate", "wd", "l1")})
+        )
+        public = {key: val for key, val in r.items() if not key.startswith("_")}
+        return LinearModel(
+            predictor, r["loss"], weights, np.asarray(bias), threshold, public, selected
+        )

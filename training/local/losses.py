@@ -1,0 +1,123 @@
+"""Linear Learner's losses, vectorised over a batch and every packed model at once.
+
+Each loss maps raw predictions ``z`` (batch, models) or (batch, models, classes) and labels to
+per-example losses and their gradient with respect to ``z``. Gradients are what the optimizer
+needs; losses are what validation, early stopping and model selection compare.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The objective names SageMaker prints in "#quality_metric: … <task>_objective <loss>=…".
+OBJECTIVE_NAMES = {
+    "logistic": "binary_classification_cross_entropy_objective",
+    "hinge_loss": "binary_classification_hinge_loss_objective",
+    "softmax_loss": "multiclass_cross_entropy_objective",
+    "squared_loss": "square_loss_objective",
+    "absolute_loss": "absolute_loss_objective",
+    "eps_insensitive_squared_loss": "eps_insensitive_squared_loss_objective",
+    "eps_insensitive_absolute_loss": "eps_insensitive_absolute_loss_objective",
+    "quantile_loss": "quantile_loss_objective",
+    "huber_loss": "huber_loss_objective",
+}
+AUTO_LOSS = {
+    "binary_classifier": "logistic",
+    "multiclass_classifier": "softmax_loss",
+    "regressor": "squared_loss",
+}
+
+
+def _sigmoid(z):
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Loss:
+    """``value(z, y)`` per example and model; ``grad(z, y)`` d loss / d z."""
+
+    def __init__(self, name: str, hp: dict):
+        self.name = name
+        self.margin = float(hp.get("margin", 1.0))
+        self.eps = float(hp.get("loss_insensitivity", 0.01))
+        self.q = float(hp.get("quantile", 0.5))
+        self.delta = float(hp.get("huber_delta", 1.0))
+
+    @property
+    def objective_name(self) -> str:
+        return OBJECTIVE_NAMES[self.name]
+
+    def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        n = self.name
+        if n == "logistic":
+            # log(1 + e^z) - y z, computed stably
+            return np.logaddexp(0.0, z) - y[:, None] * z
+        if n == "hinge_loss":
+            s = (2 * y - 1)[:, None]
+            return np.maximum(0.0, self.margin - s * z)
+        if n == "softmax_loss":
+            top = z.max(axis=-1, keepdims=True)
+            log_norm = np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]
+            return log_norm - z[np.arange(len(y)), :, y.astype(np.int64)]
+        r = z - y[:, None]
+        a = np.abs(r)
+        if n == "squared_loss":
+            return 0.5 * r * r
+        if n == "absolute_loss":
+            return a
+        if n == "eps_insensitive_squared_loss":
+            return 0.5 * np.maximum(0.0, a - self.eps) ** 2
+        if n == "eps_insensitive_absolute_loss":
+            return np.maximum(0.0, a - self.eps)
+        if n == "quantile_loss":
+            # model aims for true_label > prediction with probability q (SageMaker docs)
+            return np.where(r <= 0, -self.q * r, (1 - self.q) * r)
+        if n == "huber_loss":
+            return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        raise ValueError(f"unknown loss {n}")
+
+    def grad(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        n = self.name
+        if n == "logistic":
+            return _sigmoid(z) - y[:, None]
+        if n == "hinge_loss":
+            s = (2 * y - 1)[:, None].astype(z.dtype)
+            return np.where(s * z < self.margin, -s, 0.0).astype(z.dtype)
+        if n == "softmax_loss":
+            g = _softmax(z)
+            idx = y.astype(np.int64)
+            g[np.arange(len(idx)), :, idx] -= 1.0
+            return g
+        r = z - y[:, None]
+        if n == "squared_loss":
+            return r
+        if n == "absolute_loss":
+            return np.sign(r)
+        if n == "eps_insensitive_squared_loss":
+            return np.sign(r) * np.maximum(0.0, np.abs(r) - self.eps)
+        if n == "eps_insensitive_absolute_loss":
+            return np.sign(r) * (np.abs(r) > self.eps)
+        if n == "quantile_loss":
+            return np.where(r <= 0, -self.q, 1 - self.q).astype(z.dtype)
+        if n == "huber_loss":
+            return np.clip(r, -self.delta, self.delta)
+        raise ValueError(f"unknown loss {n}")
+
+
+def scores(loss_name: str, z: np.ndarray) -> np.ndarray:
+    """What the endpoint returns as ``score``: probabilities for logistic / softmax."""
+    if loss_name == "logistic":
+        return _sigmoid(z)
+    if loss_name == "softmax_loss":
+        return _softmax(z)
+    return z

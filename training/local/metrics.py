@@ -1,0 +1,162 @@
+"""Evaluation metrics with SageMaker's names, threshold calibration, and Linear Learner's log lines.
+
+The log lines match the regexes SageMaker's built-in metric definitions use, e.g.
+``#quality_metric: host=algo-1, epoch=3, validation binary_classification_cross_entropy_objective
+<loss>=0.2517``, so tools that parse real training logs parse ours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HOST = "algo-1"
+
+
+# --------------------------------------------------------------------------- binary
+
+
+def threshold_curve(score: np.ndarray, y: np.ndarray):
+    """Every distinct threshold (predict 1 when score >= t) with TP, FP counts, vectorised."""
+    order = np.argsort(-score, kind="stable")
+    s, labels = score[order], y[order]
+    tp = np.cumsum(labels)
+    fp = np.cumsum(1 - labels)
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # end of each run of equal scores
+    return s[last], tp[last], fp[last]
+
+
+def calibrate_threshold(score, y, criterion: str, hp: dict, default: float) -> float:
+    """The threshold that optimises the selection criterion on (score, label) pairs."""
+    y = np.asarray(y, dtype=np.float64)
+    if criterion == "loss_function" or y.size == 0 or y.min() == y.max():
+        return default
+    thresholds, tp, fp = threshold_curve(np.asarray(score, np.float64), y)
+    pos, neg = y.sum(), y.size - y.sum()
+    _fn, tn = pos - tp, neg - fp
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(pos, 1)
+    if criterion == "accuracy":
+        value = (tp + tn) / y.size
+    elif criterion == "f_beta":
+        b2 = float(hp.get("f_beta", 1.0)) ** 2
+        value = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-12)
+    elif criterion == "precision_at_target_recall":
+        value = np.where(recall >= float(hp.get("target_recall", 0.8)), precision, -1.0)
+    elif criterion == "recall_at_target_precision":
+        value = np.where(precision >= float(hp.get("target_precision", 0.8)), recall, -1.0)
+    else:
+        raise ValueError(f"unknown criterion {criterion}")
+    best = int(np.argmax(value))
+    if value[best] < 0:
+        return default
+    # midway to the next lower score, so the threshold generalises instead of sitting on a point
+    nxt = thresholds[best + 1] if best + 1 < thresholds.size else thresholds[best] - 1e-6
+    return float((thresholds[best] + nxt) / 2)
+
+
+def criterion_value(score, y, threshold, criterion: str, hp: dict) -> float:
+    """The selection criterion of one model at its threshold (higher is better)."""
+    pred = (score >= threshold).astype(np.float64)
+    b = binary_metrics(score, pred, y, float(hp.get("f_beta", 1.0)))
+    if criterion == "accuracy":
+        return b["binary_classification_accuracy"]
+    if criterion == "f_beta":
+        return b["binary_f_beta"]
+    if criterion == "precision_at_target_recall":
+        return b["precision"] if b["recall"] >= float(hp.get("target_recall", 0.8)) else -1.0
+    if criterion == "recall_at_target_precision":
+        return b["recall"] if b["precision"] >= float(hp.get("target_precision", 0.8)) else -1.0
+    raise ValueError(criterion)
+
+
+def roc_auc(score, y) -> float:
+    y = np.asarray(y, np.float64)
+    pos, neg = y.sum(), y.size - y.sum()
+    if pos == 0 or neg == 0:
+        return float("nan")
+    _, tp, fp = threshold_curve(np.asarray(score, np.float64), y)
+    tpr = np.r_[0.0, tp / pos]
+    fpr = np.r_[0.0, fp / neg]
+    return float(np.trapezoid(tpr, fpr))
+
+
+def binary_metrics(score, pred, y, beta: float = 1.0) -> dict:
+    y = np.asarray(y, np.float64)
+    pred = np.asarray(pred, np.float64)
+    tp = float((pred * y).sum())
+    fp = float((pred * (1 - y)).sum())
+    fn = float(((1 - pred) * y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    b2 = beta * beta
+    f = (1 + b2) * precision * recall / (b2 * precision + recall) if precision + recall else 0.0
+    return {
+        "binary_classification_accuracy": float((pred == y).mean()) if y.size else float("nan"),
+        "binary_f_beta": f,
+        "precision": precision,
+        "recall": recall,
+        "roc_auc_score": roc_auc(score, y),
+    }
+
+
+# --------------------------------------------------------------------------- multiclass
+
+
+def multiclass_metrics(prob: np.ndarray, y: np.ndarray, k: int, beta: float = 1.0) -> dict:
+    y = np.asarray(y, np.int64)
+    n_classes = prob.shape[1]
+    pred = prob.argmax(axis=1)
+    ranks = np.argsort(-prob, axis=1)
+    top_k = (ranks[:, :k] == y[:, None]).any(axis=1)
+    position = np.argmax(ranks == y[:, None], axis=1)  # 0-based rank of the true class
+    precisions, recalls = [], []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (y == c))
+        predicted, actual = np.sum(pred == c), np.sum(y == c)
+        precisions.append(tp / predicted if predicted else 0.0)
+        recalls.append(tp / actual if actual else 0.0)
+    p, r = float(np.mean(precisions)), float(np.mean(recalls))
+    b2 = beta * beta
+    eps = 1e-12
+    return {
+        "multiclass_accuracy": float((pred == y).mean()),
+        f"multiclass_top_k_accuracy_{k}": float(top_k.mean()),
+        "dcg": float(np.mean(1.0 / np.log2(position + 2))),
+        "macro_recall": r,
+        "macro_precision": p,
+        f"macro_f_{beta:.3f}": (1 + b2) * p * r / (b2 * p + r) if p + r else 0.0,
+        "multiclass_log_loss": float(
+            -np.mean(np.log(np.clip(prob[np.arange(y.size), y], eps, None)))
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def regression_metrics(pred, y) -> dict:
+    r = np.asarray(pred, np.float64) - np.asarray(y, np.float64)
+    mse = float(np.mean(r * r))
+    return {"mse": mse, "rmse": float(np.sqrt(mse)), "absolute_loss": float(np.mean(np.abs(r)))}
+
+
+# --------------------------------------------------------------------------- names and lines
+
+
+def metric_name(channel: str, name: str) -> str:
+    """SageMaker's metric name for a logged quantity (``test:binary_f_beta`` …)."""
+    if name.startswith("macro_f_"):
+        return f"{channel}:macro_f_beta"
+    if name.startswith("multiclass_top_k_accuracy"):
+        return f"{channel}:multiclass_top_k_accuracy"
+    return f"{channel}:{name}"
+
+
+def quality_line(
+    channel: str, name: str, value: float, epoch: int | None = None, kind: str = "score"
+) -> str:
+    """``#quality_metric: host=algo-1[, epoch=E], <channel> <name> <kind>=<value>``."""
+    where = f"host={HOST}" + (f", epoch={epoch}" if epoch is not None else "")
+    if name == "binary_f_beta":
+        name = "binary_f_1.000"  # the regex is binary_f_\S+
+    return f"#quality_metric: {where}, {channel} {name} <{kind}>={value}"

@@ -1,0 +1,313 @@
+"""The local endpoint: a real HTTP server with a SageMaker container's interface.
+
+``GET /ping`` answers 200 when the model is loaded; ``POST /invocations`` takes ``text/csv``
+(features only), ``application/json`` (the three documented instance shapes),
+``application/jsonlines`` or ``application/x-recordio-protobuf`` and answers in Linear
+Learner's response shapes for ``application/json``, ``application/jsonlines`` or
+``application/x-recordio-protobuf``. A client mistake gets 4xx with a message naming it;
+the server never answers 5xx for one, and serves concurrent clients on threads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from training import recordio
+from training.local import artifact
+from training.local.learner import LinearModel
+
+MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
+RECORDIO = "application/x-recordio-protobuf"
+
+
+class RequestError(Exception):
+    """A client mistake: HTTP status and a message that names the problem."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";")[0].strip().lower()
+
+
+def parse_csv(body: bytes, d: int) -> np.ndarray:
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise RequestError(400, "empty request body: send one CSV row of features per line")
+    rows = text.splitlines()
+    out = np.empty((len(rows), d), np.float32)
+    for i, line in enumerate(rows):
+        fields = line.split(",")
+        if len(fields) != d:
+            hint = (
+                " (a label column? inference rows carry features only)"
+                if len(fields) == d + 1
+                else ""
+            )
+            raise RequestError(
+                400, f"row {i + 1} has {len(fields)} features, the model takes {d}{hint}"
+            )
+        try:
+            out[i] = [float(f) for f in fields]
+        except ValueError:
+            bad = next(j for j, f in enumerate(fields) if not _is_float(f))
+            raise RequestError(
+                400, f"row {i + 1}, column {bad + 1}: '{fields[bad]}' is not a number"
+            ) from None
+    return _finite(out)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _finite(X: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise RequestError(400, f"row {r + 1}, column {c + 1} is {X[r, c]}: send finite numbers")
+    return X
+
+
+def _instance_row(inst, i: int, d: int) -> np.ndarray:
+    """One instance in any of the documented shapes -> a dense feature row."""
+    if not isinstance(inst, dict):
+        raise RequestError(400, f"instance {i + 1} is not an object")
+    if "features" in inst:
+        values, keys, shape = inst["features"], None, None
+    elif isinstance(inst.get("data"), dict) and isinstance(inst["data"].get("features"), dict):
+        f = inst["data"]["features"]
+        values, keys, shape = f.get("values"), f.get("keys"), f.get("shape")
+    else:
+        raise RequestError(
+            400, f"instance {i + 1} has neither 'features' nor 'data.features.values'"
+        )
+    if not isinstance(values, list):
+        raise RequestError(400, f"instance {i + 1}: features must be a list of numbers")
+    try:
+        vals = np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise RequestError(400, f"instance {i + 1}: features must be numbers") from None
+    if vals.ndim != 1:
+        raise RequestError(400, f"instance {i + 1}: features must be a flat list")
+    if keys is None:
+        if vals.size != d:
+            raise RequestError(
+                400, f"instance {i + 1} has {vals.size} features, the model takes {d}"
+            )
+        return vals
+    if shape is not None and (not isinstance(shape, list) or shape[:1] != [d]):
+        raise RequestError(400, f"instance {i + 1}: shape {shape} does not match the model's [{d}]")
+    try:
+        idx = np.asarray(keys, np.int64)
+    except (TypeError, ValueError):
+        raise RequestError(400, f"instance {i + 1}: keys must be integers") from None
+    if idx.shape != vals.shape:
+        raise RequestError(400, f"instance {i + 1}: {idx.size} keys for {vals.size} values")
+    if idx.size and (idx.min() < 0 or idx.max() >= d):
+        raise RequestError(400, f"instance {i + 1}: key {int(idx.max())} outside 0..{d - 1}")
+    row = np.zeros(d)
+    row[idx] = vals
+    return row
+
+
+def parse_json(body: bytes, d: int, lines: bool) -> np.ndarray:
+    try:
+        if lines:
+            instances = [json.loads(ln) for ln in body.decode().splitlines() if ln.strip()]
+        else:
+            doc = json.loads(body)
+            instances = doc.get("instances") if isinstance(doc, dict) else None
+            if not isinstance(instances, list):
+                raise RequestError(
+                    400,
+                    "JSON body needs an 'instances' list, e.g. "
+                    '{"instances": [{"features": [1.5, 2.0]}]}',
+                )
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RequestError(400, f"invalid JSON: {err}") from None
+    if not instances:
+        raise RequestError(400, "no instances in the request")
+    return _finite(
+        np.vstack([_instance_row(x, i, d) for i, x in enumerate(instances)]).astype(np.float32)
+    )
+
+
+def parse_recordio(body: bytes, d: int) -> np.ndarray:
+    try:
+        arrays = recordio.read_arrays(body)
+    except recordio.RecordIOError as err:
+        raise RequestError(400, f"invalid RecordIO-protobuf: {err}") from None
+    X = arrays.X.toarray() if hasattr(arrays.X, "toarray") else arrays.X
+    if X.shape[0] == 0:
+        raise RequestError(400, "no records in the request")
+    if X.shape[1] != d:
+        raise RequestError(400, f"records have {X.shape[1]} features, the model takes {d}")
+    return _finite(np.asarray(X, np.float32))
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _rows(model: LinearModel, out: dict) -> list[dict]:
+    score = out["score"]
+    if model.predictor_type == "regressor":
+        return [{"score": float(s)} for s in score]
+    labels = out["predicted_label"]
+    if model.predictor_type == "binary_classifier":
+        return [{"score": float(s), "predicted_label": int(p)} for s, p in zip(score, labels)]
+    return [
+        {"score": [float(v) for v in s], "predicted_label": int(p)} for s, p in zip(score, labels)
+    ]
+
+
+def _float32_value(values) -> bytes:
+    packed = np.asarray(values, "<f4").tobytes()
+    tensor = b"\x0a" + recordio._varint(len(packed)) + packed
+    return b"\x12" + recordio._varint(len(tensor)) + tensor  # Value.float32_tensor
+
+
+def _record(label: dict) -> bytes:
+    """A Record with outputs in its label map (features empty), as Linear Learner answers."""
+    payload = b""
+    for key, values in label.items():
+        name = key.encode()
+        value = _float32_value(values)
+        entry = (
+            b"\x0a"
+            + recordio._varint(len(name))
+            + name
+            + b"\x12"
+            + recordio._varint(len(value))
+            + value
+        )
+        payload += b"\x12" + recordio._varint(len(entry)) + entry
+    pad = b"\0" * (-len(payload) % 4)
+    return struct.pack("<II", recordio.MAGIC, len(payload)) + payload + pad
+
+
+def render(model: LinearModel, out: dict, accept: str) -> tuple[bytes, str]:
+    rows = _rows(model, out)
+    if accept == JSONLINES:
+        return ("\n".join(json.dumps(r) for r in rows) + "\n").encode(), JSONLINES
+    if accept == RECORDIO:
+        body = b"".join(_record({k: np.atleast_1d(v) for k, v in r.items()}) for r in rows)
+        return body, RECORDIO
+    return json.dumps({"predictions": rows}).encode(), JSON
+
+
+# --------------------------------------------------------------------------- server
+
+
+def predict_body(
+    model: LinearModel, body: bytes, content_type: str | None, accept: str | None
+) -> tuple[bytes, str]:
+    """The whole invocation, independent of HTTP (also used by ``predict --target local``)."""
+    ctype = _media_type(content_type) or CSV
+    acc = _media_type(accept)
+    if acc in ("", "*/*"):
+        acc = JSON
+    if acc not in (JSON, JSONLINES, RECORDIO):
+        raise RequestError(
+            406, f"cannot answer in '{accept}': accept one of {JSON}, {JSONLINES}, {RECORDIO}"
+        )
+    d = model.feature_dim
+    if ctype == CSV:
+        X = parse_csv(body, d)
+    elif ctype in (JSON, JSONLINES):
+        X = parse_json(body, d, lines=ctype == JSONLINES)
+    elif ctype == RECORDIO:
+        X = parse_recordio(body, d)
+    else:
+        raise RequestError(
+            415,
+            f"content type '{content_type}' is not supported: send "
+            f"{CSV}, {JSON}, {JSONLINES} or {RECORDIO}",
+        )
+    return render(model, model.predict(X), acc)
+
+
+def make_handler(model: LinearModel):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "LinearLearnerLocal/1"
+
+        def log_message(self, fmt, *args):  # quiet: the caller shows what matters
+            pass
+
+        def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 (http.server API)
+            if self.path == "/ping":
+                self._send(200, b"")
+            else:
+                self._send(404, b"not found: use GET /ping or POST /invocations\n")
+
+        def do_POST(self):  # noqa: N802
+            length = self.headers.get("Content-Length")
+            try:
+                if self.path != "/invocations":
+                    raise RequestError(404, "not found: POST /invocations")
+                if length is None:
+                    raise RequestError(411, "Content-Length required")
+                size = int(length)
+                if size > MAX_BODY:
+                    raise RequestError(
+                        413, f"body of {size} bytes is over the 6 MB limit: split the request"
+                    )
+                body = self.rfile.read(size)
+                out, ctype = predict_body(
+                    model, body, self.headers.get("Content-Type"), self.headers.get("Accept")
+                )
+                self._send(200, out, ctype)
+            except RequestError as err:
+                if err.status == 413:
+                    self.close_connection = True  # the unread body must not become a request
+                self._send(err.status, (str(err) + "\n").encode())
+            except ValueError:
+                self._send(400, b"bad Content-Length\n")
+
+    return Handler
+
+
+def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8080):
+    model = artifact.load(model_path)
+    server = ThreadingHTTPServer((host, port), make_handler(model))
+    server.daemon_threads = True
+    return server
+
+
+def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    server = make_server(model_path, host, port)
+    print(
+        f"serving {model_path} on http://{host}:{server.server_address[1]} "
+        "(GET /ping, POST /invocations); Ctrl-C stops",
+        file=sys.stderr,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,160 @@
+"""``train --target local``: channels + manifest in, ``model.tar.gz`` + metrics + log out.
+
+Runs the same preflight checks and hyperparameter validation as the SageMaker path before any
+training, prints Linear Learner's log lines, and writes ``metrics.json`` with SageMaker's
+metric names (``validation:objective_loss``, ``test:binary_classification_accuracy`` …).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import hyperparameters, recordio, validation
+from training.local import artifact
+from training.local import metrics as lm
+from training.local.learner import Data, LinearModel, PackedTrainer
+from training.preprocessing import CHANNELS, MANIFEST_FILE
+from training.progress import progress
+
+
+def read_channel(folder: Path) -> Data | None:
+    """All files of a channel folder as one dataset (RecordIO or label-first CSV)."""
+    import pandas as pd
+    import scipy.sparse
+
+    files = validation.channel_files([folder]) if folder.exists() else []
+    if not files:
+        return None
+    parts = []
+    for path in files:
+        if validation.detect_format(path) == "recordio":
+            arrays = recordio.read_arrays(path)
+            parts.append((arrays.X, arrays.y))
+        else:
+            frame = pd.read_csv(path, header=None, dtype=np.float32)
+            values = frame.to_numpy()
+            parts.append((values[:, 1:], values[:, 0]))
+    if any(scipy.sparse.issparse(X) for X, _ in parts):
+        X = scipy.sparse.vstack([scipy.sparse.csr_matrix(X) for X, _ in parts]).tocsr()
+    else:
+        X = np.vstack([X for X, _ in parts]).astype(np.float32, copy=False)
+    return Data(X, np.concatenate([y for _, y in parts]).astype(np.float32))
+
+
+def evaluate(model: LinearModel, data: Data, channel: str, hp: dict) -> dict:
+    """Metrics of the final model on one channel, with SageMaker's names (no prefix)."""
+    out = model.predict(data.X)
+    y = data.y
+    if model.predictor_type == "regressor":
+        result = lm.regression_metrics(out["score"], y)
+    elif model.predictor_type == "binary_classifier":
+        result = lm.binary_metrics(
+            out["score"], out["predicted_label"], y, float(hp.get("f_beta", 1.0))
+        )
+    else:
+        result = lm.multiclass_metrics(
+            out["score"], y, int(hp.get("accuracy_top_k", 3)), float(hp.get("f_beta", 1.0))
+        )
+    from training.local.losses import Loss
+
+    loss = Loss(model.loss, hp)
+    z = model.raw(data.X).astype(np.float64)
+    z = z[:, None, :] if model.predictor_type == "multiclass_classifier" else z[:, None]
+    result["objective_loss"] = float(loss.value(z, y.astype(np.float64)).mean())
+    return result
+
+
+def train_local(
+    data_dir: Path,
+    out_dir: Path,
+    overrides: dict | None = None,
+    seed: int = 0,
+    show_progress: bool = True,
+    echo=print,
+) -> dict:
+    """Train on ``data_dir``'s channels; returns the metrics dict written to metrics.json."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    manifest_path = data_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    given = {**manifest.get("hyperparameters", {}), **(overrides or {})}
+    hp = hyperparameters.validate(given)  # every problem listed before any data is read
+
+    present = [c for c in CHANNELS if (data_dir / c).exists()]
+    if "train" not in present:
+        raise validation.ValidationError(
+            [
+                validation.Problem(
+                    str(data_dir),
+                    "no train/ channel folder here",
+                    "pass the folder `python -m training prepare` wrote (with train/, validation/, "
+                    "test/ and manifest.json)",
+                )
+            ]
+        )
+    feature_dim = None if hp["feature_dim"] == "auto" else int(hp["feature_dim"])
+    validation.validate_channels(
+        [data_dir / c for c in present], hp["predictor_type"], feature_dim, hp.get("num_classes")
+    )
+    channels = {c: read_channel(data_dir / c) for c in present}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_lines: list[str] = []
+
+    def log(line: str) -> None:
+        log_lines.append(line)
+        echo(line)
+
+    log(
+        "Reading default configuration and the given hyperparameters: "
+        + json.dumps(hyperparameters.to_strings(given))
+    )
+    started = time.perf_counter()
+    bar = (lambda **kw: progress(**kw)) if show_progress else None
+    trainer = PackedTrainer(hp, seed=seed, log=log, progress=bar)
+    model = trainer.fit(channels["train"], channels.get("validation"))
+    seconds = time.perf_counter() - started
+
+    result: dict = {}
+    for channel in ("validation", "test"):
+        data = channels.get(channel)
+        if data is None:
+            continue
+        for name, value in evaluate(model, data, channel, trainer.resolved).items():
+            if name == "objective_loss":
+                log(lm.quality_line(channel, model_objective(model), value, kind="loss"))
+            else:
+                shown = f"binary_f_{float(hp['f_beta']):.3f}" if name == "binary_f_beta" else name
+                log(lm.quality_line(channel, shown, value))
+            result[lm.metric_name(channel, name)] = value
+    if trainer.history:
+        last = trainer.history[-1]
+        result["train:objective_loss"] = last["train_objective_loss"]
+        log(
+            lm.quality_line(
+                "train", model_objective(model), last["train_objective_loss"], kind="loss"
+            )
+        )
+    artifact.save(model, out_dir / "model.tar.gz")
+    report = {
+        "metrics": result,
+        "history": trainer.history,
+        "selected_model": model.selected,
+        "hyperparameters": hyperparameters.to_strings(
+            {k: v for k, v in trainer.resolved.items() if not k.startswith("_")}
+        ),
+        "training_seconds": seconds,
+        "rows": {c: d.n for c, d in channels.items()},
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
+    (out_dir / "training.log").write_text("\n".join(log_lines) + "\n")
+    return report
+
+
+def model_objective(model: LinearModel) -> str:
+    from training.local.losses import OBJECTIVE_NAMES
+
+    return OBJECTIVE_NAMES[model.loss]
