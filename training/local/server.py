@@ -258,6 +258,14 @@ def make_handler(model: LinearModel):
             self.end_headers()
             self.wfile.write(body)
 
+        def _drain(self, size: int, cap: int = 64 * 1024 * 1024) -> None:
+            left = min(size, cap)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
         def do_GET(self):  # noqa: N802 (http.server API)
             if self.path == "/ping":
                 self._send(200, b"")
@@ -273,6 +281,7 @@ def make_handler(model: LinearModel):
                     raise RequestError(411, "Content-Length required")
                 size = int(length)
                 if size > MAX_BODY:
+                    self._drain(size)  # so the client reads our answer, not a broken pipe
                     raise RequestError(
                         413, f"body of {size} bytes is over the 6 MB limit: split the request"
                     )
@@ -283,7 +292,7 @@ def make_handler(model: LinearModel):
                 self._send(200, out, ctype)
             except RequestError as err:
                 if err.status == 413:
-                    self.close_connection = True  # the unread body must not become a request
+                    self.close_connection = True  # any undrained rest must not become a request
                 self._send(err.status, (str(err) + "\n").encode())
             except ValueError:
                 self._send(400, b"bad Content-Length\n")
