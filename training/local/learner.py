@@ -85,46 +85,62 @@ class LinearModel:
 
 
 class _Adam:
+    """In place, with one scratch buffer: this runs once per mini-batch."""
+
     def __init__(self, shape, b1, b2):
-        self.m, self.v, self.b1, self.b2, self.t = (
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),
-            b1,
-            b2,
-            0,
-        )
+        self.m, self.v, self.tmp = (np.zeros(shape, np.float32) for _ in range(3))
+        self.b1, self.b2, self.t = np.float32(b1), np.float32(b2), 0
 
     def step(self, param, grad, lr):
         self.t += 1
-        self.m *= self.b1
-        self.m += (1 - self.b1) * grad
-        self.v *= self.b2
-        self.v += (1 - self.b2) * grad * grad
-        corr = np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
-        param -= (lr * corr) * self.m / (np.sqrt(self.v) + 1e-8)
+        m, v, tmp = self.m, self.v, self.tmp
+        m *= self.b1
+        np.multiply(grad, 1 - self.b1, out=tmp)
+        m += tmp
+        v *= self.b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1 - self.b2
+        v += tmp
+        corr = np.float32(np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t))
+        np.sqrt(v, out=tmp)
+        tmp += np.float32(1e-8)
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr
+        tmp *= corr
+        param -= tmp
 
 
 class _RMSProp:
     def __init__(self, shape, rho=0.9):
-        self.v, self.rho = np.zeros(shape, np.float32), rho
+        self.v, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.rho = np.float32(rho)
 
     def step(self, param, grad, lr):
-        self.v *= self.rho
-        self.v += (1 - self.rho) * grad * grad
-        param -= lr * grad / (np.sqrt(self.v) + 1e-8)
+        v, tmp = self.v, self.tmp
+        v *= self.rho
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1 - self.rho
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += np.float32(1e-8)
+        np.divide(grad, tmp, out=tmp)
+        tmp *= lr
+        param -= tmp
 
 
 class _SGD:
     def __init__(self, shape, momentum):
-        self.vel, self.mu = np.zeros(shape, np.float32), momentum
+        self.vel, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.mu = np.float32(momentum)
 
     def step(self, param, grad, lr):
+        np.multiply(grad, lr, out=self.tmp)
         if self.mu:
             self.vel *= self.mu
-            self.vel -= lr * grad
+            self.vel -= self.tmp
             param += self.vel
         else:
-            param -= lr * grad
+            param -= self.tmp
 
 
 def _optimizer(name, shape, hp):
@@ -283,13 +299,24 @@ class PackedTrainer:
         lr0 = np.repeat(grid["learning_rate"], k).astype(np.float32)
         wd = np.repeat(grid["wd"], k).astype(np.float32)
         l1 = np.repeat(grid["l1"], k).astype(np.float32)
+        # One parameter matrix: feature weights in rows 0..d-1, the bias in row d, so one
+        # optimizer step updates everything (bias_lr_mult / bias_wd_mult act on that row).
+        P = np.empty((d + 1, cols), np.float32)
         if r["init_method"] == "normal":
-            W = rng.normal(0, r["init_sigma"], (d, cols)).astype(np.float32)
+            P[:d] = rng.normal(0, r["init_sigma"], (d, cols))
         else:
-            W = rng.uniform(-r["init_scale"], r["init_scale"], (d, cols)).astype(np.float32)
-        b = np.full(cols, r["init_bias"] if r["use_bias"] else 0.0, np.float32)
-        opt_w = _optimizer(r["optimizer"], W.shape, r)
-        opt_b = _optimizer(r["optimizer"], b.shape, r)
+            P[:d] = rng.uniform(-r["init_scale"], r["init_scale"], (d, cols))
+        P[d] = r["init_bias"] if r["use_bias"] else 0.0
+        W, b = P[:d], P[d]
+        opt = _optimizer(r["optimizer"], P.shape, r)
+        grad = np.empty_like(P)
+        gw, gb = grad[:d], grad[d]
+        row_lr = np.ones((d + 1, 1), np.float32)
+        row_lr[d] = r["bias_lr_mult"] if r["use_bias"] else 0.0
+        decay = np.repeat(wd[None, :], d + 1, axis=0)
+        decay[d] *= r["bias_wd_mult"]
+        inv_std, mean_s = (1.0 / std)[:, None].astype(np.float32), (mean / std).astype(
+            np.float32)
         weights = _class_weights(y, r, k)
 
         if validation is not None and validation.n:
@@ -304,6 +331,7 @@ class PackedTrainer:
         n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
         bounds = np.linspace(0, train.n, n_batches + 1).astype(np.int64)
         lr = lr0.copy()
+        lr_mat = row_lr * lr[None, :]
         min_lr = np.float32(r["lr_scheduler_minimum_lr"])
         step = 0
         best_loss = np.full(m, np.inf)
@@ -312,15 +340,21 @@ class PackedTrainer:
         stop_best, stale = np.inf, 0
         epochs = int(r["epochs"])
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
+        has_l1 = bool(l1.any())
+        ones = np.ones(int(np.diff(bounds).max()), np.float32)
+        w_eff, b_eff, scratch = np.empty_like(W), np.empty_like(b), np.empty_like(P)
+        shifted = bool(mean.any())
         for epoch in range(epochs):
             t0 = time.perf_counter()
             for i in rng.permutation(n_batches):
                 xb = X[bounds[i] : bounds[i + 1]]
                 yb = y_fit[bounds[i] : bounds[i + 1]]
                 n_b = xb.shape[0]
-                w_eff = W / std[:, None]
-                b_eff = b - mean @ w_eff
-                z = np.asarray(xb @ w_eff) + b_eff
+                np.multiply(W, inv_std, out=w_eff)
+                np.dot(mean_s, W, out=b_eff)
+                np.subtract(b, b_eff, out=b_eff)
+                z = np.asarray(xb @ w_eff)
+                z += b_eff
                 if k > 1:
                     z = z.reshape(n_b, m, k)
                 g = loss.grad(z, yb)
@@ -330,25 +364,31 @@ class PackedTrainer:
                     norm = float(ex_w.sum())
                 else:
                     norm = float(n_b)
-                g = (g.reshape(n_b, cols) / norm).astype(np.float32)
-                gsum = g.sum(axis=0)
-                gw = (np.asarray(xb.T @ g) - mean[:, None] * gsum[None, :]) / std[:, None]
-                gw += wd * W
-                opt_w.step(W, gw, lr)
-                if r["use_bias"]:
-                    gb = gsum + r["bias_wd_mult"] * wd * b
-                    opt_b.step(b, gb, lr * np.float32(r["bias_lr_mult"]))
-                if l1.any():
-                    W[:] = np.sign(W) * np.maximum(np.abs(W) - lr * l1, 0.0)
+                g = g.reshape(n_b, cols).astype(np.float32, copy=False)
+                g *= np.float32(1.0 / norm)
+                np.dot(ones[:n_b], g, out=gb)  # column sums; BLAS beats a strided reduce
+                gw[:] = xb.T @ g
+                if shifted:
+                    gw -= mean[:, None] * gb[None, :]
+                gw *= inv_std
+                np.multiply(decay, P, out=scratch)
+                grad += scratch
+                opt.step(P, grad, lr_mat)
+                if has_l1:
+                    shrunk = np.abs(W)
+                    shrunk -= lr * l1
+                    np.maximum(shrunk, 0.0, out=shrunk)
+                    np.copysign(shrunk, W, out=W)
                 step += 1
                 if r["use_lr_scheduler"] and step % int(r["lr_scheduler_step"]) == 0:
                     lr = np.maximum(
                         lr * np.float32(r["lr_scheduler_factor"]), np.minimum(min_lr, lr0)
                     )
+                    lr_mat = row_lr * lr[None, :]
             train_loss = self._losses(
                 loss,
-                X[: min(train.n, 20_000)],
-                y_fit[: min(train.n, 20_000)],
+                X[: min(train.n, 5_000)],
+                y_fit[: min(train.n, 5_000)],
                 W,
                 b,
                 mean,
@@ -435,7 +475,7 @@ class PackedTrainer:
             z = np.asarray(xb @ w_eff) + b_eff
             if k > 1:
                 z = z.reshape(xb.shape[0], m, k)
-            v = loss.value(z.astype(np.float64), yb.astype(np.float64))
+            v = loss.value(z, yb).astype(np.float64)
             if weights is not None:
                 ex = weights[yb.astype(np.int64)].astype(np.float64)
                 total += (v * ex[:, None]).sum(axis=0)

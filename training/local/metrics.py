@@ -57,7 +57,7 @@ def calibrate_threshold(score, y, criterion: str, hp: dict, default: float) -> f
 def criterion_value(score, y, threshold, criterion: str, hp: dict) -> float:
     """The selection criterion of one model at its threshold (higher is better)."""
     pred = (score >= threshold).astype(np.float64)
-    b = binary_metrics(score, pred, y, float(hp.get("f_beta", 1.0)))
+    b = binary_metrics(score, pred, y, float(hp.get("f_beta", 1.0)), with_auc=False)
     if criterion == "accuracy":
         return b["binary_classification_accuracy"]
     if criterion == "f_beta":
@@ -80,7 +80,7 @@ def roc_auc(score, y) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def binary_metrics(score, pred, y, beta: float = 1.0) -> dict:
+def binary_metrics(score, pred, y, beta: float = 1.0, with_auc: bool = True) -> dict:
     y = np.asarray(y, np.float64)
     pred = np.asarray(pred, np.float64)
     tp = float((pred * y).sum())
@@ -95,7 +95,7 @@ def binary_metrics(score, pred, y, beta: float = 1.0) -> dict:
         "binary_f_beta": f,
         "precision": precision,
         "recall": recall,
-        "roc_auc_score": roc_auc(score, y),
+        **({"roc_auc_score": roc_auc(score, y)} if with_auc else {}),
     }
 
 
