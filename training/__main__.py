@@ -102,6 +102,77 @@ def _train(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    from training.hyperparameters import parse_assignments
+
+    overrides = parse_assignments(args.hyperparameters)
+    if args.target != "local":
+        raise ValidationError(
+            [
+                Problem(
+                    "--target aws",
+                    "the SageMaker path is not available in this version yet",
+                    "use --target local (the offline Linear Learner) for now",
+                )
+            ]
+        )
+    from training.pipeline import DEFAULT_DATA, RunConfig, run_local
+
+    config = RunConfig(
+        out=args.out,
+        hyperparameters=overrides,
+        seed=args.seed,
+        synth=not args.no_synth,
+        show_progress=not args.quiet,
+    )
+    if args.data:
+        if not (args.label and args.predictor_type):
+            raise ValidationError(
+                [
+                    Problem(
+                        "--data",
+                        "a CSV of your own needs --label and --predictor-type too",
+                        "add both",
+                    )
+                ]
+            )
+        config.data, config.label, config.predictor_type = (
+            args.data,
+            args.label,
+            args.predictor_type,
+        )
+        config.drop_unlabeled = args.drop_unlabeled
+    else:
+        print(
+            f"dataset: {DEFAULT_DATA.relative_to(DEFAULT_DATA.parents[1])} "
+            "(Palmer penguins; label 'sex', binary; rows without a label are left out)"
+        )
+    config.positive_class = args.positive_class
+    summary = run_local(config)
+    m = summary["metrics"]
+    print(f"\ndone in {summary['total_seconds']:.1f}s. Everything is in {summary['out']}/:")
+    print(f"  report      {summary['report']}")
+    print(f"  model       {summary['model']}")
+    print(f"  predictions {summary['predictions']}")
+    print(f"  metrics     {summary['out']}/metrics.json")
+    if summary["cdk_out"]:
+        print(f"  cdk.out     {summary['cdk_out']}")
+    headline = [
+        k
+        for k in (
+            "test:binary_classification_accuracy",
+            "test:roc_auc_score",
+            "test:multiclass_accuracy",
+            "test:mse",
+            "test:absolute_loss",
+        )
+        if k in m
+    ]
+    for k in headline:
+        print(f"  {k:<38} {m[k]:.4f}")
+    return 0
+
+
 def _serve(args) -> int:
     from training.local.server import serve
 
@@ -174,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
+
+    r = sub.add_parser("run", help="the whole pipeline: prepare, train, serve, predict, report")
+    r.add_argument("--target", choices=("local", "aws"), default="local")
+    r.add_argument("--out", required=True, type=Path, help="the run's output folder")
+    r.add_argument("--data", type=Path, help="your CSV (default: the bundled penguins data)")
+    r.add_argument("--label", help="label column of --data")
+    r.add_argument("--predictor-type", choices=PREDICTOR_TYPES)
+    r.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    r.add_argument("--drop-unlabeled", action="store_true")
+    r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
+    r.set_defaults(func=_run)
 
     s = sub.add_parser("serve", help="serve a local model.tar.gz like a SageMaker endpoint")
     s.add_argument("--model", required=True, type=Path)

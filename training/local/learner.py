@@ -315,8 +315,7 @@ class PackedTrainer:
         row_lr[d] = r["bias_lr_mult"] if r["use_bias"] else 0.0
         decay = np.repeat(wd[None, :], d + 1, axis=0)
         decay[d] *= r["bias_wd_mult"]
-        inv_std, mean_s = (1.0 / std)[:, None].astype(np.float32), (mean / std).astype(
-            np.float32)
+        inv_std, mean_s = (1.0 / std)[:, None].astype(np.float32), (mean / std).astype(np.float32)
         weights = _class_weights(y, r, k)
 
         if validation is not None and validation.n:

@@ -46,12 +46,15 @@ def calibrate_threshold(score, y, criterion: str, hp: dict, default: float) -> f
         value = np.where(precision >= float(hp.get("target_precision", 0.8)), recall, -1.0)
     else:
         raise ValueError(f"unknown criterion {criterion}")
-    best = int(np.argmax(value))
-    if value[best] < 0:
+    if value.max() < 0:
         return default
-    # midway to the next lower score, so the threshold generalises instead of sitting on a point
-    nxt = thresholds[best + 1] if best + 1 < thresholds.size else thresholds[best] - 1e-6
-    return float((thresholds[best] + nxt) / 2)
+    # midway to the next lower score, so the threshold does not sit on a training point
+    lower = np.r_[thresholds[1:], thresholds[-1] - 1e-6]
+    mids = (thresholds + lower) / 2
+    # a small calibration set ties many thresholds: of the tied best, take the one nearest
+    # the loss's natural threshold (0.5 for logistic), which generalises best
+    tied = np.flatnonzero(value >= value.max() - 1e-12)
+    return float(mids[tied[np.argmin(np.abs(mids[tied] - default))]])
 
 
 def criterion_value(score, y, threshold, criterion: str, hp: dict) -> float:

@@ -1,0 +1,152 @@
+"""`run --target local`: the whole offline pipeline, and what it leaves for a person to open."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.pipeline import RunConfig, run_local
+
+ROOT = Path(__file__).parents[1]
+
+
+def quiet(_line):
+    pass
+
+
+def test_default_run_on_the_bundled_dataset(tmp_path):
+    summary = run_local(
+        RunConfig(out=tmp_path / "run", synth=False, show_progress=False), echo=quiet
+    )
+    out = Path(summary["out"])
+    for name in (
+        "report.html",
+        "metrics.json",
+        "predictions.csv",
+        "summary.json",
+        "loss.png",
+        "roc.png",
+        "precision_recall.png",
+        "confusion_matrix.png",
+        "model/model.tar.gz",
+        "data/manifest.json",
+        "data/train/train-00000.rec",
+    ):
+        assert (out / name).exists(), name
+    page = (out / "report.html").read_text()
+    for image in re.findall(r'src="([^"]+)"', page):
+        assert (out / image).exists()
+    assert "test:roc_auc_score" in page
+    metrics = json.loads((out / "metrics.json").read_text())
+    # what came back over HTTP scores exactly like the trainer's own evaluation
+    for name in ("binary_classification_accuracy", "roc_auc_score", "precision", "recall"):
+        assert metrics[f"endpoint_test:{name}"] == pytest.approx(metrics[f"test:{name}"])
+    assert metrics["test:roc_auc_score"] > 0.9
+    predictions = pd.read_csv(out / "predictions.csv")
+    test_rows = json.loads((out / "data" / "manifest.json").read_text())["channels"]["test"]
+    assert len(predictions) == test_rows["rows"]
+    assert set(predictions["predicted_class"]) <= {"female", "male"}
+    assert set(summary["stage_seconds"]) == {
+        "preflight + prepare",
+        "train (local Linear Learner)",
+        "serve + predict the test split over HTTP",
+        "evaluate + report",
+    }
+
+
+def test_any_csv_regression_gets_regression_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.standard_normal(400), "colour": rng.choice(list("rgb"), 400)})
+    frame["target"] = 3 * frame["x"] + (frame["colour"] == "r") + rng.standard_normal(400) * 0.1
+    frame.loc[::17, "x"] = np.nan
+    data = tmp_path / "mine.csv"
+    frame.to_csv(data, index=False)
+    summary = run_local(
+        RunConfig(
+            out=tmp_path / "run",
+            data=data,
+            label="target",
+            predictor_type="regressor",
+            synth=False,
+            show_progress=False,
+            hyperparameters={"epochs": "20"},
+        ),
+        echo=quiet,
+    )
+    out = Path(summary["out"])
+    assert (out / "predicted_vs_actual.png").exists() and (out / "residuals.png").exists()
+    assert summary["metrics"]["endpoint_test:mse"] == pytest.approx(
+        summary["metrics"]["test:mse"], rel=1e-5
+    )
+
+
+def test_multiclass_run_has_a_confusion_matrix_with_class_names(tmp_path):
+    summary = run_local(
+        RunConfig(
+            out=tmp_path / "run",
+            label="species",
+            predictor_type="multiclass_classifier",
+            synth=False,
+            show_progress=False,
+        ),
+        echo=quiet,
+    )
+    assert summary["metrics"]["endpoint_test:multiclass_accuracy"] > 0.9
+    assert (Path(summary["out"]) / "confusion_matrix.png").exists()
+
+
+def test_run_command_prints_each_stage_and_where_things_are(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "run",
+            "--target",
+            "local",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    for text in (
+        "==> preflight + prepare",
+        "==> train (local Linear Learner)",
+        "==> serve + predict the test split over HTTP",
+        "==> evaluate + report",
+        "==> synthesize the CDK app",
+        "report      ",
+        "test:roc_auc_score",
+    ):
+        assert text in res.stdout, text
+    assert re.search(r"done in \d+\.\ds", res.stdout)
+    assert (tmp_path / "r" / "cdk.out" / "LlE2eBase.template.json").exists()
+
+
+def test_run_with_a_csv_but_no_label_is_a_clear_error(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "run",
+            "--out",
+            str(tmp_path),
+            "--data",
+            str(ROOT / "data" / "penguins.csv"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2 and "needs --label and --predictor-type" in res.stderr

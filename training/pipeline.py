@@ -1,0 +1,262 @@
+"""``run --target local``: the whole pipeline offline, each stage timed.
+
+preflight -> prepare (preprocess, split, RecordIO channels) -> local Linear Learner training ->
+local endpoint started -> test split sent through HTTP -> evaluation -> report -> endpoint
+stopped -> CDK app synthesized (the infrastructure ``--target aws`` would deploy).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training import recordio, report
+from training.local import artifact
+from training.local import metrics as lm
+from training.local.server import MAX_BODY, make_server
+from training.local.trainer import read_channel, train_local
+from training.preprocessing import PrepareConfig, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT / "data" / "penguins.csv"
+
+
+@dataclass
+class RunConfig:
+    out: Path
+    data: Path = DEFAULT_DATA
+    label: str = "sex"
+    predictor_type: str = "binary_classifier"
+    hyperparameters: dict = field(default_factory=dict)
+    drop_unlabeled: bool = True
+    positive_class: str | None = None
+    seed: int = 0
+    synth: bool = True
+    show_progress: bool = True
+
+
+class Stages:
+    """Prints each stage as it starts and its time when it ends."""
+
+    def __init__(self, echo):
+        self.echo = echo
+        self.times: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        stages = self
+
+        class _Stage:
+            def __enter__(self):
+                stages.echo(f"==> {name}")
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                stages.times[name] = time.perf_counter() - self.start
+                if exc[0] is None:
+                    stages.echo(f"    {name}: {stages.times[name]:.2f}s")
+
+        return _Stage()
+
+
+def _request_batches(X: np.ndarray, limit: int = MAX_BODY // 2):
+    """RecordIO request bodies under the payload limit (half of it, for headroom)."""
+    row_bytes = len(recordio.encode_dense(X[:1]))
+    per = max(1, limit // row_bytes)
+    for start in range(0, X.shape[0], per):
+        yield start, recordio.encode_dense(X[start : start + per])
+
+
+def predict_over_http(port: int, X: np.ndarray) -> dict:
+    """Send rows to the endpoint as RecordIO, read JSON predictions back."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    scores, labels = [], []
+    try:
+        for _, body in _request_batches(X.astype(np.float32)):
+            conn.request(
+                "POST",
+                "/invocations",
+                body=body,
+                headers={
+                    "Content-Type": "application/x-recordio-protobuf",
+                    "Accept": "application/json",
+                },
+            )
+            res = conn.getresponse()
+            payload = res.read()
+            if res.status != 200:
+                raise RuntimeError(f"endpoint answered {res.status}: {payload[:200]!r}")
+            for p in json.loads(payload)["predictions"]:
+                scores.append(p["score"])
+                if "predicted_label" in p:
+                    labels.append(p["predicted_label"])
+    finally:
+        conn.close()
+    out = {"score": np.asarray(scores)}
+    if labels:
+        out["predicted_label"] = np.asarray(labels)
+    return out
+
+
+def run_local(config: RunConfig, echo=print) -> dict:
+    """Run every stage; returns the summary (paths, metrics, stage times)."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Stages(echo)
+    started = time.perf_counter()
+
+    with stage("preflight + prepare"):
+        manifest = prepare(
+            PrepareConfig(
+                data=config.data,
+                label=config.label,
+                predictor_type=config.predictor_type,
+                out=out / "data",
+                seed=config.seed,
+                positive_class=config.positive_class,
+                drop_unlabeled=config.drop_unlabeled,
+                show_progress=config.show_progress,
+            )
+        )
+    with stage("train (local Linear Learner)"):
+        trained = train_local(
+            out / "data",
+            out / "model",
+            config.hyperparameters,
+            seed=config.seed,
+            show_progress=config.show_progress,
+            echo=lambda line: None,
+        )
+        echo(
+            f"    selected model {trained['selected_model']['model']} of "
+            f"{trained['hyperparameters']['num_models']}: "
+            f"learning_rate {trained['selected_model']['learning_rate']:.4g}, "
+            f"wd {trained['selected_model']['wd']:.3g}"
+        )
+    model_path = out / "model" / "model.tar.gz"
+    test = read_channel(out / "data" / "test")
+    with stage("serve + predict the test split over HTTP"):
+        server = make_server(model_path, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = server.server_address[1]
+            echo(f"    endpoint http://127.0.0.1:{port}/invocations")
+            predicted = predict_over_http(port, test.X)
+        finally:
+            server.shutdown()
+            server.server_close()
+        echo(f"    {test.n} rows predicted; endpoint stopped")
+    model = artifact.load(model_path)
+    with stage("evaluate + report"):
+        metrics = _endpoint_metrics(model, test, predicted, trained)
+        _write_predictions(out / "predictions.csv", test, predicted, manifest)
+        images = [report.loss_curve(trained["history"], out)]
+        if model.predictor_type == "binary_classifier":
+            images += report.binary_plots(
+                predicted["score"],
+                test.y,
+                model.threshold,
+                out,
+                manifest["label"].get("classes", ("0", "1")),
+            )
+        elif model.predictor_type == "multiclass_classifier":
+            classes = [str(c) for c in manifest["label"]["classes"]]
+            images.append(
+                report.confusion(predicted["predicted_label"], test.y.astype(int), classes, out)
+            )
+        else:
+            images += report.regression_plots(predicted["score"], test.y, out)
+        all_metrics = {**trained["metrics"], **metrics}
+        (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+        report.write_html(
+            out,
+            f"Linear Learner on {Path(config.data).name}",
+            all_metrics,
+            images,
+            {
+                "data": config.data,
+                "label": config.label,
+                "predictor type": config.predictor_type,
+                "rows (train/validation/test)": "/".join(
+                    str(manifest["channels"][c]["rows"]) for c in ("train", "validation", "test")
+                ),
+                "feature_dim": manifest["feature_dim"],
+                "selected model": json.dumps(trained["selected_model"]),
+            },
+        )
+    cdk_out = None
+    if config.synth:
+        with stage("synthesize the CDK app (what --target aws deploys)"):
+            cdk_out = _synth(out / "cdk.out", echo)
+    summary = {
+        "out": str(out),
+        "report": str(out / "report.html"),
+        "model": str(model_path),
+        "predictions": str(out / "predictions.csv"),
+        "metrics": all_metrics,
+        "stage_seconds": stage.times,
+        "total_seconds": time.perf_counter() - started,
+        "cdk_out": cdk_out,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _endpoint_metrics(model, test, predicted, trained) -> dict:
+    """Test metrics from what the endpoint answered (must agree with the trainer's)."""
+    hp = trained["hyperparameters"]
+    if model.predictor_type == "regressor":
+        values = lm.regression_metrics(predicted["score"], test.y)
+    elif model.predictor_type == "binary_classifier":
+        values = lm.binary_metrics(
+            predicted["score"], predicted["predicted_label"], test.y, float(hp.get("f_beta", 1.0))
+        )
+    else:
+        values = lm.multiclass_metrics(
+            np.asarray(predicted["score"]), test.y, int(hp.get("accuracy_top_k", 3))
+        )
+    return {f"endpoint_test:{k}": v for k, v in values.items()}
+
+
+def _write_predictions(path: Path, test, predicted, manifest) -> None:
+    classes = manifest["label"].get("classes")
+    lines = ["row,label,score,predicted_label" + (",predicted_class" if classes else "")]
+    for i in range(test.n):
+        score = predicted["score"][i]
+        score_text = ";".join(f"{v:.6g}" for v in np.atleast_1d(score))
+        line = f"{i},{test.y[i]:g},{score_text}"
+        if "predicted_label" in predicted:
+            label = int(predicted["predicted_label"][i])
+            line += f",{label}" + (f",{classes[label]}" if classes else "")
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _synth(out: Path, echo) -> str | None:
+    npx = shutil.which("npx")
+    if npx is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
+        echo("    skipped: the CDK CLI is not installed (bash scripts/setup.sh installs it)")
+        return None
+    res = subprocess.run(
+        [npx, "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        echo(f"    cdk synth failed:\n{res.stderr[-2000:]}")
+        return None
+    for line in res.stderr.splitlines():
+        if line.startswith("endpoint stack skipped"):
+            echo("    " + line)
+    templates = sorted(p.name for p in out.glob("*.template.json"))
+    echo(f"    templates: {', '.join(templates)} in {out}")
+    return str(out)
