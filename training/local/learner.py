@@ -336,7 +336,7 @@ class PackedTrainer:
         best_loss = np.full(m, np.inf)
         best_w, best_b = W.copy(), b.copy()
         best_epoch = np.zeros(m, np.int64)
-        stop_best, stale = np.inf, 0
+        stale = 0
         epochs = int(r["epochs"])
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
         has_l1 = bool(l1.any())
@@ -396,6 +396,10 @@ class PackedTrainer:
                 weights,
             )
             val_loss = self._losses(loss, val.X, val_fit, W, b, mean, std, k, weights)
+            # a model "improves" when its loss beats its own best by the relative tolerance
+            tol = r["early_stopping_tolerance"]
+            progressed = val_loss < np.where(np.isfinite(best_loss), best_loss * (1 - tol),
+                                             np.inf)
             improved = val_loss < best_loss
             best_loss = np.where(improved, val_loss, best_loss)
             best_w[:, np.repeat(improved, k)] = W[:, np.repeat(improved, k)]
@@ -430,10 +434,11 @@ class PackedTrainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{val_name} loss {val_loss[top]:.4f}")
-            current = float(val_loss.min())
-            if current < stop_best * (1 - r["early_stopping_tolerance"]) or stop_best == np.inf:
+            # Stop when no packed model has improved for `patience` epochs: slower models
+            # (small learning rate, strong L2) keep training while faster ones have peaked.
+            if progressed.any():
                 self.log(f"Epoch {epoch}: Loss improved. Updating best model")
-                stop_best, stale = min(stop_best, current), 0
+                stale = 0
             else:
                 stale += 1
                 self.log(f"Epoch {epoch}: Loss has not improved for {stale} epochs.")
