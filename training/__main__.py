@@ -7,12 +7,22 @@ that says what to fix, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
 from training.hyperparameters import HyperparameterError
 from training.validation import PREDICTOR_TYPES, Problem, ValidationError
+
+
+def _aws_errors():
+    """Credentials, permissions, throttling: the user's to fix, not a traceback."""
+    try:
+        import botocore.exceptions as bx
+    except ImportError:  # pragma: no cover - boto3 is a runtime dependency
+        return ()
+    return (bx.BotoCoreError, bx.ClientError)
 
 
 def _user_errors():
@@ -75,16 +85,27 @@ def _train(args) -> int:
     from training.hyperparameters import parse_assignments
 
     overrides = parse_assignments(args.hyperparameters)
-    if args.target != "local":
-        raise ValidationError(
-            [
-                Problem(
-                    "--target aws",
-                    "training on SageMaker is not available in this version yet",
-                    "use --target local (the offline Linear Learner) for now",
-                )
-            ]
+    if args.target == "aws":
+        from training.aws.job import AwsTrainConfig, train_aws
+
+        record = train_aws(
+            AwsTrainConfig(
+                data_dir=args.data_dir,
+                bucket=args.bucket,
+                role_arn=args.role,
+                project=args.project,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                max_runtime_s=args.max_runtime,
+                hyperparameters=overrides,
+                profile=args.profile,
+                region=args.region,
+                wait=not args.no_wait,
+                show_progress=not args.quiet,
+            )
         )
+        print(json.dumps(record, indent=2))
+        return 0
     from training.local.trainer import train_local
 
     report = train_local(
@@ -173,6 +194,28 @@ def _run(args) -> int:
     return 0
 
 
+def _audit(args) -> int:
+    from training.aws import audit
+    from training.aws.session import session
+
+    sess = session(args.profile, args.region)
+    found = audit.find_leftovers(sess, args.project)
+    if not found:
+        print(f"nothing billable of project '{args.project}' left in {sess.region_name}")
+        return 0
+    print(f"{len(found)} resource(s) of project '{args.project}' in {sess.region_name}:")
+    for item in found:
+        print(f"  {item}")
+    if not args.delete:
+        print("run again with --delete to remove them")
+        return 1
+    audit.delete(sess, found)
+    left = audit.find_leftovers(sess, args.project)
+    for item in left:
+        print(f"  still there: {item}")
+    return 1 if left else 0
+
+
 def _serve(args) -> int:
     from training.local.server import serve
 
@@ -244,7 +287,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="Linear Learner hyperparameters, SageMaker names and values",
     )
     t.add_argument("--seed", type=int, default=0)
+    aws_flags = t.add_argument_group("--target aws")
+    aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
+    aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
+    aws_flags.add_argument("--project", default="ll-e2e")
+    aws_flags.add_argument("--instance-type", default="ml.m5.large")
+    aws_flags.add_argument("--instance-count", type=int, default=1)
+    aws_flags.add_argument("--max-runtime", type=int, default=3600, help="seconds")
+    aws_flags.add_argument("--no-wait", action="store_true")
+    aws_flags.add_argument("--profile")
+    aws_flags.add_argument("--region")
     t.set_defaults(func=_train)
+
+    a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
+    a.add_argument("--project", default="ll-e2e")
+    a.add_argument("--profile")
+    a.add_argument("--region")
+    a.add_argument("--delete", action="store_true")
+    a.set_defaults(func=_audit)
 
     r = sub.add_parser("run", help="the whole pipeline: prepare, train, serve, predict, report")
     r.add_argument("--target", choices=("local", "aws"), default="local")
@@ -278,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except _aws_errors() as err:
+        print(f"error: AWS said: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"error: {err.strerror}: {err.filename}", file=sys.stderr)

@@ -398,8 +398,7 @@ class PackedTrainer:
             val_loss = self._losses(loss, val.X, val_fit, W, b, mean, std, k, weights)
             # a model "improves" when its loss beats its own best by the relative tolerance
             tol = r["early_stopping_tolerance"]
-            progressed = val_loss < np.where(np.isfinite(best_loss), best_loss * (1 - tol),
-                                             np.inf)
+            progressed = val_loss < np.where(np.isfinite(best_loss), best_loss * (1 - tol), np.inf)
             improved = val_loss < best_loss
             best_loss = np.where(improved, val_loss, best_loss)
             best_w[:, np.repeat(improved, k)] = W[:, np.repeat(improved, k)]

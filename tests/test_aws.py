@@ -1,0 +1,394 @@
+"""The AWS path against moto (the only AWS here): buckets, upload, training job, audit.
+
+moto completes training jobs instantly and writes no artifact, ignores versioning set by
+CloudFormation, and returns canned invoke bodies: the tests plant what moto cannot produce and
+assert on this project's behaviour, not moto's.
+"""
+
+import json
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import pytest
+from moto import mock_aws
+
+from training.aws import audit, upload
+from training.aws import session as aws
+from training.aws.job import AwsTrainConfig, explain_failure, train_aws, training_request
+from training.preprocessing import PrepareConfig, prepare
+from training.validation import ValidationError
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def moto_aws(monkeypatch):
+    monkeypatch.setattr(audit, "NOTEBOOK_POLL_S", 0.0)
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+# ----------------------------------------------------------------------------- buckets
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2"])
+def test_create_bucket_sends_the_location_constraint_each_region_needs(moto_aws, region):
+    aws.create_bucket(moto_aws, f"ll-e2e-test-{region}", region)
+    assert aws.bucket_region(moto_aws, f"ll-e2e-test-{region}") == region
+
+
+def test_the_wrong_location_constraint_is_what_users_hit(moto_aws):
+    s3 = moto_aws.client("s3", region_name="eu-west-1")
+    with pytest.raises(botocore.exceptions.ClientError, match="IllegalLocationConstraint"):
+        s3.create_bucket(Bucket="ll-e2e-wrong")  # no LocationConstraint outside us-east-1
+
+
+@pytest.mark.parametrize(
+    "name, rule",
+    [
+        ("My_Bucket", "lower case"),
+        ("ab", "3 to 63"),
+        ("a..b", "adjacent periods"),
+        ("192.168.1.1", "IP address"),
+        ("xn--bucket", "reserves"),
+        ("bucket-", "starting and ending"),
+    ],
+)
+def test_bucket_names_are_checked_before_anything_is_created(moto_aws, name, rule):
+    with pytest.raises(ValidationError, match=rule):
+        aws.create_bucket(moto_aws, name, "us-east-1")
+    assert moto_aws.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_s3_client_is_made_in_the_buckets_region(moto_aws):
+    aws.create_bucket(moto_aws, "ll-e2e-frankfurt", "eu-central-1")
+    assert aws.s3_client_for(moto_aws, "ll-e2e-frankfurt").meta.region_name == "eu-central-1"
+
+
+# ----------------------------------------------------------------------------- upload
+
+
+def test_upload_skips_unchanged_files_and_uses_multipart(moto_aws, tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    aws.create_bucket(moto_aws, "ll-e2e-up", "us-east-1")
+    s3 = moto_aws.client("s3")
+    small, big = tmp_path / "a.rec", tmp_path / "b.rec"
+    small.write_bytes(b"x" * 100)
+    big.write_bytes(b"y" * (11 * 1024 * 1024))
+    files = {"data/run/train/a.rec": small, "data/run/train/b.rec": big}
+    first = upload.upload_files(s3, "ll-e2e-up", files, show_progress=False)
+    assert first["uploaded"] == sorted(files) and first["skipped"] == []
+    etag = s3.head_object(Bucket="ll-e2e-up", Key="data/run/train/b.rec")["ETag"]
+    assert "-" in etag  # a multipart upload's ETag carries its part count
+    second = upload.upload_files(s3, "ll-e2e-up", files, show_progress=False)
+    assert second == {"uploaded": [], "skipped": sorted(files)}
+    small.write_bytes(b"changed")
+    third = upload.upload_files(s3, "ll-e2e-up", files, show_progress=False)
+    assert third["uploaded"] == ["data/run/train/a.rec"]
+
+
+# ----------------------------------------------------------------------------- training job
+
+
+@pytest.fixture
+def prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep")
+    prepare(
+        PrepareConfig(
+            ROOT / "data" / "penguins.csv",
+            "species",
+            "multiclass_classifier",
+            out,
+            show_progress=False,
+        )
+    )
+    return out
+
+
+def deploy_base(sess, project="ll-e2e"):
+    """What the base stack provides: a bucket and a role SageMaker can assume."""
+    aws.create_bucket(sess, f"{project}-bucket-123", sess.region_name)
+    role = sess.client("iam").create_role(
+        RoleName=f"{project}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sagemaker.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    return f"{project}-bucket-123", role["Role"]["Arn"]
+
+
+def test_training_job_end_to_end_records_the_artifact(moto_aws, prepared, tmp_path):
+    bucket, role = deploy_base(moto_aws)
+    record_path = tmp_path / "latest.json"
+    lines = []
+    record = train_aws(
+        AwsTrainConfig(
+            data_dir=prepared,
+            bucket=bucket,
+            role_arn=role,
+            region="us-east-1",
+            hyperparameters={"epochs": "5"},
+            record=record_path,
+            poll_s=0,
+            show_progress=False,
+            job_name="ll-e2e-test-job",
+        ),
+        echo=lines.append,
+    )
+    sm = moto_aws.client("sagemaker")
+    job = sm.describe_training_job(TrainingJobName="ll-e2e-test-job")
+    assert (
+        job["AlgorithmSpecification"]["TrainingImage"]
+        == "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+    )
+    channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "test"}
+    assert {c["ContentType"] for c in channels.values()} == {"application/x-recordio-protobuf"}
+    hp = job["HyperParameters"]
+    assert hp["predictor_type"] == "multiclass_classifier" and hp["num_classes"] == "3"
+    assert hp["epochs"] == "5" and hp["feature_dim"].isdigit()
+    keys = [o["Key"] for o in moto_aws.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "data/ll-e2e-test-job/train/train-00000.rec" in keys
+    saved = json.loads(record_path.read_text())
+    assert saved == record
+    assert saved["model_data_url"].startswith(f"s3://{bucket}/models/ll-e2e-test-job/")
+    assert saved["region"] == "us-east-1" and saved["data_manifest_sha256"]
+    assert any("Completed" in line for line in lines)
+
+
+def test_stack_outputs_provide_bucket_and_role(moto_aws, prepared, tmp_path):
+    bucket, role = deploy_base(moto_aws)
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"BucketName": {"Value": bucket}, "RoleArn": {"Value": role}},
+    }
+    moto_aws.client("cloudformation").create_stack(
+        StackName="LlE2eBase", TemplateBody=json.dumps(template)
+    )
+    record = train_aws(
+        AwsTrainConfig(
+            data_dir=prepared,
+            region="us-east-1",
+            poll_s=0,
+            record=tmp_path / "r.json",
+            show_progress=False,
+        ),
+        echo=lambda line: None,
+    )
+    assert record["bucket"] == bucket
+
+
+def test_no_stack_and_no_flags_is_a_clear_error(moto_aws, prepared, tmp_path):
+    with pytest.raises(ValidationError, match="(?s)LlE2eBase.*npx cdk deploy --all"):
+        train_aws(
+            AwsTrainConfig(
+                data_dir=prepared,
+                region="us-east-1",
+                record=tmp_path / "r.json",
+                show_progress=False,
+            )
+        )
+
+
+def test_bad_hyperparameter_fails_before_any_upload_or_job(moto_aws, prepared, tmp_path):
+    bucket, role = deploy_base(moto_aws)
+    with pytest.raises(Exception, match="Did you mean 'epochs'"):
+        train_aws(
+            AwsTrainConfig(
+                data_dir=prepared,
+                bucket=bucket,
+                role_arn=role,
+                region="us-east-1",
+                hyperparameters={"epoch": "5"},
+                record=tmp_path / "r.json",
+                show_progress=False,
+            )
+        )
+    assert "Contents" not in moto_aws.client("s3").list_objects_v2(Bucket=bucket)
+    assert moto_aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_bad_channel_fails_before_any_upload(moto_aws, tmp_path):
+    bucket, role = deploy_base(moto_aws)
+    (tmp_path / "d" / "train").mkdir(parents=True)
+    (tmp_path / "d" / "train" / "t.csv").write_text("label,a\n1,2\n")
+    with pytest.raises(ValidationError, match="header row present"):
+        train_aws(
+            AwsTrainConfig(
+                data_dir=tmp_path / "d",
+                bucket=bucket,
+                role_arn=role,
+                region="us-east-1",
+                hyperparameters={"predictor_type": "binary_classifier"},
+                record=tmp_path / "r.json",
+                show_progress=False,
+            )
+        )
+    assert "Contents" not in moto_aws.client("s3").list_objects_v2(Bucket=bucket)
+
+
+def test_multi_instance_training_shards_the_train_channel():
+    config = AwsTrainConfig(data_dir=Path("."), instance_count=2)
+    request = training_request(
+        config,
+        {"predictor_type": "regressor"},
+        {"train": "text/csv", "validation": "text/csv"},
+        "b",
+        "data/j",
+        "img",
+        "arn:role",
+        "j",
+    )
+    dist = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in request["InputDataConfig"]
+    }
+    assert dist == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["Tags"] == [{"Key": "project", "Value": "ll-e2e"}]
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
+
+
+@pytest.mark.parametrize(
+    "reason, fix",
+    [
+        (
+            "ClientError: Rows 1-1000 in file /opt/ml/input/data/train/train.csv have "
+            "different fields "
+            "than the expected size 15.",
+            "header row",
+        ),
+        ("No iterator has been registered for ContentType ('csv', '1.0')", "exactly 'text/csv'"),
+        ("Data type Float64Tensor is not supported", "Float32"),
+        ("Missing required hyperparameter feature_dim", "predictor_type and feature_dim"),
+    ],
+)
+def test_known_failures_are_explained(reason, fix):
+    assert fix in explain_failure(reason)
+
+
+def test_failed_job_shows_reason_and_fix(moto_aws, prepared, tmp_path, monkeypatch):
+    bucket, role = deploy_base(moto_aws)
+    from training.aws import job as job_module
+
+    def failed(sess, name, poll_s, echo, show_progress=True):
+        return {
+            "TrainingJobStatus": "Failed",
+            "FailureReason": "Rows 1-1000 in file /opt/ml/input/data/train/x.csv have "
+            "different fields "
+            "than the expected size 15.",
+        }
+
+    monkeypatch.setattr(job_module, "wait_for_job", failed)
+    with pytest.raises(ValidationError) as err:
+        train_aws(
+            AwsTrainConfig(
+                data_dir=prepared,
+                bucket=bucket,
+                role_arn=role,
+                region="us-east-1",
+                record=tmp_path / "r.json",
+                show_progress=False,
+            ),
+            echo=lambda line: None,
+        )
+    assert "different fields" in str(err.value) and "index column" in str(err.value)
+    assert not (tmp_path / "r.json").exists()
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+def plant_leftovers(sess):
+    sm = sess.client("sagemaker")
+    tags = [{"Key": "project", "Value": "ll-e2e"}]
+    role = "arn:aws:iam::123456789012:role/x"
+    sm.create_model(
+        ModelName="CfnGenerated-Model-1",
+        ExecutionRoleArn=role,
+        Tags=tags,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="EndpointConfig-abc",
+        Tags=tags,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "CfnGenerated-Model-1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="EndpointConfig-abc")
+    sm.create_notebook_instance(
+        NotebookInstanceName="ll-e2e-notebook-abc123", InstanceType="ml.t3.medium", RoleArn=role
+    )
+    s3 = sess.client("s3")
+    s3.create_bucket(Bucket="llE2ebase-bucket".lower())
+    s3.put_bucket_tagging(Bucket="lle2ebase-bucket", Tagging={"TagSet": tags})
+    s3.put_bucket_versioning(
+        Bucket="lle2ebase-bucket", VersioningConfiguration={"Status": "Enabled"}
+    )
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket="lle2ebase-bucket", Key="data/train.rec", Body=body)
+    s3.delete_object(Bucket="lle2ebase-bucket", Key="data/train.rec")  # a delete marker
+    logs = sess.client("logs")
+    logs.create_log_group(logGroupName="/aws/sagemaker/Endpoints/ll-e2e-endpoint")
+    logs.create_log_group(logGroupName="/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x")
+    logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+    logs.create_log_stream(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="ll-e2e-20261125/algo-1-1"
+    )
+    kms = sess.client("kms")
+    kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2e"}])
+    # someone else's things stay untouched
+    s3.create_bucket(Bucket="someone-elses-bucket")
+    kms.create_key(Tags=[{"TagKey": "project", "TagValue": "other"}])
+
+
+def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
+    plant_leftovers(moto_aws)
+    found = audit.find_leftovers(moto_aws, "ll-e2e")
+    kinds = sorted(item.kind for item in found)
+    assert kinds == [
+        "bucket",
+        "endpoint",
+        "endpoint-config",
+        "kms-key",
+        "log-group",
+        "log-group",
+        "log-group",
+        "model",
+        "notebook-instance",
+    ]
+    bucket = next(i for i in found if i.kind == "bucket")
+    assert bucket.detail == "2 object versions, 1 delete markers"
+    audit.delete(moto_aws, found, echo=lambda line: None)
+    assert audit.find_leftovers(moto_aws, "ll-e2e") == []
+    names = [b["Name"] for b in moto_aws.client("s3").list_buckets()["Buckets"]]
+    assert names == ["someone-elses-bucket"]
+
+
+def test_audit_command_exit_codes(moto_aws, capsys):
+    from training.__main__ import main
+
+    assert main(["audit", "--region", "us-east-1"]) == 0
+    assert "nothing billable" in capsys.readouterr().out
+    plant_leftovers(moto_aws)
+    assert main(["audit", "--region", "us-east-1"]) == 1
+    out = capsys.readouterr().out
+    assert "endpoint           ll-e2e-endpoint" in out and "--delete" in out
+    assert main(["audit", "--region", "us-east-1", "--delete"]) == 0
+    assert main(["audit", "--region", "us-east-1"]) == 0

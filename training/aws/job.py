@@ -1,0 +1,275 @@
+"""``train --target aws``: the SageMaker Linear Learner training job, checked before it bills.
+
+The same hyperparameter table and channel preflight as the local trainer run first; a bad
+value fails here, before any upload or job. The job uses the region's Linear Learner image
+from ``sagemaker.core.image_uris``, exact channel content types, and ShardedByS3Key for the
+train channel when more than one instance trains. Waiting shows the status and streams the
+job's log lines; a failure shows SageMaker's FailureReason and, for the known causes, the fix.
+The artifact is recorded where the endpoint stack reads it (``models/latest.json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training import hyperparameters, validation
+from training.aws import session as aws
+from training.aws.upload import upload_files
+from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256
+from training.validation import Problem, ValidationError
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD = ROOT / "models" / "latest.json"
+
+# FailureReason patterns of known user mistakes -> the fix in plain words.
+KNOWN_FAILURES = [
+    (
+        r"different fields than the expected size",
+        "the CSV rows do not have label + feature_dim fields: a header row, an index column "
+        "from to_csv(index=True), the label not in the first column, or feature_dim not equal "
+        "to the feature count. `python -m training validate` finds which.",
+    ),
+    (
+        r"No iterator has been registered for ContentType",
+        "the channel ContentType must be exactly 'text/csv' or 'application/x-recordio-protobuf'.",
+    ),
+    (
+        r"(Float64Tensor|Int32Tensor|float32|Float32)",
+        "RecordIO tensors must be Float32: write .astype('float32') features and labels "
+        "(python -m training prepare does).",
+    ),
+    (
+        r"(feature_dim|predictor_type)",
+        "set predictor_type and feature_dim (python -m training prepare puts both in the "
+        "manifest this command reads).",
+    ),
+    (r"Unable to parse csv", "a CSV cell is not a number: encode categoricals and strings first."),
+]
+
+
+@dataclass
+class AwsTrainConfig:
+    data_dir: Path
+    bucket: str | None = None
+    role_arn: str | None = None
+    project: str = "ll-e2e"
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_gb: int = 10
+    max_runtime_s: int = 3600
+    hyperparameters: dict = field(default_factory=dict)
+    profile: str | None = None
+    region: str | None = None
+    wait: bool = True
+    poll_s: float = 15.0
+    record: Path = RECORD
+    show_progress: bool = True
+    job_name: str | None = None
+
+
+def explain_failure(reason: str) -> str:
+    fixes = [fix for pattern, fix in KNOWN_FAILURES if re.search(pattern, reason or "")]
+    return fixes[0] if fixes else "see the job's log (/aws/sagemaker/TrainingJobs)"
+
+
+def stack_name(project: str, role: str) -> str:
+    return "".join(p.capitalize() for p in project.split("-")) + role
+
+
+def training_request(
+    config: AwsTrainConfig,
+    hp: dict,
+    channels: dict,
+    bucket: str,
+    run_prefix: str,
+    image: str,
+    role_arn: str,
+    name: str,
+) -> dict:
+    """The CreateTrainingJob request (pure: tested without AWS)."""
+    inputs = []
+    for channel, content_type in channels.items():
+        sharded = channel == "train" and config.instance_count > 1
+        inputs.append(
+            {
+                "ChannelName": channel,
+                "ContentType": content_type,
+                "InputMode": "File",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{bucket}/{run_prefix}/{channel}/",
+                        "S3DataDistributionType": "ShardedByS3Key"
+                        if sharded
+                        else "FullyReplicated",
+                    }
+                },
+            }
+        )
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": role_arn,
+        "HyperParameters": hyperparameters.to_strings(hp),
+        "InputDataConfig": inputs,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/{name}/"},
+        "ResourceConfig": {
+            "InstanceType": config.instance_type,
+            "InstanceCount": config.instance_count,
+            "VolumeSizeInGB": config.volume_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
+        "Tags": [{"Key": "project", "Value": config.project}],
+    }
+
+
+def train_aws(config: AwsTrainConfig, echo=print) -> dict:
+    """Preflight, upload, start, wait, record. Returns the training record."""
+    from sagemaker.core import image_uris
+
+    data_dir = Path(config.data_dir)
+    manifest_path = data_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    given = {**manifest.get("hyperparameters", {}), **config.hyperparameters}
+    hp = hyperparameters.validate(given)  # the same table as the local trainer
+    user_hp = {k: hp[k] for k in given}  # send what was given; SageMaker fills its defaults
+    present = [c for c in CHANNELS if (data_dir / c).exists()]
+    if "train" not in present:
+        raise ValidationError(
+            [
+                Problem(
+                    str(data_dir),
+                    "no train/ channel folder here",
+                    "pass the folder python -m training prepare wrote",
+                )
+            ]
+        )
+    feature_dim = None if hp["feature_dim"] == "auto" else int(hp["feature_dim"])
+    found = validation.validate_channels(
+        [data_dir / c for c in present], hp["predictor_type"], feature_dim, hp.get("num_classes")
+    )
+    channels: dict[str, str] = {}
+    for info in found:
+        channel = info.path.relative_to(data_dir).parts[0]
+        channels.setdefault(channel, info.content_type)
+    if config.instance_count > 1:
+        shards = [f for f in found if f.path.relative_to(data_dir).parts[0] == "train"]
+        if len(shards) < config.instance_count:
+            echo(
+                f"note: {len(shards)} train file(s) for {config.instance_count} instances: "
+                "ShardedByS3Key gives some instances nothing; prepare with --shard-mb"
+            )
+
+    sess = aws.session(config.profile, config.region)
+    region = sess.region_name
+    bucket, role_arn = config.bucket, config.role_arn
+    if not (bucket and role_arn):
+        outputs = aws.stack_outputs(sess, stack_name(config.project, "Base"))
+        bucket = bucket or outputs["BucketName"]
+        role_arn = role_arn or outputs["RoleArn"]
+    aws.check_bucket_name(bucket)
+    image = image_uris.retrieve(framework="linear-learner", region=region)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = config.job_name or f"{config.project}-{stamp}"
+    run_prefix = f"data/{name}"
+
+    s3 = aws.s3_client_for(sess, bucket)
+    files = {f"{run_prefix}/{f.path.relative_to(data_dir).as_posix()}": f.path for f in found}
+    done = upload_files(s3, bucket, files, config.show_progress)
+    echo(
+        f"uploaded {len(done['uploaded'])} file(s), {len(done['skipped'])} already there, "
+        f"to s3://{bucket}/{run_prefix}/"
+    )
+
+    request = training_request(config, user_hp, channels, bucket, run_prefix, image, role_arn, name)
+    sm = sess.client("sagemaker")
+    sm.create_training_job(**request)
+    echo(
+        f"training job {name} started ({config.instance_count} x {config.instance_type}, "
+        f"image {image})"
+    )
+    record = {
+        "training_job_name": name,
+        "region": region,
+        "image_uri": image,
+        "hyperparameters": request["HyperParameters"],
+        "bucket": bucket,
+        "data_manifest_sha256": file_sha256(manifest_path) if manifest_path.exists() else None,
+        "started": stamp,
+    }
+    if not config.wait:
+        return record
+    description = wait_for_job(sess, name, config.poll_s, echo, config.show_progress)
+    if description["TrainingJobStatus"] != "Completed":
+        reason = description.get("FailureReason", "(no reason given)")
+        raise ValidationError(
+            [
+                Problem(
+                    f"training job {name}",
+                    f"{description['TrainingJobStatus']}: {reason}",
+                    explain_failure(reason),
+                )
+            ]
+        )
+    record["model_data_url"] = description["ModelArtifacts"]["S3ModelArtifacts"]
+    Path(config.record).parent.mkdir(parents=True, exist_ok=True)
+    Path(config.record).write_text(json.dumps(record, indent=2))
+    echo(
+        f"model artifact {record['model_data_url']} recorded in {config.record}; "
+        "`npx cdk deploy --all` now deploys it"
+    )
+    return record
+
+
+def wait_for_job(sess, name: str, poll_s: float, echo, show_progress: bool = True) -> dict:
+    """Poll until the job ends, echoing status changes and new log lines."""
+    sm = sess.client("sagemaker")
+    logs = LogTail(sess, name)
+    last = None
+    while True:
+        d = sm.describe_training_job(TrainingJobName=name)
+        status = (d["TrainingJobStatus"], d.get("SecondaryStatus"))
+        if status != last:
+            echo(f"  {name}: {status[0]} / {status[1]}")
+            last = status
+        for line in logs.new_lines():
+            echo("  | " + line)
+        if d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return d
+        time.sleep(poll_s)
+
+
+class LogTail:
+    """New CloudWatch log lines of a training job, across its streams (none yet is fine)."""
+
+    GROUP = "/aws/sagemaker/TrainingJobs"
+
+    def __init__(self, sess, job: str):
+        self.logs = sess.client("logs")
+        self.job = job
+        self.tokens: dict[str, str] = {}
+
+    def new_lines(self) -> list[str]:
+        import botocore.exceptions
+
+        try:
+            streams = self.logs.describe_log_streams(
+                logGroupName=self.GROUP, logStreamNamePrefix=f"{self.job}/"
+            )["logStreams"]
+        except botocore.exceptions.ClientError:
+            return []
+        lines = []
+        for stream in streams:
+            name = stream["logStreamName"]
+            kwargs = {"logGroupName": self.GROUP, "logStreamName": name, "startFromHead": True}
+            if name in self.tokens:
+                kwargs["nextToken"] = self.tokens[name]
+            page = self.logs.get_log_events(**kwargs)
+            self.tokens[name] = page["nextForwardToken"]
+            lines += [e["message"] for e in page["events"]]
+        return lines
