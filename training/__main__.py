@@ -216,6 +216,53 @@ def _audit(args) -> int:
     return 1 if left else 0
 
 
+def _predict(args) -> int:
+    from training import predict
+
+    X, y = predict.read_input(args.input, args.labelled)
+    server = None
+    if args.target == "aws":
+        from training.aws.session import session
+
+        invoke = predict.aws_invoker(
+            session(args.profile, args.region), args.endpoint or f"{args.project}-endpoint"
+        )
+    elif args.port:
+        invoke = predict.local_invoker("127.0.0.1", args.port)
+    else:
+        if not args.model:
+            raise ValidationError(
+                [
+                    Problem(
+                        "--target local",
+                        "no endpoint to call",
+                        "pass --model model.tar.gz (a local endpoint is "
+                        "started for the run) or --port of a running one",
+                    )
+                ]
+            )
+        import threading
+
+        from training.local.server import make_server
+
+        server = make_server(args.model, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        invoke = predict.local_invoker("127.0.0.1", server.server_address[1])
+    try:
+        predictions = predict.predict(invoke, X, args.content_type)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    out = args.out or Path(str(args.input) + ".predictions.jsonl")
+    predict.write_predictions(out, predictions)
+    print(f"{len(predictions)} predictions -> {out}")
+    if y is not None:
+        for name, value in predict.metrics_for(predictions, y).items():
+            print(f"  test:{name:<34} {value:.6g}")
+    return 0
+
+
 def _serve(args) -> int:
     from training.local.server import serve
 
@@ -298,6 +345,30 @@ def build_parser() -> argparse.ArgumentParser:
     aws_flags.add_argument("--profile")
     aws_flags.add_argument("--region")
     t.set_defaults(func=_train)
+
+    pr = sub.add_parser("predict", help="send rows to the deployed or the local endpoint")
+    pr.add_argument("--target", choices=("local", "aws"), default="local")
+    pr.add_argument(
+        "--input", required=True, type=Path, help="CSV of features (no header), or RecordIO"
+    )
+    pr.add_argument(
+        "--labelled",
+        action="store_true",
+        help="the CSV's first column is the label: print test metrics",
+    )
+    pr.add_argument(
+        "--content-type",
+        default="text/csv",
+        choices=("text/csv", "application/json", "application/x-recordio-protobuf"),
+    )
+    pr.add_argument("--out", type=Path, help="default: INPUT.predictions.jsonl")
+    pr.add_argument("--model", type=Path, help="local: model.tar.gz to serve for the run")
+    pr.add_argument("--port", type=int, help="local: port of a running local endpoint")
+    pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
+    pr.add_argument("--project", default="ll-e2e")
+    pr.add_argument("--profile")
+    pr.add_argument("--region")
+    pr.set_defaults(func=_predict)
 
     a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
     a.add_argument("--project", default="ll-e2e")

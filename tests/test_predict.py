@@ -1,0 +1,124 @@
+"""predict: the same command against the local endpoint and (through moto) the deployed one."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import requests
+from moto import mock_aws
+
+from training import predict
+from training.__main__ import main
+from training.local import artifact
+from training.local.learner import LinearModel
+
+W = np.array([1.0, -2.0, 0.5], np.float32)
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    return artifact.save(
+        LinearModel("binary_classifier", "logistic", W, np.float32(0.0), 0.5),
+        tmp_path / "model.tar.gz",
+    )
+
+
+def rows(n=200, seed=0):
+    X = np.random.default_rng(seed).standard_normal((n, 3)).astype(np.float32)
+    return X, (X @ W > 0).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "ctype", ["text/csv", "application/json", "application/x-recordio-protobuf"]
+)
+def test_requests_stay_under_the_payload_limit_and_keep_every_row(ctype):
+    X, _ = rows(5000)
+    bodies = list(predict.request_bodies(X, ctype, limit=20_000))
+    assert len(bodies) > 5 and all(len(b) <= 20_000 for b in bodies)
+    if ctype == "text/csv":
+        assert sum(b.count(b"\n") for b in bodies) == 5000
+    elif ctype == "application/json":
+        assert sum(len(json.loads(b)["instances"]) for b in bodies) == 5000
+
+
+def test_local_predict_command_writes_predictions_and_metrics(tmp_path, model_path, capsys):
+    X, y = rows()
+    data = tmp_path / "test.csv"
+    np.savetxt(data, np.column_stack([y, X]), delimiter=",", fmt="%.7g")
+    assert (
+        main(
+            [
+                "predict",
+                "--target",
+                "local",
+                "--model",
+                str(model_path),
+                "--input",
+                str(data),
+                "--labelled",
+                "--content-type",
+                "application/x-recordio-protobuf",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "200 predictions" in out
+    assert re.search(r"test:binary_classification_accuracy +1\n", out)
+    lines = (tmp_path / "test.csv.predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 200 and set(json.loads(lines[0])) == {"score", "predicted_label"}
+
+
+def test_local_predict_names_a_wrong_feature_count(tmp_path, model_path, capsys):
+    data = tmp_path / "bad.csv"
+    data.write_text("1,2\n3,4\n")
+    assert main(["predict", "--model", str(model_path), "--input", str(data)]) == 2
+    assert "row 1 has 2 features, the model takes 3" in capsys.readouterr().err
+
+
+def test_aws_predict_parses_what_the_endpoint_answers(tmp_path, model_path, capsys):
+    X, y = rows(50)
+    local = artifact.load(model_path).predict(X)
+    answer = {
+        "predictions": [
+            {"score": float(s), "predicted_label": int(p)}
+            for s, p in zip(local["score"], local["predicted_label"])
+        ]
+    }
+    data = tmp_path / "test.csv"
+    np.savetxt(data, np.column_stack([y, X]), delimiter=",", fmt="%.7g")
+    with mock_aws():
+        # moto's runtime returns canned bodies: queue the answer SageMaker would give
+        requests.post(
+            "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+            json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+            timeout=5,
+        )
+        assert (
+            main(
+                [
+                    "predict",
+                    "--target",
+                    "aws",
+                    "--region",
+                    "us-east-1",
+                    "--input",
+                    str(data),
+                    "--labelled",
+                ]
+            )
+            == 0
+        )
+    out = capsys.readouterr().out
+    assert "50 predictions" in out and "test:roc_auc_score" in out
+
+
+def test_aws_predict_with_a_non_linear_learner_answer_is_explained(tmp_path, capsys):
+    data = tmp_path / "x.csv"
+    data.write_text("1,2,3\n")
+    with mock_aws():
+        assert (
+            main(["predict", "--target", "aws", "--region", "us-east-1", "--input", str(data)]) == 2
+        )
+    assert "not Linear Learner JSON" in capsys.readouterr().err

@@ -1,0 +1,168 @@
+"""``predict``: the same command for the deployed endpoint and the local one.
+
+Reads features (CSV without a label, a label-first CSV with ``--labelled``, or RecordIO),
+sends them in requests under SageMaker's 6 MB payload limit, writes the predictions next to
+the input, and prints the test metrics when the input carries labels.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from training import recordio, validation
+from training.local import metrics as lm
+from training.validation import Problem, ValidationError
+
+LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
+Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
+
+
+def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (and labels) from a CSV or RecordIO file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError([Problem(str(path), "file not found", "check --input")])
+    if validation.detect_format(path) == "recordio":
+        arrays = recordio.read_arrays(path)
+        X = arrays.X.toarray() if hasattr(arrays.X, "toarray") else arrays.X
+        return np.asarray(X, np.float32), arrays.y
+    try:
+        values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
+    except ValueError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    f"not a numeric CSV ({err})",
+                    "send features only, no header (or --labelled with the label first)",
+                )
+            ]
+        ) from None
+    if labelled:
+        return values[:, 1:], values[:, 0]
+    return values, None
+
+
+def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iterator[bytes]:
+    """Bodies of whole rows, each under ``limit`` bytes."""
+    if content_type == "application/x-recordio-protobuf":
+        per_row = len(recordio.encode_dense(X[:1].astype(np.float32)))
+        step = max(1, limit // per_row)
+        for start in range(0, X.shape[0], step):
+            yield recordio.encode_dense(X[start : start + step].astype(np.float32))
+        return
+    rows = [",".join(f"{v:.9g}" for v in row) for row in X]
+    if content_type == "application/json":
+        rows = [json.dumps({"features": [float(v) for v in row]}) for row in X]
+    batch, size = [], 0
+    for row in rows:
+        if batch and size + len(row) + 64 > limit:
+            yield _join(batch, content_type)
+            batch, size = [], 0
+        batch.append(row)
+        size += len(row) + 2  # the separator: "\n" for CSV, ", " for JSON
+    if batch:
+        yield _join(batch, content_type)
+
+
+def _join(rows: list[str], content_type: str) -> bytes:
+    if content_type == "application/json":
+        return ('{"instances": [' + ", ".join(rows) + "]}").encode()
+    return ("\n".join(rows) + "\n").encode()
+
+
+def local_invoker(host: str, port: int) -> Invoker:
+    def invoke(body: bytes, content_type: str) -> bytes:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            conn.request(
+                "POST",
+                "/invocations",
+                body=body,
+                headers={"Content-Type": content_type, "Accept": "application/json"},
+            )
+            res = conn.getresponse()
+            data = res.read()
+        finally:
+            conn.close()
+        if res.status != 200:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"local endpoint :{port}",
+                        f"answered {res.status}: {data.decode().strip()}",
+                        "fix the request it names",
+                    )
+                ]
+            )
+        return data
+
+    return invoke
+
+
+def aws_invoker(sess, endpoint: str) -> Invoker:
+    runtime = sess.client("sagemaker-runtime")
+
+    def invoke(body: bytes, content_type: str) -> bytes:
+        res = runtime.invoke_endpoint(
+            EndpointName=endpoint, Body=body, ContentType=content_type, Accept="application/json"
+        )
+        return res["Body"].read()
+
+    return invoke
+
+
+def predict(invoke: Invoker, X: np.ndarray, content_type: str = "text/csv") -> list[dict]:
+    out: list[dict] = []
+    for body in request_bodies(X, content_type):
+        answer = invoke(body, content_type)
+        try:
+            out += json.loads(answer)["predictions"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValidationError(
+                [
+                    Problem(
+                        "endpoint",
+                        f"answer is not Linear Learner JSON: {answer[:120]!r}",
+                        "check the endpoint name and that it serves a Linear Learner model",
+                    )
+                ]
+            ) from None
+    if len(out) != X.shape[0]:
+        raise ValidationError(
+            [
+                Problem(
+                    "endpoint",
+                    f"{len(out)} predictions for {X.shape[0]} rows",
+                    "check the endpoint",
+                )
+            ]
+        )
+    return out
+
+
+def metrics_for(predictions: list[dict], y: np.ndarray) -> dict:
+    """Test metrics, with the predictor type read off the response shape."""
+    first = predictions[0]
+    if "predicted_label" not in first:
+        return lm.regression_metrics([p["score"] for p in predictions], y)
+    labels = np.array([p["predicted_label"] for p in predictions])
+    if isinstance(first["score"], list):
+        return lm.multiclass_metrics(np.array([p["score"] for p in predictions]), y, 3)
+    return lm.binary_metrics(np.array([p["score"] for p in predictions]), labels, y)
+
+
+def write_predictions(path: Path, predictions: list[dict]) -> Path:
+    buf = io.StringIO()
+    for p in predictions:
+        buf.write(json.dumps(p) + "\n")
+    path.write_text(buf.getvalue())
+    return path
