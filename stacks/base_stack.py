@@ -77,8 +77,12 @@ class BaseStack(cdk.Stack):
         self.notebook = self._notebook()
 
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
-        cdk.CfnOutput(self, "RoleArn", value=self.role.role_arn)
-        cdk.CfnOutput(self, "KeyArn", value=self.key.key_arn)
+        # Named exports, present whether or not an endpoint stack exists yet: the template
+        # does not change when the endpoint arrives or leaves (no export-in-use deadlocks).
+        cdk.CfnOutput(self, "RoleArn", value=self.role.role_arn,
+                      export_name=self.export_name("RoleArn"))
+        cdk.CfnOutput(self, "KeyArn", value=self.key.key_arn,
+                      export_name=self.export_name("KeyArn"))
         cdk.CfnOutput(self, "NotebookInstanceName", value=self.notebook.attr_notebook_instance_name)
         cdk.CfnOutput(
             self,
@@ -93,6 +97,9 @@ class BaseStack(cdk.Stack):
                 ],
             ),
         )
+
+    def export_name(self, output: str) -> str:
+        return f"{self.stack_name}-{output}"
 
     # ------------------------------------------------------------------ bucket
 

@@ -51,12 +51,16 @@ class EndpointStack(cdk.Stack):
     ):
         super().__init__(scope, construct_id, **kwargs)
         self.add_stack_dependency(base)
+        # The base stack's role and key, by their named exports (not CDK's implicit ones).
+        role_arn = cdk.Fn.import_value(base.export_name("RoleArn"))
+        key_arn = cdk.Fn.import_value(base.export_name("KeyArn"))
+        self.role = iam.Role.from_role_arn(self, "ExecutionRole", role_arn, mutable=True)
         access = self._grant_model_access(base, model_data_url, image_uri)
 
         model = sagemaker.CfnModel(
             self,
             "Model",
-            execution_role_arn=base.role.role_arn,
+            execution_role_arn=role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri, model_data_url=model_data_url, mode="SingleModel"
             ),
@@ -74,7 +78,7 @@ class EndpointStack(cdk.Stack):
             "EndpointConfig",
             production_variants=[variant],
             kms_key_id=(
-                base.key.key_arn if supports_kms(settings.endpoint_instance_type) else None
+                key_arn if supports_kms(settings.endpoint_instance_type) else None
             ),
         )
         # SageMaker writes here; created (and deleted) with the stack instead of lingering.
@@ -118,4 +122,4 @@ class EndpointStack(cdk.Stack):
         ]
         if image_uri != base.image_uri:
             statements.append(pull_statement(image_parts(image_uri), self))
-        return iam.Policy(self, "ModelAccess", statements=statements, roles=[base.role])
+        return iam.Policy(self, "ModelAccess", statements=statements, roles=[self.role])

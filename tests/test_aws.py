@@ -162,6 +162,7 @@ def test_training_job_end_to_end_records_the_artifact(moto_aws, prepared, tmp_pa
     saved = json.loads(record_path.read_text())
     assert saved == record
     assert saved["model_data_url"].startswith(f"s3://{bucket}/models/ll-e2e-test-job/")
+    assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{bucket}/models/"
     assert saved["region"] == "us-east-1" and saved["data_manifest_sha256"]
     assert any("Completed" in line for line in lines)
 

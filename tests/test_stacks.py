@@ -32,7 +32,8 @@ SDK_ACCOUNTS = {
 @functools.cache
 def synth(**context):
     """App, stacks and templates for one context (cached: synthesis takes seconds)."""
-    app = cdk.App(context=dict(context))
+    # hermetic: a training record left in models/ by a real run must not change the app
+    app = cdk.App(context={"model_record": "/nonexistent/latest.json", **context})
     stacks = build_app(app)
     templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
     return app, stacks, templates
@@ -499,6 +500,8 @@ def synthesized(tmp_path_factory):
                 "-q",
                 "-o",
                 str(out / variant),
+                "-c",
+                "model_record=/nonexistent/latest.json",
                 *ctx,
             ],
             cwd=ROOT,

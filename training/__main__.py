@@ -263,6 +263,26 @@ def _predict(args) -> int:
     return 0
 
 
+def _deploy_all(args) -> int:
+    from training.aws.deploy import deploy_all
+
+    deploy_all(
+        args.data_dir,
+        args.project,
+        args.profile,
+        args.region,
+        args.instance_type,
+        record=args.record,
+    )
+    return 0
+
+
+def _destroy_all(args) -> int:
+    from training.aws.deploy import destroy_all
+
+    return 1 if destroy_all(args.project, args.profile, args.region) else 0
+
+
 def _serve(args) -> int:
     from training.local.server import serve
 
@@ -370,6 +390,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--region")
     pr.set_defaults(func=_predict)
 
+    d = sub.add_parser("deploy-all", help="base stack, training, endpoint, smoke prediction")
+    d.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
+    d.add_argument("--instance-type", default="ml.m5.large")
+    d.add_argument(
+        "--record",
+        type=Path,
+        default=Path("models/latest.json"),
+        help="where the training record goes (the endpoint stack reads it)",
+    )
+    x = sub.add_parser("destroy-all", help="everything deployed, then the audit")
+    for p_ in (d, x):
+        p_.add_argument("--project", default="ll-e2e")
+        p_.add_argument("--profile")
+        p_.add_argument("--region")
+    d.set_defaults(func=_deploy_all)
+    x.set_defaults(func=_destroy_all)
+
     a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
     a.add_argument("--project", default="ll-e2e")
     a.add_argument("--profile")
@@ -400,11 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("training").setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         return args.func(args)
     except _user_errors() as err:

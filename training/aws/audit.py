@@ -43,9 +43,10 @@ def _tagged(tags: list[dict], project: str) -> bool:
 def _sagemaker(sess, project: str) -> list[Leftover]:
     sm = sess.client("sagemaker")
     found = []
+    stack_prefix = "".join(p.capitalize() for p in project.split("-"))
 
     def mine(name: str, arn: str) -> bool:
-        if name.startswith(project):
+        if name.startswith((project, stack_prefix)):  # named by us, or after our stacks
             return True
         return _tagged(sm.list_tags(ResourceArn=arn).get("Tags", []), project)
 
@@ -136,14 +137,13 @@ def _keys(sess, project: str) -> list[Leftover]:
     found = []
     for page in kms.get_paginator("list_keys").paginate():
         for k in page["Keys"]:
-            meta = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
-            if meta.get("KeyManager") != "CUSTOMER" or meta["KeyState"] in (
-                "PendingDeletion",
-                "PendingReplicaDeletion",
-            ):
-                continue
+            # tags first: only the project's keys need describing (and AWS-managed keys
+            # cannot be tagged by users anyway)
             tags = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
-            if any(t["TagKey"] == TAG and t["TagValue"] == project for t in tags):
+            if not any(t["TagKey"] == TAG and t["TagValue"] == project for t in tags):
+                continue
+            meta = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
+            if meta["KeyState"] not in ("PendingDeletion", "PendingReplicaDeletion"):
                 found.append(Leftover("kms-key", k["KeyId"], meta["KeyState"]))
     return found
 

@@ -117,7 +117,7 @@ def training_request(
         "RoleArn": role_arn,
         "HyperParameters": hyperparameters.to_strings(hp),
         "InputDataConfig": inputs,
-        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/{name}/"},
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/"},  # + <job>/output/
         "ResourceConfig": {
             "InstanceType": config.instance_type,
             "InstanceCount": config.instance_count,

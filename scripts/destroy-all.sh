@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Destroy everything and prove it: empty the versioned bucket, stop training jobs,
+# `cdk destroy --all --force`, delete what CloudFormation does not own (SageMaker log groups,
+# the auto-delete handler's log group), then the audit; exits non-zero if anything is left.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CDK_DISABLE_CLI_TELEMETRY=1
+exec .venv/bin/python -m training destroy-all ${PROJECT:+--project "$PROJECT"}

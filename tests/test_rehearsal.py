@@ -1,0 +1,146 @@
+"""Rehearsal: the deploy-everything and destroy-everything scripts, with the real pinned CDK
+CLI, against moto's standalone server on a free loopback port. Ends with the audit finding
+nothing.
+
+What moto cannot do is switched off by the `rehearsal` context flag (which exists only for
+this): no bootstrap-version rule, no auto-delete custom resource (its Lambda needs Docker),
+and the KMS key left untagged (moto's CloudFormation crashes on CFN-style KMS tags).
+`--method=direct` because moto records no outputs for change-set deployments. moto also
+writes no model artifact and answers invocations with queued bodies, so the smoke
+prediction's answer is planted.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+ROOT = Path(__file__).parents[1]
+MOTO = Path(sys.executable).parent / "moto_server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 (closed after the server stops)
+    proc = subprocess.Popen(
+        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
+    url = f"http://localhost:{moto_server}"  # "localhost", not 127.0.0.1: moto's S3 template URLs
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HTTP", "NO_PROXY"))}
+    env.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        CDK_DISABLE_CLI_TELEMETRY="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_ARGS="-c rehearsal=true -c auto_delete_objects=false",
+        CDK_DEPLOY_ARGS="--method=direct",
+        MODEL_RECORD=str(tmp_path / "latest.json"),
+    )
+
+    def run(*cmd, timeout=600):
+        res = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        return res.returncode, res.stdout + res.stderr
+
+    rc, out = run(
+        "npx", "--no-install", "cdk", "bootstrap", "aws://123456789012/us-east-1", "--no-notices"
+    )
+    assert rc == 0, out[-3000:]
+    data = tmp_path / "data"
+    rc, out = run(
+        sys.executable,
+        "-m",
+        "training",
+        "-q",
+        "prepare",
+        "--data",
+        str(ROOT / "data" / "penguins.csv"),
+        "--label",
+        "sex",
+        "--predictor-type",
+        "binary_classifier",
+        "--drop-unlabeled",
+        "--out",
+        str(data),
+    )
+    assert rc == 0, out
+    answer = {"predictions": [{"score": 0.93, "predicted_label": 1}] * 5}
+    requests.post(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+    )
+
+    rc, out = run("bash", "scripts/deploy-all.sh", str(data))
+    assert rc == 0, out[-4000:]
+    for step in (
+        "1/5 base stack",
+        "2/5 training on SageMaker",
+        "3/5 endpoint stack",
+        "4/5 endpoint runs the new config",
+        "5/5 smoke prediction",
+    ):
+        assert step in out, step
+    record = json.loads((tmp_path / "latest.json").read_text())
+    session = boto3.Session(
+        region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    cfn = session.client("cloudformation", endpoint_url=url)
+    stacks = {
+        s["StackName"]: s["StackStatus"]
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    assert stacks.get("LlE2eBase") == "CREATE_COMPLETE"
+    assert stacks.get("LlE2eEndpoint") == "CREATE_COMPLETE"
+    models = session.client("sagemaker", endpoint_url=url).list_models()["Models"]
+    model = session.client("sagemaker", endpoint_url=url).describe_model(
+        ModelName=models[0]["ModelName"]
+    )
+    assert model["PrimaryContainer"]["ModelDataUrl"] == record["model_data_url"]
+
+    rc, out = run("bash", "scripts/destroy-all.sh")
+    assert rc == 0, out[-4000:]
+    assert "audit: nothing billable of 'll-e2e' left in us-east-1" in out
+    left = {
+        s["StackName"]
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    assert left <= {"CDKToolkit"}
+    s3 = session.client("s3", endpoint_url=url)
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert not [b for b in buckets if b.startswith("lle2e")], buckets
+    rc, out = run(sys.executable, "-m", "training", "audit", "--region", "us-east-1")
+    assert rc == 0 and "nothing billable" in out
