@@ -6,6 +6,7 @@ assert on this project's behaviour, not moto's.
 """
 
 import json
+import time
 from pathlib import Path
 
 import boto3
@@ -393,3 +394,31 @@ def test_audit_command_exit_codes(moto_aws, capsys):
     assert "endpoint           ll-e2e-endpoint" in out and "--delete" in out
     assert main(["audit", "--region", "us-east-1", "--delete"]) == 0
     assert main(["audit", "--region", "us-east-1"]) == 0
+
+
+def test_job_log_lines_are_streamed_once(moto_aws):
+    from training.aws.job import LogTail
+
+    tail = LogTail(moto_aws, "ll-e2e-job")
+    assert tail.new_lines() == []  # no log group yet: nothing, no error
+    logs = moto_aws.client("logs")
+    logs.create_log_group(logGroupName=LogTail.GROUP)
+    logs.create_log_stream(logGroupName=LogTail.GROUP, logStreamName="ll-e2e-job/algo-1-1")
+
+    def put(*messages):
+        logs.put_log_events(
+            logGroupName=LogTail.GROUP,
+            logStreamName="ll-e2e-job/algo-1-1",
+            logEvents=[
+                {"timestamp": int(time.time() * 1000) + i, "message": m}
+                for i, m in enumerate(messages)
+            ],
+        )
+
+    put("#quality_metric: host=algo-1, epoch=0, validation x_objective <loss>=0.5")
+    assert tail.new_lines() == [
+        "#quality_metric: host=algo-1, epoch=0, validation x_objective <loss>=0.5"
+    ]
+    put("Epoch 1: Loss improved. Updating best model")
+    assert tail.new_lines() == ["Epoch 1: Loss improved. Updating best model"]
+    assert tail.new_lines() == []
