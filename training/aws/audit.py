@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.aws.job import stack_name
+
 TAG = "project"
 NOTEBOOK_POLL_S = 10.0
 COST = {
@@ -43,7 +45,7 @@ def _tagged(tags: list[dict], project: str) -> bool:
 def _sagemaker(sess, project: str) -> list[Leftover]:
     sm = sess.client("sagemaker")
     found = []
-    stack_prefix = "".join(p.capitalize() for p in project.split("-"))
+    stack_prefix = stack_name(project, "")
 
     def mine(name: str, arn: str) -> bool:
         if name.startswith((project, stack_prefix)):  # named by us, or after our stacks
@@ -149,7 +151,7 @@ def _keys(sess, project: str) -> list[Leftover]:
 
 
 def find_leftovers(sess, project: str) -> list[Leftover]:
-    stack_prefix = "".join(p.capitalize() for p in project.split("-"))
+    stack_prefix = stack_name(project, "")
     return (
         _sagemaker(sess, project)
         + _buckets(sess, project)

@@ -3,21 +3,13 @@ files already there with the same checksum (stored in the object's metadata)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from training.preprocessing import file_sha256
 from training.progress import progress
 
 CHECKSUM_KEY = "sha256"
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remote_checksum(s3, bucket: str, key: str) -> str | None:
@@ -40,7 +32,7 @@ def upload_files(s3, bucket: str, files: dict[str, Path], show_progress: bool = 
     )
     todo, skipped = {}, []
     for key, path in files.items():
-        digest = sha256(path)
+        digest = file_sha256(path)
         if _remote_checksum(s3, bucket, key) == digest:
             skipped.append(key)
         else:
