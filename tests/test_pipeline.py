@@ -150,3 +150,56 @@ def test_run_with_a_csv_but_no_label_is_a_clear_error(tmp_path):
         timeout=120,
     )
     assert res.returncode == 2 and "needs --label and --predictor-type" in res.stderr
+
+
+def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path, monkeypatch):
+    """deploy_all itself is rehearsed with the real CDK CLI (test_rehearsal.py); here the
+    stages after it run against moto, with the endpoint's answer planted."""
+    import requests
+    from moto import mock_aws
+
+    from training.aws import deploy
+    from training.pipeline import run_aws
+
+    def deployed(data_dir, **kwargs):
+        return {
+            "endpoint": {"EndpointName": "ll-e2e-endpoint"},
+            "record": {
+                "hyperparameters": {"predictor_type": "binary_classifier"},
+                "model_data_url": "s3://b/models/j/output/model.tar.gz",
+            },
+        }
+
+    monkeypatch.setattr(deploy, "deploy_all", deployed)
+    with mock_aws():
+        config = RunConfig(
+            out=tmp_path / "run", target="aws", region="us-east-1", show_progress=False
+        )
+        from training.preprocessing import PrepareConfig, prepare
+
+        rows = prepare(
+            PrepareConfig(
+                ROOT / "data" / "penguins.csv",
+                "sex",
+                "binary_classifier",
+                tmp_path / "probe",
+                drop_unlabeled=True,
+                show_progress=False,
+            )
+        )["channels"]["test"]["rows"]
+        answer = {
+            "predictions": [
+                {"score": 0.8 if i % 2 else 0.2, "predicted_label": i % 2} for i in range(rows)
+            ]
+        }
+        requests.post(
+            "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+            json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+            timeout=5,
+        )
+        summary = run_aws(config, echo=quiet)
+    out = Path(summary["out"])
+    assert (out / "report.html").exists() and (out / "roc.png").exists()
+    assert "endpoint_test:binary_classification_accuracy" in summary["metrics"]
+    assert summary["model"] == "s3://b/models/j/output/model.tar.gz"
+    assert len(pd.read_csv(out / "predictions.csv")) == rows

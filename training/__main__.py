@@ -127,17 +127,7 @@ def _run(args) -> int:
     from training.hyperparameters import parse_assignments
 
     overrides = parse_assignments(args.hyperparameters)
-    if args.target != "local":
-        raise ValidationError(
-            [
-                Problem(
-                    "--target aws",
-                    "the SageMaker path is not available in this version yet",
-                    "use --target local (the offline Linear Learner) for now",
-                )
-            ]
-        )
-    from training.pipeline import DEFAULT_DATA, RunConfig, run_local
+    from training.pipeline import DEFAULT_DATA, RunConfig, run_aws, run_local
 
     config = RunConfig(
         out=args.out,
@@ -169,7 +159,9 @@ def _run(args) -> int:
             "(Palmer penguins; label 'sex', binary; rows without a label are left out)"
         )
     config.positive_class = args.positive_class
-    summary = run_local(config)
+    config.target, config.project = args.target, args.project
+    config.profile, config.region = args.profile, args.region
+    summary = run_aws(config) if args.target == "aws" else run_local(config)
     m = summary["metrics"]
     print(f"\ndone in {summary['total_seconds']:.1f}s. Everything is in {summary['out']}/:")
     print(f"  report      {summary['report']}")
@@ -425,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
+    r.add_argument("--project", default="ll-e2e", help="aws: the deployed project's name")
+    r.add_argument("--profile", help="aws: credentials profile")
+    r.add_argument("--region", help="aws: region")
     r.set_defaults(func=_run)
 
     s = sub.add_parser("serve", help="serve a local model.tar.gz like a SageMaker endpoint")

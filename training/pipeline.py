@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from training import recordio, report
-from training.local import artifact
 from training.local import metrics as lm
 from training.local.server import MAX_BODY, make_server
 from training.local.trainer import read_channel, train_local
@@ -41,6 +40,10 @@ class RunConfig:
     seed: int = 0
     synth: bool = True
     show_progress: bool = True
+    target: str = "local"
+    project: str = "ll-e2e"
+    profile: str | None = None
+    region: str | None = None
 
 
 class Stages:
@@ -105,26 +108,70 @@ def predict_over_http(port: int, X: np.ndarray) -> dict:
     return out
 
 
+def _prepare_stage(config: RunConfig, out: Path) -> dict:
+    return prepare(
+        PrepareConfig(
+            data=config.data,
+            label=config.label,
+            predictor_type=config.predictor_type,
+            out=out / "data",
+            seed=config.seed,
+            positive_class=config.positive_class,
+            drop_unlabeled=config.drop_unlabeled,
+            show_progress=config.show_progress,
+        )
+    )
+
+
+def _report_stage(
+    out: Path, config: RunConfig, manifest: dict, predicted: dict, test, trained: dict
+) -> dict:
+    """predictions.csv, the plots, metrics.json and report.html; returns the metrics."""
+    predictor = config.predictor_type
+    metrics = _endpoint_metrics(predictor, test, predicted, trained.get("hyperparameters", {}))
+    _write_predictions(out / "predictions.csv", test, predicted, manifest)
+    images = [report.loss_curve(trained.get("history", []), out)]
+    classes = [str(c) for c in manifest["label"].get("classes", ["0", "1"])]
+    if predictor == "binary_classifier":
+        images += report.binary_plots(
+            predicted["score"], test.y, predicted["predicted_label"], out, classes
+        )
+    elif predictor == "multiclass_classifier":
+        images.append(
+            report.confusion(predicted["predicted_label"], test.y.astype(int), classes, out)
+        )
+    else:
+        images += report.regression_plots(predicted["score"], test.y, out)
+    all_metrics = {**trained.get("metrics", {}), **metrics}
+    (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    report.write_html(
+        out,
+        f"Linear Learner on {Path(config.data).name} ({config.target})",
+        all_metrics,
+        images,
+        {
+            "data": config.data,
+            "label": config.label,
+            "predictor type": predictor,
+            "target": config.target,
+            "rows (train/validation/test)": "/".join(
+                str(manifest["channels"][c]["rows"]) for c in ("train", "validation", "test")
+            ),
+            "feature_dim": manifest["feature_dim"],
+            "selected model": json.dumps(trained.get("selected_model", "n/a")),
+        },
+    )
+    return all_metrics
+
+
 def run_local(config: RunConfig, echo=print) -> dict:
     """Run every stage; returns the summary (paths, metrics, stage times)."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     stage = Stages(echo)
     started = time.perf_counter()
-
     with stage("preflight + prepare"):
-        manifest = prepare(
-            PrepareConfig(
-                data=config.data,
-                label=config.label,
-                predictor_type=config.predictor_type,
-                out=out / "data",
-                seed=config.seed,
-                positive_class=config.positive_class,
-                drop_unlabeled=config.drop_unlabeled,
-                show_progress=config.show_progress,
-            )
-        )
+        manifest = _prepare_stage(config, out)
     with stage("train (local Linear Learner)"):
         trained = train_local(
             out / "data",
@@ -154,54 +201,74 @@ def run_local(config: RunConfig, echo=print) -> dict:
             server.shutdown()
             server.server_close()
         echo(f"    {test.n} rows predicted; endpoint stopped")
-    model = artifact.load(model_path)
     with stage("evaluate + report"):
-        metrics = _endpoint_metrics(model, test, predicted, trained)
-        _write_predictions(out / "predictions.csv", test, predicted, manifest)
-        images = [report.loss_curve(trained["history"], out)]
-        if model.predictor_type == "binary_classifier":
-            images += report.binary_plots(
-                predicted["score"],
-                test.y,
-                model.threshold,
-                out,
-                manifest["label"].get("classes", ("0", "1")),
-            )
-        elif model.predictor_type == "multiclass_classifier":
-            classes = [str(c) for c in manifest["label"]["classes"]]
-            images.append(
-                report.confusion(predicted["predicted_label"], test.y.astype(int), classes, out)
-            )
-        else:
-            images += report.regression_plots(predicted["score"], test.y, out)
-        all_metrics = {**trained["metrics"], **metrics}
-        (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
-        report.write_html(
-            out,
-            f"Linear Learner on {Path(config.data).name}",
-            all_metrics,
-            images,
-            {
-                "data": config.data,
-                "label": config.label,
-                "predictor type": config.predictor_type,
-                "rows (train/validation/test)": "/".join(
-                    str(manifest["channels"][c]["rows"]) for c in ("train", "validation", "test")
-                ),
-                "feature_dim": manifest["feature_dim"],
-                "selected model": json.dumps(trained["selected_model"]),
-            },
-        )
+        all_metrics = _report_stage(out, config, manifest, predicted, test, trained)
     cdk_out = None
     if config.synth:
         with stage("synthesize the CDK app (what --target aws deploys)"):
             cdk_out = _synth(out / "cdk.out", echo)
+    return _summary(out, stage, started, all_metrics, model=str(model_path), cdk_out=cdk_out)
+
+
+def run_aws(config: RunConfig, echo=print) -> dict:
+    """The same stages against AWS: deploy (base stack, SageMaker training, endpoint stack,
+    endpoint check), then the test split through the deployed endpoint, and the report."""
+    from training import predict
+    from training.aws import session as aws
+    from training.aws.deploy import deploy_all
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Stages(echo)
+    started = time.perf_counter()
+    with stage("preflight + prepare"):
+        manifest = _prepare_stage(config, out)
+    with stage("deploy: base stack, training on SageMaker, endpoint stack"):
+        deployed = deploy_all(
+            out / "data",
+            project=config.project,
+            profile=config.profile,
+            region=config.region,
+            echo=echo,
+        )
+    endpoint = deployed["endpoint"]["EndpointName"]
+    test = read_channel(out / "data" / "test")
+    with stage(f"predict the test split through {endpoint}"):
+        sess = aws.session(config.profile, config.region)
+        answers = predict.predict(predict.aws_invoker(sess, endpoint), test.X, "text/csv")
+        predicted = {"score": np.asarray([a["score"] for a in answers])}
+        if "predicted_label" in answers[0]:
+            predicted["predicted_label"] = np.asarray([a["predicted_label"] for a in answers])
+    with stage("evaluate + report"):
+        all_metrics = _report_stage(
+            out,
+            config,
+            manifest,
+            predicted,
+            test,
+            {"hyperparameters": deployed["record"]["hyperparameters"]},
+        )
+    echo(
+        f"    the endpoint {endpoint} keeps running (and billing): "
+        "bash scripts/destroy-all.sh removes everything"
+    )
+    return _summary(
+        out,
+        stage,
+        started,
+        all_metrics,
+        model=deployed["record"].get("model_data_url"),
+        cdk_out=None,
+    )
+
+
+def _summary(out: Path, stage: Stages, started: float, metrics: dict, model, cdk_out) -> dict:
     summary = {
         "out": str(out),
         "report": str(out / "report.html"),
-        "model": str(model_path),
+        "model": model,
         "predictions": str(out / "predictions.csv"),
-        "metrics": all_metrics,
+        "metrics": metrics,
         "stage_seconds": stage.times,
         "total_seconds": time.perf_counter() - started,
         "cdk_out": cdk_out,
@@ -210,12 +277,11 @@ def run_local(config: RunConfig, echo=print) -> dict:
     return summary
 
 
-def _endpoint_metrics(model, test, predicted, trained) -> dict:
+def _endpoint_metrics(predictor: str, test, predicted, hp: dict) -> dict:
     """Test metrics from what the endpoint answered (must agree with the trainer's)."""
-    hp = trained["hyperparameters"]
-    if model.predictor_type == "regressor":
+    if predictor == "regressor":
         values = lm.regression_metrics(predicted["score"], test.y)
-    elif model.predictor_type == "binary_classifier":
+    elif predictor == "binary_classifier":
         values = lm.binary_metrics(
             predicted["score"], predicted["predicted_label"], test.y, float(hp.get("f_beta", 1.0))
         )

@@ -48,7 +48,7 @@ def loss_curve(history: list[dict], out: Path) -> str | None:
     return _save(plt, fig, out / "loss.png")
 
 
-def binary_plots(score, y, threshold: float, out: Path, classes=("0", "1")) -> list[str]:
+def binary_plots(score, y, predicted_label, out: Path, classes=("0", "1")) -> list[str]:
     y = np.asarray(y, np.float64)
     _, tp, fp = lm.threshold_curve(np.asarray(score, np.float64), y)
     pos, neg = y.sum(), y.size - y.sum()
@@ -68,8 +68,9 @@ def binary_plots(score, y, threshold: float, out: Path, classes=("0", "1")) -> l
     ax.plot(tp / max(pos, 1), precision)
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve", ylim=(0, 1.05))
     names.append(_save(plt, fig, out / "precision_recall.png"))
-    pred = (np.asarray(score) >= threshold).astype(int)
-    names.append(confusion(pred, y.astype(int), [str(c) for c in classes], out))
+    names.append(
+        confusion(np.asarray(predicted_label, int), y.astype(int), [str(c) for c in classes], out)
+    )
     return names
 
 
