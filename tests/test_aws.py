@@ -422,3 +422,30 @@ def test_job_log_lines_are_streamed_once(moto_aws):
     put("Epoch 1: Loss improved. Updating best model")
     assert tail.new_lines() == ["Epoch 1: Loss improved. Updating best model"]
     assert tail.new_lines() == []
+
+
+def test_endpoint_check_catches_a_silent_rollback(moto_aws):
+    from training.aws.deploy import DeployStepError, check_endpoint
+
+    sm = moto_aws.client("sagemaker")
+    sm.create_model(
+        ModelName="m",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    for name in ("config-old", "config-new"):
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "m",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+    sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="config-old")
+    assert check_endpoint(moto_aws, "ll-e2e-endpoint", "config-old") == "config-old"
+    with pytest.raises(DeployStepError, match="runs config-old, not the new config-new"):
+        check_endpoint(moto_aws, "ll-e2e-endpoint", "config-new")

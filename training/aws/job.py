@@ -231,11 +231,13 @@ def wait_for_job(sess, name: str, poll_s: float, echo, show_progress: bool = Tru
     sm = sess.client("sagemaker")
     logs = LogTail(sess, name)
     last = None
+    started = time.monotonic()
     while True:
         d = sm.describe_training_job(TrainingJobName=name)
         status = (d["TrainingJobStatus"], d.get("SecondaryStatus"))
         if status != last:
-            echo(f"  {name}: {status[0]} / {status[1]}")
+            elapsed = int(time.monotonic() - started)
+            echo(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {name}: {status[0]} / {status[1]}")
             last = status
         for line in logs.new_lines():
             echo("  | " + line)
