@@ -239,6 +239,48 @@ def test_bad_channel_fails_before_any_upload(moto_aws, tmp_path):
     assert "Contents" not in moto_aws.client("s3").list_objects_v2(Bucket=bucket)
 
 
+def test_multi_instance_training_uploads_a_shard_manifest(moto_aws, tmp_path):
+    bucket, role = deploy_base(moto_aws)
+    data = tmp_path / "sharded"
+    prepare(
+        PrepareConfig(
+            ROOT / "data" / "penguins.csv",
+            "species",
+            "multiclass_classifier",
+            data,
+            shard_bytes=4096,
+            show_progress=False,
+        )
+    )
+    train_aws(
+        AwsTrainConfig(
+            data_dir=data,
+            bucket=bucket,
+            role_arn=role,
+            region="us-east-1",
+            instance_count=2,
+            record=tmp_path / "r.json",
+            poll_s=0,
+            show_progress=False,
+            job_name="ll-e2e-sharded",
+        ),
+        echo=lambda line: None,
+    )
+    job = moto_aws.client("sagemaker").describe_training_job(TrainingJobName="ll-e2e-sharded")
+    train = next(c for c in job["InputDataConfig"] if c["ChannelName"] == "train")
+    source = train["DataSource"]["S3DataSource"]
+    assert source["S3DataType"] == "ManifestFile"
+    assert source["S3DataDistributionType"] == "ShardedByS3Key"
+    body = (
+        moto_aws.client("s3")
+        .get_object(Bucket=bucket, Key="data/ll-e2e-sharded/train.amazon.manifest")["Body"]
+        .read()
+    )
+    manifest = json.loads(body)
+    assert manifest[0] == {"prefix": f"s3://{bucket}/data/ll-e2e-sharded/train/"}
+    assert len(manifest) > 2 and manifest[1] == "train-00000.rec"
+
+
 def test_multi_instance_training_shards_the_train_channel():
     config = AwsTrainConfig(data_dir=Path("."), instance_count=2)
     request = training_request(

@@ -9,7 +9,6 @@ SageMaker expects for a ``ManifestFile`` channel.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from training.validation import CONTENT_TYPES
 
 log = logging.getLogger("training")
 EXTENSIONS = {"recordio": ".rec", "csv": ".csv"}
-MANIFEST_NAME = ".amazon.manifest"
 
 
 @dataclass
@@ -140,9 +138,3 @@ def sharded_manifest(s3_prefix: str, files: list[str]) -> list:
         raise ValueError(f"manifest prefix must be an s3:// URI, got '{s3_prefix}'")
     prefix = s3_prefix if s3_prefix.endswith("/") else s3_prefix + "/"
     return [{"prefix": prefix}, *files]
-
-
-def write_sharded_manifest(directory: Path, s3_prefix: str, files: list[str]) -> Path:
-    path = Path(directory) / MANIFEST_NAME
-    path.write_text(json.dumps(sharded_manifest(s3_prefix, files)))
-    return path

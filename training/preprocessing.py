@@ -448,19 +448,10 @@ def _check_chunk(config: PrepareConfig, X: np.ndarray, y: np.ndarray, index) -> 
         raise ValidationError(problems)
 
 
-def load_manifest(directory: Path) -> dict:
+def read_manifest(directory: Path) -> dict:
+    """The manifest ``prepare`` wrote in ``directory``, or {} for hand-made channels."""
     path = Path(directory) / MANIFEST_FILE
-    if not path.exists():
-        raise ValidationError(
-            [
-                Problem(
-                    str(path),
-                    "no manifest.json here",
-                    "run python -m training prepare first, or pass the folder it wrote",
-                )
-            ]
-        )
-    return json.loads(path.read_text())
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 class Preprocessor:

@@ -20,7 +20,8 @@ from pathlib import Path
 from training import hyperparameters, validation
 from training.aws import session as aws
 from training.aws.upload import upload_files
-from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256
+from training.channels import sharded_manifest
+from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
 from training.validation import Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,25 +91,30 @@ def training_request(
     image: str,
     role_arn: str,
     name: str,
+    train_manifest: str | None = None,
 ) -> dict:
-    """The CreateTrainingJob request (pure: tested without AWS)."""
+    """The CreateTrainingJob request (pure: tested without AWS).
+
+    With more than one instance, the train channel is ShardedByS3Key: through the
+    ``ManifestFile`` listing its shards when given (what SDK 2.x's record_set wrote), else
+    by S3 prefix.
+    """
     inputs = []
     for channel, content_type in channels.items():
         sharded = channel == "train" and config.instance_count > 1
+        source = {
+            "S3DataType": "S3Prefix",
+            "S3Uri": f"s3://{bucket}/{run_prefix}/{channel}/",
+            "S3DataDistributionType": "ShardedByS3Key" if sharded else "FullyReplicated",
+        }
+        if sharded and train_manifest:
+            source.update(S3DataType="ManifestFile", S3Uri=train_manifest)
         inputs.append(
             {
                 "ChannelName": channel,
                 "ContentType": content_type,
                 "InputMode": "File",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{bucket}/{run_prefix}/{channel}/",
-                        "S3DataDistributionType": "ShardedByS3Key"
-                        if sharded
-                        else "FullyReplicated",
-                    }
-                },
+                "DataSource": {"S3DataSource": source},
             }
         )
     return {
@@ -133,8 +139,8 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
     from sagemaker.core import image_uris
 
     data_dir = Path(config.data_dir)
+    manifest = read_manifest(data_dir)
     manifest_path = data_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     given = {**manifest.get("hyperparameters", {}), **config.hyperparameters}
     hp = hyperparameters.validate(given)  # the same table as the local trainer
     user_hp = {k: hp[k] for k in given}  # send what was given; SageMaker fills its defaults
@@ -186,7 +192,16 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
         f"to s3://{bucket}/{run_prefix}/"
     )
 
-    request = training_request(config, user_hp, channels, bucket, run_prefix, image, role_arn, name)
+    train_manifest = None
+    if config.instance_count > 1:
+        shards = sorted(k.rsplit("/", 1)[1] for k in files if k.startswith(f"{run_prefix}/train/"))
+        key = f"{run_prefix}/train.amazon.manifest"
+        body = json.dumps(sharded_manifest(f"s3://{bucket}/{run_prefix}/train/", shards))
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        train_manifest = f"s3://{bucket}/{key}"
+    request = training_request(
+        config, user_hp, channels, bucket, run_prefix, image, role_arn, name, train_manifest
+    )
     sm = sess.client("sagemaker")
     sm.create_training_job(**request)
     echo(

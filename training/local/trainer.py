@@ -17,7 +17,7 @@ from training import hyperparameters, recordio, validation
 from training.local import artifact
 from training.local import metrics as lm
 from training.local.learner import Data, LinearModel, PackedTrainer
-from training.preprocessing import CHANNELS, MANIFEST_FILE
+from training.preprocessing import CHANNELS, read_manifest
 from training.progress import progress
 
 
@@ -78,8 +78,7 @@ def train_local(
 ) -> dict:
     """Train on ``data_dir``'s channels; returns the metrics dict written to metrics.json."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    manifest_path = data_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = read_manifest(data_dir)
     given = {**manifest.get("hyperparameters", {}), **(overrides or {})}
     hp = hyperparameters.validate(given)  # every problem listed before any data is read
 
