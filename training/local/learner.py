@@ -25,6 +25,8 @@ from training.local import metrics as lm
 from training.local.losses import AUTO_LOSS, Loss, scores
 
 # What `auto` means here (SageMaker does not document most of these; see the module docstring).
+FEW_STEPS = 300.0  # runs with fewer updates than this get larger learning rates to try
+
 AUTO = {
     "num_models": 32,
     "learning_rate": {"adam": 0.01, "rmsprop": 0.01, "sgd": 0.1},
@@ -35,7 +37,7 @@ AUTO = {
     "bias_wd_mult": 0.0,
     "wd": 1e-6,
     "l1": 0.0,
-    "lr_scheduler_factor": 0.9,  # per lr_scheduler_step updates
+    "lr_scheduler_factor": 0.9,  # per lr_scheduler_step updates; auto step = one epoch
     "lr_scheduler_minimum_lr": 1e-5,
     "num_calibration_samples": 10_000_000,
 }
@@ -179,6 +181,8 @@ def resolve(hp: dict, n_train: int) -> dict:
     steps_per_epoch = max(1, -(-n_train // r["mini_batch_size"]))
     r["_total_steps"] = steps_per_epoch * int(r["epochs"])
     if r["lr_scheduler_step"] == "auto":
+        # once per epoch: measured better than the 2017 defaults (1% per 100 updates) on the
+        # accuracy benchmark, where small datasets have one update per epoch
         r["lr_scheduler_step"] = steps_per_epoch
     regression = predictor == "regressor"
     r["normalize_data"] = r["normalize_data"] != "false"
@@ -199,7 +203,7 @@ def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
         else:
             # auto: 10x below to 100x above the optimizer's default, shifted up when the run
             # has few updates in all (small data), so some model still converges
-            boost = max(1.0, np.sqrt(300.0 / max(1, r["_total_steps"])))
+            boost = max(1.0, np.sqrt(FEW_STEPS / max(1, r["_total_steps"])))
             rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 2.0, m - 1)
         lr[1:] = rng.permutation(rates)
         if r["_given"]["wd"]:
