@@ -86,6 +86,31 @@ class LinearModel:
         return {"score": s, "predicted_label": s.argmax(axis=1)}
 
 
+@dataclass
+class Scaling:
+    """Feature (and regression label) normalisation learned from the scaler sample."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    y_mean: float = 0.0
+    y_std: float = 1.0
+
+    def effective(self, W: np.ndarray, b: np.ndarray):
+        """Weights and bias that apply the normalisation to raw features."""
+        w_eff = W / self.std[:, None]
+        return w_eff, b - self.mean @ w_eff
+
+
+@dataclass
+class Best:
+    """Per packed model: the parameters of its best epoch so far, that loss, that epoch."""
+
+    W: np.ndarray
+    b: np.ndarray
+    loss: np.ndarray
+    epoch: np.ndarray
+
+
 class _Adam:
     """In place, with one scratch buffer: this runs once per mini-batch."""
 
@@ -292,6 +317,7 @@ class PackedTrainer:
         y_mean = float(y[scaler_rows].mean()) if r["unbias_label"] else 0.0
         y_std = float(y[scaler_rows].std()) if r["normalize_label"] else 1.0
         y_std = y_std if y_std > 1e-12 else 1.0
+        scaling = Scaling(mean, std, y_mean, y_std)
         self.log(
             f"Scaling model computed with parameters: mean_label={y_mean:.6g}, "
             f"stdev_label={y_std:.6g}, features={d}"
@@ -388,18 +414,9 @@ class PackedTrainer:
                         lr * np.float32(r["lr_scheduler_factor"]), np.minimum(min_lr, lr0)
                     )
                     lr_mat = row_lr * lr[None, :]
-            train_loss = self._losses(
-                loss,
-                X[: min(train.n, 5_000)],
-                y_fit[: min(train.n, 5_000)],
-                W,
-                b,
-                mean,
-                std,
-                k,
-                weights,
-            )
-            val_loss = self._losses(loss, val.X, val_fit, W, b, mean, std, k, weights)
+            sample = slice(0, min(train.n, 5_000))
+            train_loss = self._losses(loss, X[sample], y_fit[sample], W, b, scaling, k, weights)
+            val_loss = self._losses(loss, val.X, val_fit, W, b, scaling, k, weights)
             # a model "improves" when its loss beats its own best by the relative tolerance
             tol = r["early_stopping_tolerance"]
             progressed = val_loss < np.where(np.isfinite(best_loss), best_loss * (1 - tol), np.inf)
@@ -409,30 +426,15 @@ class PackedTrainer:
             best_b[np.repeat(improved, k)] = b[np.repeat(improved, k)]
             best_epoch[improved] = epoch
             top = int(np.argmin(val_loss))
-            elapsed = time.perf_counter() - t0
-            obj = loss.objective_name
-            self.log(lm.quality_line("train", obj, float(train_loss[top]), epoch, "loss"))
-            if val_name == "validation":
-                self.log(lm.quality_line("validation", obj, float(val_loss[top]), epoch, "loss"))
-            self.log(
-                f"#early_stopping_criteria_metric: host={lm.HOST}, epoch={epoch}, "
-                f"criteria={obj}, value={float(val_loss[top])}"
-            )
-            self.log(
-                f"#progress_metric: host={lm.HOST}, completed "
-                f"{100 * (epoch + 1) // epochs} % of epochs"
-            )
-            self.log(
-                f"#throughput_metric: host={lm.HOST}, train throughput="
-                f"{train.n / max(elapsed, 1e-9):.1f} records/second"
-            )
-            self.history.append(
-                {
-                    "epoch": epoch,
-                    "train_objective_loss": float(train_loss[top]),
-                    f"{val_name}_objective_loss": float(val_loss[top]),
-                    "seconds": elapsed,
-                }
+            self._log_epoch(
+                epoch,
+                epochs,
+                loss.objective_name,
+                float(train_loss[top]),
+                float(val_loss[top]),
+                val_name,
+                train.n,
+                time.perf_counter() - t0,
             )
             if bar is not None:
                 bar.update(1)
@@ -450,32 +452,41 @@ class PackedTrainer:
                     break
         if bar is not None:
             bar.close()
-        return self._select(
-            r,
-            loss,
-            best_w,
-            best_b,
-            best_loss,
-            best_epoch,
-            grid,
-            mean,
-            std,
-            y_mean,
-            y_std,
-            k,
-            val,
-            val_fit,
-            val_name,
-        )
+        best = Best(best_w, best_b, best_loss, best_epoch)
+        return self._select(r, best, scaling, grid, k, val, val_name)
 
     # ------------------------------------------------------------------ helpers
 
-    def _losses(self, loss, X, y, W, b, mean, std, k, weights) -> np.ndarray:
+    def _log_epoch(self, epoch, epochs, obj, train_loss, val_loss, val_name, n, seconds):
+        """Linear Learner's per-epoch log lines (the best packed model's losses)."""
+        self.log(lm.quality_line("train", obj, train_loss, epoch, "loss"))
+        if val_name == "validation":
+            self.log(lm.quality_line("validation", obj, val_loss, epoch, "loss"))
+        self.log(
+            f"#early_stopping_criteria_metric: host={lm.HOST}, epoch={epoch}, "
+            f"criteria={obj}, value={val_loss}"
+        )
+        self.log(
+            f"#progress_metric: host={lm.HOST}, completed {100 * (epoch + 1) // epochs} % of epochs"
+        )
+        self.log(
+            f"#throughput_metric: host={lm.HOST}, train throughput="
+            f"{n / max(seconds, 1e-9):.1f} records/second"
+        )
+        self.history.append(
+            {
+                "epoch": epoch,
+                "train_objective_loss": train_loss,
+                f"{val_name}_objective_loss": val_loss,
+                "seconds": seconds,
+            }
+        )
+
+    def _losses(self, loss, X, y, W, b, scaling: Scaling, k, weights) -> np.ndarray:
         """Mean (weighted) loss per model on a dataset, in batches to bound memory."""
         m = W.shape[1] // k
         total, norm = np.zeros(m), 0.0
-        w_eff = W / std[:, None]
-        b_eff = b - mean @ w_eff
+        w_eff, b_eff = scaling.effective(W, b)
         n = X.shape[0]
         for s in range(0, n, 50_000):
             xb, yb = X[s : s + 50_000], y[s : s + 50_000]
@@ -493,29 +504,12 @@ class PackedTrainer:
         out = total / max(norm, 1.0)
         return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
 
-    def _select(
-        self,
-        r,
-        loss,
-        W,
-        b,
-        val_loss,
-        best_epoch,
-        grid,
-        mean,
-        std,
-        y_mean,
-        y_std,
-        k,
-        val: Data,
-        val_fit,
-        val_name,
-    ) -> LinearModel:
+    def _select(self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name) -> LinearModel:
         """Pick the best packed model (calibrating thresholds for binary) and export it."""
         m = int(r["num_models"])
         predictor = r["predictor_type"]
-        w_eff = W / std[:, None]
-        b_eff = b - mean @ w_eff
+        val_loss = best.loss
+        w_eff, b_eff = scaling.effective(best.W, best.b)
         threshold, chosen = 0.5, int(np.argmin(val_loss))
         if predictor == "binary_classifier":
             criterion = r["binary_classifier_model_selection_criteria"]
@@ -535,8 +529,9 @@ class PackedTrainer:
                 threshold = float(thresholds[chosen])
             else:
                 threshold = default
-        weights = (w_eff[:, chosen * k : (chosen + 1) * k] * y_std).astype(np.float32)
-        bias = ((b_eff[chosen * k : (chosen + 1) * k]) * y_std + y_mean).astype(np.float32)
+        cols = slice(chosen * k, (chosen + 1) * k)
+        weights = (w_eff[:, cols] * scaling.y_std).astype(np.float32)
+        bias = (b_eff[cols] * scaling.y_std + scaling.y_mean).astype(np.float32)
         if k == 1:
             weights, bias = weights[:, 0], bias[0]
         selected = {
@@ -545,7 +540,7 @@ class PackedTrainer:
             "learning_rate": float(grid["learning_rate"][chosen]),
             "wd": float(grid["wd"][chosen]),
             "l1": float(grid["l1"][chosen]),
-            "epoch": int(best_epoch[chosen]),
+            "epoch": int(best.epoch[chosen]),
             f"{val_name}_objective_loss": float(val_loss[chosen]),
             "threshold": threshold,
         }
