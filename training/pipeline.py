@@ -108,6 +108,17 @@ def predict_over_http(port: int, X: np.ndarray) -> dict:
     return out
 
 
+def _begin(config: RunConfig, echo):
+    """Both targets start alike: the output folder, the stage timer, preflight + prepare."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Stages(echo)
+    started = time.perf_counter()
+    with stage("preflight + prepare"):
+        manifest = _prepare_stage(config, out)
+    return out, stage, started, manifest
+
+
 def _prepare_stage(config: RunConfig, out: Path) -> dict:
     return prepare(
         PrepareConfig(
@@ -166,12 +177,7 @@ def _report_stage(
 
 def run_local(config: RunConfig, echo=print) -> dict:
     """Run every stage; returns the summary (paths, metrics, stage times)."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Stages(echo)
-    started = time.perf_counter()
-    with stage("preflight + prepare"):
-        manifest = _prepare_stage(config, out)
+    out, stage, started, manifest = _begin(config, echo)
     with stage("train (local Linear Learner)"):
         trained = train_local(
             out / "data",
@@ -217,12 +223,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
     from training.aws import session as aws
     from training.aws.deploy import deploy_all
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Stages(echo)
-    started = time.perf_counter()
-    with stage("preflight + prepare"):
-        manifest = _prepare_stage(config, out)
+    out, stage, started, manifest = _begin(config, echo)
     with stage("deploy: base stack, training on SageMaker, endpoint stack"):
         deployed = deploy_all(
             out / "data",

@@ -116,14 +116,7 @@ def channel_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def validate_channels(
-    paths: Iterable[str | Path],
-    predictor_type: str,
-    feature_dim: int | None = None,
-    num_classes: int | None = None,
-) -> list[ChannelFile]:
-    """Check every channel file; raise :class:`ValidationError` listing all problems."""
-    problems: list[Problem] = []
+def _check_predictor_type(predictor_type: str) -> None:
     if predictor_type not in PREDICTOR_TYPES:
         raise ValidationError(
             [
@@ -134,6 +127,17 @@ def validate_channels(
                 )
             ]
         )
+
+
+def validate_channels(
+    paths: Iterable[str | Path],
+    predictor_type: str,
+    feature_dim: int | None = None,
+    num_classes: int | None = None,
+) -> list[ChannelFile]:
+    """Check every channel file; raise :class:`ValidationError` listing all problems."""
+    problems: list[Problem] = []
+    _check_predictor_type(predictor_type)
     files = channel_files(paths)
     if not files:
         raise ValidationError(
@@ -578,16 +582,7 @@ def validate_raw_csv(
         raise ValidationError([Problem(name, "file not found", "check the --data path")])
     if path.stat().st_size == 0:
         raise ValidationError([_empty(name)])
-    if predictor_type not in PREDICTOR_TYPES:
-        raise ValidationError(
-            [
-                Problem(
-                    "--predictor-type",
-                    f"unknown predictor type '{predictor_type}'",
-                    "use one of " + ", ".join(PREDICTOR_TYPES),
-                )
-            ]
-        )
+    _check_predictor_type(predictor_type)
     try:
         frame = pd.read_csv(path, nrows=sample_rows, skipinitialspace=True)
     except pd.errors.ParserError as err:
