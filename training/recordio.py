@@ -56,9 +56,10 @@ def _resolve_type(dtype) -> str:
     raise ValueError(f"Unsupported dtype {dtype} on array")
 
 
-def _check_labels(array_shape, labels):
+def _check_labels(array_shape, labels) -> tuple[np.ndarray | None, str | None]:
+    """(labels as an array, their tensor type), or (None, None) without labels."""
     if labels is None:
-        return None
+        return None, None
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError("Labels must be a Vector")
@@ -299,8 +300,7 @@ def write_numpy_to_dense_tensor(file: BinaryIO, array, labels=None) -> None:
     array = np.asarray(array)
     if array.ndim != 2:
         raise ValueError("Array must be a Matrix")
-    checked = _check_labels(array.shape, labels)
-    labels, label_type = checked if checked else (None, None)
+    labels, label_type = _check_labels(array.shape, labels)
     type_name = _resolve_type(array.dtype)
     if type_name != "Int32" and label_type != "Int32" and array.shape[0]:
         _write_dense_fixed(file, array, labels, type_name, label_type)
@@ -323,8 +323,7 @@ def write_spmatrix_to_sparse_tensor(file: BinaryIO, array, labels=None) -> None:
         raise TypeError("Array must be sparse")
     if len(array.shape) != 2:
         raise ValueError("Array must be a Matrix")
-    checked = _check_labels(array.shape, labels)
-    labels, label_type = checked if checked else (None, None)
+    labels, label_type = _check_labels(array.shape, labels)
     type_name = _resolve_type(array.dtype)
     csr = array.tocsr()
     n_rows, n_cols = csr.shape

@@ -339,7 +339,7 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             line_no += len(block)
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -409,10 +409,10 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None):
 
 def _header_row(name: str, line: str) -> list[Problem]:
     fields = line.split(",")
-    if not line.strip() or all(map(_is_number, fields)):
+    if not line.strip() or all(map(is_number, fields)):
         return []
     text = [f for f in fields if f.strip()]
-    words = [f for f in text if not _is_number(f)]
+    words = [f for f in text if not is_number(f)]
     if fields[0].strip() == "" or len(words) >= max(1, len(text) // 2):
         shown = ", ".join(fields[:4]) + (", …" if len(fields) > 4 else "")
         return [
@@ -508,7 +508,7 @@ def _locate_bad_cells(name: str, first_line: int, lines: list[str]) -> list[Prob
     problems = []
     for i, line in enumerate(lines):
         for j, cell in enumerate(line.split(",")):
-            if _is_number(cell):
+            if is_number(cell):
                 continue
             if cell.strip() == "":
                 msg, fix = "empty cell", "impute missing values (python -m training prepare does)"
@@ -676,7 +676,7 @@ def validate_raw_csv(
 
 def _numeric_header(columns) -> bool:
     names = [str(c) for c in columns]
-    return len(names) > 1 and all(_is_number(n.split(".")[0]) or _is_number(n) for n in names)
+    return len(names) > 1 and all(is_number(n.split(".")[0]) or is_number(n) for n in names)
 
 
 def ragged_row_problem(name: str, err: Exception) -> Problem:

@@ -21,6 +21,7 @@ import numpy as np
 from training import recordio
 from training.local import artifact
 from training.local.learner import LinearModel
+from training.validation import is_number
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
@@ -62,19 +63,11 @@ def parse_csv(body: bytes, d: int) -> np.ndarray:
         try:
             out[i] = [float(f) for f in fields]
         except ValueError:
-            bad = next(j for j, f in enumerate(fields) if not _is_float(f))
+            bad = next(j for j, f in enumerate(fields) if not is_number(f))
             raise RequestError(
                 400, f"row {i + 1}, column {bad + 1}: '{fields[bad]}' is not a number"
             ) from None
     return _finite(out)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _finite(X: np.ndarray) -> np.ndarray:
