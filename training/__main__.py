@@ -7,6 +7,7 @@ that says what to fix, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -212,40 +213,32 @@ def _predict(args) -> int:
     from training import predict
 
     X, y = predict.read_input(args.input, args.labelled)
-    server = None
-    if args.target == "aws":
-        from training.aws.session import session
+    with contextlib.ExitStack() as stack:
+        if args.target == "aws":
+            from training.aws.session import session
 
-        invoke = predict.aws_invoker(
-            session(args.profile, args.region), args.endpoint or f"{args.project}-endpoint"
-        )
-    elif args.port:
-        invoke = predict.local_invoker("127.0.0.1", args.port)
-    else:
-        if not args.model:
-            raise ValidationError(
-                [
-                    Problem(
-                        "--target local",
-                        "no endpoint to call",
-                        "pass --model model.tar.gz (a local endpoint is "
-                        "started for the run) or --port of a running one",
-                    )
-                ]
+            invoke = predict.aws_invoker(
+                session(args.profile, args.region), args.endpoint or f"{args.project}-endpoint"
             )
-        import threading
+        elif args.port:
+            invoke = predict.local_invoker("127.0.0.1", args.port)
+        else:
+            if not args.model:
+                raise ValidationError(
+                    [
+                        Problem(
+                            "--target local",
+                            "no endpoint to call",
+                            "pass --model model.tar.gz (a local endpoint is started for the run) "
+                            "or --port of a running one",
+                        )
+                    ]
+                )
+            from training.local.server import serving
 
-        from training.local.server import make_server
-
-        server = make_server(args.model, "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        invoke = predict.local_invoker("127.0.0.1", server.server_address[1])
-    try:
+            port = stack.enter_context(serving(args.model))
+            invoke = predict.local_invoker("127.0.0.1", port)
         predictions = predict.predict(invoke, X, args.content_type)
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
     out = args.out or Path(str(args.input) + ".predictions.jsonl")
     predict.write_predictions(out, predictions)
     print(f"{len(predictions)} predictions -> {out}")

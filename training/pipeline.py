@@ -7,20 +7,18 @@ stopped -> CDK app synthesized (the infrastructure ``--target aws`` would deploy
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from training import recordio, report
+from training import predict, report
 from training.local import metrics as lm
-from training.local.server import MAX_BODY, make_server
+from training.local.server import serving
 from training.local.trainer import read_channel, train_local
 from training.preprocessing import PrepareConfig, prepare
 
@@ -67,45 +65,6 @@ class Stages:
                     stages.echo(f"    {name}: {stages.times[name]:.2f}s")
 
         return _Stage()
-
-
-def _request_batches(X: np.ndarray, limit: int = MAX_BODY // 2):
-    """RecordIO request bodies under the payload limit (half of it, for headroom)."""
-    row_bytes = len(recordio.encode_dense(X[:1]))
-    per = max(1, limit // row_bytes)
-    for start in range(0, X.shape[0], per):
-        yield start, recordio.encode_dense(X[start : start + per])
-
-
-def predict_over_http(port: int, X: np.ndarray) -> dict:
-    """Send rows to the endpoint as RecordIO, read JSON predictions back."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    scores, labels = [], []
-    try:
-        for _, body in _request_batches(X.astype(np.float32)):
-            conn.request(
-                "POST",
-                "/invocations",
-                body=body,
-                headers={
-                    "Content-Type": "application/x-recordio-protobuf",
-                    "Accept": "application/json",
-                },
-            )
-            res = conn.getresponse()
-            payload = res.read()
-            if res.status != 200:
-                raise RuntimeError(f"endpoint answered {res.status}: {payload[:200]!r}")
-            for p in json.loads(payload)["predictions"]:
-                scores.append(p["score"])
-                if "predicted_label" in p:
-                    labels.append(p["predicted_label"])
-    finally:
-        conn.close()
-    out = {"score": np.asarray(scores)}
-    if labels:
-        out["predicted_label"] = np.asarray(labels)
-    return out
 
 
 def _begin(config: RunConfig, echo):
@@ -196,16 +155,12 @@ def run_local(config: RunConfig, echo=print) -> dict:
     model_path = out / "model" / "model.tar.gz"
     test = read_channel(out / "data" / "test")
     with stage("serve + predict the test split over HTTP"):
-        server = make_server(model_path, "127.0.0.1", 0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            port = server.server_address[1]
+        with serving(model_path) as port:
             echo(f"    endpoint http://127.0.0.1:{port}/invocations")
-            predicted = predict_over_http(port, test.X)
-        finally:
-            server.shutdown()
-            server.server_close()
+            answers = predict.predict(
+                predict.local_invoker("127.0.0.1", port), test.X, "application/x-recordio-protobuf"
+            )
+        predicted = predict.as_arrays(answers)
         echo(f"    {test.n} rows predicted; endpoint stopped")
     with stage("evaluate + report"):
         all_metrics = _report_stage(out, config, manifest, predicted, test, trained)
@@ -219,7 +174,6 @@ def run_local(config: RunConfig, echo=print) -> dict:
 def run_aws(config: RunConfig, echo=print) -> dict:
     """The same stages against AWS: deploy (base stack, SageMaker training, endpoint stack,
     endpoint check), then the test split through the deployed endpoint, and the report."""
-    from training import predict
     from training.aws import session as aws
     from training.aws.deploy import deploy_all
 
@@ -237,9 +191,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
     with stage(f"predict the test split through {endpoint}"):
         sess = aws.session(config.profile, config.region)
         answers = predict.predict(predict.aws_invoker(sess, endpoint), test.X, "text/csv")
-        predicted = {"score": np.asarray([a["score"] for a in answers])}
-        if "predicted_label" in answers[0]:
-            predicted["predicted_label"] = np.asarray([a["predicted_label"] for a in answers])
+        predicted = predict.as_arrays(answers)
     with stage("evaluate + report"):
         all_metrics = _report_stage(
             out,

@@ -149,6 +149,14 @@ def predict(invoke: Invoker, X: np.ndarray, content_type: str = "text/csv") -> l
     return out
 
 
+def as_arrays(predictions: list[dict]) -> dict:
+    """``score`` (and ``predicted_label``) as arrays, for metrics and plots."""
+    out = {"score": np.asarray([p["score"] for p in predictions])}
+    if "predicted_label" in predictions[0]:
+        out["predicted_label"] = np.asarray([p["predicted_label"] for p in predictions])
+    return out
+
+
 def metrics_for(predictions: list[dict], y: np.ndarray) -> dict:
     """Test metrics, with the predictor type read off the response shape."""
     first = predictions[0]

@@ -10,9 +10,12 @@ the server never answers 5xx for one, and serves concurrent clients on threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import sys
+import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -301,6 +304,18 @@ def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8080):
     server = ThreadingHTTPServer((host, port), make_handler(model))
     server.daemon_threads = True
     return server
+
+
+@contextlib.contextmanager
+def serving(model_path: Path) -> Iterator[int]:
+    """A local endpoint on a free loopback port, for the length of a ``with`` block."""
+    server = make_server(model_path, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
