@@ -214,3 +214,24 @@ def test_train_command_end_to_end(tmp_path):
     res = run("train", "--data-dir", prep, "--out", out, "--hyperparameters", "epoch=3")
     assert res.returncode == 2 and "Did you mean 'epochs'?" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_train_local_on_csv_channels_uses_every_row(tmp_path):
+    from training.local.trainer import train_local
+    from training.preprocessing import PrepareConfig, prepare
+
+    manifest = prepare(
+        PrepareConfig(
+            ROOT / "data" / "penguins.csv",
+            "species",
+            "multiclass_classifier",
+            tmp_path / "csv",
+            fmt="csv",
+            show_progress=False,
+        )
+    )
+    report = train_local(
+        tmp_path / "csv", tmp_path / "m", show_progress=False, echo=lambda line: None
+    )
+    assert report["rows"] == {c: info["rows"] for c, info in manifest["channels"].items()}
+    assert report["metrics"]["test:multiclass_accuracy"] > 0.9

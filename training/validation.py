@@ -71,6 +71,7 @@ class ChannelFile:
     rows: int = 0
     feature_dim: int | None = None
     labels: np.ndarray | None = field(default=None, repr=False)
+    features: object = field(default=None, repr=False)  # kept only when asked (keep_data)
 
     @property
     def content_type(self) -> str:
@@ -134,8 +135,13 @@ def validate_channels(
     predictor_type: str,
     feature_dim: int | None = None,
     num_classes: int | None = None,
+    keep_data: bool = False,
 ) -> list[ChannelFile]:
-    """Check every channel file; raise :class:`ValidationError` listing all problems."""
+    """Check every channel file; raise :class:`ValidationError` listing all problems.
+
+    ``keep_data`` keeps each file's parsed features on its :class:`ChannelFile`, so a
+    trainer need not parse the files a second time.
+    """
     problems: list[Problem] = []
     _check_predictor_type(predictor_type)
     files = channel_files(paths)
@@ -155,7 +161,7 @@ def validate_channels(
             problems.append(Problem(str(path), "file not found", "check the path"))
             continue
         checker = _check_recordio if detect_format(path) == "recordio" else _check_csv
-        info, found = checker(path, predictor_type, num_classes)
+        info, found = checker(path, predictor_type, num_classes, keep_data)
         results.append(info)
         problems += found
     problems += _check_feature_dims(results, feature_dim)
@@ -248,7 +254,9 @@ def label_problems(
 # --------------------------------------------------------------------------- RecordIO
 
 
-def _check_recordio(path: Path, predictor_type: str, num_classes: int | None):
+def _check_recordio(
+    path: Path, predictor_type: str, num_classes: int | None, keep_data: bool = False
+):
     info = ChannelFile(path, "recordio")
     name = str(path)
     try:
@@ -311,6 +319,8 @@ def _check_recordio(path: Path, predictor_type: str, num_classes: int | None):
     if y is not None:
         problems += label_problems(name, y, predictor_type, num_classes, unit="record")
         info.labels = y
+    if keep_data:
+        info.features = X
     for p in problems:
         p.unit = "record"
     return info, problems[:MAX_PROBLEMS_PER_FILE]
@@ -347,16 +357,18 @@ def is_number(text: str) -> bool:
     return True
 
 
-def _check_csv(path: Path, predictor_type: str, num_classes: int | None):
+def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_data: bool = False):
     """Label-first, headerless, numeric, rectangular, finite; plus label rules.
 
-    Streams the file in blocks; keeps only the label column and per-column summaries.
+    Streams the file in blocks; keeps only the label column and per-column summaries (and
+    the features, with ``keep_data``).
     """
     info = ChannelFile(path, "csv")
     name = str(path)
     problems: list[Problem] = []
     width: int | None = None
     labels: list[np.ndarray] = []
+    features: list[np.ndarray] = []
     label_like: np.ndarray | None = None  # per feature column: could it be the label?
     try:
         for first_line, lines in _lines(path):
@@ -374,6 +386,8 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None):
                 problems += found
                 break
             labels.append(block[:, 0])
+            if keep_data:
+                features.append(block[:, 1:].astype(np.float32))
             fits = _fits_label(block[:, 1:], predictor_type)
             label_like = fits if label_like is None else label_like & fits
     except UnicodeDecodeError as err:
@@ -399,6 +413,8 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None):
         ]
     y = np.concatenate(labels)
     info.rows, info.feature_dim, info.labels = y.size, width - 1, y
+    if keep_data:
+        info.features = np.vstack(features)
     problems = _index_column(name, y)
     if not problems:
         problems = label_problems(name, y, predictor_type, num_classes)

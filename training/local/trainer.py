@@ -24,20 +24,25 @@ from training.progress import progress
 def read_channel(folder: Path) -> Data | None:
     """All files of a channel folder as one dataset (RecordIO or label-first CSV)."""
     import pandas as pd
-    import scipy.sparse
 
     files = validation.channel_files([folder]) if folder.exists() else []
-    if not files:
-        return None
     parts = []
     for path in files:
         if validation.detect_format(path) == "recordio":
             arrays = recordio.read_arrays(path)
             parts.append((arrays.X, arrays.y))
         else:
-            frame = pd.read_csv(path, header=None, dtype=np.float32)
-            values = frame.to_numpy()
+            values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
             parts.append((values[:, 1:], values[:, 0]))
+    return stack(parts)
+
+
+def stack(parts: list[tuple]) -> Data | None:
+    """(features, labels) of several files as one dataset; sparse if any part is."""
+    import scipy.sparse
+
+    if not parts:
+        return None
     if any(scipy.sparse.issparse(X) for X, _ in parts):
         X = scipy.sparse.vstack([scipy.sparse.csr_matrix(X) for X, _ in parts]).tocsr()
     else:
@@ -95,10 +100,20 @@ def train_local(
             ]
         )
     feature_dim = None if hp["feature_dim"] == "auto" else int(hp["feature_dim"])
-    validation.validate_channels(
-        [data_dir / c for c in present], hp["predictor_type"], feature_dim, hp.get("num_classes")
+    # the preflight parses every file anyway: keep what it read instead of parsing twice
+    checked = validation.validate_channels(
+        [data_dir / c for c in present],
+        hp["predictor_type"],
+        feature_dim,
+        hp.get("num_classes"),
+        keep_data=True,
     )
-    channels = {c: read_channel(data_dir / c) for c in present}
+    channels = {
+        c: stack(
+            [(f.features, f.labels) for f in checked if f.path.relative_to(data_dir).parts[0] == c]
+        )
+        for c in present
+    }
 
     out_dir.mkdir(parents=True, exist_ok=True)
     log_lines: list[str] = []
