@@ -202,11 +202,7 @@ def _audit(args) -> int:
     if not args.delete:
         print("run again with --delete to remove them")
         return 1
-    audit.delete(sess, found)
-    left = audit.find_leftovers(sess, args.project)
-    for item in left:
-        print(f"  still there: {item}")
-    return 1 if left else 0
+    return 1 if audit.delete_and_recheck(sess, args.project, found) else 0
 
 
 def _predict(args) -> int:

@@ -217,6 +217,15 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         echo(f"  deleted {item.kind} {item.name}")
 
 
+def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) -> list[Leftover]:
+    """Delete what was found, audit again, and report anything still there."""
+    delete(sess, found, echo=echo)
+    left = find_leftovers(sess, project)
+    for item in left:
+        echo(f"  still there: {item}")
+    return left
+
+
 def _delete_notebook(sm, name: str, echo, timeout_s: float = 900) -> None:
     """A notebook must be Stopped (or Failed) before it can be deleted."""
     import time

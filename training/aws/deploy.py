@@ -168,11 +168,8 @@ def destroy_all(
         echo,
     )
     echo("==> 4/4 what CloudFormation does not own, then the audit")
-    leftovers = audit.find_leftovers(sess, project)
-    audit.delete(sess, leftovers, echo=echo)
-    left = audit.find_leftovers(sess, project)
-    for item in left:
-        echo(f"    still there: {item}")
+    found = audit.find_leftovers(sess, project)
+    left = audit.delete_and_recheck(sess, project, found, echo=echo)
     if not left:
         echo(f"    audit: nothing billable of '{project}' left in {sess.region_name}")
     return left
