@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/local_learner_bench.py [--skip-speed] [--rows 1000000]
 
 Accuracy: scikit-learn's breast cancer, wine, diabetes and digits (8 vs rest) plus the bundled
-penguins data, on the same seeded train/validation/test splits. Linear Learner runs with its
-defaults (train + validation channels); scikit-learn's LogisticRegression / SGDClassifier /
-Ridge are fitted on train + validation with standard scaling. Target: within 1 percentage
-point of the best scikit-learn accuracy, and within 5% of Ridge's test MSE.
+penguins data, on the same seeded train/validation/test splits (30 by default). Linear Learner
+runs with its defaults (train + validation channels); scikit-learn's LogisticRegression /
+SGDClassifier / Ridge (standard scaling) are fitted twice: on train + validation (every
+non-test row) and on the train split alone (the rows Linear Learner fits). Target: within 1
+percentage point of the better scikit-learn estimator's accuracy, and within 5% of Ridge's
+test MSE.
 
 Speed: 1M x 50 dense float32, binary: 32 packed models x 15 epochs against SGDClassifier
 training one model for 15 epochs, each in its own process (wall time and peak RSS).
@@ -61,25 +63,48 @@ def split(X, y, classify: bool, seed: int):
     return X_tr, y_tr, X_val, y_val, X_test, y_test
 
 
-def accuracy_table(seeds: int, train_only: bool = False) -> None:
+def _sklearn_scores(X_fit, y_fit, X_te, y_te, classify: bool, seed: int) -> dict[str, float]:
+    """Test accuracy (classification) or MSE (regression) per scikit-learn estimator."""
     from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    fitted = "the train split only" if train_only else "train + validation"
+    if not classify:
+        pipe = make_pipeline(StandardScaler(), Ridge()).fit(X_fit, y_fit)
+        return {"Ridge": float(np.mean((pipe.predict(X_te) - y_te) ** 2))}
+    out = {}
+    for label, est in (
+        ("LogisticRegression", LogisticRegression(max_iter=5000)),
+        ("SGDClassifier", SGDClassifier(loss="log_loss", random_state=seed)),
+    ):
+        pipe = make_pipeline(StandardScaler(), est).fit(X_fit, y_fit)
+        out[label] = float((pipe.predict(X_te) == y_te).mean())
+    return out
+
+
+def accuracy_table(seeds: int) -> None:
+    """LL vs the better scikit-learn estimator (by its mean over the splits), fitted two ways.
+
+    "train+val": scikit-learn fits on every non-test row, while Linear Learner fits on the
+    train split and uses the validation split to select among its packed models.
+    "train only": both fit on the same rows (the train split). The better estimator is
+    chosen by its mean over all splits, not per split: a per-split maximum would pick
+    scikit-learn's model by looking at the test labels.
+    """
     print(
-        f"\nAccuracy on the same splits (test set; mean of {seeds} seeded splits; "
-        f"scikit-learn fitted on {fitted})\n"
+        f"\nAccuracy on the same splits (test set; mean of {seeds} seeded splits)\n"
+        "Linear Learner: defaults, train + validation channels. scikit-learn: the better of\n"
+        "its estimators, fitted on train + validation, and on the train split only.\n"
     )
     head = (
-        f"{'dataset':<22}{'metric':<10}{'Linear Learner':>16}{'best sklearn':>14}"
-        f"{'(model)':<22}{'gap':>9}  target"
+        f"{'dataset':<22}{'metric':<10}{'Linear Learner':>15}{'sklearn tr+val':>16}"
+        f"{'gap':>9}{'sklearn train':>15}{'gap':>9}  (estimator)   target"
     )
     print(head)
     print("-" * len(head))
     for name, predictor, X, y in datasets():
         classify = predictor != "regressor"
-        ours, theirs, which = [], [], {}
+        ours, full, train_only = [], [], []
         for seed in range(seeds):
             X_tr, y_tr, X_val, y_val, X_te, y_te = split(X, y, classify, seed)
             hp = {"predictor_type": predictor}
@@ -91,41 +116,33 @@ def accuracy_table(seeds: int, train_only: bool = False) -> None:
                 Data(X_val.astype(np.float32), y_val.astype(np.float32)),
             )
             out = model.predict(X_te.astype(np.float32))
-            if train_only:
-                X_fit, y_fit = X_tr, y_tr
-            else:
-                X_fit, y_fit = np.vstack([X_tr, X_val]), np.r_[y_tr, y_val]
             if classify:
                 ours.append(float((out["predicted_label"] == y_te).mean()))
-                scores = {}
-                for label, est in (
-                    ("LogisticRegression", LogisticRegression(max_iter=5000)),
-                    ("SGDClassifier", SGDClassifier(loss="log_loss", random_state=seed)),
-                ):
-                    pipe = make_pipeline(StandardScaler(), est).fit(X_fit, y_fit)
-                    scores[label] = float((pipe.predict(X_te) == y_te).mean())
-                best = max(scores, key=scores.get)
-                theirs.append(scores[best])
             else:
                 ours.append(float(np.mean((out["score"] - y_te) ** 2)))
-                pipe = make_pipeline(StandardScaler(), Ridge()).fit(X_fit, y_fit)
-                theirs.append(float(np.mean((pipe.predict(X_te) - y_te) ** 2)))
-                best = "Ridge"
-            which[best] = which.get(best, 0) + 1
-        a, b = float(np.mean(ours)), float(np.mean(theirs))
-        model_name = max(which, key=which.get)
-        if classify:
-            gap, ok = (a - b) * 100, a >= b - 0.01
-            print(
-                f"{name:<22}{'accuracy':<10}{a:>16.4f}{b:>14.4f} ({model_name:<19}"
-                f"{gap:>+8.2f}pp  {'ok' if ok else 'MISSED'} (>= -1pp)"
-            )
-        else:
-            gap, ok = (a / b - 1) * 100, a <= b * 1.05
-            print(
-                f"{name:<22}{'test MSE':<10}{a:>16.1f}{b:>14.1f} ({model_name:<19}"
-                f"{gap:>+8.2f}%   {'ok' if ok else 'MISSED'} (<= +5%)"
-            )
+            X_all, y_all = np.vstack([X_tr, X_val]), np.r_[y_tr, y_val]
+            full.append(_sklearn_scores(X_all, y_all, X_te, y_te, classify, seed))
+            train_only.append(_sklearn_scores(X_tr, y_tr, X_te, y_te, classify, seed))
+        a = float(np.mean(ours))
+        cells, verdicts, names = [], [], []
+        for runs in (full, train_only):
+            means = {est: float(np.mean([r[est] for r in runs])) for est in runs[0]}
+            best = max(means, key=means.get) if classify else "Ridge"
+            b = means[best]
+            names.append(best)
+            if classify:
+                cells.append(f"{b:>15.4f}{(a - b) * 100:>+7.2f}pp")
+                verdicts.append("ok" if a >= b - 0.01 else "MISSED")
+            else:
+                cells.append(f"{b:>15.1f}{(a / b - 1) * 100:>+8.2f}%")
+                verdicts.append("ok" if a <= b * 1.05 else "MISSED")
+        metric, ours_cell = ("accuracy", f"{a:>15.4f}") if classify else ("test MSE", f"{a:>15.1f}")
+        target = ">= -1pp" if classify else "<= +5%"
+        which = names[0] if names[0] == names[1] else "/".join(names)
+        print(
+            f"{name:<22}{metric:<10}{ours_cell} {cells[0]}{cells[1]}  ({which})  "
+            f"{'/'.join(verdicts)} ({target})"
+        )
 
 
 SPEED = """
@@ -185,18 +202,12 @@ def speed(rows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument(
-        "--sklearn-train-only",
-        action="store_true",
-        help="fit scikit-learn on the train split alone (default: train + "
-        "validation, the stricter comparison)",
-    )
     args = parser.parse_args()
     started = time.perf_counter()
-    accuracy_table(args.seeds, args.sklearn_train_only)
+    accuracy_table(args.seeds)
     if not args.skip_speed:
         speed(args.rows)
     print(f"\n(total {time.perf_counter() - started:.0f}s)")
