@@ -204,6 +204,7 @@ def resolve(hp: dict, n_train: int) -> dict:
         if r[key] == "auto":
             r[key] = AUTO[key]
     steps_per_epoch = max(1, -(-n_train // r["mini_batch_size"]))
+    r["_n_train"] = n_train
     r["_total_steps"] = steps_per_epoch * int(r["epochs"])
     if r["lr_scheduler_step"] == "auto":
         # once per epoch: measured better than the 2017 defaults (1% per 100 updates) on the
@@ -226,18 +227,21 @@ def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if r["_given"]["learning_rate"]:
             rates = r["learning_rate"] * 10 ** np.linspace(-1.0, 1.0, m - 1)
         else:
-            # auto: 10x below to 100x above the optimizer's default, shifted up when the run
+            # auto: 10x below to 10x above the optimizer's default, shifted up when the run
             # has few updates in all (small data), so some model still converges
             boost = max(1.0, np.sqrt(FEW_STEPS / max(1, r["_total_steps"])))
-            rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 2.0, m - 1)
+            rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
         lr[1:] = rng.permutation(rates)
         if r["_given"]["wd"]:
             base_wd = r["wd"] if r["wd"] > 0 else 1e-4
             wd[1:] = np.where(
                 rng.random(m - 1) < 0.25, 0.0, base_wd * 10 ** rng.uniform(-1, 1, m - 1)
             )
-        else:  # auto: from none to strong L2, since small data needs it and big data not
-            wd[1:] = np.where(rng.random(m - 1) < 0.2, 0.0, 10 ** rng.uniform(-6, -1, m - 1))
+        else:
+            # auto: L2 on the scale of 1/n (as C=1 is for scikit-learn), 0.01/n to 10/n, and
+            # some models with none: small data needs it, big data barely notices it
+            n = max(1, r["_n_train"])
+            wd[1:] = np.where(rng.random(m - 1) < 0.1, 0.0, 10 ** rng.uniform(-2.0, 1.0, m - 1) / n)
         if r["l1"] > 0:
             l1[1:] = r["l1"] * 10 ** rng.uniform(-1, 1, m - 1)
         elif not r["_given"]["l1"]:
