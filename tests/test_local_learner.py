@@ -57,6 +57,19 @@ def test_loss_gradients_match_finite_differences(name):
     np.testing.assert_allclose(grad, numeric, atol=1e-4)
 
 
+def test_logistic_loss_is_exact_and_finite_for_confident_models():
+    # a diverging packed model produces |z| in the hundreds; its loss must stay finite and
+    # exact so early stopping and selection can still rank it (float32, as in training)
+    col = np.array([-200.0, -30.0, -1.0, 0.0, 1.0, 30.0, 200.0])
+    z = np.stack([col, -col], axis=1).astype(np.float32)  # 7 examples x 2 models
+    z64 = z.astype(np.float64)
+    softplus = np.log1p(np.exp(-np.abs(z64))) + np.maximum(z64, 0)  # log(1 + e^z)
+    for label in (0.0, 1.0):
+        got = Loss("logistic", {}).value(z, np.full(7, label, np.float32))
+        assert got.dtype == np.float32 and np.isfinite(got).all()
+        np.testing.assert_allclose(got, softplus - label * z64, rtol=1e-6, atol=1e-6)
+
+
 def split(X, y, seed=0):
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(y))
