@@ -260,9 +260,11 @@ def _feature_stats(X, rows: np.ndarray, r: dict, sparse: bool):
         std = np.sqrt(np.maximum(sq - mean * mean, 0))
     else:
         mean, std = sample.mean(axis=0), sample.std(axis=0)
-    shift = r["unbias_data"] == "true" or (
-        r["unbias_data"] == "auto" and r["use_bias"] and not sparse
-    )
+    # auto shifts whenever there is a bias to absorb the mean, sparse data included (the
+    # current docs; the 2017 text exempted sparse data, where shifting would densify it).
+    # The shift is folded into the bias every step, so CSR batches stay sparse here; without
+    # it, digits (8 vs rest) as CSR scored 0.935 against 0.975 dense.
+    shift = r["unbias_data"] == "true" or (r["unbias_data"] == "auto" and r["use_bias"])
     std = np.where(std > 1e-12, std, 1.0)
     return (mean if shift else np.zeros(d)).astype(np.float32), std.astype(np.float32)
 
