@@ -102,6 +102,23 @@ def test_packed_models_learn_a_real_dataset_and_log_like_sagemaker():
     assert 0 < model.threshold < 1 and model.weights.shape == (30,)
 
 
+def test_auto_values_follow_the_data_and_given_values_are_kept():
+    from training.local.learner import resolve
+
+    base = {"predictor_type": "binary_classifier"}
+    small = resolve(hp_table.validate(base), n_train=300)  # 15 updates in all
+    large = resolve(hp_table.validate(base), n_train=1_000_000)  # 15,000 updates
+    assert small["beta_1"] == 0.0 and large["beta_1"] == 0.9
+    given = resolve(hp_table.validate({**base, "beta_1": "0.95"}), n_train=300)
+    assert given["beta_1"] == 0.95
+    # the packed models' auto L2 is on the 1/n scale: up to 10/n, some with none
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    model, trainer, _ = fit(base, train, val)
+    assert 0.0 <= model.selected["wd"] <= 10 / train.n
+    assert trainer.resolved["wd"] == 1e-6  # model 0 trains with the single auto value
+
+
 def test_deterministic_with_a_seed(tmp_path):
     X, y = load_breast_cancer(return_X_y=True)
     train, val, _ = split(X, y)
