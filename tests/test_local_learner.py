@@ -299,3 +299,31 @@ def test_train_local_on_hand_made_sparse_recordio_channels(tmp_path):
     X_test = X[parts["test"]]
     dense = model.predict(X_test)["predicted_label"]
     np.testing.assert_array_equal(model.predict(sp.csr_matrix(X_test))["predicted_label"], dense)
+
+
+def test_without_a_validation_channel_selection_uses_a_training_sample(tmp_path):
+    # SageMaker: no validation channel -> calibrate and select on a sample of the training data
+    from training.local.trainer import train_local
+
+    X, y = load_breast_cancer(return_X_y=True)
+    train, _, test = split(X, y)
+    for channel, data in (("train", train), ("test", test)):
+        (tmp_path / "data" / channel).mkdir(parents=True)
+        np.savetxt(
+            tmp_path / "data" / channel / "part.csv",
+            np.column_stack([data.y, data.X]),
+            delimiter=",",
+            fmt="%.9g",
+        )
+    logs = []
+    report = train_local(
+        tmp_path / "data",
+        tmp_path / "model",
+        {"predictor_type": "binary_classifier"},
+        show_progress=False,
+        echo=logs.append,
+    )
+    assert report["metrics"]["test:binary_classification_accuracy"] > 0.93
+    assert not any(name.startswith("validation:") for name in report["metrics"])
+    assert "train_sample_objective_loss" in report["selected_model"]
+    assert not any(" validation " in line for line in logs if line.startswith("#quality"))
