@@ -327,3 +327,75 @@ def test_without_a_validation_channel_selection_uses_a_training_sample(tmp_path)
     assert not any(name.startswith("validation:") for name in report["metrics"])
     assert "train_sample_objective_loss" in report["selected_model"]
     assert not any(" validation " in line for line in logs if line.startswith("#quality"))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_every_optimizer_learns(optimizer):
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, test = split(X, y)
+    model, trainer, _ = fit(
+        {"predictor_type": "binary_classifier", "optimizer": optimizer}, train, val
+    )
+    assert model.selected["optimizer"] == optimizer == trainer.resolved["optimizer"]
+    assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.93
+
+
+def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, test = split(X, y)
+    base = {"predictor_type": "binary_classifier", "num_models": "1", "learning_rate": "0.05"}
+    dense, _, _ = fit(base, train, val)
+    assert (dense.weights == 0).sum() == 0
+    # L1's proximal step makes exact zeros, as strong under adam as under sgd (the shrink is
+    # scaled like the optimizer's own step)
+    for optimizer, lr in (("adam", "0.05"), ("sgd", "0.5")):
+        hp = {**base, "optimizer": optimizer, "learning_rate": lr, "l1": "0.03"}
+        sparse, _, _ = fit(hp, train, val)
+        assert (sparse.weights == 0).sum() >= 8, optimizer  # of 30
+        assert (sparse.predict(test.X)["predicted_label"] == test.y).mean() > 0.9
+    no_bias, _, _ = fit({**base, "use_bias": "false"}, train, val)
+    assert float(no_bias.bias) == 0.0
+
+
+def test_class_weights_raise_minority_recall():
+    def recall(hp, train, val, test, positive):
+        model, _, _ = fit(hp, train, val)
+        pred = model.predict(test.X)["predicted_label"]
+        return (pred[test.y == positive] == positive).mean()
+
+    # two overlapping classes, positives 5% of the rows: unweighted, the 0.5 threshold
+    # (kept by the loss_function criterion) calls most positives negative
+    rng = np.random.default_rng(0)
+    y = (rng.random(6000) < 0.05).astype(float)
+    X = rng.standard_normal((6000, 5)) + y[:, None] * 0.6
+    binary = {
+        "predictor_type": "binary_classifier",
+        "num_models": "1",
+        "binary_classifier_model_selection_criteria": "loss_function",
+    }
+    parts = split(X, y)
+    plain = recall(binary, *parts, 1)
+    balanced = recall({**binary, "positive_example_weight_mult": "balanced"}, *parts, 1)
+    tripled = recall({**binary, "positive_example_weight_mult": "3"}, *parts, 1)
+    assert plain < tripled < balanced and balanced > plain + 0.1
+
+    # multiclass: three clusters, the third 5% of the rows
+    centers = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.5]])
+    labels = rng.choice(3, 6000, p=[0.5, 0.45, 0.05])
+    X = centers[labels] + rng.standard_normal((6000, 2))
+    multi = {"predictor_type": "multiclass_classifier", "num_classes": "3", "num_models": "1"}
+    parts = split(X, labels)
+    weighted = recall({**multi, "balance_multiclass_weights": "true"}, *parts, 2)
+    assert weighted > recall(multi, *parts, 2) + 0.2
+
+
+def test_early_stopping_stops_when_no_model_improves():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    hp = {"predictor_type": "binary_classifier", "epochs": "200", "early_stopping_patience": "2"}
+    _, trainer, logs = fit(hp, train, val)
+    assert "Reached early stopping criteria. Stopping training." in logs
+    assert len(trainer.history) < 200
+    # patience above epochs disables it, as SageMaker documents
+    _, trainer, logs = fit({**hp, "epochs": "20", "early_stopping_patience": "21"}, train, val)
+    assert len(trainer.history) == 20 and "Reached early stopping criteria." not in " ".join(logs)

@@ -111,14 +111,27 @@ class Best:
     epoch: np.ndarray
 
 
+def _prox_l1(param, shrink):
+    """Soft-threshold in place: the L1 proximal step, which makes exact zeros."""
+    a = np.abs(param)
+    a -= shrink
+    np.maximum(a, 0.0, out=a)
+    np.copysign(a, param, out=param)
+
+
 class _Adam:
-    """In place, with one scratch buffer: this runs once per mini-batch."""
+    """In place, with one scratch buffer: this runs once per mini-batch.
+
+    ``l1`` (per parameter, 0 for the bias row) is applied as a proximal step scaled by the
+    same per-coordinate step size as the gradient, so its strength relates to the loss the
+    way the user's value says whatever the gradient's scale (a plain ``lr * l1`` shrink is
+    negligible next to Adam's normalised steps)."""
 
     def __init__(self, shape, b1, b2):
         self.m, self.v, self.tmp = (np.zeros(shape, np.float32) for _ in range(3))
         self.b1, self.b2, self.t = np.float32(b1), np.float32(b2), 0
 
-    def step(self, param, grad, lr):
+    def step(self, param, grad, lr, l1=None):
         self.t += 1
         m, v, tmp = self.m, self.v, self.tmp
         m *= self.b1
@@ -131,10 +144,13 @@ class _Adam:
         corr = np.float32(np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t))
         np.sqrt(v, out=tmp)
         tmp += np.float32(1e-8)
+        shrink = None if l1 is None else l1 / tmp * lr * corr
         np.divide(m, tmp, out=tmp)
         tmp *= lr
         tmp *= corr
         param -= tmp
+        if shrink is not None:
+            _prox_l1(param, shrink)
 
 
 class _RMSProp:
@@ -142,7 +158,7 @@ class _RMSProp:
         self.v, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self.rho = np.float32(rho)
 
-    def step(self, param, grad, lr):
+    def step(self, param, grad, lr, l1=None):
         v, tmp = self.v, self.tmp
         v *= self.rho
         np.multiply(grad, grad, out=tmp)
@@ -150,9 +166,12 @@ class _RMSProp:
         v += tmp
         np.sqrt(v, out=tmp)
         tmp += np.float32(1e-8)
+        shrink = None if l1 is None else l1 / tmp * lr
         np.divide(grad, tmp, out=tmp)
         tmp *= lr
         param -= tmp
+        if shrink is not None:
+            _prox_l1(param, shrink)
 
 
 class _SGD:
@@ -160,7 +179,7 @@ class _SGD:
         self.vel, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self.mu = np.float32(momentum)
 
-    def step(self, param, grad, lr):
+    def step(self, param, grad, lr, l1=None):
         np.multiply(grad, lr, out=self.tmp)
         if self.mu:
             self.vel *= self.mu
@@ -168,6 +187,8 @@ class _SGD:
             param += self.vel
         else:
             param -= self.tmp
+        if l1 is not None:
+            _prox_l1(param, l1 * lr)
 
 
 def _optimizer(name, shape, hp):
@@ -386,7 +407,10 @@ class PackedTrainer:
         stale = 0
         epochs = int(r["epochs"])
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
-        has_l1 = bool(l1.any())
+        l1_mat = None  # per parameter; the bias row is never L1-penalised
+        if l1.any():
+            l1_mat = np.zeros_like(P)
+            l1_mat[:d] = l1[None, :]
         ones = np.ones(int(np.diff(bounds).max()), np.float32)
         w_eff, b_eff, scratch = np.empty_like(W), np.empty_like(b), np.empty_like(P)
         shifted = bool(mean.any())
@@ -419,12 +443,7 @@ class PackedTrainer:
                 gw *= inv_std
                 np.multiply(decay, P, out=scratch)
                 grad += scratch
-                opt.step(P, grad, lr_mat)
-                if has_l1:
-                    shrunk = np.abs(W)
-                    shrunk -= lr * l1
-                    np.maximum(shrunk, 0.0, out=shrunk)
-                    np.copysign(shrunk, W, out=W)
+                opt.step(P, grad, lr_mat, l1_mat)
                 step += 1
                 if r["use_lr_scheduler"] and step % int(r["lr_scheduler_step"]) == 0:
                     lr = np.maximum(
