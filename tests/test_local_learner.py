@@ -399,3 +399,16 @@ def test_early_stopping_stops_when_no_model_improves():
     # patience above epochs disables it, as SageMaker documents
     _, trainer, logs = fit({**hp, "epochs": "20", "early_stopping_patience": "21"}, train, val)
     assert len(trainer.history) == 20 and "Reached early stopping criteria." not in " ".join(logs)
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
+def test_quantile_loss_predicts_the_quantile(q):
+    # heteroscedastic noise, so each quantile is its own line; q of the labels fall below it
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 4, (6000, 2))
+    y = X @ np.array([1.5, -0.5]) + 2 + rng.standard_normal(6000) * (0.5 + X[:, 0] / 2)
+    train, val, test = split(X, y)
+    hp = {"predictor_type": "regressor", "loss": "quantile_loss", "quantile": str(q)}
+    model, _, _ = fit({**hp, "epochs": "30"}, train, val)
+    below = (test.y < model.predict(test.X)["score"]).mean()
+    assert abs(below - q) < 0.04

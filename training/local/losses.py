@@ -88,7 +88,8 @@ class Loss:
         if n == "eps_insensitive_absolute_loss":
             return np.maximum(0.0, a - self.eps)
         if n == "quantile_loss":
-            # model aims for true_label > prediction with probability q (SageMaker docs)
+            # pinball loss: the prediction is the q-th quantile, true_label < prediction with
+            # probability q (the SDK docstring; the hyperparameter page states the reverse)
             return np.where(r <= 0, -self.q * r, (1 - self.q) * r)
         if n == "huber_loss":
             return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
