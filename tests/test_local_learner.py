@@ -412,3 +412,24 @@ def test_quantile_loss_predicts_the_quantile(q):
     model, _, _ = fit({**hp, "epochs": "30"}, train, val)
     below = (test.y < model.predict(test.X)["score"]).mean()
     assert abs(below - q) < 0.04
+
+
+def test_lr_scheduler_decays_down_to_its_minimum():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    base = {
+        "predictor_type": "binary_classifier",
+        "num_models": "1",
+        "learning_rate": "0.05",
+        "mini_batch_size": "50",
+    }
+    steady, _, _ = fit({**base, "use_lr_scheduler": "false"}, train, val)
+    decay = {**base, "lr_scheduler_step": "1", "lr_scheduler_factor": "0.01"}
+    frozen, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.00001"}, train, val)
+    floored, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.05"}, train, val)
+    # a floor at the learning rate itself means no decay at all
+    np.testing.assert_array_equal(floored.weights, steady.weights)
+    # decaying 100x per update leaves the model near its initial weights (|w| <= 0.07)
+    assert np.abs(frozen.weights * train.X.std(axis=0)).max() < 0.2
+    loss = "validation_objective_loss"
+    assert frozen.selected[loss] > steady.selected[loss]
