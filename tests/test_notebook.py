@@ -1,23 +1,25 @@
-"""The notebook the notebook instance gets runs end to end, offline, unchanged."""
+"""The notebook the notebook instance gets runs end to end, offline, from what deploy uploads."""
 
-import os
-from pathlib import Path
+import shutil
 
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "linear_learner.ipynb"
+from training.aws.deploy import notebook_bundle
 
 
-def test_notebook_runs_end_to_end_in_local_mode(tmp_path, monkeypatch):
+def test_notebook_runs_end_to_end_from_the_uploaded_bundle(tmp_path, monkeypatch):
+    # lay the bundle out as the instance's OnStart sync does: one folder, no repository
+    folder = tmp_path / "SageMaker" / "linear-learner"
+    for path, key in notebook_bundle():
+        (folder / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / key)
     monkeypatch.setenv("LL_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("LL_TARGET", "local")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
     NotebookClient(
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     ).execute()
     text = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
@@ -25,8 +27,8 @@ def test_notebook_runs_end_to_end_in_local_mode(tmp_path, monkeypatch):
         if cell.cell_type == "code"
         for o in cell.get("outputs", [])
     )
+    assert f"project: {folder} " in text  # the bundle's training package, not this checkout
     assert "feature_dim" in text and "test:binary_classification_accuracy" in text
     assert "did you mean 'sex'" in text
     assert "endpoint stopped" in text
     assert (tmp_path / "run" / "model" / "model.tar.gz").exists()
-    assert os.environ["LL_RUN_DIR"] == str(tmp_path / "run")

@@ -129,6 +129,19 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         ModelName=models[0]["ModelName"]
     )
     assert model["PrimaryContainer"]["ModelDataUrl"] == record["model_data_url"]
+    # the notebook instance's OnStart sync finds the notebook with its training package
+    outputs = cfn.describe_stacks(StackName="LlE2eBase")["Stacks"][0]["Outputs"]
+    bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "BucketName")
+    listed = session.client("s3", endpoint_url=url).list_objects_v2(
+        Bucket=bucket, Prefix="notebooks/"
+    )
+    keys = {o["Key"] for o in listed.get("Contents", [])}
+    assert {
+        "notebooks/linear_learner.ipynb",
+        "notebooks/training/__init__.py",
+        "notebooks/training/local/learner.py",
+        "notebooks/data/penguins.csv",
+    } <= keys, sorted(keys)
 
     rc, out = run("bash", "scripts/destroy-all.sh")
     assert rc == 0, out[-4000:]

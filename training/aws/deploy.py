@@ -1,7 +1,8 @@
 """Deploy everything and destroy everything, each as one command (``scripts/``).
 
-deploy: base stack -> notebooks to the bucket -> train on SageMaker -> endpoint stack ->
-check the endpoint runs the new config -> a smoke prediction; stops at the first failure.
+deploy: base stack -> notebooks (with the training package) to the bucket -> train on
+SageMaker -> endpoint stack -> check the endpoint runs the new config -> a smoke prediction;
+stops at the first failure.
 
 destroy: empty the versioned bucket (every version and delete marker; moto and late writers
 both make relying on the auto-delete handler alone unsafe) -> stop running training jobs ->
@@ -46,13 +47,29 @@ def cdk(args: list[str], echo) -> None:
         _fail(" ".join(cmd[:5]), f"exited {res.returncode}", "read the CDK output above")
 
 
-def upload_notebooks(sess, bucket: str) -> int:
+def notebook_bundle() -> list[tuple[Path, str]]:
+    """What the notebook instance gets, as (file, path under the notebook folder).
+
+    The notebooks import this project's ``training`` package and read the bundled dataset,
+    so both travel with them: the instance's OnStart script syncs ``notebooks/`` from the
+    bucket into one folder, where a notebook finds ``training/`` beside it.
+    """
+    files = [(p, p.name) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    files += [
+        (p, p.relative_to(ROOT).as_posix())
+        for p in sorted((ROOT / "training").rglob("*.py"))
+        if "__pycache__" not in p.parts
+    ]
+    files += [(ROOT / "data" / name, f"data/{name}") for name in ("penguins.csv", "README.md")]
+    return files
+
+
+def upload_notebook_bundle(sess, bucket: str) -> int:
     s3 = aws.s3_client_for(sess, bucket)
-    count = 0
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        s3.upload_file(str(path), bucket, f"notebooks/{path.name}")
-        count += 1
-    return count
+    bundle = notebook_bundle()
+    for path, key in bundle:
+        s3.upload_file(str(path), bucket, f"notebooks/{key}")
+    return len(bundle)
 
 
 def check_endpoint(sess, endpoint: str, expected_config: str) -> str:
@@ -107,7 +124,8 @@ def deploy_all(
     ]
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
     outputs = aws.stack_outputs(sess, base)
-    echo(f"    notebooks uploaded: {upload_notebooks(sess, outputs['BucketName'])}")
+    count = upload_notebook_bundle(sess, outputs["BucketName"])
+    echo(f"    notebook bundle uploaded: {count} files (notebooks, training package, dataset)")
     echo("==> 2/5 training on SageMaker")
     trained = train_aws(
         AwsTrainConfig(
