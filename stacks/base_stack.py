@@ -311,7 +311,18 @@ class BaseStack(cdk.Stack):
             on_start=[
                 sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
                     content=cdk.Fn.base64(
-                        on_start_script(self.bucket.bucket_name, s.notebook_idle_minutes)
+                        on_start_script(
+                            self.bucket.bucket_name,
+                            s.notebook_idle_minutes,
+                            {
+                                "project": s.project,
+                                "region": self.region,
+                                "bucket": self.bucket.bucket_name,
+                                "role_arn": self.role.role_arn,
+                                "image_uri": self.image_uri,
+                                "endpoint_name": s.endpoint_name,
+                            },
+                        )
                     )
                 )
             ],

@@ -142,6 +142,7 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         "notebooks/training/local/learner.py",
         "notebooks/data/penguins.csv",
     } <= keys, sorted(keys)
+    run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env)
 
     rc, out = run("bash", "scripts/destroy-all.sh")
     assert rc == 0, out[-4000:]
@@ -157,3 +158,56 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
     assert not [b for b in buckets if b.startswith("lle2e")], buckets
     rc, out = run(sys.executable, "-m", "training", "audit", "--region", "us-east-1")
     assert rc == 0 and "nothing billable" in out
+
+
+def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
+    """The notebook as the instance runs it: the bucket's notebooks/ synced into one folder,
+    project.json as the lifecycle script writes it, TARGET=aws against the deployed stacks."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    s3 = session.client("s3", endpoint_url=url)
+    folder = tmp_path / "instance" / "linear-learner"
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix="notebooks/")["Contents"]:
+        target = folder / obj["Key"].removeprefix("notebooks/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, obj["Key"], str(target))
+    role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "RoleArn")
+    cfn = session.client("cloudformation", endpoint_url=url)
+    endpoint_outputs = cfn.describe_stacks(StackName="LlE2eEndpoint")["Stacks"][0]["Outputs"]
+    project = {
+        # moto names CloudFormation's endpoint itself; AWS uses the project's fixed name
+        "endpoint_name": next(
+            o["OutputValue"] for o in endpoint_outputs if o["OutputKey"] == "EndpointName"
+        ),
+        "project": "ll-e2e",
+        "region": "us-east-1",
+        "bucket": bucket,
+        "role_arn": role,
+        "image_uri": record["image_uri"],
+    }
+    (folder / "project.json").write_text(json.dumps(project))
+    answer = {"predictions": [{"score": 0.8, "predicted_label": 1}] * 5}
+    requests.post(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+    )
+    nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute(  # the kernel's environment: moto's endpoint and fake credentials only
+        env={**env, "LL_TARGET": "aws", "LL_RUN_DIR": str(tmp_path / "nb-run"), "LL_POLL_S": "0.1"}
+    )
+    text = "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
+    assert f"bucket: {bucket} | region: us-east-1" in text
+    assert "artifact: s3://" in text and "training job ll-e2e-" in text
+    assert f"endpoint {project['endpoint_name']}: InService" in text
+    assert "predicted" in text and "0.8" in text  # the endpoint's answer, decoded
+    sm = session.client("sagemaker", endpoint_url=url)
+    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 2  # deploy-all's, the notebook's

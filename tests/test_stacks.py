@@ -190,7 +190,16 @@ def lifecycle_script(template) -> str:
     config = only(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig")
     content = config["Properties"]["OnStart"][0]["Content"]["Fn::Base64"]
     parts = content["Fn::Join"][1]
-    return "".join(p if isinstance(p, str) else "<BUCKET>" for p in parts)
+
+    def token(part) -> str:
+        if isinstance(part, str):
+            return part
+        ref = part.get("Ref") or part.get("Fn::GetAtt", [""])[0]
+        if ref.startswith("Bucket"):
+            return "<BUCKET>"
+        return "<ROLE_ARN>" if ref.startswith("ExecutionRole") else f"<{ref}>"
+
+    return "".join(token(p) for p in parts)
 
 
 def test_notebook_instance_defaults():
@@ -223,6 +232,22 @@ def test_lifecycle_script_syncs_notebooks_and_stops_when_idle(minutes):
     assert '"stop-notebook-instance"' in script
     assert (ROOT / "stacks" / "assets" / "idle_stop.py").read_text() in script
     assert len(base64.b64encode(script.encode())) < 16384  # SageMaker's limit per script
+
+
+def test_lifecycle_script_tells_the_notebooks_what_to_train_with():
+    script = lifecycle_script(base(region="eu-west-1"))
+    body = script.split("<<'PROJECT_JSON'\n", 1)[1].split("\nPROJECT_JSON", 1)[0]
+    project = json.loads(body)
+    account = SDK_ACCOUNTS["eu-west-1"]
+    assert project == {
+        "bucket": "<BUCKET>",
+        "endpoint_name": "ll-e2e-endpoint",
+        "image_uri": f"{account}.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1",
+        "project": "ll-e2e",
+        "region": "eu-west-1",
+        "role_arn": "<ROLE_ARN>",
+    }
+    assert "/home/ec2-user/SageMaker/linear-learner/project.json" in script
 
 
 def test_lifecycle_script_is_valid_bash():

@@ -71,6 +71,15 @@ class AwsTrainConfig:
     record: Path = RECORD
     show_progress: bool = True
     job_name: str | None = None
+    # the region's Linear Learner image; None looks it up in sagemaker-core's offline table
+    # (the notebook instance passes the one its stack was built with: no sagemaker-core there)
+    image_uri: str | None = None
+
+
+def linear_learner_image(region: str) -> str:
+    from sagemaker.core import image_uris
+
+    return image_uris.retrieve(framework="linear-learner", region=region)
 
 
 def explain_failure(reason: str) -> str:
@@ -136,8 +145,6 @@ def training_request(
 
 def train_aws(config: AwsTrainConfig, echo=print) -> dict:
     """Preflight, upload, start, wait, record. Returns the training record."""
-    from sagemaker.core import image_uris
-
     data_dir = Path(config.data_dir)
     manifest = read_manifest(data_dir)
     manifest_path = data_dir / MANIFEST_FILE
@@ -179,7 +186,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
         bucket = bucket or outputs["BucketName"]
         role_arn = role_arn or outputs["RoleArn"]
     aws.check_bucket_name(bucket)
-    image = image_uris.retrieve(framework="linear-learner", region=region)
+    image = config.image_uri or linear_learner_image(region)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     name = config.job_name or f"{config.project}-{stamp}"
     run_prefix = f"data/{name}"
