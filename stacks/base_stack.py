@@ -1,7 +1,9 @@
 """Base stack: the data and access everything else runs on.
 
-    versioned S3 bucket ──read/write──► SageMaker execution role ◄── notebook instance
-          (SSL only, SSE, lifecycle)      (least privilege)          (KMS volume, idle stop)
+    versioned S3 bucket ──read/write──► execution role (training jobs, endpoint model)
+          (SSL only, SSE, lifecycle)          ▲ passed to SageMaker by
+                                          notebook role ◄── notebook instance (KMS volume,
+                                                             idle stop)
 
 Everything here is deleted by ``cdk destroy``: the bucket is emptied of every object version
 and delete marker first (auto-delete), the KMS key is scheduled for deletion.
@@ -56,7 +58,7 @@ def acknowledge(scope: Construct, rule: str, reason: str) -> None:
 
 
 class BaseStack(cdk.Stack):
-    """Bucket, KMS key, SageMaker execution role and the notebook instance."""
+    """Bucket, KMS key, execution role, and the notebook instance with its own role."""
 
     def __init__(
         self, scope: Construct, construct_id: str, settings: Settings, image_uri: str, **kwargs
@@ -74,15 +76,18 @@ class BaseStack(cdk.Stack):
         )
         self.bucket = self._bucket()
         self.role = self._execution_role()
+        self.notebook_role = self._notebook_role()
         self.notebook = self._notebook()
 
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
         # Named exports, present whether or not an endpoint stack exists yet: the template
         # does not change when the endpoint arrives or leaves (no export-in-use deadlocks).
-        cdk.CfnOutput(self, "RoleArn", value=self.role.role_arn,
-                      export_name=self.export_name("RoleArn"))
-        cdk.CfnOutput(self, "KeyArn", value=self.key.key_arn,
-                      export_name=self.export_name("KeyArn"))
+        cdk.CfnOutput(
+            self, "RoleArn", value=self.role.role_arn, export_name=self.export_name("RoleArn")
+        )
+        cdk.CfnOutput(
+            self, "KeyArn", value=self.key.key_arn, export_name=self.export_name("KeyArn")
+        )
         cdk.CfnOutput(self, "NotebookInstanceName", value=self.notebook.attr_notebook_instance_name)
         cdk.CfnOutput(
             self,
@@ -135,19 +140,22 @@ class BaseStack(cdk.Stack):
         )
         return bucket
 
-    # ------------------------------------------------------------------ role
+    # ------------------------------------------------------------------ roles
 
-    def _execution_role(self) -> iam.Role:
-        s = self.settings
-        role = iam.Role(
+    def _arn(self, service: str, resource: str, name: str, colon: bool = False) -> str:
+        return cdk.Arn.format(
+            cdk.ArnComponents(
+                service=service,
+                resource=resource,
+                resource_name=name,
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME if colon else None,
+            ),
             self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{s.project}: SageMaker training jobs, endpoint and notebook",
         )
-        arn = cdk.Arn.format
-        objects = [self.bucket.arn_for_objects(p) for p in DATA_PREFIXES]
-        statements = [
+
+    def _data_statements(self) -> list[iam.PolicyStatement]:
+        """The project bucket's prefixes, read and write: both roles need them."""
+        return [
             iam.PolicyStatement(
                 sid="ListProjectBucket",
                 actions=["s3:ListBucket", "s3:GetBucketLocation"],
@@ -161,108 +169,23 @@ class BaseStack(cdk.Stack):
                     "s3:DeleteObject",
                     "s3:AbortMultipartUpload",
                 ],
-                resources=objects,
-            ),
-            iam.PolicyStatement(
-                sid="SageMakerLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                    "logs:GetLogEvents",
-                ],
-                resources=[
-                    arn(
-                        cdk.ArnComponents(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="/aws/sagemaker/*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        ),
-                        self,
-                    ),
-                    arn(
-                        cdk.ArnComponents(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="/aws/sagemaker/*:log-stream:*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        ),
-                        self,
-                    ),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="EcrAuthToken",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],
-            ),
-            iam.PolicyStatement(
-                sid="SageMakerMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            ),
-            iam.PolicyStatement(
-                sid="ProjectTrainingJobs",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[
-                    arn(
-                        cdk.ArnComponents(
-                            service="sagemaker",
-                            resource="training-job",
-                            resource_name=f"{s.project}-*",
-                        ),
-                        self,
-                    )
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="InvokeProjectEndpoint",
-                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
-                resources=[
-                    arn(
-                        cdk.ArnComponents(
-                            service="sagemaker", resource="endpoint", resource_name=f"{s.project}-*"
-                        ),
-                        self,
-                    )
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="StopOwnNotebookWhenIdle",
-                actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
-                resources=[
-                    arn(
-                        cdk.ArnComponents(
-                            service="sagemaker",
-                            resource="notebook-instance",
-                            resource_name=f"{s.project}-*",
-                        ),
-                        self,
-                    )
-                ],
+                resources=[self.bucket.arn_for_objects(p) for p in DATA_PREFIXES],
             ),
         ]
-        policy = iam.Policy(self, "ExecutionPolicy", statements=statements)
-        policy.attach_to_role(role)
-        # Passing itself to training jobs started from the notebook, and nothing else.
-        policy.add_statements(
-            iam.PolicyStatement(
-                sid="PassSelfToSageMaker",
-                actions=["iam:PassRole"],
-                resources=[role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
+
+    def _log_statement(self, sid: str, actions: list[str]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=actions,
+            resources=[
+                self._arn("logs", "log-group", "/aws/sagemaker/*", colon=True),
+                self._arn("logs", "log-group", "/aws/sagemaker/*:log-stream:*", colon=True),
+            ],
         )
-        policy.add_statements(pull_statement(image_parts(self.image_uri), self))
-        self.key.grant_encrypt_decrypt(role)
+
+    def _acknowledge_policy(self, policy: iam.Policy, kinds: tuple[str, ...]) -> None:
+        """The specific reason for each wildcard cdk-nag's IAM5 finds in one policy."""
+        s = self.settings
         bucket = f"<{self.get_logical_id(self.bucket.node.default_child)}.Arn>"
         scoped = f"arn:<AWS::Partition>:{{}}:{self.region}:<AWS::AccountId>:{{}}"
         reasons = {
@@ -279,19 +202,25 @@ class BaseStack(cdk.Stack):
             + scoped.format(
                 "logs", "log-group:/aws/sagemaker/*:log-stream:*"
             ): "one log stream per job/instance, named by SageMaker at run time",
-            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
-            "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
-            "namespaces by condition",
             **{
                 "Resource::"
                 + scoped.format(
                     "sagemaker", f"{kind}/{s.project}-*"
                 ): f"{kind} names carry the project prefix plus a per-run suffix"
-                for kind in ("training-job", "endpoint", "notebook-instance")
+                for kind in kinds
             },
         }
+        if not kinds:  # the execution role: ECR's token and metrics take no resource ARNs
+            reasons["Resource::*"] = (
+                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
+                "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
+                "namespaces by condition"
+            )
         for finding, reason in reasons.items():
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+    def _grant_key(self, role: iam.Role) -> None:
+        self.key.grant_encrypt_decrypt(role)
         for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
             acknowledge(
                 role,
@@ -299,6 +228,102 @@ class BaseStack(cdk.Stack):
                 "CDK's grant_encrypt_decrypt on the project key alone (the statement's "
                 "resource is that key's ARN)",
             )
+
+    def _execution_role(self) -> iam.Role:
+        """What SageMaker itself runs as: training jobs and the endpoint's model."""
+        s = self.settings
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{s.project}: SageMaker training jobs and endpoint model",
+        )
+        statements = [
+            *self._data_statements(),
+            self._log_statement(
+                "SageMakerLogs",
+                [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="EcrAuthToken",
+                actions=["ecr:GetAuthorizationToken"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+            pull_statement(image_parts(self.image_uri), self),
+        ]
+        policy = iam.Policy(self, "ExecutionPolicy", statements=statements)
+        policy.attach_to_role(role)
+        self._grant_key(role)
+        self._acknowledge_policy(policy, ())
+        return role
+
+    def _notebook_role(self) -> iam.Role:
+        """What the notebook's user can do: project data, project training jobs (run as the
+        execution role), the project endpoint, and stopping this notebook when idle.
+
+        Separate from the execution role, so a training container cannot start jobs or pass
+        roles, and the notebook cannot pull images or write metrics."""
+        s = self.settings
+        role = iam.Role(
+            self,
+            "NotebookRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{s.project}: the notebook instance",
+        )
+        statements = [
+            *self._data_statements(),
+            self._log_statement(
+                "SageMakerLogs",
+                [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                    "logs:GetLogEvents",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ProjectTrainingJobs",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[self._arn("sagemaker", "training-job", f"{s.project}-*")],
+            ),
+            iam.PolicyStatement(
+                sid="PassExecutionRoleToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="InvokeProjectEndpoint",
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[self._arn("sagemaker", "endpoint", f"{s.project}-*")],
+            ),
+            iam.PolicyStatement(
+                sid="StopOwnNotebookWhenIdle",
+                actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
+                resources=[self._arn("sagemaker", "notebook-instance", f"{s.project}-*")],
+            ),
+        ]
+        policy = iam.Policy(self, "NotebookPolicy", statements=statements)
+        policy.attach_to_role(role)
+        self._grant_key(role)
+        self._acknowledge_policy(policy, ("training-job", "endpoint", "notebook-instance"))
         return role
 
     # ------------------------------------------------------------------ notebook
@@ -336,7 +361,7 @@ class BaseStack(cdk.Stack):
             "Notebook",
             notebook_instance_name=f"{s.project}-notebook-{fingerprint}",
             instance_type=s.notebook_instance_type,
-            role_arn=self.role.role_arn,
+            role_arn=self.notebook_role.role_arn,
             kms_key_id=self.key.key_id,
             volume_size_in_gb=s.notebook_volume_gb,
             root_access="Enabled" if s.notebook_root_access else "Disabled",

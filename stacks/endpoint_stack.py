@@ -77,9 +77,7 @@ class EndpointStack(cdk.Stack):
             self,
             "EndpointConfig",
             production_variants=[variant],
-            kms_key_id=(
-                key_arn if supports_kms(settings.endpoint_instance_type) else None
-            ),
+            kms_key_id=(key_arn if supports_kms(settings.endpoint_instance_type) else None),
         )
         # SageMaker writes here; created (and deleted) with the stack instead of lingering.
         log_group = logs.LogGroup(

@@ -120,58 +120,81 @@ def test_rehearsal_switches_off_custom_resources_and_bootstrap_rule():
 # ----------------------------------------------------------------------------- role
 
 
-def role_statements(template):
+def role_statements(template, policy_prefix: str = ""):
     out = []
-    for policy in resources(template, "AWS::IAM::Policy").values():
-        out += policy["Properties"]["PolicyDocument"]["Statement"]
+    for name, policy in resources(template, "AWS::IAM::Policy").items():
+        if name.startswith(policy_prefix):
+            out += policy["Properties"]["PolicyDocument"]["Statement"]
     return out
 
 
-def test_role_trusts_sagemaker_only_and_has_no_managed_policies():
-    roles = resources(base(), "AWS::IAM::Role")
-    execution = [
-        r
-        for r in roles.values()
-        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
-        == "sagemaker.amazonaws.com"
-    ]
-    assert len(execution) == 1
-    role = execution[0]["Properties"]
-    assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        {
-            "Action": "sts:AssumeRole",
-            "Effect": "Allow",
-            "Principal": {"Service": "sagemaker.amazonaws.com"},
-        }
-    ]
-    assert "ManagedPolicyArns" not in role
-
-
-def test_role_policy_is_scoped():
-    statements = role_statements(base())
-    actions = [
+def actions_of(statements) -> set[str]:
+    return {
         a
         for s in statements
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    ]
-    assert not [a for a in actions if a in ("s3:*", "*", "sagemaker:*", "iam:*")]
-    for s in statements:
-        if s["Resource"] == "*":
-            assert set([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) <= {
-                "ecr:GetAuthorizationToken",
-                "cloudwatch:PutMetricData",
-            }, s
-    metrics = next(s for s in statements if s.get("Sid") == "SageMakerMetrics")
+    }
+
+
+def test_two_roles_trust_sagemaker_only_and_have_no_managed_policies():
+    t = base()
+    roles = {
+        name: r["Properties"]
+        for name, r in resources(t, "AWS::IAM::Role").items()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+        == "sagemaker.amazonaws.com"
+    }
+    assert sorted(n.rstrip("0123456789ABCDEF") for n in roles) == ["ExecutionRole", "NotebookRole"]
+    for role in roles.values():
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+            }
+        ]
+        assert "ManagedPolicyArns" not in role
+    notebook = only(t, "AWS::SageMaker::NotebookInstance")["Properties"]
+    assert notebook["RoleArn"]["Fn::GetAtt"][0].startswith("NotebookRole")
+    # the endpoint stack and training jobs use the execution role (the base stack's export)
+    export = t.to_json()["Outputs"]["RoleArn"]
+    assert export["Value"]["Fn::GetAtt"][0].startswith("ExecutionRole")
+
+
+def test_role_policies_are_scoped_and_split_by_duty():
+    t = base()
+    execution, notebook = role_statements(t, "ExecutionPolicy"), role_statements(t, "Notebook")
+    for statements in (execution, notebook):
+        assert not [a for a in actions_of(statements) if a in ("s3:*", "*", "sagemaker:*", "iam:*")]
+        for s in statements:
+            if s["Resource"] == "*":
+                assert set([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) <= {
+                    "ecr:GetAuthorizationToken",
+                    "cloudwatch:PutMetricData",
+                }, s
+        data = next(s for s in statements if s.get("Sid") == "ReadWriteProjectData")
+        prefixes = [r["Fn::Join"][1][1] for r in data["Resource"]]
+        assert prefixes == ["/data/*", "/models/*", "/notebooks/*"]
+        logs = next(s for s in statements if s.get("Sid") == "SageMakerLogs")
+        assert all("/aws/sagemaker/" in json.dumps(r) for r in logs["Resource"])
+    # what a training container runs as cannot start jobs, pass roles or call the endpoint
+    assert not actions_of(execution) & {
+        "sagemaker:CreateTrainingJob",
+        "iam:PassRole",
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:StopNotebookInstance",
+    }
+    metrics = next(s for s in execution if s.get("Sid") == "SageMakerMetrics")
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
-    data = next(s for s in statements if s.get("Sid") == "ReadWriteProjectData")
-    prefixes = [r["Fn::Join"][1][1] for r in data["Resource"]]
-    assert prefixes == ["/data/*", "/models/*", "/notebooks/*"]
-    logs = next(s for s in statements if s.get("Sid") == "SageMakerLogs")
-    assert all("/aws/sagemaker/" in json.dumps(r) for r in logs["Resource"])
-    passrole = next(s for s in statements if s.get("Sid") == "PassSelfToSageMaker")
+    # the notebook cannot pull images or write metrics, and passes only the execution role
+    assert not actions_of(notebook) & {"ecr:BatchGetImage", "cloudwatch:PutMetricData"}
+    passrole = next(s for s in notebook if s.get("Sid") == "PassExecutionRoleToSageMaker")
+    assert passrole["Resource"]["Fn::GetAtt"][0].startswith("ExecutionRole")
     assert passrole["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+    jobs = next(s for s in notebook if s.get("Sid") == "ProjectTrainingJobs")
+    assert "training-job/ll-e2e-*" in json.dumps(jobs["Resource"])
 
 
 @pytest.mark.parametrize("region", sorted(SDK_ACCOUNTS))
