@@ -253,13 +253,12 @@ def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     wd = np.full(m, r["wd"], np.float64)
     l1 = np.full(m, r["l1"], np.float64)
     if m > 1:
-        if r["_given"]["learning_rate"]:
-            rates = r["learning_rate"] * 10 ** np.linspace(-1.0, 1.0, m - 1)
-        else:
-            # auto: 10x below to 10x above the optimizer's default, shifted up when the run
-            # has few updates in all (small data), so some model still converges
+        # 10x below to 10x above the given rate; an auto rate is shifted up when the run has
+        # few updates in all (small data), so some model still converges
+        boost = 1.0
+        if not r["_given"]["learning_rate"]:
             boost = max(1.0, np.sqrt(FEW_STEPS / max(1, r["_total_steps"])))
-            rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
+        rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
         lr[1:] = rng.permutation(rates)
         if r["_given"]["wd"]:
             base_wd = r["wd"] if r["wd"] > 0 else 1e-4
