@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from training import naming
+
 ROOT = Path(__file__).resolve().parents[1]
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
@@ -46,11 +48,11 @@ class Settings:
 
     @property
     def stack_prefix(self) -> str:
-        return "".join(part.capitalize() for part in self.project.split("-"))
+        return naming.stack_prefix(self.project)
 
     @property
     def endpoint_name(self) -> str:
-        return f"{self.project}-endpoint"
+        return naming.endpoint_name(self.project)
 
     @classmethod
     def from_context(cls, get) -> Settings:

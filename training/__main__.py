@@ -212,9 +212,10 @@ def _predict(args) -> int:
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
             from training.aws.session import session
+            from training.naming import endpoint_name
 
             invoke = predict.aws_invoker(
-                session(args.profile, args.region), args.endpoint or f"{args.project}-endpoint"
+                session(args.profile, args.region), args.endpoint or endpoint_name(args.project)
             )
         elif args.port:
             invoke = predict.local_invoker("127.0.0.1", args.port)

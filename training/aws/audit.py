@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.aws.job import stack_name
+from training.naming import stack_name
 
 TAG = "project"
 NOTEBOOK_POLL_S = 10.0

@@ -21,7 +21,8 @@ import numpy as np
 
 from training.aws import audit
 from training.aws import session as aws
-from training.aws.job import RECORD, AwsTrainConfig, stack_name, train_aws
+from training.aws.job import RECORD, AwsTrainConfig, train_aws
+from training.naming import stack_name
 from training.validation import Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]

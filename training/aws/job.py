@@ -21,6 +21,7 @@ from training import hyperparameters, validation
 from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
+from training.naming import stack_name
 from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
 from training.validation import Problem, ValidationError
 
@@ -85,10 +86,6 @@ def linear_learner_image(region: str) -> str:
 def explain_failure(reason: str) -> str:
     fixes = [fix for pattern, fix in KNOWN_FAILURES if re.search(pattern, reason or "")]
     return fixes[0] if fixes else "see the job's log (/aws/sagemaker/TrainingJobs)"
-
-
-def stack_name(project: str, role: str) -> str:
-    return "".join(p.capitalize() for p in project.split("-")) + role
 
 
 def training_request(
