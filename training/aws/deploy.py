@@ -22,6 +22,7 @@ import numpy as np
 from training.aws import audit
 from training.aws import session as aws
 from training.aws.job import RECORD, AwsTrainConfig, train_aws
+from training.aws.upload import upload_files
 from training.naming import stack_name
 from training.validation import Problem, ValidationError
 
@@ -65,12 +66,10 @@ def notebook_bundle() -> list[tuple[Path, str]]:
     return files
 
 
-def upload_notebook_bundle(sess, bucket: str) -> int:
-    s3 = aws.s3_client_for(sess, bucket)
-    bundle = notebook_bundle()
-    for path, key in bundle:
-        s3.upload_file(str(path), bucket, f"notebooks/{key}")
-    return len(bundle)
+def upload_notebook_bundle(sess, bucket: str) -> dict:
+    """Upload the bundle under ``notebooks/``, skipping files already there unchanged."""
+    files = {f"notebooks/{key}": path for path, key in notebook_bundle()}
+    return upload_files(aws.s3_client_for(sess, bucket), bucket, files)
 
 
 def check_endpoint(sess, endpoint: str, expected_config: str) -> str:
@@ -125,8 +124,11 @@ def deploy_all(
     ]
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
     outputs = aws.stack_outputs(sess, base)
-    count = upload_notebook_bundle(sess, outputs["BucketName"])
-    echo(f"    notebook bundle uploaded: {count} files (notebooks, training package, dataset)")
+    done = upload_notebook_bundle(sess, outputs["BucketName"])
+    echo(
+        f"    notebook bundle (notebooks, training package, dataset): "
+        f"{len(done['uploaded'])} uploaded, {len(done['skipped'])} unchanged"
+    )
     echo("==> 2/5 training on SageMaker")
     trained = train_aws(
         AwsTrainConfig(
