@@ -82,7 +82,7 @@ def _sklearn_scores(X_fit, y_fit, X_te, y_te, classify: bool, seed: int) -> dict
     return out
 
 
-def accuracy_table(seeds: int) -> None:
+def accuracy_table(seeds: int) -> list[dict]:
     """LL vs the better scikit-learn estimator (by its mean over the splits), fitted two ways.
 
     "train+val": scikit-learn fits on every non-test row, while Linear Learner fits on the
@@ -102,6 +102,7 @@ def accuracy_table(seeds: int) -> None:
     )
     print(head)
     print("-" * len(head))
+    gaps: list[dict] = []  # for the plot
     for name, predictor, X, y in datasets():
         classify = predictor != "regressor"
         ours, full, train_only = [], [], []
@@ -125,7 +126,7 @@ def accuracy_table(seeds: int) -> None:
             train_only.append(_sklearn_scores(X_tr, y_tr, X_te, y_te, classify, seed))
         a = float(np.mean(ours))
         cells, verdicts, names = [], [], []
-        for runs in (full, train_only):
+        for fitted, runs in (("train + val", full), ("train only", train_only)):
             means = {est: float(np.mean([r[est] for r in runs])) for est in runs[0]}
             best = max(means, key=means.get) if classify else "Ridge"
             b = means[best]
@@ -136,9 +137,11 @@ def accuracy_table(seeds: int) -> None:
                 ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff)) * 100 if seeds > 1 else 0.0
                 cells.append(f"{b:>15.4f}{(a - b) * 100:>+7.2f}±{ci:.2f}pp")
                 verdicts.append("ok" if a >= b - 0.01 else "MISSED")
+                gaps.append({"dataset": name, "fitted": fitted, "gap": (a - b) * 100, "ci": ci})
             else:
                 cells.append(f"{b:>15.1f}{(a / b - 1) * 100:>+7.2f}%     ")
                 verdicts.append("ok" if a <= b * 1.05 else "MISSED")
+                gaps.append({"dataset": name, "fitted": fitted, "mse_gap": (a / b - 1) * 100})
         metric, ours_cell = ("accuracy", f"{a:>15.4f}") if classify else ("test MSE", f"{a:>15.1f}")
         target = ">= -1pp" if classify else "<= +5%"
         which = names[0] if names[0] == names[1] else "/".join(names)
@@ -146,6 +149,48 @@ def accuracy_table(seeds: int) -> None:
             f"{name:<22}{metric:<10}{ours_cell} {cells[0]}{cells[1]}  ({which})  "
             f"{'/'.join(verdicts)} ({target})"
         )
+    return gaps
+
+
+def plot_gaps(gaps: list[dict], path: Path) -> None:
+    """The gaps against their targets, with 95% intervals: accuracy (pp) and MSE (%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = [g for g in gaps if "gap" in g]
+    mse = [g for g in gaps if "mse_gap" in g]
+    names = list(dict.fromkeys(g["dataset"] for g in acc))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [3, 1]})
+    for offset, fitted, color in ((-0.12, "train + val", "C0"), (0.12, "train only", "C1")):
+        rows = [g for g in acc if g["fitted"] == fitted]
+        left.errorbar(
+            [g["gap"] for g in rows],
+            [names.index(g["dataset"]) + offset for g in rows],
+            xerr=[g["ci"] for g in rows],
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"vs sklearn fitted on {fitted}",
+        )
+        right.bar(
+            [fitted],
+            [next(g["mse_gap"] for g in mse if g["fitted"] == fitted)],
+            color=color,
+        )
+    left.axvline(-1.0, color="red", linestyle="--", label="target (-1 pp)")
+    left.axvline(0.0, color="grey", linewidth=0.8)
+    left.set_yticks(range(len(names)), names)
+    left.set_xlabel("Linear Learner accuracy minus scikit-learn's (pp, 95% interval)")
+    left.legend(fontsize=8, loc="upper left")
+    right.axhline(5.0, color="red", linestyle="--")
+    right.set_ylabel("test MSE above Ridge (%)")
+    right.set_title("diabetes", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"\nplot: {path}")
 
 
 def protocol_table(seeds: int) -> None:
@@ -249,7 +294,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    accuracy_table(args.seeds)
+    gaps = accuracy_table(args.seeds)
+    plot_gaps(gaps, ROOT / "benchmarks" / "out" / "local_learner_accuracy.png")
     if args.protocol:
         protocol_table(args.seeds)
     if not args.skip_speed:
