@@ -27,6 +27,13 @@ from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
 
 DATA_PREFIXES = ("data/*", "models/*", "notebooks/*")  # what SageMaker may read/write
+# what SageMaker writes to its own log groups, as both roles' jobs/instances
+LOG_WRITE = [
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "logs:DescribeLogStreams",
+]
 
 
 def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
@@ -183,43 +190,45 @@ class BaseStack(cdk.Stack):
             ],
         )
 
-    def _acknowledge_policy(self, policy: iam.Policy, kinds: tuple[str, ...]) -> None:
-        """The specific reason for each wildcard cdk-nag's IAM5 finds in one policy."""
-        s = self.settings
+    def _wildcard_reasons(self, project_kinds: tuple[str, ...] = ()) -> dict[str, str]:
+        """Why each wildcard cdk-nag's IAM5 finds is the narrowest possible: the bucket
+        prefixes and SageMaker's log groups (both roles), and project-prefixed names."""
         bucket = f"<{self.get_logical_id(self.bucket.node.default_child)}.Arn>"
-        scoped = f"arn:<AWS::Partition>:{{}}:{self.region}:<AWS::AccountId>:{{}}"
-        reasons = {
+        scoped = f"Resource::arn:<AWS::Partition>:{{}}:{self.region}:<AWS::AccountId>:{{}}"
+        return {
             **{
                 f"Resource::{bucket}/{p}": f"objects under the project's own {p[:-1]} prefix of "
                 "the project bucket (training channels, model artifacts, notebooks)"
                 for p in DATA_PREFIXES
             },
-            "Resource::"
-            + scoped.format(
+            scoped.format(
                 "logs", "log-group:/aws/sagemaker/*"
             ): "SageMaker names its log groups /aws/sagemaker/<kind> at run time",
-            "Resource::"
-            + scoped.format(
+            scoped.format(
                 "logs", "log-group:/aws/sagemaker/*:log-stream:*"
             ): "one log stream per job/instance, named by SageMaker at run time",
             **{
-                "Resource::"
-                + scoped.format(
-                    "sagemaker", f"{kind}/{s.project}-*"
+                scoped.format(
+                    "sagemaker", f"{kind}/{self.settings.project}-*"
                 ): f"{kind} names carry the project prefix plus a per-run suffix"
-                for kind in kinds
+                for kind in project_kinds
             },
         }
-        if not kinds:  # the execution role: ECR's token and metrics take no resource ARNs
-            reasons["Resource::*"] = (
-                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
-                "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
-                "namespaces by condition"
-            )
+
+    def _role(
+        self, name: str, description: str, statements: list, reasons: dict[str, str]
+    ) -> iam.Role:
+        """A role SageMaker assumes, its one policy, the project key, and why each wildcard."""
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{self.settings.project}: {description}",
+        )
+        policy = iam.Policy(self, f"{name}Policy", statements=statements)
+        policy.attach_to_role(role)
         for finding, reason in reasons.items():
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
-
-    def _grant_key(self, role: iam.Role) -> None:
         self.key.grant_encrypt_decrypt(role)
         for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
             acknowledge(
@@ -228,27 +237,13 @@ class BaseStack(cdk.Stack):
                 "CDK's grant_encrypt_decrypt on the project key alone (the statement's "
                 "resource is that key's ARN)",
             )
+        return role
 
     def _execution_role(self) -> iam.Role:
         """What SageMaker itself runs as: training jobs and the endpoint's model."""
-        s = self.settings
-        role = iam.Role(
-            self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{s.project}: SageMaker training jobs and endpoint model",
-        )
         statements = [
             *self._data_statements(),
-            self._log_statement(
-                "SageMakerLogs",
-                [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-            ),
+            self._log_statement("SageMakerLogs", LOG_WRITE),
             iam.PolicyStatement(
                 sid="EcrAuthToken",
                 actions=["ecr:GetAuthorizationToken"],
@@ -262,11 +257,15 @@ class BaseStack(cdk.Stack):
             ),
             pull_statement(image_parts(self.image_uri), self),
         ]
-        policy = iam.Policy(self, "ExecutionPolicy", statements=statements)
-        policy.attach_to_role(role)
-        self._grant_key(role)
-        self._acknowledge_policy(policy, ())
-        return role
+        reasons = {
+            **self._wildcard_reasons(),
+            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
+            "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
+            "namespaces by condition",
+        }
+        return self._role(
+            "Execution", "SageMaker training jobs and endpoint model", statements, reasons
+        )
 
     def _notebook_role(self) -> iam.Role:
         """What the notebook's user can do: project data, project training jobs (run as the
@@ -274,25 +273,10 @@ class BaseStack(cdk.Stack):
 
         Separate from the execution role, so a training container cannot start jobs or pass
         roles, and the notebook cannot pull images or write metrics."""
-        s = self.settings
-        role = iam.Role(
-            self,
-            "NotebookRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{s.project}: the notebook instance",
-        )
+        project = self.settings.project
         statements = [
             *self._data_statements(),
-            self._log_statement(
-                "SageMakerLogs",
-                [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                    "logs:GetLogEvents",
-                ],
-            ),
+            self._log_statement("SageMakerLogs", [*LOG_WRITE, "logs:GetLogEvents"]),
             iam.PolicyStatement(
                 sid="ProjectTrainingJobs",
                 actions=[
@@ -301,7 +285,7 @@ class BaseStack(cdk.Stack):
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",
                 ],
-                resources=[self._arn("sagemaker", "training-job", f"{s.project}-*")],
+                resources=[self._arn("sagemaker", "training-job", f"{project}-*")],
             ),
             iam.PolicyStatement(
                 sid="PassExecutionRoleToSageMaker",
@@ -312,19 +296,16 @@ class BaseStack(cdk.Stack):
             iam.PolicyStatement(
                 sid="InvokeProjectEndpoint",
                 actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
-                resources=[self._arn("sagemaker", "endpoint", f"{s.project}-*")],
+                resources=[self._arn("sagemaker", "endpoint", f"{project}-*")],
             ),
             iam.PolicyStatement(
                 sid="StopOwnNotebookWhenIdle",
                 actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
-                resources=[self._arn("sagemaker", "notebook-instance", f"{s.project}-*")],
+                resources=[self._arn("sagemaker", "notebook-instance", f"{project}-*")],
             ),
         ]
-        policy = iam.Policy(self, "NotebookPolicy", statements=statements)
-        policy.attach_to_role(role)
-        self._grant_key(role)
-        self._acknowledge_policy(policy, ("training-job", "endpoint", "notebook-instance"))
-        return role
+        reasons = self._wildcard_reasons(("training-job", "endpoint", "notebook-instance"))
+        return self._role("Notebook", "the notebook instance", statements, reasons)
 
     # ------------------------------------------------------------------ notebook
 
