@@ -14,25 +14,12 @@ from training.hyperparameters import HyperparameterError
 from training.local import artifact
 from training.local import metrics as lm
 from training.local.learner import Data, PackedTrainer
-from training.local.losses import Loss
+from training.local.losses import OBJECTIVE_NAMES, Loss
 
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "logistic",
-        "hinge_loss",
-        "squared_loss",
-        "absolute_loss",
-        "eps_insensitive_squared_loss",
-        "eps_insensitive_absolute_loss",
-        "quantile_loss",
-        "huber_loss",
-        "softmax_loss",
-    ],
-)
+@pytest.mark.parametrize("name", list(OBJECTIVE_NAMES))  # every loss the learner has
 def test_loss_gradients_match_finite_differences(name):
     rng = np.random.default_rng(0)
     loss = Loss(name, {"quantile": 0.3, "huber_delta": 0.7, "loss_insensitivity": 0.05})
