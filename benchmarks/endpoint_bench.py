@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from training.local.ports import free_port, wait_for_port  # noqa: E402
 
 
 def train_model(work: Path) -> Path:
@@ -128,12 +123,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         load(port, one, 200, 1, 10)  # warm-up
         start = time.perf_counter()
         single = load(port, one, args.requests, args.clients, args.seconds)
