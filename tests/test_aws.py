@@ -30,6 +30,22 @@ def moto_aws(monkeypatch):
         yield boto3.Session(region_name="us-east-1")
 
 
+def endpoint_config(sm, name: str, model: str, **extra) -> None:
+    """One-variant endpoint config, as the endpoint stack makes it."""
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        **extra,
+    )
+
+
 # ----------------------------------------------------------------------------- buckets
 
 
@@ -363,18 +379,7 @@ def plant_leftovers(sess):
         Tags=tags,
         PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
-    sm.create_endpoint_config(
-        EndpointConfigName="EndpointConfig-abc",
-        Tags=tags,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "CfnGenerated-Model-1",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-            }
-        ],
-    )
+    endpoint_config(sm, "EndpointConfig-abc", "CfnGenerated-Model-1", Tags=tags)
     sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="EndpointConfig-abc")
     sm.create_notebook_instance(
         NotebookInstanceName="ll-e2e-notebook-abc123", InstanceType="ml.t3.medium", RoleArn=role
@@ -476,17 +481,7 @@ def test_endpoint_check_catches_a_silent_rollback(moto_aws):
         PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
     for name in ("config-old", "config-new"):
-        sm.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "m",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-        )
+        endpoint_config(sm, name, "m")
     sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="config-old")
     assert check_endpoint(moto_aws, "ll-e2e-endpoint", "config-old") == "config-old"
     with pytest.raises(DeployStepError, match="runs config-old, not the new config-new"):
