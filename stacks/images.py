@@ -1,15 +1,12 @@
-"""The Linear Learner container image for a region, from the SageMaker SDK's own table.
-
-``sagemaker.core.image_uris`` reads a JSON table shipped with the SDK (no network call), so
-account IDs are never hard-coded here and new regions arrive with SDK upgrades.
-"""
+"""The Linear Learner image of the stack's region (``training/images.py``'s lookup, with a
+settings error naming the fix), and the parts of an image URI for least-privilege pulls."""
 
 from __future__ import annotations
 
-import functools
 import re
 
 from stacks.settings import SettingsError
+from training import images
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.(?P<domain>[a-z.]+)/"
@@ -17,13 +14,10 @@ _ECR = re.compile(
 )
 
 
-@functools.cache
 def linear_learner_image(region: str) -> str:
     """``<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1`` for ``region``."""
-    from sagemaker.core import image_uris
-
     try:
-        return image_uris.retrieve(framework="linear-learner", region=region)
+        return images.linear_learner_image(region)
     except ValueError as err:
         raise SettingsError(
             f"Linear Learner has no image in region '{region}' ({err}); pick a region "

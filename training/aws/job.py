@@ -21,6 +21,7 @@ from training import hyperparameters, validation
 from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
+from training.images import linear_learner_image
 from training.naming import stack_name
 from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
 from training.validation import Problem, ValidationError
@@ -75,12 +76,6 @@ class AwsTrainConfig:
     # the region's Linear Learner image; None looks it up in sagemaker-core's offline table
     # (the notebook instance passes the one its stack was built with: no sagemaker-core there)
     image_uri: str | None = None
-
-
-def linear_learner_image(region: str) -> str:
-    from sagemaker.core import image_uris
-
-    return image_uris.retrieve(framework="linear-learner", region=region)
 
 
 def explain_failure(reason: str) -> str:
