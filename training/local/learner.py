@@ -311,7 +311,7 @@ def _class_weights(y: np.ndarray, r: dict, k: int) -> np.ndarray | None:
     return None
 
 
-def _is_sparse(X) -> bool:
+def is_sparse(X) -> bool:
     """scipy.sparse.issparse without importing scipy (0.3 s) for dense input."""
     return type(X).__module__.startswith("scipy.sparse")
 
@@ -341,7 +341,7 @@ class PackedTrainer:
         predictor = r["predictor_type"]
         k = int(r.get("num_classes") or 1) if predictor == "multiclass_classifier" else 1
         m = int(r["num_models"])
-        sparse = _is_sparse(train.X)
+        sparse = is_sparse(train.X)
         X = train.X.tocsr() if sparse else np.ascontiguousarray(train.X, np.float32)
         y = np.asarray(train.y, np.float32)
         d = X.shape[1]

@@ -16,7 +16,7 @@ import numpy as np
 from training import hyperparameters, recordio, validation
 from training.local import artifact
 from training.local import metrics as lm
-from training.local.learner import Data, LinearModel, PackedTrainer
+from training.local.learner import Data, LinearModel, PackedTrainer, is_sparse
 from training.preprocessing import CHANNELS, read_manifest
 from training.progress import progress
 
@@ -39,11 +39,11 @@ def read_channel(folder: Path) -> Data | None:
 
 def stack(parts: list[tuple]) -> Data | None:
     """(features, labels) of several files as one dataset; sparse if any part is."""
-    import scipy.sparse
-
     if not parts:
         return None
-    if any(scipy.sparse.issparse(X) for X, _ in parts):
+    if any(is_sparse(X) for X, _ in parts):
+        import scipy.sparse
+
         X = scipy.sparse.vstack([scipy.sparse.csr_matrix(X) for X, _ in parts]).tocsr()
     else:
         X = np.vstack([X for X, _ in parts]).astype(np.float32, copy=False)
