@@ -32,8 +32,7 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
         raise ValidationError([Problem(str(path), "file not found", "check --input")])
     if validation.detect_format(path) == "recordio":
         arrays = recordio.read_arrays(path)
-        X = arrays.X.toarray() if hasattr(arrays.X, "toarray") else arrays.X
-        return np.asarray(X, np.float32), arrays.y
+        return arrays.dense(), arrays.y
     try:
         values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
     except ValueError as err:

@@ -650,6 +650,11 @@ class Arrays:
     feature_type: str  # "Float32" | "Float64" | "Int32"
     label_type: str | None
 
+    def dense(self) -> np.ndarray:
+        """``X`` as a dense float32 ndarray (what the endpoint and predict work on)."""
+        X = self.X.toarray() if hasattr(self.X, "toarray") else self.X
+        return np.asarray(X, np.float32)
+
 
 def read_arrays(file) -> Arrays:
     """Read a RecordIO-protobuf file straight into numpy (dense) or scipy CSR (sparse)."""

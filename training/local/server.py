@@ -150,12 +150,12 @@ def parse_recordio(body: bytes, d: int) -> np.ndarray:
         arrays = recordio.read_arrays(body)
     except recordio.RecordIOError as err:
         raise RequestError(400, f"invalid RecordIO-protobuf: {err}") from None
-    X = arrays.X.toarray() if hasattr(arrays.X, "toarray") else arrays.X
+    X = arrays.dense()
     if X.shape[0] == 0:
         raise RequestError(400, "no records in the request")
     if X.shape[1] != d:
         raise RequestError(400, f"records have {X.shape[1]} features, the model takes {d}")
-    return _finite(np.asarray(X, np.float32))
+    return _finite(X)
 
 
 # --------------------------------------------------------------------------- responses
