@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound per phase")
     args = parser.parse_args()
-    from training.local import artifact
+    from training import artifact
 
     work = Path(tempfile.mkdtemp(prefix="endpoint-bench-"))
     model_path = train_model(work)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from training import artifact
 from training import hyperparameters as hp_table
 from training.hyperparameters import HyperparameterError
-from training.local import artifact
 from training.local import metrics as lm
 from training.local.learner import Data, PackedTrainer
 from training.local.losses import OBJECTIVE_NAMES, Loss

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from training import recordio
-from training.local import artifact
+from training import artifact, recordio
 from training.local.learner import LinearModel
 from training.local.server import make_server
 

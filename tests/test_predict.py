@@ -8,9 +8,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from training import predict
+from training import artifact, predict
 from training.__main__ import main
-from training.local import artifact
 from training.local.learner import LinearModel
 
 W = np.array([1.0, -2.0, 0.5], np.float32)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training {validate,prepare} …``.
+"""Command line: ``python -m training {validate,prepare,train,predict,serve,inspect,deploy,…}``.
 
 User mistakes (bad data, bad hyperparameters, missing files) exit with status 2 and a message
 that says what to fix, never a traceback.
@@ -27,7 +27,7 @@ def _aws_errors():
 
 
 def _user_errors():
-    from training.local.artifact import ArtifactError
+    from training.artifact import ArtifactError
 
     return (ValidationError, HyperparameterError, ArtifactError)
 
@@ -226,14 +226,17 @@ def _predict(args) -> int:
                         Problem(
                             "--target local",
                             "no endpoint to call",
-                            "pass --model model.tar.gz (a local endpoint is started for the run) "
+                            "pass --model model.tar.gz or s3://… (a local endpoint is started "
+                            "for the run) "
                             "or --port of a running one",
                         )
                     ]
                 )
+            from training.inspection import load_model
             from training.local.server import serving
 
-            port = stack.enter_context(serving(args.model))
+            model = load_model(args.model, args.profile, args.region, not args.quiet)
+            port = stack.enter_context(serving(model))
             invoke = predict.local_invoker("127.0.0.1", port)
         predictions = predict.predict(invoke, X, args.content_type)
     out = args.out or Path(str(args.input) + ".predictions.jsonl")
@@ -266,16 +269,43 @@ def _destroy_all(args) -> int:
 
 
 def _serve(args) -> int:
+    from training.inspection import load_model
     from training.local.server import serve
 
-    serve(args.model, args.host, args.port)
+    model = load_model(args.model, args.profile, args.region, not args.quiet)
+    serve(model, args.model, args.host, args.port)
+    return 0
+
+
+def _inspect(args) -> int:
+    from training import inspection
+
+    model = inspection.load_model(args.model, args.profile, args.region, not args.quiet)
+    names, classes = inspection.feature_names(args.manifest)
+    summary = inspection.summarize(model, args.model, names, classes, args.top)
+    print(inspection.to_json(summary) if args.json else inspection.to_text(summary))
+    return 0
+
+
+def _deploy(args) -> int:
+    from training.aws.deploy import deploy_model
+
+    deploy_model(
+        args.model,
+        project=args.project,
+        profile=args.profile,
+        region=args.region,
+        record=args.record,
+        data_dir=args.data_dir,
+        show_progress=not args.quiet,
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Linear Learner data path: validate and prepare training channels.",
+        description="Amazon SageMaker Linear Learner end to end: data, training, serving.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("text/csv", "application/json", "application/x-recordio-protobuf"),
     )
     pr.add_argument("--out", type=Path, help="default: INPUT.predictions.jsonl")
-    pr.add_argument("--model", type=Path, help="local: model.tar.gz to serve for the run")
+    pr.add_argument(
+        "--model", help="local: a Linear Learner model.tar.gz (path or s3://…) to serve for the run"
+    )
     pr.add_argument("--port", type=int, help="local: port of a running local endpoint")
     pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
     pr.add_argument("--project", default="ll-e2e")
@@ -412,11 +444,46 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--region", help="aws: region")
     r.set_defaults(func=_run)
 
-    s = sub.add_parser("serve", help="serve a local model.tar.gz like a SageMaker endpoint")
-    s.add_argument("--model", required=True, type=Path)
+    s = sub.add_parser("serve", help="serve a Linear Learner model like a SageMaker endpoint")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--profile", help="s3:// models: credentials profile")
+    s.add_argument("--region", help="s3:// models: region of the credentials")
     s.set_defaults(func=_serve)
+
+    i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
+    i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")
+    i.add_argument(
+        "--manifest", type=Path, help="prepare's manifest.json (or its folder): feature names"
+    )
+    i.add_argument("--top", type=int, default=10, help="how many of the largest weights")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--profile")
+    i.add_argument("--region")
+    i.set_defaults(func=_inspect)
+
+    m = sub.add_parser(
+        "deploy", help="deploy a model made elsewhere (e.g. train --target local) to SageMaker"
+    )
+    m.add_argument("--model", required=True, type=Path, help="a Linear Learner model.tar.gz")
+    m.add_argument(
+        "--data-dir", type=Path, help="prepared data: the smoke prediction sends its test rows"
+    )
+    m.add_argument(
+        "--record",
+        type=Path,
+        default=Path("models/latest.json"),
+        help="where the model is recorded (the endpoint stack reads it)",
+    )
+    m.add_argument("--project", default="ll-e2e")
+    m.add_argument("--profile")
+    m.add_argument("--region")
+    m.set_defaults(func=_deploy)
     return parser
 
 

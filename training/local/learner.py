@@ -71,17 +71,24 @@ class LinearModel:
     def feature_dim(self) -> int:
         return self.weights.shape[0]
 
-    def raw(self, X) -> np.ndarray:
-        return np.asarray(X @ self.weights) + self.bias
+    def raw(self, X, rows: int = 1 << 16) -> np.ndarray:
+        """x.W + b in float64, as the container computes its metrics (float32 flips borderline
+        rows of a real model), ``rows`` at a time so a float64 copy of X never exists whole."""
+        W = np.asarray(self.weights, np.float64)
+        if is_sparse(X) or X.shape[0] <= rows:
+            return np.asarray(X @ W) + self.bias
+        z = np.concatenate([np.asarray(X[i : i + rows] @ W) for i in range(0, X.shape[0], rows)])
+        return z + self.bias
 
     def predict(self, X) -> dict:
-        """``score`` (and ``predicted_label`` for classifiers) per row, as the endpoint returns."""
+        """``score`` (and ``predicted_label`` for classifiers) per row, as the endpoint returns:
+        a binary label is 1 when the score is above the stored threshold, as in the container."""
         z = self.raw(X)
         if self.predictor_type == "regressor":
             return {"score": z}
         if self.predictor_type == "binary_classifier":
             s = scores(self.loss, z)
-            return {"score": s, "predicted_label": (s >= self.threshold).astype(np.int64)}
+            return {"score": s, "predicted_label": (s > self.threshold).astype(np.int64)}
         s = scores("softmax_loss", z)
         return {"score": s, "predicted_label": s.argmax(axis=1)}
 

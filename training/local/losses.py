@@ -125,10 +125,17 @@ class Loss:
         raise ValueError(f"unknown loss {n}")
 
 
+def sigmoid(z):
+    """1 / (1 + e^-z) to full relative precision in both tails (the tanh form of ``_sigmoid``
+    rounds scores below ~1e-17 to 0, and a log loss of such a score to infinity)."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
 def scores(loss_name: str, z: np.ndarray) -> np.ndarray:
     """What the endpoint returns as ``score``: probabilities for logistic / softmax."""
     if loss_name == "logistic":
-        return _sigmoid(z)
+        return sigmoid(z)
     if loss_name == "softmax_loss":
         return _softmax(z)
     return z

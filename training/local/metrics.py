@@ -59,7 +59,7 @@ def calibrate_threshold(score, y, criterion: str, hp: dict, default: float) -> f
 
 def criterion_value(score, y, threshold, criterion: str, hp: dict) -> float:
     """The selection criterion of one model at its threshold (higher is better)."""
-    pred = (score >= threshold).astype(np.float64)
+    pred = (score > threshold).astype(np.float64)  # the container's rule
     b = binary_metrics(score, pred, y, float(hp.get("f_beta", 1.0)), with_auc=False)
     if criterion == "accuracy":
         return b["binary_classification_accuracy"]

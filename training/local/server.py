@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import recordio
-from training.local import artifact
+from training import artifact, recordio
 from training.local.learner import LinearModel
 from training.validation import is_number
 
@@ -299,17 +298,19 @@ def make_handler(model: LinearModel):
     return Handler
 
 
-def make_server(model_path: Path, host: str = "127.0.0.1", port: int = 8080):
-    model = artifact.load(model_path)
+def make_server(model: LinearModel | Path, host: str = "127.0.0.1", port: int = 8080):
+    """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact)."""
+    if not isinstance(model, LinearModel):
+        model = artifact.load(model)
     server = ThreadingHTTPServer((host, port), make_handler(model))
     server.daemon_threads = True
     return server
 
 
 @contextlib.contextmanager
-def serving(model_path: Path) -> Iterator[int]:
+def serving(model: LinearModel | Path) -> Iterator[int]:
     """A local endpoint on a free loopback port, for the length of a ``with`` block."""
-    server = make_server(model_path, "127.0.0.1", 0)
+    server = make_server(model, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
@@ -318,10 +319,11 @@ def serving(model_path: Path) -> Iterator[int]:
         server.server_close()
 
 
-def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    server = make_server(model_path, host, port)
+def serve(model: LinearModel, source: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    server = make_server(model, host, port)
     print(
-        f"serving {model_path} on http://{host}:{server.server_address[1]} "
+        f"serving {source} ({model.predictor_type}, feature_dim {model.feature_dim}) on "
+        f"http://{host}:{server.server_address[1]} "
         "(GET /ping, POST /invocations); Ctrl-C stops",
         file=sys.stderr,
     )

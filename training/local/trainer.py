@@ -1,5 +1,10 @@
 """``train --target local``: channels + manifest in, ``model.tar.gz`` + metrics + log out.
 
+``model.tar.gz`` is SageMaker's own Linear Learner artifact (``training.artifact``), so the
+model deploys to a real endpoint; ``metrics.json`` beside it keeps what that format has no
+place for: the artifact's SHA-256, the seed, the resolved hyperparameters, the selected packed
+model and the per-epoch history.
+
 Runs the same preflight checks and hyperparameter validation as the SageMaker path before any
 training, prints Linear Learner's log lines, and writes ``metrics.json`` with SageMaker's
 metric names (``validation:objective_loss``, ``test:binary_classification_accuracy`` …).
@@ -13,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training import hyperparameters, recordio, validation
-from training.local import artifact
+from training import artifact, hyperparameters, recordio, validation
 from training.local import metrics as lm
 from training.local.learner import Data, LinearModel, PackedTrainer, is_sparse
-from training.preprocessing import CHANNELS, read_manifest
+from training.preprocessing import CHANNELS, file_sha256, read_manifest
 from training.progress import progress
 
 
@@ -152,8 +156,11 @@ def train_local(
                 "train", model_objective(model), last["train_objective_loss"], kind="loss"
             )
         )
-    artifact.save(model, out_dir / "model.tar.gz")
+    model_path = artifact.save(model, out_dir / "model.tar.gz")
+    # what SageMaker's artifact has no place for lives beside it, in metrics.json
     report = {
+        "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
+        "seed": seed,
         "metrics": result,
         "history": trainer.history,
         "selected_model": model.selected,

@@ -1,0 +1,141 @@
+"""``inspect``: what a Linear Learner model is and what drives it, from any artifact.
+
+Works on a model trained here or by a SageMaker job, local or in S3. The weights are in the
+raw feature space (normalisation folded in), so their size also reflects each feature's
+scale; with the manifest ``prepare`` wrote, features get their names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training import artifact
+from training.local.learner import LinearModel
+from training.preprocessing import MANIFEST_FILE
+from training.validation import Problem, ValidationError
+
+
+@dataclass
+class Weight:
+    feature: str  # its name, or "feature <i>" without a manifest
+    index: int
+    weight: float
+    label: str | None = None  # multiclass: the class this column scores
+
+
+@dataclass
+class ModelSummary:
+    source: str
+    predictor_type: str
+    loss: str
+    feature_dim: int
+    num_classes: int | None
+    threshold: float
+    bias: float | list[float]
+    layout_verified: bool  # False: a layout inferred, never seen in a real artifact
+    largest_weights: list[Weight]
+    zero_weights: int
+
+
+def load_model(source: str, profile=None, region=None, show_progress=True) -> LinearModel:
+    """A model from a local path or ``s3://…`` (downloaded through the bucket's region)."""
+    from training.aws.download import fetch, is_s3_url
+
+    if is_s3_url(source):
+        return artifact.from_bytes(fetch(source, profile, region, show_progress), source)
+    return artifact.load(Path(source))
+
+
+def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | None]:
+    """(feature names, class names) from ``prepare``'s manifest.json (or its folder)."""
+    if manifest is None:
+        return None, None
+    path = Path(manifest)
+    path = path / MANIFEST_FILE if path.is_dir() else path
+    try:
+        doc = json.loads(path.read_text())
+        names = doc["feature_names"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    f"not a prepare manifest ({err})",
+                    "pass the manifest.json that `python -m training prepare` wrote",
+                )
+            ]
+        ) from None
+    return list(names), (doc.get("label") or {}).get("classes")
+
+
+def summarize(
+    model: LinearModel, source: str, names=None, classes=None, top: int = 10
+) -> ModelSummary:
+    if names is not None and len(names) != model.feature_dim:
+        raise ValidationError(
+            [
+                Problem(
+                    "--manifest",
+                    f"lists {len(names)} features, the model has {model.feature_dim}",
+                    "pass the manifest of the data this model was trained on",
+                )
+            ]
+        )
+    W = np.asarray(model.weights, np.float64).reshape(model.feature_dim, -1)
+    k = W.shape[1]
+    order = np.argsort(-np.abs(W), axis=None, kind="stable")[: max(top, 0)]
+    largest = []
+    for flat in order:
+        i, c = divmod(int(flat), k)
+        label = None
+        if model.predictor_type == "multiclass_classifier":
+            label = classes[c] if classes and c < len(classes) else str(c)
+        name = names[i] if names is not None else f"feature {i}"
+        largest.append(Weight(name, i, float(W[i, c]), label))
+    bias = np.asarray(model.bias, np.float64)
+    return ModelSummary(
+        source=source,
+        predictor_type=model.predictor_type,
+        loss=model.loss,
+        feature_dim=model.feature_dim,
+        num_classes=k if model.predictor_type == "multiclass_classifier" else None,
+        threshold=float(model.threshold),
+        bias=bias.tolist() if bias.ndim else float(bias),
+        layout_verified=(model.predictor_type, model.loss) in artifact.VERIFIED,
+        largest_weights=largest,
+        zero_weights=int((W == 0).all(axis=1).sum()),
+    )
+
+
+def to_json(summary: ModelSummary) -> str:
+    return json.dumps(asdict(summary), indent=2)
+
+
+def to_text(s: ModelSummary) -> str:
+    layout = (
+        "the layout SageMaker's container writes"
+        if s.layout_verified
+        else "a layout inferred for this loss, not seen in a real artifact"
+    )
+    lines = [
+        f"model          {s.source}",
+        f"predictor_type {s.predictor_type}"
+        + (f" ({s.num_classes} classes)" if s.num_classes else ""),
+        f"loss           {s.loss} ({layout})",
+        f"feature_dim    {s.feature_dim} ({s.zero_weights} with all-zero weights)",
+    ]
+    if s.predictor_type == "binary_classifier":
+        lines.append(f"threshold      {s.threshold!r} (predicted_label = 1 when score > threshold)")
+    biases = [s.bias] if isinstance(s.bias, float) else s.bias
+    lines.append("bias           " + ", ".join(f"{b:.6g}" for b in biases))
+    if s.largest_weights:
+        lines.append("largest weights (raw feature space: each also carries its feature's scale):")
+        width = max(len(w.feature) for w in s.largest_weights)
+        for rank, w in enumerate(s.largest_weights, 1):
+            cls = f"  [class {w.label}]" if w.label is not None else ""
+            lines.append(f"  {rank:>3}. {w.feature:<{width}}  {w.weight:+.6g}{cls}")
+    return "\n".join(lines)
