@@ -546,7 +546,11 @@ def test_a_foreign_or_damaged_file_gets_an_error_naming_what_it_is(tmp_path, cas
     path.write_bytes(data)
     with pytest.raises(artifact.ArtifactError, match=message):
         artifact.load(path)
-    for command in (["inspect", str(path)], ["serve", "--model", str(path), "--port", "0"]):
+    for command in (
+        ["inspect", str(path)],
+        ["serve", "--model", str(path), "--port", "0"],
+        ["deploy", "--model", str(path)],  # stops before any AWS call or upload
+    ):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path}: ") and "Traceback" not in err

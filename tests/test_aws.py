@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
+import numpy as np
 import pytest
 from moto import mock_aws
 
@@ -486,3 +487,66 @@ def test_endpoint_check_catches_a_silent_rollback(moto_aws):
     assert check_endpoint(moto_aws, "ll-e2e-endpoint", "config-old") == "config-old"
     with pytest.raises(DeployStepError, match="runs config-old, not the new config-new"):
         check_endpoint(moto_aws, "ll-e2e-endpoint", "config-new")
+
+
+# ----------------------------------------------------------------------------- models in S3
+
+REAL_MODELS = ROOT.parent / "shared" / "fixtures" / "ll-artifacts"
+
+
+@pytest.mark.skipif(not REAL_MODELS.exists(), reason="../shared/fixtures not laid out")
+def test_a_sagemaker_artifact_in_s3_is_inspected_and_served_locally(moto_aws, tmp_path, capsys):
+    """The bucket is in another region than the credentials: the regional client finds it."""
+    from training.__main__ import main
+
+    aws.create_bucket(moto_aws, "team-models", "eu-west-1")
+    tee = REAL_MODELS / "attrition-binary-teelenzi"
+    s3 = moto_aws.client("s3", region_name="eu-west-1")
+    s3.upload_file(str(tee / "model_algo-1"), "team-models", "jobs/tee/output/model_algo-1")
+    url = "s3://team-models/jobs/tee/output/model_algo-1"
+    assert main(["-q", "inspect", url, "--json", "--region", "us-east-1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["source"], doc["predictor_type"], doc["feature_dim"]) == (
+        url,
+        "binary_classifier",
+        20,
+    )
+    assert doc["threshold"] == 0.5315272808074951
+    out = tmp_path / "p.jsonl"
+    args = ["-q", "predict", "--model", url, "--input", str(tee / "TrainData.csv")]
+    assert main([*args, "--labelled", "--out", str(out)]) == 0
+    assert "test:binary_classification_accuracy     0.71121" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 6548
+
+
+def test_a_missing_model_in_s3_is_a_clear_error(moto_aws, capsys):
+    from training.__main__ import main
+
+    aws.create_bucket(moto_aws, "team-models", "us-east-1")
+    assert main(["-q", "inspect", "s3://team-models/nothing/model.tar.gz"]) == 2
+    err = capsys.readouterr().err
+    assert "s3://team-models/nothing/model.tar.gz: no such object" in err
+    assert main(["-q", "inspect", "s3://team-models"]) == 2
+    assert "not an s3://bucket/key URL" in capsys.readouterr().err
+
+
+def test_deploy_refuses_an_endpoint_that_answers_for_another_model():
+    from training.aws.deploy import DeployStepError, check_answers
+    from training.local.learner import LinearModel
+
+    model = LinearModel("binary_classifier", "logistic", np.array([1.0, -1.0], np.float32), 0.0)
+    X = np.array([[0.0, 0.0], [2.0, 0.0]], np.float32)
+    right = [
+        {"score": 0.5, "predicted_label": 0},
+        {"score": 0.8807970779778823, "predicted_label": 1},
+    ]
+    check_answers(model, X, right, "ll-e2e-endpoint")
+    wrong = [{"score": 0.93, "predicted_label": 1}] * 2
+    with pytest.raises(DeployStepError) as failed:
+        check_answers(model, X, wrong, "ll-e2e-endpoint")
+    message = str(failed.value)
+    assert "the deploy stopped at this step" in message and "nothing was uploaded" not in message
+    assert "endpoint ll-e2e-endpoint: answered scores [0.93, 0.93]" in message
+    assert "fix: it is not serving this model" in message
+    with pytest.raises(DeployStepError, match="answered scores"):
+        check_answers(model, X, right[:1], "ll-e2e-endpoint")

@@ -7,9 +7,11 @@ this): no bootstrap-version rule, no auto-delete custom resource (its Lambda nee
 and the KMS key left untagged (moto's CloudFormation crashes on CFN-style KMS tags).
 `--method=direct` because moto records no outputs for change-set deployments. moto also
 writes no model artifact and answers invocations with queued bodies, so the smoke
-prediction's answer is planted.
+prediction's answer is planted (for `deploy --model`, the answer the artifact itself gives, since
+that command compares the two).
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 import requests
 
@@ -132,6 +135,7 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         "notebooks/data/penguins.csv",
     } <= keys, sorted(keys)
     run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env)
+    deploy_a_local_model(session, url, bucket, data, tmp_path, run)
 
     rc, out = run("bash", "scripts/destroy-all.sh")
     assert rc == 0, out[-4000:]
@@ -200,3 +204,51 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     assert "predicted" in text and "0.8" in text  # the endpoint's answer, decoded
     sm = session.client("sagemaker", endpoint_url=url)
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 2  # deploy-all's, the notebook's
+
+
+def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
+    """A model trained here goes to the running endpoint through `deploy --model`: uploaded
+    under its SHA-256, recorded, and the endpoint stack's Model serves exactly that object."""
+    from training import artifact
+
+    rc, out = run(
+        sys.executable, "-m", "training", "-q", "train", "--data-dir", str(data),
+        "--out", str(tmp_path / "local-model"),
+    )  # fmt: skip
+    assert rc == 0, out
+    model_file = tmp_path / "local-model" / "model.tar.gz"
+    model = artifact.load(model_file)
+    expected = model.predict(np.zeros((5, model.feature_dim), np.float32))  # no --data-dir
+    answer = {
+        "predictions": [
+            {"score": float(s), "predicted_label": int(p)}
+            for s, p in zip(expected["score"], expected["predicted_label"])
+        ]
+    }
+    requests.post(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+    )
+    record_file = tmp_path / "deployed.json"
+    rc, out = run(
+        sys.executable, "-m", "training", "deploy", "--model", str(model_file),
+        "--record", str(record_file),
+    )  # fmt: skip
+    assert rc == 0, out[-4000:]
+    for step in ("1/4 upload", "2/4 endpoint stack", "3/4 endpoint runs", "4/4 smoke"):
+        assert step in out, step
+    assert "as the artifact does" in out
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    key = f"models/sha256/{digest}/model.tar.gz"
+    record = json.loads(record_file.read_text())
+    assert record["model_data_url"] == f"s3://{bucket}/{key}"
+    assert (record["sha256"], record["feature_dim"]) == (digest, model.feature_dim)
+    s3 = session.client("s3", endpoint_url=url)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == model_file.read_bytes()
+    sm = session.client("sagemaker", endpoint_url=url)
+    served = [
+        sm.describe_model(ModelName=m["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+        for m in sm.list_models()["Models"]
+    ]
+    assert record["model_data_url"] in served, served

@@ -52,13 +52,16 @@ class Problem:
 class ValidationError(ValueError):
     """The data would fail (or silently mistrain) on SageMaker; lists every problem found."""
 
+    # what happened before the error; a subclass raised after a step took effect says so
+    outcome = "nothing was uploaded or started."
+
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__(self.report())
 
     def report(self) -> str:
         n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} found; nothing was uploaded or started."
+        head = f"{n} problem{'s' if n != 1 else ''} found; {self.outcome}"
         return head + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 

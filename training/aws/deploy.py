@@ -1,4 +1,5 @@
-"""Deploy everything and destroy everything, each as one command (``scripts/``).
+"""Deploy everything and destroy everything, each as one command (``scripts/``), and deploy a
+model made elsewhere.
 
 deploy: base stack -> notebooks (with the training package) to the bucket -> train on
 SageMaker -> endpoint stack -> check the endpoint runs the new config -> a smoke prediction;
@@ -8,10 +9,15 @@ destroy: empty the versioned bucket (every version and delete marker; moto and l
 both make relying on the auto-delete handler alone unsafe) -> stop running training jobs ->
 ``cdk destroy --all --force`` -> remove what CloudFormation does not own (SageMaker's log
 groups, the auto-delete handler's log group) -> the audit, which must find nothing.
+
+deploy a model (``python -m training deploy --model``): artifact checked locally -> uploaded
+under a content-addressed key -> recorded -> endpoint stack -> endpoint check -> a smoke
+prediction that must equal the artifact's own answer.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -30,7 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DeployStepError(ValidationError):
-    pass
+    """A deploy step failed after the steps before it took effect."""
+
+    outcome = (
+        "the deploy stopped at this step; the steps printed above it took effect "
+        "(bash scripts/destroy-all.sh removes everything)."
+    )
 
 
 def _fail(step: str, message: str, fix: str):
@@ -93,12 +104,122 @@ def check_endpoint(sess, endpoint: str, expected_config: str) -> str:
 
 def smoke_prediction(sess, endpoint: str, data_dir: Path) -> dict:
     from training import predict
-    from training.local.trainer import read_channel
 
-    test = read_channel(Path(data_dir) / "test") or read_channel(Path(data_dir) / "train")
-    X = np.asarray(test.X[:5].toarray() if hasattr(test.X, "toarray") else test.X[:5])
-    predictions = predict.predict(predict.aws_invoker(sess, endpoint), X)
+    predictions = predict.predict(predict.aws_invoker(sess, endpoint), smoke_rows(data_dir))
     return predictions[0]
+
+
+def model_key(sha256: str) -> str:
+    """Content-addressed: the same artifact always lands on the same key, a new one never
+    overwrites an object an endpoint may still be reading."""
+    return f"models/sha256/{sha256}/model.tar.gz"
+
+
+def smoke_rows(data_dir: Path | None, feature_dim: int | None = None) -> np.ndarray:
+    """Rows to send a freshly deployed model: the prepared test split's first five, or, for
+    a model made elsewhere without data, five rows of zeros of its feature_dim."""
+    if data_dir is not None:
+        from training.local.trainer import read_channel
+
+        data = read_channel(Path(data_dir) / "test") or read_channel(Path(data_dir) / "train")
+        if data is not None:
+            return np.asarray(data.X[:5].toarray() if hasattr(data.X, "toarray") else data.X[:5])
+    return np.zeros((5, feature_dim), np.float32)
+
+
+def check_answers(model, X: np.ndarray, answers: list[dict], endpoint: str) -> None:
+    """The endpoint must answer what the artifact computes: else it serves another model."""
+    expected = model.predict(X)
+    got = np.array([a["score"] for a in answers], np.float64)
+    if got.shape != np.shape(expected["score"]) or not np.allclose(
+        got, expected["score"], rtol=1e-4, atol=1e-5
+    ):
+        _fail(
+            f"endpoint {endpoint}",
+            f"answered scores {got.tolist()} where the deployed artifact gives "
+            f"{np.asarray(expected['score']).tolist()}",
+            "it is not serving this model: check the stack's ModelDataUrl output",
+        )
+
+
+def deploy_model(
+    model_path: Path,
+    project: str = "ll-e2e",
+    profile: str | None = None,
+    region: str | None = None,
+    record: Path = RECORD,
+    data_dir: Path | None = None,
+    show_progress: bool = True,
+    echo=print,
+) -> dict:
+    """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
+    copied around): check it locally, upload it content-addressed, record it where the endpoint
+    stack reads it, deploy that stack, then check the endpoint runs it and answers as it does."""
+    import datetime as dt
+
+    from training import artifact
+    from training.images import linear_learner_image
+    from training.preprocessing import file_sha256
+
+    model_path = Path(model_path)
+    model = artifact.load(model_path)  # a foreign or damaged file stops here, before upload
+    digest = file_sha256(model_path)
+    sess = aws.session(profile, region)
+    base, endpoint_stack = stack_name(project, "Base"), stack_name(project, "Endpoint")
+    echo(
+        f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
+        f"{model.feature_dim}) to the project bucket"
+    )
+    bucket = aws.stack_outputs(sess, base)["BucketName"]
+    key = model_key(digest)
+    done = upload_files(aws.s3_client_for(sess, bucket), bucket, {key: model_path}, show_progress)
+    echo(f"    s3://{bucket}/{key} ({'uploaded' if done['uploaded'] else 'already there'})")
+    entry = {
+        "model_data_url": f"s3://{bucket}/{key}",
+        "region": sess.region_name,
+        "image_uri": linear_learner_image(sess.region_name),
+        "bucket": bucket,
+        "source": str(model_path.resolve()),
+        "sha256": digest,
+        "predictor_type": model.predictor_type,
+        "feature_dim": model.feature_dim,
+        "recorded": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
+    }
+    Path(record).parent.mkdir(parents=True, exist_ok=True)
+    Path(record).write_text(json.dumps(entry, indent=2))
+    echo(f"    recorded in {record}")
+    echo(f"==> 2/4 endpoint stack {endpoint_stack}")
+    context = _context(project, sess.region_name, record)
+    cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
+    endpoint_out = aws.stack_outputs(sess, endpoint_stack)
+    if endpoint_out.get("ModelDataUrl") != entry["model_data_url"]:
+        _fail(
+            endpoint_stack,
+            f"serves {endpoint_out.get('ModelDataUrl')}, not {entry['model_data_url']}",
+            "look at the stack's events in the CloudFormation console",
+        )
+    echo("==> 3/4 endpoint runs the new config")
+    check_endpoint(sess, endpoint_out["EndpointName"], endpoint_out["EndpointConfigName"])
+    echo("==> 4/4 smoke prediction, compared with the artifact's own answer")
+    from training import predict
+
+    X = smoke_rows(data_dir, model.feature_dim)
+    answers = predict.predict(predict.aws_invoker(sess, endpoint_out["EndpointName"]), X)
+    check_answers(model, X, answers, endpoint_out["EndpointName"])
+    echo(f"    {endpoint_out['EndpointName']} answered {answers[0]}, as the artifact does")
+    return {"record": entry, "endpoint": endpoint_out}
+
+
+def _context(project: str, region: str, record: Path) -> list[str]:
+    """CDK context for a deploy: the endpoint stack reads the record this run writes."""
+    return [
+        "-c",
+        f"model_record={Path(record).resolve()}",
+        "-c",
+        f"project={project}",
+        "-c",
+        f"region={region}",
+    ]
 
 
 def deploy_all(
@@ -113,15 +234,7 @@ def deploy_all(
     sess = aws.session(profile, region)
     base, endpoint_stack = stack_name(project, "Base"), stack_name(project, "Endpoint")
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
-    # the endpoint stack reads the training record this run writes: one path for both
-    context = [
-        "-c",
-        f"model_record={Path(record).resolve()}",
-        "-c",
-        f"project={project}",
-        "-c",
-        f"region={sess.region_name}",
-    ]
+    context = _context(project, sess.region_name, record)
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
     outputs = aws.stack_outputs(sess, base)
     done = upload_notebook_bundle(sess, outputs["BucketName"])
