@@ -648,3 +648,14 @@ def test_train_write_serve_predicts_what_it_did_before_the_real_format(tmp_path)
         record = json.loads((d / "model" / "metrics.json").read_text())
         assert record["seed"] == 0 and record["model"]["file"] == "model.tar.gz"
         assert {"hyperparameters", "selected_model", "history"} <= set(record)
+
+
+def test_a_model_algo_re_zipped_with_compression_still_loads(tmp_path):
+    """A user who unzipped and re-zipped model_algo-1 gets deflated members: still the model."""
+    path = tmp_path / "model_algo-1"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in real_members().items():
+            zf.writestr(name, data)
+    assert zipfile.ZipFile(path).infolist()[0].compress_type == zipfile.ZIP_DEFLATED
+    model = artifact.load(path)
+    assert model.weights.tolist() == artifact.load(TEE / "model_algo-1").weights.tolist()

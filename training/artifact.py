@@ -51,12 +51,7 @@ GZIP_LEVEL = 6
 
 # Which output op each loss's graph ends in, and what the op does to x.W + b at inference.
 OUTPUT_OP = {"logistic": "LogisticRegressionOutput", "softmax_loss": "SoftmaxOutput"}
-LINEAR_OUTPUT = "LinearRegressionOutput"
-SCORE_LOSS = {  # output op -> the loss whose score function it applies
-    "LogisticRegressionOutput": "logistic",
-    "SoftmaxOutput": "softmax_loss",
-    "LinearRegressionOutput": "squared_loss",
-}
+LINEAR_OUTPUT = "LinearRegressionOutput"  # every other loss: the score is x.W + b itself
 VERIFIED = {("binary_classifier", "logistic"), ("regressor", "squared_loss")}
 # metrics_params keys in the container's order; each loss fills the parameter it uses
 METRICS_PARAMS = (
@@ -258,7 +253,15 @@ def from_bytes(data: bytes, source: str = "model") -> LinearModel:
                     f"model_algo-1 (it holds {', '.join(sorted(names)) or 'nothing'})"
                 )
             members = {m: zf.read(m) for m in MEMBERS}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        NotImplementedError,  # a compression method zipfile lacks
+        RuntimeError,  # an encrypted member
+        zlib.error,
+    ) as err:
         raise ArtifactError(f"{source}: a damaged ZIP ({err})") from None
     return _model(members, source)
 
@@ -330,7 +333,7 @@ def _model(members: dict, source: str) -> LinearModel:
     if not isinstance(loss, str) or not isinstance(threshold, (int, float)):
         raise ArtifactError(f"{source}: {ADDITIONAL} lacks a loss_type or numeric threshold")
     op = _output_op(_json(members, SYMBOL, source), source)
-    if SCORE_LOSS[op] != ("squared_loss" if output_op(loss) == LINEAR_OUTPUT else loss):
+    if op != output_op(loss):  # the score is computed from the loss: they must agree
         raise ArtifactError(f"{source}: loss_type {loss} does not fit the graph's {op}")
     try:
         arrays = mxnet.load_ndarrays(members[PARAMS])
@@ -361,7 +364,8 @@ def _output_op(graph: dict, source: str) -> str:
         ops = [n["op"] for n in nodes]
     except (KeyError, IndexError, TypeError):
         raise ArtifactError(f"{source}: {SYMBOL} is not an MXNet symbol graph") from None
-    if "dot" not in ops or "broadcast_add" not in ops or head["op"] not in SCORE_LOSS:
+    known = {*OUTPUT_OP.values(), LINEAR_OUTPUT}
+    if "dot" not in ops or "broadcast_add" not in ops or head["op"] not in known:
         raise ArtifactError(
             f"{source}: {SYMBOL} is not a linear model's graph (ops {', '.join(ops)})"
         )

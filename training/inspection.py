@@ -69,7 +69,8 @@ def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | 
                 )
             ]
         ) from None
-    return list(names), (doc.get("label") or {}).get("classes")
+    label = doc.get("label")
+    return list(names), label.get("classes") if isinstance(label, dict) else None
 
 
 def summarize(
