@@ -25,6 +25,7 @@ from constructs import Construct
 from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
+from training import naming
 
 DATA_PREFIXES = ("data/*", "models/*", "notebooks/*")  # what SageMaker may read/write
 # what SageMaker writes to its own log groups, as both roles' jobs/instances
@@ -340,7 +341,7 @@ class BaseStack(cdk.Stack):
         notebook = sagemaker.CfnNotebookInstance(
             self,
             "Notebook",
-            notebook_instance_name=f"{s.project}-notebook-{fingerprint}",
+            notebook_instance_name=naming.notebook_name(s.project, fingerprint),
             instance_type=s.notebook_instance_type,
             role_arn=self.notebook_role.role_arn,
             kms_key_id=self.key.key_id,

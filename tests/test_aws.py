@@ -13,6 +13,7 @@ import boto3
 import botocore.exceptions
 import numpy as np
 import pytest
+from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
 from moto import mock_aws
 
 from training.aws import audit, upload
@@ -399,7 +400,13 @@ def plant_leftovers(sess):
     logs.create_log_group(logGroupName="/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x")
     logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     logs.create_log_stream(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="ll-e2e-20261125/algo-1-1"
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName="ll-e2e-20261125-120000/algo-1-1764072000",
+    )
+    logs.create_log_group(logGroupName="/aws/sagemaker/NotebookInstances")
+    logs.create_log_stream(
+        logGroupName="/aws/sagemaker/NotebookInstances",
+        logStreamName="ll-e2e-notebook-abc123/LifecycleConfigOnStart",
     )
     kms = sess.client("kms")
     kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2e"}])
@@ -410,6 +417,7 @@ def plant_leftovers(sess):
 
 def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
     plant_leftovers(moto_aws)
+    planted = plant_look_alikes(moto_aws)
     found = audit.find_leftovers(moto_aws, "ll-e2e")
     kinds = sorted(item.kind for item in found)
     assert kinds == [
@@ -420,15 +428,23 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
         "log-group",
         "log-group",
         "log-group",
+        "log-group",
         "model",
         "notebook-instance",
     ]
+    assert {i.name for i in found if i.kind == "log-group"} == {
+        "/aws/sagemaker/Endpoints/ll-e2e-endpoint",
+        "/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x",
+        "/aws/sagemaker/TrainingJobs:ll-e2e-20261125-120000/algo-1-1764072000",
+        "/aws/sagemaker/NotebookInstances:ll-e2e-notebook-abc123/LifecycleConfigOnStart",
+    }
     bucket = next(i for i in found if i.kind == "bucket")
     assert bucket.detail == "2 object versions, 1 delete markers"
     audit.delete(moto_aws, found, echo=lambda line: None)
     assert audit.find_leftovers(moto_aws, "ll-e2e") == []
+    assert_look_alikes_survive(planted, still_there(moto_aws))
     names = [b["Name"] for b in moto_aws.client("s3").list_buckets()["Buckets"]]
-    assert names == ["someone-elses-bucket"]
+    assert "someone-elses-bucket" in names and "lle2ebase-bucket" not in names
 
 
 def test_audit_command_exit_codes(moto_aws, capsys):
@@ -550,3 +566,75 @@ def test_deploy_refuses_an_endpoint_that_answers_for_another_model():
     assert "fix: it is not serving this model" in message
     with pytest.raises(DeployStepError, match="answered scores"):
         check_answers(model, X, right[:1], "ll-e2e-endpoint")
+
+
+def test_a_kms_key_the_caller_may_not_read_is_skipped_and_said(moto_aws, capsys):
+    """moto enforces no key policies: AWS's AccessDeniedException for one key is answered
+    through botocore's before-call hook, everything else is moto."""
+    kms = moto_aws.client("kms")
+    locked = kms.create_key()["KeyMetadata"]["KeyId"]
+    ours = kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2e"}])["KeyMetadata"]
+
+    class Denied:
+        status_code, headers = 400, {}
+
+    def deny(params, **kwargs):  # params: the serialized request
+        if locked in params["body"].decode():
+            error = {"Code": "AccessDeniedException", "Message": "not authorized"}
+            return Denied(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    moto_aws.events.register("before-call.kms.ListResourceTags", deny)
+    found = audit.find_leftovers(moto_aws, "ll-e2e")
+    assert [(i.kind, i.name) for i in found] == [("kms-key", ours["KeyId"])]
+    assert f"skipped KMS key {locked}: its tags are not readable here (AccessDeniedException)" in (
+        capsys.readouterr().out
+    )
+
+
+class NotebookService:
+    """AWS's documented notebook rules (StopNotebookInstance only from InService,
+    DeleteNotebookInstance only from Stopped or Failed), advancing one state per describe:
+    what moto, whose notebooks are InService at once, cannot show."""
+
+    def __init__(self, states: list[str]):
+        self.states = states
+        self.calls: list[str] = []
+
+    def describe_notebook_instance(self, NotebookInstanceName):
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        self.calls.append(state)
+        return {"NotebookInstanceStatus": state}
+
+    def stop_notebook_instance(self, NotebookInstanceName):
+        if self.calls[-1] != "InService":
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "not InService"}}, "Stop"
+            )
+        self.calls.append("stop")
+        self.states = ["Stopping", "Stopping", "Stopped"]
+
+    def delete_notebook_instance(self, NotebookInstanceName):
+        if self.calls[-1] not in ("Stopped", "Failed"):
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "not stopped"}}, "Delete"
+            )
+        self.calls.append("delete")
+
+
+@pytest.mark.parametrize(
+    "states, expected",
+    [
+        (["Pending", "Pending", "InService"], ["Pending", "Pending", "InService", "stop"]),
+        (["Updating", "InService"], ["Updating", "InService", "stop"]),
+        (["InService"], ["InService", "stop"]),
+        (["Stopping", "Stopped"], ["Stopping", "Stopped", "delete"]),
+        (["Failed"], ["Failed", "delete"]),
+    ],
+)
+def test_a_notebook_is_deleted_from_whatever_state_it_is_in(monkeypatch, states, expected):
+    monkeypatch.setattr(audit, "NOTEBOOK_POLL_S", 0.0)
+    service = NotebookService(states)
+    audit._delete_notebook(service, "ll-e2e-notebook-abc123", echo=lambda line: None)
+    assert service.calls[: len(expected)] == expected
+    assert service.calls[-1] == "delete"

@@ -22,11 +22,22 @@ import boto3
 import numpy as np
 import pytest
 import requests
+from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
 
 from training.local.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).parents[1]
 MOTO = Path(sys.executable).parent / "moto_server"
+
+
+class AtEndpoint:
+    """A boto3 session whose clients all talk to the moto server."""
+
+    def __init__(self, session, url: str):
+        self.session, self.url = session, url
+
+    def client(self, name: str, **kwargs):
+        return self.session.client(name, endpoint_url=self.url, **kwargs)
 
 
 @pytest.fixture
@@ -137,6 +148,9 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
     run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env)
     deploy_a_local_model(session, url, bucket, data, tmp_path, run)
 
+    moto = AtEndpoint(session, url)
+    planted = plant_look_alikes(moto)  # another team's things, sharing our name prefix
+
     rc, out = run("bash", "scripts/destroy-all.sh")
     assert rc == 0, out[-4000:]
     assert "audit: nothing billable of 'll-e2e' left in us-east-1" in out
@@ -148,7 +162,8 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
     assert left <= {"CDKToolkit"}
     s3 = session.client("s3", endpoint_url=url)
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    assert not [b for b in buckets if b.startswith("lle2e")], buckets
+    assert bucket not in buckets, buckets
+    assert_look_alikes_survive(planted, still_there(moto))
     rc, out = run(sys.executable, "-m", "training", "audit", "--region", "us-east-1")
     assert rc == 0 and "nothing billable" in out
 

@@ -20,3 +20,28 @@ def stack_name(project: str, role: str) -> str:
 def endpoint_name(project: str) -> str:
     """The endpoint's fixed name (the endpoint updates in place; Model and config are unnamed)."""
     return f"{project}-endpoint"
+
+
+def notebook_name(project: str, fingerprint: str) -> str:
+    """``<project>-notebook-<6 hex>``: the fingerprint of the create-only settings, so a change
+    to one of them replaces the instance instead of failing on a custom-named resource."""
+    return f"{project}-notebook-{fingerprint[:6]}"
+
+
+def training_job_name(project: str, stamp: str) -> str:
+    """``<project>-YYYYmmdd-HHMMSS`` (UTC), the name of every training job this project starts."""
+    return f"{project}-{stamp}"
+
+
+def owned_patterns(project: str) -> dict[str, str]:
+    """Regular expressions matching exactly the names above for ``project``, and nothing of a
+    project that merely shares a prefix (``ll-e2e-prod``, ``ll-e2ex``): what teardown may take
+    by name alone."""
+    import re
+
+    p = re.escape(project)
+    return {
+        "endpoint": f"^{re.escape(endpoint_name(project))}$",
+        "notebook": rf"^{p}-notebook-[0-9a-f]{{6}}$",
+        "training-job": rf"^{p}-\d{{8}}-\d{{6}}$",
+    }

@@ -1,20 +1,32 @@
 """``audit``: find everything billable this project left in a region, and optionally remove it.
 
-Looks for resources carrying the project's tag or name: endpoints, endpoint configs, models,
-notebook instances, running training jobs, buckets (with their old versions and delete
-markers), log groups, KMS keys not yet scheduled for deletion. Exits non-zero when anything is
-left. ``--delete`` removes what it found: notebooks are stopped first, versioned buckets are
+Looks for endpoints, endpoint configs, models, notebook instances, running training jobs,
+buckets (with their old versions and delete markers), log groups and log streams, and KMS keys
+not yet scheduled for deletion. Exits non-zero when anything is left. ``--delete`` removes what
+it found: notebooks are stopped first (waiting out Pending and Updating), versioned buckets are
 emptied of every version and delete marker, keys are scheduled for deletion (7 days).
+
+Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
+a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
+everything they create; training jobs are tagged when started), or when its name is exactly one
+this project gives (``training.naming.owned_patterns``: the endpoint, the notebook, training
+jobs) and no other project's tag is on it. What cannot carry a tag is taken by exact name only:
+the endpoint's log group, log streams of the project's training jobs and notebook, and the log
+groups of Lambda functions CloudFormation named after the project's stacks (``<Stack>-…``).
+Another team's ``ll-e2e-prod`` or ``ll-e2ex-…`` shares a prefix, not a name, and is left alone.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from training.naming import stack_name
+from training.naming import endpoint_name, owned_patterns, stack_name
 
 TAG = "project"
 NOTEBOOK_POLL_S = 10.0
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
 COST = {
     "endpoint": "instance-hours while it exists (ml.m5.large ~ $0.115/h)",
     "endpoint-config": "free, but keeps its model referenced",
@@ -38,48 +50,79 @@ class Leftover:
         return f"{self.kind:<18} {self.name}{extra} — {COST[self.kind]}"
 
 
-def _tagged(tags: list[dict], project: str) -> bool:
-    return any(t.get("Key") == TAG and t.get("Value") == project for t in tags)
+def _project_tag(tags: list[dict]) -> str | None:
+    """The value of the ``project`` tag ({Key, Value} or KMS's {TagKey, TagValue}), if any."""
+    for t in tags:
+        if t.get("Key", t.get("TagKey")) == TAG:
+            return t.get("Value", t.get("TagValue"))
+    return None
 
 
-def _sagemaker(sess, project: str) -> list[Leftover]:
+class Ownership:
+    """Whether a resource is ``project``'s: its tag, or an exact name no other project claims."""
+
+    def __init__(self, project: str):
+        self.project = project
+        self.names = {kind: re.compile(rx) for kind, rx in owned_patterns(project).items()}
+
+    def owns(self, kind: str, name: str, tags: list[dict]) -> bool:
+        tag = _project_tag(tags)
+        if tag is not None:
+            return tag == self.project
+        pattern = self.names.get(kind)
+        return bool(pattern and pattern.match(name))
+
+    def owns_stream(self, group: str, stream: str) -> bool:
+        """Log streams are ``<job or notebook name>/<suffix>``."""
+        kind = {TRAINING_LOGS: "training-job", NOTEBOOK_LOGS: "notebook"}[group]
+        return self.names[kind].match(stream.split("/", 1)[0]) is not None
+
+
+def _sagemaker(sess, own: Ownership) -> list[Leftover]:
     sm = sess.client("sagemaker")
     found = []
-    stack_prefix = stack_name(project, "")
 
-    def mine(name: str, arn: str) -> bool:
-        if name.startswith((project, stack_prefix)):  # named by us, or after our stacks
-            return True
-        return _tagged(sm.list_tags(ResourceArn=arn).get("Tags", []), project)
+    def mine(kind: str, name: str, arn: str) -> bool:
+        return own.owns(kind, name, sm.list_tags(ResourceArn=arn).get("Tags", []))
 
     for page in sm.get_paginator("list_endpoints").paginate():
         for e in page["Endpoints"]:
-            if mine(e["EndpointName"], e["EndpointArn"]):
+            if mine("endpoint", e["EndpointName"], e["EndpointArn"]):
                 found.append(Leftover("endpoint", e["EndpointName"], e["EndpointStatus"]))
     for page in sm.get_paginator("list_endpoint_configs").paginate():
         for c in page["EndpointConfigs"]:
-            if mine(c["EndpointConfigName"], c["EndpointConfigArn"]):
+            if mine("endpoint-config", c["EndpointConfigName"], c["EndpointConfigArn"]):
                 found.append(Leftover("endpoint-config", c["EndpointConfigName"]))
     for page in sm.get_paginator("list_models").paginate():
         for m in page["Models"]:
-            if mine(m["ModelName"], m["ModelArn"]):
+            if mine("model", m["ModelName"], m["ModelArn"]):
                 found.append(Leftover("model", m["ModelName"]))
     for page in sm.get_paginator("list_notebook_instances").paginate():
         for n in page["NotebookInstances"]:
-            if mine(n["NotebookInstanceName"], n["NotebookInstanceArn"]):
+            if mine("notebook", n["NotebookInstanceName"], n["NotebookInstanceArn"]):
                 found.append(
                     Leftover(
                         "notebook-instance", n["NotebookInstanceName"], n["NotebookInstanceStatus"]
                     )
                 )
-    for page in sm.get_paginator("list_training_jobs").paginate(StatusEquals="InProgress"):
-        for j in page["TrainingJobSummaries"]:
-            if mine(j["TrainingJobName"], j["TrainingJobArn"]):
-                found.append(Leftover("training-job", j["TrainingJobName"], "InProgress"))
+    found += [Leftover("training-job", name, "InProgress") for name in running_jobs(sess, own)]
     return found
 
 
-def _buckets(sess, project: str) -> list[Leftover]:
+def running_jobs(sess, own: Ownership) -> list[str]:
+    """The project's training jobs still running (destroy-all stops exactly these)."""
+    sm = sess.client("sagemaker")
+    names = []
+    for page in sm.get_paginator("list_training_jobs").paginate(StatusEquals="InProgress"):
+        for j in page["TrainingJobSummaries"]:
+            tags = sm.list_tags(ResourceArn=j["TrainingJobArn"]).get("Tags", [])
+            if own.owns("training-job", j["TrainingJobName"], tags):
+                names.append(j["TrainingJobName"])
+    return names
+
+
+def _buckets(sess, own: Ownership) -> list[Leftover]:
+    """Buckets by tag alone: the stacks name theirs through CloudFormation (random suffix)."""
     import botocore.exceptions
 
     s3 = sess.client("s3")
@@ -96,7 +139,7 @@ def _buckets(sess, project: str) -> list[Leftover]:
             tags = s3.get_bucket_tagging(Bucket=name).get("TagSet", [])
         except botocore.exceptions.ClientError:
             tags = []
-        if project in name or _tagged(tags, project):
+        if _project_tag(tags) == own.project:
             versions, markers = _count_versions(sess, name)
             found.append(
                 Leftover("bucket", name, f"{versions} object versions, {markers} delete markers")
@@ -113,36 +156,54 @@ def _count_versions(sess, bucket: str) -> tuple[int, int]:
     return versions, markers
 
 
-def _log_groups(sess, project: str, stack_prefix: str) -> list[Leftover]:
+def _log_groups(sess, own: Ownership) -> list[Leftover]:
     logs = sess.client("logs")
     found = []
-    prefixes = (f"/aws/sagemaker/Endpoints/{project}", f"/aws/lambda/{stack_prefix}")
-    for prefix in prefixes:
-        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
-            found += [Leftover("log-group", g["logGroupName"]) for g in page["logGroups"]]
-    training = "/aws/sagemaker/TrainingJobs"
+    endpoint_logs = f"/aws/sagemaker/Endpoints/{endpoint_name(own.project)}"
+    # CloudFormation names a stack's Lambda functions "<stack name>-<logical id>-<suffix>"
+    lambdas = tuple(
+        f"/aws/lambda/{stack_name(own.project, role)}-" for role in ("Base", "Endpoint")
+    )
+    groups = logs.get_paginator("describe_log_groups")
+    for prefix in (endpoint_logs, *lambdas):
+        for page in groups.paginate(logGroupNamePrefix=prefix):
+            for g in page["logGroups"]:
+                name = g["logGroupName"]
+                if name == endpoint_logs or name.startswith(lambdas):
+                    found.append(Leftover("log-group", name))
     streams = logs.get_paginator("describe_log_streams")
-    try:
-        pages = list(streams.paginate(logGroupName=training, logStreamNamePrefix=f"{project}-"))
-    except logs.exceptions.ResourceNotFoundException:
-        pages = []
-    for page in pages:
+    for group, prefix in ((TRAINING_LOGS, f"{own.project}-"), (NOTEBOOK_LOGS, own.project)):
+        try:
+            pages = list(streams.paginate(logGroupName=group, logStreamNamePrefix=prefix))
+        except logs.exceptions.ResourceNotFoundException:
+            pages = []
         found += [
-            Leftover("log-group", f"{training}:{s['logStreamName']}", "log stream")
+            Leftover("log-group", f"{group}:{s['logStreamName']}", "log stream")
+            for page in pages
             for s in page["logStreams"]
+            if own.owns_stream(group, s["logStreamName"])
         ]
     return found
 
 
-def _keys(sess, project: str) -> list[Leftover]:
+def _keys(sess, own: Ownership, echo) -> list[Leftover]:
+    import botocore.exceptions
+
     kms = sess.client("kms")
     found = []
     for page in kms.get_paginator("list_keys").paginate():
         for k in page["Keys"]:
             # tags first: only the project's keys need describing (and AWS-managed keys
             # cannot be tagged by users anyway)
-            tags = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
-            if not any(t["TagKey"] == TAG and t["TagValue"] == project for t in tags):
+            try:
+                tags = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
+            except botocore.exceptions.ClientError as err:
+                # a key whose policy does not let this caller read it is skipped, not fatal;
+                # the project's own key grants its account root, so it is never one of these
+                code = err.response.get("Error", {}).get("Code", "")
+                echo(f"  skipped KMS key {k['KeyId']}: its tags are not readable here ({code})")
+                continue
+            if _project_tag(tags) != own.project:
                 continue
             meta = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
             if meta["KeyState"] not in ("PendingDeletion", "PendingReplicaDeletion"):
@@ -150,13 +211,13 @@ def _keys(sess, project: str) -> list[Leftover]:
     return found
 
 
-def find_leftovers(sess, project: str) -> list[Leftover]:
-    stack_prefix = stack_name(project, "")
+def find_leftovers(sess, project: str, echo=print) -> list[Leftover]:
+    own = Ownership(project)
     return (
-        _sagemaker(sess, project)
-        + _buckets(sess, project)
-        + _log_groups(sess, project, stack_prefix)
-        + _keys(sess, project)
+        _sagemaker(sess, own)
+        + _buckets(sess, own)
+        + _log_groups(sess, own)
+        + _keys(sess, own, echo)
     )
 
 
@@ -220,22 +281,33 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
 def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) -> list[Leftover]:
     """Delete what was found, audit again, and report anything still there."""
     delete(sess, found, echo=echo)
-    left = find_leftovers(sess, project)
+    left = find_leftovers(sess, project, echo)
     for item in left:
         echo(f"  still there: {item}")
     return left
 
 
-def _delete_notebook(sm, name: str, echo, timeout_s: float = 900) -> None:
-    """A notebook must be Stopped (or Failed) before it can be deleted."""
+def _delete_notebook(sm, name: str, echo, timeout_s: float = 1800) -> None:
+    """Delete needs Stopped or Failed, and Stop needs InService: wait out Pending, Updating
+    and Stopping, stop an InService instance, then delete."""
     import time
 
-    status = sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"]
-    if status == "InService":
-        sm.stop_notebook_instance(NotebookInstanceName=name)
-        echo(f"  stopping notebook instance {name} …")
     deadline = time.monotonic() + timeout_s
-    while status not in ("Stopped", "Failed") and time.monotonic() < deadline:
-        time.sleep(NOTEBOOK_POLL_S)
+    stopping = False
+    while True:
         status = sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"]
-    sm.delete_notebook_instance(NotebookInstanceName=name)
+        if status in ("Stopped", "Failed"):
+            sm.delete_notebook_instance(NotebookInstanceName=name)
+            return
+        if status == "Deleting":
+            return
+        if status == "InService" and not stopping:
+            sm.stop_notebook_instance(NotebookInstanceName=name)
+            stopping = True
+            echo(f"  stopping notebook instance {name} …")
+        elif status in ("Pending", "Updating"):
+            echo(f"  notebook instance {name} is {status}: waiting for it to stop or serve")
+        if time.monotonic() > deadline:  # the recheck then reports it as still there
+            echo(f"  gave up on notebook instance {name}: still {status} after {timeout_s:.0f}s")
+            return
+        time.sleep(NOTEBOOK_POLL_S)

@@ -279,11 +279,9 @@ def destroy_all(
         echo(f"    {audit.empty_bucket(sess, bucket)} versions and markers removed from {bucket}")
     echo("==> 2/4 stop running training jobs")
     sm = sess.client("sagemaker")
-    for page in sm.get_paginator("list_training_jobs").paginate(StatusEquals="InProgress"):
-        for job in page["TrainingJobSummaries"]:
-            if job["TrainingJobName"].startswith(project):
-                sm.stop_training_job(TrainingJobName=job["TrainingJobName"])
-                echo(f"    stopped {job['TrainingJobName']}")
+    for job in audit.running_jobs(sess, audit.Ownership(project)):
+        sm.stop_training_job(TrainingJobName=job)
+        echo(f"    stopped {job}")
     echo("==> 3/4 cdk destroy --all")
     # A placeholder artifact puts the endpoint stack in the app whether or not a training
     # record is still around: `destroy --all` must see every stack it has to remove.
@@ -302,7 +300,7 @@ def destroy_all(
         echo,
     )
     echo("==> 4/4 what CloudFormation does not own, then the audit")
-    found = audit.find_leftovers(sess, project)
+    found = audit.find_leftovers(sess, project, echo)
     left = audit.delete_and_recheck(sess, project, found, echo=echo)
     if not left:
         echo(f"    audit: nothing billable of '{project}' left in {sess.region_name}")

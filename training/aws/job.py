@@ -22,7 +22,7 @@ from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
 from training.images import linear_learner_image
-from training.naming import stack_name
+from training.naming import stack_name, training_job_name
 from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
 from training.validation import Problem, ValidationError
 
@@ -180,7 +180,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
     aws.check_bucket_name(bucket)
     image = config.image_uri or linear_learner_image(region)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = config.job_name or f"{config.project}-{stamp}"
+    name = config.job_name or training_job_name(config.project, stamp)
     run_prefix = f"data/{name}"
 
     s3 = aws.s3_client_for(sess, bucket)
