@@ -43,6 +43,6 @@ chown ec2-user:ec2-user {NOTEBOOK_DIR}/project.json
 cat > /usr/local/bin/idle_stop.py <<'IDLE_STOP_PY'
 {checker}IDLE_STOP_PY
 echo "*/5 * * * * root /usr/bin/python3 /usr/local/bin/idle_stop.py {idle_minutes} \\
->> /var/log/idle_stop.log 2>&1" > /etc/cron.d/idle-stop
+--region {project["region"]} >> /var/log/idle_stop.log 2>&1" > /etc/cron.d/idle-stop
 chmod 0644 /etc/cron.d/idle-stop
 """

@@ -251,7 +251,8 @@ def test_lifecycle_script_syncs_notebooks_and_stops_when_idle(minutes):
     script = lifecycle_script(base() if minutes == 60 else base(notebook_idle_minutes=minutes))
     assert script.startswith("#!/bin/bash")
     assert 'aws s3 sync "s3://<BUCKET>/notebooks/"' in script
-    assert f"idle_stop.py {minutes}" in script and "/etc/cron.d/idle-stop" in script
+    assert f"idle_stop.py {minutes} \\\n--region us-east-1 >>" in script
+    assert "/etc/cron.d/idle-stop" in script
     assert '"stop-notebook-instance"' in script
     assert (ROOT / "stacks" / "assets" / "idle_stop.py").read_text() in script
     assert len(base64.b64encode(script.encode())) < 16384  # SageMaker's limit per script
@@ -306,15 +307,16 @@ def test_idle_stop_decision():
     def iso(t):
         return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
 
-    idle = [{"execution_state": "idle", "last_activity": iso(now - 3700)}]
-    status = {"last_activity": iso(now - 3700)}
-    assert idle_stop.should_stop(idle, status, now, 7200, 3600)
-    assert not idle_stop.should_stop(idle, status, now, 1800, 3600)  # just started
-    busy = [{"execution_state": "busy", "last_activity": iso(now - 9000)}]
-    assert not idle_stop.should_stop(busy, status, now, 9999, 3600)
-    recent = [{"execution_state": "idle", "last_activity": iso(now - 60)}]
-    assert not idle_stop.should_stop(recent, status, now, 9999, 3600)
-    assert idle_stop.should_stop([], {}, now, 4000, 3600)  # no kernels ever started
+    idle = [{"id": "k1", "execution_state": "idle", "last_activity": iso(now - 3700)}]
+    assert idle_stop.idle_reason(idle, [], now, 7200, 3600) is None
+    assert "up for 1800s" in idle_stop.idle_reason(idle, [], now, 1800, 3600)  # just started
+    busy = [{"id": "k2", "execution_state": "busy", "last_activity": iso(now - 9000)}]
+    assert idle_stop.idle_reason(busy, [], now, 9999, 3600) == "kernel k2 is busy"
+    recent = [{"id": "k3", "execution_state": "idle", "last_activity": iso(now - 60)}]
+    assert "kernel k3 active 60s ago" in idle_stop.idle_reason(recent, [], now, 9999, 3600)
+    typing = [{"name": "1", "last_activity": iso(now - 30)}]
+    assert "terminal 1 active 30s ago" in idle_stop.idle_reason(idle, typing, now, 9999, 3600)
+    assert idle_stop.idle_reason([], [], now, 4000, 3600) is None  # no kernels ever started
 
 
 # ----------------------------------------------------------------------------- endpoint
