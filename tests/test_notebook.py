@@ -5,15 +5,15 @@ import shutil
 import nbformat
 from nbclient import NotebookClient
 
-from training.aws.deploy import notebook_bundle
+from training import notebook_bundle
 
 
 def test_notebook_runs_end_to_end_from_the_uploaded_bundle(tmp_path, monkeypatch):
-    # lay the bundle out as the instance's OnStart sync does: one folder, no repository
+    # the bundle as the stack stages it and the instance's OnStart sync lays it out: one
+    # folder, no repository
     folder = tmp_path / "SageMaker" / "linear-learner"
-    for path, key in notebook_bundle():
-        (folder / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, folder / key)
+    folder.parent.mkdir(parents=True)
+    shutil.move(notebook_bundle.stage(), folder)
     monkeypatch.setenv("LL_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("LL_TARGET", "local")
     monkeypatch.delenv("PYTHONPATH", raising=False)

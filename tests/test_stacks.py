@@ -19,6 +19,7 @@ from stacks.assets import idle_stop
 from stacks.endpoint_stack import supports_kms
 from stacks.images import linear_learner_image
 from stacks.settings import Settings, SettingsError
+from training import notebook_bundle
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
@@ -110,9 +111,31 @@ def test_destroy_deletes_bucket_key_and_log_groups():
             assert res.get("DeletionPolicy", "Delete") == "Delete", name
 
 
+def test_the_notebook_bundle_is_in_the_bucket_before_the_notebook_first_starts():
+    """OnStart syncs notebooks/ when the instance is created: the stack puts the bundle there
+    first (a BucketDeployment the notebook depends on), not a later deploy step."""
+    app, _, templates = synth()
+    t = templates["base"].to_json()["Resources"]
+    (deployment,) = [n for n, r in t.items() if r["Type"] == "Custom::CDKBucketDeployment"]
+    (notebook,) = [r for r in t.values() if r["Type"] == "AWS::SageMaker::NotebookInstance"]
+    assert deployment in notebook["DependsOn"]
+    props = t[deployment]["Properties"]
+    (bucket,) = [n for n, r in t.items() if r["Type"] == "AWS::S3::Bucket"]
+    assert props["DestinationBucketName"] == {"Ref": bucket}
+    assert props["DestinationBucketKeyPrefix"] == "notebooks/"
+    assert props.get("Prune", True) is True
+    # the asset CDK staged holds exactly the bundle, laid out as the instance syncs it
+    (key,) = props["SourceObjectKeys"]
+    staged = Path(app.outdir) / f"asset.{key.removesuffix('.zip')}"
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert files == {key for _, key in notebook_bundle.files()}
+    assert {"linear_learner.ipynb", "training/artifact.py", "data/penguins.csv"} <= files
+
+
 def test_rehearsal_switches_off_custom_resources_and_bootstrap_rule():
     t = base(auto_delete_objects=False, rehearsal=True)
     assert not resources(t, "Custom::S3AutoDeleteObjects")
+    assert not resources(t, "Custom::CDKBucketDeployment")
     assert "CheckBootstrapVersion" not in t.to_json().get("Rules", {})
     assert "CheckBootstrapVersion" in base().to_json()["Rules"]
 

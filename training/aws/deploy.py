@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training import notebook_bundle
 from training.aws import audit
 from training.aws import session as aws
 from training.aws.job import RECORD, AwsTrainConfig, train_aws
@@ -60,26 +61,13 @@ def cdk(args: list[str], echo) -> None:
         _fail(" ".join(cmd[:5]), f"exited {res.returncode}", "read the CDK output above")
 
 
-def notebook_bundle() -> list[tuple[Path, str]]:
-    """What the notebook instance gets, as (file, path under the notebook folder).
-
-    The notebooks import this project's ``training`` package and read the bundled dataset,
-    so both travel with them: the instance's OnStart script syncs ``notebooks/`` from the
-    bucket into one folder, where a notebook finds ``training/`` beside it.
-    """
-    files = [(p, p.name) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    files += [
-        (p, p.relative_to(ROOT).as_posix())
-        for p in sorted((ROOT / "training").rglob("*.py"))
-        if "__pycache__" not in p.parts
-    ]
-    files += [(ROOT / "data" / name, f"data/{name}") for name in ("penguins.csv", "README.md")]
-    return files
-
-
 def upload_notebook_bundle(sess, bucket: str) -> dict:
-    """Upload the bundle under ``notebooks/``, skipping files already there unchanged."""
-    files = {f"notebooks/{key}": path for path, key in notebook_bundle()}
+    """Upload the bundle under ``notebooks/``, skipping files already there unchanged.
+
+    The base stack's BucketDeployment puts the bundle in the bucket before the notebook
+    instance first starts; this sends what changed since (and, in the moto rehearsal, where
+    CloudFormation cannot run the deployment's Lambda, everything)."""
+    files = {f"{notebook_bundle.PREFIX}{key}": path for path, key in notebook_bundle.files()}
     return upload_files(aws.s3_client_for(sess, bucket), bucket, files)
 
 
