@@ -378,7 +378,7 @@ class BaseStack(cdk.Stack):
                 )
             ],
         )
-        network = self._notebook_network() if s.notebook_in_vpc else {}
+        network, endpoints = self._notebook_network() if s.notebook_in_vpc else ({}, [])
         # Create-only properties (KMS key, subnet, internet access) change the name, so a
         # change replaces the instance instead of failing on a custom-named resource.
         fingerprint = hashlib.sha256(f"{s.notebook_in_vpc}|{s.project}".encode()).hexdigest()[:6]
@@ -393,12 +393,19 @@ class BaseStack(cdk.Stack):
             root_access="Enabled" if s.notebook_root_access else "Disabled",
             lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
             default_code_repository=s.code_repository or None,
+            platform_identifier=s.notebook_platform,
             instance_metadata_service_configuration=(
                 sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                     minimum_instance_metadata_service_version="2"
                 )
             ),
             **network,
+        )
+        # OnStart runs as soon as the instance exists: its role's permissions (and, in a VPC,
+        # the endpoints it reaches AWS through) must exist first. CloudFormation only orders
+        # what a property references: the role, not its policies or the endpoints.
+        notebook.node.add_dependency(
+            self.notebook_role, self.node.find_child("NotebookPolicy"), *endpoints
         )
         if not s.notebook_in_vpc:
             for rule, what in (
@@ -414,12 +421,17 @@ class BaseStack(cdk.Stack):
                 )
         return notebook
 
-    def _notebook_network(self) -> dict:
-        """An isolated VPC: no internet, VPC endpoints for the AWS APIs the notebook needs."""
+    def _notebook_network(self) -> tuple[dict, list]:
+        """An isolated VPC: no internet, VPC endpoints for the AWS APIs the notebook needs.
+        Returns the notebook's network properties and the endpoints it must wait for.
+
+        One AZ: context ``notebook_availability_zone`` names it (not every AZ offers the
+        SageMaker interface endpoints), else CDK takes the first of the region's."""
+        az = self.settings.notebook_availability_zone
         vpc = ec2.Vpc(
             self,
             "NotebookVpc",
-            max_azs=1,
+            **({"availability_zones": [az]} if az else {"max_azs": 1}),
             nat_gateways=0,
             restrict_default_security_group=False,  # avoids a custom-resource Lambda
             subnet_configuration=[
@@ -437,32 +449,35 @@ class BaseStack(cdk.Stack):
         vpc.add_flow_log(
             "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
         )
-        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        endpoints = [vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)]
         group = ec2.SecurityGroup(
             self,
             "NotebookSecurityGroup",
             vpc=vpc,
             description="notebook instance: outbound to VPC endpoints",
         )
-        endpoints = ec2.SecurityGroup(
+        endpoint_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
             vpc=vpc,
             description="VPC endpoints: HTTPS from the notebook only",
         )
-        endpoints.add_ingress_rule(group, ec2.Port.tcp(443), "notebook to AWS APIs")
+        endpoint_group.add_ingress_rule(group, ec2.Port.tcp(443), "notebook to AWS APIs")
         for name, service in (
             ("SageMakerApi", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
             ("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
             ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
             ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
         ):
-            vpc.add_interface_endpoint(
-                name, service=service, open=False, security_groups=[endpoints]
+            endpoints.append(
+                vpc.add_interface_endpoint(
+                    name, service=service, open=False, security_groups=[endpoint_group]
+                )
             )
         subnet = vpc.isolated_subnets[0]
-        return {
+        network = {
             "subnet_id": subnet.subnet_id,
             "security_group_ids": [group.security_group_id],
             "direct_internet_access": "Disabled",
         }
+        return network, endpoints

@@ -20,6 +20,12 @@ _PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
 
 
+# Pinned, so the instance's OS and Jupyter do not change under the OnStart script. AL2 + JupyterLab
+# 4 is what the script (cron.d, /usr/bin/python3, the AWS CLI) and AWS's own auto-stop sample
+# are written for; notebook-al2023-v1 is accepted but the script is not verified there.
+NOTEBOOK_PLATFORMS = ("notebook-al2-v3", "notebook-al2023-v1")
+
+
 class SettingsError(ValueError):
     """A context value is invalid; the message names the key and how to fix it."""
 
@@ -36,6 +42,8 @@ class Settings:
     notebook_root_access: bool = False
     notebook_idle_minutes: int = 60
     notebook_in_vpc: bool = False
+    notebook_availability_zone: str = ""  # notebook_in_vpc: "" lets CDK take the first AZ
+    notebook_platform: str = "notebook-al2-v3"
     code_repository: str = ""
     noncurrent_version_days: int = 30
     endpoint_instance_type: str = "ml.m5.large"
@@ -90,6 +98,17 @@ class Settings:
             value = getattr(self, key)
             if not low <= value <= high:
                 problems.append(f"{key}={value} must be between {low} and {high}")
+        if self.notebook_platform not in NOTEBOOK_PLATFORMS:
+            problems.append(
+                f"notebook_platform='{self.notebook_platform}' must be one of "
+                + ", ".join(NOTEBOOK_PLATFORMS)
+            )
+        az = self.notebook_availability_zone
+        if az and not re.fullmatch(re.escape(self.region) + r"[a-z]", az):
+            problems.append(
+                f"notebook_availability_zone='{az}' is not an availability zone of "
+                f"{self.region} (e.g. {self.region}b)"
+            )
         if self.model_data_url and not _S3_URL.match(self.model_data_url):
             problems.append(
                 f"model_data_url='{self.model_data_url}' must be an s3://bucket/key URL of a "

@@ -1,6 +1,7 @@
 """The CDK app, synthesized for real: resources, properties, cdk-nag, cfn-lint, the CLI."""
 
 import base64
+import dataclasses
 import datetime
 import functools
 import json
@@ -295,6 +296,48 @@ def test_lifecycle_script_tells_the_notebooks_what_to_train_with():
         "role_arn": "<ROLE_ARN>",
     }
     assert "/home/ec2-user/SageMaker/linear-learner/project.json" in script
+
+
+def test_the_notebook_waits_for_its_permissions_and_network(tmp_path):
+    """OnStart runs as soon as the instance exists; CloudFormation orders only what properties
+    reference (the role), so the policies and VPC endpoints are explicit dependencies."""
+    for template, endpoints in ((base(), 0), (base(notebook_in_vpc=True), 5)):
+        t = template.to_json()["Resources"]
+        notebook = next(r for r in t.values() if r["Type"] == "AWS::SageMaker::NotebookInstance")
+        after = set(notebook["DependsOn"])
+        policies = {n for n, r in t.items() if r["Type"] == "AWS::IAM::Policy"}
+        notebook_policies = {n for n in policies if n.startswith("NotebookPolicy")} | {
+            n for n in policies if n.startswith("NotebookRoleDefaultPolicy")
+        }
+        assert len(notebook_policies) == 2 and notebook_policies <= after
+        kinds = {t[n]["Type"] for n in after}
+        assert kinds >= {"Custom::CDKBucketDeployment", "AWS::IAM::Role"}
+        vpc_endpoints = {n for n, r in t.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
+        assert len(vpc_endpoints) == endpoints and vpc_endpoints <= after
+        assert notebook["Properties"]["PlatformIdentifier"] == "notebook-al2-v3"
+
+
+def test_the_notebooks_availability_zone_comes_from_context():
+    t = base(notebook_in_vpc=True, notebook_availability_zone="us-east-1d").to_json()
+    zones = {
+        r["Properties"]["AvailabilityZone"]
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::EC2::Subnet"
+    }
+    assert zones == {"us-east-1d"}
+    with pytest.raises(
+        SettingsError, match="'eu-west-1a' is not an availability zone of us-east-1"
+    ):
+        Settings.from_context({"notebook_availability_zone": "eu-west-1a"}.get)
+    with pytest.raises(SettingsError, match="notebook_platform='notebook-al1-v1' must be one of"):
+        Settings.from_context({"notebook_platform": "notebook-al1-v1"}.get)
+
+
+def test_cdk_json_context_states_every_setting_at_its_default():
+    """One source for each default: cdk.json shows users the values Settings would use."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings) if f.name != "account"}
+    assert {k: v for k, v in context.items() if not k.startswith("@")} == defaults
 
 
 def test_lifecycle_script_is_valid_bash():
