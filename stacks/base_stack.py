@@ -261,13 +261,24 @@ class BaseStack(cdk.Stack):
         }
 
     def _role(
-        self, name: str, description: str, statements: list, reasons: dict[str, str]
+        self,
+        name: str,
+        description: str,
+        statements: list,
+        reasons: dict[str, str],
+        same_account_only: bool,
     ) -> iam.Role:
-        """A role SageMaker assumes, its one policy, the project key, and why each wildcard."""
+        """A role SageMaker assumes, its one policy, the project key, and why each wildcard.
+
+        ``same_account_only``: the trust policy requires ``aws:SourceAccount`` = this account
+        (confused-deputy prevention), where AWS documents that SageMaker sends the key."""
+        conditions = (
+            {"StringEquals": {"aws:SourceAccount": self.account}} if same_account_only else None
+        )
         role = iam.Role(
             self,
             f"{name}Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com", conditions=conditions),
             description=f"{self.settings.project}: {description}",
         )
         policy = iam.Policy(self, f"{name}Policy", statements=statements)
@@ -308,8 +319,14 @@ class BaseStack(cdk.Stack):
             "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
             "namespaces by condition",
         }
+        # SageMaker's confused-deputy page documents aws:SourceAccount for training jobs and
+        # inference, the two uses of this role
         return self._role(
-            "Execution", "SageMaker training jobs and endpoint model", statements, reasons
+            "Execution",
+            "SageMaker training jobs and endpoint model",
+            statements,
+            reasons,
+            same_account_only=True,
         )
 
     def _notebook_role(self) -> iam.Role:
@@ -350,7 +367,11 @@ class BaseStack(cdk.Stack):
             ),
         ]
         reasons = self._wildcard_reasons(("training-job", "endpoint", "notebook-instance"))
-        return self._role("Notebook", "the notebook instance", statements, reasons)
+        # not for notebook instances: that page lists no notebook-instance support for the
+        # key, and a condition SageMaker does not satisfy would keep the instance from starting
+        return self._role(
+            "Notebook", "the notebook instance", statements, reasons, same_account_only=False
+        )
 
     # ------------------------------------------------------------------ notebook
 

@@ -9,8 +9,6 @@ create-only property is its name) is updated in place to the new config, without
 
 from __future__ import annotations
 
-import re
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -20,15 +18,7 @@ from constructs import Construct
 from stacks.base_stack import BaseStack, pull_statement
 from stacks.images import image_parts
 from stacks.settings import Settings
-
-# Instance families with local NVMe instance storage reject an EndpointConfig KmsKeyId
-# (CreateEndpointConfig: "If you specify a value for KmsKeyId when using any nitro-based
-# instances with local storage, the call to CreateEndpointConfig fails").
-_LOCAL_STORAGE = re.compile(r"^ml\.([a-z]+\d+[a-z]*d[a-z]*|g5|g6|g6e|p4d|p4de|p5|p5e|trn1)\.")
-
-
-def supports_kms(instance_type: str) -> bool:
-    return not _LOCAL_STORAGE.match(instance_type)
+from training.instance_types import accepts_volume_key
 
 
 def _bucket_and_key(url: str) -> tuple[str, str]:
@@ -64,6 +54,9 @@ class EndpointStack(cdk.Stack):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri, model_data_url=model_data_url, mode="SingleModel"
             ),
+            # Linear Learner needs no network from inside its container; SageMaker still
+            # fetches the artifact and the image for it
+            enable_network_isolation=True,
         )
         model.node.add_dependency(access)  # the role can read the artifact before CreateModel
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
@@ -77,9 +70,12 @@ class EndpointStack(cdk.Stack):
             self,
             "EndpointConfig",
             production_variants=[variant],
-            kms_key_id=(key_arn if supports_kms(settings.endpoint_instance_type) else None),
+            kms_key_id=(key_arn if accepts_volume_key(settings.endpoint_instance_type) else None),
         )
         # SageMaker writes here; created (and deleted) with the stack instead of lingering.
+        # Encrypted by CloudWatch Logs' own keys, not the project key: the container logs
+        # start-up and errors, never request or response bodies, and the project key lives in
+        # the base stack, whose key policy would then have to name this stack's log group.
         log_group = logs.LogGroup(
             self,
             "EndpointLogs",

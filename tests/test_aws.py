@@ -23,6 +23,7 @@ from training.preprocessing import PrepareConfig, prepare
 from training.validation import ValidationError
 
 ROOT = Path(__file__).parents[1]
+KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 
 
 @pytest.fixture
@@ -181,7 +182,8 @@ def test_training_job_end_to_end_records_the_artifact(moto_aws, prepared, tmp_pa
     saved = json.loads(record_path.read_text())
     assert saved == record
     assert saved["model_data_url"].startswith(f"s3://{bucket}/models/ll-e2e-test-job/")
-    assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{bucket}/models/"
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{bucket}/models/"}  # no key given
+    assert job["EnableNetworkIsolation"] is True
     assert saved["region"] == "us-east-1" and saved["data_manifest_sha256"]
     assert any("Completed" in line for line in lines)
 
@@ -190,7 +192,11 @@ def test_stack_outputs_provide_bucket_and_role(moto_aws, prepared, tmp_path):
     bucket, role = deploy_base(moto_aws)
     template = {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {"BucketName": {"Value": bucket}, "RoleArn": {"Value": role}},
+        "Outputs": {
+            "BucketName": {"Value": bucket},
+            "RoleArn": {"Value": role},
+            "KeyArn": {"Value": KEY},
+        },
     }
     moto_aws.client("cloudformation").create_stack(
         StackName="LlE2eBase", TemplateBody=json.dumps(template)
@@ -206,6 +212,23 @@ def test_stack_outputs_provide_bucket_and_role(moto_aws, prepared, tmp_path):
         echo=lambda line: None,
     )
     assert record["bucket"] == bucket
+    job = moto_aws.client("sagemaker").describe_training_job(
+        TrainingJobName=record["training_job_name"]
+    )
+    # the project key from the stack encrypts the artifact and the instance's volume
+    assert job["OutputDataConfig"]["KmsKeyId"] == KEY
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == KEY
+
+
+@pytest.mark.parametrize("instance, volume_key", [("ml.m5.large", True), ("ml.m5d.large", False)])
+def test_training_request_encrypts_with_the_key_where_the_instance_allows(instance, volume_key):
+    config = AwsTrainConfig(data_dir=Path("."), instance_type=instance)
+    request = training_request(
+        config, {}, {"train": "text/csv"}, "b", "data/j", "img", "role", "j", None, KEY
+    )
+    assert request["OutputDataConfig"]["KmsKeyId"] == KEY
+    assert ("VolumeKmsKeyId" in request["ResourceConfig"]) is volume_key
+    assert request["EnableNetworkIsolation"] is True
 
 
 def test_no_stack_and_no_flags_is_a_clear_error(moto_aws, prepared, tmp_path):
@@ -365,6 +388,9 @@ def test_failed_job_shows_reason_and_fix(moto_aws, prepared, tmp_path, monkeypat
             echo=lambda line: None,
         )
     assert "different fields" in str(err.value) and "index column" in str(err.value)
+    # it did upload and run: the message must not say otherwise
+    assert "the job ran (and billed) until it failed" in str(err.value)
+    assert "nothing was uploaded" not in str(err.value)
     assert not (tmp_path / "r.json").exists()
 
 

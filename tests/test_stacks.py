@@ -17,10 +17,10 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.app_builder import build_app
 from stacks.assets import idle_stop
-from stacks.endpoint_stack import supports_kms
 from stacks.images import linear_learner_image
 from stacks.settings import Settings, SettingsError
 from training import notebook_bundle
+from training.instance_types import accepts_volume_key
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
@@ -169,14 +169,13 @@ def test_two_roles_trust_sagemaker_only_and_have_no_managed_policies():
         == "sagemaker.amazonaws.com"
     }
     assert sorted(n.rstrip("0123456789ABCDEF") for n in roles) == ["ExecutionRole", "NotebookRole"]
-    for role in roles.values():
-        assert role["AssumeRolePolicyDocument"]["Statement"] == [
-            {
-                "Action": "sts:AssumeRole",
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-            }
-        ]
+    trust = {"Action": "sts:AssumeRole", "Effect": "Allow"}
+    trust["Principal"] = {"Service": "sagemaker.amazonaws.com"}
+    for name, role in roles.items():
+        # confused-deputy prevention where SageMaker documents the key (jobs, inference)
+        same_account = {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+        expected = {**trust, "Condition": same_account} if name.startswith("Execution") else trust
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [expected], name
         assert "ManagedPolicyArns" not in role
     notebook = only(t, "AWS::SageMaker::NotebookInstance")["Properties"]
     assert notebook["RoleArn"]["Fn::GetAtt"][0].startswith("NotebookRole")
@@ -398,6 +397,8 @@ def test_model_uses_the_regions_linear_learner_image(region):
         f"{SDK_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/linear-learner:1"
     )
     assert container["ModelDataUrl"] == MODEL
+    model = only(endpoint(region=region), "AWS::SageMaker::Model")["Properties"]
+    assert model["EnableNetworkIsolation"] is True
 
 
 def test_model_and_config_have_no_fixed_names_and_the_endpoint_follows_the_config():
@@ -434,7 +435,7 @@ def test_a_new_artifact_changes_model_and_config_but_not_the_endpoint_name():
     ],
 )
 def test_endpoint_config_kms_only_where_the_instance_allows(instance, has_kms):
-    assert supports_kms(instance) is has_kms
+    assert accepts_volume_key(instance) is has_kms
     config = only(
         endpoint(endpoint_instance_type=instance, endpoint_instance_count=2),
         "AWS::SageMaker::EndpointConfig",

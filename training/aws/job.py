@@ -22,6 +22,7 @@ from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
 from training.images import linear_learner_image
+from training.instance_types import accepts_volume_key
 from training.naming import stack_name, training_job_name
 from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
 from training.validation import Problem, ValidationError
@@ -76,6 +77,18 @@ class AwsTrainConfig:
     # the region's Linear Learner image; None looks it up in sagemaker-core's offline table
     # (the notebook instance passes the one its stack was built with: no sagemaker-core there)
     image_uri: str | None = None
+    # the project key for the job's output and volume; None takes the base stack's KeyArn
+    # when the stack is read for the bucket or role (given both, none unless given here)
+    kms_key_arn: str | None = None
+
+
+class JobFailedError(ValidationError):
+    """The job ran and failed: unlike a preflight error, the upload and the job happened."""
+
+    outcome = (
+        "the channels were uploaded and the job ran (and billed) until it failed; rerunning "
+        "uploads only changed files."
+    )
 
 
 def explain_failure(reason: str) -> str:
@@ -93,12 +106,16 @@ def training_request(
     role_arn: str,
     name: str,
     train_manifest: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict:
     """The CreateTrainingJob request (pure: tested without AWS).
 
     With more than one instance, the train channel is ShardedByS3Key: through the
     ``ManifestFile`` listing its shards when given (what SDK 2.x's record_set wrote), else
-    by S3 prefix.
+    by S3 prefix. The container runs network-isolated (Linear Learner needs no network; the
+    channels and the artifact are moved by SageMaker), and with a key, the artifact and the
+    instance's volume are encrypted with it (not the volume of types with local NVMe storage,
+    which reject a volume key).
     """
     inputs = []
     for channel, content_type in channels.items():
@@ -124,12 +141,21 @@ def training_request(
         "RoleArn": role_arn,
         "HyperParameters": hyperparameters.to_strings(hp),
         "InputDataConfig": inputs,
-        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/"},  # + <job>/output/
+        "OutputDataConfig": {
+            "S3OutputPath": f"s3://{bucket}/models/",  # + <job>/output/
+            **({"KmsKeyId": kms_key_arn} if kms_key_arn else {}),
+        },
         "ResourceConfig": {
             "InstanceType": config.instance_type,
             "InstanceCount": config.instance_count,
             "VolumeSizeInGB": config.volume_gb,
+            **(
+                {"VolumeKmsKeyId": kms_key_arn}
+                if kms_key_arn and accepts_volume_key(config.instance_type)
+                else {}
+            ),
         },
+        "EnableNetworkIsolation": True,
         "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
         "Tags": [{"Key": "project", "Value": config.project}],
     }
@@ -172,11 +198,12 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
 
     sess = aws.session(config.profile, config.region)
     region = sess.region_name
-    bucket, role_arn = config.bucket, config.role_arn
+    bucket, role_arn, key_arn = config.bucket, config.role_arn, config.kms_key_arn
     if not (bucket and role_arn):
         outputs = aws.stack_outputs(sess, stack_name(config.project, "Base"))
         bucket = bucket or outputs["BucketName"]
         role_arn = role_arn or outputs["RoleArn"]
+        key_arn = key_arn or outputs.get("KeyArn")
     aws.check_bucket_name(bucket)
     image = config.image_uri or linear_learner_image(region)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -199,7 +226,16 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
         s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
         train_manifest = f"s3://{bucket}/{key}"
     request = training_request(
-        config, user_hp, channels, bucket, run_prefix, image, role_arn, name, train_manifest
+        config,
+        user_hp,
+        channels,
+        bucket,
+        run_prefix,
+        image,
+        role_arn,
+        name,
+        train_manifest,
+        key_arn,
     )
     sm = sess.client("sagemaker")
     sm.create_training_job(**request)
@@ -221,7 +257,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
     description = wait_for_job(sess, name, config.poll_s, echo, config.show_progress)
     if description["TrainingJobStatus"] != "Completed":
         reason = description.get("FailureReason", "(no reason given)")
-        raise ValidationError(
+        raise JobFailedError(
             [
                 Problem(
                     f"training job {name}",
