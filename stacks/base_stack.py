@@ -29,14 +29,21 @@ from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
 from training import naming, notebook_bundle
 
-DATA_PREFIXES = ("data/*", "models/*", "notebooks/*")  # what SageMaker may read/write
-# what SageMaker writes to its own log groups, as both roles' jobs/instances
-LOG_WRITE = [
-    "logs:CreateLogGroup",
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "logs:DescribeLogStreams",
-]
+# The project bucket's prefixes: data/ (channels), models/ (artifacts), notebooks/ (bundle).
+# Who may do what where, by duty (the deploy step and the bundle deployment write notebooks/
+# and uploaded models with their own credentials, not these roles):
+EXECUTION_S3 = {"read": ("data/*", "models/*"), "write": ("models/*",)}  # jobs, the Model
+NOTEBOOK_S3 = {"read": ("data/*", "models/*", "notebooks/*"), "write": ("data/*",)}
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
+LOG_WRITE = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+LOG_READ = ["logs:DescribeLogStreams", "logs:GetLogEvents"]
+# the name patterns of the project's SageMaker resources, for IAM (training.naming's rules)
+PROJECT_NAMES = {
+    "training-job": "{project}-*",
+    "notebook-instance": "{project}-notebook-*",
+}
+GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
 
 
 def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
@@ -205,8 +212,8 @@ class BaseStack(cdk.Stack):
             self,
         )
 
-    def _data_statements(self) -> list[iam.PolicyStatement]:
-        """The project bucket's prefixes, read and write: both roles need them."""
+    def _data_statements(self, access: dict[str, tuple[str, ...]]) -> list:
+        """The project bucket: list it, read and write only the prefixes ``access`` names."""
         return [
             iam.PolicyStatement(
                 sid="ListProjectBucket",
@@ -214,49 +221,95 @@ class BaseStack(cdk.Stack):
                 resources=[self.bucket.bucket_arn],
             ),
             iam.PolicyStatement(
-                sid="ReadWriteProjectData",
-                actions=[
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:AbortMultipartUpload",
-                ],
-                resources=[self.bucket.arn_for_objects(p) for p in DATA_PREFIXES],
+                sid="ReadProjectData",
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(p) for p in access["read"]],
+            ),
+            iam.PolicyStatement(
+                sid="WriteProjectData",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[self.bucket.arn_for_objects(p) for p in access["write"]],
             ),
         ]
 
-    def _log_statement(self, sid: str, actions: list[str]) -> iam.PolicyStatement:
-        return iam.PolicyStatement(
-            sid=sid,
-            actions=actions,
-            resources=[
-                self._arn("logs", "log-group", "/aws/sagemaker/*", colon=True),
-                self._arn("logs", "log-group", "/aws/sagemaker/*:log-stream:*", colon=True),
-            ],
-        )
+    def _project_arn(self, kind: str) -> str:
+        name = PROJECT_NAMES[kind].format(project=self.settings.project)
+        return self._arn("sagemaker", kind, name)
 
-    def _wildcard_reasons(self, project_kinds: tuple[str, ...] = ()) -> dict[str, str]:
+    def _log_groups(self) -> dict[str, tuple[str, str]]:
+        """The project's log groups and the stream pattern of each: its training jobs
+        (streams named after the job), its endpoint, and its notebook instance."""
+        project = self.settings.project
+        return {
+            "training": (TRAINING_LOGS, PROJECT_NAMES["training-job"].format(project=project)),
+            "endpoint": (f"/aws/sagemaker/Endpoints/{self.settings.endpoint_name}", "*"),
+            "notebook": (
+                NOTEBOOK_LOGS,
+                PROJECT_NAMES["notebook-instance"].format(project=project),
+            ),
+        }
+
+    def _log_statements(self, sid: str, actions: list[str], which: tuple[str, ...]) -> list:
+        """Group actions on the groups (the ARN with a trailing ``:*``, as CloudWatch Logs
+        wants it in IAM), stream actions on the project's own streams only."""
+        groups = self._log_groups()
+        on_group = [a for a in actions if a in GROUP_ACTIONS]
+        on_streams = [a for a in actions if a not in GROUP_ACTIONS]
+
+        def arn(name: str) -> str:
+            return self._arn("logs", "log-group", name, colon=True)
+
+        statements = []
+        if on_group:
+            resources = [arn(f"{groups[k][0]}:*") for k in which]
+            statements.append(
+                iam.PolicyStatement(sid=f"{sid}Groups", actions=on_group, resources=resources)
+            )
+        if on_streams:
+            resources = [arn(f"{groups[k][0]}:log-stream:{groups[k][1]}") for k in which]
+            statements.append(
+                iam.PolicyStatement(sid=f"{sid}Streams", actions=on_streams, resources=resources)
+            )
+        return statements
+
+    def _wildcard_reasons(
+        self,
+        s3: dict[str, tuple[str, ...]],
+        logs_of: tuple[str, ...],
+        project_kinds: tuple[str, ...] = (),
+    ) -> dict[str, str]:
         """Why each wildcard cdk-nag's IAM5 finds is the narrowest possible: the bucket
-        prefixes and SageMaker's log groups (both roles), and project-prefixed names."""
+        prefixes this role uses, the project's own log streams, project-prefixed names."""
         bucket = f"<{self.get_logical_id(self.bucket.node.default_child)}.Arn>"
         scoped = f"Resource::arn:<AWS::Partition>:{{}}:{self.region}:<AWS::AccountId>:{{}}"
+        groups = self._log_groups()
+        prefixes = sorted({p for ps in s3.values() for p in ps})
         return {
             **{
-                f"Resource::{bucket}/{p}": f"objects under the project's own {p[:-1]} prefix of "
-                "the project bucket (training channels, model artifacts, notebooks)"
-                for p in DATA_PREFIXES
+                f"Resource::{bucket}/{p}": f"objects under the project bucket's {p[:-1]} prefix, "
+                "which this role's duty needs"
+                for p in prefixes
             },
-            scoped.format(
-                "logs", "log-group:/aws/sagemaker/*"
-            ): "SageMaker names its log groups /aws/sagemaker/<kind> at run time",
-            scoped.format(
-                "logs", "log-group:/aws/sagemaker/*:log-stream:*"
-            ): "one log stream per job/instance, named by SageMaker at run time",
             **{
                 scoped.format(
-                    "sagemaker", f"{kind}/{self.settings.project}-*"
-                ): f"{kind} names carry the project prefix plus a per-run suffix"
-                for kind in project_kinds
+                    "logs", f"log-group:{groups[k][0]}:log-stream:{groups[k][1]}"
+                ): f"the {k} log streams of this project only (SageMaker names each stream "
+                "after the job, instance or variant at run time)"
+                for k in logs_of
+            },
+            **{
+                scoped.format("logs", f"log-group:{groups[k][0]}:*"): f"the {k} log group "
+                "itself: CloudWatch Logs wants group ARNs with a trailing :* in IAM (group "
+                "actions only; stream actions are scoped to this project's streams)"
+                for k in logs_of
+            },
+            **{
+                scoped.format("sagemaker", f"{kind}/{pattern}"): f"{kind} names carry the "
+                "project prefix plus a per-run (or per-settings) suffix"
+                for kind, pattern in (
+                    (k, PROJECT_NAMES[k].format(project=self.settings.project))
+                    for k in project_kinds
+                )
             },
         }
 
@@ -298,8 +351,10 @@ class BaseStack(cdk.Stack):
     def _execution_role(self) -> iam.Role:
         """What SageMaker itself runs as: training jobs and the endpoint's model."""
         statements = [
-            *self._data_statements(),
-            self._log_statement("SageMakerLogs", LOG_WRITE),
+            *self._data_statements(EXECUTION_S3),
+            *self._log_statements(
+                "SageMakerLogs", [*LOG_WRITE, "logs:DescribeLogStreams"], ("training", "endpoint")
+            ),
             iam.PolicyStatement(
                 sid="EcrAuthToken",
                 actions=["ecr:GetAuthorizationToken"],
@@ -314,7 +369,7 @@ class BaseStack(cdk.Stack):
             pull_statement(image_parts(self.image_uri), self),
         ]
         reasons = {
-            **self._wildcard_reasons(),
+            **self._wildcard_reasons(EXECUTION_S3, ("training", "endpoint")),
             "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
             "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
             "namespaces by condition",
@@ -335,10 +390,11 @@ class BaseStack(cdk.Stack):
 
         Separate from the execution role, so a training container cannot start jobs or pass
         roles, and the notebook cannot pull images or write metrics."""
-        project = self.settings.project
         statements = [
-            *self._data_statements(),
-            self._log_statement("SageMakerLogs", [*LOG_WRITE, "logs:GetLogEvents"]),
+            *self._data_statements(NOTEBOOK_S3),
+            # its own logs; and reading its training jobs' logs (train_aws streams them)
+            *self._log_statements("NotebookLogs", [*LOG_WRITE, *LOG_READ], ("notebook",)),
+            *self._log_statements("TrainingJobLogs", LOG_READ, ("training",)),
             iam.PolicyStatement(
                 sid="ProjectTrainingJobs",
                 actions=[
@@ -347,7 +403,7 @@ class BaseStack(cdk.Stack):
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",
                 ],
-                resources=[self._arn("sagemaker", "training-job", f"{project}-*")],
+                resources=[self._project_arn("training-job")],
             ),
             iam.PolicyStatement(
                 sid="PassExecutionRoleToSageMaker",
@@ -358,15 +414,17 @@ class BaseStack(cdk.Stack):
             iam.PolicyStatement(
                 sid="InvokeProjectEndpoint",
                 actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
-                resources=[self._arn("sagemaker", "endpoint", f"{project}-*")],
+                resources=[self._arn("sagemaker", "endpoint", self.settings.endpoint_name)],
             ),
             iam.PolicyStatement(
                 sid="StopOwnNotebookWhenIdle",
                 actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
-                resources=[self._arn("sagemaker", "notebook-instance", f"{project}-*")],
+                resources=[self._project_arn("notebook-instance")],
             ),
         ]
-        reasons = self._wildcard_reasons(("training-job", "endpoint", "notebook-instance"))
+        reasons = self._wildcard_reasons(
+            NOTEBOOK_S3, ("notebook", "training"), ("training-job", "notebook-instance")
+        )
         # not for notebook instances: that page lists no notebook-instance support for the
         # key, and a condition SageMaker does not satisfy would keep the instance from starting
         return self._role(

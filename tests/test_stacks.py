@@ -195,11 +195,24 @@ def test_role_policies_are_scoped_and_split_by_duty():
                     "ecr:GetAuthorizationToken",
                     "cloudwatch:PutMetricData",
                 }, s
-        data = next(s for s in statements if s.get("Sid") == "ReadWriteProjectData")
-        prefixes = [r["Fn::Join"][1][1] for r in data["Resource"]]
-        assert prefixes == ["/data/*", "/models/*", "/notebooks/*"]
-        logs = next(s for s in statements if s.get("Sid") == "SageMakerLogs")
-        assert all("/aws/sagemaker/" in json.dumps(r) for r in logs["Resource"])
+        for s in statements:  # logs only on this project's groups and streams
+            if any(a.startswith("logs:") for a in actions_of([s])):
+                for r in s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]:
+                    arn = "".join(p for p in r["Fn::Join"][1] if isinstance(p, str))
+                    assert arn.split(":log-group:")[1] in PROJECT_LOGS, arn
+
+    def prefixes(statements, sid):
+        resources = next(s for s in statements if s.get("Sid") == sid)["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        return [r["Fn::Join"][1][1] for r in resources]
+
+    # by duty: jobs read channels and write artifacts, the Model reads artifacts; the
+    # notebook reads everything and writes channels; nobody but deploy writes notebooks/
+    assert prefixes(execution, "ReadProjectData") == ["/data/*", "/models/*"]
+    assert prefixes(execution, "WriteProjectData") == ["/models/*"]
+    assert prefixes(notebook, "ReadProjectData") == ["/data/*", "/models/*", "/notebooks/*"]
+    assert prefixes(notebook, "WriteProjectData") == ["/data/*"]
+    assert not {"s3:DeleteObject", "s3:*"} & actions_of(execution + notebook)
     # what a training container runs as cannot start jobs, pass roles or call the endpoint
     assert not actions_of(execution) & {
         "sagemaker:CreateTrainingJob",
@@ -218,6 +231,20 @@ def test_role_policies_are_scoped_and_split_by_duty():
     }
     jobs = next(s for s in notebook if s.get("Sid") == "ProjectTrainingJobs")
     assert "training-job/ll-e2e-*" in json.dumps(jobs["Resource"])
+    invoke = next(s for s in notebook if s.get("Sid") == "InvokeProjectEndpoint")
+    assert json.dumps(invoke["Resource"]).endswith(':endpoint/ll-e2e-endpoint"]]}')
+    stop = next(s for s in notebook if s.get("Sid") == "StopOwnNotebookWhenIdle")
+    assert "notebook-instance/ll-e2e-notebook-*" in json.dumps(stop["Resource"])
+
+
+PROJECT_LOGS = {  # what either role may touch in CloudWatch Logs: nothing of another project
+    "/aws/sagemaker/TrainingJobs:*",
+    "/aws/sagemaker/TrainingJobs:log-stream:ll-e2e-*",
+    "/aws/sagemaker/Endpoints/ll-e2e-endpoint:*",
+    "/aws/sagemaker/Endpoints/ll-e2e-endpoint:log-stream:*",
+    "/aws/sagemaker/NotebookInstances:*",
+    "/aws/sagemaker/NotebookInstances:log-stream:ll-e2e-notebook-*",
+}
 
 
 @pytest.mark.parametrize("region", sorted(SDK_ACCOUNTS))
