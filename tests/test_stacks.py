@@ -693,6 +693,45 @@ def test_cfn_lint_passes_on_every_synthesized_template(synthesized):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def checkov_skips() -> dict[str, str]:
+    """.checkov.yaml's skipped checks, each with the comment lines above it (its reason)."""
+    skips, reason = {}, []
+    for line in (ROOT / ".checkov.yaml").read_text().splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            reason.append(text.lstrip("# "))
+        elif text.startswith("- CKV"):
+            skips[text[2:]] = " ".join(reason)
+            reason = []
+        else:
+            reason = []
+    return skips
+
+
+def test_checkov_passes_on_every_synthesized_template(synthesized):
+    skips = checkov_skips()
+    assert skips and all(len(reason) > 30 for reason in skips.values()), skips
+    checkov = ROOT / ".venv-checkov" / "bin" / "checkov"
+    res = subprocess.run(
+        [str(checkov), "--config-file", ".checkov.yaml", "-d", str(synthesized), "-o", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    reports = json.loads(res.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    summary = reports[0]["summary"]
+    failed = [
+        (c["check_id"], c["resource"], c["file_path"])
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
+    assert summary["resource_count"] > 50 and summary["passed"] > 200, summary
+    assert failed == [] and summary["failed"] == 0, failed
+    assert summary["parsing_errors"] == 0 and res.returncode == 0, res.stderr[-2000:]
+
+
 def test_bad_context_fails_synth_with_a_message_not_a_traceback(tmp_path):
     res = subprocess.run(
         [sys.executable, "app.py"],
