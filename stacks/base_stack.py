@@ -339,6 +339,16 @@ class BaseStack(cdk.Stack):
         for finding, reason in reasons.items():
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
         self.key.grant_encrypt_decrypt(role)
+        # EBS volumes encrypted with the key (the notebook's, a training job's) are created
+        # through KMS grants made for that AWS resource: allowed, and nothing else
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ProjectKeyGrantsForAwsResources",
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[self.key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
             acknowledge(
                 role,

@@ -213,6 +213,13 @@ def test_role_policies_are_scoped_and_split_by_duty():
     assert prefixes(notebook, "ReadProjectData") == ["/data/*", "/models/*", "/notebooks/*"]
     assert prefixes(notebook, "WriteProjectData") == ["/data/*"]
     assert not {"s3:DeleteObject", "s3:*"} & actions_of(execution + notebook)
+    for statements in (
+        role_statements(t, "ExecutionRoleDefault"),
+        role_statements(t, "NotebookRoleDefault"),
+    ):
+        grants = next(s for s in statements if s.get("Sid") == "ProjectKeyGrantsForAwsResources")
+        assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+        assert grants["Resource"]["Fn::GetAtt"][0].startswith("Key")
     # what a training container runs as cannot start jobs, pass roles or call the endpoint
     assert not actions_of(execution) & {
         "sagemaker:CreateTrainingJob",
