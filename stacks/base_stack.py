@@ -461,6 +461,7 @@ class BaseStack(cdk.Stack):
                                 "role_arn": self.role.role_arn,
                                 "image_uri": self.image_uri,
                                 "endpoint_name": s.endpoint_name,
+                                "kms_key_arn": self.key.key_arn,
                             },
                         )
                     )

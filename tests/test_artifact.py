@@ -6,6 +6,7 @@ The structure checks read what this project writes with a small parser written h
 ``training.artifact``, so a bug shared by the writer and the reader cannot hide.
 """
 
+import functools
 import gzip
 import http.client
 import io
@@ -459,81 +460,115 @@ def tar_gz_of(files: dict) -> bytes:
 
 KMEANS = mxnet.save_ndarrays({"0": np.zeros((4, 3), np.float32)})
 PCA = mxnet.save_ndarrays({str(i): np.zeros((3, 2), np.float32) for i in range(3)})
-TEE_PARAMS = zipfile.ZipFile(TEE / "model_algo-1").read("mx-mod-0000.params")
-SPARSE_PARAMS = bytearray(TEE_PARAMS)
-SPARSE_PARAMS[28:32] = struct.pack("<i", 2)  # the weight's storage type: csr
-TWO_COLUMNS = mxnet.save_ndarrays(
-    {"arg:fc0_weight": np.zeros((20, 2), np.float32), "arg:fc0_bias": np.zeros((1, 2), np.float32)}
-)
-FOREIGN = {
-    "kmeans model_algo-1": (KMEANS, "NDArray list .* k-means model, not Linear Learner"),
-    "pca model_algo-1": (PCA, "NDArray list .* PCA model, not Linear Learner"),
-    "kmeans model.tar.gz": (tar_gz_of({"model_algo-1": KMEANS}), "k-means model"),
-    "empty": (b"", "an empty file"),
-    "json": (b'{"a": 1}', "a JSON file, not a Linear Learner model"),
-    "truncated tar.gz": ((SALARY / "model.tar.gz").read_bytes()[:300], "damaged or truncated"),
-    "tar.gz without model_algo-1": (
-        tar_gz_of({"model.pkl": b"x"}),
-        "without model_algo-1 .*model.pkl",
-    ),
-    "previous local format": (
-        tar_gz_of({"model.json": b"{}", "weights.npy": b"", "bias.npy": b""}),
-        "earlier version of this project",
-    ),
-    "zip without params": (
-        zip_of(real_members(**{"mx-mod-0000.params": None})),
-        "without mx-mod-0000.params",
-    ),
-    "damaged zip": ((TEE / "model_algo-1").read_bytes()[:900], "damaged ZIP|without"),
-    "bad additional params": (
-        zip_of(real_members(**{"additional-params.json": b"{not json"})),
-        "additional-params.json is not valid JSON",
-    ),
-    "unknown predictor": (
-        zip_of(real_members(**{"additional-params.json": b'{"predictor_type": "ranker"}'})),
-        "predictor_type 'ranker'",
-    ),
-    "sparse weights": (
-        zip_of(real_members(**{"mx-mod-0000.params": bytes(SPARSE_PARAMS)})),
-        "csr storage",
-    ),
-    "truncated params": (
-        zip_of(real_members(**{"mx-mod-0000.params": TEE_PARAMS[:100]})),
-        "truncated at byte",
-    ),
-    "binary with two columns": (
-        zip_of(real_members(**{"mx-mod-0000.params": TWO_COLUMNS})),
-        "binary_classifier with 2 output",
-    ),
-    "graph of another model": (
-        zip_of(
-            real_members(
-                **{
-                    "mx-mod-symbol.json": b'{"nodes": [{"op": "Convolution"}], '
-                    b'"heads": [[0, 0, 0]]}'
-                }
-            )
-        ),
-        "not a linear model's graph",
-    ),
-    "loss against the graph": (
-        zip_of(
-            real_members(
-                **{
-                    "mx-mod-symbol.json": zipfile.ZipFile(SALARY / "model_algo-1").read(
-                        "mx-mod-symbol.json"
-                    )
-                }
-            )
-        ),
-        "loss_type logistic does not fit the graph's LinearRegressionOutput",
-    ),
-}
 
 
-@pytest.mark.parametrize("case", sorted(FOREIGN))
+@functools.cache
+def foreign_files() -> dict:
+    """Each case: (bytes, what the error must say). Built on first use: they read the real
+    artifacts, which only exist where ../shared is laid out."""
+    TEE_PARAMS = zipfile.ZipFile(TEE / "model_algo-1").read("mx-mod-0000.params")
+    SPARSE_PARAMS = bytearray(TEE_PARAMS)
+    SPARSE_PARAMS[28:32] = struct.pack("<i", 2)  # the weight's storage type: csr
+    TWO_COLUMNS = mxnet.save_ndarrays(
+        {
+            "arg:fc0_weight": np.zeros((20, 2), np.float32),
+            "arg:fc0_bias": np.zeros((1, 2), np.float32),
+        }
+    )
+    return {
+        "kmeans model_algo-1": (KMEANS, "NDArray list .* k-means model, not Linear Learner"),
+        "pca model_algo-1": (PCA, "NDArray list .* PCA model, not Linear Learner"),
+        "kmeans model.tar.gz": (tar_gz_of({"model_algo-1": KMEANS}), "k-means model"),
+        "empty": (b"", "an empty file"),
+        "json": (b'{"a": 1}', "a JSON file, not a Linear Learner model"),
+        "truncated tar.gz": ((SALARY / "model.tar.gz").read_bytes()[:300], "damaged or truncated"),
+        "tar.gz without model_algo-1": (
+            tar_gz_of({"model.pkl": b"x"}),
+            "without model_algo-1 .*model.pkl",
+        ),
+        "previous local format": (
+            tar_gz_of({"model.json": b"{}", "weights.npy": b"", "bias.npy": b""}),
+            "earlier version of this project",
+        ),
+        "zip without params": (
+            zip_of(real_members(**{"mx-mod-0000.params": None})),
+            "without mx-mod-0000.params",
+        ),
+        "damaged zip": ((TEE / "model_algo-1").read_bytes()[:900], "damaged ZIP|without"),
+        "bad additional params": (
+            zip_of(real_members(**{"additional-params.json": b"{not json"})),
+            "additional-params.json is not valid JSON",
+        ),
+        "unknown predictor": (
+            zip_of(real_members(**{"additional-params.json": b'{"predictor_type": "ranker"}'})),
+            "predictor_type 'ranker'",
+        ),
+        "sparse weights": (
+            zip_of(real_members(**{"mx-mod-0000.params": bytes(SPARSE_PARAMS)})),
+            "csr storage",
+        ),
+        "truncated params": (
+            zip_of(real_members(**{"mx-mod-0000.params": TEE_PARAMS[:100]})),
+            "truncated at byte",
+        ),
+        "binary with two columns": (
+            zip_of(real_members(**{"mx-mod-0000.params": TWO_COLUMNS})),
+            "binary_classifier with 2 output",
+        ),
+        "graph of another model": (
+            zip_of(
+                real_members(
+                    **{
+                        "mx-mod-symbol.json": b'{"nodes": [{"op": "Convolution"}], '
+                        b'"heads": [[0, 0, 0]]}'
+                    }
+                )
+            ),
+            "not a linear model's graph",
+        ),
+        "loss against the graph": (
+            zip_of(
+                real_members(
+                    **{
+                        "mx-mod-symbol.json": zipfile.ZipFile(SALARY / "model_algo-1").read(
+                            "mx-mod-symbol.json"
+                        )
+                    }
+                )
+            ),
+            "loss_type logistic does not fit the graph's LinearRegressionOutput",
+        ),
+    }
+
+
+FOREIGN_CASES = [
+    "binary with two columns",
+    "bad additional params",
+    "damaged zip",
+    "empty",
+    "graph of another model",
+    "json",
+    "kmeans model.tar.gz",
+    "kmeans model_algo-1",
+    "loss against the graph",
+    "pca model_algo-1",
+    "previous local format",
+    "sparse weights",
+    "tar.gz without model_algo-1",
+    "truncated params",
+    "truncated tar.gz",
+    "unknown predictor",
+    "zip without params",
+]
+
+
+def test_the_case_list_names_every_foreign_file():
+    assert sorted(FOREIGN_CASES) == sorted(foreign_files())
+
+
+@pytest.mark.parametrize("case", FOREIGN_CASES)
 def test_a_foreign_or_damaged_file_gets_an_error_naming_what_it_is(tmp_path, case, capsys):
-    data, message = FOREIGN[case]
+    data, message = foreign_files()[case]
     path = tmp_path / "model_algo-1"
     path.write_bytes(data)
     with pytest.raises(artifact.ArtifactError, match=message):

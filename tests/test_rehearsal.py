@@ -193,6 +193,7 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
         "bucket": bucket,
         "role_arn": role,
         "image_uri": record["image_uri"],
+        "kms_key_arn": next(o["OutputValue"] for o in outputs if o["OutputKey"] == "KeyArn"),
     }
     (folder / "project.json").write_text(json.dumps(project))
     answer = {"predictions": [{"score": 0.8, "predicted_label": 1}] * 5}
@@ -218,7 +219,12 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     assert f"endpoint {project['endpoint_name']}: InService" in text
     assert "predicted" in text and "0.8" in text  # the endpoint's answer, decoded
     sm = session.client("sagemaker", endpoint_url=url)
-    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 2  # deploy-all's, the notebook's
+    jobs = sm.list_training_jobs(SortBy="CreationTime", SortOrder="Ascending")
+    assert len(jobs["TrainingJobSummaries"]) == 2  # deploy-all's, the notebook's
+    for job in jobs["TrainingJobSummaries"]:  # both encrypt with the project key
+        described = sm.describe_training_job(TrainingJobName=job["TrainingJobName"])
+        assert described["OutputDataConfig"]["KmsKeyId"] == project["kms_key_arn"]
+        assert described["EnableNetworkIsolation"] is True
 
 
 def deploy_a_local_model(session, url, bucket, data, tmp_path, run):

@@ -324,6 +324,7 @@ def test_lifecycle_script_tells_the_notebooks_what_to_train_with():
         "bucket": "<BUCKET>",
         "endpoint_name": "ll-e2e-endpoint",
         "image_uri": f"{account}.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1",
+        "kms_key_arn": "<Key961B73FD>",
         "project": "ll-e2e",
         "region": "eu-west-1",
         "role_arn": "<ROLE_ARN>",
