@@ -273,7 +273,7 @@ def _serve(args) -> int:
     from training.local.server import serve
 
     model = load_model(args.model, args.profile, args.region, not args.quiet)
-    serve(model, args.model, args.host, args.port)
+    serve(model, args.model, args.host, args.port, args.endpoint_name)
     return 0
 
 
@@ -452,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--endpoint-name",
+        default="ll-e2e-endpoint",
+        help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
+    )
     s.add_argument("--profile", help="s3:// models: credentials profile")
     s.add_argument("--region", help="s3:// models: region of the credentials")
     s.set_defaults(func=_serve)

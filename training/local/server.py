@@ -1,4 +1,5 @@
-"""The local endpoint: a real HTTP server with a SageMaker container's interface.
+"""The local endpoint: a real HTTP server with a SageMaker container's interface, and the
+SageMaker Runtime API's ``InvokeEndpoint`` in front of it.
 
 ``GET /ping`` answers 200 when the model is loaded; ``POST /invocations`` takes ``text/csv``
 (features only), ``application/json`` (the three documented instance shapes),
@@ -6,22 +7,33 @@
 Learner's response shapes for ``application/json``, ``application/jsonlines`` or
 ``application/x-recordio-protobuf``. A client mistake gets 4xx with a message naming it;
 the server never answers 5xx for one, and serves concurrent clients on threads.
+
+``POST /endpoints/<name>/invocations`` is InvokeEndpoint as boto3's ``sagemaker-runtime``
+client, the AWS CLI and SDK 2.x's ``Predictor`` call it (``endpoint_url=`` or
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``): the same content types, the response's Content-Type
+and ``x-Amzn-Invoked-Production-Variant``, and errors as the service raises them — the
+container's 4xx as ``ModelError`` (424, with OriginalStatusCode and OriginalMessage), an
+unknown endpoint name, an oversized payload or malformed CustomAttributes as
+``ValidationError`` (400). CustomAttributes are accepted and, as Linear Learner's container
+sets none, not echoed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import struct
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
-from training import artifact, recordio
+from training import artifact, naming, recordio
 from training.local.learner import LinearModel
 from training.validation import is_number
 
@@ -238,7 +250,38 @@ def predict_body(
     return render(model, model.predict(X), acc)
 
 
-def make_handler(model: LinearModel):
+# --------------------------------------------------------------------------- runtime API
+
+ACCOUNT = "000000000000"  # what the local twin reports where SageMaker names an account
+VARIANT = "AllTraffic"  # the endpoint stack's one production variant
+RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
+CUSTOM_ATTRIBUTES = re.compile(r"^[\x20-\x7e]{0,1024}$")  # visible US-ASCII, <= 1024
+
+
+def runtime_error(kind: str, message: str, **fields) -> tuple[int, bytes, dict]:
+    """A SageMaker Runtime error as the real service sends it (rest-json: the type in the
+    ``x-amzn-ErrorType`` header, the members in the body), so boto3 raises the same
+    exception class with the same fields."""
+    status = {"ValidationError": 400, "ModelError": 424}[kind]
+    body = json.dumps({"message": message, **fields}).encode()
+    return status, body, {"x-amzn-ErrorType": kind, "Content-Type": "application/json"}
+
+
+def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:
+    """The container's 4xx, wrapped as InvokeEndpoint does: ModelError (424) with the
+    container's status and message as OriginalStatusCode / OriginalMessage."""
+    message = str(err)
+    return runtime_error(
+        "ModelError",
+        f'Received client error ({err.status}) from primary with message "{message}". See '
+        f"the endpoint's log group /aws/sagemaker/Endpoints/{endpoint} for more information.",
+        OriginalStatusCode=err.status,
+        OriginalMessage=message,
+        LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+    )
+
+
+def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("ll-e2e")):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "LinearLearnerLocal/1"
@@ -249,9 +292,13 @@ def make_handler(model: LinearModel):
         def log_message(self, fmt, *args):  # quiet: the caller shows what matters
             pass
 
-        def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+        def _send(
+            self, status: int, body: bytes, ctype: str = "text/plain", headers: dict | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -271,10 +318,15 @@ def make_handler(model: LinearModel):
                 self._send(404, b"not found: use GET /ping or POST /invocations\n")
 
         def do_POST(self):  # noqa: N802
+            runtime = RUNTIME_PATH.match(self.path)
+            if runtime:
+                return self._runtime(urllib.parse.unquote(runtime.group(1)))
             length = self.headers.get("Content-Length")
             try:
                 if self.path != "/invocations":
-                    raise RequestError(404, "not found: POST /invocations")
+                    raise RequestError(
+                        404, "not found: POST /invocations or /endpoints/<name>/invocations"
+                    )
                 if length is None:
                     raise RequestError(411, "Content-Length required")
                 size = int(length)
@@ -295,14 +347,65 @@ def make_handler(model: LinearModel):
             except ValueError:
                 self._send(400, b"bad Content-Length\n")
 
+        def _runtime(self, endpoint: str) -> None:
+            """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container."""
+            headers = self.headers
+            try:
+                size = int(headers.get("Content-Length", "0"))
+            except ValueError:
+                size = -1
+            attributes = headers.get("X-Amzn-SageMaker-Custom-Attributes")
+            if size < 0:
+                error = runtime_error("ValidationError", "invalid Content-Length")
+            elif size > MAX_BODY:
+                self._drain(size)
+                self.close_connection = True
+                error = runtime_error(
+                    "ValidationError",
+                    f"Request payload of {size} bytes is over the 6 MB limit of real-time "
+                    "endpoints: split it, or use batch transform",
+                )
+            elif endpoint != endpoint_name:
+                self._drain(size)
+                error = runtime_error(
+                    "ValidationError",
+                    f"Endpoint {endpoint} of account {ACCOUNT} not found. "
+                    f"(this local endpoint serves '{endpoint_name}')",
+                )
+            elif attributes is not None and not CUSTOM_ATTRIBUTES.match(attributes):
+                self._drain(size)
+                error = runtime_error(
+                    "ValidationError",
+                    "CustomAttributes must be at most 1024 visible US-ASCII characters",
+                )
+            else:
+                body = self.rfile.read(size)
+                try:
+                    out, ctype = predict_body(
+                        model, body, headers.get("Content-Type"), headers.get("Accept")
+                    )
+                except RequestError as err:
+                    error = model_error(endpoint, err)
+                else:
+                    self._send(200, out, ctype, {"x-Amzn-Invoked-Production-Variant": VARIANT})
+                    return
+            status, body, extra = error
+            self._send(status, body, extra.pop("Content-Type"), extra)
+
     return Handler
 
 
-def make_server(model: LinearModel | Path, host: str = "127.0.0.1", port: int = 8080):
-    """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact)."""
+def make_server(
+    model: LinearModel | Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    endpoint_name: str = naming.endpoint_name("ll-e2e"),
+):
+    """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact),
+    answering the runtime API for ``endpoint_name``."""
     if not isinstance(model, LinearModel):
         model = artifact.load(model)
-    server = ThreadingHTTPServer((host, port), make_handler(model))
+    server = ThreadingHTTPServer((host, port), make_handler(model, endpoint_name))
     server.daemon_threads = True
     return server
 
@@ -319,12 +422,19 @@ def serving(model: LinearModel | Path) -> Iterator[int]:
         server.server_close()
 
 
-def serve(model: LinearModel, source: str, host: str = "127.0.0.1", port: int = 8080) -> None:
-    server = make_server(model, host, port)
+def serve(
+    model: LinearModel,
+    source: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    endpoint_name: str = naming.endpoint_name("ll-e2e"),
+) -> None:
+    server = make_server(model, host, port, endpoint_name)
+    url = f"http://{host}:{server.server_address[1]}"
     print(
-        f"serving {source} ({model.predictor_type}, feature_dim {model.feature_dim}) on "
-        f"http://{host}:{server.server_address[1]} "
-        "(GET /ping, POST /invocations); Ctrl-C stops",
+        f"serving {source} ({model.predictor_type}, feature_dim {model.feature_dim}) on {url} "
+        f"(GET /ping, POST /invocations; SageMaker Runtime API as endpoint '{endpoint_name}': "
+        f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}); Ctrl-C stops",
         file=sys.stderr,
     )
     try:

@@ -1,0 +1,141 @@
+"""The local endpoint through the SageMaker Runtime API, called by the real boto3 client (and
+the AWS CLI where installed): the same application code as against SageMaker."""
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import threading
+
+import boto3
+import numpy as np
+import pytest
+
+from training import recordio
+from training.local.learner import LinearModel
+from training.local.server import make_server
+
+W = np.array([1.0, -2.0, 0.5], np.float32)
+ROWS = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], np.float32)
+BODIES = {
+    "text/csv": b"1,2,3\n0,0,0\n",
+    "application/json": json.dumps(
+        {"instances": [{"features": [1, 2, 3]}, {"features": [0, 0, 0]}]}
+    ).encode(),
+    "application/jsonlines": b'{"features": [1, 2, 3]}\n{"features": [0, 0, 0]}\n',
+    "application/x-recordio-protobuf": recordio.encode_dense(ROWS),
+}
+ACCEPTS = ["application/json", "application/jsonlines", "application/x-recordio-protobuf"]
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    model = LinearModel("binary_classifier", "logistic", W, np.float32(0.25), 0.5)
+    server = make_server(model, "127.0.0.1", 0, endpoint_name="ll-e2e-endpoint")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def runtime(endpoint, monkeypatch):
+    """boto3's client, pointed at the local twin the way an application would: by the
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME environment variable, nothing in the code."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint)
+    return boto3.client("sagemaker-runtime", region_name="us-east-1")
+
+
+def container(endpoint, body, ctype, accept):
+    """What the container interface answers for the same request."""
+    conn = http.client.HTTPConnection(endpoint.removeprefix("http://"), timeout=10)
+    conn.request("POST", "/invocations", body, {"Content-Type": ctype, "Accept": accept})
+    res = conn.getresponse()
+    return res.status, res.getheader("Content-Type"), res.read()
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+@pytest.mark.parametrize("ctype", sorted(BODIES))
+def test_every_content_type_through_boto3(runtime, endpoint, ctype, accept):
+    answer = runtime.invoke_endpoint(
+        EndpointName="ll-e2e-endpoint",
+        ContentType=ctype,
+        Accept=accept,
+        Body=BODIES[ctype],
+        CustomAttributes="trace-id=abc",
+    )
+    body = answer["Body"].read()
+    assert answer["ContentType"] == accept
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert "CustomAttributes" not in answer  # Linear Learner's container sets none
+    assert (200, accept, body) == container(endpoint, BODIES[ctype], ctype, accept)
+    if accept == "application/json":
+        scores = [p["score"] for p in json.loads(body)["predictions"]]
+        z = ROWS.astype(np.float64) @ W.astype(np.float64) + 0.25
+        np.testing.assert_allclose(scores, 1 / (1 + np.exp(-z)), rtol=1e-12)
+
+
+def test_a_client_mistake_is_a_model_error_with_the_containers_answer(runtime):
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint", ContentType="text/csv", Body=b"1,2\n"
+        )
+    err = raised.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert err["OriginalStatusCode"] == 400
+    assert err["OriginalMessage"] == "row 1 has 2 features, the model takes 3"
+    assert "Received client error (400) from primary" in err["Error"]["Message"]
+    assert err["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/ll-e2e-endpoint")
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint", ContentType="text/plain", Body=b"1,2,3"
+        )
+    assert raised.value.response["OriginalStatusCode"] == 415
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint", ContentType="text/csv", Accept="text/csv", Body=b"1,2,3"
+        )
+    assert raised.value.response["OriginalStatusCode"] == 406  # no CSV output, as on SageMaker
+
+
+def test_requests_the_service_itself_refuses_are_validation_errors(runtime):
+    with pytest.raises(runtime.exceptions.ValidationError, match="Endpoint other of account"):
+        runtime.invoke_endpoint(EndpointName="other", ContentType="text/csv", Body=b"1,2,3")
+    with pytest.raises(runtime.exceptions.ValidationError, match="over the 6 MB limit"):
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint", ContentType="text/csv", Body=b"1,2,3\n" * 1_200_000
+        )
+    with pytest.raises(runtime.exceptions.ValidationError, match="CustomAttributes"):
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint",
+            ContentType="text/csv",
+            Body=b"1,2,3",
+            CustomAttributes="x" * 1025,
+        )
+    # the connection the oversized request used is closed, the next one is served
+    answer = runtime.invoke_endpoint(
+        EndpointName="ll-e2e-endpoint", ContentType="text/csv", Body=b"1,2,3"
+    )
+    assert json.loads(answer["Body"].read())["predictions"][0]["predicted_label"] == 0
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_the_aws_cli_invokes_the_local_endpoint(endpoint, tmp_path):
+    (tmp_path / "rows.csv").write_bytes(BODIES["text/csv"])
+    env = {**os.environ, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint}
+    res = subprocess.run(
+        [
+            "aws", "sagemaker-runtime", "invoke-endpoint", "--endpoint-name", "ll-e2e-endpoint",
+            "--content-type", "text/csv", "--body", f"fileb://{tmp_path / 'rows.csv'}",
+            "--endpoint-url", endpoint, "--region", "us-east-1", str(tmp_path / "out.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["ContentType"] == "application/json"
+    predictions = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    assert [p["predicted_label"] for p in predictions] == [0, 1]
