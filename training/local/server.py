@@ -38,6 +38,13 @@ from training.local.learner import LinearModel
 from training.validation import is_number
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+_FLOAT_MAX = 2**1024  # a JSON integer at or beyond this has no float value
+# Bounds that keep one slow or hostile client from holding the server: a socket that sends
+# nothing for this long (headers or body) is closed, at most this many connections are served
+# at once (the rest wait in the listen backlog, which is this deep).
+SOCKET_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 256
+LISTEN_BACKLOG = 1024
 JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
 RECORDIO = "application/x-recordio-protobuf"
 
@@ -57,11 +64,58 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";")[0].strip().lower()
 
 
+def _accepted(header: str | None) -> str:
+    """The first answerable type of an Accept list (``*/*`` or nothing: JSON); types marked
+    ``q=0`` are refused, other weights keep the client's order."""
+    offered, refused = [], []
+    for part in (header or "").split(","):
+        media = _media_type(part)
+        params = [p.strip().replace(" ", "") for p in part.split(";")[1:]]
+        if any(p in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            refused.append(media)
+        elif media:
+            offered.append(media)
+    if not offered and not refused:
+        return JSON
+    for media in offered:
+        if media in (JSON, JSONLINES, RECORDIO):
+            return media
+        if media in ("*/*", "application/*"):
+            return JSON
+    raise RequestError(
+        406, f"cannot answer in '{header}': accept one of {JSON}, {JSONLINES}, {RECORDIO}"
+    )
+
+
+# Line breaks other than "\n" (with an optional "\r" before it): Linear Learner's CSV is one
+# row per line, and a row split by a stray form feed or U+2028 is a client bug to report.
+_OTHER_BREAKS = re.compile("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _lines(text: str, what: str) -> list[str]:
+    """Rows separated by "\n" or "\r\n"; any other line break is an error naming the row."""
+    lines = text.split("\n")
+    while lines and lines[-1].strip() == "":
+        lines.pop()
+    out = []
+    for i, line in enumerate(lines):
+        line = line.removesuffix("\r")
+        stray = _OTHER_BREAKS.search(line)
+        if stray:
+            raise RequestError(
+                400,
+                f"{what} {i + 1} contains the line break {stray.group()!r}: separate rows "
+                "with \\n only",
+            )
+        out.append(line)
+    return out
+
+
 def parse_csv(body: bytes, d: int) -> np.ndarray:
-    text = body.decode("utf-8", errors="replace").strip()
-    if not text:
+    text = body.decode("utf-8", errors="replace")
+    rows = _lines(text, "row")
+    if not rows:
         raise RequestError(400, "empty request body: send one CSV row of features per line")
-    rows = text.splitlines()
     out = np.empty((len(rows), d), np.float32)
     for i, line in enumerate(rows):
         fields = line.split(",")
@@ -79,7 +133,7 @@ def parse_csv(body: bytes, d: int) -> np.ndarray:
         except ValueError:
             bad = next(j for j, f in enumerate(fields) if not is_number(f))
             raise RequestError(
-                400, f"row {i + 1}, column {bad + 1}: '{fields[bad]}' is not a number"
+                400, f"row {i + 1}, column {bad + 1}: '{fields[bad][:40]}' is not a number"
             ) from None
     return _finite(out)
 
@@ -107,37 +161,50 @@ def _instance_row(inst, i: int, d: int) -> np.ndarray:
         )
     if not isinstance(values, list):
         raise RequestError(400, f"instance {i + 1}: features must be a list of numbers")
-    try:
-        vals = np.asarray(values, np.float64)
-    except (TypeError, ValueError):
-        raise RequestError(400, f"instance {i + 1}: features must be numbers") from None
-    if vals.ndim != 1:
-        raise RequestError(400, f"instance {i + 1}: features must be a flat list")
+    # JSON numbers only: not "1.5" (a string), not true (a boolean), not nested lists
+    bad = next((v for v in values if type(v) not in (int, float)), None)
+    if bad is not None or any(type(v) is int and abs(v) > _FLOAT_MAX for v in values):
+        shown = json.dumps(bad)[:40] if bad is not None else "an integer beyond float range"
+        raise RequestError(400, f"instance {i + 1}: feature {shown} is not a finite JSON number")
+    vals = np.asarray(values, np.float64)
     if keys is None:
         if vals.size != d:
             raise RequestError(
                 400, f"instance {i + 1} has {vals.size} features, the model takes {d}"
             )
         return vals
-    if shape is not None and (not isinstance(shape, list) or shape[:1] != [d]):
-        raise RequestError(400, f"instance {i + 1}: shape {shape} does not match the model's [{d}]")
-    try:
-        idx = np.asarray(keys, np.int64)
-    except (TypeError, ValueError):
-        raise RequestError(400, f"instance {i + 1}: keys must be integers") from None
-    if idx.shape != vals.shape:
-        raise RequestError(400, f"instance {i + 1}: {idx.size} keys for {vals.size} values")
-    if idx.size and (idx.min() < 0 or idx.max() >= d):
-        raise RequestError(400, f"instance {i + 1}: key {int(idx.max())} outside 0..{d - 1}")
+    if shape is not None and (
+        not isinstance(shape, list) or len(shape) != 1 or type(shape[0]) is not int
+    ):
+        raise RequestError(400, f"instance {i + 1}: shape must be [feature_dim], e.g. [{d}]")
+    if shape is not None and shape[0] != d:
+        raise RequestError(
+            400, f"instance {i + 1}: shape [{_short_int(shape[0])}] is not the model's [{d}]"
+        )
+    if not isinstance(keys, list) or any(type(k) is not int for k in keys):
+        raise RequestError(400, f"instance {i + 1}: keys must be a list of JSON integers")
+    if len(keys) != len(values):
+        raise RequestError(400, f"instance {i + 1}: {len(keys)} keys for {len(values)} values")
+    outside = next((k for k in keys if not 0 <= k < d), None)
+    if outside is not None:
+        raise RequestError(400, f"instance {i + 1}: key {_short_int(outside)} outside 0..{d - 1}")
+    idx = np.asarray(keys, np.int64)
     row = np.zeros(d)
     row[idx] = vals
     return row
 
 
+def _short_int(value: int) -> str:
+    """An integer for a message: itself up to 40 digits, else how many digits it has."""
+    text = str(value)
+    return text if len(text) <= 40 else f"<an integer of {len(text)} digits>"
+
+
 def parse_json(body: bytes, d: int, lines: bool) -> np.ndarray:
     try:
         if lines:
-            instances = [json.loads(ln) for ln in body.decode().splitlines() if ln.strip()]
+            text = body.decode()
+            instances = [json.loads(ln) for ln in _lines(text, "line") if ln.strip()]
         else:
             doc = json.loads(body)
             instances = doc.get("instances") if isinstance(doc, dict) else None
@@ -149,6 +216,8 @@ def parse_json(body: bytes, d: int, lines: bool) -> np.ndarray:
                 )
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RequestError(400, f"invalid JSON: {err}") from None
+    except RecursionError:
+        raise RequestError(400, "invalid JSON: nested too deeply for an instance") from None
     if not instances:
         raise RequestError(400, "no instances in the request")
     return _finite(
@@ -156,17 +225,26 @@ def parse_json(body: bytes, d: int, lines: bool) -> np.ndarray:
     )
 
 
-def parse_recordio(body: bytes, d: int) -> np.ndarray:
+def parse_recordio(body: bytes, d: int):
+    """Dense records as an ndarray, sparse ones as CSR: a sparse request is checked against
+    the model's width before anything of that width exists, and never densified."""
     try:
         arrays = recordio.read_arrays(body)
     except recordio.RecordIOError as err:
         raise RequestError(400, f"invalid RecordIO-protobuf: {err}") from None
-    X = arrays.dense()
-    if X.shape[0] == 0:
+    except (OverflowError, ValueError, MemoryError) as err:  # shapes or keys past int64
+        raise RequestError(400, f"invalid RecordIO-protobuf: {type(err).__name__}") from None
+    rows, width = arrays.X.shape
+    if rows == 0:
         raise RequestError(400, "no records in the request")
-    if X.shape[1] != d:
-        raise RequestError(400, f"records have {X.shape[1]} features, the model takes {d}")
-    return _finite(X)
+    if width != d:
+        raise RequestError(400, f"records have {width} features, the model takes {d}")
+    if hasattr(arrays.X, "tocsr"):
+        X = arrays.X.tocsr().astype(np.float32)
+        if not np.isfinite(X.data).all():
+            raise RequestError(400, "a sparse value is NaN or infinite: send finite numbers")
+        return X
+    return _finite(arrays.dense())
 
 
 # --------------------------------------------------------------------------- responses
@@ -225,15 +303,9 @@ def render(model: LinearModel, out: dict, accept: str) -> tuple[bytes, str]:
 def predict_body(
     model: LinearModel, body: bytes, content_type: str | None, accept: str | None
 ) -> tuple[bytes, str]:
-    """The whole invocation, independent of HTTP (also used by ``predict --target local``)."""
+    """The whole invocation, independent of HTTP (the container and the runtime API routes)."""
     ctype = _media_type(content_type) or CSV
-    acc = _media_type(accept)
-    if acc in ("", "*/*"):
-        acc = JSON
-    if acc not in (JSON, JSONLINES, RECORDIO):
-        raise RequestError(
-            406, f"cannot answer in '{accept}': accept one of {JSON}, {JSONLINES}, {RECORDIO}"
-        )
+    acc = _accepted(accept)
     d = model.feature_dim
     if ctype == CSV:
         X = parse_csv(body, d)
@@ -317,19 +389,40 @@ def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("
             else:
                 self._send(404, b"not found: use GET /ping or POST /invocations\n")
 
+        def _not_allowed(self):
+            with contextlib.suppress(RequestError):  # a bad length closes the connection
+                self._drain(self._length() or 0)
+            self._send(
+                405,
+                b"method not allowed: GET /ping, POST /invocations\n",
+                headers={"Allow": "GET, POST"},
+            )
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+
+        def _length(self) -> int | None:
+            """Content-Length as a non-negative integer; None when absent; RequestError
+            when it is not one (a negative length would read until the client hangs up)."""
+            raw = self.headers.get("Content-Length")
+            if raw is None:
+                return None
+            if not raw.strip().isdigit() or len(raw.strip()) > 18:
+                self.close_connection = True  # where this body ends is unknown
+                raise RequestError(400, f"Content-Length '{raw[:40]}' is not a byte count")
+            return int(raw)
+
         def do_POST(self):  # noqa: N802
             runtime = RUNTIME_PATH.match(self.path)
             if runtime:
                 return self._runtime(urllib.parse.unquote(runtime.group(1)))
-            length = self.headers.get("Content-Length")
             try:
                 if self.path != "/invocations":
                     raise RequestError(
                         404, "not found: POST /invocations or /endpoints/<name>/invocations"
                     )
-                if length is None:
+                size = self._length()
+                if size is None:
                     raise RequestError(411, "Content-Length required")
-                size = int(length)
                 if size > MAX_BODY:
                     self._drain(size)  # so the client reads our answer, not a broken pipe
                     raise RequestError(
@@ -344,15 +437,13 @@ def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("
                 if err.status == 413:
                     self.close_connection = True  # any undrained rest must not become a request
                 self._send(err.status, (str(err) + "\n").encode())
-            except ValueError:
-                self._send(400, b"bad Content-Length\n")
 
         def _runtime(self, endpoint: str) -> None:
             """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container."""
             headers = self.headers
             try:
-                size = int(headers.get("Content-Length", "0"))
-            except ValueError:
+                size = self._length() or 0
+            except RequestError:
                 size = -1
             attributes = headers.get("X-Amzn-SageMaker-Custom-Attributes")
             if size < 0:
@@ -405,9 +496,35 @@ def make_server(
     answering the runtime API for ``endpoint_name``."""
     if not isinstance(model, LinearModel):
         model = artifact.load(model)
-    server = ThreadingHTTPServer((host, port), make_handler(model, endpoint_name))
-    server.daemon_threads = True
-    return server
+    return BoundedServer((host, port), make_handler(model, endpoint_name))
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once (the rest wait in a
+    LISTEN_BACKLOG-deep queue instead of being reset), each socket timing out after
+    SOCKET_TIMEOUT_S of silence."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address, handler):
+        handler.timeout = SOCKET_TIMEOUT_S
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        self._slots.acquire()  # a full server stops accepting; the backlog holds the rest
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 @contextlib.contextmanager
