@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.local.ports import free_port, wait_for_port  # noqa: E402
+from training.local.ports import free_port, serve_process, wait_for_port  # noqa: E402
 
 
 def train_model(work: Path) -> Path:
@@ -108,20 +108,7 @@ def main() -> None:
     thousand = "\n".join(",".join(f"{v:.4f}" for v in r) for r in rows).encode()
 
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "serve",
-            "--model",
-            str(model_path),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve_process(model_path, port, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         load(port, one, 200, 1, 10)  # warm-up

@@ -14,7 +14,6 @@ import json
 import re
 import struct
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -125,25 +124,11 @@ def test_the_teelenzi_artifact_reproduces_the_containers_logged_metrics_in_proce
 
 
 def test_the_teelenzi_artifact_reproduces_them_through_serve_over_http(tmp_path):
-    from training.local.ports import free_port, wait_for_port
+    from training.local.ports import free_port, serve_process, wait_for_port
 
     X, y = tee_rows()
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "serve",
-            "--model",
-            str(TEE / "model_algo-1"),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = serve_process(TEE / "model_algo-1", port, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_port(port)
         body = "\n".join(",".join(f"{v:g}" for v in row) for row in X).encode()

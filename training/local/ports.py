@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 
@@ -22,3 +24,10 @@ def wait_for_port(port: int, attempts: int = 100, pause_s: float = 0.1) -> bool:
         except OSError:
             time.sleep(pause_s)
     return False
+
+
+def serve_process(model, port: int, **popen) -> subprocess.Popen:
+    """``python -m training serve`` on a loopback port in another process, as a user starts it
+    (the endpoint benchmark and the real-artifact test talk to it over HTTP)."""
+    command = [sys.executable, "-m", "training", "serve", "--model", str(model)]
+    return subprocess.Popen([*command, "--port", str(port)], **popen)
