@@ -364,3 +364,23 @@ def test_200_clients_opening_a_connection_per_request_see_no_reset(servers):
     with ThreadPoolExecutor(200) as pool:
         results = list(pool.map(one, range(2000)))
     assert results.count(200) == 2000, {r for r in results if r != 200}
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
+    import socket
+    import time
+
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(model, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10)
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 100\r\n\r\n1,2")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # an RST mid-body, as a killed client sends
+        time.sleep(0.5)
+        assert call(srv.server_address[1], b"1,2,3")[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert "Traceback" not in capsys.readouterr().err

@@ -526,6 +526,14 @@ class BoundedServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request, client_address):
+        """A client that hangs up or stalls is routine: no traceback in the log for it; any
+        other failure gets one line, not a stack."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        print(f"error serving {client_address[0]}: {error!r}", file=sys.stderr)
+
 
 @contextlib.contextmanager
 def serving(model: LinearModel | Path) -> Iterator[int]:
