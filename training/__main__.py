@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from training.hyperparameters import HyperparameterError
+from training.naming import endpoint_name
 from training.validation import PREDICTOR_TYPES, Problem, ValidationError
 
 
@@ -454,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument(
         "--endpoint-name",
-        default="ll-e2e-endpoint",
+        default=endpoint_name("ll-e2e"),
         help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
     )
     s.add_argument("--profile", help="s3:// models: credentials profile")

@@ -325,6 +325,7 @@ def predict_body(
 # --------------------------------------------------------------------------- runtime API
 
 ACCOUNT = "000000000000"  # what the local twin reports where SageMaker names an account
+DEFAULT_ENDPOINT = naming.endpoint_name("ll-e2e")  # the name the endpoint stack gives
 VARIANT = "AllTraffic"  # the endpoint stack's one production variant
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
 CUSTOM_ATTRIBUTES = re.compile(r"^[\x20-\x7e]{0,1024}$")  # visible US-ASCII, <= 1024
@@ -353,7 +354,7 @@ def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:
     )
 
 
-def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("ll-e2e")):
+def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "LinearLearnerLocal/1"
@@ -411,6 +412,23 @@ def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("
                 raise RequestError(400, f"Content-Length '{raw[:40]}' is not a byte count")
             return int(raw)
 
+        def _read_body(self, required: bool = True) -> bytes:
+            """The request body, at most MAX_BODY; RequestError (411, 413 or 400) otherwise,
+            after draining what was sent so the client reads the answer, not a broken pipe.
+            Not ``required``: no Content-Length is an empty body."""
+            size = self._length()
+            if size is None and not required:
+                size = 0
+            if size is None:
+                raise RequestError(411, "Content-Length required")
+            if size > MAX_BODY:
+                self._drain(size)
+                self.close_connection = True  # any undrained rest must not become a request
+                raise RequestError(
+                    413, f"body of {size} bytes is over the 6 MB limit: split the request"
+                )
+            return self.rfile.read(size)
+
         def do_POST(self):  # noqa: N802
             runtime = RUNTIME_PATH.match(self.path)
             if runtime:
@@ -420,68 +438,48 @@ def make_handler(model: LinearModel, endpoint_name: str = naming.endpoint_name("
                     raise RequestError(
                         404, "not found: POST /invocations or /endpoints/<name>/invocations"
                     )
-                size = self._length()
-                if size is None:
-                    raise RequestError(411, "Content-Length required")
-                if size > MAX_BODY:
-                    self._drain(size)  # so the client reads our answer, not a broken pipe
-                    raise RequestError(
-                        413, f"body of {size} bytes is over the 6 MB limit: split the request"
-                    )
-                body = self.rfile.read(size)
+                body = self._read_body()
                 out, ctype = predict_body(
                     model, body, self.headers.get("Content-Type"), self.headers.get("Accept")
                 )
                 self._send(200, out, ctype)
             except RequestError as err:
-                if err.status == 413:
-                    self.close_connection = True  # any undrained rest must not become a request
                 self._send(err.status, (str(err) + "\n").encode())
 
         def _runtime(self, endpoint: str) -> None:
-            """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container."""
+            """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container:
+            what the service itself refuses is a ValidationError, what the container refuses
+            a ModelError."""
             headers = self.headers
-            try:
-                size = self._length() or 0
-            except RequestError:
-                size = -1
             attributes = headers.get("X-Amzn-SageMaker-Custom-Attributes")
-            if size < 0:
-                error = runtime_error("ValidationError", "invalid Content-Length")
-            elif size > MAX_BODY:
-                self._drain(size)
-                self.close_connection = True
-                error = runtime_error(
-                    "ValidationError",
-                    f"Request payload of {size} bytes is over the 6 MB limit of real-time "
-                    "endpoints: split it, or use batch transform",
-                )
-            elif endpoint != endpoint_name:
-                self._drain(size)
-                error = runtime_error(
-                    "ValidationError",
-                    f"Endpoint {endpoint} of account {ACCOUNT} not found. "
-                    f"(this local endpoint serves '{endpoint_name}')",
-                )
-            elif attributes is not None and not CUSTOM_ATTRIBUTES.match(attributes):
-                self._drain(size)
-                error = runtime_error(
-                    "ValidationError",
-                    "CustomAttributes must be at most 1024 visible US-ASCII characters",
-                )
+            try:
+                body = self._read_body(required=False)
+            except RequestError as err:
+                error = runtime_error("ValidationError", str(err))
             else:
-                body = self.rfile.read(size)
-                try:
-                    out, ctype = predict_body(
-                        model, body, headers.get("Content-Type"), headers.get("Accept")
+                if endpoint != endpoint_name:
+                    error = runtime_error(
+                        "ValidationError",
+                        f"Endpoint {endpoint} of account {ACCOUNT} not found. "
+                        f"(this local endpoint serves '{endpoint_name}')",
                     )
-                except RequestError as err:
-                    error = model_error(endpoint, err)
+                elif attributes is not None and not CUSTOM_ATTRIBUTES.match(attributes):
+                    error = runtime_error(
+                        "ValidationError",
+                        "CustomAttributes must be at most 1024 visible US-ASCII characters",
+                    )
                 else:
-                    self._send(200, out, ctype, {"x-Amzn-Invoked-Production-Variant": VARIANT})
-                    return
-            status, body, extra = error
-            self._send(status, body, extra.pop("Content-Type"), extra)
+                    try:
+                        out, ctype = predict_body(
+                            model, body, headers.get("Content-Type"), headers.get("Accept")
+                        )
+                    except RequestError as err:
+                        error = model_error(endpoint, err)
+                    else:
+                        self._send(200, out, ctype, {"x-Amzn-Invoked-Production-Variant": VARIANT})
+                        return
+            status, payload, extra = error
+            self._send(status, payload, extra.pop("Content-Type"), extra)
 
     return Handler
 
@@ -490,7 +488,7 @@ def make_server(
     model: LinearModel | Path,
     host: str = "127.0.0.1",
     port: int = 8080,
-    endpoint_name: str = naming.endpoint_name("ll-e2e"),
+    endpoint_name: str = DEFAULT_ENDPOINT,
 ):
     """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact),
     answering the runtime API for ``endpoint_name``."""
@@ -552,7 +550,7 @@ def serve(
     source: str,
     host: str = "127.0.0.1",
     port: int = 8080,
-    endpoint_name: str = naming.endpoint_name("ll-e2e"),
+    endpoint_name: str = DEFAULT_ENDPOINT,
 ) -> None:
     server = make_server(model, host, port, endpoint_name)
     url = f"http://{host}:{server.server_address[1]}"
