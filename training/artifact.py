@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from training import mxnet
+from training.hyperparameters import PREDICTOR_TYPES
 from training.local.learner import LinearModel
 
 MEMBER = "model_algo-1"
@@ -303,7 +304,7 @@ def _what(data: bytes) -> str:
         )
     if not data:
         return "an empty file"
-    if data[:4] == b"\x93NUMPY"[:4]:
+    if data[:6] == b"\x93NUMPY":
         return "a numpy .npy file"
     if data[:1] in (b"{", b"["):
         return "a JSON file"
@@ -328,7 +329,7 @@ def _model(members: dict, source: str) -> LinearModel:
     predictor = params.get("predictor_type")
     loss = params.get("loss_type")
     threshold = params.get("threshold", 0.5)
-    if predictor not in ("binary_classifier", "multiclass_classifier", "regressor"):
+    if predictor not in PREDICTOR_TYPES:
         raise ArtifactError(f"{source}: {ADDITIONAL} has predictor_type {predictor!r}")
     if not isinstance(loss, str) or not isinstance(threshold, (int, float)):
         raise ArtifactError(f"{source}: {ADDITIONAL} lacks a loss_type or numeric threshold")
