@@ -38,10 +38,11 @@ TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
 NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
 LOG_WRITE = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 LOG_READ = ["logs:DescribeLogStreams", "logs:GetLogEvents"]
-# the name patterns of the project's SageMaker resources, for IAM (training.naming's rules)
+# IAM globs of the project's SageMaker resource names: training.naming's own rules with "*"
+# for the per-run (or per-settings) suffix
 PROJECT_NAMES = {
-    "training-job": "{project}-*",
-    "notebook-instance": "{project}-notebook-*",
+    "training-job": lambda project: naming.training_job_name(project, "*"),
+    "notebook-instance": lambda project: naming.notebook_name(project, "*"),
 }
 GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
 
@@ -233,7 +234,7 @@ class BaseStack(cdk.Stack):
         ]
 
     def _project_arn(self, kind: str) -> str:
-        name = PROJECT_NAMES[kind].format(project=self.settings.project)
+        name = PROJECT_NAMES[kind](self.settings.project)
         return self._arn("sagemaker", kind, name)
 
     def _log_groups(self) -> dict[str, tuple[str, str]]:
@@ -241,11 +242,11 @@ class BaseStack(cdk.Stack):
         (streams named after the job), its endpoint, and its notebook instance."""
         project = self.settings.project
         return {
-            "training": (TRAINING_LOGS, PROJECT_NAMES["training-job"].format(project=project)),
+            "training": (TRAINING_LOGS, PROJECT_NAMES["training-job"](project)),
             "endpoint": (f"/aws/sagemaker/Endpoints/{self.settings.endpoint_name}", "*"),
             "notebook": (
                 NOTEBOOK_LOGS,
-                PROJECT_NAMES["notebook-instance"].format(project=project),
+                PROJECT_NAMES["notebook-instance"](project),
             ),
         }
 
@@ -307,8 +308,7 @@ class BaseStack(cdk.Stack):
                 scoped.format("sagemaker", f"{kind}/{pattern}"): f"{kind} names carry the "
                 "project prefix plus a per-run (or per-settings) suffix"
                 for kind, pattern in (
-                    (k, PROJECT_NAMES[k].format(project=self.settings.project))
-                    for k in project_kinds
+                    (k, PROJECT_NAMES[k](self.settings.project)) for k in project_kinds
                 )
             },
         }
