@@ -11,6 +11,7 @@ runs, files removed between runs; the SDK output is also compared byte for byte 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -21,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,12 +32,18 @@ SDK_VENV = ROOT / "benchmarks" / ".sdk2-venv"
 
 
 def make_data(rows: int, cols: int, sparse_cols: int, density: float):
+    """Seeded dense and sparse inputs; the sparse one has round(density * sparse_cols) distinct,
+    sorted columns per row, built directly (scipy.sparse.random needs GBs at this size)."""
+    import numpy as np
+    import scipy.sparse as sp
+
     rng = np.random.default_rng(0)
     X = rng.standard_normal((rows, cols)).astype(np.float32)
     y = (rng.random(rows) > 0.5).astype(np.float32)
-    S = sp.random(
-        rows, sparse_cols, density=density, format="csr", dtype=np.float32, random_state=1
-    )
+    k = max(1, round(density * sparse_cols))
+    cols_ = np.sort(rng.integers(0, sparse_cols - k + 1, (rows, k)), axis=1) + np.arange(k)
+    data = rng.standard_normal(rows * k).astype(np.float32)
+    S = sp.csr_matrix((data, cols_.ravel(), np.arange(rows + 1) * k), shape=(rows, sparse_cols))
     return X, y, S
 
 
@@ -69,11 +75,7 @@ SDK_SCRIPT = textwrap.dedent(
                                          write_spmatrix_to_sparse_tensor)
     rows, cols, scols, density, repeat, workdir = sys.argv[1:]
     rows, cols, scols, repeat = int(rows), int(cols), int(scols), int(repeat)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((rows, cols)).astype(np.float32)
-    y = (rng.random(rows) > 0.5).astype(np.float32)
-    S = sp.random(rows, scols, density=float(density), format="csr", dtype=np.float32,
-                  random_state=1)
+    X, y, S = make_data(rows, cols, scols, float(density))
     out = {}
     def best(fn, n):
         t = []
@@ -98,11 +100,22 @@ SDK_SCRIPT = textwrap.dedent(
     out["sparse_write"] = best(write("sdk_sparse.rec", write_spmatrix_to_sparse_tensor, S), n)
     def read_sparse():
         with open(f"{workdir}/sdk_sparse.rec", "rb") as f:
-            return read_records(f)
+            recs = read_records(f)
+        # back to a CSR matrix, as a user of the records does next
+        ts = [r.features["values"].float32_tensor for r in recs]
+        data = np.concatenate([np.array(t.values, np.float32) for t in ts])
+        idx = np.concatenate([np.array(t.keys, np.int64) for t in ts])
+        indptr = np.cumsum([0] + [len(t.keys) for t in ts])
+        return sp.csr_matrix((data, idx, indptr), shape=(len(ts), int(ts[0].shape[0])))
     out["sparse_read"] = best(read_sparse, n)
     print(json.dumps(out))
     """
 )
+
+
+def sdk_script() -> str:
+    """The SDK-side timing script, with this file's make_data so both time the same arrays."""
+    return inspect.getsource(make_data) + SDK_SCRIPT
 
 
 def ensure_sdk_venv() -> Path | None:
@@ -113,7 +126,8 @@ def ensure_sdk_venv() -> Path | None:
             capture_output=True,
             text=True,
         )
-        if check.returncode == 0 and check.stdout.strip() == SDK_VERSION:
+        # the SDK prints a deprecation banner on import: the version is the last line
+        if check.returncode == 0 and check.stdout.strip().splitlines()[-1:] == [SDK_VERSION]:
             return python
     print(
         f"installing sagemaker=={SDK_VERSION} into {SDK_VENV} (first run only) …", file=sys.stderr
@@ -130,7 +144,7 @@ def run_sdk(python: Path, args, workdir: Path) -> dict | None:
         [
             python,
             "-c",
-            SDK_SCRIPT,
+            sdk_script(),
             str(args.rows),
             str(args.cols),
             str(args.sparse_cols),

@@ -252,3 +252,238 @@ def test_magic_bytes_inside_a_payload_do_not_confuse_framing():
     y = np.array([magic_float, 1], np.float32)
     got = recordio.read_arrays(write(S, y))
     assert (got.X != S).nnz == 0 and got.y.view(np.uint32)[0] == recordio.MAGIC
+
+
+# --------------------------------------------------------------------------- hostile input
+# Every reader path must agree with the per-record parser on every input, and whatever it
+# returns must be what Google's protobuf runtime decodes from the same bytes.
+
+import protobuf_reference  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _seed_files() -> dict[str, bytes]:
+    rng = np.random.default_rng(3)
+    S = sp.random(5, 40, density=0.15, format="csr", dtype=np.float32, random_state=4)
+    y = rng.integers(0, 2, 5).astype(np.float32)
+    return {
+        "dense_f32_labels": write(rng.standard_normal((4, 3)).astype(np.float32), y[:4]),
+        "dense_f64": write(rng.standard_normal((3, 2)), None),
+        "dense_int_labels": write(rng.integers(-300, 300, (3, 2)), np.array([1, -2, 3])),
+        "sparse_f32_labels": write(S, y),
+        "sparse_f64": write(S.astype(np.float64), None),
+        "sparse_wide_keys": write(
+            sp.csr_matrix(
+                ([1.0, 2.0], ([0, 1], [200, 70000])), shape=(2, 100000), dtype=np.float32
+            ),
+            y[:2],
+        ),
+    }
+
+
+SEEDS = _seed_files()
+
+
+def _normal(arrays) -> tuple:
+    X = arrays.X
+    if sp.issparse(X):
+        x = (
+            "csr",
+            X.shape,
+            X.data.tobytes(),
+            X.indices.astype(np.uint64).tobytes(),
+            X.indptr.astype(np.int64).tobytes(),
+        )
+    else:
+        x = ("dense", X.shape, np.ascontiguousarray(X).tobytes())
+    y = None if arrays.y is None else arrays.y.tobytes()
+    return arrays.feature_type, arrays.label_type, x, y
+
+
+def _reference(buf: bytes):
+    X, y, kind, lkind = protobuf_reference.arrays(buf)
+    name = {"float32_tensor": "Float32", "float64_tensor": "Float64", "int32_tensor": "Int32"}
+    if isinstance(X, tuple):
+        data, indices, indptr, width = X
+        x = (
+            "csr",
+            (indptr.size - 1, width),
+            data.tobytes(),
+            indices.tobytes(),
+            indptr.astype(np.int64).tobytes(),
+        )
+    else:
+        x = ("dense", X.shape, X.tobytes())
+    return name[kind], name.get(lkind), x, None if y is None else y.tobytes()
+
+
+def _outcome(read, buf: bytes):
+    """The arrays read, or "rejected"; any exception but RecordIOError fails the test."""
+    try:
+        return _normal(read(buf))
+    except RecordIOError:
+        return "rejected"
+
+
+def _check(buf: bytes):
+    fast = _outcome(recordio.read_arrays, buf)
+    exact = _outcome(recordio._read_arrays_exact, buf)
+    assert fast == exact
+    if fast != "rejected":
+        assert _reference(buf) == fast
+
+
+def _frame(payloads) -> bytes:
+    out = b""
+    for p in payloads:
+        out += struct.pack("<II", recordio.MAGIC, len(p)) + p + b"\0" * (-len(p) % 4)
+    return out
+
+
+def _mutate(data: bytearray, op: str, pos: int, arg) -> bytearray:
+    pos %= max(1, len(data))
+    if op == "set":
+        data[pos : pos + 1] = bytes([arg % 256])
+    elif op == "add":  # nudge a byte, e.g. a length field, by a little
+        if data:
+            data[pos] = (data[pos] + arg) % 256
+    elif op == "insert":
+        data[pos:pos] = arg
+    elif op == "delete":
+        del data[pos : pos + arg]
+    elif op == "dup":
+        data[pos:pos] = data[pos : pos + arg]
+    return data
+
+
+_MUTATION = st.one_of(
+    st.tuples(st.just("set"), st.integers(0, 1 << 16), st.integers(0, 255)),
+    st.tuples(st.just("add"), st.integers(0, 1 << 16), st.sampled_from([-3, -1, 1, 2, 3, 128])),
+    st.tuples(st.just("insert"), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=11)),
+    st.tuples(st.just("delete"), st.integers(0, 1 << 16), st.integers(1, 12)),
+    st.tuples(st.just("dup"), st.integers(0, 1 << 16), st.integers(1, 24)),
+)
+_PROPERTY = settings(
+    max_examples=600,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@_PROPERTY
+@given(seed=st.sampled_from(sorted(SEEDS)), mutations=st.lists(_MUTATION, min_size=1, max_size=3))
+def test_mutated_files_read_alike_on_every_path_and_as_protobuf_reads_them(seed, mutations):
+    data = bytearray(SEEDS[seed])
+    for op, pos, arg in mutations:
+        data = _mutate(data, op, pos, arg)
+    _check(bytes(data))
+
+
+@_PROPERTY
+@given(
+    seed=st.sampled_from(sorted(SEEDS)),
+    record=st.integers(0, 4),
+    mutations=st.lists(_MUTATION, min_size=1, max_size=3),
+)
+def test_mutated_records_in_valid_framing_read_alike_everywhere(seed, record, mutations):
+    # Framing repaired after the change, so the mutation reaches the protobuf layer.
+    payloads = protobuf_reference.payloads(SEEDS[seed])
+    i = record % len(payloads)
+    data = bytearray(payloads[i])
+    for op, pos, arg in mutations:
+        data = _mutate(data, op, pos, arg)
+    payloads[i] = bytes(data)
+    _check(_frame(payloads))
+
+
+def _sparse_payload(values: bytes, keys: bytes, shape: bytes, label: bytes | None = None):
+    tensor = b"\x0a" + bytes([len(values)]) + values + b"\x12" + bytes([len(keys)]) + keys
+    tensor += b"\x1a" + bytes([len(shape)]) + shape
+    value = b"\x12" + bytes([len(tensor)]) + tensor
+    entry = b"\x0a\x06values\x12" + bytes([len(value)]) + value
+    payload = b"\x0a" + bytes([len(entry)]) + entry
+    if label is not None:
+        lvalue = b"\x12" + bytes([len(label)]) + label
+        lentry = b"\x0a\x06values\x12" + bytes([len(lvalue)]) + lvalue
+        payload += b"\x12" + bytes([len(lentry)]) + lentry
+    return payload
+
+
+def test_varints_past_64_bits_and_shapes_past_int64_are_format_errors():
+    one = struct.pack("<f", 1.0)
+    huge_key = b"\xff" * 9 + b"\x7f"  # 10 bytes, 2^70 - 1
+    with pytest.raises(RecordIOError, match="does not fit 64 bits"):
+        recordio.read_arrays(_frame([_sparse_payload(one, huge_key, b"\x04")]))
+    shape_2_63 = recordio._varint(1 << 63)
+    with pytest.raises(RecordIOError, match=r"shape \[9223372036854775808\].*below 2\^63"):
+        recordio.read_arrays(_frame([_sparse_payload(one, b"\x00", shape_2_63)]))
+
+
+def test_a_raised_entry_length_is_caught_on_the_fast_sparse_path():
+    good = bytearray(SEEDS["sparse_f32_labels"])
+    assert good[8] == 0x0A  # features entry: tag at 8, its length varint at 9
+    good[9] += 3
+    with pytest.raises(RecordIOError):
+        recordio.read_arrays(bytes(good))
+    _check(bytes(good))
+
+
+def test_an_empty_label_followed_by_a_stray_field_is_not_a_label():
+    one = struct.pack("<f", 1.0)
+    # label tensor empty, then an unknown field in the Value holding what looks like 1.0
+    payload = _sparse_payload(one, b"\x00", b"\x04")
+    stray = b"\x0a\x04" + one
+    lvalue = b"\x12\x00" + stray
+    lentry = b"\x0a\x06values\x12" + bytes([len(lvalue)]) + lvalue
+    payload += b"\x12" + bytes([len(lentry)]) + lentry
+    with pytest.raises(RecordIOError, match="0 label values, expected 1"):
+        recordio.read_arrays(_frame([payload, payload]))
+    _check(_frame([payload, payload]))
+
+
+def test_a_repeated_tensor_field_merges_as_protobuf_does():
+    half = b"\x0a\x04" + struct.pack("<f", 1.5) + b"\x12\x01\x01"
+    rest = b"\x0a\x04" + struct.pack("<f", -2.0) + b"\x12\x01\x03\x1a\x01\x05"
+    value = b"\x12" + bytes([len(half)]) + half + b"\x12" + bytes([len(rest)]) + rest
+    entry = b"\x0a\x06values\x12" + bytes([len(value)]) + value
+    buf = _frame([b"\x0a" + bytes([len(entry)]) + entry])
+    got = recordio.read_arrays(buf)
+    assert got.X.toarray().tolist() == [[0.0, 1.5, 0.0, -2.0, 0.0]]
+    _check(buf)
+
+
+def test_a_float_sent_as_a_varint_is_refused_not_read_as_a_value():
+    # protobuf would skip it as an unknown field and read a row of nothing
+    tensor = b"\x08\x05"  # field 1 (values) with wire type 0
+    value = b"\x12" + bytes([len(tensor)]) + tensor
+    entry = b"\x0a\x06values\x12" + bytes([len(value)]) + value
+    buf = _frame([b"\x0a" + bytes([len(entry)]) + entry])
+    with pytest.raises(RecordIOError, match="Float32Tensor.values sent with wire type 0"):
+        recordio.read_arrays(buf)
+
+
+@pytest.mark.parametrize(
+    "keys, shape, message",
+    [
+        (b"\xff" * 9 + b"\x7f", b"\x04", "varint does not fit 64 bits"),
+        (b"\x00", b"\x80" * 9 + b"\x01", "a feature dimension must be below 2^63"),
+    ],
+)
+def test_validate_reports_overflowing_files_without_a_traceback(tmp_path, keys, shape, message):
+    import subprocess
+    import sys
+
+    one = struct.pack("<f", 1.0)
+    path = tmp_path / "hostile.rec"
+    path.write_bytes(_frame([_sparse_payload(one, keys, shape, b"\x0a\x04" + one)]))
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "validate", path, "--predictor-type", "regressor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[1],
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{path}: corrupt RecordIO-protobuf" in res.stderr and message in res.stderr

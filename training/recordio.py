@@ -36,6 +36,7 @@ _TAG_TYPE = {2: "Float32", 3: "Float64", 7: "Int32"}
 _PACKED_DTYPE = {"Float32": np.dtype("<f4"), "Float64": np.dtype("<f8")}
 _NUMPY_DTYPE = {"Float32": np.float32, "Float64": np.float64, "Int32": np.int32}
 _ENTRY_KEY = b"\x0a\x06values"  # map entry: key = "values"
+_MAX_WIDTH = 1 << 63  # sparse shapes index with int64
 
 
 class RecordIOError(ValueError):
@@ -295,7 +296,7 @@ def write_numpy_to_dense_tensor(file: BinaryIO, array, labels=None) -> None:
     Same contract as ``sagemaker.amazon.common.write_numpy_to_dense_tensor`` (SDK 2.x): the
     tensor type follows each array's dtype (float32 -> Float32Tensor, float64 ->
     Float64Tensor, platform int -> Int32Tensor). Linear Learner reads only Float32Tensor;
-    use :func:`training.encode` writers to get float32 regardless of input dtype.
+    :class:`training.channels.ChannelWriter` writes float32 whatever the input dtype.
     """
     array = np.asarray(array)
     if array.ndim != 2:
@@ -469,7 +470,12 @@ def read_recordio(file) -> Iterator[bytes]:
 
 
 class _Reader:
-    """Minimal proto2 wire reader over one payload; errors name absolute byte offsets."""
+    """Minimal proto2 wire reader over one payload; errors name absolute byte offsets.
+
+    Stricter than protobuf where protobuf would hide a writer's bug: varints past 64 bits,
+    groups, and a known field sent with a wire type its type cannot have are refused (protobuf
+    silently truncates the first and skips the others as unknown fields).
+    """
 
     __slots__ = ("buf", "pos", "end", "base")
 
@@ -489,6 +495,8 @@ class _Reader:
             pos += 1
             result |= (b & 0x7F) << shift
             if not b & 0x80:
+                if result >> 64:
+                    self.fail("varint does not fit 64 bits")
                 self.pos = pos
                 return result
             shift += 7
@@ -507,8 +515,8 @@ class _Reader:
         while self.pos < self.end:
             key = self.varint()
             number, wire = key >> 3, key & 7
-            if number == 0:
-                self.fail("field number 0")
+            if number == 0 or number >= 1 << 29:
+                self.fail(f"field number {number} outside 1..2^29-1")
             yield number, wire
 
     def skip(self, wire: int):
@@ -523,6 +531,10 @@ class _Reader:
         else:
             self.fail(f"unsupported wire type {wire}")
 
+    def expect(self, wire: int, want: int, name: str):
+        if wire != want:
+            self.fail(f"{name} sent with wire type {wire}, its type needs wire type {want}")
+
     def _advance(self, n: int):
         if self.pos + n > self.end:
             self.fail("fixed-width field runs past the end of its message")
@@ -533,14 +545,17 @@ class _Reader:
         return _Reader(self.buf, start, stop, self.base)
 
 
-def _read_repeated(r: _Reader, wire: int, type_name: str, out: list):
+_FIXED = {"Float32": (5, "<f4", 4), "Float64": (1, "<f8", 8)}
+
+
+def _read_repeated(r: _Reader, wire: int, type_name: str, name: str, out: list):
     """Append packed or unpacked repeated scalars to ``out`` (as numpy arrays)."""
-    fixed = {"Float32": (5, "<f4", 4), "Float64": (1, "<f8", 8)}.get(type_name)
+    fixed = _FIXED.get(type_name)
     if fixed and wire == fixed[0]:
         start = r.pos
         r._advance(fixed[2])
         out.append(np.frombuffer(r.buf, fixed[1], 1, start))
-    elif wire == 0:
+    elif wire == 0 and not fixed:
         out.append(np.array([r.varint()], np.uint64))
     elif wire == 2:
         start, stop = r.chunk()
@@ -556,23 +571,28 @@ def _read_repeated(r: _Reader, wire: int, type_name: str, out: list):
                 vals.append(sub.varint())
             out.append(np.array(vals, np.uint64))
     else:
-        r.fail(f"wire type {wire} for a repeated {type_name} field")
+        r.fail(f"{name} sent with wire type {wire}, which a repeated {type_name} cannot have")
 
 
-def _parse_tensor(r: _Reader, type_name: str) -> Tensor:
-    values, keys, shape = [], [], []
+def _parse_tensor(r: _Reader, type_name: str, into: Tensor | None) -> Tensor:
+    """Parse a tensor message; a second copy of the field merges into the first (protobuf:
+    repeated fields concatenate)."""
+    name = f"{type_name}Tensor"
+    values = [] if into is None else [into.values]
+    keys = [] if into is None else [into.keys]
+    shape = [] if into is None else [into.shape]
     for number, wire in r.fields():
         if number == 1:
-            _read_repeated(r, wire, type_name, values)
+            _read_repeated(r, wire, type_name, f"{name}.values", values)
         elif number == 2:
-            _read_repeated(r, wire, "UInt64", keys)
+            _read_repeated(r, wire, "UInt64", f"{name}.keys", keys)
         elif number == 3:
-            _read_repeated(r, wire, "UInt64", shape)
+            _read_repeated(r, wire, "UInt64", f"{name}.shape", shape)
         else:
             r.skip(wire)
+    if type_name == "Int32":  # proto int32 from a varint: its low 32 bits, signed
+        values = [v if v.dtype == np.int32 else v.view(np.int64).astype(np.int32) for v in values]
     v = np.concatenate(values) if values else np.zeros(0, _NUMPY_DTYPE[type_name])
-    if type_name == "Int32":
-        v = v.astype(np.uint64).view(np.int64).astype(np.int32)
     u64 = np.uint64
     return Tensor(
         values=v.astype(_NUMPY_DTYPE[type_name], copy=False),
@@ -581,15 +601,22 @@ def _parse_tensor(r: _Reader, type_name: str) -> Tensor:
     )
 
 
-def _parse_value(r: _Reader) -> Value:
-    value = Value(None)
+def _parse_value(r: _Reader, value: Value) -> Value:
+    """Parse a ``Value`` into ``value`` (a repeated field merges, as protobuf does): the oneof
+    keeps the last member set, and the same member twice merges."""
     for number, wire in r.fields():
-        if number in _TAG_TYPE and wire == 2:
+        if number in _TAG_TYPE:
+            r.expect(wire, 2, "Value tensor")
             type_name = _TAG_TYPE[number]
-            value = Value(f"{type_name.lower()}_tensor", _parse_tensor(r.sub(), type_name))
-        elif number == 9 and wire == 2:
+            kind = f"{type_name.lower()}_tensor"
+            into = value.tensor if value.kind == kind else None
+            value = Value(kind, _parse_tensor(r.sub(), type_name, into))
+        elif number == 9:
+            r.expect(wire, 2, "Value.bytes")
             start, stop = r.chunk()
-            value = Value("bytes", raw=bytes(r.buf[start:stop]))
+            raw = bytes(r.buf[start:stop])
+            # concatenated serialized messages are their merge
+            value = Value("bytes", raw=(value.raw if value.kind == "bytes" else b"") + raw)
         else:
             r.skip(wire)
     return value
@@ -598,29 +625,35 @@ def _parse_value(r: _Reader) -> Value:
 def _parse_entry(r: _Reader) -> tuple[str, Value]:
     key, value = "", Value(None)
     for number, wire in r.fields():
-        if number == 1 and wire == 2:
+        if number == 1:
+            r.expect(wire, 2, "map key")
             start, stop = r.chunk()
             try:
                 key = bytes(r.buf[start:stop]).decode()
             except UnicodeDecodeError:
                 r.pos = start
                 r.fail("map key is not UTF-8")
-        elif number == 2 and wire == 2:
-            value = _parse_value(r.sub())
+        elif number == 2:
+            r.expect(wire, 2, "map value")
+            value = _parse_value(r.sub(), value)
         else:
             r.skip(wire)
     return key, value
 
 
 def parse_record(payload: bytes, offset: int = 0) -> Record:
-    """Parse one ``Record`` payload; ``offset`` is the record's position in its file."""
+    """Parse one ``Record`` payload; ``offset`` is the record's position in its file.
+
+    Map entries with the same key replace each other (protobuf map semantics)."""
     r = _Reader(payload, 0, len(payload), offset + 8)
     record = Record()
     for number, wire in r.fields():
-        if number in (1, 2) and wire == 2:
+        if number in (1, 2):
+            r.expect(wire, 2, "features" if number == 1 else "label")
             key, value = _parse_entry(r.sub())
             (record.features if number == 1 else record.label)[key] = value
-        elif number in (3, 4, 5) and wire == 2:
+        elif number in (3, 4, 5):
+            r.expect(wire, 2, ("uid", "metadata", "configuration")[number - 3])
             start, stop = r.chunk()
             text = bytes(payload[start:stop]).decode(errors="replace")
             setattr(record, ("uid", "metadata", "configuration")[number - 3], text)
@@ -665,6 +698,12 @@ def read_arrays(file) -> Arrays:
     sparse = _read_sparse_canonical(buf)
     if sparse is not None:
         return sparse
+    return _read_arrays_exact(buf)
+
+
+def _read_arrays_exact(buf: bytes) -> Arrays:
+    """The reference path: every record through :func:`parse_record`. The vectorised paths
+    above must return exactly this (or defer to it) on every input."""
     return _arrays_from_records(
         [(off, parse_record(payload, off)) for off, payload in iter_payloads(buf)]
     )
@@ -819,6 +858,11 @@ def _stack_sparse(records, tensors, scipy_sparse):
                 "[feature_dim]"
             )
         width = int(t.shape[0])
+        if width >= _MAX_WIDTH:
+            raise RecordIOError(
+                f"sparse record at byte offset {off} has shape [{width}]: a feature dimension "
+                f"must be below 2^63"
+            )
         widths.add(width)
         if t.keys.size != t.values.size:
             raise RecordIOError(
@@ -879,48 +923,114 @@ def _frames(buf: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array(starts, np.int64), np.array(lengths, np.int64)
 
 
-def _varints_at(b: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one varint at each position of the (16-byte padded) buffer ``b``."""
-    pos = np.clip(pos, 0, b.size - 11)
-    byte = b[pos]
-    values = (byte & 0x7F).astype(np.uint64)
-    nbytes = np.ones(pos.size, np.int64)
-    active = np.flatnonzero(byte & 0x80)
-    for j in range(1, 10):
-        if not active.size:
-            break
+def _varints_at(b: np.ndarray, pos: np.ndarray, max_bytes: int):
+    """Decode one varint at each position of the zero-padded buffer ``b``.
+
+    Returns (values, byte counts, ok); ok is False where a varint is longer than ``max_bytes``
+    (header lengths fit 5 bytes, indices 9: anything longer is not what a writer made)."""
+    pos = np.clip(pos, 0, b.size - max_bytes - 1)
+    values = np.zeros(pos.size, np.uint64)
+    nbytes = np.zeros(pos.size, np.int64)
+    active = np.arange(pos.size)
+    for j in range(max_bytes):
         byte = b[pos[active] + j]
         values[active] |= (byte & 0x7F).astype(np.uint64) << np.uint64(7 * j)
         nbytes[active] += 1
-        active = active[(byte & 0x80) != 0]
-    return values, nbytes
+        active = active[byte >= 0x80]
+        if not active.size:
+            break
+    ok = np.ones(pos.size, bool)
+    ok[active] = False
+    return values, nbytes, ok
 
 
-def _varint_stream(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decode back-to-back varints; returns (values, end position of each varint)."""
-    last = np.flatnonzero((data & 0x80) == 0)
-    first = np.concatenate([[0], last[:-1] + 1])
-    size = last - first + 1
-    values = np.zeros(last.size, np.uint64)
-    for j in range(int(size.max()) if size.size else 0):  # at most 10 byte positions
-        sel = size > j
-        byte = data[first[sel] + j].astype(np.uint64) & np.uint64(0x7F)
-        values[sel] |= byte << np.uint64(7 * j)
+def _ragged_positions(starts: np.ndarray, counts: np.ndarray, step: int) -> np.ndarray:
+    """Positions ``starts[i] + step * k`` for k < counts[i], row after row, in one cumsum."""
+    keep = counts > 0
+    starts, counts = starts[keep], counts[keep]
+    total = int(counts.sum())
+    dtype = (
+        np.int32
+        if starts.size == 0 or int(starts.max()) + step * int(counts.max()) < 2**31
+        else np.int64
+    )
+    pos = np.full(total, step, dtype)
+    if total:
+        first = np.cumsum(counts) - counts
+        pos[first] = starts
+        pos[first[1:]] -= (starts[:-1] + step * (counts[:-1] - 1)).astype(dtype)
+        np.cumsum(pos, out=pos)
+    return pos
+
+
+def _key_stream(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Decode back-to-back varints (each < 2^63) in ``data``.
+
+    Returns (values, index of each varint's last byte), or None when a varint is longer than
+    9 bytes. Keys below 2^14 (one or two bytes, the usual case) take a two-gather path;
+    longer ones Horner's rule from each varint's most significant byte."""
+    last = np.flatnonzero(data < 0x80)
+    cont = data >= 0x80
+    if not (cont[1:] & cont[:-1]).any():  # no varint longer than two bytes
+        hi = data[last].astype(np.uint16)
+        lo = data[last - 1]  # for the first varint of one byte, a byte of no concern
+        return np.where(lo >= 0x80, (hi << 7) | (lo & 0x7F), hi).astype(np.uint64), last
+    size = np.diff(last, prepend=-1)
+    longest = int(size.max()) if size.size else 0
+    if longest > 9:
+        return None
+    low = data & np.uint8(0x7F)
+    values = low[last].astype(np.uint64)
+    for j in range(1, longest):
+        shifted = (values << np.uint64(7)) | low[np.maximum(last - j, 0)].astype(np.uint64)
+        values = np.where(size > j, shifted, values)
     return values, last
 
 
-def _ragged_gather(b: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    total = int(lens.sum())
-    offsets = np.cumsum(lens) - lens
-    return b[np.repeat(starts - offsets, lens) + np.arange(total)]
+class _Chain:
+    """Walks one message layout through every record at once. Each step checks a tag or a
+    length; ``ok`` stays True only for records whose bytes match the layout exactly."""
+
+    def __init__(self, b: np.ndarray, pos: np.ndarray):
+        self.b, self.pos, self.ok = b, pos, np.ones(pos.size, bool)
+
+    def byte(self, value) -> np.ndarray:
+        return self.b[np.minimum(self.pos, self.b.size - 1)] == value
+
+    def tag(self, value: int):
+        self.ok &= self.byte(value)
+        self.pos = self.pos + 1
+
+    def literal(self, data: bytes):
+        for byte in data:
+            self.tag(byte)
+
+    def length(self) -> np.ndarray:
+        """A length varint; returns the position where the field it announces ends."""
+        n, k, good = _varints_at(self.b, self.pos, 5)
+        self.ok &= good
+        self.pos = self.pos + k
+        return self.pos + n.astype(np.int64)
+
+    def optional_field(self, tag: int, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A length-delimited field that may be absent: (content start, content length)."""
+        has = (self.pos < stop) & self.byte(tag)
+        n, k, good = _varints_at(self.b, self.pos + 1, 5)
+        self.ok &= good | ~has
+        start = self.pos + 1 + k
+        ln = np.where(has, n.astype(np.int64), 0)
+        at = self.pos
+        self.pos = np.where(has, start + ln, at)
+        return np.where(has, start, at), ln
 
 
 def _read_sparse_canonical(buf: bytes) -> Arrays | None:
     """Vectorised reader for sparse files in the SDK 2.x layout (values, keys, shape).
 
-    Decodes every record at once with numpy, checking each field's tag, length and bounds;
-    any deviation (another writer's layout, extra fields, corruption) returns None and the
-    exact per-record parser takes over.
+    Every record must match the layout SDK 2.x writes, checked byte for byte: each tag, each
+    nested length against where its content really ends, each record ending where its frame
+    says. Anything else (another writer's layout, extra fields, corruption) returns None and
+    the exact per-record parser decides, so this path never returns what that one would not.
     """
     import scipy.sparse
 
@@ -930,77 +1040,102 @@ def _read_sparse_canonical(buf: bytes) -> Arrays | None:
     p, length = frames
     end = p + length
     b = np.frombuffer(buf + bytes(16), np.uint8)
-    key = np.frombuffer(_ENTRY_KEY, np.uint8)
 
-    def entry_header(p, tag):
-        """``tag len | 0a 06 values | 12 len | T len`` -> (tensor start, tensor end, T)."""
-        ok = b[p] == tag
-        p = p + 1 + _varints_at(b, p + 1)[1]
-        ok &= (b[p[:, None] + np.arange(8)] == key).all(axis=1)
-        p = p + 8
-        ok &= b[p] == 0x12
-        p = p + 1 + _varints_at(b, p + 1)[1]
-        t = b[p]
-        size, k = _varints_at(b, p + 1)
-        start = p + 1 + k
-        return ok, start, start + np.minimum(size, len(buf)).astype(np.int64), t
+    c = _Chain(b, p)
+    c.tag(0x0A)  # Record.features entry
+    entry_end = c.length()
+    c.literal(_ENTRY_KEY + b"\x12")  # key "values", then the Value
+    value_end = c.length()
+    ftag = b[np.minimum(c.pos, b.size - 1)]
+    c.pos = c.pos + 1
+    tend = c.length()
+    c.ok &= (entry_end == tend) & (value_end == tend) & (ftag == ftag[0])
+    if not c.ok.all() or ftag[0] not in (0x12, 0x1A) or (tend > end).any():
+        return None
+    f_type = _TAG_TYPE[int(ftag[0]) >> 3]
+    dt = _PACKED_DTYPE[f_type]
+    v_start, v_len = c.optional_field(0x0A, tend)
+    k_start, k_len = c.optional_field(0x12, tend)
+    c.tag(0x1A)
+    c.ok &= c.length() == tend
+    s_start = c.pos
+    if not c.ok.all():
+        return None
+    dims, dim_len, dim_ok = _varints_at(b, s_start, 9)
+    if not (dim_ok.all() and (s_start + dim_len == tend).all() and (dims == dims[0]).all()):
+        return None
+    if (v_len % dt.itemsize).any():
+        return None
+    counts = v_len // dt.itemsize
 
-    def packed(p, stop, tag):
-        has = (p < stop) & (b[np.clip(p, 0, b.size - 1)] == tag)
-        size, k = _varints_at(b, p + 1)
-        start = p + 1 + k
-        size = np.where(has, np.minimum(size, len(buf)).astype(np.int64), 0)
-        return start, size, np.where(has, start + size, p)
-
-    ok, p, tend, tag = entry_header(p, 0x0A)
-    if not ok.all() or (tend > end).any() or (tag != tag[0]).any() or tag[0] not in (0x12, 0x1A):
-        return None
-    f_type = _TAG_TYPE[tag[0] >> 3]
-    v_start, v_len, p = packed(p, tend, 0x0A)
-    k_start, k_len, p = packed(p, tend, 0x12)
-    s_start, s_len, p = packed(p, tend, 0x1A)
-    if (p != tend).any() or not (k_len > 0).any() and not (s_len > 0).any():
-        return None
-    itemsize = _PACKED_DTYPE[f_type].itemsize
-    if (v_len % itemsize).any():
-        return None
-    values = _ragged_gather(b, v_start, v_len).view(_PACKED_DTYPE[f_type])
-    key_bytes = _ragged_gather(b, k_start, k_len)
-    keys, key_ends = _varint_stream(key_bytes)
-    dims, dim_len = _varints_at(b, s_start)
-    counts = v_len // itemsize
-    # every record: as many keys as values, keys ending on its own boundary, one shape value
-    key_bounds = np.cumsum(k_len)
-    keys_per_record = np.diff(np.concatenate([[0], np.searchsorted(key_ends, key_bounds)]))
-    if (
-        keys.size != values.size
-        or (keys_per_record != counts).any()
-        or (key_bytes.size and key_ends[-1] != key_bytes.size - 1)
-        or (dim_len != s_len).any()
-        or (dims != dims[0]).any()
-    ):
-        return None
     y = l_type = None
-    labelled = tend < end
-    if labelled.any():
-        if not labelled.all():
+    if (tend < end).any():
+        lc = _Chain(b, tend)
+        lc.tag(0x12)  # Record.label entry
+        l_entry_end = lc.length()
+        lc.literal(_ENTRY_KEY + b"\x12")
+        l_value_end = lc.length()
+        ltag = b[np.minimum(lc.pos, b.size - 1)]
+        lc.pos = lc.pos + 1
+        lend = lc.length()
+        lc.tag(0x0A)
+        l_values_end = lc.length()
+        lc.ok &= (l_entry_end == end) & (l_value_end == end) & (lend == end)
+        lc.ok &= (l_values_end == end) & (ltag == ltag[0])
+        if not lc.ok.all() or ltag[0] not in (0x12, 0x1A):
             return None
-        ok, lp, lend, ltag = entry_header(tend, 0x12)
-        bad_tag = (ltag != ltag[0]).any() or ltag[0] not in (0x12, 0x1A)
-        if not ok.all() or (lend > end).any() or bad_tag:
+        l_type = _TAG_TYPE[int(ltag[0]) >> 3]
+        l_dt = _PACKED_DTYPE[l_type]
+        if ((end - lc.pos) != l_dt.itemsize).any():
             return None
-        l_type = _TAG_TYPE[ltag[0] >> 3]
-        l_start, l_len, lp = packed(lp, lend, 0x0A)
-        if (lp != end).any() or (l_len != _PACKED_DTYPE[l_type].itemsize).any():
-            return None
-        y = _ragged_gather(b, l_start, l_len).view(_PACKED_DTYPE[l_type])
-        y = y.astype(_NUMPY_DTYPE[l_type])
-    indptr = np.concatenate([[0], np.cumsum(counts)])
+        y = _gather_items(b, lc.pos, np.ones(p.size, np.int64), l_dt)
+    elif (tend != end).any():
+        return None
+
+    key_pos = _ragged_positions(k_start, k_len, 1)
+    key_bytes = b[key_pos]
+    region_last = np.cumsum(k_len) - 1
+    if key_bytes.size and (key_bytes[region_last[k_len > 0]] >= 0x80).any():
+        return None  # a record's keys end inside a varint
+    decoded = _key_stream(key_bytes)
+    if decoded is None:
+        return None
+    keys, key_last = decoded
+    keys_per_record = np.diff(np.searchsorted(key_last, region_last, side="right"), prepend=0)
     width = int(dims[0])
+    if (keys_per_record != counts).any() or width >= _MAX_WIDTH:
+        return None
     if keys.size and int(keys.max()) >= width:
         return None
+    values = _gather_items(b, v_start, counts, dt)
+    indptr = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    index_dtype = np.int32 if width < 2**31 and keys.size < 2**31 else np.int64
     X = scipy.sparse.csr_matrix(
-        (values.astype(_NUMPY_DTYPE[f_type]), keys.astype(np.int64), indptr),
+        (
+            values.astype(_NUMPY_DTYPE[f_type], copy=False),
+            keys.astype(index_dtype),
+            indptr.astype(index_dtype),
+        ),
         shape=(counts.size, width),
     )
-    return Arrays(X, y, f_type, l_type)
+    return Arrays(X, None if y is None else y.astype(_NUMPY_DTYPE[l_type]), f_type, l_type)
+
+
+def _gather_items(b: np.ndarray, starts: np.ndarray, counts: np.ndarray, dt) -> np.ndarray:
+    """The packed fixed-width values at ``starts`` (``counts`` of them each), unaligned.
+
+    Records are grouped by their start's alignment, and each group is read through a typed
+    view of the buffer at that alignment: one 1-D gather per group, no per-value byte work."""
+    size = dt.itemsize
+    out = np.empty(int(counts.sum()), dt)
+    offsets = np.cumsum(counts) - counts
+    phase = starts % size
+    for k in np.unique(phase):
+        k = int(k)
+        sel = phase == k
+        words = np.frombuffer(b, dt, (b.size - k) // size, k)
+        src = _ragged_positions((starts[sel] - k) // size, counts[sel], 1)
+        dst = _ragged_positions(offsets[sel], counts[sel], 1)
+        out[dst] = words[src]
+    return out
