@@ -573,6 +573,22 @@ def test_a_folder_is_not_a_model(tmp_path, capsys):
     assert "a folder, not a model file" in capsys.readouterr().err
 
 
+def test_a_fifo_or_a_symlink_loop_is_named_not_read(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "model.tar.gz")  # reading it would block for ever
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for cmd in ("inspect", "serve"):
+        assert (
+            main([cmd, *(["--model"] if cmd == "serve" else []), str(tmp_path / "model.tar.gz")])
+            == 2
+        )
+        assert "is a FIFO (named pipe)" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "a")]) == 2
+    assert "is a symlink loop" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------- inspect
 
 

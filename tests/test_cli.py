@@ -1,6 +1,7 @@
 """The command line as a user runs it: exit codes, messages, and never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,99 @@ def test_prepare_with_a_wrong_label_name(tmp_path):
     )
     assert res.returncode == 2
     assert "did you mean 'species'" in res.stderr and "Traceback" not in res.stderr
+
+
+def _hostile_paths(tmp_path) -> dict:
+    """Paths that are not readable data files, each a different way."""
+    os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    (tmp_path / "folder.csv").mkdir()
+    return {
+        "pipe.csv": "is a FIFO (named pipe)",
+        "loop1": "is a symlink loop",
+        "dangling.csv": "is a symlink to",
+        "folder.csv": "is a folder, not a CSV file",
+    }
+
+
+def test_prepare_names_what_is_wrong_with_a_data_path(tmp_path):
+    for name, message in _hostile_paths(tmp_path).items():
+        res = cli(
+            "prepare",
+            "--data",
+            tmp_path / name,
+            "--label",
+            "y",
+            "--out",
+            tmp_path / "out",
+            "--predictor-type",
+            "regressor",
+        )
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"{tmp_path / name}: {message}" in res.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def test_validate_names_unreadable_channel_files_without_hanging(tmp_path):
+    paths = _hostile_paths(tmp_path)
+    del paths["folder.csv"]  # a folder is a channel: its files are read
+    res = cli("validate", *(tmp_path / n for n in paths), "--predictor-type", "regressor")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    for name, message in paths.items():
+        assert f"{tmp_path / name}: {message}" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out", "{file}"], "--out is an existing file"),
+        (["--out", "{file}/sub"], "cannot create a folder beside --out"),
+        (["--chunk-rows", "0"], "argument --chunk-rows: 0 is below 1"),
+        (["--shard-mb", "-1"], "argument --shard-mb: -1 must be a positive number"),
+        (["--seed", "-1"], "argument --seed: -1 is below 0"),
+        (["--fit-sample-rows", "x"], "argument --fit-sample-rows: 'x' is not a whole number"),
+    ],
+)
+def test_prepare_refuses_bad_flags_with_the_flag_named(tmp_path, args, message):
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("{file}", str(tmp_path / "file")) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    res = cli(
+        "prepare",
+        "--data",
+        ROOT / "data" / "penguins.csv",
+        "--label",
+        "species",
+        "--predictor-type",
+        "multiclass_classifier",
+        *args,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert message in res.stderr
+
+
+def test_validate_feature_dim_must_be_positive():
+    res = cli("validate", BAD / "good.csv", "--predictor-type", "regressor", "--feature-dim", "-5")
+    assert res.returncode == 2 and "argument --feature-dim: -5 is below 1" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xef\xbb\xbf1,2,3\n0,1,2\n", "starts with a UTF-8 byte-order mark"),
+        (b'"1","2","3"\n"0","1","2"\n', "values are quoted"),
+        (b"1,2\x00,3\n0,1,2\n", "holds NUL bytes"),
+        (b"label,a,b\n0,1,2\n", "header row present"),
+    ],
+)
+def test_a_bad_first_line_is_reported_by_its_cause(tmp_path, content, message):
+    path = tmp_path / "channel.csv"
+    path.write_bytes(content)
+    res = cli("validate", path, "--predictor-type", "binary_classifier")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{path}, row 1: {message}" in res.stderr
+    if "header" not in message:
+        assert "header row present" not in res.stderr

@@ -194,3 +194,86 @@ def test_regression_labels_that_are_infinite_are_refused(tmp_path):
                 path, "y", "regressor", tmp_path / "o", chunk_rows=100, show_progress=False
             )
         )
+
+
+def _tree(folder: Path) -> dict:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _late_failing_csv(tmp_path) -> Path:
+    """Rows that pass the scan and the fit sample but fail in the write pass: text in a
+    numeric column at row 452, past the first chunks that get written."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.standard_normal(500), "y": rng.integers(0, 2, 500)})
+    frame["x"] = frame["x"].astype(object)
+    frame.loc[450, "x"] = "oops"
+    path = tmp_path / "late.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_failed_prepare_leaves_the_previous_output_untouched(tmp_path):
+    out = tmp_path / "out"
+    run(tmp_path)
+    before = _tree(out)
+    bad = _late_failing_csv(tmp_path)
+    with pytest.raises(ValidationError, match=r"row 452.*'x' holds 'oops'"):
+        run(
+            tmp_path,
+            data=bad,
+            label="y",
+            predictor_type="binary_classifier",
+            chunk_rows=100,
+            fit_sample_rows=20,
+        )
+    assert _tree(out) == before  # old manifest, old channels, nothing new beside them
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv", "out"]  # no staging left
+    validate_channels([out / "train"], "multiclass_classifier")
+
+
+def test_a_failed_prepare_into_a_new_folder_leaves_nothing(tmp_path):
+    bad = _late_failing_csv(tmp_path)
+    with pytest.raises(ValidationError, match="'x' holds 'oops'"):
+        run(
+            tmp_path,
+            data=bad,
+            label="y",
+            predictor_type="binary_classifier",
+            chunk_rows=100,
+            fit_sample_rows=20,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv"]
+
+
+def test_a_rerun_replaces_the_previous_output_whole(tmp_path):
+    out = tmp_path / "out"
+    run(tmp_path, shard_bytes=2000)
+    assert len(list((out / "train").iterdir())) > 1
+    run(tmp_path)
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["train-00000.rec"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_prepare_never_replaces_a_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValidationError, match=r"--out holds files prepare did not write \(notes"):
+        run(tmp_path)
+    assert _tree(out) == {"notes.txt": b"mine"}
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValidationError, match="--out is an existing file"):
+        run(tmp_path, out=tmp_path / "file")
+
+
+def test_a_repeated_label_column_is_refused_not_leaked(tmp_path):
+    path = tmp_path / "dup.csv"
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    lines = ["y,f0,y"] + [f"{a},{b:.3f},{a}" for a, b in zip(y, rng.standard_normal(60))]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValidationError, match=r"column 3: column name 'y' appears twice.*label"):
+        run(tmp_path, data=path, label="y", predictor_type="binary_classifier")
+    assert not (tmp_path / "out").exists()

@@ -303,6 +303,32 @@ def _deploy(args) -> int:
     return 0
 
 
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (argparse then names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
@@ -314,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
     v.add_argument("files", nargs="+", help="channel files or folders (format is detected)")
     v.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
-    v.add_argument("--feature-dim", type=int, help="the feature_dim hyperparameter, if set")
-    v.add_argument("--num-classes", type=int, help="num_classes (multiclass_classifier)")
+    v.add_argument("--feature-dim", type=_count(1), help="the feature_dim hyperparameter, if set")
+    v.add_argument("--num-classes", type=_count(3), help="num_classes (multiclass_classifier)")
     v.add_argument(
         "--content-type", action="append", help="a channel ContentType you plan to use; checked too"
     )
@@ -327,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--format", choices=("recordio", "csv"), default="recordio")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count(0), default=0)
     p.add_argument(
         "--split",
         type=float,
@@ -342,16 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop rows whose label is empty (default: refuse them)",
     )
-    p.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
+    p.add_argument("--chunk-rows", type=_count(1), default=100_000, help=argparse.SUPPRESS)
     p.add_argument(
         "--fit-sample-rows",
-        type=int,
+        type=_count(2),
         default=200_000,
         help="fit the preprocessor on at most this many training rows",
     )
     p.add_argument(
         "--shard-mb",
-        type=float,
+        type=_positive_number,
         help="split channel files into shards of about this size (multi-instance)",
     )
     p.set_defaults(func=_prepare)
@@ -366,14 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="Linear Learner hyperparameters, SageMaker names and values",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_count(0), default=0)
     aws_flags = t.add_argument_group("--target aws")
     aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
     aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
     aws_flags.add_argument("--project", default="ll-e2e")
     aws_flags.add_argument("--instance-type", default="ml.m5.large")
-    aws_flags.add_argument("--instance-count", type=int, default=1)
-    aws_flags.add_argument("--max-runtime", type=int, default=3600, help="seconds")
+    aws_flags.add_argument("--instance-count", type=_count(1), default=1)
+    aws_flags.add_argument("--max-runtime", type=_count(1), default=3600, help="seconds")
     aws_flags.add_argument("--no-wait", action="store_true")
     aws_flags.add_argument("--profile")
     aws_flags.add_argument("--region")
@@ -398,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--model", help="local: a Linear Learner model.tar.gz (path or s3://…) to serve for the run"
     )
-    pr.add_argument("--port", type=int, help="local: port of a running local endpoint")
+    pr.add_argument("--port", type=_count(1), help="local: port of a running local endpoint")
     pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
     pr.add_argument("--project", default="ll-e2e")
     pr.add_argument("--profile")
@@ -438,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--positive-class", help="binary: the label value that becomes 1")
     r.add_argument("--drop-unlabeled", action="store_true")
     r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_count(0), default=0)
     r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
     r.add_argument("--project", default="ll-e2e", help="aws: the deployed project's name")
     r.add_argument("--profile", help="aws: credentials profile")
@@ -452,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
     )
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--port", type=_count(0), default=8080)
     s.add_argument(
         "--endpoint-name",
         default=endpoint_name("ll-e2e"),
@@ -467,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--manifest", type=Path, help="prepare's manifest.json (or its folder): feature names"
     )
-    i.add_argument("--top", type=int, default=10, help="how many of the largest weights")
+    i.add_argument("--top", type=_count(0), default=10, help="how many of the largest weights")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--profile")
     i.add_argument("--region")

@@ -229,9 +229,14 @@ def save(model: LinearModel, path: Path) -> Path:
 
 def load(path: Path) -> LinearModel:
     """A model from ``model.tar.gz`` or a bare ``model_algo-1``; ArtifactError says why not."""
+    from training.validation import file_problem
+
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path}: a folder, not a model file; pass its model.tar.gz")
+    unreadable = file_problem(path, "model file")
+    if unreadable:
+        raise ArtifactError(f"{path}: {unreadable.message}")
     try:
         data = path.read_bytes()
     except OSError as err:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,12 +289,84 @@ def _provisional_codes(y: pd.Series, predictor_type: str) -> np.ndarray:
     return pd.factorize(y)[0]
 
 
+OUTPUTS = frozenset((*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE))  # what prepare owns in out/
+
+
 def prepare(config: PrepareConfig) -> dict:
-    """Run the whole data path and return the manifest it wrote to ``out/manifest.json``."""
+    """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
+
+    Everything is written into a staging folder beside ``out`` and moved into place only
+    when complete: a failed run leaves the previous output untouched and nothing partial.
+    """
+    config.data, config.out = Path(config.data), Path(config.out)
+    _check_out(config.out)
+    try:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{config.out.name}.prepare-", dir=config.out.parent)
+        )
+    except OSError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.out),
+                    f"cannot create a folder beside --out: {err.strerror}",
+                    "pass an --out path in a folder you can write to",
+                )
+            ]
+        ) from None
+    try:
+        manifest = _prepare_into(config, staging)
+        staging.chmod(0o777 & ~_umask())
+        _replace_folder(staging, config.out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is new, empty, or a previous prepare output: never someone else's folder."""
+    if out.exists() and not out.is_dir():
+        raise ValidationError(
+            [Problem(str(out), "--out is an existing file", "pass a folder path for --out")]
+        )
+    foreign = sorted(set(os.listdir(out)) - OUTPUTS) if out.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise ValidationError(
+            [
+                Problem(
+                    str(out),
+                    f"--out holds files prepare did not write ({shown}); prepare replaces its "
+                    "output folder as a whole",
+                    "pass a new or empty folder for --out",
+                )
+            ]
+        )
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Swap ``new`` in for ``out`` with renames; the old folder is removed only afterwards."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+    os.rename(out, old / out.name)
+    os.rename(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _prepare_into(config: PrepareConfig, out: Path) -> dict:
     import joblib
 
     started = time.perf_counter()
-    config.data, config.out = Path(config.data), Path(config.out)
     if abs(sum(config.fractions) - 1) > 1e-9 or min(config.fractions) <= 0:
         raise ValidationError(
             [
@@ -334,10 +409,8 @@ def prepare(config: PrepareConfig) -> dict:
     transformer.fit(_finite(sample, numeric, str(config.data)))
     feature_names = [n.split("__", 1)[-1] for n in transformer.get_feature_names_out()]
 
-    config.out.mkdir(parents=True, exist_ok=True)
     writers = {
-        name: ChannelWriter(config.out / name, name, config.fmt, config.shard_bytes)
-        for name in CHANNELS
+        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
     }
     for i, chunk in _chunks(config, total_rows, f"write {config.fmt}"):
         chunk = chunk[chunk[config.label].notna()]
@@ -362,7 +435,7 @@ def prepare(config: PrepareConfig) -> dict:
                 )
             ]
         )
-    joblib.dump({"transformer": transformer, "labels": labels}, config.out / PREPROCESSOR_FILE)
+    joblib.dump({"transformer": transformer, "labels": labels}, out / PREPROCESSOR_FILE)
 
     hyperparameters = {"predictor_type": config.predictor_type, "feature_dim": len(feature_names)}
     if config.predictor_type == "multiclass_classifier":
@@ -391,7 +464,7 @@ def prepare(config: PrepareConfig) -> dict:
         "preprocessor": PREPROCESSOR_FILE,
         "hyperparameters": hyperparameters,
     }
-    (config.out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
     log.info(
         "prepared %d rows in %.1fs -> %s", total_rows, time.perf_counter() - started, config.out
     )

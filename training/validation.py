@@ -8,7 +8,10 @@ expected size 15"). Every check here names the file, row, column (or byte offset
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +102,37 @@ def check_content_type(content_type: str, channel: str) -> list[Problem]:
     ]
 
 
+def file_problem(path: Path, what: str = "file", fix: str = "check the path") -> Problem | None:
+    """Why ``path`` cannot be read as a data file, or None. Checked before opening it, so a
+    FIFO does not block, a folder is not "permission denied" and a symlink loop is not
+    "file not found"."""
+    name = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.readlink(path)
+            return Problem(name, f"is a symlink to {target}, which does not exist", fix)
+        return Problem(name, f"{what} not found", fix)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return Problem(name, "is a symlink loop (links that point at each other)", fix)
+        return Problem(name, f"cannot be read: {err.strerror}", fix)
+    if stat.S_ISDIR(st.st_mode):
+        return Problem(name, f"is a folder, not a {what}", "pass the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        return Problem(
+            name, f"is {kind}; it would be read without end or not at all", "pass a regular file"
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        return Problem(name, f"cannot be read: {err.strerror}", "fix its permissions")
+    return None
+
+
 def detect_format(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -160,8 +194,9 @@ def validate_channels(
         )
     results: list[ChannelFile] = []
     for path in files:
-        if not path.exists():
-            problems.append(Problem(str(path), "file not found", "check the path"))
+        unreadable = file_problem(path)
+        if unreadable:
+            problems.append(unreadable)
             continue
         checker = _check_recordio if detect_format(path) == "recordio" else _check_csv
         info, found = checker(path, predictor_type, num_classes, keep_data)
@@ -376,7 +411,7 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
     try:
         for first_line, lines in _lines(path):
             if first_line == 1:
-                problems += _header_row(name, lines[0])
+                problems += _first_line_problems(name, lines[0])
                 width = _common_width(lines)
                 if problems:
                     lines = lines[1:]
@@ -424,6 +459,39 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
         if problems:
             problems += _label_elsewhere(name, label_like, predictor_type)
     return info, problems[:MAX_PROBLEMS_PER_FILE]
+
+
+def _first_line_problems(name: str, line: str) -> list[Problem]:
+    """What is wrong with line 1 of a label-first CSV, by its likeliest cause."""
+    if "\x00" in line:
+        return [
+            Problem(
+                name,
+                "holds NUL bytes: binary data, not CSV text",
+                "write the channel as text (or as RecordIO-protobuf)",
+                row=1,
+            )
+        ]
+    if line.startswith("\ufeff"):
+        return [
+            Problem(
+                name,
+                "starts with a UTF-8 byte-order mark, which Linear Learner reads "
+                "as part of the first label",
+                "write UTF-8 without a BOM: encoding='utf-8', not 'utf-8-sig'",
+                row=1,
+            )
+        ]
+    if '"' in line and all(map(is_number, line.replace('"', "").split(","))):
+        return [
+            Problem(
+                name,
+                'values are quoted ("1.5"); Linear Learner reads bare numbers',
+                "write without quoting: df.to_csv(path, header=False, index=False)",
+                row=1,
+            )
+        ]
+    return _header_row(name, line)
 
 
 def _header_row(name: str, line: str) -> list[Problem]:
@@ -597,8 +665,9 @@ def validate_raw_csv(
 
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise ValidationError([Problem(name, "file not found", "check the --data path")])
+    unreadable = file_problem(path, "CSV file", "check the --data path")
+    if unreadable:
+        raise ValidationError([unreadable])
     if path.stat().st_size == 0:
         raise ValidationError([_empty(name)])
     _check_predictor_type(predictor_type)
@@ -616,7 +685,9 @@ def validate_raw_csv(
                 )
             ]
         ) from None
-    problems = []
+    problems = _duplicate_columns(path, label)
+    if problems:
+        raise ValidationError(problems)
     if label not in frame.columns:
         close = difflib.get_close_matches(label, [str(c) for c in frame.columns], n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -693,6 +764,33 @@ def validate_raw_csv(
         raise ValidationError(problems)
 
 
+def _duplicate_columns(path: Path, label: str) -> list[Problem]:
+    """Header names that repeat. pandas would rename the second ``y`` to ``y.1`` and use it
+    as a feature: a copy of the label among the features (a leak that scores 1.0)."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh, skipinitialspace=True), [])
+    seen: dict[str, int] = {}
+    problems = []
+    for i, col in enumerate(header, start=1):
+        if col in seen:
+            leak = " (the label: a copy of it would become a feature)" if col == label else ""
+            problems.append(
+                Problem(
+                    str(path),
+                    f"column name '{col}' appears twice in the header, as columns "
+                    f"{seen[col]} and {i}{leak}",
+                    "rename or remove one of them",
+                    row=1,
+                    column=i,
+                )
+            )
+        else:
+            seen[col] = i
+    return problems
+
+
 def _numeric_header(columns) -> bool:
     names = [str(c) for c in columns]
     return len(names) > 1 and all(is_number(n.split(".")[0]) or is_number(n) for n in names)
@@ -720,6 +818,7 @@ __all__ = [
     "ValidationError",
     "check_content_type",
     "detect_format",
+    "file_problem",
     "label_problems",
     "validate_channels",
     "validate_raw_csv",
