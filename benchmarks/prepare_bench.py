@@ -4,8 +4,10 @@
 
 The CSV (numeric columns with missing values, two categorical columns, a binary label) is
 generated once into benchmarks/out/. Each contender runs in its own process so its peak RSS is
-its own: ``prepare`` (chunked, bounded memory) and the recipe most notebooks use (read the
-whole CSV with pandas, train_test_split, ColumnTransformer.fit_transform, write RecordIO).
+its own: ``prepare`` (chunked, bounded memory), the recipe most notebooks use (read the
+whole CSV with pandas, train_test_split, ColumnTransformer.fit_transform, write RecordIO),
+and the floor: polars' and pandas' bare ``read_csv`` of the same file (no transform, no
+output), with and without the interpreter start and imports.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ for name, X, lab in (("train", train, y_train), ("validation", val, y_val), ("te
 
 PEAK = "\nimport resource; print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
+READ_ONLY = """
+import sys, time
+t0 = time.perf_counter()
+import {module}
+t1 = time.perf_counter()
+{module}.read_csv({csv!r})
+print("READ_S", time.perf_counter() - t1, "IMPORT_S", t1 - t0)
+"""
+
 PREPARE = """
 import sys
 sys.path.insert(0, {root!r})
@@ -71,15 +82,15 @@ main(["-q", "prepare", "--data", {csv!r}, "--label", "label", "--predictor-type"
 """
 
 
-def run(code: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of the code, run in a fresh process."""
+def run(code: str) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of the code, run in a fresh process."""
     start = time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-c", code + PEAK], check=True, cwd=ROOT, capture_output=True, text=True
     )
     wall = time.perf_counter() - start
     peak_kb = int(res.stdout.split("PEAK_KB")[-1])
-    return wall, peak_kb / 1024
+    return wall, peak_kb / 1024, res.stdout
 
 
 def main() -> None:
@@ -95,14 +106,29 @@ def main() -> None:
     fill = {"root": str(ROOT), "csv": str(csv)}
     results["python -m training prepare"] = run(PREPARE.format(out=str(prep_out), **fill))
     results["pandas + sklearn in memory"] = run(NAIVE.format(out=str(naive_out), **fill))
+    reads = {}
+    for module in ("polars", "pandas"):
+        try:
+            wall, peak, out = run(READ_ONLY.format(module=module, **fill))
+        except subprocess.CalledProcessError:
+            print(f"({module} not installed: pip install -r requirements-dev.txt)")
+            continue
+        results[f"{module}.read_csv only"] = (wall, peak, out)
+        reads[module] = float(out.split("READ_S")[1].split()[0])
     manifest = json.loads((prep_out / "manifest.json").read_text())
     print(
         f"\nprepare {args.rows:,} rows x {len(pd.read_csv(csv, nrows=1).columns)} columns "
         f"({size:.0f} MB CSV) -> feature_dim {manifest['feature_dim']}, RecordIO channels\n"
     )
     print(f"{'contender':<30}{'wall':>10}{'peak RSS':>12}")
-    for name, (wall, peak) in results.items():
+    for name, (wall, peak, _) in results.items():
         print(f"{name:<30}{wall:>9.1f}s{peak:>10.0f}MB")
+    prepare_wall = results["python -m training prepare"][0]
+    for module, seconds in reads.items():
+        print(
+            f"{module}.read_csv alone, in-process: {seconds:.2f}s; "
+            f"prepare / that = {prepare_wall / seconds:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -277,3 +277,45 @@ def test_a_repeated_label_column_is_refused_not_leaked(tmp_path):
     with pytest.raises(ValidationError, match=r"column 3: column name 'y' appears twice.*label"):
         run(tmp_path, data=path, label="y", predictor_type="binary_classifier")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_bulk_transform_equals_the_persisted_preprocessor_row_for_row():
+    from training.bulk_transform import BulkTransform
+    from training.preprocessing import build_transformer
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "x": rng.standard_normal(n) * 1e3,
+            "ints": rng.integers(-5, 5, n),
+            "constant": np.full(n, 2.5),  # scale 0 -> 1 in StandardScaler
+            "colour": rng.choice(["red", "green", "blue"], n).astype(object),
+            "flag": rng.choice([True, False], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "x"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "colour"] = np.nan
+    numeric, categorical = ["x", "ints", "constant"], ["colour", "flag"]
+    fitted = build_transformer(numeric, categorical).fit(frame.iloc[:2000])
+    unseen = frame.iloc[2000:].copy()
+    unseen.loc[unseen.index[:50], "colour"] = "violet"  # unknown category: no 1 at all
+    unseen.loc[unseen.index[50:60], "x"] = np.nan
+    for part in (frame.iloc[:2000], unseen):
+        expected = fitted.transform(part).astype(np.float32)
+        got = BulkTransform.from_fitted(fitted).transform(part)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes()
+    assert BulkTransform.from_fitted(fitted).transform(unseen)[:50, 3:6].sum() == 0
+
+
+def test_the_bulk_transform_equals_it_on_the_bundled_dataset(tmp_path):
+    import joblib
+
+    from training.bulk_transform import BulkTransform
+
+    run(tmp_path)
+    fitted = joblib.load(tmp_path / "out" / "preprocessor.joblib")["transformer"]
+    raw = pd.read_csv(PENGUINS, skipinitialspace=True)
+    expected = fitted.transform(raw).astype(np.float32)
+    assert BulkTransform.from_fitted(fitted).transform(raw).tobytes() == expected.tobytes()

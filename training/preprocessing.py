@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from training import validation
+from training.bulk_transform import BulkTransform
 from training.channels import ChannelWriter
 from training.progress import progress
 from training.validation import Problem, ValidationError
@@ -408,6 +409,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
     transformer = build_transformer(numeric, categorical)
     transformer.fit(_finite(sample, numeric, str(config.data)))
     feature_names = [n.split("__", 1)[-1] for n in transformer.get_feature_names_out()]
+    bulk = BulkTransform.from_fitted(transformer)  # the same transform, vectorised
 
     writers = {
         name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
@@ -416,7 +418,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
         chunk = chunk[chunk[config.label].notna()]
         codes = _provisional_codes(chunk[config.label], config.predictor_type)
         splits = _chunk_splits(config, i, codes)
-        X = transformer.transform(_finite(chunk, numeric, str(config.data))).astype(np.float32)
+        X = bulk.transform(_finite(chunk, numeric, str(config.data)))
         y = labels.encode(chunk[config.label])
         _check_chunk(config, X, y, chunk.index)
         rng = np.random.default_rng([config.seed, i, 7])
