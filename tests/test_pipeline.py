@@ -203,3 +203,35 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
     assert "endpoint_test:binary_classification_accuracy" in summary["metrics"]
     assert summary["model"] == "s3://b/models/j/output/model.tar.gz"
     assert len(pd.read_csv(out / "predictions.csv")) == rows
+
+
+def test_trainer_and_endpoint_report_the_same_metrics_under_sagemakers_names(tmp_path):
+    summary = run_local(
+        RunConfig(
+            out=tmp_path / "run",
+            label="species",
+            predictor_type="multiclass_classifier",
+            hyperparameters={"f_beta": "2", "accuracy_top_k": "2"},
+            synth=False,
+            show_progress=False,
+        ),
+        echo=quiet,
+    )
+    m = summary["metrics"]
+    names = (
+        "multiclass_accuracy",
+        "multiclass_top_k_accuracy",
+        "dcg",
+        "macro_recall",
+        "macro_precision",
+        "macro_f_beta",
+        "multiclass_log_loss",
+    )
+    for name in names:  # one set of names, one function: the same values both ways
+        assert m[f"endpoint_test:{name}"] == pytest.approx(m[f"test:{name}"], abs=1e-9), name
+    p, r = m["endpoint_test:macro_precision"], m["endpoint_test:macro_recall"]
+    assert m["endpoint_test:macro_f_beta"] == pytest.approx(5 * p * r / (4 * p + r))  # beta 2
+    assert not [k for k in m if re.search(r"macro_f_\d|top_k_accuracy_\d", k)]
+    log = (Path(summary["out"]) / "model" / "training.log").read_text()
+    assert "test macro_f_2.000 <score>=" in log  # the container's spelling, beta in it
+    assert "test multiclass_top_k_accuracy_2 <score>=" in log

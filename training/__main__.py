@@ -210,6 +210,7 @@ def _predict(args) -> int:
     from training import predict
 
     X, y = predict.read_input(args.input, args.labelled)
+    hp = None  # f_beta / accuracy_top_k for the metrics, when the model is at hand
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
             from training.aws.session import session
@@ -237,6 +238,7 @@ def _predict(args) -> int:
             from training.local.server import serving
 
             model = load_model(args.model, args.profile, args.region, not args.quiet)
+            hp = model.hyperparameters
             port = stack.enter_context(serving(model))
             invoke = predict.local_invoker("127.0.0.1", port)
         predictions = predict.predict(invoke, X, args.content_type)
@@ -244,7 +246,7 @@ def _predict(args) -> int:
     predict.write_predictions(out, predictions)
     print(f"{len(predictions)} predictions -> {out}")
     if y is not None:
-        for name, value in predict.metrics_for(predictions, y).items():
+        for name, value in predict.metrics_for(predictions, y, hp).items():
             print(f"  test:{name:<34} {value:.6g}")
     return 0
 

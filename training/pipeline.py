@@ -232,16 +232,9 @@ def _summary(out: Path, stage: Stages, started: float, metrics: dict, model, cdk
 
 def _endpoint_metrics(predictor: str, test, predicted, hp: dict) -> dict:
     """Test metrics from what the endpoint answered (must agree with the trainer's)."""
-    if predictor == "regressor":
-        values = lm.regression_metrics(predicted["score"], test.y)
-    elif predictor == "binary_classifier":
-        values = lm.binary_metrics(
-            predicted["score"], predicted["predicted_label"], test.y, float(hp.get("f_beta", 1.0))
-        )
-    else:
-        values = lm.multiclass_metrics(
-            np.asarray(predicted["score"]), test.y, int(hp.get("accuracy_top_k", 3))
-        )
+    values = lm.evaluate(
+        predictor, predicted["score"], predicted.get("predicted_label"), test.y, hp
+    )
     return {f"endpoint_test:{k}": v for k, v in values.items()}
 
 

@@ -156,15 +156,21 @@ def as_arrays(predictions: list[dict]) -> dict:
     return out
 
 
-def metrics_for(predictions: list[dict], y: np.ndarray) -> dict:
-    """Test metrics, with the predictor type read off the response shape."""
+def metrics_for(predictions: list[dict], y: np.ndarray, hp: dict | None = None) -> dict:
+    """Test metrics (:func:`training.local.metrics.evaluate`), with the predictor type read
+    off the response shape; ``hp`` carries f_beta / accuracy_top_k when the model is known."""
     first = predictions[0]
     if "predicted_label" not in first:
-        return lm.regression_metrics([p["score"] for p in predictions], y)
-    labels = np.array([p["predicted_label"] for p in predictions])
-    if isinstance(first["score"], list):
-        return lm.multiclass_metrics(np.array([p["score"] for p in predictions]), y, 3)
-    return lm.binary_metrics(np.array([p["score"] for p in predictions]), labels, y)
+        predictor = "regressor"
+    elif isinstance(first["score"], list):
+        predictor = "multiclass_classifier"
+    else:
+        predictor = "binary_classifier"
+    score = np.array([p["score"] for p in predictions])
+    labels = (
+        np.array([p["predicted_label"] for p in predictions]) if predictor != "regressor" else None
+    )
+    return lm.evaluate(predictor, score, labels, y, hp)
 
 
 def write_predictions(path: Path, predictions: list[dict]) -> Path:

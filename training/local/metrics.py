@@ -7,6 +7,8 @@ The log lines match the regexes SageMaker's built-in metric definitions use, e.g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 HOST = "algo-1"
@@ -123,11 +125,11 @@ def multiclass_metrics(prob: np.ndarray, y: np.ndarray, k: int, beta: float = 1.
     eps = 1e-12
     return {
         "multiclass_accuracy": float((pred == y).mean()),
-        f"multiclass_top_k_accuracy_{k}": float(top_k.mean()),
+        "multiclass_top_k_accuracy": float(top_k.mean()),
         "dcg": float(np.mean(1.0 / np.log2(position + 2))),
         "macro_recall": r,
         "macro_precision": p,
-        f"macro_f_{beta:.3f}": (1 + b2) * p * r / (b2 * p + r) if p + r else 0.0,
+        "macro_f_beta": (1 + b2) * p * r / (b2 * p + r) if p + r else 0.0,
         "multiclass_log_loss": float(
             -np.mean(np.log(np.clip(prob[np.arange(y.size), y], eps, None)))
         ),
@@ -143,23 +145,49 @@ def regression_metrics(pred, y) -> dict:
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "absolute_loss": float(np.mean(np.abs(r)))}
 
 
-# --------------------------------------------------------------------------- names and lines
+# --------------------------------------------------------------------------- one entry point
 
 
-def metric_name(channel: str, name: str) -> str:
-    """SageMaker's metric name for a logged quantity (``test:binary_f_beta`` …)."""
-    if name.startswith("macro_f_"):
-        return f"{channel}:macro_f_beta"
-    if name.startswith("multiclass_top_k_accuracy"):
-        return f"{channel}:multiclass_top_k_accuracy"
-    return f"{channel}:{name}"
+def evaluate(predictor_type: str, score, predicted_label, y, hp: Mapping | None = None) -> dict:
+    """Every metric of one channel under SageMaker's documented names (no channel prefix).
+
+    The one place metrics are computed: the trainer, the run's endpoint check and
+    ``predict`` all call it, so the same predictions give the same names and values.
+    ``f_beta`` and ``accuracy_top_k`` come from the hyperparameters (SageMaker's defaults
+    1.0 and 3 when absent).
+    """
+    hp = hp or {}
+    beta, k = float(hp.get("f_beta", 1.0)), int(hp.get("accuracy_top_k", 3))
+    if predictor_type == "regressor":
+        return regression_metrics(score, y)
+    if predictor_type == "binary_classifier":
+        return binary_metrics(np.asarray(score), np.asarray(predicted_label), y, beta)
+    return multiclass_metrics(np.asarray(score), y, k, beta)
+
+
+# --------------------------------------------------------------------------- log lines
+
+
+def log_name(name: str, hp: Mapping | None = None) -> str:
+    """How the container spells a metric in its log: the parameter is in the name
+    (``binary_f_2.000``, ``macro_f_1.000``, ``multiclass_top_k_accuracy_3``), which is why
+    SageMaker's regexes end in ``\\S+``."""
+    hp = hp or {}
+    if name in ("binary_f_beta", "macro_f_beta"):
+        return f"{name[: -len('beta')]}{float(hp.get('f_beta', 1.0)):.3f}"
+    if name == "multiclass_top_k_accuracy":
+        return f"{name}_{int(hp.get('accuracy_top_k', 3))}"
+    return name
 
 
 def quality_line(
-    channel: str, name: str, value: float, epoch: int | None = None, kind: str = "score"
+    channel: str,
+    name: str,
+    value: float,
+    epoch: int | None = None,
+    kind: str = "score",
+    hp: Mapping | None = None,
 ) -> str:
-    """``#quality_metric: host=algo-1[, epoch=E], <channel> <name> <kind>=<value>``."""
+    """``#quality_metric: host=algo-1[, epoch=E], <channel> <log name> <kind>=<value>``."""
     where = f"host={HOST}" + (f", epoch={epoch}" if epoch is not None else "")
-    if name == "binary_f_beta":
-        name = "binary_f_1.000"  # the regex is binary_f_\S+
-    return f"#quality_metric: {where}, {channel} {name} <{kind}>={value}"
+    return f"#quality_metric: {where}, {channel} {log_name(name, hp)} <{kind}>={value}"

@@ -58,16 +58,7 @@ def evaluate(model: LinearModel, data: Data, channel: str, hp: dict) -> dict:
     """Metrics of the final model on one channel, with SageMaker's names (no prefix)."""
     out = model.predict(data.X)
     y = data.y
-    if model.predictor_type == "regressor":
-        result = lm.regression_metrics(out["score"], y)
-    elif model.predictor_type == "binary_classifier":
-        result = lm.binary_metrics(
-            out["score"], out["predicted_label"], y, float(hp.get("f_beta", 1.0))
-        )
-    else:
-        result = lm.multiclass_metrics(
-            out["score"], y, int(hp.get("accuracy_top_k", 3)), float(hp.get("f_beta", 1.0))
-        )
+    result = lm.evaluate(model.predictor_type, out["score"], out.get("predicted_label"), y, hp)
     from training.local.losses import Loss
 
     loss = Loss(model.loss, hp)
@@ -145,9 +136,8 @@ def train_local(
             if name == "objective_loss":
                 log(lm.quality_line(channel, model_objective(model), value, kind="loss"))
             else:
-                shown = f"binary_f_{float(hp['f_beta']):.3f}" if name == "binary_f_beta" else name
-                log(lm.quality_line(channel, shown, value))
-            result[lm.metric_name(channel, name)] = value
+                log(lm.quality_line(channel, name, value, hp=trainer.resolved))
+            result[f"{channel}:{name}"] = value
     if trainer.history:
         last = trainer.history[-1]
         result["train:objective_loss"] = last["train_objective_loss"]
