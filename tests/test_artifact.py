@@ -23,9 +23,10 @@ import pytest
 
 from training import artifact, mxnet
 from training.__main__ import main
+from training.channels import read_channel
 from training.local.learner import LinearModel
 from training.local.server import serving
-from training.local.trainer import read_channel, train_local
+from training.local.trainer import train_local
 from training.preprocessing import PrepareConfig, prepare
 
 ROOT = Path(__file__).parents[1]

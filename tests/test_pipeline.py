@@ -200,9 +200,16 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
         summary = run_aws(config, echo=quiet)
     out = Path(summary["out"])
     assert (out / "report.html").exists() and (out / "roc.png").exists()
-    assert "endpoint_test:binary_classification_accuracy" in summary["metrics"]
-    assert summary["model"] == "s3://b/models/j/output/model.tar.gz"
-    assert len(pd.read_csv(out / "predictions.csv")) == rows
+    # the metrics are the planted answers scored against the test channel's labels, in order
+    from training.channels import read_channel
+
+    y = read_channel(out / "data" / "test").y
+    labels = np.arange(rows) % 2
+    m = summary["metrics"]
+    assert m["endpoint_test:binary_classification_accuracy"] == pytest.approx((labels == y).mean())
+    assert m["endpoint_test:recall"] == pytest.approx(labels[y == 1].mean())
+    written = pd.read_csv(out / "predictions.csv")
+    assert len(written) == rows
 
 
 def test_trainer_and_endpoint_report_the_same_metrics_under_sagemakers_names(tmp_path):

@@ -14,6 +14,7 @@ that command compares the two).
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,9 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
     assert rc == 0 and "nothing billable" in out
 
 
+PLANTED = (0.912, 0.125, 0.771, 0.333, 0.648)  # moto's endpoint answers, one per row
+
+
 def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     """The notebook as the instance runs it: the bucket's notebooks/ synced into one folder,
     project.json as the lifecycle script writes it, TARGET=aws against the deployed stacks."""
@@ -196,7 +200,7 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
         "kms_key_arn": next(o["OutputValue"] for o in outputs if o["OutputKey"] == "KeyArn"),
     }
     (folder / "project.json").write_text(json.dumps(project))
-    answer = {"predictions": [{"score": 0.8, "predicted_label": 1}] * 5}
+    answer = {"predictions": [{"score": s, "predicted_label": int(s > 0.5)} for s in PLANTED]}
     requests.post(
         f"{url}/moto-api/static/sagemaker/endpoint-results",
         timeout=10,
@@ -217,7 +221,11 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     assert f"bucket: {bucket} | region: us-east-1" in text
     assert "artifact: s3://" in text and "training job ll-e2e-" in text
     assert f"endpoint {project['endpoint_name']}: InService" in text
-    assert "predicted" in text and "0.8" in text  # the endpoint's answer, decoded
+    # the endpoint's answers, decoded by the notebook into class names, row by row in order
+    classes = json.loads((tmp_path / "nb-run" / "data" / "manifest.json").read_text())["label"]
+    table = text[re.search(r"actual\s+predicted\s+score", text).start() :].splitlines()[1:6]
+    decoded = [(line.split()[2], float(line.split()[3])) for line in table]
+    assert decoded == [(classes["classes"][int(s > 0.5)], s) for s in PLANTED], table
     sm = session.client("sagemaker", endpoint_url=url)
     jobs = sm.list_training_jobs(SortBy="CreationTime", SortOrder="Ascending")
     assert len(jobs["TrainingJobSummaries"]) == 2  # deploy-all's, the notebook's

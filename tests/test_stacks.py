@@ -107,9 +107,15 @@ def test_destroy_deletes_bucket_key_and_log_groups():
             **resources(endpoint(), kind),
         }.values():
             assert group["DeletionPolicy"] == "Delete"
+    # nothing outlives `cdk destroy`: no resource says Retain or Snapshot (an absent policy
+    # is CloudFormation's Delete), and those CDK retains by default carry an explicit Delete
+    retaining = {"Retain", "RetainExceptOnCreate", "Snapshot"}
     for template in (t, base(notebook_in_vpc=True), endpoint()):
         for name, res in template.to_json()["Resources"].items():
-            assert res.get("DeletionPolicy", "Delete") == "Delete", name
+            assert res.get("DeletionPolicy") not in retaining, name
+            assert res.get("UpdateReplacePolicy") not in retaining, name
+            if res["Type"] in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+                assert res["DeletionPolicy"] == "Delete", name
 
 
 def test_the_notebook_bundle_is_in_the_bucket_before_the_notebook_first_starts():

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from training import predict, report
+from training.channels import read_channel
 from training.local import metrics as lm
 from training.local.server import serving
-from training.local.trainer import read_channel, train_local
+from training.local.trainer import train_local
 from training.preprocessing import PrepareConfig, prepare
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -107,7 +107,7 @@ def smoke_rows(data_dir: Path | None, feature_dim: int | None = None) -> np.ndar
     """Rows to send a freshly deployed model: the prepared test split's first five, or, for
     a model made elsewhere without data, five rows of zeros of its feature_dim."""
     if data_dir is not None:
-        from training.local.trainer import read_channel
+        from training.channels import read_channel
 
         data = read_channel(Path(data_dir) / "test") or read_channel(Path(data_dir) / "train")
         if data is not None:

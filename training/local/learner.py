@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training.channels import Data, is_sparse
 from training.local import metrics as lm
 from training.local.losses import AUTO_LOSS, Loss, scores
 
@@ -42,18 +43,6 @@ AUTO = {
     "lr_scheduler_minimum_lr": 1e-5,
     "num_calibration_samples": 10_000_000,
 }
-
-
-@dataclass
-class Data:
-    """Features (dense float32 ndarray or CSR) and float labels of one channel."""
-
-    X: object
-    y: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.X.shape[0]
 
 
 @dataclass
@@ -318,11 +307,6 @@ def _class_weights(y: np.ndarray, r: dict, k: int) -> np.ndarray | None:
         counts = np.maximum(np.bincount(y.astype(np.int64), minlength=k), 1)
         return (y.size / (k * counts)).astype(np.float32)
     return None
-
-
-def is_sparse(X) -> bool:
-    """scipy.sparse.issparse without importing scipy (0.3 s) for dense input."""
-    return type(X).__module__.startswith("scipy.sparse")
 
 
 class PackedTrainer:

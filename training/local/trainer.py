@@ -18,40 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifact, hyperparameters, recordio, validation
+from training import artifact, hyperparameters, validation
+from training.channels import Data, stack
 from training.local import metrics as lm
-from training.local.learner import Data, LinearModel, PackedTrainer, is_sparse
+from training.local.learner import LinearModel, PackedTrainer
 from training.preprocessing import CHANNELS, file_sha256, read_manifest
 from training.progress import progress
-
-
-def read_channel(folder: Path) -> Data | None:
-    """All files of a channel folder as one dataset (RecordIO or label-first CSV)."""
-    import pandas as pd
-
-    files = validation.channel_files([folder]) if folder.exists() else []
-    parts = []
-    for path in files:
-        if validation.detect_format(path) == "recordio":
-            arrays = recordio.read_arrays(path)
-            parts.append((arrays.X, arrays.y))
-        else:
-            values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
-            parts.append((values[:, 1:], values[:, 0]))
-    return stack(parts)
-
-
-def stack(parts: list[tuple]) -> Data | None:
-    """(features, labels) of several files as one dataset; sparse if any part is."""
-    if not parts:
-        return None
-    if any(is_sparse(X) for X, _ in parts):
-        import scipy.sparse
-
-        X = scipy.sparse.vstack([scipy.sparse.csr_matrix(X) for X, _ in parts]).tocsr()
-    else:
-        X = np.vstack([X for X, _ in parts]).astype(np.float32, copy=False)
-    return Data(X, np.concatenate([y for _, y in parts]).astype(np.float32))
 
 
 def evaluate(model: LinearModel, data: Data, channel: str, hp: dict) -> dict:
