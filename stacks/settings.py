@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from training import naming
+from training.naming import DEFAULT_PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -34,7 +35,7 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the stacks are built from. Defaults live in cdk.json's context."""
 
-    project: str = "ll-e2e"
+    project: str = DEFAULT_PROJECT
     region: str = "us-east-1"
     account: str | None = None
     notebook_instance_type: str = "ml.t3.medium"

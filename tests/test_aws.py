@@ -19,8 +19,9 @@ from moto import mock_aws
 from training.aws import audit, upload
 from training.aws import session as aws
 from training.aws.job import AwsTrainConfig, explain_failure, train_aws, training_request
+from training.errors import ValidationError
+from training.hyperparameters import HyperparameterError
 from training.preprocessing import PrepareConfig, prepare
-from training.validation import ValidationError
 
 ROOT = Path(__file__).parents[1]
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -245,7 +246,7 @@ def test_no_stack_and_no_flags_is_a_clear_error(moto_aws, prepared, tmp_path):
 
 def test_bad_hyperparameter_fails_before_any_upload_or_job(moto_aws, prepared, tmp_path):
     bucket, role = deploy_base(moto_aws)
-    with pytest.raises(Exception, match="Did you mean 'epochs'"):
+    with pytest.raises(HyperparameterError, match="Did you mean 'epochs'"):
         train_aws(
             AwsTrainConfig(
                 data_dir=prepared,

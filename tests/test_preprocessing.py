@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from training import recordio
+from training.errors import ValidationError
 from training.preprocessing import PrepareConfig, Preprocessor, assign_splits, prepare
-from training.validation import ValidationError, validate_channels
+from training.validation import validate_channels
 
 PENGUINS = Path(__file__).parents[1] / "data" / "penguins.csv"
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from training import validation
-from training.validation import ValidationError
+from training.errors import ValidationError
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
 

@@ -13,9 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
+from training import content_types
+from training.errors import Problem, ValidationError
 from training.hyperparameters import HyperparameterError
-from training.naming import endpoint_name
-from training.validation import PREDICTOR_TYPES, Problem, ValidationError
+from training.naming import DEFAULT_PROJECT, endpoint_name
+from training.validation import PREDICTOR_TYPES
 
 
 def _aws_errors():
@@ -398,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     aws_flags = t.add_argument_group("--target aws")
     aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
     aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
-    aws_flags.add_argument("--project", default="ll-e2e")
+    aws_flags.add_argument("--project", default=DEFAULT_PROJECT)
     aws_flags.add_argument("--instance-type", default="ml.m5.large")
     aws_flags.add_argument("--instance-count", type=_count(1), default=1)
     aws_flags.add_argument("--max-runtime", type=_count(1), default=3600, help="seconds")
@@ -419,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--content-type",
-        default="text/csv",
-        choices=("text/csv", "application/json", "application/x-recordio-protobuf"),
+        default=content_types.CSV,
+        choices=(content_types.CSV, content_types.JSON, content_types.RECORDIO),
     )
     pr.add_argument("--out", type=Path, help="default: INPUT.predictions.jsonl")
     pr.add_argument(
@@ -428,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--port", type=_count(1), help="local: port of a running local endpoint")
     pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
-    pr.add_argument("--project", default="ll-e2e")
+    pr.add_argument("--project", default=DEFAULT_PROJECT)
     pr.add_argument("--profile")
     pr.add_argument("--region")
     pr.set_defaults(func=_predict)
@@ -444,14 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x = sub.add_parser("destroy-all", help="everything deployed, then the audit")
     for p_ in (d, x):
-        p_.add_argument("--project", default="ll-e2e")
+        p_.add_argument("--project", default=DEFAULT_PROJECT)
         p_.add_argument("--profile")
         p_.add_argument("--region")
     d.set_defaults(func=_deploy_all)
     x.set_defaults(func=_destroy_all)
 
     a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
-    a.add_argument("--project", default="ll-e2e")
+    a.add_argument("--project", default=DEFAULT_PROJECT)
     a.add_argument("--profile")
     a.add_argument("--region")
     a.add_argument("--delete", action="store_true")
@@ -468,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
     r.add_argument("--seed", type=_count(0), default=0)
     r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
-    r.add_argument("--project", default="ll-e2e", help="aws: the deployed project's name")
+    r.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed project's name")
     r.add_argument("--profile", help="aws: credentials profile")
     r.add_argument("--region", help="aws: region")
     r.set_defaults(func=_run)
@@ -483,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_count(0), default=8080)
     s.add_argument(
         "--endpoint-name",
-        default=endpoint_name("ll-e2e"),
+        default=endpoint_name(DEFAULT_PROJECT),
         help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
     )
     s.add_argument("--profile", help="s3:// models: credentials profile")
@@ -514,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("models/latest.json"),
         help="where the model is recorded (the endpoint stack reads it)",
     )
-    m.add_argument("--project", default="ll-e2e")
+    m.add_argument("--project", default=DEFAULT_PROJECT)
     m.add_argument("--profile")
     m.add_argument("--region")
     m.set_defaults(func=_deploy)

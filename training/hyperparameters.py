@@ -2,7 +2,7 @@
 
 The same table serves the local trainer and the SageMaker training job, so a bad value fails
 here, before any data is read or any job (and bill) exists. Names, string values, defaults and
-ranges follow the SageMaker documentation (see docs/ and ``../shared/reference``).
+ranges follow the SageMaker documentation (``../shared/reference/linear-learner.md``).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from training import artifact
+from training.errors import Problem, ValidationError
 from training.local.learner import LinearModel
 from training.preprocessing import MANIFEST_FILE
-from training.validation import Problem, ValidationError
 
 
 @dataclass

@@ -6,6 +6,8 @@ side and the infrastructure cannot drift apart on a stack or endpoint name.
 
 from __future__ import annotations
 
+DEFAULT_PROJECT = "ll-e2e"  # the project name when none is given (cdk.json context too)
+
 
 def stack_prefix(project: str) -> str:
     """``ll-e2e`` -> ``LlE2e``: CloudFormation stack names are the prefix plus the stack's role."""

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training import predict, report
+from training import content_types, predict, report
 from training.channels import read_channel
 from training.local import metrics as lm
 from training.local.server import serving
 from training.local.trainer import train_local
+from training.naming import DEFAULT_PROJECT
 from training.preprocessing import PrepareConfig, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ class RunConfig:
     synth: bool = True
     show_progress: bool = True
     target: str = "local"
-    project: str = "ll-e2e"
+    project: str = DEFAULT_PROJECT
     profile: str | None = None
     region: str | None = None
 
@@ -159,7 +160,7 @@ def run_local(config: RunConfig, echo=print) -> dict:
         with serving(model_path) as port:
             echo(f"    endpoint http://127.0.0.1:{port}/invocations")
             answers = predict.predict(
-                predict.local_invoker("127.0.0.1", port), test.X, "application/x-recordio-protobuf"
+                predict.local_invoker("127.0.0.1", port), test.X, content_types.RECORDIO
             )
         predicted = predict.as_arrays(answers)
         echo(f"    {test.n} rows predicted; endpoint stopped")
@@ -191,7 +192,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
     test = read_channel(out / "data" / "test")
     with stage(f"predict the test split through {endpoint}"):
         sess = aws.session(config.profile, config.region)
-        answers = predict.predict(predict.aws_invoker(sess, endpoint), test.X, "text/csv")
+        answers = predict.predict(predict.aws_invoker(sess, endpoint), test.X, content_types.CSV)
         predicted = predict.as_arrays(answers)
     with stage("evaluate + report"):
         all_metrics = _report_stage(

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from training import recordio, validation
+from training.content_types import CSV, JSON, RECORDIO
+from training.errors import Problem, ValidationError
 from training.local import metrics as lm
-from training.validation import Problem, ValidationError
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
@@ -52,14 +53,14 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
 
 def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iterator[bytes]:
     """Bodies of whole rows, each under ``limit`` bytes."""
-    if content_type == "application/x-recordio-protobuf":
+    if content_type == RECORDIO:
         per_row = len(recordio.encode_dense(X[:1].astype(np.float32)))
         step = max(1, limit // per_row)
         for start in range(0, X.shape[0], step):
             yield recordio.encode_dense(X[start : start + step].astype(np.float32))
         return
     rows = [",".join(f"{v:.9g}" for v in row) for row in X]
-    if content_type == "application/json":
+    if content_type == JSON:
         rows = [json.dumps({"features": [float(v) for v in row]}) for row in X]
     batch, size = [], 0
     for row in rows:
@@ -73,7 +74,7 @@ def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iter
 
 
 def _join(rows: list[str], content_type: str) -> bytes:
-    if content_type == "application/json":
+    if content_type == JSON:
         return ('{"instances": [' + ", ".join(rows) + "]}").encode()
     return ("\n".join(rows) + "\n").encode()
 
@@ -86,7 +87,7 @@ def local_invoker(host: str, port: int) -> Invoker:
                 "POST",
                 "/invocations",
                 body=body,
-                headers={"Content-Type": content_type, "Accept": "application/json"},
+                headers={"Content-Type": content_type, "Accept": JSON},
             )
             res = conn.getresponse()
             data = res.read()
@@ -112,14 +113,14 @@ def aws_invoker(sess, endpoint: str) -> Invoker:
 
     def invoke(body: bytes, content_type: str) -> bytes:
         res = runtime.invoke_endpoint(
-            EndpointName=endpoint, Body=body, ContentType=content_type, Accept="application/json"
+            EndpointName=endpoint, Body=body, ContentType=content_type, Accept=JSON
         )
         return res["Body"].read()
 
     return invoke
 
 
-def predict(invoke: Invoker, X: np.ndarray, content_type: str = "text/csv") -> list[dict]:
+def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> list[dict]:
     out: list[dict] = []
     for body in request_bodies(X, content_type):
         answer = invoke(body, content_type)

@@ -9,7 +9,6 @@ passes (and any rerun) agree on which row goes where.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,8 +24,9 @@ import pandas as pd
 from training import validation
 from training.bulk_transform import BulkTransform
 from training.channels import ChannelWriter
+from training.checksums import file_sha256
+from training.errors import Problem, ValidationError
 from training.progress import progress
-from training.validation import Problem, ValidationError
 
 log = logging.getLogger("training")
 CHANNELS = ("train", "validation", "test")
@@ -209,14 +209,6 @@ def _counts_up(series: pd.Series) -> bool:
 
 
 # --------------------------------------------------------------------------- prepare
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _chunks(config: PrepareConfig, total_rows: int | None, desc: str):

@@ -1,4 +1,7 @@
-"""Progress bars for long work (conversions, uploads, epochs, job polling), on stderr."""
+"""Progress bars for long work (conversions, uploads, downloads, epochs), on stderr.
+
+A training job's polling reports through timed status lines instead (``aws.job.wait_for_job``).
+"""
 
 from __future__ import annotations
 

@@ -18,54 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from training import recordio
+from training import content_types, recordio
+from training.content_types import CSV, RECORDIO
+from training.errors import Problem, ValidationError
 
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
-CONTENT_TYPES = {"csv": CSV, "recordio": RECORDIO}
+CONTENT_TYPES = content_types.CHANNEL
 PREDICTOR_TYPES = ("binary_classifier", "multiclass_classifier", "regressor")
 MAX_PROBLEMS_PER_FILE = 10
 _BLOCK_BYTES = 32 << 20
 _SKIP_NAMES = {".amazon.manifest", "manifest.json"}
-
-
-@dataclass
-class Problem:
-    """One thing wrong with the data, where it is, and what to do about it."""
-
-    file: str
-    message: str
-    fix: str
-    row: int | None = None  # 1-based line / record number
-    column: int | None = None  # 1-based
-    offset: int | None = None  # byte offset (RecordIO)
-    unit: str = "row"  # "row" (CSV line) or "record" (RecordIO)
-
-    def __str__(self) -> str:
-        where = [self.file]
-        if self.row is not None:
-            where.append(f"{self.unit} {self.row}")
-        if self.column is not None:
-            where.append(f"column {self.column}")
-        if self.offset is not None:
-            where.append(f"byte offset {self.offset}")
-        return f"{', '.join(where)}: {self.message}\n    fix: {self.fix}"
-
-
-class ValidationError(ValueError):
-    """The data would fail (or silently mistrain) on SageMaker; lists every problem found."""
-
-    # what happened before the error; a subclass raised after a step took effect says so
-    outcome = "nothing was uploaded or started."
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__(self.report())
-
-    def report(self) -> str:
-        n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} found; {self.outcome}"
-        return head + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 
 @dataclass

@@ -30,8 +30,8 @@ from training.aws import audit
 from training.aws import session as aws
 from training.aws.job import RECORD, AwsTrainConfig, train_aws
 from training.aws.upload import upload_files
-from training.naming import stack_name
-from training.validation import Problem, ValidationError
+from training.errors import Problem, ValidationError
+from training.naming import DEFAULT_PROJECT, stack_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,7 @@ def check_answers(model, X: np.ndarray, answers: list[dict], endpoint: str) -> N
 
 def deploy_model(
     model_path: Path,
-    project: str = "ll-e2e",
+    project: str = DEFAULT_PROJECT,
     profile: str | None = None,
     region: str | None = None,
     record: Path = RECORD,
@@ -146,8 +146,8 @@ def deploy_model(
     import datetime as dt
 
     from training import artifact
+    from training.checksums import file_sha256
     from training.images import linear_learner_image
-    from training.preprocessing import file_sha256
 
     model_path = Path(model_path)
     model = artifact.load(model_path)  # a foreign or damaged file stops here, before upload
@@ -212,7 +212,7 @@ def _context(project: str, region: str, record: Path) -> list[str]:
 
 def deploy_all(
     data_dir: Path,
-    project: str = "ll-e2e",
+    project: str = DEFAULT_PROJECT,
     profile: str | None = None,
     region: str | None = None,
     instance_type: str = "ml.m5.large",
@@ -254,7 +254,10 @@ def deploy_all(
 
 
 def destroy_all(
-    project: str = "ll-e2e", profile: str | None = None, region: str | None = None, echo=print
+    project: str = DEFAULT_PROJECT,
+    profile: str | None = None,
+    region: str | None = None,
+    echo=print,
 ) -> list:
     sess = aws.session(profile, region)
     base = stack_name(project, "Base")

@@ -7,8 +7,8 @@ import io
 import re
 
 from training.aws import session as aws
+from training.errors import Problem, ValidationError
 from training.progress import progress
-from training.validation import Problem, ValidationError
 
 _S3_URL = re.compile(r"^s3://([^/]+)/(.+)$")
 

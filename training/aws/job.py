@@ -21,11 +21,12 @@ from training import hyperparameters, validation
 from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
+from training.checksums import file_sha256
+from training.errors import Problem, ValidationError
 from training.images import linear_learner_image
 from training.instance_types import accepts_volume_key
-from training.naming import stack_name, training_job_name
-from training.preprocessing import CHANNELS, MANIFEST_FILE, file_sha256, read_manifest
-from training.validation import Problem, ValidationError
+from training.naming import DEFAULT_PROJECT, stack_name, training_job_name
+from training.preprocessing import CHANNELS, MANIFEST_FILE, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "models" / "latest.json"
@@ -61,7 +62,7 @@ class AwsTrainConfig:
     data_dir: Path
     bucket: str | None = None
     role_arn: str | None = None
-    project: str = "ll-e2e"
+    project: str = DEFAULT_PROJECT
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     volume_gb: int = 10

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from training.validation import Problem, ValidationError
+from training.errors import Problem, ValidationError
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")

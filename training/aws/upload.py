@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.preprocessing import file_sha256
+from training.checksums import file_sha256
 from training.progress import progress
 
 CHECKSUM_KEY = "sha256"

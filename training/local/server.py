@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from training import artifact, naming, recordio
+from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.local.learner import LinearModel
 from training.validation import is_number
 
@@ -45,8 +46,6 @@ _FLOAT_MAX = 2**1024  # a JSON integer at or beyond this has no float value
 SOCKET_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
 LISTEN_BACKLOG = 1024
-JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
 
 
 class RequestError(Exception):
@@ -325,7 +324,7 @@ def predict_body(
 # --------------------------------------------------------------------------- runtime API
 
 ACCOUNT = "000000000000"  # what the local twin reports where SageMaker names an account
-DEFAULT_ENDPOINT = naming.endpoint_name("ll-e2e")  # the name the endpoint stack gives
+DEFAULT_ENDPOINT = naming.endpoint_name(naming.DEFAULT_PROJECT)  # the name the endpoint stack gives
 VARIANT = "AllTraffic"  # the endpoint stack's one production variant
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
 CUSTOM_ATTRIBUTES = re.compile(r"^[\x20-\x7e]{0,1024}$")  # visible US-ASCII, <= 1024
@@ -337,7 +336,7 @@ def runtime_error(kind: str, message: str, **fields) -> tuple[int, bytes, dict]:
     exception class with the same fields."""
     status = {"ValidationError": 400, "ModelError": 424}[kind]
     body = json.dumps({"message": message, **fields}).encode()
-    return status, body, {"x-amzn-ErrorType": kind, "Content-Type": "application/json"}
+    return status, body, {"x-amzn-ErrorType": kind, "Content-Type": JSON}
 
 
 def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifact, hyperparameters, validation
+from training import artifact, errors, hyperparameters, validation
 from training.channels import Data, stack
+from training.checksums import file_sha256
 from training.local import metrics as lm
 from training.local.learner import LinearModel, PackedTrainer
-from training.preprocessing import CHANNELS, file_sha256, read_manifest
+from training.preprocessing import CHANNELS, read_manifest
 from training.progress import progress
 
 
@@ -56,9 +57,9 @@ def train_local(
 
     present = [c for c in CHANNELS if (data_dir / c).exists()]
     if "train" not in present:
-        raise validation.ValidationError(
+        raise errors.ValidationError(
             [
-                validation.Problem(
+                errors.Problem(
                     str(data_dir),
                     "no train/ channel folder here",
                     "pass the folder `python -m training prepare` wrote (with train/, validation/, "
