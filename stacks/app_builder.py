@@ -10,8 +10,7 @@ from stacks.base_stack import BaseStack
 from stacks.endpoint_stack import EndpointStack
 from stacks.images import linear_learner_image
 from stacks.settings import Settings
-
-TAG_KEY = "project"
+from training.naming import TAG_KEY
 
 
 def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.Stack]:

@@ -29,12 +29,17 @@ from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
 from training import naming, notebook_bundle
 
-# The project bucket's prefixes: data/ (channels), models/ (artifacts), notebooks/ (bundle).
-# Who may do what where, by duty (the deploy step and the bundle deployment write notebooks/
-# and uploaded models with their own credentials, not these roles):
-EXECUTION_S3 = {"read": ("data/*", "models/*"), "write": ("models/*",)}  # jobs, the Model
+# The project bucket's prefixes: data/ (channels), models/ (artifacts), notebooks/ (bundle),
+# transform/ (batch transform input and output). Who may do what where, by duty (the deploy
+# step, the transform command and the bundle deployment write notebooks/, uploaded models and
+# transform input with their own credentials, not these roles):
+EXECUTION_S3 = {  # training jobs, the Model (endpoint and batch transform)
+    "read": ("data/*", "models/*", "transform/*"),
+    "write": ("models/*", "transform/*"),
+}
 NOTEBOOK_S3 = {"read": ("data/*", "models/*", "notebooks/*"), "write": ("data/*",)}
 TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
 NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
 LOG_WRITE = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 LOG_READ = ["logs:DescribeLogStreams", "logs:GetLogEvents"]
@@ -42,6 +47,7 @@ LOG_READ = ["logs:DescribeLogStreams", "logs:GetLogEvents"]
 # for the per-run (or per-settings) suffix
 PROJECT_NAMES = {
     "training-job": lambda project: naming.training_job_name(project, "*"),
+    "transform-job": lambda project: naming.transform_job_name(project, "*"),
     "notebook-instance": lambda project: naming.notebook_name(project, "*"),
 }
 GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
@@ -238,11 +244,12 @@ class BaseStack(cdk.Stack):
         return self._arn("sagemaker", kind, name)
 
     def _log_groups(self) -> dict[str, tuple[str, str]]:
-        """The project's log groups and the stream pattern of each: its training jobs
-        (streams named after the job), its endpoint, and its notebook instance."""
+        """The project's log groups and the stream pattern of each: its training and
+        transform jobs (streams named after the job), its endpoint, and its notebook."""
         project = self.settings.project
         return {
             "training": (TRAINING_LOGS, PROJECT_NAMES["training-job"](project)),
+            "transform": (TRANSFORM_LOGS, PROJECT_NAMES["transform-job"](project)),
             "endpoint": (f"/aws/sagemaker/Endpoints/{self.settings.endpoint_name}", "*"),
             "notebook": (
                 NOTEBOOK_LOGS,
@@ -363,7 +370,9 @@ class BaseStack(cdk.Stack):
         statements = [
             *self._data_statements(EXECUTION_S3),
             *self._log_statements(
-                "SageMakerLogs", [*LOG_WRITE, "logs:DescribeLogStreams"], ("training", "endpoint")
+                "SageMakerLogs",
+                [*LOG_WRITE, "logs:DescribeLogStreams"],
+                ("training", "transform", "endpoint"),
             ),
             iam.PolicyStatement(
                 sid="EcrAuthToken",
@@ -379,7 +388,7 @@ class BaseStack(cdk.Stack):
             pull_statement(image_parts(self.image_uri), self),
         ]
         reasons = {
-            **self._wildcard_reasons(EXECUTION_S3, ("training", "endpoint")),
+            **self._wildcard_reasons(EXECUTION_S3, ("training", "transform", "endpoint")),
             "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
             "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
             "namespaces by condition",
@@ -388,7 +397,7 @@ class BaseStack(cdk.Stack):
         # inference, the two uses of this role
         return self._role(
             "Execution",
-            "SageMaker training jobs and endpoint model",
+            "SageMaker training jobs and the model (endpoint, batch transform)",
             statements,
             reasons,
             same_account_only=True,

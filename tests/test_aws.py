@@ -435,6 +435,12 @@ def plant_leftovers(sess):
         logGroupName="/aws/sagemaker/NotebookInstances",
         logStreamName="ll-e2e-notebook-abc123/LifecycleConfigOnStart",
     )
+    logs.create_log_group(logGroupName="/aws/sagemaker/TransformJobs")
+    for stream in (  # ours, then another project's that shares the prefix
+        "ll-e2e-transform-20261126-001200/i-0abc-1764115200",
+        "ll-e2e-transformer-20261126-001200/i-0abc-1764115200",
+    ):
+        logs.create_log_stream(logGroupName="/aws/sagemaker/TransformJobs", logStreamName=stream)
     kms = sess.client("kms")
     kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2e"}])
     # someone else's things stay untouched
@@ -456,6 +462,7 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
         "log-group",
         "log-group",
         "log-group",
+        "log-group",
         "model",
         "notebook-instance",
     ]
@@ -464,12 +471,19 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
         "/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x",
         "/aws/sagemaker/TrainingJobs:ll-e2e-20261125-120000/algo-1-1764072000",
         "/aws/sagemaker/NotebookInstances:ll-e2e-notebook-abc123/LifecycleConfigOnStart",
+        "/aws/sagemaker/TransformJobs:ll-e2e-transform-20261126-001200/i-0abc-1764115200",
     }
     bucket = next(i for i in found if i.kind == "bucket")
     assert bucket.detail == "2 object versions, 1 delete markers"
     audit.delete(moto_aws, found, echo=lambda line: None)
     assert audit.find_leftovers(moto_aws, "ll-e2e") == []
     assert_look_alikes_survive(planted, still_there(moto_aws))
+    streams = moto_aws.client("logs").describe_log_streams(
+        logGroupName="/aws/sagemaker/TransformJobs"
+    )["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [
+        "ll-e2e-transformer-20261126-001200/i-0abc-1764115200"
+    ]
     names = [b["Name"] for b in moto_aws.client("s3").list_buckets()["Buckets"]]
     assert "someone-elses-bucket" in names and "lle2ebase-bucket" not in names
 

@@ -212,10 +212,11 @@ def test_role_policies_are_scoped_and_split_by_duty():
         resources = resources if isinstance(resources, list) else [resources]
         return [r["Fn::Join"][1][1] for r in resources]
 
-    # by duty: jobs read channels and write artifacts, the Model reads artifacts; the
-    # notebook reads everything and writes channels; nobody but deploy writes notebooks/
-    assert prefixes(execution, "ReadProjectData") == ["/data/*", "/models/*"]
-    assert prefixes(execution, "WriteProjectData") == ["/models/*"]
+    # by duty: jobs read channels and write artifacts, the Model reads artifacts and (batch
+    # transform) reads its input and writes its output under transform/; the notebook reads
+    # everything and writes channels; nobody but deploy writes notebooks/
+    assert prefixes(execution, "ReadProjectData") == ["/data/*", "/models/*", "/transform/*"]
+    assert prefixes(execution, "WriteProjectData") == ["/models/*", "/transform/*"]
     assert prefixes(notebook, "ReadProjectData") == ["/data/*", "/models/*", "/notebooks/*"]
     assert prefixes(notebook, "WriteProjectData") == ["/data/*"]
     assert not {"s3:DeleteObject", "s3:*"} & actions_of(execution + notebook)
@@ -253,6 +254,8 @@ def test_role_policies_are_scoped_and_split_by_duty():
 PROJECT_LOGS = {  # what either role may touch in CloudWatch Logs: nothing of another project
     "/aws/sagemaker/TrainingJobs:*",
     "/aws/sagemaker/TrainingJobs:log-stream:ll-e2e-*",
+    "/aws/sagemaker/TransformJobs:*",
+    "/aws/sagemaker/TransformJobs:log-stream:ll-e2e-transform-*",
     "/aws/sagemaker/Endpoints/ll-e2e-endpoint:*",
     "/aws/sagemaker/Endpoints/ll-e2e-endpoint:log-stream:*",
     "/aws/sagemaker/NotebookInstances:*",

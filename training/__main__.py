@@ -282,6 +282,48 @@ def _serve(args) -> int:
     return 0
 
 
+def _transform(args) -> int:
+    from training.transform import TransformConfig
+
+    config = TransformConfig(
+        input=args.input,
+        out=args.out,
+        content_type=args.content_type,
+        accept=args.accept,
+        max_payload_mb=args.max_payload_mb,
+        show_progress=not args.quiet,
+    )
+    config.check()  # before a model is downloaded or anything is read
+    if args.target == "aws":
+        from training.aws.transform import AwsTransform, transform_aws
+
+        job = transform_aws(
+            config,
+            AwsTransform(
+                project=args.project,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                profile=args.profile,
+                region=args.region,
+            ),
+        )
+        print(f"transform job {job['name']}: {job['status']}; output {job['output']}")
+        for path in job.get("downloaded", []):
+            print(f"  {path}")
+        return 0
+    if not args.model:
+        raise ValidationError(
+            [Problem("--target local", "no model to score with", "pass --model model.tar.gz")]
+        )
+    from training.inspection import load_model
+    from training.transform import transform_local
+
+    model = load_model(args.model, args.profile, args.region, not args.quiet)
+    for path in transform_local(model, config):
+        print(f"{path}")
+    return 0
+
+
 def _inspect(args) -> int:
     from training import inspection
 
@@ -491,6 +533,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", help="s3:// models: credentials profile")
     s.add_argument("--region", help="s3:// models: region of the credentials")
     s.set_defaults(func=_serve)
+
+    x = sub.add_parser(
+        "transform", help="score whole files without an endpoint (SageMaker Batch Transform)"
+    )
+    x.add_argument("--input", required=True, help="a file or folder (local), or s3://prefix/")
+    x.add_argument("--out", required=True, help="a folder (local), or s3://prefix/ (aws)")
+    x.add_argument("--target", choices=("local", "aws"), default="local")
+    x.add_argument("--model", help="local: model.tar.gz or model_algo-1, a path or s3://…")
+    x.add_argument("--content-type", default=content_types.CSV, help="of the input records")
+    x.add_argument(
+        "--accept", default=content_types.JSONLINES, help="answer format (no CSV: LL has none)"
+    )
+    x.add_argument("--max-payload-mb", type=float, default=6.0, help="MaxPayloadInMB per request")
+    x.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed model's project")
+    x.add_argument("--instance-type", default="ml.m5.large", help="aws")
+    x.add_argument("--instance-count", type=_count(1), default=1, help="aws")
+    x.add_argument("--profile")
+    x.add_argument("--region")
+    x.set_defaults(func=_transform)
 
     i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
     i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")

@@ -7,6 +7,7 @@ side and the infrastructure cannot drift apart on a stack or endpoint name.
 from __future__ import annotations
 
 DEFAULT_PROJECT = "ll-e2e"  # the project name when none is given (cdk.json context too)
+TAG_KEY = "project"  # every resource of a project carries TAG_KEY=<project>: how audit knows it
 
 
 def stack_prefix(project: str) -> str:
@@ -35,6 +36,11 @@ def training_job_name(project: str, stamp: str) -> str:
     return f"{project}-{stamp}"
 
 
+def transform_job_name(project: str, stamp: str) -> str:
+    """``<project>-transform-YYYYmmdd-HHMMSS`` (UTC): every batch transform job it starts."""
+    return f"{project}-transform-{stamp}"
+
+
 def owned_patterns(project: str) -> dict[str, str]:
     """Regular expressions matching exactly the names above for ``project``, and nothing of a
     project that merely shares a prefix (``ll-e2e-prod``, ``ll-e2ex``): what teardown may take
@@ -46,4 +52,5 @@ def owned_patterns(project: str) -> dict[str, str]:
         "endpoint": f"^{re.escape(endpoint_name(project))}$",
         "notebook": rf"^{p}-notebook-[0-9a-f]{{6}}$",
         "training-job": rf"^{p}-\d{{8}}-\d{{6}}$",
+        "transform-job": rf"^{p}-transform-\d{{8}}-\d{{6}}$",
     }

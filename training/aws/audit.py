@@ -1,19 +1,21 @@
 """``audit``: find everything billable this project left in a region, and optionally remove it.
 
-Looks for endpoints, endpoint configs, models, notebook instances, running training jobs,
-buckets (with their old versions and delete markers), log groups and log streams, and KMS keys
-not yet scheduled for deletion. Exits non-zero when anything is left. ``--delete`` removes what
-it found: notebooks are stopped first (waiting out Pending and Updating), versioned buckets are
-emptied of every version and delete marker, keys are scheduled for deletion (7 days).
+Looks for endpoints, endpoint configs, models, notebook instances, running training and batch
+transform jobs, buckets (with their old versions and delete markers), log groups and log
+streams, and KMS keys not yet scheduled for deletion. Exits non-zero when anything is left.
+``--delete`` removes what it found: jobs are stopped, notebooks are stopped first (waiting out
+Pending and Updating), versioned buckets are emptied of every version and delete marker, keys
+are scheduled for deletion (7 days).
 
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
 a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
-everything they create; training jobs are tagged when started), or when its name is exactly one
-this project gives (``training.naming.owned_patterns``: the endpoint, the notebook, training
-jobs) and no other project's tag is on it. What cannot carry a tag is taken by exact name only:
-the endpoint's log group, log streams of the project's training jobs and notebook, and the log
-groups of Lambda functions CloudFormation named after the project's stacks (``<Stack>-…``).
-Another team's ``ll-e2e-prod`` or ``ll-e2ex-…`` shares a prefix, not a name, and is left alone.
+everything they create; training and transform jobs are tagged when started), or when its name
+is exactly one this project gives (``training.naming.owned_patterns``: the endpoint, the
+notebook, training and transform jobs) and no other project's tag is on it. What cannot carry
+a tag is taken by exact name only: the endpoint's log group, log streams of the project's
+jobs and notebook, and the log groups of Lambda functions CloudFormation named after the
+project's stacks (``<Stack>-…``). Another team's ``ll-e2e-prod`` or ``ll-e2ex-…`` shares a
+prefix, not a name, and is left alone.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from training.naming import endpoint_name, owned_patterns, stack_name
+from training.naming import TAG_KEY, endpoint_name, owned_patterns, stack_name
 
-TAG = "project"
+TAG = TAG_KEY
 NOTEBOOK_POLL_S = 10.0
 TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
 NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
 COST = {
     "endpoint": "instance-hours while it exists (ml.m5.large ~ $0.115/h)",
@@ -33,6 +36,7 @@ COST = {
     "model": "free (its artifact is stored in S3)",
     "notebook-instance": "instance-hours while InService, volume GB-month while it exists",
     "training-job": "instance-seconds while it runs",
+    "transform-job": "instance-seconds while it runs",
     "bucket": "GB-month of every object version it holds",
     "log-group": "GB-month stored",
     "kms-key": "$1/month until deleted",
@@ -74,7 +78,11 @@ class Ownership:
 
     def owns_stream(self, group: str, stream: str) -> bool:
         """Log streams are ``<job or notebook name>/<suffix>``."""
-        kind = {TRAINING_LOGS: "training-job", NOTEBOOK_LOGS: "notebook"}[group]
+        kind = {
+            TRAINING_LOGS: "training-job",
+            TRANSFORM_LOGS: "transform-job",
+            NOTEBOOK_LOGS: "notebook",
+        }[group]
         return self.names[kind].match(stream.split("/", 1)[0]) is not None
 
 
@@ -106,18 +114,32 @@ def _sagemaker(sess, own: Ownership) -> list[Leftover]:
                     )
                 )
     found += [Leftover("training-job", name, "InProgress") for name in running_jobs(sess, own)]
+    found += [
+        Leftover("transform-job", name, "InProgress") for name in running_transforms(sess, own)
+    ]
     return found
 
 
 def running_jobs(sess, own: Ownership) -> list[str]:
     """The project's training jobs still running (destroy-all stops exactly these)."""
+    return _running(sess, own, "training")
+
+
+def running_transforms(sess, own: Ownership) -> list[str]:
+    """The project's batch transform jobs still running (destroy-all stops exactly these)."""
+    return _running(sess, own, "transform")
+
+
+def _running(sess, own: Ownership, what: str) -> list[str]:
     sm = sess.client("sagemaker")
+    noun = "Training" if what == "training" else "Transform"
     names = []
-    for page in sm.get_paginator("list_training_jobs").paginate(StatusEquals="InProgress"):
-        for j in page["TrainingJobSummaries"]:
-            tags = sm.list_tags(ResourceArn=j["TrainingJobArn"]).get("Tags", [])
-            if own.owns("training-job", j["TrainingJobName"], tags):
-                names.append(j["TrainingJobName"])
+    pages = sm.get_paginator(f"list_{what}_jobs").paginate(StatusEquals="InProgress")
+    for page in pages:
+        for j in page[f"{noun}JobSummaries"]:
+            tags = sm.list_tags(ResourceArn=j[f"{noun}JobArn"]).get("Tags", [])
+            if own.owns(f"{what}-job", j[f"{noun}JobName"], tags):
+                names.append(j[f"{noun}JobName"])
     return names
 
 
@@ -172,7 +194,11 @@ def _log_groups(sess, own: Ownership) -> list[Leftover]:
                 if name == endpoint_logs or name.startswith(lambdas):
                     found.append(Leftover("log-group", name))
     streams = logs.get_paginator("describe_log_streams")
-    for group, prefix in ((TRAINING_LOGS, f"{own.project}-"), (NOTEBOOK_LOGS, own.project)):
+    for group, prefix in (
+        (TRAINING_LOGS, f"{own.project}-"),
+        (TRANSFORM_LOGS, f"{own.project}-transform-"),
+        (NOTEBOOK_LOGS, own.project),
+    ):
         try:
             pages = list(streams.paginate(logGroupName=group, logStreamNamePrefix=prefix))
         except logs.exceptions.ResourceNotFoundException:
@@ -243,6 +269,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
     sm, logs, kms = sess.client("sagemaker"), sess.client("logs"), sess.client("kms")
     order = [
         "training-job",
+        "transform-job",
         "endpoint",
         "endpoint-config",
         "model",
@@ -254,6 +281,8 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
     for item in sorted(leftovers, key=lambda x: order.index(x.kind)):
         if item.kind == "training-job":
             sm.stop_training_job(TrainingJobName=item.name)
+        elif item.kind == "transform-job":
+            sm.stop_transform_job(TransformJobName=item.name)
         elif item.kind == "endpoint":
             sm.delete_endpoint(EndpointName=item.name)
         elif item.kind == "endpoint-config":

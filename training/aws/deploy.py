@@ -268,10 +268,14 @@ def destroy_all(
         bucket = None
     if bucket:
         echo(f"    {audit.empty_bucket(sess, bucket)} versions and markers removed from {bucket}")
-    echo("==> 2/4 stop running training jobs")
+    echo("==> 2/4 stop running training and batch transform jobs")
     sm = sess.client("sagemaker")
-    for job in audit.running_jobs(sess, audit.Ownership(project)):
+    own = audit.Ownership(project)
+    for job in audit.running_jobs(sess, own):
         sm.stop_training_job(TrainingJobName=job)
+        echo(f"    stopped {job}")
+    for job in audit.running_transforms(sess, own):
+        sm.stop_transform_job(TransformJobName=job)
         echo(f"    stopped {job}")
     echo("==> 3/4 cdk destroy --all")
     # A placeholder artifact puts the endpoint stack in the app whether or not a training

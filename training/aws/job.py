@@ -25,7 +25,7 @@ from training.checksums import file_sha256
 from training.errors import Problem, ValidationError
 from training.images import linear_learner_image
 from training.instance_types import accepts_volume_key
-from training.naming import DEFAULT_PROJECT, stack_name, training_job_name
+from training.naming import DEFAULT_PROJECT, TAG_KEY, stack_name, training_job_name
 from training.preprocessing import CHANNELS, MANIFEST_FILE, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,7 +158,7 @@ def training_request(
         },
         "EnableNetworkIsolation": True,
         "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_s},
-        "Tags": [{"Key": "project", "Value": config.project}],
+        "Tags": [{"Key": TAG_KEY, "Value": config.project}],
     }
 
 

@@ -1,0 +1,217 @@
+"""Batch transform on SageMaker, against moto: the request, the upload, the assembled output,
+and audit / destroy-all stopping the project's running jobs and nothing else."""
+
+import json
+
+import boto3
+import numpy as np
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from training.aws import audit
+from training.aws import session as aws
+from training.aws import transform as aws_transform
+from training.aws.transform import AwsTransform, transform_aws, transform_request
+from training.errors import ValidationError
+from training.local.learner import LinearModel
+from training.transform import TransformConfig, transform_local
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+BUCKET = "ll-e2e-bucket-123"
+
+
+@pytest.fixture
+def moto_aws():
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+def deploy(sess) -> str:
+    """What the base and endpoint stacks leave: bucket, outputs, and a served model."""
+    aws.create_bucket(sess, BUCKET, "us-east-1")
+    outputs = {"BucketName": {"Value": BUCKET}, "KeyArn": {"Value": KEY}}
+    sess.client("cloudformation").create_stack(
+        StackName="LlE2eBase",
+        TemplateBody=json.dumps(
+            {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
+        ),
+    )
+    sm = sess.client("sagemaker")
+    sm.create_model(
+        ModelName="LlE2eEndpoint-Model-ABC",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="EndpointConfig-abc",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "LlE2eEndpoint-Model-ABC",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="EndpointConfig-abc")
+    return "LlE2eEndpoint-Model-ABC"
+
+
+def test_a_job_on_the_deployed_model_is_requested_and_its_output_assembled(
+    moto_aws, tmp_path, monkeypatch
+):
+    model_name = deploy(moto_aws)
+    model = LinearModel(
+        "regressor", "squared_loss", np.array([1.0, -2.0], np.float32), np.array(0.5, np.float32)
+    )
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "b.csv").write_text("1,2\n3,4\n")
+    (inputs / "a.csv").write_text("0.5,0.25\n")
+    # SageMaker's part, which moto does not play: the container writes <input>.out. Here it
+    # writes what the local transform answers for the same file, so the assembled result can
+    # be checked against it.
+    expected = transform_local(
+        model, TransformConfig(str(inputs), str(tmp_path / "local"), show_progress=False)
+    )
+    real_wait = aws_transform.wait_for_transform
+
+    def container_then_wait(sm, name, poll_s, echo):
+        job = sm.describe_transform_job(TransformJobName=name)
+        out = job["TransformOutput"]["S3OutputPath"]
+        s3 = moto_aws.client("s3")
+        prefix = out.split(BUCKET + "/", 1)[1]
+        for path in expected:
+            s3.put_object(Bucket=BUCKET, Key=f"{prefix}{path.name}", Body=path.read_bytes())
+        return real_wait(sm, name, poll_s, echo)
+
+    monkeypatch.setattr(aws_transform, "wait_for_transform", container_then_wait)
+    config = TransformConfig(str(inputs), str(tmp_path / "out"), show_progress=False)
+    result = transform_aws(config, AwsTransform(region="us-east-1", poll_s=0), echo=lambda s: None)
+
+    sm = moto_aws.client("sagemaker")
+    job = sm.describe_transform_job(TransformJobName=result["name"])
+    assert result["name"].startswith("ll-e2e-transform-")
+    assert job["ModelName"] == model_name  # the model the endpoint serves
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
+    assert job["TransformInput"]["ContentType"] == "text/csv"
+    assert job["TransformInput"]["SplitType"] == "Line"
+    source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert source == f"s3://{BUCKET}/transform/{result['name']}/input/"
+    assert job["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert job["TransformOutput"]["AssembleWith"] == "Line"
+    assert job["TransformOutput"]["KmsKeyId"] == KEY
+    assert job["TransformResources"]["VolumeKmsKeyId"] == KEY
+    tags = sm.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]
+    assert {"Key": "project", "Value": "ll-e2e"} in tags
+    keys = [o["Key"] for o in moto_aws.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert f"transform/{result['name']}/input/a.csv" in keys
+    # downloaded in input order, byte for byte what the container wrote
+    assert [p.name for p in result["downloaded"]] == ["a.csv.out", "b.csv.out"]
+    for got, want in zip(result["downloaded"], expected):
+        assert got.read_bytes() == want.read_bytes()
+
+
+def test_without_a_deployed_endpoint_the_error_says_what_to_deploy(moto_aws, tmp_path):
+    (tmp_path / "a.csv").write_text("1,2\n")
+    config = TransformConfig(str(tmp_path / "a.csv"), str(tmp_path / "out"), show_progress=False)
+    with pytest.raises(
+        ValidationError, match=r"(?s)no deployed model to transform with.*deploy-all"
+    ):
+        transform_aws(config, AwsTransform(region="us-east-1"), echo=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    "instance, content_type, accept, payload, split, assemble, volume",
+    [
+        ("ml.m5.large", "text/csv", "application/jsonlines", 6, "Line", "Line", True),
+        (
+            "ml.m5d.large",
+            "application/x-recordio-protobuf",
+            "application/x-recordio-protobuf",
+            0.5,
+            "RecordIO",
+            "None",
+            False,
+        ),
+    ],
+)
+def test_the_request_follows_the_data_and_the_instance(
+    instance, content_type, accept, payload, split, assemble, volume
+):
+    config = TransformConfig("in", "out", content_type, accept, payload)
+    req = transform_request(
+        config, AwsTransform(instance_type=instance), "j", "m", "s3://b/i/", "s3://b/o/", KEY
+    )
+    assert req["TransformInput"]["SplitType"] == split
+    assert req["TransformOutput"]["AssembleWith"] == assemble
+    assert req["MaxPayloadInMB"] == max(1, int(payload))
+    assert ("VolumeKmsKeyId" in req["TransformResources"]) is volume  # NVMe types refuse it
+
+
+OURS = ["ll-e2e-transform-20261126-001200", "ll-e2e-transform-20261126-001201"]
+THEIRS = {  # name -> project tag (None: untagged)
+    "ll-e2e-prod-transform-20261126-001200": None,
+    "ll-e2ex-transform-20261126-001200": "ll-e2ex",
+    "ll-e2e-transform-20261126-001202": "other",  # our pattern, someone else's tag
+    "ll-e2e-transform-latest": None,
+}
+
+
+class StubbedSession:
+    """A session whose SageMaker client answers from a botocore Stubber (moto neither keeps
+    transform jobs running nor implements StopTransformJob)."""
+
+    region_name = "us-east-1"
+
+    def __init__(self, client):
+        self._client = client
+
+    def client(self, name):
+        if name == "sagemaker":
+            return self._client
+        # delete() makes its other clients up front; nothing may be called on them
+        return Stubber(
+            boto3.client(
+                name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+            )
+        ).client
+
+
+def test_audit_finds_and_stops_the_projects_running_transform_jobs_only():
+    sm = boto3.client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    jobs = {OURS[0]: "ll-e2e", OURS[1]: None, **THEIRS}
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:transform-job/{}"
+    summaries = [
+        {
+            "TransformJobName": n,
+            "TransformJobArn": arn.format(n),
+            "CreationTime": 0,
+            "TransformJobStatus": "InProgress",
+        }
+        for n in jobs
+    ]
+    with Stubber(sm) as stub:
+        for _ in range(2):  # listed twice below
+            stub.add_response(
+                "list_transform_jobs",
+                {"TransformJobSummaries": summaries},
+                {"StatusEquals": "InProgress"},
+            )
+            for name, tag in jobs.items():
+                tags = [{"Key": "project", "Value": tag}] if tag else []
+                stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": arn.format(name)})
+        sess = StubbedSession(sm)
+        own = audit.Ownership("ll-e2e")
+        assert audit.running_transforms(sess, own) == OURS
+        found = [
+            audit.Leftover("transform-job", n, "InProgress")
+            for n in audit.running_transforms(sess, own)
+        ]
+        for name in OURS:
+            stub.add_response("stop_transform_job", {}, {"TransformJobName": name})
+        audit.delete(StubbedSession(sm), found, echo=lambda s: None)
+        stub.assert_no_pending_responses()  # stopped exactly ours, nothing else was called

@@ -1,0 +1,237 @@
+"""``transform --target aws``: a SageMaker Batch Transform job on the deployed model.
+
+Scores whole files from S3 on instances that exist only while the job runs: no endpoint is
+needed or left behind. Local input is uploaded to ``transform/<job>/input/``, the answers land
+in ``transform/<job>/output/<file>.out`` (or a given ``s3://`` prefix), encrypted with the
+project key, and are downloaded in input order when ``--out`` is a folder. The job carries the
+project tag and a name of the project's (``<project>-transform-<UTC stamp>``), so ``audit``
+and ``destroy-all`` find (and stop) it and nothing of another project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.aws import session as aws
+from training.aws.download import is_s3_url, split_s3_url
+from training.aws.upload import upload_files
+from training.errors import Problem, ValidationError
+from training.instance_types import accepts_volume_key
+from training.naming import (
+    DEFAULT_PROJECT,
+    TAG_KEY,
+    endpoint_name,
+    stack_name,
+    transform_job_name,
+)
+from training.progress import progress
+from training.transform import TransformConfig, input_files
+
+KNOWN_FAILURES = [
+    (
+        r"[Ff]eature.?dim|number of features|shape",
+        "the rows' width must be the model's "
+        "feature_dim: python -m training validate --feature-dim N checks it",
+    ),
+    (
+        r"ClientError: 4\d\d|Bad Request|[Ii]nvalid (csv|record)",
+        "the container refused a batch: run transform --target local on a sample to see which row",
+    ),
+    (
+        r"AccessDenied|not authorized",
+        "the model's execution role must read transform/ and the "
+        "project key: redeploy the base stack (cdk deploy) to get its transform/ permissions",
+    ),
+]
+
+
+class TransformFailedError(ValidationError):
+    """The job ran and failed: the input was uploaded and instances billed until it failed."""
+
+    outcome = "the input was uploaded and the job ran (and billed) until it failed."
+
+
+@dataclass(frozen=True)
+class AwsTransform:
+    """Where and on what the job runs."""
+
+    project: str = DEFAULT_PROJECT
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    profile: str | None = None
+    region: str | None = None
+    model_name: str | None = None  # default: the model the project's endpoint serves
+    poll_s: float = 15.0
+
+
+def deployed_model(sm, project: str) -> str:
+    """The SageMaker Model behind the project's endpoint (CloudFormation names it)."""
+    import botocore.exceptions
+
+    endpoint = endpoint_name(project)
+    try:
+        config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+        variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    except botocore.exceptions.ClientError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    f"endpoint {endpoint}",
+                    f"no deployed model to transform with ({err.response['Error']['Message']})",
+                    "deploy one first: python -m training deploy-all, or deploy --model FILE",
+                )
+            ]
+        ) from None
+    return variants[0]["ModelName"]
+
+
+def transform_request(
+    config: TransformConfig,
+    where: AwsTransform,
+    name: str,
+    model: str,
+    input_uri: str,
+    output_uri: str,
+    key_arn: str | None,
+) -> dict:
+    """The CreateTransformJob request (pure: tested without AWS)."""
+    output = {
+        "S3OutputPath": output_uri,
+        "Accept": config.accept,
+        "AssembleWith": config.assemble_with(),
+    }
+    resources = {"InstanceType": where.instance_type, "InstanceCount": where.instance_count}
+    if key_arn:
+        output["KmsKeyId"] = key_arn
+        if accepts_volume_key(where.instance_type):
+            resources["VolumeKmsKeyId"] = key_arn
+    return {
+        "TransformJobName": name,
+        "ModelName": model,
+        "BatchStrategy": "MultiRecord",
+        # the API takes whole MB (0 would mean "no limit" to some containers, not to LL)
+        "MaxPayloadInMB": max(1, int(config.max_payload_mb)),
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+            "ContentType": config.content_type,
+            "SplitType": config.split_type(),
+            "CompressionType": "None",
+        },
+        "TransformOutput": output,
+        "TransformResources": resources,
+        "Tags": [{"Key": TAG_KEY, "Value": where.project}],
+    }
+
+
+def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> dict:
+    """Run the job, wait for it with status lines, and fetch the answers to a local ``out``."""
+    config.check()
+    local_in = not is_s3_url(config.input)
+    files = input_files(config.input) if local_in else []
+    sess = aws.session(where.profile, where.region)
+    sm = sess.client("sagemaker")
+    model = where.model_name or deployed_model(sm, where.project)
+    outputs = aws.stack_outputs(sess, stack_name(where.project, "Base"))
+    bucket, key_arn = outputs["BucketName"], outputs.get("KeyArn")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = transform_job_name(where.project, stamp)
+    s3 = aws.s3_client_for(sess, bucket)
+    if local_in:
+        prefix = f"transform/{name}/input"
+        upload_files(s3, bucket, {f"{prefix}/{f.name}": f for f in files}, config.show_progress)
+        input_uri = f"s3://{bucket}/{prefix}/"
+    else:
+        input_uri = config.input
+    output_uri = config.out if is_s3_url(config.out) else f"s3://{bucket}/transform/{name}/output/"
+    request = transform_request(config, where, name, model, input_uri, output_uri, key_arn)
+    sm.create_transform_job(**request)
+    echo(
+        f"transform job {name} started ({where.instance_count} x {where.instance_type}, "
+        f"model {model})"
+    )
+    described = wait_for_transform(sm, name, where.poll_s, echo)
+    status = described["TransformJobStatus"]
+    if status != "Completed":
+        reason = described.get("FailureReason", "(no reason given)")
+        raise TransformFailedError(
+            [Problem(f"transform job {name}", f"{status}: {reason}", explain_failure(reason))]
+        )
+    result = {"name": name, "status": status, "output": output_uri}
+    if not is_s3_url(config.out):
+        names = [f.name for f in files] if local_in else None
+        result["downloaded"] = download_outputs(
+            sess, output_uri, Path(config.out), names, config.show_progress
+        )
+    return result
+
+
+def explain_failure(reason: str) -> str:
+    import re
+
+    fixes = [fix for pattern, fix in KNOWN_FAILURES if re.search(pattern, reason or "")]
+    return fixes[0] if fixes else "see the job's log (/aws/sagemaker/TransformJobs)"
+
+
+def wait_for_transform(sm, name: str, poll_s: float, echo) -> dict:
+    """Poll until the job ends, echoing each status change with the time since the start."""
+    started, last = time.monotonic(), None
+    while True:
+        described = sm.describe_transform_job(TransformJobName=name)
+        status = described["TransformJobStatus"]
+        if status != last:
+            elapsed = int(time.monotonic() - started)
+            echo(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {name}: {status}")
+            last = status
+        if status in ("Completed", "Failed", "Stopped"):
+            return described
+        time.sleep(poll_s)
+
+
+def download_outputs(
+    sess, output_uri: str, out: Path, names: list[str] | None, show_progress: bool = True
+) -> list[Path]:
+    """``<name>.out`` of each input, in input order (all ``.out`` objects, sorted, when the
+    input was an S3 prefix). A missing output is an error, not a silently shorter result."""
+    bucket, prefix = split_s3_url(output_uri)
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    s3 = aws.s3_client_for(sess, bucket)
+    if names is None:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = sorted(
+            o["Key"]
+            for page in pages
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(".out")
+        )
+    else:
+        keys = [f"{prefix}{n}.out" for n in names]
+    sizes = {}
+    for key in keys:
+        try:
+            sizes[key] = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except s3.exceptions.ClientError:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"s3://{bucket}/{key}",
+                        "the job completed but wrote no output for this input",
+                        "see the job's log (/aws/sagemaker/TransformJobs)",
+                    )
+                ]
+            ) from None
+    out.mkdir(parents=True, exist_ok=True)
+    bar = progress(total=sum(sizes.values()), desc="download", unit="B", enabled=show_progress)
+    written = []
+    try:
+        for key in keys:
+            target = out / key.rsplit("/", 1)[-1]
+            tmp = target.with_name(f".{target.name}.part")
+            s3.download_file(bucket, key, str(tmp), Callback=bar.update)
+            tmp.replace(target)
+            written.append(target)
+    finally:
+        bar.close()
+    return written

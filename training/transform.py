@@ -1,0 +1,237 @@
+"""Batch transform: score whole files without an endpoint, with SageMaker's contract.
+
+SageMaker Batch Transform splits each input object into records (``SplitType`` Line for CSV
+and JSON lines, RecordIO for RecordIO-protobuf), packs as many whole records as fit in
+``MaxPayloadInMB`` into each request (``BatchStrategy`` MultiRecord), and writes the
+container's answers to ``<object>.out`` in input order (``AssembleWith`` Line for text
+answers, None for RecordIO). :func:`transform_local` does exactly that offline, streaming, with
+the local endpoint's own request handling, so each batch's bytes are what the local endpoint
+answers for it. Linear Learner answers in JSON, JSON lines or RecordIO: never CSV.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from training import recordio, validation
+from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.errors import Problem, ValidationError
+from training.progress import progress
+
+ACCEPTS = (JSONLINES, JSON, RECORDIO)  # what Linear Learner can answer
+INPUTS = (CSV, JSONLINES, RECORDIO)  # what splits into records (JSON documents do not)
+MAX_PAYLOAD_MB = 6  # SageMaker's default MaxPayloadInMB (its range is 0-100)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """What a transform job needs, local or on SageMaker."""
+
+    input: str  # a file, a folder of files, or (aws) an s3:// prefix
+    out: str  # a folder, or (aws) an s3:// prefix
+    content_type: str = CSV
+    accept: str = JSONLINES
+    max_payload_mb: float = MAX_PAYLOAD_MB
+    show_progress: bool = True
+
+    def split_type(self) -> str:
+        return "RecordIO" if self.content_type == RECORDIO else "Line"
+
+    def assemble_with(self) -> str:
+        return "None" if self.accept == RECORDIO else "Line"
+
+    def check(self) -> None:
+        """The request SageMaker would refuse, or run and then fail, refused here."""
+        problems = []
+        if self.accept not in ACCEPTS:
+            why = "Linear Learner has no CSV output" if self.accept == CSV else "unknown type"
+            problems.append(
+                Problem("--accept", f"'{self.accept}': {why}", f"use one of {', '.join(ACCEPTS)}")
+            )
+        if self.content_type not in INPUTS:
+            problems.append(
+                Problem(
+                    "--content-type",
+                    f"'{self.content_type}' does not split into records (SplitType Line or "
+                    "RecordIO)",
+                    f"use one of {', '.join(INPUTS)}",
+                )
+            )
+        if not 0 < self.max_payload_mb <= 100:
+            problems.append(
+                Problem("--max-payload-mb", f"{self.max_payload_mb}", "use a value in (0, 100]")
+            )
+        if problems:
+            raise ValidationError(problems)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def records(path: Path, content_type: str) -> Iterator[tuple[int, bytes]]:
+    """(line or record number, the record's bytes) of one input file, streamed.
+
+    Lines keep their ``\\n``; a final line without one gets it, so batches join cleanly.
+    An empty line is an error (the container would refuse the whole batch for it)."""
+    if content_type == RECORDIO:
+        yield from _recordio_records(path)
+        return
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.rstrip(b"\r\n"):
+                raise ValidationError(
+                    [
+                        Problem(
+                            str(path),
+                            "empty line: SplitType Line sends it as a record of its own, "
+                            "which the container refuses",
+                            "delete empty lines",
+                            row=number,
+                        )
+                    ]
+                )
+            yield number, line if line.endswith(b"\n") else line + b"\n"
+
+
+def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    head = struct.Struct("<II")
+    with open(path, "rb") as fh:
+        number, offset = 0, 0
+        while header := fh.read(8):
+            number += 1
+            if len(header) < 8:
+                raise _bad_record(path, number, offset, "a truncated record header")
+            magic, word = head.unpack(header)
+            length = word & ((1 << 29) - 1)
+            if magic != recordio.MAGIC or word >> 29:
+                raise _bad_record(path, number, offset, "not a single-part RecordIO record")
+            body = fh.read(length + (-length % 4))
+            if len(body) < length:
+                raise _bad_record(path, number, offset, "a record cut short")
+            yield number, header + body
+            offset += 8 + len(body)
+
+
+def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
+    """The endpoint's 4xx for a batch, with its row within the batch made a row of the file."""
+    import re
+
+    within = re.match(r"row (\d+)", message)
+    row = first + int(within.group(1)) - 1 if within else first
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"records {first}-{last}: the model refused the batch: {message}",
+                "fix that record (python -m training validate checks a whole file)",
+                row=row,
+            )
+        ]
+    )
+
+
+def _bad_record(path: Path, number: int, offset: int, what: str) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"{what}",
+                "rewrite the file (python -m training prepare)",
+                row=number,
+                offset=offset,
+                unit="record",
+            )
+        ]
+    )
+
+
+def batches(path: Path, content_type: str, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+    """MultiRecord: (first, last record number, body) with as many whole records as fit."""
+    parts: list[bytes] = []
+    size, first, last = 0, 0, 0
+    for number, record in records(path, content_type):
+        if len(record) > max_bytes:
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path),
+                        f"one record is {len(record)} bytes, over MaxPayloadInMB "
+                        f"({max_bytes} bytes)",
+                        "raise --max-payload-mb (up to 100)",
+                        row=number,
+                    )
+                ]
+            )
+        if parts and size + len(record) > max_bytes:
+            yield first, last, b"".join(parts)
+            parts, size = [], 0
+        if not parts:
+            first = number
+        parts.append(record)
+        size += len(record)
+        last = number
+    if parts:
+        yield first, last, b"".join(parts)
+
+
+# --------------------------------------------------------------------------- local
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """The files a transform reads: one file, or every file of a folder (sorted)."""
+    path = Path(path)
+    files = validation.channel_files([path]) if path.is_dir() else [path]
+    problems = [p for p in map(validation.file_problem, files) if p]
+    if not files:
+        problems.append(Problem(str(path), "no files in the folder", "pass a file or a folder"))
+    if problems:
+        raise ValidationError(problems)
+    return files
+
+
+def transform_local(model, config: TransformConfig) -> list[Path]:
+    """Every input file scored into ``<out>/<file name>.out``; returns the files written.
+
+    Memory holds one batch at a time. Each output is written to a temporary file and moved
+    into place when its input is done; on an error nothing partial is left."""
+    from training.local.server import RequestError, predict_body
+
+    config.check()
+    files = input_files(config.input)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    max_bytes = int(config.max_payload_mb * (1 << 20))
+    separator = b"" if config.assemble_with() == "None" else b"\n"
+    total = sum(f.stat().st_size for f in files)
+    bar = progress(total=total, desc="transform", unit="B", enabled=config.show_progress)
+    written = []
+    try:
+        for path in files:
+            target = out / f"{path.name}.out"
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for first, last, body in batches(path, config.content_type, max_bytes):
+                        try:
+                            answer, _ = predict_body(
+                                model, body, config.content_type, config.accept
+                            )
+                        except RequestError as err:
+                            raise _refused(path, first, last, str(err)) from None
+                        fh.write(answer)
+                        if separator and not answer.endswith(separator):
+                            fh.write(separator)
+                        bar.update(len(body))
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(target)
+    finally:
+        bar.close()
+    return written
