@@ -106,7 +106,23 @@ class BaseStack(cdk.Stack):
             # OnStart syncs notebooks/ when the instance is created: the bundle must be there
             self.notebook.node.add_dependency(self._notebook_bundle())
 
-        cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
+        cdk.CfnOutput(
+            self,
+            "BucketName",
+            value=self.bucket.bucket_name,
+            export_name=self.export_name("BucketName"),
+        )
+        if settings.alarms:
+            # the endpoint's alarm topic is encrypted with this key; CloudWatch publishes to it
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
+                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                )
+            )
         # Named exports, present whether or not an endpoint stack exists yet: the template
         # does not change when the endpoint arrives or leaves (no export-in-use deadlocks).
         cdk.CfnOutput(
@@ -151,7 +167,18 @@ class BaseStack(cdk.Stack):
                     noncurrent_version_expiration=cdk.Duration.days(s.noncurrent_version_days),
                     expired_object_delete_marker=True,
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
+                ),
+                *(
+                    [  # captured requests and responses are kept as long as old versions
+                        s3.LifecycleRule(
+                            id="expire-data-capture",
+                            prefix="capture/",
+                            expiration=cdk.Duration.days(s.noncurrent_version_days),
+                        )
+                    ]
+                    if s.data_capture_percent
+                    else []
+                ),
             ],
             removal_policy=cdk.RemovalPolicy.DESTROY,
             # The rehearsal against moto has no Lambda to run the custom resource; its
@@ -365,10 +392,17 @@ class BaseStack(cdk.Stack):
             )
         return role
 
+    def _execution_s3(self) -> dict[str, tuple[str, ...]]:
+        """EXECUTION_S3, plus writing capture/ when the endpoint captures data (SageMaker
+        writes the captures as the model's execution role)."""
+        if not self.settings.data_capture_percent:
+            return EXECUTION_S3
+        return {**EXECUTION_S3, "write": (*EXECUTION_S3["write"], "capture/*")}
+
     def _execution_role(self) -> iam.Role:
         """What SageMaker itself runs as: training jobs and the endpoint's model."""
         statements = [
-            *self._data_statements(EXECUTION_S3),
+            *self._data_statements(self._execution_s3()),
             *self._log_statements(
                 "SageMakerLogs",
                 [*LOG_WRITE, "logs:DescribeLogStreams"],
@@ -388,7 +422,7 @@ class BaseStack(cdk.Stack):
             pull_statement(image_parts(self.image_uri), self),
         ]
         reasons = {
-            **self._wildcard_reasons(EXECUTION_S3, ("training", "transform", "endpoint")),
+            **self._wildcard_reasons(self._execution_s3(), ("training", "transform", "endpoint")),
             "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
             "resource-level permissions; PutMetricData is limited to /aws/sagemaker/* "
             "namespaces by condition",

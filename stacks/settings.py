@@ -19,6 +19,8 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ENDPOINT_MODES = ("realtime", "serverless")
 
 
 # Pinned, so the instance's OS and Jupyter do not change under the OnStart script. AL2 + JupyterLab
@@ -49,6 +51,15 @@ class Settings:
     noncurrent_version_days: int = 30
     endpoint_instance_type: str = "ml.m5.large"
     endpoint_instance_count: int = 1
+    endpoint_mode: str = "realtime"  # or "serverless": pay per request, no instances
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    autoscaling_max_instances: int = 0  # 0: off; else scale instances up to this (realtime)
+    autoscaling_target_invocations: int = 100  # per instance per minute
+    alarms: bool = True  # 5XX errors, p99 model latency (and serverless saturation) -> SNS
+    alarm_email: str = ""  # subscribe this address to the alarm topic
+    alarm_latency_p99_ms: int = 1000
+    data_capture_percent: int = 0  # 0: off; else capture this share of requests to capture/
     model_record: str = "models/latest.json"
     model_data_url: str = ""
     image_uri: str = ""
@@ -94,11 +105,18 @@ class Settings:
             "notebook_idle_minutes": (5, 24 * 60),
             "noncurrent_version_days": (1, 3650),
             "endpoint_instance_count": (1, 10),
+            "serverless_memory_mb": (1024, 6144),
+            "serverless_max_concurrency": (1, 200),
+            "autoscaling_max_instances": (0, 100),
+            "autoscaling_target_invocations": (1, 100_000),
+            "alarm_latency_p99_ms": (1, 60_000),
+            "data_capture_percent": (0, 100),
         }
         for key, (low, high) in ranges.items():
             value = getattr(self, key)
             if not low <= value <= high:
                 problems.append(f"{key}={value} must be between {low} and {high}")
+        problems += self._endpoint_option_problems()
         if self.notebook_platform not in NOTEBOOK_PLATFORMS:
             problems.append(
                 f"notebook_platform='{self.notebook_platform}' must be one of "
@@ -119,6 +137,40 @@ class Settings:
             problems.append(f"image_uri='{self.image_uri}' is not an ECR image URI")
         if problems:
             raise SettingsError("invalid CDK context:\n  - " + "\n  - ".join(problems))
+
+    def _endpoint_option_problems(self) -> list[str]:
+        """Combinations SageMaker refuses, refused at synth (serverless endpoints have no
+        instances to scale, and support neither data capture nor network isolation)."""
+        problems = []
+        if self.endpoint_mode not in ENDPOINT_MODES:
+            problems.append(
+                f"endpoint_mode='{self.endpoint_mode}' must be one of {', '.join(ENDPOINT_MODES)}"
+            )
+        if self.serverless_memory_mb % 1024:
+            problems.append(
+                f"serverless_memory_mb={self.serverless_memory_mb} must be a multiple of 1024 "
+                "(1024, 2048, … 6144)"
+            )
+        serverless = self.endpoint_mode == "serverless"
+        if serverless and self.autoscaling_max_instances:
+            problems.append(
+                "autoscaling_max_instances applies to realtime endpoints; a serverless one "
+                "scales by itself up to serverless_max_concurrency (set it to 0)"
+            )
+        if serverless and self.data_capture_percent:
+            problems.append(
+                "data_capture_percent: serverless endpoints do not support data capture "
+                "(set it to 0, or endpoint_mode=realtime)"
+            )
+        scaling = self.autoscaling_max_instances
+        if scaling and scaling < self.endpoint_instance_count:
+            problems.append(
+                f"autoscaling_max_instances={scaling} is below endpoint_instance_count="
+                f"{self.endpoint_instance_count} (the minimum it scales down to)"
+            )
+        if self.alarm_email and not _EMAIL.match(self.alarm_email):
+            problems.append(f"alarm_email='{self.alarm_email}' is not an e-mail address")
+        return problems
 
     def model_artifact(self) -> dict | None:
         """The model to serve: context ``model_data_url`` wins, else the training record."""

@@ -6,6 +6,7 @@ import datetime
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,13 @@ from training.instance_types import accepts_volume_key
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
+SERVERLESS = {"endpoint_mode": "serverless", "serverless_memory_mb": 3072}
+SCALED = {
+    "endpoint_instance_count": 2,
+    "autoscaling_max_instances": 4,
+    "data_capture_percent": 20,
+    "alarm_email": "ops@example.com",
+}
 SDK_ACCOUNTS = {
     "us-east-1": "382416733822",
     "eu-west-1": "438346466558",
@@ -579,8 +587,17 @@ def test_outputs():
             "endpoint_instance_type": "ml.m5d.large",
             "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/other:1",
         },
+        {"model_data_url": MODEL, **SERVERLESS},
+        {"model_data_url": MODEL, **SCALED},
     ],
-    ids=["base-only", "with-endpoint", "vpc-eu-west-1", "nvme-foreign-image"],
+    ids=[
+        "base-only",
+        "with-endpoint",
+        "vpc-eu-west-1",
+        "nvme-foreign-image",
+        "serverless",
+        "scaled-captured",
+    ],
 )
 def test_cdk_nag_aws_solutions_pass(context):
     app = synth(**context)[0]
@@ -650,6 +667,17 @@ def synthesized(tmp_path_factory):
                 "region=ap-southeast-2",
             ],
         ),
+        *(
+            (
+                name,
+                [
+                    "-c",
+                    f"model_data_url={MODEL}",
+                    *[a for k, v in ctx.items() for a in ("-c", f"{k}={v}")],
+                ],
+            )
+            for name, ctx in (("serverless", SERVERLESS), ("scaled", SCALED))
+        ),
     ):
         res = subprocess.run(
             [
@@ -702,7 +730,7 @@ def test_cli_synth_without_credentials_writes_templates(synthesized):
 
 def test_cfn_lint_passes_on_every_synthesized_template(synthesized):
     templates = sorted(str(p) for p in synthesized.glob("*/*.template.json"))
-    assert len(templates) == 5
+    assert len(templates) == 9
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     res = subprocess.run(
         [str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -761,3 +789,105 @@ def test_bad_context_fails_synth_with_a_message_not_a_traceback(tmp_path):
     assert res.returncode == 1
     assert "region='mars' is not an AWS region name" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# ----------------------------------------------------------------------------- endpoint options
+
+
+def test_the_default_endpoint_is_realtime_encrypted_and_alarmed():
+    t = endpoint()
+    variant = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.m5.large" and "ServerlessConfig" not in variant
+    config = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
+    assert "KmsKeyId" in config and "DataCaptureConfig" not in config
+    assert only(t, "AWS::SageMaker::Model")["Properties"]["EnableNetworkIsolation"] is True
+    assert not resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not resources(t, "AWS::SNS::Subscription")
+    topic = only(t, "AWS::SNS::Topic")["Properties"]
+    assert "KmsMasterKeyId" in topic
+    alarms = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in resources(t, "AWS::CloudWatch::Alarm").values()
+    }
+    assert set(alarms) == {"Invocation5XXErrors", "ModelLatency"}
+    latency = alarms["ModelLatency"]
+    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == 1_000_000  # µs
+    for alarm in alarms.values():
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dims == {"EndpointName": "ll-e2e-endpoint", "VariantName": "AllTraffic"}
+        assert alarm["AlarmActions"][0]["Ref"].startswith("Alarms")
+    # CloudWatch may use the project key to publish to the encrypted topic
+    key_policy = only(base(), "AWS::KMS::Key")["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com" for s in key_policy
+    )
+
+
+def test_serverless_has_no_instances_no_volume_key_no_isolation_and_watches_saturation():
+    t = endpoint(**SERVERLESS)
+    config = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
+    variant = config["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MaxConcurrency": 5, "MemorySizeInMB": 3072}
+    assert not {"InstanceType", "InitialInstanceCount"} & set(variant)
+    assert "KmsKeyId" not in config  # serverless variants refuse a volume key
+    assert only(t, "AWS::SageMaker::Model")["Properties"]["EnableNetworkIsolation"] is False
+    names = {a["Properties"]["MetricName"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    assert "ServerlessConcurrentExecutionsUtilization" in names
+
+
+def test_autoscaling_data_capture_and_an_alarm_email():
+    t = endpoint(**SCALED)
+    target = only(t, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    assert target["ResourceId"] == "endpoint/ll-e2e-endpoint/variant/AllTraffic"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    policy = only(t, "AWS::ApplicationAutoScaling::ScalingPolicy")["Properties"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance"
+    )
+    assert tracking["TargetValue"] == 100
+    assert tracking["ScaleInCooldown"] > tracking["ScaleOutCooldown"]
+    capture = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 20 and capture["EnableCapture"] is True
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    assert "KmsKeyId" in capture
+    join = capture["DestinationS3Uri"]["Fn::Join"][1]
+    assert join[0] == "s3://" and join[2] == "/capture"
+    assert join[1]["Fn::ImportValue"] == "LlE2eBase-BucketName"
+    email = only(t, "AWS::SNS::Subscription")["Properties"]
+    assert (email["Protocol"], email["Endpoint"]) == ("email", "ops@example.com")
+    # the base stack: captures expire like old versions, and the model's role may write them
+    b = base(**SCALED)
+    rules = only(b, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+    capture_rule = next(r for r in rules if r.get("Prefix") == "capture/")
+    assert capture_rule["ExpirationInDays"] == 30
+    writes = next(
+        s for s in role_statements(b, "ExecutionPolicy") if s.get("Sid") == "WriteProjectData"
+    )["Resource"]
+    assert [r["Fn::Join"][1][1] for r in writes] == ["/models/*", "/transform/*", "/capture/*"]
+
+
+@pytest.mark.parametrize("options", [{}, SERVERLESS, SCALED])
+def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options):
+    t = endpoint(**options)
+    assert "EndpointConfigName" not in only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
+    assert "ModelName" not in only(t, "AWS::SageMaker::Model")["Properties"]
+    assert only(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == "ll-e2e-endpoint"
+
+
+@pytest.mark.parametrize(
+    "context, message",
+    [
+        ({**SERVERLESS, "autoscaling_max_instances": "3"}, "a serverless one scales by itself"),
+        ({**SERVERLESS, "data_capture_percent": "10"}, "do not support data capture"),
+        ({"serverless_memory_mb": "1500"}, "must be a multiple of 1024"),
+        ({"endpoint_instance_count": "3", "autoscaling_max_instances": "2"}, "is below"),
+        ({"alarm_email": "ops"}, "is not an e-mail address"),
+        ({"endpoint_mode": "batch"}, "endpoint_mode='batch' must be one of realtime, serverless"),
+        ({"data_capture_percent": "101"}, "data_capture_percent=101 must be between 0 and 100"),
+    ],
+)
+def test_endpoint_options_that_sagemaker_would_refuse_fail_synth(context, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_context(context.get)
