@@ -203,6 +203,12 @@ def _tree(folder: Path) -> dict:
     }
 
 
+# small chunks and fit sample: the bad row is written in a later chunk, not seen by the fit
+LATE_FAILURE = dict(
+    label="y", predictor_type="binary_classifier", chunk_rows=100, fit_sample_rows=20
+)
+
+
 def _late_failing_csv(tmp_path) -> Path:
     """Rows that pass the scan and the fit sample but fail in the write pass: text in a
     numeric column at row 452, past the first chunks that get written."""
@@ -221,14 +227,7 @@ def test_a_failed_prepare_leaves_the_previous_output_untouched(tmp_path):
     before = _tree(out)
     bad = _late_failing_csv(tmp_path)
     with pytest.raises(ValidationError, match=r"row 452.*'x' holds 'oops'"):
-        run(
-            tmp_path,
-            data=bad,
-            label="y",
-            predictor_type="binary_classifier",
-            chunk_rows=100,
-            fit_sample_rows=20,
-        )
+        run(tmp_path, data=bad, **LATE_FAILURE)
     assert _tree(out) == before  # old manifest, old channels, nothing new beside them
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv", "out"]  # no staging left
     validate_channels([out / "train"], "multiclass_classifier")
@@ -237,14 +236,7 @@ def test_a_failed_prepare_leaves_the_previous_output_untouched(tmp_path):
 def test_a_failed_prepare_into_a_new_folder_leaves_nothing(tmp_path):
     bad = _late_failing_csv(tmp_path)
     with pytest.raises(ValidationError, match="'x' holds 'oops'"):
-        run(
-            tmp_path,
-            data=bad,
-            label="y",
-            predictor_type="binary_classifier",
-            chunk_rows=100,
-            fit_sample_rows=20,
-        )
+        run(tmp_path, data=bad, **LATE_FAILURE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv"]
 
 
