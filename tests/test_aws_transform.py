@@ -27,7 +27,7 @@ def moto_aws():
         yield boto3.Session(region_name="us-east-1")
 
 
-def deploy(sess) -> str:
+def deploy(sess, endpoint: bool = True) -> str:
     """What the base and endpoint stacks leave: bucket, outputs, and a served model."""
     aws.create_bucket(sess, BUCKET, "us-east-1")
     outputs = {"BucketName": {"Value": BUCKET}, "KeyArn": {"Value": KEY}}
@@ -37,6 +37,8 @@ def deploy(sess) -> str:
             {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         ),
     )
+    if not endpoint:
+        return ""
     sm = sess.client("sagemaker")
     sm.create_model(
         ModelName="LlE2eEndpoint-Model-ABC",
@@ -114,6 +116,7 @@ def test_a_job_on_the_deployed_model_is_requested_and_its_output_assembled(
 
 
 def test_without_a_deployed_endpoint_the_error_says_what_to_deploy(moto_aws, tmp_path):
+    deploy(moto_aws, endpoint=False)
     (tmp_path / "a.csv").write_text("1,2\n")
     config = TransformConfig(str(tmp_path / "a.csv"), str(tmp_path / "out"), show_progress=False)
     with pytest.raises(
@@ -215,3 +218,70 @@ def test_audit_finds_and_stops_the_projects_running_transform_jobs_only():
             stub.add_response("stop_transform_job", {}, {"TransformJobName": name})
         audit.delete(StubbedSession(sm), found, echo=lambda s: None)
         stub.assert_no_pending_responses()  # stopped exactly ours, nothing else was called
+
+
+def test_a_given_artifact_gets_a_model_for_the_job_that_is_deleted_after_it(
+    moto_aws, tmp_path, monkeypatch
+):
+    from training import artifact
+    from training.artifact import ArtifactError
+
+    deploy(moto_aws)
+    outputs = {
+        "BucketName": {"Value": BUCKET},
+        "KeyArn": {"Value": KEY},
+        "RoleArn": {"Value": "arn:aws:iam::123456789012:role/ll-e2e-exec"},
+    }
+    cfn = moto_aws.client("cloudformation")
+    cfn.update_stack(
+        StackName="LlE2eBase",
+        TemplateBody=json.dumps(
+            {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
+        ),
+    )
+    model = LinearModel(
+        "regressor", "squared_loss", np.array([1.0, -2.0], np.float32), np.array(0.5, np.float32)
+    )
+    path = artifact.save(model, tmp_path / "model.tar.gz")
+    (tmp_path / "a.csv").write_text("1,2\n")
+    seen = {}
+    real_wait = aws_transform.wait_for_transform
+
+    def container_then_wait(sm, name, poll_s, echo):
+        job = sm.describe_transform_job(TransformJobName=name)
+        seen["model"] = sm.describe_model(ModelName=job["ModelName"])
+        out = job["TransformOutput"]["S3OutputPath"].split(BUCKET + "/", 1)[1]
+        moto_aws.client("s3").put_object(Bucket=BUCKET, Key=f"{out}a.csv.out", Body=b"{}\n")
+        return real_wait(sm, name, poll_s, echo)
+
+    monkeypatch.setattr(aws_transform, "wait_for_transform", container_then_wait)
+    config = TransformConfig(str(tmp_path / "a.csv"), str(tmp_path / "out"), show_progress=False)
+    where = AwsTransform(region="us-east-1", poll_s=0, model_path=str(path))
+    result = transform_aws(config, where, echo=lambda s: None)
+
+    from training.checksums import file_sha256
+
+    made = seen["model"]
+    assert made["ModelName"] == result["name"]  # not the endpoint's model
+    url = f"s3://{BUCKET}/models/sha256/{file_sha256(path)}/model.tar.gz"  # content-addressed
+    assert made["PrimaryContainer"]["ModelDataUrl"] == url
+    assert made["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/ll-e2e-exec"
+    # (moto reports EnableNetworkIsolation False for every model: the request says True)
+    request = aws_transform.model_request("j", "role", "img", "s3://b/k", "ll-e2e")
+    assert request["EnableNetworkIsolation"] is True
+    assert request["Tags"] == [{"Key": "project", "Value": "ll-e2e"}]
+    names = [m["ModelName"] for m in moto_aws.client("sagemaker").list_models()["Models"]]
+    assert result["name"] not in names and "LlE2eEndpoint-Model-ABC" in names  # cleaned up
+    # an S3 artifact the execution role cannot read is refused before anything is made
+    outside = AwsTransform(region="us-east-1", model_path="s3://elsewhere/m.tar.gz")
+    with pytest.raises(
+        ValidationError, match="reads artifacts under s3://ll-e2e-bucket-123/models/"
+    ):
+        transform_aws(config, outside, echo=lambda s: None)
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match="bad.tar.gz"):
+        transform_aws(
+            config,
+            AwsTransform(region="us-east-1", model_path=str(tmp_path / "bad.tar.gz")),
+            echo=lambda s: None,
+        )

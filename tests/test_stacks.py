@@ -118,7 +118,9 @@ def test_destroy_deletes_bucket_key_and_log_groups():
     # nothing outlives `cdk destroy`: no resource says Retain or Snapshot (an absent policy
     # is CloudFormation's Delete), and those CDK retains by default carry an explicit Delete
     retaining = {"Retain", "RetainExceptOnCreate", "Snapshot"}
-    for template in (t, base(notebook_in_vpc=True), endpoint()):
+    templates = (t, base(notebook_in_vpc=True), endpoint(), base(**SCALED))
+    templates += tuple(endpoint(**options) for options in (SERVERLESS, SCALED))
+    for template in templates:
         for name, res in template.to_json()["Resources"].items():
             assert res.get("DeletionPolicy") not in retaining, name
             assert res.get("UpdateReplacePolicy") not in retaining, name
@@ -868,12 +870,14 @@ def test_autoscaling_data_capture_and_an_alarm_email():
     assert [r["Fn::Join"][1][1] for r in writes] == ["/models/*", "/transform/*", "/capture/*"]
 
 
-@pytest.mark.parametrize("options", [{}, SERVERLESS, SCALED])
+@pytest.mark.parametrize("options", [{}, SERVERLESS, SCALED, {"alarms": "false"}])
 def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options):
     t = endpoint(**options)
     assert "EndpointConfigName" not in only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
     assert "ModelName" not in only(t, "AWS::SageMaker::Model")["Properties"]
     assert only(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == "ll-e2e-endpoint"
+    if options.get("alarms") == "false":
+        assert not resources(t, "AWS::CloudWatch::Alarm") and not resources(t, "AWS::SNS::Topic")
 
 
 @pytest.mark.parametrize(

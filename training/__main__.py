@@ -305,6 +305,7 @@ def _transform(args) -> int:
                 instance_count=args.instance_count,
                 profile=args.profile,
                 region=args.region,
+                model_path=str(args.model) if args.model else None,
             ),
         )
         print(f"transform job {job['name']}: {job['status']}; output {job['output']}")
@@ -540,7 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--input", required=True, help="a file or folder (local), or s3://prefix/")
     x.add_argument("--out", required=True, help="a folder (local), or s3://prefix/ (aws)")
     x.add_argument("--target", choices=("local", "aws"), default="local")
-    x.add_argument("--model", help="local: model.tar.gz or model_algo-1, a path or s3://…")
+    x.add_argument(
+        "--model",
+        help="model.tar.gz (or local: model_algo-1), a path or s3://…; aws: default the "
+        "model the project's endpoint serves",
+    )
     x.add_argument("--content-type", default=content_types.CSV, help="of the input records")
     x.add_argument(
         "--accept", default=content_types.JSONLINES, help="answer format (no CSV: LL has none)"

@@ -64,6 +64,9 @@ class AwsTransform:
     profile: str | None = None
     region: str | None = None
     model_name: str | None = None  # default: the model the project's endpoint serves
+    # or an artifact (a local model.tar.gz, or one under the project bucket's models/): a
+    # Model is made for the job and deleted when the job ends
+    model_path: str | None = None
     poll_s: float = 15.0
 
 
@@ -129,30 +132,48 @@ def transform_request(
 def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> dict:
     """Run the job, wait for it with status lines, and fetch the answers to a local ``out``."""
     config.check()
-    local_in = not is_s3_url(config.input)
-    files = input_files(config.input) if local_in else []
+    files = [] if is_s3_url(config.input) else input_files(config.input)
     sess = aws.session(where.profile, where.region)
     sm = sess.client("sagemaker")
-    model = where.model_name or deployed_model(sm, where.project)
     outputs = aws.stack_outputs(sess, stack_name(where.project, "Base"))
-    bucket, key_arn = outputs["BucketName"], outputs.get("KeyArn")
+    bucket = outputs["BucketName"]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     name = transform_job_name(where.project, stamp)
-    s3 = aws.s3_client_for(sess, bucket)
-    if local_in:
-        prefix = f"transform/{name}/input"
-        upload_files(s3, bucket, {f"{prefix}/{f.name}": f for f in files}, config.show_progress)
-        input_uri = f"s3://{bucket}/{prefix}/"
+    made = None
+    if where.model_path:
+        model = made = _model_from_artifact(sess, sm, where, outputs, name, config.show_progress)
+        echo(f"model {model} made for this job from {where.model_path}")
     else:
-        input_uri = config.input
-    output_uri = config.out if is_s3_url(config.out) else f"s3://{bucket}/transform/{name}/output/"
-    request = transform_request(config, where, name, model, input_uri, output_uri, key_arn)
-    sm.create_transform_job(**request)
-    echo(
-        f"transform job {name} started ({where.instance_count} x {where.instance_type}, "
-        f"model {model})"
-    )
-    described = wait_for_transform(sm, name, where.poll_s, echo)
+        model = where.model_name or deployed_model(sm, where.project)
+    try:
+        s3 = aws.s3_client_for(sess, bucket)
+        if files:
+            prefix = f"transform/{name}/input"
+            upload = {f"{prefix}/{f.name}": f for f in files}
+            upload_files(s3, bucket, upload, config.show_progress)
+            input_uri = f"s3://{bucket}/{prefix}/"
+        else:
+            input_uri = config.input
+        output_uri = (
+            config.out if is_s3_url(config.out) else f"s3://{bucket}/transform/{name}/output/"
+        )
+        request = transform_request(
+            config, where, name, model, input_uri, output_uri, outputs.get("KeyArn")
+        )
+        sm.create_transform_job(**request)
+        echo(
+            f"transform job {name} started ({where.instance_count} x {where.instance_type}, "
+            f"model {model})"
+        )
+        described = wait_for_transform(sm, name, where.poll_s, echo)
+    except KeyboardInterrupt:
+        raise  # the job may still run on its model: both are tagged, and audit lists them
+    except BaseException:
+        if made:
+            sm.delete_model(ModelName=made)
+        raise
+    if made:  # the job has ended: its model is no longer needed
+        sm.delete_model(ModelName=made)
     status = described["TransformJobStatus"]
     if status != "Completed":
         reason = described.get("FailureReason", "(no reason given)")
@@ -161,11 +182,60 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> d
         )
     result = {"name": name, "status": status, "output": output_uri}
     if not is_s3_url(config.out):
-        names = [f.name for f in files] if local_in else None
+        names = [f.name for f in files] if files else None
         result["downloaded"] = download_outputs(
             sess, output_uri, Path(config.out), names, config.show_progress
         )
     return result
+
+
+def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str, show) -> str:
+    """A Model for the job from an artifact: a local file is checked and uploaded
+    content-addressed (as ``deploy --model`` does); an S3 one must be in the project
+    bucket's models/, which the execution role may read."""
+    from training import artifact
+    from training.aws.deploy import model_key
+    from training.checksums import file_sha256
+    from training.images import linear_learner_image
+
+    bucket = outputs["BucketName"]
+    if is_s3_url(where.model_path):
+        got_bucket, key = split_s3_url(where.model_path)
+        if got_bucket != bucket or not key.startswith("models/"):
+            raise ValidationError(
+                [
+                    Problem(
+                        where.model_path,
+                        f"the execution role reads artifacts under s3://{bucket}/models/ only",
+                        "pass the local file (it is uploaded there), or copy it there first",
+                    )
+                ]
+            )
+        url = where.model_path
+    else:
+        path = Path(where.model_path)
+        artifact.load(path)  # a foreign or damaged file stops here, before any upload
+        key = model_key(file_sha256(path))
+        upload_files(aws.s3_client_for(sess, bucket), bucket, {key: path}, show)
+        url = f"s3://{bucket}/{key}"
+    sm.create_model(
+        **model_request(
+            name, outputs["RoleArn"], linear_learner_image(sess.region_name), url, where.project
+        )
+    )
+    return name
+
+
+def model_request(name: str, role_arn: str, image: str, url: str, project: str) -> dict:
+    """CreateModel for a job's own model: as the endpoint stack's (network-isolated, run as
+    the execution role), named after the job and tagged, so audit knows it (pure)."""
+    return {
+        "ModelName": name,
+        "ExecutionRoleArn": role_arn,
+        "PrimaryContainer": {"Image": image, "ModelDataUrl": url},
+        "EnableNetworkIsolation": True,
+        "Tags": [{"Key": TAG_KEY, "Value": project}],
+    }
 
 
 def explain_failure(reason: str) -> str:
