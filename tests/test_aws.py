@@ -441,6 +441,26 @@ def plant_leftovers(sess):
         "ll-e2e-transformer-20261126-001200/i-0abc-1764115200",
     ):
         logs.create_log_stream(logGroupName="/aws/sagemaker/TransformJobs", logStreamName=stream)
+    cw, sns = sess.client("cloudwatch"), sess.client("sns")
+    for name, owner in (
+        ("LlE2eEndpoint-LatencyP99-ABC", "ll-e2e"),  # ours, by its tag
+        ("LlE2eEndpoint-Errors5xx-untagged", None),  # a look-alike name proves nothing
+        ("LlE2eEndpoint-Errors5xx-theirs", "ll-e2ex"),
+    ):
+        cw.put_metric_alarm(
+            AlarmName=name,
+            MetricName="ModelLatency",
+            Namespace="AWS/SageMaker",
+            Statistic="Average",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold",
+            Tags=[{"Key": "project", "Value": owner}] if owner else [],
+        )
+        sns.create_topic(
+            Name=f"{name}-topic", Tags=[{"Key": "project", "Value": owner}] if owner else []
+        )
     kms = sess.client("kms")
     kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2e"}])
     # someone else's things stay untouched
@@ -454,6 +474,7 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
     found = audit.find_leftovers(moto_aws, "ll-e2e")
     kinds = sorted(item.kind for item in found)
     assert kinds == [
+        "alarm",
         "bucket",
         "endpoint",
         "endpoint-config",
@@ -465,7 +486,9 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
         "log-group",
         "model",
         "notebook-instance",
+        "sns-topic",
     ]
+    assert [i.name for i in found if i.kind == "alarm"] == ["LlE2eEndpoint-LatencyP99-ABC"]
     assert {i.name for i in found if i.kind == "log-group"} == {
         "/aws/sagemaker/Endpoints/ll-e2e-endpoint",
         "/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x",
@@ -486,6 +509,18 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
     ]
     names = [b["Name"] for b in moto_aws.client("s3").list_buckets()["Buckets"]]
     assert "someone-elses-bucket" in names and "lle2ebase-bucket" not in names
+    alarms = moto_aws.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert sorted(a["AlarmName"] for a in alarms) == [
+        "LlE2eEndpoint-Errors5xx-theirs",
+        "LlE2eEndpoint-Errors5xx-untagged",
+    ]
+    topics = [
+        t["TopicArn"].rsplit(":", 1)[1] for t in moto_aws.client("sns").list_topics()["Topics"]
+    ]
+    assert sorted(topics) == [
+        "LlE2eEndpoint-Errors5xx-theirs-topic",
+        "LlE2eEndpoint-Errors5xx-untagged-topic",
+    ]
 
 
 def test_audit_command_exit_codes(moto_aws, capsys):

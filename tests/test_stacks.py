@@ -807,6 +807,11 @@ def test_the_default_endpoint_is_realtime_encrypted_and_alarmed():
     assert not resources(t, "AWS::SNS::Subscription")
     topic = only(t, "AWS::SNS::Topic")["Properties"]
     assert "KmsMasterKeyId" in topic
+    # audit proves ownership of CloudFormation-named alarms and topics by this tag alone
+    project_tag = {"Key": "project", "Value": "ll-e2e"}
+    assert project_tag in topic["Tags"]
+    for alarm in resources(t, "AWS::CloudWatch::Alarm").values():
+        assert project_tag in alarm["Properties"]["Tags"]
     alarms = {
         a["Properties"]["MetricName"]: a["Properties"]
         for a in resources(t, "AWS::CloudWatch::Alarm").values()

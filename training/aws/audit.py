@@ -2,7 +2,8 @@
 
 Looks for endpoints, endpoint configs, models, notebook instances, running training and batch
 transform jobs, buckets (with their old versions and delete markers), log groups and log
-streams, and KMS keys not yet scheduled for deletion. Exits non-zero when anything is left.
+streams, the endpoint's alarms and their SNS topic, and KMS keys not yet scheduled for
+deletion. Exits non-zero when anything is left.
 ``--delete`` removes what it found: jobs are stopped, notebooks are stopped first (waiting out
 Pending and Updating), versioned buckets are emptied of every version and delete marker, keys
 are scheduled for deletion (7 days).
@@ -39,6 +40,8 @@ COST = {
     "transform-job": "instance-seconds while it runs",
     "bucket": "GB-month of every object version it holds",
     "log-group": "GB-month stored",
+    "alarm": "$0.10 per alarm-month",
+    "sns-topic": "free idle; per message and e-mail sent",
     "kms-key": "$1/month until deleted",
 }
 
@@ -243,8 +246,28 @@ def find_leftovers(sess, project: str, echo=print) -> list[Leftover]:
         _sagemaker(sess, own)
         + _buckets(sess, own)
         + _log_groups(sess, own)
+        + _alarms_and_topics(sess, own)
         + _keys(sess, own, echo)
     )
+
+
+def _alarms_and_topics(sess, own: Ownership) -> list[Leftover]:
+    """The endpoint's alarms and their topic: CloudFormation names them, so only the
+    project tag (which the stacks put on both) proves they are ours."""
+    found = []
+    cw = sess.client("cloudwatch")
+    for page in cw.get_paginator("describe_alarms").paginate():
+        for alarm in page["MetricAlarms"]:
+            tags = cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
+            if _project_tag(tags) == own.project:
+                found.append(Leftover("alarm", alarm["AlarmName"]))
+    sns = sess.client("sns")
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page["Topics"]:
+            tags = sns.list_tags_for_resource(ResourceArn=topic["TopicArn"]).get("Tags", [])
+            if _project_tag(tags) == own.project:
+                found.append(Leftover("sns-topic", topic["TopicArn"]))
+    return found
 
 
 def empty_bucket(sess, bucket: str) -> int:
@@ -276,6 +299,8 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         "notebook-instance",
         "bucket",
         "log-group",
+        "alarm",
+        "sns-topic",
         "kms-key",
     ]
     for item in sorted(leftovers, key=lambda x: order.index(x.kind)):
@@ -302,6 +327,10 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
                 logs.delete_log_stream(logGroupName=group, logStreamName=stream)
             else:
                 logs.delete_log_group(logGroupName=item.name)
+        elif item.kind == "alarm":
+            sess.client("cloudwatch").delete_alarms(AlarmNames=[item.name])
+        elif item.kind == "sns-topic":
+            sess.client("sns").delete_topic(TopicArn=item.name)
         elif item.kind == "kms-key":
             kms.schedule_key_deletion(KeyId=item.name, PendingWindowInDays=7)
         echo(f"  deleted {item.kind} {item.name}")
