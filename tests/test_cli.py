@@ -195,3 +195,48 @@ def test_a_bad_first_line_is_reported_by_its_cause(tmp_path, content, message):
     assert f"{path}, row 1: {message}" in res.stderr
     if "header" not in message:
         assert "header row present" not in res.stderr
+
+
+# (subcommand, the config object it fills, flag dest -> config field where they differ)
+CONFIGS = [
+    ("prepare", "training.preprocessing:PrepareConfig", {"format": "fmt", "split": "fractions"}),
+    ("train", "training.aws.job:AwsTrainConfig", {"max_runtime": "max_runtime_s"}),
+    ("transform", "training.transform:TransformConfig", {}),
+    ("transform", "training.aws.transform:AwsTransform", {}),
+    ("run", "training.pipeline:RunConfig", {}),
+]
+# defaults that differ on purpose, and why
+EXEMPT = {
+    ("run", "drop_unlabeled"): "the bundled dataset's unlabeled rows are dropped; a CSV of the "
+    "user's own must opt in with --drop-unlabeled",
+}
+
+
+@pytest.mark.parametrize("command, config, renamed", CONFIGS)
+def test_each_flag_default_is_its_config_default(command, config, renamed):
+    """A default lives in the config object; the flag that sets it must say the same."""
+    import dataclasses
+    import importlib
+
+    from training.__main__ import build_parser
+
+    module, name = config.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+    sub = next(
+        a
+        for a in build_parser()._actions
+        if isinstance(a, __import__("argparse")._SubParsersAction)
+    ).choices[command]
+    checked = 0
+    for action in sub._actions:
+        field = renamed.get(action.dest, action.dest)
+        if (command, action.dest) in EXEMPT:
+            continue
+        if field in defaults and action.default is not None and action.option_strings:
+            value = tuple(action.default) if isinstance(action.default, list) else action.default
+            assert value == defaults[field], (command, action.dest, value, defaults[field])
+            checked += 1
+    assert checked, f"no flag of '{command}' maps to a default of {name}"
