@@ -460,6 +460,25 @@ def iter_payloads(buf: bytes) -> Iterator[tuple[int, bytes]]:
         raise RecordIOError(f"multi-part record starting at byte offset {part_start} never ends")
 
 
+def iter_frames(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Stream ``(byte offset, framed record)`` from an open file, one record in memory at a
+    time: header, payload and padding, as written. Single-part records only (what every
+    writer of Linear Learner data makes); anything else is a :class:`RecordIOError`."""
+    offset = 0
+    while header := fh.read(8):
+        if len(header) < 8:
+            raise RecordIOError(f"truncated record header at byte offset {offset}")
+        magic, word = struct.unpack("<II", header)
+        if magic != MAGIC or word >> 29:
+            raise RecordIOError(f"not a single-part RecordIO record at byte offset {offset}")
+        length = word & _LENGTH_MASK
+        body = fh.read(length + (-length % 4))
+        if len(body) < length:
+            raise RecordIOError(f"record at byte offset {offset} is cut short")
+        yield offset, header + body
+        offset += 8 + len(body)
+
+
 def read_recordio(file) -> Iterator[bytes]:
     """Yield each record's payload bytes (SDK 2.x ``read_recordio``)."""
     for _, payload in iter_payloads(_read_all(file)):
@@ -969,8 +988,8 @@ def _key_stream(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     Returns (values, index of each varint's last byte), or None when a varint is longer than
     9 bytes. Keys below 2^14 (one or two bytes, the usual case) take a two-gather path;
     longer ones Horner's rule from each varint's most significant byte."""
-    last = np.flatnonzero(data < 0x80)
     cont = data >= 0x80
+    last = np.flatnonzero(~cont)
     if not (cont[1:] & cont[:-1]).any():  # no varint longer than two bytes
         hi = data[last].astype(np.uint16)
         lo = data[last - 1]  # for the first varint of one byte, a byte of no concern
@@ -1012,6 +1031,21 @@ class _Chain:
         self.pos = self.pos + k
         return self.pos + n.astype(np.int64)
 
+    def entry(self, field_tag: int) -> tuple[np.ndarray, np.ndarray]:
+        """``field len | 0a 06 values | 12 len | T len``: a ``features`` or ``label`` map entry
+        holding one tensor. Returns (tensor type tag T, where the tensor ends); the entry and
+        its Value must end exactly there, and every record must use the same T."""
+        self.tag(field_tag)
+        entry_end = self.length()
+        self.literal(_ENTRY_KEY + b"\x12")  # key "values", then the Value
+        value_end = self.length()
+        tensor_tag = self.b[np.minimum(self.pos, self.b.size - 1)]
+        self.pos = self.pos + 1
+        tensor_end = self.length()
+        self.ok &= (entry_end == tensor_end) & (value_end == tensor_end)
+        self.ok &= tensor_tag == tensor_tag[0]
+        return tensor_tag, tensor_end
+
     def optional_field(self, tag: int, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A length-delimited field that may be absent: (content start, content length)."""
         has = (self.pos < stop) & self.byte(tag)
@@ -1042,14 +1076,7 @@ def _read_sparse_canonical(buf: bytes) -> Arrays | None:
     b = np.frombuffer(buf + bytes(16), np.uint8)
 
     c = _Chain(b, p)
-    c.tag(0x0A)  # Record.features entry
-    entry_end = c.length()
-    c.literal(_ENTRY_KEY + b"\x12")  # key "values", then the Value
-    value_end = c.length()
-    ftag = b[np.minimum(c.pos, b.size - 1)]
-    c.pos = c.pos + 1
-    tend = c.length()
-    c.ok &= (entry_end == tend) & (value_end == tend) & (ftag == ftag[0])
+    ftag, tend = c.entry(0x0A)  # Record.features
     if not c.ok.all() or ftag[0] not in (0x12, 0x1A) or (tend > end).any():
         return None
     f_type = _TAG_TYPE[int(ftag[0]) >> 3]
@@ -1071,17 +1098,10 @@ def _read_sparse_canonical(buf: bytes) -> Arrays | None:
     y = l_type = None
     if (tend < end).any():
         lc = _Chain(b, tend)
-        lc.tag(0x12)  # Record.label entry
-        l_entry_end = lc.length()
-        lc.literal(_ENTRY_KEY + b"\x12")
-        l_value_end = lc.length()
-        ltag = b[np.minimum(lc.pos, b.size - 1)]
-        lc.pos = lc.pos + 1
-        lend = lc.length()
-        lc.tag(0x0A)
+        ltag, lend = lc.entry(0x12)  # Record.label
+        lc.tag(0x0A)  # its tensor holds the values field only
         l_values_end = lc.length()
-        lc.ok &= (l_entry_end == end) & (l_value_end == end) & (lend == end)
-        lc.ok &= (l_values_end == end) & (ltag == ltag[0])
+        lc.ok &= (lend == end) & (l_values_end == end)
         if not lc.ok.all() or ltag[0] not in (0x12, 0x1A):
             return None
         l_type = _TAG_TYPE[int(ltag[0]) >> 3]

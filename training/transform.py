@@ -12,7 +12,6 @@ answers for it. Linear Learner answers in JSON, JSON lines or RecordIO: never CS
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,22 +98,24 @@ def records(path: Path, content_type: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
-    head = struct.Struct("<II")
+    number = 0
     with open(path, "rb") as fh:
-        number, offset = 0, 0
-        while header := fh.read(8):
-            number += 1
-            if len(header) < 8:
-                raise _bad_record(path, number, offset, "a truncated record header")
-            magic, word = head.unpack(header)
-            length = word & ((1 << 29) - 1)
-            if magic != recordio.MAGIC or word >> 29:
-                raise _bad_record(path, number, offset, "not a single-part RecordIO record")
-            body = fh.read(length + (-length % 4))
-            if len(body) < length:
-                raise _bad_record(path, number, offset, "a record cut short")
-            yield number, header + body
-            offset += 8 + len(body)
+        try:
+            for _, record in recordio.iter_frames(fh):
+                number += 1
+                yield number, record
+        except recordio.RecordIOError as err:
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path),
+                        f"corrupt RecordIO-protobuf: {err}",
+                        "rewrite the file (python -m training prepare)",
+                        row=number + 1,
+                        unit="record",
+                    )
+                ]
+            ) from None
 
 
 def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
@@ -130,21 +131,6 @@ def _refused(path: Path, first: int, last: int, message: str) -> ValidationError
                 f"records {first}-{last}: the model refused the batch: {message}",
                 "fix that record (python -m training validate checks a whole file)",
                 row=row,
-            )
-        ]
-    )
-
-
-def _bad_record(path: Path, number: int, offset: int, what: str) -> ValidationError:
-    return ValidationError(
-        [
-            Problem(
-                str(path),
-                f"{what}",
-                "rewrite the file (python -m training prepare)",
-                row=number,
-                offset=offset,
-                unit="record",
             )
         ]
     )
