@@ -28,8 +28,7 @@ from stacks.images import image_parts
 from stacks.settings import Settings
 from training.content_types import CSV, JSON, JSONLINES
 from training.instance_types import accepts_volume_key
-
-VARIANT = "AllTraffic"
+from training.naming import VARIANT_NAME
 
 
 def _bucket_and_key(url: str) -> tuple[str, str]:
@@ -131,7 +130,7 @@ class EndpointStack(cdk.Stack):
     def _variant(self, settings: Settings, model_name: str):
         if settings.endpoint_mode == "serverless":
             return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                variant_name=VARIANT,
+                variant_name=VARIANT_NAME,
                 model_name=model_name,
                 serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
                     max_concurrency=settings.serverless_max_concurrency,
@@ -139,7 +138,7 @@ class EndpointStack(cdk.Stack):
                 ),
             )
         return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-            variant_name=VARIANT,
+            variant_name=VARIANT_NAME,
             model_name=model_name,
             initial_instance_count=settings.endpoint_instance_count,
             instance_type=settings.endpoint_instance_type,
@@ -175,7 +174,7 @@ class EndpointStack(cdk.Stack):
             "ScalableTarget",
             service_namespace="sagemaker",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            resource_id=f"endpoint/{settings.endpoint_name}/variant/{VARIANT}",
+            resource_id=f"endpoint/{settings.endpoint_name}/variant/{VARIANT_NAME}",
             min_capacity=settings.endpoint_instance_count,
             max_capacity=settings.autoscaling_max_instances,
         )
@@ -212,7 +211,7 @@ class EndpointStack(cdk.Stack):
                 protocol=sns.SubscriptionProtocol.EMAIL,
                 endpoint=settings.alarm_email,
             )
-        dims = {"EndpointName": settings.endpoint_name, "VariantName": VARIANT}
+        dims = {"EndpointName": settings.endpoint_name, "VariantName": VARIANT_NAME}
 
         def metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from training import recordio, validation
-from training.validation import CONTENT_TYPES
+from training.content_types import CHANNEL
 
 log = logging.getLogger("training")
 EXTENSIONS = {"recordio": ".rec", "csv": ".csv"}
@@ -48,7 +48,7 @@ class ChannelWriter:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.fmt]
+        return CHANNEL[self.fmt]
 
     def write(self, X, y) -> None:
         X = self._float32(np.asarray(X), "features")

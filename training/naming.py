@@ -7,6 +7,7 @@ side and the infrastructure cannot drift apart on a stack or endpoint name.
 from __future__ import annotations
 
 DEFAULT_PROJECT = "ll-e2e"  # the project name when none is given (cdk.json context too)
+VARIANT_NAME = "AllTraffic"  # the endpoint's one production variant
 TAG_KEY = "project"  # every resource of a project carries TAG_KEY=<project>: how audit knows it
 
 

@@ -22,7 +22,6 @@ from training import content_types, recordio
 from training.content_types import CSV, RECORDIO
 from training.errors import Problem, ValidationError
 
-CONTENT_TYPES = content_types.CHANNEL
 PREDICTOR_TYPES = ("binary_classifier", "multiclass_classifier", "regressor")
 MAX_PROBLEMS_PER_FILE = 10
 _BLOCK_BYTES = 32 << 20
@@ -42,7 +41,7 @@ class ChannelFile:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+        return content_types.CHANNEL[self.format]
 
 
 # --------------------------------------------------------------------------- entry points
@@ -773,7 +772,6 @@ def ragged_row_problem(name: str, err: Exception) -> Problem:
 
 
 __all__ = [
-    "CONTENT_TYPES",
     "ChannelFile",
     "Problem",
     "ValidationError",

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from training.naming import TAG_KEY, endpoint_name, owned_patterns, stack_name
 
-TAG = TAG_KEY
 NOTEBOOK_POLL_S = 10.0
 TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
 TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
@@ -60,7 +59,7 @@ class Leftover:
 def _project_tag(tags: list[dict]) -> str | None:
     """The value of the ``project`` tag ({Key, Value} or KMS's {TagKey, TagValue}), if any."""
     for t in tags:
-        if t.get("Key", t.get("TagKey")) == TAG:
+        if t.get("Key", t.get("TagKey")) == TAG_KEY:
             return t.get("Value", t.get("TagValue"))
     return None
 
@@ -290,6 +289,7 @@ def empty_bucket(sess, bucket: str) -> int:
 def delete(sess, leftovers: list[Leftover], echo=print) -> None:
     """Remove what the audit found, in an order that lets each delete succeed."""
     sm, logs, kms = sess.client("sagemaker"), sess.client("logs"), sess.client("kms")
+    cloudwatch, sns = sess.client("cloudwatch"), sess.client("sns")
     order = [
         "training-job",
         "transform-job",
@@ -328,9 +328,9 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
             else:
                 logs.delete_log_group(logGroupName=item.name)
         elif item.kind == "alarm":
-            sess.client("cloudwatch").delete_alarms(AlarmNames=[item.name])
+            cloudwatch.delete_alarms(AlarmNames=[item.name])
         elif item.kind == "sns-topic":
-            sess.client("sns").delete_topic(TopicArn=item.name)
+            sns.delete_topic(TopicArn=item.name)
         elif item.kind == "kms-key":
             kms.schedule_key_deletion(KeyId=item.name, PendingWindowInDays=7)
         echo(f"  deleted {item.kind} {item.name}")

@@ -325,7 +325,6 @@ def predict_body(
 
 ACCOUNT = "000000000000"  # what the local twin reports where SageMaker names an account
 DEFAULT_ENDPOINT = naming.endpoint_name(naming.DEFAULT_PROJECT)  # the name the endpoint stack gives
-VARIANT = "AllTraffic"  # the endpoint stack's one production variant
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
 CUSTOM_ATTRIBUTES = re.compile(r"^[\x20-\x7e]{0,1024}$")  # visible US-ASCII, <= 1024
 
@@ -475,7 +474,12 @@ def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
                     except RequestError as err:
                         error = model_error(endpoint, err)
                     else:
-                        self._send(200, out, ctype, {"x-Amzn-Invoked-Production-Variant": VARIANT})
+                        self._send(
+                            200,
+                            out,
+                            ctype,
+                            {"x-Amzn-Invoked-Production-Variant": naming.VARIANT_NAME},
+                        )
                         return
             status, payload, extra = error
             self._send(status, payload, extra.pop("Content-Type"), extra)
