@@ -29,8 +29,9 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
     import pandas as pd
 
     path = Path(path)
-    if not path.exists():
-        raise ValidationError([Problem(str(path), "file not found", "check --input")])
+    unreadable = validation.file_problem(path, fix="check --input")
+    if unreadable:
+        raise ValidationError([unreadable])
     if validation.detect_format(path) == "recordio":
         arrays = recordio.read_arrays(path)
         return arrays.dense(), arrays.y
