@@ -240,3 +240,12 @@ def test_each_flag_default_is_its_config_default(command, config, renamed):
             assert value == defaults[field], (command, action.dest, value, defaults[field])
             checked += 1
     assert checked, f"no flag of '{command}' maps to a default of {name}"
+
+
+def test_predict_names_what_is_wrong_with_its_input(tmp_path):
+    paths = _hostile_paths(tmp_path)
+    paths["folder.csv"] = "is a folder, not a file"
+    for name, message in paths.items():
+        res = cli("predict", "--input", tmp_path / name, "--port", "9")
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"{tmp_path / name}: {message}" in res.stderr
