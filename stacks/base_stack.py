@@ -53,6 +53,18 @@ PROJECT_NAMES = {
 GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
 
 
+def alarm_source_conditions(scope: cdk.Stack, alarm_stack: str) -> dict:
+    """CloudWatch acting for this account's alarms of one stack (CloudFormation names them
+    ``<stack>-<logical id>-<suffix>``), not for anyone's: the confused-deputy guard."""
+    alarms = (
+        f"arn:{scope.partition}:cloudwatch:{scope.region}:{scope.account}:alarm:{alarm_stack}-*"
+    )
+    return {
+        "StringEquals": {"aws:SourceAccount": scope.account},
+        "ArnLike": {"aws:SourceArn": alarms},
+    }
+
+
 def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
     """ECR pull of exactly one repository (the algorithm image)."""
     return iam.PolicyStatement(
@@ -114,13 +126,17 @@ class BaseStack(cdk.Stack):
         )
         if settings.alarms:
             # the endpoint's alarm topic is encrypted with this key; CloudWatch publishes to it
+            # ("Enable compatibility between event sources from AWS services and encrypted
+            # topics", SNS guide), for the endpoint stack's alarms only
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
                     principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                     resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                    conditions=alarm_source_conditions(
+                        self, naming.stack_name(settings.project, "Endpoint")
+                    ),
                 )
             )
         # Named exports, present whether or not an endpoint stack exists yet: the template

@@ -23,7 +23,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.base_stack import BaseStack, pull_statement
+from stacks.base_stack import BaseStack, alarm_source_conditions, pull_statement
 from stacks.images import image_parts
 from stacks.settings import Settings
 from training.content_types import CSV, JSON, JSONLINES
@@ -202,6 +202,17 @@ class EndpointStack(cdk.Stack):
             "Alarms",
             master_key=kms.Key.from_key_arn(self, "ProjectKey", key_arn),
             enforce_ssl=True,
+        )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: CloudWatch
+        # must be allowed to publish explicitly (or the alarms fire and notify nobody)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions=alarm_source_conditions(self, self.stack_name),
+            )
         )
         if settings.alarm_email:
             sns.Subscription(

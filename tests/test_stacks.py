@@ -823,11 +823,20 @@ def test_the_default_endpoint_is_realtime_encrypted_and_alarmed():
         dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         assert dims == {"EndpointName": "ll-e2e-endpoint", "VariantName": "AllTraffic"}
         assert alarm["AlarmActions"][0]["Ref"].startswith("Alarms")
-    # CloudWatch may use the project key to publish to the encrypted topic
+    # CloudWatch may use the project key and publish to the topic, for this stack's alarms
     key_policy = only(base(), "AWS::KMS::Key")["Properties"]["KeyPolicy"]["Statement"]
-    assert any(
-        s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com" for s in key_policy
-    )
+    topic_policy = only(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    for statements, action in ((key_policy, "kms:GenerateDataKey*"), (topic_policy, "sns:Publish")):
+        (grant,) = [
+            s
+            for s in statements
+            if isinstance(s.get("Principal"), dict)
+            and s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+        ]
+        assert action in json.dumps(grant["Action"]) and grant["Effect"] == "Allow"
+        assert "aws:SourceAccount" in grant["Condition"]["StringEquals"]
+        source = json.dumps(grant["Condition"]["ArnLike"]["aws:SourceArn"])
+        assert ":alarm:LlE2eEndpoint-*" in source
 
 
 def test_serverless_has_no_instances_no_volume_key_no_isolation_and_watches_saturation():
