@@ -1,0 +1,440 @@
+"""The user's raw CSV as exact chunks of typed columns: parsed by polars, read as pandas reads it.
+
+pandas' ``read_csv(chunksize=…, skipinitialspace=True)`` defines what ``prepare`` has always
+made of a cell: which strings are missing, which columns are numbers (int64 without gaps,
+float64 with them), which are True/False, and that each chunk's types are inferred on their
+own. polars parses the same bytes several times faster. :func:`read_chunks` parses with polars
+and applies pandas' rules cell by cell; a file whose *layout* polars reads differently (blank
+or whitespace-only lines, lone CR line ends, malformed quoting, ragged rows, other encodings)
+raises :class:`Reread` and is read by pandas itself. Both engines yield the same
+chunks: ``tests/test_raw_csv.py`` compares them on a corpus of awkward files.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training import validation
+from training.errors import Problem, ValidationError
+
+# pandas' default ``na_values`` (pandas._libs.parsers.STR_NA_VALUES; a test keeps them equal)
+NA_VALUES = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+    "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+# the spellings pandas' C parser reads as booleans
+TRUE_VALUES = ("True", "TRUE", "true")
+FALSE_VALUES = ("False", "FALSE", "false")
+_SPACE = " \t"  # what skipinitialspace skips after a delimiter
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A chunk's column that pandas reads as numbers: int64 without gaps, else float64."""
+
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.isnan(self.values) if self.values.dtype.kind == "f" else np.zeros(len(self), bool)
+
+    def take(self, rows) -> Numbers:
+        return Numbers(self.values[rows])
+
+
+@dataclass(frozen=True)
+class Text:
+    """A chunk's column of text (or of True/False): ``codes`` index ``values``, -1 = missing."""
+
+    codes: np.ndarray  # int32
+    values: np.ndarray  # object: distinct str (or bool) values
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def missing(self) -> np.ndarray:
+        return self.codes < 0
+
+    def take(self, rows) -> Text:
+        return Text(self.codes[rows], self.values)
+
+    def cells(self) -> np.ndarray:
+        """Object array of the values, NaN where missing (what pandas holds)."""
+        out = np.empty(len(self.values) + 1, object)
+        out[:-1], out[-1] = self.values, np.nan
+        return out[self.codes]
+
+
+Column = Numbers | Text
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """``rows`` consecutive data records starting at data row ``first_row`` (0-based)."""
+
+    index: int
+    first_row: int
+    columns: dict[str, Column]
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def take(self, rows: np.ndarray) -> RawChunk:
+        return RawChunk(
+            self.index, self.first_row, {k: c.take(rows) for k, c in self.columns.items()}
+        )
+
+
+def header(path: Path) -> list[str]:
+    """Column names as pandas gives them: BOM dropped, leading spaces skipped, and an empty
+    name at position i called ``Unnamed: i``."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        names = next(csv.reader(fh, skipinitialspace=True), [])
+    return [name or f"Unnamed: {i}" for i, name in enumerate(names)]
+
+
+ENGINES = ("polars", "polars-text", "pandas")  # fastest first; each reads more files right
+
+
+class Reread(Exception):  # noqa: N818 (a signal to the caller, not a failure)
+    """This engine would not read the file as pandas does: start again with ``engine``."""
+
+    def __init__(self, engine: str, why: str):
+        super().__init__(f"read again with {engine}: {why}")
+        self.engine = engine
+
+
+def read_chunks(
+    path: Path, chunk_rows: int, engine: str = ENGINES[0], exact: tuple[str, ...] = ()
+) -> Iterator[RawChunk]:
+    """The data rows of ``path`` in chunks of exactly ``chunk_rows`` (the last may be short).
+
+    ``polars`` parses numeric columns as numbers; ``polars-text`` parses every cell as text
+    and applies pandas' rules itself; ``pandas`` is pandas. The first two raise
+    :class:`Reread` (possibly after some chunks) when the file needs a later engine.
+
+    One difference is allowed: where pandas reads a chunk of a decimal column whose cells
+    all happen to be whole numbers ("7") as int64, ``polars`` gives float64 (the same
+    values; features become float64 anyway). Columns named in ``exact`` (the label, whose
+    values become class names) get pandas' int64 / float64 exactly.
+    """
+    if engine == "pandas":
+        yield from _pandas_chunks(Path(path), chunk_rows)
+    elif engine in ENGINES:
+        yield from _polars_chunks(Path(path), chunk_rows, engine == "polars", exact)
+    else:
+        raise ValueError(f"unknown CSV engine '{engine}': one of {', '.join(ENGINES)}")
+
+
+# --------------------------------------------------------------------------- polars
+
+
+BLOCK_BYTES = 4 << 20  # polars parses blocks of whole records this large (memory grows with it)
+
+
+def _polars_chunks(path: Path, chunk_rows: int, typed: bool, exact) -> Iterator[RawChunk]:
+    import polars as pl
+
+    try:
+        names = header(path)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise Reread("pandas", str(err)) from None
+    if not names:
+        raise Reread("pandas", "no header")
+    blocks = _record_blocks(path, BLOCK_BYTES)
+    first = next(blocks, b"")
+    cut = _boundary(first, last=False)
+    head, first = (first, b"") if cut < 0 else (first[:cut], first[cut:])
+    options = dict(has_header=False, new_columns=names, raise_if_empty=False, encoding="utf8")
+    first_row, buffered = 0, []
+    try:
+        seen = pl.read_csv(head, n_rows=0, infer_schema=False, raise_if_empty=False).width
+        if seen != len(names):  # e.g. lone CR line ends: polars sees one long header
+            raise Reread("pandas", f"polars sees {seen} columns, pandas {len(names)}")
+        schema = {name: pl.String for name in names}
+        if typed and first:
+            # polars infers the numeric columns from the first rows; anything else is read
+            # as text and given pandas' meaning here (True/False spellings differ, too)
+            inferred = pl.read_csv(first, infer_schema_length=10_000, n_rows=10_000, **options)
+            for name, dtype in inferred.schema.items():
+                if dtype in (pl.Float64, pl.Int64) and name not in exact:
+                    schema[name] = dtype
+        for frame in _parsed(itertools.chain([first], blocks), schema, options):
+            buffered.append(frame)
+            while sum(len(b) for b in buffered) >= chunk_rows:
+                frame = pl.concat(buffered, rechunk=True) if len(buffered) > 1 else buffered[0]
+                rows, rest = frame.slice(0, chunk_rows), frame.slice(chunk_rows)
+                buffered = [rest] if len(rest) else []
+                yield _from_polars(rows, first_row // chunk_rows, first_row, typed)
+                first_row += chunk_rows
+        if buffered:
+            frame = pl.concat(buffered, rechunk=True)
+            if len(frame):
+                yield _from_polars(frame, first_row // chunk_rows, first_row, typed)
+    except pl.exceptions.PolarsError as err:
+        # a cell that is not a number in a column the first rows showed numeric: read as
+        # text; anything else (ragged rows, quoting, encoding) is for pandas
+        parse = typed and "could not parse" in str(err)
+        raise Reread("polars-text" if parse else "pandas", str(err).splitlines()[0]) from None
+
+
+def _parsed(blocks, schema: dict, options: dict):
+    """Each block parsed by polars, the next one parsing (GIL released) while the caller
+    works on this one."""
+    import polars as pl
+
+    def parse(block: bytes):
+        return pl.read_csv(block, schema=schema, **options)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv") as pool:
+        ahead = None
+        for block in blocks:
+            if not block:
+                continue
+            if ahead is not None:
+                yield ahead.result()
+            ahead = pool.submit(parse, block)
+        if ahead is not None:
+            yield ahead.result()
+
+
+def _record_blocks(path: Path, size: int) -> Iterator[bytes]:
+    """The file's bytes in blocks of about ``size`` that each end at a record boundary:
+    a newline outside quotes (an even number of quote characters before it), so each
+    block parses on its own and memory stays bounded whatever the file size."""
+    pending = b""
+    with open(path, "rb") as fh:
+        while data := fh.read(size):
+            pending += data
+            cut = _boundary(pending, last=True)
+            if cut > 0:
+                yield pending[:cut]
+                pending = pending[cut:]
+    if pending:
+        yield pending
+
+
+def _boundary(data: bytes, last: bool) -> int:
+    """Index just after the last (or first) newline outside quotes, or -1."""
+    lo, hi = 0, len(data)
+    while True:
+        nl = data.rfind(b"\n", lo, hi) if last else data.find(b"\n", lo, hi)
+        if nl < 0:
+            return -1
+        if data.count(b'"', 0, nl) % 2 == 0:
+            return nl + 1
+        if last:
+            hi = nl
+        else:
+            lo = nl + 1
+
+
+def _from_polars(frame, index: int, first_row: int, typed: bool) -> RawChunk:
+    """One polars chunk -> typed columns with pandas' meaning."""
+    import polars as pl
+
+    columns, text = {}, []
+    for s in frame.iter_columns():
+        if s.dtype == pl.String:
+            text.append(s.name)
+        elif s.dtype == pl.Int64 and not s.null_count():
+            columns[s.name] = Numbers(s.to_numpy())
+        else:
+            values = s.cast(pl.Float64).to_numpy()
+            if s.dtype == pl.Float64 and np.count_nonzero(np.isnan(values)) > s.null_count():
+                # NaN read from "nan" (missing to pandas too) or from "NAN" (text to pandas)
+                raise Reread("polars-text", f"NaN in column '{s.name}'")
+            columns[s.name] = Numbers(values)
+    if text:
+        columns.update(_polars_text(frame.select(text), numbers_first=not typed))
+    empty = np.ones(len(frame), bool)
+    for column in columns.values():
+        empty &= column.missing
+        if not empty.any():
+            break
+    else:
+        # a row with every cell missing: a blank line (pandas skips it) or ",,," (pandas
+        # keeps it); polars cannot tell them apart
+        raise Reread("pandas", "a row with no values")
+    return RawChunk(index, first_row, {name: columns[name] for name in frame.columns})
+
+
+def _integers(cells, values: np.ndarray) -> np.ndarray:
+    """int64 where pandas would read int64: every cell integer text ("7", not "7.0")."""
+    import polars as pl
+
+    ints = cells.str.strip_chars(_SPACE).cast(pl.Int64, strict=False)
+    return ints.to_numpy() if ints.null_count() == 0 else values
+
+
+def _polars_text(frame, numbers_first: bool) -> dict[str, Column]:
+    """Columns read as text: pandas' missing values, numbers with spaces around them,
+    True/False, or text (and, with ``numbers_first``, plain numbers). The rules run once per
+    distinct cell, in a few whole-frame queries, not once per row or per column."""
+    import polars as pl
+
+    columns, pending = {}, list(frame.columns)
+    if numbers_first:
+        floats = frame.select(pl.all().cast(pl.Float64, strict=False))
+        nulls, cast_nulls = frame.null_count().row(0), floats.null_count().row(0)
+        nans = floats.select(pl.all().is_nan().sum()).row(0)
+        pending = []
+        for j, s in enumerate(frame.iter_columns()):
+            if cast_nulls[j] == nulls[j] and not nans[j]:  # every cell empty or a plain number
+                values = floats.to_series(j).to_numpy()
+                if not nulls[j] and _whole(values):
+                    values = _integers(s, values)
+                columns[s.name] = Numbers(values)
+            else:
+                pending.append(s.name)
+    if not pending:
+        return columns
+    lists = frame.select(pl.col(pending).drop_nulls().unique().implode())
+    distinct = [lists.to_series(j)[0] for j in range(len(pending))]
+    rows = frame.select(
+        pl.col(name).cast(pl.Enum(d)).to_physical().fill_null(-1).cast(pl.Int64)
+        for name, d in zip(pending, distinct)
+    )
+    cells = pl.DataFrame({"cell": pl.concat(distinct)}).select(
+        text=pl.col("cell").str.strip_chars_start(_SPACE),
+        na=pl.col("cell").str.strip_chars_start(_SPACE).is_in(NA_VALUES),
+        number=pl.col("cell").str.strip_chars(_SPACE).cast(pl.Float64, strict=False),
+    )
+    at = 0
+    for j, name in enumerate(pending):
+        part = cells.slice(at, len(distinct[j]))
+        at += len(distinct[j])
+        columns[name] = _text_rules(part, rows.to_series(j).to_numpy())
+    return columns
+
+
+def _whole(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values) & (values == np.round(values))))
+
+
+def _text_rules(cells, rows: np.ndarray) -> Column:
+    """pandas' type for one chunk of one column, from its distinct cells (``text``: leading
+    spaces skipped; ``na``: a missing-value spelling; ``number``: the parse) and, per row,
+    the index of its cell (-1: empty)."""
+    import polars as pl
+
+    na = np.append(cells.get_column("na").to_numpy(), True)  # [-1]: an empty cell
+    missing = na[rows]
+    numbers = cells.get_column("number").to_numpy()
+    text = cells.get_column("text")
+    if not np.isnan(numbers[~na[:-1]]).any():  # every present cell a number (not "NAN")
+        if not missing.any() and _whole(numbers):
+            ints = text.str.strip_chars(_SPACE).cast(pl.Int64, strict=False)
+            if not ints.null_count():
+                return Numbers(ints.to_numpy()[rows])
+        return Numbers(np.append(np.where(na[:-1], np.nan, numbers), np.nan)[rows])
+    kept = np.flatnonzero(~na[:-1])
+    values, inverse = np.unique(np.array(text.gather(kept).to_list(), object), return_inverse=True)
+    to_value = np.full(len(na), -1, np.int32)
+    to_value[kept] = inverse
+    return _text(to_value[rows], values.tolist())
+
+
+def _text(codes: np.ndarray, values: list[str]) -> Text:
+    if any("\r" in v for v in values):
+        # pandas ends a line at a lone CR (polars keeps it in the cell)
+        raise Reread("pandas", "a carriage return inside a cell")
+    if values and all(v in TRUE_VALUES or v in FALSE_VALUES for v in values):
+        truth = np.array([v in TRUE_VALUES for v in values])
+        used = np.unique(truth)  # False, True, or both
+        remap = np.searchsorted(used, truth).astype(np.int32)
+        codes = np.where(codes < 0, -1, remap[np.maximum(codes, 0)]).astype(np.int32)
+        return Text(codes, np.array(used.tolist(), object))
+    return Text(codes, np.array(values, object))
+
+
+# --------------------------------------------------------------------------- pandas
+
+
+def _pandas_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
+    import pandas as pd
+
+    name = str(path)
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True)
+        first_row = 0
+        for i, frame in enumerate(reader):
+            columns = {str(c): _pandas_column(frame[c]) for c in frame.columns}
+            yield RawChunk(i, first_row, columns)
+            first_row += len(frame)
+    except pd.errors.ParserError as err:
+        raise ValidationError([validation.ragged_row_problem(name, err)]) from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    f"cannot read as CSV: {err}",
+                    "pass a UTF-8, comma-separated text file with a header row",
+                )
+            ]
+        ) from None
+
+
+def _pandas_column(series) -> Column:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        cells = series.to_numpy(dtype=object, na_value=np.nan)
+        codes, values = pd.factorize(cells, use_na_sentinel=True)
+        order = np.array(sorted(range(len(values)), key=lambda i: _order_key(values[i])), int)
+        rank = np.empty(len(order), np.int32)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes < 0, -1, rank[np.maximum(codes, 0)]).astype(np.int32)
+        return Text(codes, np.asarray(values, object)[order])
+    dtype = np.int64 if series.dtype.kind == "i" else np.float64
+    return Numbers(series.to_numpy(dtype=dtype, na_value=np.nan))
+
+
+def _order_key(value):
+    """Text in code-point order (as polars sorts it), other values after it, by type."""
+    if isinstance(value, str):
+        return (0, value, "")
+    return (1, type(value).__name__, str(value))
+
+
+# --------------------------------------------------------------------------- pandas frames
+
+
+def to_frame(chunks: list[RawChunk], index=None):
+    """The chunks as one DataFrame with the dtypes ``pd.concat`` of pandas' chunks gives;
+    ``index`` labels the rows (default: their data row numbers, for consecutive chunks)."""
+    import pandas as pd
+
+    data = {}
+    for name in chunks[0].columns:
+        parts = [c.columns[name] for c in chunks]
+        if all(isinstance(p, Numbers) for p in parts):
+            values = [p.values for p in parts]
+            data[name] = np.concatenate(values) if values else np.zeros(0)
+        elif all(isinstance(p, Text) and _all_bool(p) for p in parts):
+            data[name] = np.concatenate([p.values[p.codes].astype(bool) for p in parts])
+        else:
+            data[name] = np.concatenate(
+                [p.cells() if isinstance(p, Text) else p.values.astype(object) for p in parts]
+            )
+    if index is None:
+        first = chunks[0].first_row
+        index = pd.RangeIndex(first, first + sum(c.rows for c in chunks))
+    return pd.DataFrame(data, index=index)
+
+
+def _all_bool(part: Text) -> bool:
+    return not part.missing.any() and all(isinstance(v, bool) for v in part.values)
