@@ -47,7 +47,7 @@ NAIVE = """
 import sys, numpy as np, pandas as pd
 sys.path.insert(0, {root!r})
 from sklearn.model_selection import train_test_split
-from training.preprocessing import build_transformer
+from training.transformer import build_transformer
 from training.recordio import write_numpy_to_dense_tensor
 frame = pd.read_csv({csv!r})
 y = (frame.pop("label") == "yes").to_numpy(np.float32)

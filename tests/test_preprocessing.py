@@ -274,7 +274,7 @@ def test_a_repeated_label_column_is_refused_not_leaked(tmp_path):
 
 def test_the_bulk_transform_equals_the_persisted_preprocessor_row_for_row():
     from training.bulk_transform import BulkTransform
-    from training.preprocessing import build_transformer
+    from training.transformer import build_transformer
 
     rng = np.random.default_rng(5)
     n = 3000
@@ -312,3 +312,87 @@ def test_the_bulk_transform_equals_it_on_the_bundled_dataset(tmp_path):
     raw = pd.read_csv(PENGUINS, skipinitialspace=True)
     expected = fitted.transform(raw).astype(np.float32)
     assert BulkTransform.from_fitted(fitted).transform(raw).tobytes() == expected.tobytes()
+
+
+def _awkward_sample(n: int, seed: int) -> tuple[pd.DataFrame, list, list]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "label": rng.choice(["a", "b"], n),
+            "x": rng.standard_normal(n) * 1e3,
+            "ints": rng.integers(-5, 5, n),
+            "constant": np.full(n, 2.5),
+            "halves": rng.integers(0, 4, n) / 2,  # many ties at the median
+            "colour": rng.choice(["red", "green", "blue"], n).astype(object),
+            "tied": np.array(["p", "q"] * (n // 2) + ["p"] * (n % 2), object),
+            "flag": rng.choice([True, False], n),
+            "unused": np.arange(n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.2, "x"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "colour"] = np.nan
+    frame.loc[rng.random(n) < 0.5, "halves"] = np.nan
+    return frame, ["x", "ints", "constant", "halves"], ["colour", "tied", "flag"]
+
+
+def assert_same_state(a, b, path="transformer"):
+    """Every attribute of every estimator equal: arrays by dtype and bits (object arrays by
+    each element's type and value), NaN equal to NaN."""
+    assert type(a) is type(b), path
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        assert sorted(vars(a)) == sorted(vars(b)), path
+        for key in vars(a):
+            assert_same_state(vars(a)[key], vars(b)[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), path
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, path
+        if a.dtype == object:
+            assert_same_state(a.tolist(), b.tolist(), path)
+        else:
+            assert a.tobytes() == b.tobytes(), path
+    elif isinstance(a, float) and a != a:
+        assert b != b, path
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.mark.parametrize("n, seed", [(1, 0), (2, 1), (7, 2), (1000, 3), (1001, 4)])
+def test_the_fast_fit_is_the_plain_fit_attribute_for_attribute(n, seed):
+    """fit_transformer sets the learned values a different way; the fitted object must be
+    exactly scikit-learn's own fit, every attribute of every step, and transform the same."""
+    from training.transformer import build_transformer, fit_transformer
+
+    frame, numeric, categorical = _awkward_sample(n, seed)
+    if n == 1:
+        numeric, categorical = ["x", "ints"], ["colour"]
+        frame.loc[0, ["x", "colour"]] = [1.5, "red"]
+    plain = build_transformer(numeric, categorical).fit(frame)
+    fast = fit_transformer(frame, numeric, categorical)
+    assert_same_state(fast, plain)
+    rows = frame.sample(frac=1.0, random_state=seed)
+    assert fast.transform(rows).tobytes() == plain.transform(rows).tobytes()
+
+
+def test_the_fast_fit_on_the_bundled_dataset_and_text_only_categories():
+    from training.transformer import build_transformer, fit_transformer
+
+    raw = pd.read_csv(PENGUINS, skipinitialspace=True)
+    numeric = [c for c in raw.columns if pd.api.types.is_numeric_dtype(raw[c])]
+    categorical = [c for c in raw.columns if c not in numeric and c != "species"]
+    plain = build_transformer(numeric, categorical).fit(raw)
+    assert_same_state(fit_transformer(raw, numeric, categorical), plain)
+
+
+def test_a_categorical_column_of_numbers_and_text_is_named(tmp_path):
+    from training.transformer import MixedCategoriesError, fit_transformer
+
+    frame = pd.DataFrame({"c": np.array(["a", 1.5, "b"], object), "x": [1.0, 2.0, 3.0]})
+    with pytest.raises(MixedCategoriesError, match="column 'c' mixes float, str values"):
+        fit_transformer(frame, ["x"], ["c"])

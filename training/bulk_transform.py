@@ -31,7 +31,7 @@ class BulkTransform:
 
     @classmethod
     def from_fitted(cls, transformer) -> BulkTransform:
-        """Read the parameters of a fitted :func:`training.preprocessing.build_transformer`."""
+        """Read the parameters of a fitted :func:`training.transformer.build_transformer`."""
         parts = {name: (pipe, list(cols)) for name, pipe, cols in transformer.transformers_}
         numeric, medians, means, scales = [], np.zeros(0), np.zeros(0), np.ones(0)
         if "num" in parts:
@@ -54,10 +54,16 @@ class BulkTransform:
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Features as float32, columns in the transformer's output order."""
-        out = np.zeros((len(frame), self.width), np.float32)
+        X = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        return self.transform_arrays(X, [frame[col] for col in self.categorical])
+
+    def transform_arrays(self, X: np.ndarray, categorical: list) -> np.ndarray:
+        """The same, from a float64 matrix of the numeric columns (imputed in place) and, per
+        categorical column, a pandas Series or a :class:`training.raw_csv.Text` /
+        ``Numbers`` chunk column."""
+        out = np.zeros((len(X), self.width), np.float32)
         k = len(self.numeric)
         if k:
-            X = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
             missing = np.isnan(X)
             if missing.any():
                 X[missing] = np.broadcast_to(self.medians, X.shape)[missing]
@@ -65,13 +71,23 @@ class BulkTransform:
             X /= self.scales
             out[:, :k] = X
         at = k
-        for col, mode, cats in zip(self.categorical, self.modes, self.categories):
-            values = frame[col]
-            values = values.where(values.notna(), mode)
-            # a hash lookup of each value among the categories, as sklearn's dict lookup;
-            # unknown values (handle_unknown="ignore") get -1 and no 1 at all
-            codes = pd.Index(cats).get_indexer(values)
-            known = np.flatnonzero(codes >= 0)
+        for column, mode, cats in zip(categorical, self.modes, self.categories):
+            codes = _category_codes(column, mode, pd.Index(cats))
+            known = np.flatnonzero(codes >= 0)  # unknown values (handle_unknown="ignore"): none
             out[known, at + codes[known]] = 1.0
             at += len(cats)
         return out
+
+
+def _category_codes(column, mode, index: pd.Index) -> np.ndarray:
+    """Position of each value among the categories, missing values taken as ``mode``; a hash
+    lookup like scikit-learn's dict lookup (so 1, 1.0 and True are one value, as there)."""
+    from training.raw_csv import Numbers, Text
+
+    mode_code = index.get_indexer([mode])[0]
+    if isinstance(column, Text):
+        found = np.append(index.get_indexer(column.values), mode_code)
+        return found[column.codes]  # code -1 (missing) picks the appended mode
+    if isinstance(column, Numbers):
+        column = pd.Series(column.values)
+    return index.get_indexer(column.where(column.notna(), mode))

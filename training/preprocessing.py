@@ -1,10 +1,11 @@
 """From a raw CSV to Linear Learner channels: validate, encode labels, split, transform, write.
 
-The CSV is streamed in chunks twice: pass 1 counts rows, collects the label classes and a
-bounded uniform sample of training rows to fit the ``ColumnTransformer`` on; pass 2 transforms
-each chunk and appends it to the channel files. Memory stays bounded by the chunk and sample
-sizes, whatever the file size. The split of each chunk is seeded by (seed, chunk index), so both
-passes (and any rerun) agree on which row goes where.
+The CSV is parsed once, in chunks (:mod:`training.raw_csv`): pass 1 validates the first rows,
+counts rows, collects the label classes, splits each chunk, draws a bounded uniform sample of
+training rows and spills the parsed chunks to a scratch file; the ``ColumnTransformer`` is fitted
+on the sample; pass 2 reads the spilled chunks back, transforms them and appends them to the
+channel files. Memory stays bounded by the chunk and sample sizes, whatever the file size. The
+split of each chunk is seeded by (seed, chunk index), so any rerun puts each row where it went.
 """
 
 from __future__ import annotations
@@ -12,27 +13,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from training import validation
+from training import raw_csv, validation
 from training.bulk_transform import BulkTransform
 from training.channels import ChannelWriter
 from training.checksums import file_sha256
 from training.errors import Problem, ValidationError
 from training.progress import progress
+from training.raw_csv import Numbers, RawChunk, Text
+from training.transformer import MixedCategoriesError, fit_transformer
 
 log = logging.getLogger("training")
 CHANNELS = ("train", "validation", "test")
 PREPROCESSOR_FILE = "preprocessor.joblib"
 MANIFEST_FILE = "manifest.json"
 INDEX_COLUMN = "Unnamed: 0"
+VALIDATION_ROWS = 100_000  # the first rows the column checks see (as ``validate`` does)
 
 
 @dataclass
@@ -92,6 +99,12 @@ class LabelEncoding:
             raise ValueError(f"label value {unknown!r} is not one of {self.classes}")
         return codes.astype(np.float32)
 
+    def encode_column(self, column: Numbers | Text) -> np.ndarray:
+        """:meth:`encode` for a chunk's label column (no missing values), once per value."""
+        if isinstance(column, Text):
+            return self.encode(pd.Series(column.values, dtype=object))[column.codes]
+        return self.encode(pd.Series(column.values))
+
     def to_json(self) -> dict:
         out = {"predictor_type": self.predictor_type}
         if self.classes:
@@ -135,36 +148,6 @@ def assign_splits(codes: np.ndarray, fractions, rng: np.random.Generator, strati
 # --------------------------------------------------------------------------- transformer
 
 
-def build_transformer(numeric: list[str], categorical: list[str]):
-    """Impute (median / most frequent), one-hot encode categoricals, scale numerics."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    parts = []
-    if numeric:
-        parts.append(
-            (
-                "num",
-                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                numeric,
-            )
-        )
-    if categorical:
-        parts.append(
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
-                ),
-                categorical,
-            )
-        )
-    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
-
-
 def _column_roles(sample: pd.DataFrame, label: str, drop: tuple[str, ...]):
     """Numeric vs categorical inputs, and what is dropped and why."""
     numeric, categorical, dropped = [], [], {}
@@ -198,9 +181,12 @@ def _mostly_numbers(series: pd.Series) -> bool:
         return False
     if pd.api.types.is_numeric_dtype(series):
         return True
-    present = series.dropna()
-    parsed = pd.to_numeric(present, errors="coerce").notna().sum()
-    return present.size > 0 and parsed >= 0.9 * present.size
+    present = series.dropna().to_numpy(dtype=object)
+    codes, values = pd.factorize(present)  # each distinct value parsed once
+    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").notna().to_numpy()
+    return present.size > 0 and np.bincount(codes, minlength=len(values))[parsed].sum() >= (
+        0.9 * present.size
+    )
 
 
 def _counts_up(series: pd.Series) -> bool:
@@ -211,52 +197,112 @@ def _counts_up(series: pd.Series) -> bool:
 # --------------------------------------------------------------------------- prepare
 
 
-def _chunks(config: PrepareConfig, total_rows: int | None, desc: str):
-    reader = pd.read_csv(config.data, chunksize=config.chunk_rows, skipinitialspace=True)
-    bar = progress(total=total_rows, desc=desc, unit="rows", enabled=config.show_progress)
-    try:
-        first_row = 0
-        for i, chunk in enumerate(reader):
-            chunk.index = np.arange(first_row, first_row + len(chunk))
-            first_row += len(chunk)
-            yield i, chunk
-            bar.update(len(chunk))
-    except pd.errors.ParserError as err:
-        raise ValidationError([validation.ragged_row_problem(str(config.data), err)]) from None
-    finally:
-        bar.close()
-
-
 def _chunk_splits(config: PrepareConfig, i: int, codes: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng([config.seed, i])
     stratify = config.predictor_type != "regressor"
     return assign_splits(codes, config.fractions, rng, stratify)
 
 
-def _scan(config: PrepareConfig):
-    """Pass 1: rows, label classes, missing labels, a bounded sample of training rows."""
-    rows, unlabeled, classes = 0, 0, set()
-    sample, keys = None, None
+class Spill:
+    """The parsed chunks and their splits, pickled to a scratch file: the fit sample and
+    pass 2 read them back instead of parsing the CSV again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "wb")  # noqa: SIM115 (closed by close())
+
+    def add(self, chunk: RawChunk, splits: np.ndarray) -> None:
+        pickle.dump((chunk, splits), self._fh, protocol=5)
+
+    def reset(self) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+
+    def __iter__(self):
+        self._fh.flush()
+        with open(self.path, "rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
+
+    def close(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Scan:
+    """What pass 1 learned about the file."""
+
+    rows: int
+    unlabeled: int
+    classes: set
+    sample_rows: np.ndarray  # data row numbers of the fit sample, ascending
+
+
+def _scan(config: PrepareConfig, spill: Spill) -> Scan:
+    """Pass 1 with the fastest engine that reads the file as pandas does."""
+    engine = raw_csv.ENGINES[0]
+    while True:
+        try:
+            return _scan_with(config, spill, engine)
+        except raw_csv.Reread as reread:
+            log.debug("%s: %s", config.data, reread)
+            spill.reset()
+            engine = reread.engine
+
+
+def _scan_with(config: PrepareConfig, spill: Spill, engine: str) -> Scan:
+    """Validate the first rows; count rows and classes; split; sample; spill each chunk."""
+    rows, unlabeled, classes, missing = 0, 0, set(), []
+    keys, sample = np.zeros(0), np.zeros(0, np.int64)
     rng = np.random.default_rng([config.seed, 1 << 20])
-    missing: list[int] = []
-    for i, chunk in _chunks(config, None, "scan"):
-        rows += len(chunk)
-        y = chunk[config.label]
-        absent = y.isna().to_numpy()
-        if absent.any():
-            unlabeled += int(absent.sum())
-            missing += (chunk.index[absent] + 2).tolist()[: 3 - len(missing)]
-            chunk, y = chunk[~absent], y[~absent]
+    head: list[RawChunk] | None = []
+    bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
+
+    def consume(chunk: RawChunk) -> None:
+        nonlocal rows, unlabeled, keys, sample
+        rows += chunk.rows
+        y = chunk.columns[config.label]
+        labelled = np.flatnonzero(~y.missing)
+        if len(labelled) < chunk.rows:
+            unlabeled += chunk.rows - len(labelled)
+            absent = chunk.first_row + np.flatnonzero(y.missing)
+            missing.extend((absent[: 3 - len(missing)] + 2).tolist())
+            y = y.take(labelled)
         if config.predictor_type != "regressor":
-            classes.update(y.unique().tolist())
-        codes = _provisional_codes(y, config.predictor_type)
-        train = chunk[_chunk_splits(config, i, codes) == 0]
-        k = rng.random(len(train))
-        sample = train if sample is None else pd.concat([sample, train])
-        keys = k if keys is None else np.concatenate([keys, k])
+            classes.update(_distinct(y))
+        splits = _chunk_splits(config, chunk.index, _provisional_codes(y, config.predictor_type))
+        train = chunk.first_row + labelled[splits == 0]
+        keys = np.concatenate([keys, rng.random(len(train))])
+        sample = np.concatenate([sample, train])
         if len(sample) > config.fit_sample_rows:
-            keep = np.argpartition(keys, config.fit_sample_rows)[: config.fit_sample_rows]
-            sample, keys = sample.iloc[np.sort(keep)], keys[np.sort(keep)]
+            keep = np.sort(np.argpartition(keys, config.fit_sample_rows)[: config.fit_sample_rows])
+            keys, sample = keys[keep], sample[keep]
+        spill.add(chunk, splits)
+        bar.update(chunk.rows)
+
+    try:
+        for chunk in raw_csv.read_chunks(
+            config.data, config.chunk_rows, engine, exact=(config.label,)
+        ):
+            if head is None:
+                consume(chunk)
+                continue
+            head.append(chunk)
+            if sum(c.rows for c in head) >= VALIDATION_ROWS:
+                _check_first_rows(config, head)
+                for c in head:
+                    consume(c)
+                head = None
+        if head is not None:
+            _check_first_rows(config, head)
+            for c in head:
+                consume(c)
+    finally:
+        bar.close()
     if missing and not config.drop_unlabeled:
         raise ValidationError(
             [
@@ -271,15 +317,46 @@ def _scan(config: PrepareConfig):
         )
     if unlabeled:
         log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
-    return rows, unlabeled, classes, sample
+    return Scan(rows, unlabeled, classes, sample)
 
 
-def _provisional_codes(y: pd.Series, predictor_type: str) -> np.ndarray:
-    """Per-class codes for stratifying one chunk (both passes see the same chunk, so the
-    order-of-appearance codes of ``factorize`` agree; no salted ``hash``)."""
+def _check_first_rows(config: PrepareConfig, head: list[RawChunk]) -> None:
+    """``validate``'s column checks on the first rows, before any of them is used."""
+    frame = (
+        raw_csv.to_frame(head).iloc[:VALIDATION_ROWS]
+        if head
+        else pd.DataFrame(columns=raw_csv.header(config.data))
+    )
+    validation.check_raw_sample(
+        config.data, frame, config.label, config.predictor_type, config.drop_unlabeled
+    )
+
+
+def _distinct(column: Numbers | Text) -> list:
+    if isinstance(column, Text):
+        return column.values[np.unique(column.codes)].tolist()
+    return np.unique(column.values).tolist()
+
+
+def _provisional_codes(y: Numbers | Text, predictor_type: str) -> np.ndarray:
+    """Per-class codes for stratifying one chunk, in order of appearance (so a rerun agrees;
+    no salted ``hash``)."""
     if predictor_type == "regressor":
         return np.zeros(len(y), np.int64)
-    return pd.factorize(y)[0]
+    return pd.factorize(y.codes if isinstance(y, Text) else y.values)[0]
+
+
+def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
+    """The fit sample's rows, read back from the spill, as one DataFrame indexed by row."""
+    parts, index = [], []
+    for chunk, _ in spill:
+        lo, hi = np.searchsorted(rows, [chunk.first_row, chunk.first_row + chunk.rows])
+        if hi > lo:
+            parts.append(chunk.take(rows[lo:hi] - chunk.first_row))
+            index.append(rows[lo:hi])
+    if not parts:
+        return pd.DataFrame()
+    return raw_csv.to_frame(parts, index=np.concatenate(index))
 
 
 OUTPUTS = frozenset((*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE))  # what prepare owns in out/
@@ -356,6 +433,18 @@ def _umask() -> int:
     return mask
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What the fit sample teaches: the label mapping, each column's role, the transformer."""
+
+    labels: LabelEncoding
+    numeric: list[str]
+    categorical: list[str]
+    dropped: dict[str, str]
+    transformer: object  # the fitted ColumnTransformer (training.transformer)
+    sample_rows: int
+
+
 def _prepare_into(config: PrepareConfig, out: Path) -> dict:
     import joblib
 
@@ -370,21 +459,68 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
                 )
             ]
         )
-    validation.validate_raw_csv(
-        config.data, config.label, config.predictor_type, allow_unlabeled=config.drop_unlabeled
-    )
-    total_rows, unlabeled, classes, sample = _scan(config)
-    if sample is None or len(sample) < 2:
+    validation.check_raw_file(config.data, config.predictor_type)
+    spill = Spill(out / ".chunks")
+    # the source's checksum is computed beside the main work
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as pool:
+        source_sha256 = pool.submit(file_sha256, config.data)
+        try:
+            scan = _scan(config, spill)
+            read = time.perf_counter()
+            learned = _learn(config, spill, scan)
+            fitted = time.perf_counter()
+            bulk = BulkTransform.from_fitted(learned.transformer)  # the same, vectorised
+            channels = _write_channels(config, out, spill, bulk, learned.labels, scan.rows)
+            log.debug(
+                "read %.2fs, sample and fit %.2fs, write %.2fs",
+                read - started,
+                fitted - read,
+                time.perf_counter() - fitted,
+            )
+        finally:
+            spill.close()
+        source = {
+            "path": str(config.data),
+            "sha256": source_sha256.result(),
+            "rows": scan.rows,
+            "unlabeled_rows_dropped": scan.unlabeled,
+        }
+    empty = [name for name, info in channels.items() if info["rows"] == 0]
+    if empty:
         raise ValidationError(
             [
                 Problem(
                     str(config.data),
-                    f"only {total_rows} rows; too few to split into train/validation/test",
+                    f"the {', '.join(empty)} split came out empty from {scan.rows} rows",
+                    "add rows or change --split",
+                )
+            ]
+        )
+    joblib.dump(
+        {"transformer": learned.transformer, "labels": learned.labels}, out / PREPROCESSOR_FILE
+    )
+    manifest = _manifest(config, source, learned, channels)
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    log.info(
+        "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
+    )
+    return manifest
+
+
+def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:
+    """The fit sample read back, the columns' roles decided, the transformer fitted."""
+    sample = _sample_frame(spill, scan.sample_rows)
+    if len(sample) < 2:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"only {scan.rows} rows; too few to split into train/validation/test",
                     "add data rows",
                 )
             ]
         )
-    labels = LabelEncoding.fit(config.predictor_type, classes, config.positive_class)
+    labels = LabelEncoding.fit(config.predictor_type, scan.classes, config.positive_class)
     numeric, categorical, dropped = _column_roles(sample, config.label, config.drop)
     for col, why in dropped.items():
         log.info("column '%s' is not used: %s", col, why)
@@ -398,71 +534,141 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
                 )
             ]
         )
-    transformer = build_transformer(numeric, categorical)
-    transformer.fit(_finite(sample, numeric, str(config.data)))
-    feature_names = [n.split("__", 1)[-1] for n in transformer.get_feature_names_out()]
-    bulk = BulkTransform.from_fitted(transformer)  # the same transform, vectorised
+    transformer = _fit(config, _finite(sample, numeric, str(config.data)), numeric, categorical)
+    return Learned(labels, numeric, categorical, dropped, transformer, len(sample))
 
-    writers = {
-        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
-    }
-    for i, chunk in _chunks(config, total_rows, f"write {config.fmt}"):
-        chunk = chunk[chunk[config.label].notna()]
-        codes = _provisional_codes(chunk[config.label], config.predictor_type)
-        splits = _chunk_splits(config, i, codes)
-        X = bulk.transform(_finite(chunk, numeric, str(config.data)))
-        y = labels.encode(chunk[config.label])
-        _check_chunk(config, X, y, chunk.index)
-        rng = np.random.default_rng([config.seed, i, 7])
-        for s, name in enumerate(CHANNELS):
-            rows = rng.permutation(np.flatnonzero(splits == s))  # shuffle within the chunk
-            writers[name].write(X[rows], y[rows])
-    channels = {name: w.close() for name, w in writers.items()}
-    empty = [name for name, info in channels.items() if info["rows"] == 0]
-    if empty:
-        raise ValidationError(
-            [
-                Problem(
-                    str(config.data),
-                    f"the {', '.join(empty)} split came out empty from {total_rows} rows",
-                    "add rows or change --split",
-                )
-            ]
-        )
-    joblib.dump({"transformer": transformer, "labels": labels}, out / PREPROCESSOR_FILE)
 
+def _manifest(config: PrepareConfig, source: dict, learned: Learned, channels: dict) -> dict:
+    feature_names = [n.split("__", 1)[-1] for n in learned.transformer.get_feature_names_out()]
     hyperparameters = {"predictor_type": config.predictor_type, "feature_dim": len(feature_names)}
     if config.predictor_type == "multiclass_classifier":
-        hyperparameters["num_classes"] = len(labels.classes)
-    manifest = {
+        hyperparameters["num_classes"] = len(learned.labels.classes)
+    return {
         "format_version": 1,
-        "source": {
-            "path": str(config.data),
-            "sha256": file_sha256(config.data),
-            "rows": total_rows,
-            "unlabeled_rows_dropped": unlabeled,
-        },
-        "label": {"column": config.label, **labels.to_json()},
+        "source": source,
+        "label": {"column": config.label, **learned.labels.to_json()},
         "feature_dim": len(feature_names),
         "feature_names": feature_names,
-        "input_columns": {"numeric": numeric, "categorical": categorical, "dropped": dropped},
+        "input_columns": {
+            "numeric": learned.numeric,
+            "categorical": learned.categorical,
+            "dropped": learned.dropped,
+        },
         "format": config.fmt,
         "channels": channels,
         "split": dict(zip(CHANNELS, config.fractions)),
         "seed": config.seed,
         "fit_sample": {
-            "rows": len(sample),
-            "bounded": len(sample) < channels["train"]["rows"],
+            "rows": learned.sample_rows,
+            "bounded": learned.sample_rows < channels["train"]["rows"],
             "train_rows": channels["train"]["rows"],
         },
         "preprocessor": PREPROCESSOR_FILE,
         "hyperparameters": hyperparameters,
     }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
-    log.info(
-        "prepared %d rows in %.1fs -> %s", total_rows, time.perf_counter() - started, config.out
+
+
+def _fit(config: PrepareConfig, sample: pd.DataFrame, numeric, categorical):
+    try:
+        return fit_transformer(sample, numeric, categorical)
+    except MixedCategoriesError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"{err} (some rows numbers, others text)",
+                    "make the column text throughout, or numbers throughout",
+                )
+            ]
+        ) from None
+
+
+def _write_channels(config, out, spill, bulk: BulkTransform, labels, rows: int) -> dict:
+    """Pass 2: each spilled chunk transformed, its rows shuffled within their split, appended.
+
+    Two chunks are transformed at a time on worker threads (numpy releases the GIL) while
+    this thread appends the finished ones, in order.
+    """
+    writers = {
+        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
+    }
+    bar = progress(
+        total=rows, desc=f"write {config.fmt}", unit="rows", enabled=config.show_progress
     )
-    return manifest
+    pending: deque = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="transform") as pool:
+            for item in spill:
+                pending.append(pool.submit(_encode_chunk, config, bulk, labels, *item))
+                if len(pending) == 2:  # bounded: two chunks in flight
+                    _append(writers, pending.popleft().result(), bar)
+            while pending:
+                _append(writers, pending.popleft().result(), bar)
+    finally:
+        for future in pending:
+            future.cancel()
+        bar.close()
+    return {name: w.close() for name, w in writers.items()}
+
+
+def _append(writers: dict, parts: list, bar) -> None:
+    for name, (X, y) in zip(CHANNELS, parts):
+        writers[name].write(X, y)
+    bar.update(sum(len(y) for _, y in parts))
+
+
+def _encode_chunk(config, bulk: BulkTransform, labels, chunk: RawChunk, splits: np.ndarray):
+    """One chunk's labelled rows as (features, labels) per split, shuffled within the split."""
+    labelled = np.flatnonzero(~chunk.columns[config.label].missing)
+    if len(labelled) < chunk.rows:
+        chunk = chunk.take(labelled)
+    row_numbers = chunk.first_row + labelled
+    X = bulk.transform_arrays(
+        _numeric_matrix(chunk, bulk.numeric, str(config.data), row_numbers),
+        [chunk.columns[col] for col in bulk.categorical],
+    )
+    y = labels.encode_column(chunk.columns[config.label])
+    _check_chunk(config, X, y, row_numbers)
+    rng = np.random.default_rng([config.seed, chunk.index, 7])
+    parts = []
+    for s in range(len(CHANNELS)):
+        rows = rng.permutation(np.flatnonzero(splits == s))
+        parts.append((X[rows], y[rows]))
+    return parts
+
+
+def _numeric_matrix(chunk: RawChunk, numeric: list[str], source: str, row_numbers) -> np.ndarray:
+    """:func:`_finite` for a chunk: the numeric columns as float64, text in them an error,
+    infinities missing."""
+    X = np.empty((chunk.rows, len(numeric)), np.float64)
+    for j, col in enumerate(numeric):
+        column = chunk.columns[col]
+        if isinstance(column, Numbers):
+            X[:, j] = column.values
+            continue
+        numbers = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce")
+        numbers = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.append(np.isnan(numbers), False)[column.codes]  # code -1: missing, not bad
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise ValidationError(
+                [
+                    Problem(
+                        source,
+                        f"column '{col}' holds '{column.values[column.codes[first]]}', not a "
+                        "number, though it is numeric elsewhere in the file",
+                        "fix or blank out that cell",
+                        row=int(row_numbers[first]) + 2,
+                    )
+                ]
+            )
+        X[:, j] = np.append(numbers, np.nan)[column.codes]
+    inf = np.isinf(X)
+    if inf.any():
+        for col in np.array(numeric)[inf.any(axis=0)]:
+            log.info("column '%s': infinite values treated as missing (imputed)", col)
+        X[inf] = np.nan
+    return X
 
 
 def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.DataFrame:

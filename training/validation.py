@@ -625,26 +625,41 @@ def validate_raw_csv(
 
     path = Path(path)
     name = str(path)
-    unreadable = file_problem(path, "CSV file", "check the --data path")
-    if unreadable:
-        raise ValidationError([unreadable])
-    if path.stat().st_size == 0:
-        raise ValidationError([_empty(name)])
-    _check_predictor_type(predictor_type)
+    check_raw_file(path, predictor_type)
     try:
         frame = pd.read_csv(path, nrows=sample_rows, skipinitialspace=True)
     except pd.errors.ParserError as err:
         raise ValidationError([ragged_row_problem(name, err)]) from None
     except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ValidationError(
-            [
-                Problem(
-                    name,
-                    f"cannot read as CSV: {err}",
-                    "pass a comma-separated text file with a header row",
-                )
-            ]
-        ) from None
+        raise ValidationError([_unreadable_csv(name, err)]) from None
+    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
+
+
+def _unreadable_csv(name: str, err: Exception) -> Problem:
+    return Problem(
+        name,
+        f"cannot read as CSV: {err}",
+        "pass a UTF-8, comma-separated text file with a header row",
+    )
+
+
+def check_raw_file(path: Path, predictor_type: str) -> None:
+    """What can be told before parsing: a readable, non-empty file; a known predictor type."""
+    unreadable = file_problem(path, "CSV file", "check the --data path")
+    if unreadable:
+        raise ValidationError([unreadable])
+    if path.stat().st_size == 0:
+        raise ValidationError([_empty(str(path))])
+    _check_predictor_type(predictor_type)
+
+
+def check_raw_sample(
+    path: Path, frame, label: str, predictor_type: str, allow_unlabeled: bool = False
+) -> None:
+    """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it)."""
+    import pandas as pd
+
+    name = str(path)
     problems = _duplicate_columns(path, label)
     if problems:
         raise ValidationError(problems)
@@ -729,8 +744,11 @@ def _duplicate_columns(path: Path, label: str) -> list[Problem]:
     as a feature: a copy of the label among the features (a leak that scores 1.0)."""
     import csv
 
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh, skipinitialspace=True), [])
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh, skipinitialspace=True), [])
+    except (UnicodeDecodeError, csv.Error) as err:
+        return [_unreadable_csv(str(path), err)]
     seen: dict[str, int] = {}
     problems = []
     for i, col in enumerate(header, start=1):
@@ -780,5 +798,7 @@ __all__ = [
     "file_problem",
     "label_problems",
     "validate_channels",
+    "check_raw_file",
+    "check_raw_sample",
     "validate_raw_csv",
 ]
