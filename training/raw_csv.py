@@ -3,11 +3,13 @@
 pandas' ``read_csv(chunksize=…, skipinitialspace=True)`` defines what ``prepare`` has always
 made of a cell: which strings are missing, which columns are numbers (int64 without gaps,
 float64 with them), which are True/False, and that each chunk's types are inferred on their
-own. polars parses the same bytes several times faster. :func:`read_chunks` parses with polars
-and applies pandas' rules cell by cell; a file whose *layout* polars reads differently (blank
-or whitespace-only lines, lone CR line ends, malformed quoting, ragged rows, other encodings)
-raises :class:`Reread` and is read by pandas itself. Both engines yield the same
-chunks: ``tests/test_raw_csv.py`` compares them on a corpus of awkward files.
+own. polars parses the same bytes several times faster. :func:`read_chunks` parses with polars,
+in blocks of whole records (memory stays bounded), and applies pandas' rules to each distinct
+cell: numeric columns typed by polars from the first rows; a later cell that breaks that
+typing, or a NaN word, raises :class:`Reread` and the file is read again as text; a file whose
+*layout* polars reads differently (blank or whitespace-only lines, lone CR line ends,
+malformed quoting, ragged rows, other encodings) is read by pandas itself. All engines yield
+the same chunks: ``tests/test_raw_csv.py`` compares them on a corpus of awkward files.
 """
 
 from __future__ import annotations
