@@ -593,6 +593,26 @@ def test_a_fifo_or_a_symlink_loop_is_named_not_read(tmp_path, capsys):
 # ----------------------------------------------------------------------- inspect
 
 
+def write_manifest(folder, feature_names, classes=(), predictor_type="binary_classifier"):
+    """A manifest like prepare's, for a model whose data is not at hand."""
+    from training.manifest import Channel, FitSample, InputColumns, Label, Manifest, Source
+
+    channel = Channel(10, "application/x-recordio-protobuf", ["train-00000.rec"], 100)
+    Manifest(
+        source=Source("data.csv", "0" * 64, 10, 0),
+        label=Label("y", predictor_type, list(classes)),
+        feature_names=list(feature_names),
+        input_columns=InputColumns(list(feature_names), [], {}),
+        format="recordio",
+        channels={"train": channel},
+        split={"train": 1.0},
+        seed=0,
+        fit_sample=FitSample(10, False, 10),
+        preprocessor="preprocessor.joblib",
+        hyperparameters={"predictor_type": predictor_type, "feature_dim": len(feature_names)},
+    ).write(folder)
+
+
 def test_inspect_names_the_largest_weights_with_the_manifest(tmp_path, capsys):
     model = LinearModel(
         "binary_classifier",
@@ -602,9 +622,7 @@ def test_inspect_names_the_largest_weights_with_the_manifest(tmp_path, capsys):
         0.4,
     )
     path = artifact.save(model, tmp_path / "model.tar.gz")
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"feature_names": ["age", "income", "zero", "tenure"]})
-    )
+    write_manifest(tmp_path, ["age", "income", "zero", "tenure"])
     assert main(["inspect", str(path), "--manifest", str(tmp_path), "--top", "2"]) == 0
     text = capsys.readouterr().out
     assert (
@@ -626,7 +644,7 @@ def test_inspect_names_the_largest_weights_with_the_manifest(tmp_path, capsys):
 
 
 def test_inspect_refuses_a_manifest_of_other_data(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps({"feature_names": ["a", "b"]}))
+    write_manifest(tmp_path, ["a", "b"])
     assert (
         main(["inspect", str(TEE / "model_algo-1"), "--manifest", str(tmp_path / "manifest.json")])
         == 2
@@ -634,11 +652,17 @@ def test_inspect_refuses_a_manifest_of_other_data(tmp_path, capsys):
     assert "lists 2 features, the model has 20" in capsys.readouterr().err
 
 
+def test_inspect_refuses_a_file_that_is_not_a_prepare_manifest(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_names": ["a", "b"]}))
+    assert main(["inspect", str(TEE / "model_algo-1"), "--manifest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json: not a manifest written by prepare (ValueError: format_version" in err
+    assert "Traceback" not in err
+
+
 def test_inspect_shows_the_class_of_each_multiclass_weight(trained, tmp_path, capsys):
     _, path = trained["multiclass_classifier"]
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"feature_names": list("abcdef"), "label": {"classes": ["low", "mid", "high"]}})
-    )
+    write_manifest(tmp_path, list("abcdef"), ["low", "mid", "high"], "multiclass_classifier")
     assert main(["inspect", str(path), "--manifest", str(tmp_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["num_classes"] == 3 and doc["layout_verified"] is False

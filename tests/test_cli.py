@@ -1,12 +1,13 @@
 """The command line as a user runs it: exit codes, messages, and never a traceback."""
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from training.manifest import Manifest
 
 ROOT = Path(__file__).parents[1]
 BAD = ROOT / "tests" / "fixtures" / "bad"
@@ -69,7 +70,7 @@ def test_prepare_then_validate_round_trip(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert "feature_dim" in res.stdout
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = Manifest.load(out / "manifest.json")
     res = cli(
         "validate",
         out / "train",
@@ -80,7 +81,7 @@ def test_prepare_then_validate_round_trip(tmp_path):
         "--num-classes",
         "3",
         "--feature-dim",
-        manifest["feature_dim"],
+        manifest.feature_dim,
     )
     assert res.returncode == 0, res.stderr
 

@@ -250,7 +250,7 @@ def test_train_local_on_csv_channels_uses_every_row(tmp_path):
     report = train_local(
         tmp_path / "csv", tmp_path / "m", show_progress=False, echo=lambda line: None
     )
-    assert report["rows"] == {c: info["rows"] for c, info in manifest["channels"].items()}
+    assert report["rows"] == {c: info.rows for c, info in manifest.channels.items()}
     assert report["metrics"]["test:multiclass_accuracy"] > 0.9
 
 

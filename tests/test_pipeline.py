@@ -186,7 +186,7 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
                 drop_unlabeled=True,
                 show_progress=False,
             )
-        )["channels"]["test"]["rows"]
+        ).channels["test"].rows
         answer = {
             "predictions": [
                 {"score": 0.8 if i % 2 else 0.2, "predicted_label": i % 2} for i in range(rows)

@@ -30,38 +30,38 @@ def run(tmp_path, **kw):
 def test_penguins_multiclass_recordio(tmp_path):
     manifest = run(tmp_path)
     out = tmp_path / "out"
-    assert manifest["label"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
-    assert manifest["hyperparameters"] == {
+    assert manifest.label.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert manifest.hyperparameters == {
         "predictor_type": "multiclass_classifier",
-        "feature_dim": manifest["feature_dim"],
+        "feature_dim": manifest.feature_dim,
         "num_classes": 3,
     }
-    rows = {name: c["rows"] for name, c in manifest["channels"].items()}
+    rows = {name: c.rows for name, c in manifest.channels.items()}
     assert sum(rows.values()) == 344
     assert rows["train"] == pytest.approx(0.7 * 344, abs=3)
     # island and sex are one-hot encoded, the numeric columns kept and scaled
-    assert "island_Biscoe" in manifest["feature_names"]
-    assert "sex_female" in manifest["feature_names"]
-    assert manifest["feature_dim"] == len(manifest["feature_names"])
-    assert manifest["source"]["sha256"] and manifest["fit_sample"]["bounded"] is False
-    arrays = recordio.read_arrays(out / "train" / manifest["channels"]["train"]["files"][0])
+    assert "island_Biscoe" in manifest.feature_names
+    assert "sex_female" in manifest.feature_names
+    assert manifest.feature_dim == len(manifest.feature_names)
+    assert manifest.source.sha256 and manifest.fit_sample.bounded is False
+    arrays = recordio.read_arrays(out / "train" / manifest.channels["train"].files[0])
     assert arrays.feature_type == arrays.label_type == "Float32"
-    assert arrays.X.shape == (rows["train"], manifest["feature_dim"])
+    assert arrays.X.shape == (rows["train"], manifest.feature_dim)
     assert np.isfinite(arrays.X).all()  # imputed
     numeric = arrays.X[:, :5]
     assert abs(numeric.mean()) < 0.2 and 0.7 < numeric.std() < 1.3  # scaled on train
     # every split holds every class (stratified)
     for name in ("train", "validation", "test"):
-        y = recordio.read_arrays(out / name / manifest["channels"][name]["files"][0]).y
+        y = recordio.read_arrays(out / name / manifest.channels[name].files[0]).y
         assert set(y.tolist()) == {0.0, 1.0, 2.0}
-    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+    assert json.loads((out / "manifest.json").read_text()) == manifest.to_json()
 
 
 def test_same_seed_same_bytes_other_seed_other_split(tmp_path):
     a, b = run(tmp_path / "a"), run(tmp_path / "b")
     run(tmp_path / "c", seed=1)
     read = lambda d: (d / "out" / "train" / "train-00000.rec").read_bytes()  # noqa: E731
-    assert a["channels"] == b["channels"] and read(tmp_path / "a") == read(tmp_path / "b")
+    assert a.channels == b.channels and read(tmp_path / "a") == read(tmp_path / "b")
     assert read(tmp_path / "a") != read(tmp_path / "c")
 
 
@@ -76,28 +76,28 @@ def test_csv_format_is_label_first_headerless_and_passes_preflight(tmp_path):
     )
     path = tmp_path / "out" / "train" / "train-00000.csv"
     first = path.read_text().splitlines()[0].split(",")
-    assert first[0] in ("0", "1") and len(first) == manifest["feature_dim"] + 1
-    assert manifest["label"]["classes"] == ["male", "female"]  # positive class last -> 1
-    assert manifest["source"]["unlabeled_rows_dropped"] == 11
-    validate_channels([tmp_path / "out" / "train"], "binary_classifier", manifest["feature_dim"])
+    assert first[0] in ("0", "1") and len(first) == manifest.feature_dim + 1
+    assert manifest.label.classes == ["male", "female"]  # positive class last -> 1
+    assert manifest.source.unlabeled_rows_dropped == 11
+    validate_channels([tmp_path / "out" / "train"], "binary_classifier", manifest.feature_dim)
 
 
 def test_chunked_run_matches_shapes_and_bounds_the_fit_sample(tmp_path):
     manifest = run(tmp_path, chunk_rows=50, fit_sample_rows=100)
-    assert manifest["fit_sample"] == {
+    assert vars(manifest.fit_sample) == {
         "rows": 100,
         "bounded": True,
-        "train_rows": manifest["channels"]["train"]["rows"],
+        "train_rows": manifest.channels["train"].rows,
     }
-    assert sum(c["rows"] for c in manifest["channels"].values()) == 344
+    assert sum(c.rows for c in manifest.channels.values()) == 344
 
 
 def test_shards(tmp_path):
     manifest = run(tmp_path, shard_bytes=4096)
-    files = manifest["channels"]["train"]["files"]
+    files = manifest.channels["train"].files
     assert len(files) > 1
     total = sum(recordio.read_arrays(tmp_path / "out" / "train" / f).X.shape[0] for f in files)
-    assert total == manifest["channels"]["train"]["rows"]
+    assert total == manifest.channels["train"].rows
 
 
 def test_preprocessor_applies_the_same_transform_to_raw_rows(tmp_path):
@@ -124,8 +124,8 @@ def test_index_and_identifier_columns_are_dropped(tmp_path):
     manifest = prepare(
         PrepareConfig(path, "y", "binary_classifier", tmp_path / "o", show_progress=False)
     )
-    assert manifest["feature_names"] == ["x"]
-    assert set(manifest["input_columns"]["dropped"]) == {"Unnamed: 0", "name"}
+    assert manifest.feature_names == ["x"]
+    assert set(manifest.input_columns.dropped) == {"Unnamed: 0", "name"}
 
 
 def test_bad_inputs_are_refused_before_writing(tmp_path):
@@ -172,7 +172,7 @@ def test_infinities_are_imputed_and_text_in_a_numeric_column_is_named(tmp_path):
     manifest = prepare(
         PrepareConfig(path, "y", "binary_classifier", tmp_path / "a", show_progress=False)
     )
-    assert sum(c["rows"] for c in manifest["channels"].values()) == 200
+    assert sum(c.rows for c in manifest.channels.values()) == 200
     frame["x"] = frame["x"].astype(object)
     frame.loc[150, "x"] = "oops"
     frame.to_csv(path, index=False)
@@ -396,3 +396,15 @@ def test_a_categorical_column_of_numbers_and_text_is_named(tmp_path):
     frame = pd.DataFrame({"c": np.array(["a", 1.5, "b"], object), "x": [1.0, 2.0, 3.0]})
     with pytest.raises(MixedCategoriesError, match="column 'c' mixes float, str values"):
         fit_transformer(frame, ["x"], ["c"])
+
+
+def test_the_manifest_reads_back_as_written(tmp_path):
+    import json
+
+    from training.manifest import Manifest
+
+    manifest = run(tmp_path)
+    text = (tmp_path / "out" / "manifest.json").read_text()
+    assert Manifest.load(tmp_path / "out") == manifest
+    assert json.dumps(manifest.to_json(), indent=2) == text  # same keys, same order
+    assert manifest.label.positive_class is None  # multiclass: no positive class

@@ -75,13 +75,13 @@ def _prepare(args) -> int:
         show_progress=not args.quiet,
     )
     manifest = prepare(config)
-    print(f"prepared {manifest['source']['rows']} rows of {args.data} -> {args.out}/")
-    for name, info in manifest["channels"].items():
+    print(f"prepared {manifest.source.rows} rows of {args.data} -> {args.out}/")
+    for name, channel in manifest.channels.items():
         print(
-            f"  {name:<10} {info['rows']:>9} rows  {info['content_type']}  "
-            f"{', '.join(info['files'])}"
+            f"  {name:<10} {channel.rows:>9} rows  {channel.content_type}  "
+            f"{', '.join(channel.files)}"
         )
-    print(f"  feature_dim {manifest['feature_dim']}; manifest: {args.out}/manifest.json")
+    print(f"  feature_dim {manifest.feature_dim}; manifest: {args.out}/manifest.json")
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from training import recordio, validation
 from training.content_types import CHANNEL
+from training.manifest import Channel
 
 log = logging.getLogger("training")
 EXTENSIONS = {"recordio": ".rec", "csv": ".csv"}
@@ -107,14 +108,14 @@ class ChannelWriter:
             self._fh.close()
             self._fh = None
 
-    def close(self) -> dict:
+    def close(self) -> Channel:
         self._close_file()
-        return {
-            "rows": self.rows,
-            "content_type": self.content_type,
-            "files": [p.name for p in self.files],
-            "bytes": sum(p.stat().st_size for p in self.files),
-        }
+        return Channel(
+            rows=self.rows,
+            content_type=self.content_type,
+            files=[p.name for p in self.files],
+            bytes=sum(p.stat().st_size for p in self.files),
+        )
 
     def __enter__(self):
         return self

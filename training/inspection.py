@@ -16,7 +16,7 @@ import numpy as np
 from training import artifact
 from training.errors import Problem, ValidationError
 from training.local.learner import LinearModel
-from training.preprocessing import MANIFEST_FILE
+from training.manifest import Manifest
 
 
 @dataclass
@@ -54,23 +54,8 @@ def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | 
     """(feature names, class names) from ``prepare``'s manifest.json (or its folder)."""
     if manifest is None:
         return None, None
-    path = Path(manifest)
-    path = path / MANIFEST_FILE if path.is_dir() else path
-    try:
-        doc = json.loads(path.read_text())
-        names = doc["feature_names"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValidationError(
-            [
-                Problem(
-                    str(path),
-                    f"not a prepare manifest ({err})",
-                    "pass the manifest.json that `python -m training prepare` wrote",
-                )
-            ]
-        ) from None
-    label = doc.get("label")
-    return list(names), label.get("classes") if isinstance(label, dict) else None
+    found = Manifest.load(manifest)
+    return list(found.feature_names), list(found.label.classes) or None
 
 
 def summarize(

@@ -21,6 +21,7 @@ from training.channels import read_channel
 from training.local import metrics as lm
 from training.local.server import serving
 from training.local.trainer import train_local
+from training.manifest import Manifest
 from training.naming import DEFAULT_PROJECT
 from training.preprocessing import PrepareConfig, prepare
 
@@ -80,7 +81,7 @@ def _begin(config: RunConfig, echo):
     return out, stage, started, manifest
 
 
-def _prepare_stage(config: RunConfig, out: Path) -> dict:
+def _prepare_stage(config: RunConfig, out: Path) -> Manifest:
     return prepare(
         PrepareConfig(
             data=config.data,
@@ -96,14 +97,14 @@ def _prepare_stage(config: RunConfig, out: Path) -> dict:
 
 
 def _report_stage(
-    out: Path, config: RunConfig, manifest: dict, predicted: dict, test, trained: dict
+    out: Path, config: RunConfig, manifest: Manifest, predicted: dict, test, trained: dict
 ) -> dict:
     """predictions.csv, the plots, metrics.json and report.html; returns the metrics."""
     predictor = config.predictor_type
     metrics = _endpoint_metrics(predictor, test, predicted, trained.get("hyperparameters", {}))
     _write_predictions(out / "predictions.csv", test, predicted, manifest)
     images = [report.loss_curve(trained.get("history", []), out)]
-    classes = [str(c) for c in manifest["label"].get("classes", ["0", "1"])]
+    classes = [str(c) for c in manifest.label.classes or ["0", "1"]]
     if predictor == "binary_classifier":
         images += report.binary_plots(
             predicted["score"], test.y, predicted["predicted_label"], out, classes
@@ -127,9 +128,9 @@ def _report_stage(
             "predictor type": predictor,
             "target": config.target,
             "rows (train/validation/test)": "/".join(
-                str(manifest["channels"][c]["rows"]) for c in ("train", "validation", "test")
+                str(manifest.channels[c].rows) for c in ("train", "validation", "test")
             ),
-            "feature_dim": manifest["feature_dim"],
+            "feature_dim": manifest.feature_dim,
             "selected model": json.dumps(trained.get("selected_model", "n/a")),
         },
     )
@@ -240,8 +241,8 @@ def _endpoint_metrics(predictor: str, test, predicted, hp: dict) -> dict:
     return {f"endpoint_test:{k}": v for k, v in values.items()}
 
 
-def _write_predictions(path: Path, test, predicted, manifest) -> None:
-    classes = manifest["label"].get("classes")
+def _write_predictions(path: Path, test, predicted, manifest: Manifest) -> None:
+    classes = manifest.label.classes
     lines = ["row,label,score,predicted_label" + (",predicted_class" if classes else "")]
     for i in range(test.n):
         score = predicted["score"][i]

@@ -10,7 +10,6 @@ split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -30,14 +29,22 @@ from training.bulk_transform import BulkTransform
 from training.channels import ChannelWriter
 from training.checksums import file_sha256
 from training.errors import Problem, ValidationError
+from training.manifest import (
+    CHANNELS,
+    MANIFEST_FILE,
+    Channel,
+    FitSample,
+    InputColumns,
+    Label,
+    Manifest,
+    Source,
+)
 from training.progress import progress
 from training.raw_csv import Numbers, RawChunk, Text
 from training.transformer import MixedCategoriesError, fit_transformer
 
 log = logging.getLogger("training")
-CHANNELS = ("train", "validation", "test")
 PREPROCESSOR_FILE = "preprocessor.joblib"
-MANIFEST_FILE = "manifest.json"
 INDEX_COLUMN = "Unnamed: 0"
 VALIDATION_ROWS = 100_000  # the first rows the column checks see (as ``validate`` does)
 
@@ -104,14 +111,6 @@ class LabelEncoding:
         if isinstance(column, Text):
             return self.encode(pd.Series(column.values, dtype=object))[column.codes]
         return self.encode(pd.Series(column.values))
-
-    def to_json(self) -> dict:
-        out = {"predictor_type": self.predictor_type}
-        if self.classes:
-            out["classes"] = self.classes
-            if self.predictor_type == "binary_classifier":
-                out["positive_class"] = self.classes[1]
-        return out
 
 
 def _plain(value):
@@ -362,7 +361,7 @@ def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
 OUTPUTS = frozenset((*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE))  # what prepare owns in out/
 
 
-def prepare(config: PrepareConfig) -> dict:
+def prepare(config: PrepareConfig) -> Manifest:
     """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
 
     Everything is written into a staging folder beside ``out`` and moved into place only
@@ -445,7 +444,7 @@ class Learned:
     sample_rows: int
 
 
-def _prepare_into(config: PrepareConfig, out: Path) -> dict:
+def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
     import joblib
 
     started = time.perf_counter()
@@ -479,13 +478,8 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
             )
         finally:
             spill.close()
-        source = {
-            "path": str(config.data),
-            "sha256": source_sha256.result(),
-            "rows": scan.rows,
-            "unlabeled_rows_dropped": scan.unlabeled,
-        }
-    empty = [name for name, info in channels.items() if info["rows"] == 0]
+        source = Source(str(config.data), source_sha256.result(), scan.rows, scan.unlabeled)
+    empty = [name for name, channel in channels.items() if channel.rows == 0]
     if empty:
         raise ValidationError(
             [
@@ -500,7 +494,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> dict:
         {"transformer": learned.transformer, "labels": learned.labels}, out / PREPROCESSOR_FILE
     )
     manifest = _manifest(config, source, learned, channels)
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    manifest.write(out)
     log.info(
         "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
     )
@@ -538,34 +532,27 @@ def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:
     return Learned(labels, numeric, categorical, dropped, transformer, len(sample))
 
 
-def _manifest(config: PrepareConfig, source: dict, learned: Learned, channels: dict) -> dict:
+def _manifest(
+    config: PrepareConfig, source: Source, learned: Learned, channels: dict[str, Channel]
+) -> Manifest:
     feature_names = [n.split("__", 1)[-1] for n in learned.transformer.get_feature_names_out()]
     hyperparameters = {"predictor_type": config.predictor_type, "feature_dim": len(feature_names)}
     if config.predictor_type == "multiclass_classifier":
         hyperparameters["num_classes"] = len(learned.labels.classes)
-    return {
-        "format_version": 1,
-        "source": source,
-        "label": {"column": config.label, **learned.labels.to_json()},
-        "feature_dim": len(feature_names),
-        "feature_names": feature_names,
-        "input_columns": {
-            "numeric": learned.numeric,
-            "categorical": learned.categorical,
-            "dropped": learned.dropped,
-        },
-        "format": config.fmt,
-        "channels": channels,
-        "split": dict(zip(CHANNELS, config.fractions)),
-        "seed": config.seed,
-        "fit_sample": {
-            "rows": learned.sample_rows,
-            "bounded": learned.sample_rows < channels["train"]["rows"],
-            "train_rows": channels["train"]["rows"],
-        },
-        "preprocessor": PREPROCESSOR_FILE,
-        "hyperparameters": hyperparameters,
-    }
+    train_rows = channels["train"].rows
+    return Manifest(
+        source=source,
+        label=Label(config.label, config.predictor_type, list(learned.labels.classes)),
+        feature_names=feature_names,
+        input_columns=InputColumns(learned.numeric, learned.categorical, learned.dropped),
+        format=config.fmt,
+        channels=channels,
+        split=dict(zip(CHANNELS, config.fractions)),
+        seed=config.seed,
+        fit_sample=FitSample(learned.sample_rows, learned.sample_rows < train_rows, train_rows),
+        preprocessor=PREPROCESSOR_FILE,
+        hyperparameters=hyperparameters,
+    )
 
 
 def _fit(config: PrepareConfig, sample: pd.DataFrame, numeric, categorical):
@@ -583,7 +570,9 @@ def _fit(config: PrepareConfig, sample: pd.DataFrame, numeric, categorical):
         ) from None
 
 
-def _write_channels(config, out, spill, bulk: BulkTransform, labels, rows: int) -> dict:
+def _write_channels(
+    config, out, spill, bulk: BulkTransform, labels, rows: int
+) -> dict[str, Channel]:
     """Pass 2: each spilled chunk transformed, its rows shuffled within their split, appended.
 
     Two chunks are transformed at a time on worker threads (numpy releases the GIL) while
@@ -719,12 +708,6 @@ def _check_chunk(config: PrepareConfig, X: np.ndarray, y: np.ndarray, index) -> 
     ]
     if problems:
         raise ValidationError(problems)
-
-
-def read_manifest(directory: Path) -> dict:
-    """The manifest ``prepare`` wrote in ``directory``, or {} for hand-made channels."""
-    path = Path(directory) / MANIFEST_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 class Preprocessor:

@@ -25,8 +25,8 @@ from training.checksums import file_sha256
 from training.errors import Problem, ValidationError
 from training.images import linear_learner_image
 from training.instance_types import accepts_volume_key
+from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
 from training.naming import DEFAULT_PROJECT, TAG_KEY, stack_name, training_job_name
-from training.preprocessing import CHANNELS, MANIFEST_FILE, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "models" / "latest.json"
@@ -165,9 +165,9 @@ def training_request(
 def train_aws(config: AwsTrainConfig, echo=print) -> dict:
     """Preflight, upload, start, wait, record. Returns the training record."""
     data_dir = Path(config.data_dir)
-    manifest = read_manifest(data_dir)
+    manifest = Manifest.read(data_dir)
     manifest_path = data_dir / MANIFEST_FILE
-    given = {**manifest.get("hyperparameters", {}), **config.hyperparameters}
+    given = {**(manifest.hyperparameters if manifest else {}), **config.hyperparameters}
     hp = hyperparameters.validate(given)  # the same table as the local trainer
     user_hp = {k: hp[k] for k in given}  # send what was given; SageMaker fills its defaults
     present = [c for c in CHANNELS if (data_dir / c).exists()]

@@ -23,7 +23,7 @@ from training.channels import Data, stack
 from training.checksums import file_sha256
 from training.local import metrics as lm
 from training.local.learner import LinearModel, PackedTrainer
-from training.preprocessing import CHANNELS, read_manifest
+from training.manifest import CHANNELS, Manifest
 from training.progress import progress
 
 
@@ -51,8 +51,8 @@ def train_local(
 ) -> dict:
     """Train on ``data_dir``'s channels; returns the metrics dict written to metrics.json."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    manifest = read_manifest(data_dir)
-    given = {**manifest.get("hyperparameters", {}), **(overrides or {})}
+    manifest = Manifest.read(data_dir)
+    given = {**(manifest.hyperparameters if manifest else {}), **(overrides or {})}
     hp = hyperparameters.validate(given)  # every problem listed before any data is read
 
     present = [c for c in CHANNELS if (data_dir / c).exists()]
