@@ -15,6 +15,7 @@ from training.hyperparameters import HyperparameterError
 from training.local import metrics as lm
 from training.local.learner import Data, PackedTrainer
 from training.local.losses import OBJECTIVE_NAMES, Loss
+from training.training_record import TrainingRecord
 
 ROOT = Path(__file__).parents[1]
 
@@ -102,7 +103,7 @@ def test_auto_values_follow_the_data_and_given_values_are_kept():
     X, y = load_breast_cancer(return_X_y=True)
     train, val, _ = split(X, y)
     model, trainer, _ = fit(base, train, val)
-    assert 0.0 <= model.selected["wd"] <= 10 / train.n
+    assert 0.0 <= model.selected.wd <= 10 / train.n
     assert trainer.resolved["wd"] == 1e-6  # model 0 trains with the single auto value
 
 
@@ -213,15 +214,16 @@ def test_train_command_end_to_end(tmp_path):
         "epochs=10",
     )
     assert res.returncode == 0, res.stderr
-    report = json.loads((out / "metrics.json").read_text())
-    assert report["metrics"]["test:binary_classification_accuracy"] > 0.8
+    report = TrainingRecord.load(out)  # the metrics.json the CLI wrote, read back
+    assert report.model_file == "model.tar.gz" and report.selected_model.chosen_on == "validation"
+    assert report.metrics["test:binary_classification_accuracy"] > 0.8
     assert {
         "test:roc_auc_score",
         "validation:objective_loss",
         "test:binary_f_beta",
         "test:precision",
         "test:recall",
-    } <= set(report["metrics"])
+    } <= set(report.metrics)
     log = (out / "training.log").read_text()
     assert "#quality_metric: host=algo-1, test binary_f_1.000 <score>=" in log
     assert (
@@ -250,8 +252,9 @@ def test_train_local_on_csv_channels_uses_every_row(tmp_path):
     report = train_local(
         tmp_path / "csv", tmp_path / "m", show_progress=False, echo=lambda line: None
     )
-    assert report["rows"] == {c: info.rows for c, info in manifest.channels.items()}
-    assert report["metrics"]["test:multiclass_accuracy"] > 0.9
+    assert report.rows == {c: info.rows for c, info in manifest.channels.items()}
+    assert report.metrics["test:multiclass_accuracy"] > 0.9
+    assert TrainingRecord.load(tmp_path / "m") == report  # metrics.json holds all of it
 
 
 def test_train_local_on_hand_made_sparse_recordio_channels(tmp_path):
@@ -279,9 +282,9 @@ def test_train_local_on_hand_made_sparse_recordio_channels(tmp_path):
         show_progress=False,
         echo=lambda line: None,
     )
-    assert report["rows"] == {c: len(rows) for c, rows in parts.items()}
+    assert report.rows == {c: len(rows) for c, rows in parts.items()}
     # as good as the same rows dense (features are centred without densifying the batches)
-    assert report["metrics"]["test:binary_classification_accuracy"] > 0.96
+    assert report.metrics["test:binary_classification_accuracy"] > 0.96
     model = artifact.load(tmp_path / "model" / "model.tar.gz")
     X_test = X[parts["test"]]
     dense = model.predict(X_test)["predicted_label"]
@@ -310,9 +313,11 @@ def test_without_a_validation_channel_selection_uses_a_training_sample(tmp_path)
         show_progress=False,
         echo=logs.append,
     )
-    assert report["metrics"]["test:binary_classification_accuracy"] > 0.93
-    assert not any(name.startswith("validation:") for name in report["metrics"])
-    assert "train_sample_objective_loss" in report["selected_model"]
+    assert report.metrics["test:binary_classification_accuracy"] > 0.93
+    assert not any(name.startswith("validation:") for name in report.metrics)
+    assert report.selected_model.chosen_on == "train_sample"
+    saved = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert "train_sample_objective_loss" in saved["selected_model"]
     assert not any(" validation " in line for line in logs if line.startswith("#quality"))
 
 
@@ -323,7 +328,7 @@ def test_every_optimizer_learns(optimizer):
     model, trainer, _ = fit(
         {"predictor_type": "binary_classifier", "optimizer": optimizer}, train, val
     )
-    assert model.selected["optimizer"] == optimizer == trainer.resolved["optimizer"]
+    assert model.selected.optimizer == optimizer == trainer.resolved["optimizer"]
     assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.93
 
 
@@ -424,8 +429,7 @@ def test_lr_scheduler_decays_down_to_its_minimum():
     np.testing.assert_array_equal(floored.weights, steady.weights)
     # decaying 100x per update leaves the model near its initial weights (|w| <= 0.07)
     assert np.abs(frozen.weights * train.X.std(axis=0)).max() < 0.2
-    loss = "validation_objective_loss"
-    assert frozen.selected[loss] > steady.selected[loss]
+    assert frozen.selected.objective_loss > steady.selected.objective_loss
 
 
 def test_more_epochs_on_small_data_are_not_a_frozen_model():
@@ -437,13 +441,12 @@ def test_more_epochs_on_small_data_are_not_a_frozen_model():
     X = rng.standard_normal((400, 8)) + 0.9 * np.eye(3, 8)[labels] * 3
     train, val, test = split(X, labels)
     hp = {"predictor_type": "multiclass_classifier", "num_classes": "3"}
-    loss = "validation_objective_loss"
     results = {}
     for epochs in ("15", "100"):
         model, trainer, _ = fit({**hp, "epochs": epochs}, train, val)
         steps = int(epochs)  # one update per epoch
         assert trainer.resolved["lr_scheduler_step"] == max(1, round(steps / 15))
         accuracy = (model.predict(test.X)["predicted_label"] == test.y).mean()
-        results[epochs] = (model.selected[loss], accuracy)
+        results[epochs] = (model.selected.objective_loss, accuracy)
     assert results["100"][0] < results["15"][0]  # trained further, not frozen
     assert results["100"][1] >= results["15"][1] - 0.02

@@ -177,16 +177,20 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
         )
         from training.preprocessing import PrepareConfig, prepare
 
-        rows = prepare(
-            PrepareConfig(
-                ROOT / "data" / "penguins.csv",
-                "sex",
-                "binary_classifier",
-                tmp_path / "probe",
-                drop_unlabeled=True,
-                show_progress=False,
+        rows = (
+            prepare(
+                PrepareConfig(
+                    ROOT / "data" / "penguins.csv",
+                    "sex",
+                    "binary_classifier",
+                    tmp_path / "probe",
+                    drop_unlabeled=True,
+                    show_progress=False,
+                )
             )
-        ).channels["test"].rows
+            .channels["test"]
+            .rows
+        )
         answer = {
             "predictions": [
                 {"score": 0.8 if i % 2 else 0.2, "predicted_label": i % 2} for i in range(rows)

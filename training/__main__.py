@@ -112,7 +112,7 @@ def _train(args) -> int:
         return 0
     from training.local.trainer import train_local
 
-    report = train_local(
+    record = train_local(
         args.data_dir,
         args.out,
         overrides,
@@ -120,8 +120,8 @@ def _train(args) -> int:
         show_progress=not args.quiet,
         echo=(lambda line: None) if args.quiet else print,
     )
-    metrics = report["metrics"]
-    print(f"model: {args.out}/model.tar.gz  ({report['training_seconds']:.2f}s)")
+    metrics = record.metrics
+    print(f"model: {args.out}/model.tar.gz  ({record.training_seconds:.2f}s)")
     for name in sorted(metrics):
         print(f"  {name:<42} {metrics[name]:.6g}")
     return 0

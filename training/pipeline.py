@@ -24,6 +24,7 @@ from training.local.trainer import train_local
 from training.manifest import Manifest
 from training.naming import DEFAULT_PROJECT
 from training.preprocessing import PrepareConfig, prepare
+from training.training_record import TrainingRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "penguins.csv"
@@ -97,13 +98,21 @@ def _prepare_stage(config: RunConfig, out: Path) -> Manifest:
 
 
 def _report_stage(
-    out: Path, config: RunConfig, manifest: Manifest, predicted: dict, test, trained: dict
+    out: Path,
+    config: RunConfig,
+    manifest: Manifest,
+    predicted: dict,
+    test,
+    hyperparameters: dict,
+    trained: TrainingRecord | None,
 ) -> dict:
-    """predictions.csv, the plots, metrics.json and report.html; returns the metrics."""
+    """predictions.csv, the plots, metrics.json and report.html; returns the metrics.
+    ``trained``: the local trainer's record (None for SageMaker: its metrics are in the
+    job's logs)."""
     predictor = config.predictor_type
-    metrics = _endpoint_metrics(predictor, test, predicted, trained.get("hyperparameters", {}))
+    metrics = _endpoint_metrics(predictor, test, predicted, hyperparameters)
     _write_predictions(out / "predictions.csv", test, predicted, manifest)
-    images = [report.loss_curve(trained.get("history", []), out)]
+    images = [report.loss_curve(trained.history if trained else [], out)]
     classes = [str(c) for c in manifest.label.classes or ["0", "1"]]
     if predictor == "binary_classifier":
         images += report.binary_plots(
@@ -115,7 +124,7 @@ def _report_stage(
         )
     else:
         images += report.regression_plots(predicted["score"], test.y, out)
-    all_metrics = {**trained.get("metrics", {}), **metrics}
+    all_metrics = {**(trained.metrics if trained else {}), **metrics}
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
     report.write_html(
         out,
@@ -131,7 +140,9 @@ def _report_stage(
                 str(manifest.channels[c].rows) for c in ("train", "validation", "test")
             ),
             "feature_dim": manifest.feature_dim,
-            "selected model": json.dumps(trained.get("selected_model", "n/a")),
+            "selected model": json.dumps(
+                trained.selected_model.to_json() if trained and trained.selected_model else "n/a"
+            ),
         },
     )
     return all_metrics
@@ -149,11 +160,10 @@ def run_local(config: RunConfig, echo=print) -> dict:
             show_progress=config.show_progress,
             echo=lambda line: None,
         )
+        selected = trained.selected_model
         echo(
-            f"    selected model {trained['selected_model']['model']} of "
-            f"{trained['hyperparameters']['num_models']}: "
-            f"learning_rate {trained['selected_model']['learning_rate']:.4g}, "
-            f"wd {trained['selected_model']['wd']:.3g}"
+            f"    selected model {selected.model} of {trained.hyperparameters['num_models']}: "
+            f"learning_rate {selected.learning_rate:.4g}, wd {selected.wd:.3g}"
         )
     model_path = out / "model" / "model.tar.gz"
     test = read_channel(out / "data" / "test")
@@ -166,7 +176,9 @@ def run_local(config: RunConfig, echo=print) -> dict:
         predicted = predict.as_arrays(answers)
         echo(f"    {test.n} rows predicted; endpoint stopped")
     with stage("evaluate + report"):
-        all_metrics = _report_stage(out, config, manifest, predicted, test, trained)
+        all_metrics = _report_stage(
+            out, config, manifest, predicted, test, trained.hyperparameters, trained
+        )
     cdk_out = None
     if config.synth:
         with stage("synthesize the CDK app (what --target aws deploys)"):
@@ -202,7 +214,8 @@ def run_aws(config: RunConfig, echo=print) -> dict:
             manifest,
             predicted,
             test,
-            {"hyperparameters": deployed["record"]["hyperparameters"]},
+            deployed["record"]["hyperparameters"],
+            None,
         )
     echo(
         f"    the endpoint {endpoint} keeps running (and billing): "

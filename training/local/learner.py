@@ -24,6 +24,7 @@ import numpy as np
 from training.channels import Data, is_sparse
 from training.local import metrics as lm
 from training.local.losses import AUTO_LOSS, Loss, scores
+from training.training_record import SelectedModel
 
 # What `auto` means here (SageMaker does not document most of these; see the module docstring).
 FEW_STEPS = 300.0  # runs with fewer updates than this get larger learning rates to try
@@ -55,7 +56,7 @@ class LinearModel:
     bias: np.ndarray  # () or (K,)
     threshold: float = 0.5
     hyperparameters: dict = field(default_factory=dict)
-    selected: dict = field(default_factory=dict)
+    selected: SelectedModel | None = None  # set by training; None for a loaded artifact
 
     @property
     def feature_dim(self) -> int:
@@ -562,19 +563,22 @@ class PackedTrainer:
         bias = (b_eff[cols] * scaling.y_std + scaling.y_mean).astype(np.float32)
         if k == 1:
             weights, bias = weights[:, 0], bias[0]
-        selected = {
-            "model": chosen,
-            "optimizer": r["optimizer"],
-            "learning_rate": float(grid["learning_rate"][chosen]),
-            "wd": float(grid["wd"][chosen]),
-            "l1": float(grid["l1"][chosen]),
-            "epoch": int(best.epoch[chosen]),
-            f"{val_name}_objective_loss": float(val_loss[chosen]),
-            "threshold": threshold,
-        }
+        selected = SelectedModel(
+            model=chosen,
+            optimizer=r["optimizer"],
+            learning_rate=float(grid["learning_rate"][chosen]),
+            wd=float(grid["wd"][chosen]),
+            l1=float(grid["l1"][chosen]),
+            epoch=int(best.epoch[chosen]),
+            objective_loss=float(val_loss[chosen]),
+            chosen_on=val_name,
+            threshold=threshold,
+        )
         self.log(
             "Best model found for hyperparameters: "
-            + json.dumps({key: selected[key] for key in ("optimizer", "learning_rate", "wd", "l1")})
+            + json.dumps(
+                {key: getattr(selected, key) for key in ("optimizer", "learning_rate", "wd", "l1")}
+            )
         )
         public = {key: val for key, val in r.items() if not key.startswith("_")}
         return LinearModel(

@@ -25,6 +25,7 @@ from training.local import metrics as lm
 from training.local.learner import LinearModel, PackedTrainer
 from training.manifest import CHANNELS, Manifest
 from training.progress import progress
+from training.training_record import TrainingRecord
 
 
 def evaluate(model: LinearModel, data: Data, channel: str, hp: dict) -> dict:
@@ -48,8 +49,8 @@ def train_local(
     seed: int = 0,
     show_progress: bool = True,
     echo=print,
-) -> dict:
-    """Train on ``data_dir``'s channels; returns the metrics dict written to metrics.json."""
+) -> TrainingRecord:
+    """Train on ``data_dir``'s channels; returns the record written to metrics.json."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     manifest = Manifest.read(data_dir)
     given = {**(manifest.hyperparameters if manifest else {}), **(overrides or {})}
@@ -120,22 +121,22 @@ def train_local(
             )
         )
     model_path = artifact.save(model, out_dir / "model.tar.gz")
-    # what SageMaker's artifact has no place for lives beside it, in metrics.json
-    report = {
-        "model": {"file": model_path.name, "sha256": file_sha256(model_path)},
-        "seed": seed,
-        "metrics": result,
-        "history": trainer.history,
-        "selected_model": model.selected,
-        "hyperparameters": hyperparameters.to_strings(
+    record = TrainingRecord(
+        model_file=model_path.name,
+        model_sha256=file_sha256(model_path),
+        seed=seed,
+        metrics=result,
+        history=trainer.history,
+        selected_model=model.selected,
+        hyperparameters=hyperparameters.to_strings(
             {k: v for k, v in trainer.resolved.items() if not k.startswith("_")}
         ),
-        "training_seconds": seconds,
-        "rows": {c: d.n for c, d in channels.items()},
-    }
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
+        training_seconds=seconds,
+        rows={c: d.n for c, d in channels.items()},
+    )
+    record.write(out_dir)
     (out_dir / "training.log").write_text("\n".join(log_lines) + "\n")
-    return report
+    return record
 
 
 def model_objective(model: LinearModel) -> str:

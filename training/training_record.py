@@ -1,0 +1,97 @@
+"""What ``train --target local`` records beside ``model.tar.gz``, in ``metrics.json``.
+
+SageMaker's model artifact has no place for the run's facts: the artifact's SHA-256, the
+seed, the metrics, the per-epoch history, which of the packed models was selected and why,
+the resolved hyperparameters, the time and the rows per channel. :class:`TrainingRecord` is
+that file as one typed object: the trainer writes it; the run report and the CLI read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECORD_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class SelectedModel:
+    """The packed model chosen by its objective loss (Linear Learner trains num_models at
+    once), with what it was trained with and the threshold calibrated for it."""
+
+    model: int  # its index among the packed models
+    optimizer: str
+    learning_rate: float
+    wd: float
+    l1: float
+    epoch: int  # the epoch whose weights were kept (early stopping)
+    objective_loss: float
+    chosen_on: str  # "validation", or "train_sample" when there is no validation channel
+    threshold: float
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "wd": self.wd,
+            "l1": self.l1,
+            "epoch": self.epoch,
+            f"{self.chosen_on}_objective_loss": self.objective_loss,
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> SelectedModel:
+        (key,) = [k for k in doc if k.endswith("_objective_loss")]
+        fields = {k: v for k, v in doc.items() if k != key}
+        return cls(**fields, objective_loss=doc[key], chosen_on=key.removesuffix("_objective_loss"))
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    model_file: str
+    model_sha256: str
+    seed: int
+    metrics: dict[str, float]  # "<channel>:<SageMaker metric name>"
+    history: list[dict] = field(default_factory=list)  # one entry per epoch
+    selected_model: SelectedModel | None = None
+    hyperparameters: dict[str, str] = field(default_factory=dict)  # resolved, as strings
+    training_seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "model": {"file": self.model_file, "sha256": self.model_sha256},
+            "seed": self.seed,
+            "metrics": self.metrics,
+            "history": self.history,
+            "selected_model": self.selected_model.to_json() if self.selected_model else None,
+            "hyperparameters": self.hyperparameters,
+            "training_seconds": self.training_seconds,
+            "rows": self.rows,
+        }
+
+    def write(self, directory: Path) -> Path:
+        path = Path(directory) / RECORD_FILE
+        path.write_text(json.dumps(self.to_json(), indent=2, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingRecord:
+        """The record at ``path`` (a metrics.json, or the folder holding one)."""
+        path = Path(path)
+        doc = json.loads((path / RECORD_FILE if path.is_dir() else path).read_text())
+        selected = doc.get("selected_model")
+        return cls(
+            model_file=doc["model"]["file"],
+            model_sha256=doc["model"]["sha256"],
+            seed=doc["seed"],
+            metrics=doc["metrics"],
+            history=doc["history"],
+            selected_model=SelectedModel.from_json(selected) if selected else None,
+            hyperparameters=doc["hyperparameters"],
+            training_seconds=doc["training_seconds"],
+            rows=doc["rows"],
+        )
