@@ -98,6 +98,10 @@ class Scaling:
         w_eff = W / self.std[:, None]
         return w_eff, b - self.mean @ w_eff
 
+    def target(self, y: np.ndarray, predictor: str) -> np.ndarray:
+        """The labels the models fit: standardised for a regressor, as given otherwise."""
+        return (y - self.y_mean) / self.y_std if predictor == "regressor" else y
+
 
 @dataclass
 class Best:
@@ -107,6 +111,22 @@ class Best:
     b: np.ndarray
     loss: np.ndarray
     epoch: np.ndarray
+
+    @classmethod
+    def start(cls, W: np.ndarray, b: np.ndarray, m: int) -> Best:
+        return cls(W.copy(), b.copy(), np.full(m, np.inf), np.zeros(m, np.int64))
+
+    def update(self, loss: np.ndarray, W, b, epoch: int, k: int, tol: float) -> bool:
+        """Keep each model's parameters where its loss is its best yet; True when some
+        model beat its best by the relative tolerance (early stopping's "progress")."""
+        progressed = loss < np.where(np.isfinite(self.loss), self.loss * (1 - tol), np.inf)
+        improved = loss < self.loss
+        self.loss = np.where(improved, loss, self.loss)
+        columns = np.repeat(improved, k)
+        self.W[:, columns] = W[:, columns]
+        self.b[columns] = b[columns]
+        self.epoch[improved] = epoch
+        return bool(progressed.any())
 
 
 def _prox_l1(param, shrink):
@@ -310,6 +330,120 @@ def _class_weights(y: np.ndarray, r: dict, k: int) -> np.ndarray | None:
     return None
 
 
+def _selection_data(train: Data, validation: Data | None, X, y, rng) -> tuple[Data, str]:
+    """What models are selected and stopped on: the validation channel, or without one a
+    sample of up to 10 000 training rows (named ``train_sample`` in the logs)."""
+    if validation is not None and validation.n:
+        return Data(validation.X, np.asarray(validation.y, np.float32)), "validation"
+    rows = rng.choice(train.n, min(train.n, 10_000), replace=False)
+    return Data(X[rows], y[rows]), "train_sample"
+
+
+class _Updater:
+    """One optimizer step for all packed models at once.
+
+    One parameter matrix ``P`` holds every model's feature weights (rows 0..d-1) and bias
+    (row d), m x k columns, so one step updates everything; ``bias_lr_mult`` and
+    ``bias_wd_mult`` act on the bias row. Weights live in the normalised feature space; each
+    step folds the normalisation into them instead of normalising the batch (sparse rows
+    stay sparse). The learning rate decays every ``lr_scheduler_step`` updates.
+    """
+
+    def __init__(self, r: dict, grid: dict, scaling: Scaling, d: int, k: int, rng, loss, weights):
+        self.r, self.k, self.loss, self.weights = r, k, loss, weights
+        self.cols = int(r["num_models"]) * k
+        self.P = np.empty((d + 1, self.cols), np.float32)
+        if r["init_method"] == "normal":
+            self.P[:d] = rng.normal(0, r["init_sigma"], (d, self.cols))
+        else:
+            self.P[:d] = rng.uniform(-r["init_scale"], r["init_scale"], (d, self.cols))
+        self.P[d] = r["init_bias"] if r["use_bias"] else 0.0
+        self.W, self.b = self.P[:d], self.P[d]
+        self.opt = _optimizer(r["optimizer"], self.P.shape, r)
+        self.grad = np.empty_like(self.P)
+        self.row_lr = np.ones((d + 1, 1), np.float32)
+        self.row_lr[d] = r["bias_lr_mult"] if r["use_bias"] else 0.0
+        wd = np.repeat(grid["wd"], k).astype(np.float32)
+        self.decay = np.repeat(wd[None, :], d + 1, axis=0)
+        self.decay[d] *= r["bias_wd_mult"]
+        l1 = np.repeat(grid["l1"], k).astype(np.float32)
+        self.l1 = None  # per parameter; the bias row is never L1-penalised
+        if l1.any():
+            self.l1 = np.zeros_like(self.P)
+            self.l1[:d] = l1[None, :]
+        self.lr0 = np.repeat(grid["learning_rate"], k).astype(np.float32)
+        self.lr = self.lr0.copy()
+        self.lr_mat = self.row_lr * self.lr[None, :]
+        self.min_lr = np.float32(r["lr_scheduler_minimum_lr"])
+        self.updates = 0
+        self.mean = scaling.mean
+        self.inv_std = (1.0 / scaling.std)[:, None].astype(np.float32)
+        self.mean_s = (scaling.mean / scaling.std).astype(np.float32)
+        self.shifted = bool(scaling.mean.any())
+        self.w_eff, self.b_eff = np.empty_like(self.W), np.empty_like(self.b)
+        self.scratch = np.empty_like(self.P)
+        self.ones = np.ones(0, np.float32)
+
+    def step(self, xb, yb: np.ndarray) -> None:
+        n_b, k, cols = xb.shape[0], self.k, self.cols
+        if self.ones.size < n_b:
+            self.ones = np.ones(n_b, np.float32)
+        np.multiply(self.W, self.inv_std, out=self.w_eff)
+        np.dot(self.mean_s, self.W, out=self.b_eff)
+        np.subtract(self.b, self.b_eff, out=self.b_eff)
+        z = np.asarray(xb @ self.w_eff)
+        z += self.b_eff
+        if k > 1:
+            z = z.reshape(n_b, cols // k, k)
+        g = self.loss.grad(z, yb)
+        if self.weights is not None:
+            ex_w = self.weights[yb.astype(np.int64)]
+            g *= ex_w.reshape((-1,) + (1,) * (g.ndim - 1))
+            norm = float(ex_w.sum())
+        else:
+            norm = float(n_b)
+        g = g.reshape(n_b, cols).astype(np.float32, copy=False)
+        g *= np.float32(1.0 / norm)
+        gw, gb = self.grad[:-1], self.grad[-1]
+        np.dot(self.ones[:n_b], g, out=gb)  # column sums; BLAS beats a strided reduce
+        gw[:] = xb.T @ g
+        if self.shifted:
+            gw -= self.mean[:, None] * gb[None, :]
+        gw *= self.inv_std
+        np.multiply(self.decay, self.P, out=self.scratch)
+        self.grad += self.scratch
+        self.opt.step(self.P, self.grad, self.lr_mat, self.l1)
+        self.updates += 1
+        r = self.r
+        if r["use_lr_scheduler"] and self.updates % int(r["lr_scheduler_step"]) == 0:
+            floor = np.minimum(self.min_lr, self.lr0)
+            self.lr = np.maximum(self.lr * np.float32(r["lr_scheduler_factor"]), floor)
+            self.lr_mat = self.row_lr * self.lr[None, :]
+
+    def mean_loss(self, X, y: np.ndarray, scaling: Scaling) -> np.ndarray:
+        """Mean (weighted) loss of each model on a dataset, in batches to bound memory."""
+        k, weights = self.k, self.weights
+        m = self.cols // k
+        total, norm = np.zeros(m), 0.0
+        w_eff, b_eff = scaling.effective(self.W, self.b)
+        n = X.shape[0]
+        for s in range(0, n, 50_000):
+            xb, yb = X[s : s + 50_000], y[s : s + 50_000]
+            z = np.asarray(xb @ w_eff) + b_eff
+            if k > 1:
+                z = z.reshape(xb.shape[0], m, k)
+            v = self.loss.value(z, yb).astype(np.float64)
+            if weights is not None:
+                ex = weights[yb.astype(np.int64)].astype(np.float64)
+                total += (v * ex[:, None]).sum(axis=0)
+                norm += ex.sum()
+            else:
+                total += v.sum(axis=0)
+                norm += xb.shape[0]
+        out = total / max(norm, 1.0)
+        return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
+
+
 class PackedTrainer:
     """Trains ``num_models`` models together; ``fit`` returns the selected :class:`LinearModel`."""
 
@@ -329,136 +463,40 @@ class PackedTrainer:
     # ------------------------------------------------------------------ fit
 
     def fit(self, train: Data, validation: Data | None = None) -> LinearModel:
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed)  # drawn in a fixed order: runs repeat
         r = resolve(self.hp, train.n)
         self.resolved = r
         predictor = r["predictor_type"]
         k = int(r.get("num_classes") or 1) if predictor == "multiclass_classifier" else 1
-        m = int(r["num_models"])
-        sparse = is_sparse(train.X)
-        X = train.X.tocsr() if sparse else np.ascontiguousarray(train.X, np.float32)
+        X = train.X.tocsr() if is_sparse(train.X) else np.ascontiguousarray(train.X, np.float32)
         y = np.asarray(train.y, np.float32)
-        d = X.shape[1]
-        loss = Loss(r["loss"], r)
-
-        scaler_rows = np.sort(
-            rng.choice(train.n, min(train.n, r["num_point_for_scaler"]), replace=False)
-        )
-        mean, std = _feature_stats(X, scaler_rows, r, sparse)
-        y_mean = float(y[scaler_rows].mean()) if r["unbias_label"] else 0.0
-        y_std = float(y[scaler_rows].std()) if r["normalize_label"] else 1.0
-        y_std = y_std if y_std > 1e-12 else 1.0
-        scaling = Scaling(mean, std, y_mean, y_std)
-        self.log(
-            f"Scaling model computed with parameters: mean_label={y_mean:.6g}, "
-            f"stdev_label={y_std:.6g}, features={d}"
-        )
-        y_fit = (y - y_mean) / y_std if predictor == "regressor" else y
-
+        scaling = self._scaling(X, y, r, rng)
         grid = _model_grid(r, rng)
-        cols = m * k
-        lr0 = np.repeat(grid["learning_rate"], k).astype(np.float32)
-        wd = np.repeat(grid["wd"], k).astype(np.float32)
-        l1 = np.repeat(grid["l1"], k).astype(np.float32)
-        # One parameter matrix: feature weights in rows 0..d-1, the bias in row d, so one
-        # optimizer step updates everything (bias_lr_mult / bias_wd_mult act on that row).
-        P = np.empty((d + 1, cols), np.float32)
-        if r["init_method"] == "normal":
-            P[:d] = rng.normal(0, r["init_sigma"], (d, cols))
-        else:
-            P[:d] = rng.uniform(-r["init_scale"], r["init_scale"], (d, cols))
-        P[d] = r["init_bias"] if r["use_bias"] else 0.0
-        W, b = P[:d], P[d]
-        opt = _optimizer(r["optimizer"], P.shape, r)
-        grad = np.empty_like(P)
-        gw, gb = grad[:d], grad[d]
-        row_lr = np.ones((d + 1, 1), np.float32)
-        row_lr[d] = r["bias_lr_mult"] if r["use_bias"] else 0.0
-        decay = np.repeat(wd[None, :], d + 1, axis=0)
-        decay[d] *= r["bias_wd_mult"]
-        inv_std, mean_s = (1.0 / std)[:, None].astype(np.float32), (mean / std).astype(np.float32)
         weights = _class_weights(y, r, k)
-
-        if validation is not None and validation.n:
-            val = Data(validation.X, np.asarray(validation.y, np.float32))
-            val_name = "validation"
-        else:
-            rows = rng.choice(train.n, min(train.n, 10_000), replace=False)
-            val, val_name = Data(X[rows], y[rows]), "train_sample"
-        val_fit = (val.y - y_mean) / y_std if predictor == "regressor" else val.y
+        updater = _Updater(r, grid, scaling, X.shape[1], k, rng, Loss(r["loss"], r), weights)
+        val, val_name = _selection_data(train, validation, X, y, rng)
+        y_fit, val_fit = scaling.target(y, predictor), scaling.target(val.y, predictor)
+        best = Best.start(updater.W, updater.b, int(r["num_models"]))
 
         # even batches (1005 rows at 1000 -> 502 + 503, not 1000 + 5)
         n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
         bounds = np.linspace(0, train.n, n_batches + 1).astype(np.int64)
-        lr = lr0.copy()
-        lr_mat = row_lr * lr[None, :]
-        min_lr = np.float32(r["lr_scheduler_minimum_lr"])
-        step = 0
-        best_loss = np.full(m, np.inf)
-        best_w, best_b = W.copy(), b.copy()
-        best_epoch = np.zeros(m, np.int64)
-        stale = 0
-        epochs = int(r["epochs"])
+        epochs, stale = int(r["epochs"]), 0
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
-        l1_mat = None  # per parameter; the bias row is never L1-penalised
-        if l1.any():
-            l1_mat = np.zeros_like(P)
-            l1_mat[:d] = l1[None, :]
-        ones = np.ones(int(np.diff(bounds).max()), np.float32)
-        w_eff, b_eff, scratch = np.empty_like(W), np.empty_like(b), np.empty_like(P)
-        shifted = bool(mean.any())
         for epoch in range(epochs):
             t0 = time.perf_counter()
             for i in rng.permutation(n_batches):
-                xb = X[bounds[i] : bounds[i + 1]]
-                yb = y_fit[bounds[i] : bounds[i + 1]]
-                n_b = xb.shape[0]
-                np.multiply(W, inv_std, out=w_eff)
-                np.dot(mean_s, W, out=b_eff)
-                np.subtract(b, b_eff, out=b_eff)
-                z = np.asarray(xb @ w_eff)
-                z += b_eff
-                if k > 1:
-                    z = z.reshape(n_b, m, k)
-                g = loss.grad(z, yb)
-                if weights is not None:
-                    ex_w = weights[yb.astype(np.int64)]
-                    g *= ex_w.reshape((-1,) + (1,) * (g.ndim - 1))
-                    norm = float(ex_w.sum())
-                else:
-                    norm = float(n_b)
-                g = g.reshape(n_b, cols).astype(np.float32, copy=False)
-                g *= np.float32(1.0 / norm)
-                np.dot(ones[:n_b], g, out=gb)  # column sums; BLAS beats a strided reduce
-                gw[:] = xb.T @ g
-                if shifted:
-                    gw -= mean[:, None] * gb[None, :]
-                gw *= inv_std
-                np.multiply(decay, P, out=scratch)
-                grad += scratch
-                opt.step(P, grad, lr_mat, l1_mat)
-                step += 1
-                if r["use_lr_scheduler"] and step % int(r["lr_scheduler_step"]) == 0:
-                    lr = np.maximum(
-                        lr * np.float32(r["lr_scheduler_factor"]), np.minimum(min_lr, lr0)
-                    )
-                    lr_mat = row_lr * lr[None, :]
+                updater.step(X[bounds[i] : bounds[i + 1]], y_fit[bounds[i] : bounds[i + 1]])
             sample = slice(0, min(train.n, 5_000))
-            train_loss = self._losses(loss, X[sample], y_fit[sample], W, b, scaling, k, weights)
-            val_loss = self._losses(loss, val.X, val_fit, W, b, scaling, k, weights)
-            # a model "improves" when its loss beats its own best by the relative tolerance
+            train_loss = updater.mean_loss(X[sample], y_fit[sample], scaling)
+            val_loss = updater.mean_loss(val.X, val_fit, scaling)
             tol = r["early_stopping_tolerance"]
-            progressed = val_loss < np.where(np.isfinite(best_loss), best_loss * (1 - tol), np.inf)
-            improved = val_loss < best_loss
-            best_loss = np.where(improved, val_loss, best_loss)
-            best_w[:, np.repeat(improved, k)] = W[:, np.repeat(improved, k)]
-            best_b[np.repeat(improved, k)] = b[np.repeat(improved, k)]
-            best_epoch[improved] = epoch
+            progressed = best.update(val_loss, updater.W, updater.b, epoch, k, tol)
             top = int(np.argmin(val_loss))
             self._log_epoch(
                 epoch,
                 epochs,
-                loss.objective_name,
+                updater.loss.objective_name,
                 float(train_loss[top]),
                 float(val_loss[top]),
                 val_name,
@@ -470,7 +508,7 @@ class PackedTrainer:
                 bar.set_postfix_str(f"{val_name} loss {val_loss[top]:.4f}")
             # Stop when no packed model has improved for `patience` epochs: slower models
             # (small learning rate, strong L2) keep training while faster ones have peaked.
-            if progressed.any():
+            if progressed:
                 self.log(f"Epoch {epoch}: Loss improved. Updating best model")
                 stale = 0
             else:
@@ -481,8 +519,20 @@ class PackedTrainer:
                     break
         if bar is not None:
             bar.close()
-        best = Best(best_w, best_b, best_loss, best_epoch)
         return self._select(r, best, scaling, grid, k, val, val_name)
+
+    def _scaling(self, X, y: np.ndarray, r: dict, rng: np.random.Generator) -> Scaling:
+        """Feature and label normalisation from a sample of num_point_for_scaler rows."""
+        rows = np.sort(rng.choice(len(y), min(len(y), r["num_point_for_scaler"]), replace=False))
+        mean, std = _feature_stats(X, rows, r, is_sparse(X))
+        y_mean = float(y[rows].mean()) if r["unbias_label"] else 0.0
+        y_std = float(y[rows].std()) if r["normalize_label"] else 1.0
+        y_std = y_std if y_std > 1e-12 else 1.0
+        self.log(
+            f"Scaling model computed with parameters: mean_label={y_mean:.6g}, "
+            f"stdev_label={y_std:.6g}, features={X.shape[1]}"
+        )
+        return Scaling(mean, std, y_mean, y_std)
 
     # ------------------------------------------------------------------ helpers
 
@@ -510,28 +560,6 @@ class PackedTrainer:
                 "seconds": seconds,
             }
         )
-
-    def _losses(self, loss, X, y, W, b, scaling: Scaling, k, weights) -> np.ndarray:
-        """Mean (weighted) loss per model on a dataset, in batches to bound memory."""
-        m = W.shape[1] // k
-        total, norm = np.zeros(m), 0.0
-        w_eff, b_eff = scaling.effective(W, b)
-        n = X.shape[0]
-        for s in range(0, n, 50_000):
-            xb, yb = X[s : s + 50_000], y[s : s + 50_000]
-            z = np.asarray(xb @ w_eff) + b_eff
-            if k > 1:
-                z = z.reshape(xb.shape[0], m, k)
-            v = loss.value(z, yb).astype(np.float64)
-            if weights is not None:
-                ex = weights[yb.astype(np.int64)].astype(np.float64)
-                total += (v * ex[:, None]).sum(axis=0)
-                norm += ex.sum()
-            else:
-                total += v.sum(axis=0)
-                norm += xb.shape[0]
-        out = total / max(norm, 1.0)
-        return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
 
     def _select(self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name) -> LinearModel:
         """Pick the best packed model (calibrating thresholds for binary) and export it."""
