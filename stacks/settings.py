@@ -6,12 +6,12 @@ typo fails ``cdk synth`` in a second instead of a deployment half-way through.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from training import naming
+from training.model_record import ModelRecord, ModelRecordError
 from training.naming import DEFAULT_PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,24 +185,23 @@ class Settings:
         if not path.exists():
             return None
         try:
-            record = json.loads(path.read_text())
-            url = record["model_data_url"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            record = ModelRecord.load(path)
+        except ModelRecordError as err:
             raise SettingsError(
-                f"model_record {path} is not a training record ({err}); rerun training or "
-                "pass -c model_data_url=s3://…"
+                f"model_record: {err}; rerun training or pass -c model_data_url=s3://…"
             ) from None
+        url = record.model_data_url
         if not _S3_URL.match(str(url)):
             raise SettingsError(f"model_record {path}: model_data_url '{url}' is not s3://…")
-        if record.get("region") and record["region"] != self.region:
+        if record.region and record.region != self.region:
             raise SettingsError(
-                f"model_record {path} was trained in {record['region']} but the app targets "
+                f"model_record {path} was trained in {record.region} but the app targets "
                 f"{self.region}: SageMaker reads model artifacts from the endpoint's region; "
-                "pass -c region=" + record["region"]
+                "pass -c region=" + record.region
             )
         return {
             "model_data_url": url,
-            "image_uri": self.image_uri or record.get("image_uri"),
+            "image_uri": self.image_uri or record.image_uri,
             "source": str(path),
         }
 

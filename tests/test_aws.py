@@ -21,6 +21,7 @@ from training.aws import session as aws
 from training.aws.job import AwsTrainConfig, explain_failure, train_aws, training_request
 from training.errors import ValidationError
 from training.hyperparameters import HyperparameterError
+from training.model_record import ModelRecord
 from training.preprocessing import PrepareConfig, prepare
 
 ROOT = Path(__file__).parents[1]
@@ -181,7 +182,7 @@ def test_training_job_end_to_end_records_the_artifact(moto_aws, prepared, tmp_pa
     keys = [o["Key"] for o in moto_aws.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
     assert "data/ll-e2e-test-job/train/train-00000.rec" in keys
     saved = json.loads(record_path.read_text())
-    assert saved == record
+    assert saved == record.to_json() and ModelRecord.load(record_path) == record
     assert saved["model_data_url"].startswith(f"s3://{bucket}/models/ll-e2e-test-job/")
     assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{bucket}/models/"}  # no key given
     assert job["EnableNetworkIsolation"] is True
@@ -212,9 +213,9 @@ def test_stack_outputs_provide_bucket_and_role(moto_aws, prepared, tmp_path):
         ),
         echo=lambda line: None,
     )
-    assert record["bucket"] == bucket
+    assert record.bucket == bucket
     job = moto_aws.client("sagemaker").describe_training_job(
-        TrainingJobName=record["training_job_name"]
+        TrainingJobName=record.training_job_name
     )
     # the project key from the stack encrypts the artifact and the instance's volume
     assert job["OutputDataConfig"]["KmsKeyId"] == KEY

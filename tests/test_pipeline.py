@@ -159,16 +159,15 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
     from moto import mock_aws
 
     from training.aws import deploy
+    from training.model_record import ModelRecord
     from training.pipeline import run_aws
 
     def deployed(data_dir, **kwargs):
-        return {
-            "endpoint": {"EndpointName": "ll-e2e-endpoint"},
-            "record": {
-                "hyperparameters": {"predictor_type": "binary_classifier"},
-                "model_data_url": "s3://b/models/j/output/model.tar.gz",
-            },
-        }
+        record = ModelRecord(
+            "s3://b/models/j/output/model.tar.gz",
+            hyperparameters={"predictor_type": "binary_classifier"},
+        )
+        return deploy.Deployed(record, {"EndpointName": "ll-e2e-endpoint"})
 
     monkeypatch.setattr(deploy, "deploy_all", deployed)
     with mock_aws():

@@ -536,6 +536,9 @@ def test_the_training_record_feeds_the_endpoint(tmp_path):
     record.write_text(json.dumps({"model_data_url": MODEL, "region": "eu-west-1"}))
     with pytest.raises(SettingsError, match="trained in eu-west-1 .* -c region=eu-west-1"):
         build_app(cdk.App(context={"model_record": str(record)}))
+    record.write_text(json.dumps({"model_data_url": MODEL, "endpoint": "typo"}))
+    with pytest.raises(SettingsError, match=r"is not a model record \(.*unknown fields endpoint"):
+        build_app(cdk.App(context={"model_record": str(record)}))
 
 
 # ----------------------------------------------------------------------------- cross-cutting

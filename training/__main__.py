@@ -108,7 +108,7 @@ def _train(args) -> int:
                 show_progress=not args.quiet,
             )
         )
-        print(json.dumps(record, indent=2))
+        print(json.dumps(record.to_json(), indent=2))
         return 0
     from training.local.trainer import train_local
 

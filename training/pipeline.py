@@ -201,7 +201,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
             region=config.region,
             echo=echo,
         )
-    endpoint = deployed["endpoint"]["EndpointName"]
+    endpoint = deployed.endpoint["EndpointName"]
     test = read_channel(out / "data" / "test")
     with stage(f"predict the test split through {endpoint}"):
         sess = aws.session(config.profile, config.region)
@@ -214,7 +214,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
             manifest,
             predicted,
             test,
-            deployed["record"]["hyperparameters"],
+            deployed.record.hyperparameters or {},
             None,
         )
     echo(
@@ -226,7 +226,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
         stage,
         started,
         all_metrics,
-        model=deployed["record"].get("model_data_url"),
+        model=deployed.record.model_data_url,
         cdk_out=None,
     )
 

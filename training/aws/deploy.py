@@ -17,10 +17,10 @@ prediction that must equal the artifact's own answer.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,19 @@ from training.aws import session as aws
 from training.aws.job import RECORD, AwsTrainConfig, train_aws
 from training.aws.upload import upload_files
 from training.errors import Problem, ValidationError
+from training.model_record import ModelRecord
 from training.naming import DEFAULT_PROJECT, stack_name
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a deploy leaves: the model record the endpoint stack read, and that stack's
+    outputs (EndpointName, EndpointConfigName, ModelDataUrl, …)."""
+
+    record: ModelRecord
+    endpoint: dict[str, str]
 
 
 class DeployStepError(ValidationError):
@@ -139,7 +149,7 @@ def deploy_model(
     data_dir: Path | None = None,
     show_progress: bool = True,
     echo=print,
-) -> dict:
+) -> Deployed:
     """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
     copied around): check it locally, upload it content-addressed, record it where the endpoint
     stack reads it, deploy that stack, then check the endpoint runs it and answers as it does."""
@@ -162,28 +172,27 @@ def deploy_model(
     key = model_key(digest)
     done = upload_files(aws.s3_client_for(sess, bucket), bucket, {key: model_path}, show_progress)
     echo(f"    s3://{bucket}/{key} ({'uploaded' if done['uploaded'] else 'already there'})")
-    entry = {
-        "model_data_url": f"s3://{bucket}/{key}",
-        "region": sess.region_name,
-        "image_uri": linear_learner_image(sess.region_name),
-        "bucket": bucket,
-        "source": str(model_path.resolve()),
-        "sha256": digest,
-        "predictor_type": model.predictor_type,
-        "feature_dim": model.feature_dim,
-        "recorded": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
-    }
-    Path(record).parent.mkdir(parents=True, exist_ok=True)
-    Path(record).write_text(json.dumps(entry, indent=2))
+    entry = ModelRecord(
+        model_data_url=f"s3://{bucket}/{key}",
+        region=sess.region_name,
+        image_uri=linear_learner_image(sess.region_name),
+        bucket=bucket,
+        source=str(model_path.resolve()),
+        sha256=digest,
+        predictor_type=model.predictor_type,
+        feature_dim=model.feature_dim,
+        recorded=dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
+    )
+    entry.write(record)
     echo(f"    recorded in {record}")
     echo(f"==> 2/4 endpoint stack {endpoint_stack}")
     context = _context(project, sess.region_name, record)
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
     endpoint_out = aws.stack_outputs(sess, endpoint_stack)
-    if endpoint_out.get("ModelDataUrl") != entry["model_data_url"]:
+    if endpoint_out.get("ModelDataUrl") != entry.model_data_url:
         _fail(
             endpoint_stack,
-            f"serves {endpoint_out.get('ModelDataUrl')}, not {entry['model_data_url']}",
+            f"serves {endpoint_out.get('ModelDataUrl')}, not {entry.model_data_url}",
             "look at the stack's events in the CloudFormation console",
         )
     echo("==> 3/4 endpoint runs the new config")
@@ -195,7 +204,7 @@ def deploy_model(
     answers = predict.predict(predict.aws_invoker(sess, endpoint_out["EndpointName"]), X)
     check_answers(model, X, answers, endpoint_out["EndpointName"])
     echo(f"    {endpoint_out['EndpointName']} answered {answers[0]}, as the artifact does")
-    return {"record": entry, "endpoint": endpoint_out}
+    return Deployed(entry, endpoint_out)
 
 
 def _context(project: str, region: str, record: Path) -> list[str]:
@@ -218,7 +227,7 @@ def deploy_all(
     instance_type: str = "ml.m5.large",
     record: Path = RECORD,
     echo=print,
-) -> dict:
+) -> Deployed:
     sess = aws.session(profile, region)
     base, endpoint_stack = stack_name(project, "Base"), stack_name(project, "Endpoint")
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
@@ -250,7 +259,7 @@ def deploy_all(
     echo("==> 5/5 smoke prediction")
     first = smoke_prediction(sess, endpoint_out["EndpointName"], data_dir)
     echo(f"    {endpoint_out['EndpointName']} answered {first}")
-    return {"record": trained, "endpoint": endpoint_out}
+    return Deployed(trained, endpoint_out)
 
 
 def destroy_all(

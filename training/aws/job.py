@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from training import hyperparameters, validation
@@ -26,6 +26,7 @@ from training.errors import Problem, ValidationError
 from training.images import linear_learner_image
 from training.instance_types import accepts_volume_key
 from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
+from training.model_record import ModelRecord
 from training.naming import DEFAULT_PROJECT, TAG_KEY, stack_name, training_job_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,7 +163,7 @@ def training_request(
     }
 
 
-def train_aws(config: AwsTrainConfig, echo=print) -> dict:
+def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     """Preflight, upload, start, wait, record. Returns the training record."""
     data_dir = Path(config.data_dir)
     manifest = Manifest.read(data_dir)
@@ -244,15 +245,16 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
         f"training job {name} started ({config.instance_count} x {config.instance_type}, "
         f"image {image})"
     )
-    record = {
-        "training_job_name": name,
-        "region": region,
-        "image_uri": image,
-        "hyperparameters": request["HyperParameters"],
-        "bucket": bucket,
-        "data_manifest_sha256": file_sha256(manifest_path) if manifest_path.exists() else None,
-        "started": stamp,
-    }
+    record = ModelRecord(
+        model_data_url=None,
+        region=region,
+        image_uri=image,
+        bucket=bucket,
+        training_job_name=name,
+        hyperparameters=request["HyperParameters"],
+        data_manifest_sha256=file_sha256(manifest_path) if manifest_path.exists() else None,
+        started=stamp,
+    )
     if not config.wait:
         return record
     description = wait_for_job(sess, name, config.poll_s, echo, config.show_progress)
@@ -267,11 +269,10 @@ def train_aws(config: AwsTrainConfig, echo=print) -> dict:
                 )
             ]
         )
-    record["model_data_url"] = description["ModelArtifacts"]["S3ModelArtifacts"]
-    Path(config.record).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.record).write_text(json.dumps(record, indent=2))
+    record = replace(record, model_data_url=description["ModelArtifacts"]["S3ModelArtifacts"])
+    record.write(config.record)
     echo(
-        f"model artifact {record['model_data_url']} recorded in {config.record}; "
+        f"model artifact {record.model_data_url} recorded in {config.record}; "
         "`npx cdk deploy --all` now deploys it"
     )
     return record

@@ -1,0 +1,59 @@
+"""``models/latest.json``: the model the endpoint stack serves, and where it came from.
+
+``train --target aws`` writes it when its job completes; ``deploy --model`` writes it for a
+model made elsewhere; the CDK app (``stacks/settings.py``) reads it to build the endpoint and
+the run report reads the hyperparameters the job trained with. :class:`ModelRecord` is its one
+definition (the local trainer's record is :mod:`training.training_record`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ModelRecordError(ValueError):
+    """A file that is not a model record."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_data_url: str | None  # s3://…/model.tar.gz; None while a job started without waiting
+    region: str | None = None  # where the artifact is (the endpoint must be there too)
+    image_uri: str | None = None  # the Linear Learner image it runs on
+    bucket: str | None = None
+    # trained on SageMaker (train --target aws)
+    training_job_name: str | None = None
+    hyperparameters: dict | None = None
+    data_manifest_sha256: str | None = None
+    started: str | None = None
+    # a model made elsewhere (deploy --model)
+    source: str | None = None
+    sha256: str | None = None
+    predictor_type: str | None = None
+    feature_dim: int | None = None
+    recorded: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+    def write(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ModelRecord:
+        try:
+            doc = json.loads(Path(path).read_text())
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(doc) - known)
+            if unknown:
+                raise KeyError(f"unknown fields {', '.join(unknown)}")
+            return cls(**doc)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise ModelRecordError(f"{path} is not a model record ({err})") from None
