@@ -180,3 +180,40 @@ def test_a_late_cell_the_first_rows_did_not_foresee(tmp_path, late):
     for mine, theirs in zip(got, expected, strict=True):
         for col in mine.columns:
             assert same_column(mine.columns[col], theirs.columns[col], exact=col == "y"), col
+
+
+def test_blocks_end_at_record_boundaries_even_inside_quotes(tmp_path, monkeypatch):
+    """polars parses the file in blocks cut at newlines outside quotes: with 64-byte blocks
+    every quoted newline and doubled quote falls on some block edge, and the chunks are
+    still pandas' own."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(300):
+        text = rng.choice(["plain", '"two\nlines"', '"a, b"', '"say ""hi"""', ""])
+        rows.append(f"{i},{rng.standard_normal():.4f},{text},{'ab'[i % 2]}")
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(("i,x,t,y\n" + "\n".join(rows) + "\n").encode())
+    blocks = list(raw_csv._record_blocks(path, 64))
+    assert b"".join(blocks) == path.read_bytes() and len(blocks) > 50
+    assert all(block.count(b'"') % 2 == 0 and block.endswith(b"\n") for block in blocks)
+    monkeypatch.setattr(raw_csv, "BLOCK_BYTES", 64)
+    got, engine = chunks(path, 50)
+    assert engine == "polars"
+    expected = list(raw_csv.read_chunks(path, 50, "pandas"))
+    for mine, theirs in zip(got, expected, strict=True):
+        for col in mine.columns:
+            assert same_column(mine.columns[col], theirs.columns[col], exact=col == "y"), col
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_the_corpus_across_tiny_blocks(tmp_path, monkeypatch, name):
+    text, fastest = CORPUS[name]
+    path = tmp_path / "data.csv"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(raw_csv, "BLOCK_BYTES", 8)
+    got, engine = chunks(path, 2)
+    assert engine == fastest
+    expected = list(raw_csv.read_chunks(path, 2, "pandas"))
+    for mine, theirs in zip(got, expected, strict=True):
+        for col in mine.columns:
+            assert same_column(mine.columns[col], theirs.columns[col], exact=col == "y"), col
