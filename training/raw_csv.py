@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from training import validation
-from training.errors import Problem, ValidationError
 
 # pandas' default ``na_values`` (pandas._libs.parsers.STR_NA_VALUES; a test keeps them equal)
 NA_VALUES = (
@@ -368,26 +367,13 @@ def _text(codes: np.ndarray, values: list[str]) -> Text:
 def _pandas_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     import pandas as pd
 
-    name = str(path)
-    try:
+    with validation.raw_csv_errors(str(path)):
         reader = pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True)
         first_row = 0
         for i, frame in enumerate(reader):
             columns = {str(c): _pandas_column(frame[c]) for c in frame.columns}
             yield RawChunk(i, first_row, columns)
             first_row += len(frame)
-    except pd.errors.ParserError as err:
-        raise ValidationError([validation.ragged_row_problem(name, err)]) from None
-    except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ValidationError(
-            [
-                Problem(
-                    name,
-                    f"cannot read as CSV: {err}",
-                    "pass a UTF-8, comma-separated text file with a header row",
-                )
-            ]
-        ) from None
 
 
 def _pandas_column(series) -> Column:

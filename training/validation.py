@@ -13,6 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -626,13 +627,23 @@ def validate_raw_csv(
     path = Path(path)
     name = str(path)
     check_raw_file(path, predictor_type)
-    try:
+    with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=sample_rows, skipinitialspace=True)
+    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
+
+
+@contextmanager
+def raw_csv_errors(name: str):
+    """pandas' errors reading the user's raw CSV, as problems naming the file and the fix
+    (here and in ``prepare``'s pandas reader)."""
+    import pandas as pd
+
+    try:
+        yield
     except pd.errors.ParserError as err:
         raise ValidationError([ragged_row_problem(name, err)]) from None
     except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise ValidationError([_unreadable_csv(name, err)]) from None
-    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
 
 
 def _unreadable_csv(name: str, err: Exception) -> Problem:
@@ -800,5 +811,6 @@ __all__ = [
     "validate_channels",
     "check_raw_file",
     "check_raw_sample",
+    "raw_csv_errors",
     "validate_raw_csv",
 ]
