@@ -329,17 +329,14 @@ def _text_rules(cells, rows: np.ndarray) -> Column:
     """pandas' type for one chunk of one column, from its distinct cells (``text``: leading
     spaces skipped; ``na``: a missing-value spelling; ``number``: the parse) and, per row,
     the index of its cell (-1: empty)."""
-    import polars as pl
 
     na = np.append(cells.get_column("na").to_numpy(), True)  # [-1]: an empty cell
     missing = na[rows]
     numbers = cells.get_column("number").to_numpy()
     text = cells.get_column("text")
     if not np.isnan(numbers[~na[:-1]]).any():  # every present cell a number (not "NAN")
-        if not missing.any() and _whole(numbers):
-            ints = text.str.strip_chars(_SPACE).cast(pl.Int64, strict=False)
-            if not ints.null_count():
-                return Numbers(ints.to_numpy()[rows])
+        if not missing.any() and _whole(numbers):  # no missing-value spelling among them
+            return Numbers(_integers(text, numbers)[rows])
         return Numbers(np.append(np.where(na[:-1], np.nan, numbers), np.nan)[rows])
     kept = np.flatnonzero(~na[:-1])
     values, inverse = np.unique(np.array(text.gather(kept).to_list(), object), return_inverse=True)
