@@ -10,6 +10,7 @@ split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
@@ -258,7 +259,6 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str) -> Scan:
     rows, unlabeled, classes, missing = 0, 0, set(), []
     keys, sample = np.zeros(0), np.zeros(0, np.int64)
     rng = np.random.default_rng([config.seed, 1 << 20])
-    head: list[RawChunk] | None = []
     bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
 
     def consume(chunk: RawChunk) -> None:
@@ -283,23 +283,16 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str) -> Scan:
         spill.add(chunk, splits)
         bar.update(chunk.rows)
 
+    chunks = raw_csv.read_chunks(config.data, config.chunk_rows, engine, exact=(config.label,))
     try:
-        for chunk in raw_csv.read_chunks(
-            config.data, config.chunk_rows, engine, exact=(config.label,)
-        ):
-            if head is None:
-                consume(chunk)
-                continue
+        head = []  # validated before any of its rows is used
+        for chunk in chunks:
             head.append(chunk)
             if sum(c.rows for c in head) >= VALIDATION_ROWS:
-                _check_first_rows(config, head)
-                for c in head:
-                    consume(c)
-                head = None
-        if head is not None:
-            _check_first_rows(config, head)
-            for c in head:
-                consume(c)
+                break
+        _check_first_rows(config, head)
+        for chunk in itertools.chain(head, chunks):
+            consume(chunk)
     finally:
         bar.close()
     if missing and not config.drop_unlabeled:
@@ -640,24 +633,32 @@ def _numeric_matrix(chunk: RawChunk, numeric: list[str], source: str, row_number
         bad = np.append(np.isnan(numbers), False)[column.codes]  # code -1: missing, not bad
         if bad.any():
             first = int(np.argmax(bad))
-            raise ValidationError(
-                [
-                    Problem(
-                        source,
-                        f"column '{col}' holds '{column.values[column.codes[first]]}', not a "
-                        "number, though it is numeric elsewhere in the file",
-                        "fix or blank out that cell",
-                        row=int(row_numbers[first]) + 2,
-                    )
-                ]
-            )
+            value = column.values[column.codes[first]]
+            raise ValidationError([_not_a_number(source, col, value, row_numbers[first])])
         X[:, j] = np.append(numbers, np.nan)[column.codes]
-    inf = np.isinf(X)
-    if inf.any():
-        for col in np.array(numeric)[inf.any(axis=0)]:
-            log.info("column '%s': infinite values treated as missing (imputed)", col)
-        X[inf] = np.nan
+    _infinities_missing(X, numeric)
     return X
+
+
+def _not_a_number(source: str, column: str, value, row_number) -> Problem:
+    return Problem(
+        source,
+        f"column '{column}' holds '{value}', not a number, though it is numeric elsewhere "
+        "in the file",
+        "fix or blank out that cell",
+        row=int(row_number) + 2,
+    )
+
+
+def _infinities_missing(X: np.ndarray, numeric: list[str]) -> bool:
+    """Infinities become NaN (imputed like a missing value), said once per column."""
+    inf = np.isinf(X)
+    if not inf.any():
+        return False
+    for col in np.array(numeric)[inf.any(axis=0)]:
+        log.info("column '%s': infinite values treated as missing (imputed)", col)
+    X[inf] = np.nan
+    return True
 
 
 def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.DataFrame:
@@ -670,24 +671,11 @@ def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.Dat
         bad = coerced.isna() & frame[col].notna()
         if bad.any():
             row = bad.idxmax()
-            raise ValidationError(
-                [
-                    Problem(
-                        source,
-                        f"column '{col}' holds '{frame[col][row]}', not a number, though it "
-                        "is numeric elsewhere in the file",
-                        "fix or blank out that cell",
-                        row=int(row) + 2,
-                    )
-                ]
-            )
+            raise ValidationError([_not_a_number(source, col, frame[col][row], row)])
         frame[col] = coerced
     values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-    inf = np.isinf(values)
-    if inf.any():
-        for col in np.array(numeric)[inf.any(axis=0)]:
-            log.info("column '%s': infinite values treated as missing (imputed)", col)
-        frame[numeric] = np.where(inf, np.nan, values)
+    if _infinities_missing(values, numeric):
+        frame[numeric] = values
     return frame
 
 
