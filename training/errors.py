@@ -47,3 +47,11 @@ class ValidationError(ValueError):
         n = len(self.problems)
         head = f"{n} problem{'s' if n != 1 else ''} found; {self.outcome}"
         return head + "\n" + "\n".join(f"- {p}" for p in self.problems)
+
+
+def known_fix(reason: str | None, known: list[tuple[str, str]], otherwise: str) -> str:
+    """The fix for the first known pattern found in a SageMaker job's failure reason."""
+    import re
+
+    fixes = [fix for pattern, fix in known if re.search(pattern, reason or "")]
+    return fixes[0] if fixes else otherwise

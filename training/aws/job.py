@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from training.aws import session as aws
 from training.aws.upload import upload_files
 from training.channels import sharded_manifest
 from training.checksums import file_sha256
-from training.errors import Problem, ValidationError
+from training.errors import Problem, ValidationError, known_fix
 from training.images import linear_learner_image
 from training.instance_types import accepts_volume_key
 from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
@@ -94,8 +93,7 @@ class JobFailedError(ValidationError):
 
 
 def explain_failure(reason: str) -> str:
-    fixes = [fix for pattern, fix in KNOWN_FAILURES if re.search(pattern, reason or "")]
-    return fixes[0] if fixes else "see the job's log (/aws/sagemaker/TrainingJobs)"
+    return known_fix(reason, KNOWN_FAILURES, "see the job's log (/aws/sagemaker/TrainingJobs)")
 
 
 def training_request(

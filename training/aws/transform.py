@@ -18,7 +18,7 @@ from pathlib import Path
 from training.aws import session as aws
 from training.aws.download import is_s3_url, split_s3_url
 from training.aws.upload import upload_files
-from training.errors import Problem, ValidationError
+from training.errors import Problem, ValidationError, known_fix
 from training.instance_types import accepts_volume_key
 from training.naming import (
     DEFAULT_PROJECT,
@@ -239,10 +239,7 @@ def model_request(name: str, role_arn: str, image: str, url: str, project: str) 
 
 
 def explain_failure(reason: str) -> str:
-    import re
-
-    fixes = [fix for pattern, fix in KNOWN_FAILURES if re.search(pattern, reason or "")]
-    return fixes[0] if fixes else "see the job's log (/aws/sagemaker/TransformJobs)"
+    return known_fix(reason, KNOWN_FAILURES, "see the job's log (/aws/sagemaker/TransformJobs)")
 
 
 def wait_for_transform(sm, name: str, poll_s: float, echo) -> dict:
