@@ -101,9 +101,7 @@ class RawChunk:
 def header(path: Path) -> list[str]:
     """Column names as pandas gives them: BOM dropped, leading spaces skipped, and an empty
     name at position i called ``Unnamed: i``."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        names = next(csv.reader(fh, skipinitialspace=True), [])
-    return [name or f"Unnamed: {i}" for i, name in enumerate(names)]
+    return [name or f"Unnamed: {i}" for i, name in enumerate(validation.header_cells(path))]
 
 
 ENGINES = ("polars", "polars-text", "pandas")  # fastest first; each reads more files right

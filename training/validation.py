@@ -750,14 +750,22 @@ def check_raw_sample(
         raise ValidationError(problems)
 
 
+def header_cells(path: Path) -> list[str]:
+    """The raw CSV's first record as pandas' ``skipinitialspace`` reads it: BOM dropped,
+    spaces after commas skipped, quotes removed (raises UnicodeDecodeError, csv.Error)."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh, skipinitialspace=True), [])
+
+
 def _duplicate_columns(path: Path, label: str) -> list[Problem]:
     """Header names that repeat. pandas would rename the second ``y`` to ``y.1`` and use it
     as a feature: a copy of the label among the features (a leak that scores 1.0)."""
     import csv
 
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh, skipinitialspace=True), [])
+        header = header_cells(path)
     except (UnicodeDecodeError, csv.Error) as err:
         return [_unreadable_csv(str(path), err)]
     seen: dict[str, int] = {}
