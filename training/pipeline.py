@@ -21,7 +21,7 @@ from training.channels import read_channel
 from training.local import metrics as lm
 from training.local.server import serving
 from training.local.trainer import train_local
-from training.manifest import Manifest
+from training.manifest import CHANNELS, Manifest
 from training.naming import DEFAULT_PROJECT
 from training.preprocessing import PrepareConfig, prepare
 from training.training_record import TrainingRecord
@@ -137,7 +137,7 @@ def _report_stage(
             "predictor type": predictor,
             "target": config.target,
             "rows (train/validation/test)": "/".join(
-                str(manifest.channels[c].rows) for c in ("train", "validation", "test")
+                str(manifest.channels[c].rows) for c in CHANNELS
             ),
             "feature_dim": manifest.feature_dim,
             "selected model": json.dumps(
