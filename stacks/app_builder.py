@@ -17,9 +17,6 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
     """Add the project's stacks to ``app``; returns them by role ("base", "endpoint")."""
     settings = settings or Settings.from_context(app.node.try_get_context)
     env = cdk.Environment(account=settings.account, region=settings.region)
-    synthesizer = cdk.DefaultStackSynthesizer(
-        generate_bootstrap_version_rule=not settings.rehearsal
-    )
     image = linear_learner_image(settings.region)
     prefix = settings.stack_prefix
     stacks: dict[str, cdk.Stack] = {}
@@ -29,7 +26,6 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
         settings=settings,
         image_uri=image,
         env=env,
-        synthesizer=synthesizer,
         description=f"{settings.project}: bucket, SageMaker role, notebook",
     )
     stacks["base"] = base
@@ -50,13 +46,9 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
             model_data_url=artifact["model_data_url"],
             image_uri=artifact["image_uri"] or image,
             env=env,
-            synthesizer=synthesizer,
             description=f"{settings.project}: Linear Learner model, endpoint config, endpoint",
         )
-    # moto's CloudFormation hands KMS keys CFN-style tags ({Key, Value}) where its KMS wants
-    # {TagKey, TagValue}, and crashes: the moto rehearsal alone leaves the key untagged.
-    skip = ["AWS::KMS::Key"] if settings.rehearsal else []
-    cdk.Tags.of(app).add(TAG_KEY, settings.project, exclude_resource_types=skip)
+    cdk.Tags.of(app).add(TAG_KEY, settings.project)
     for stack in stacks.values():
         _tag_untaggable(stack, settings.project)
     return stacks

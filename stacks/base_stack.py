@@ -114,9 +114,8 @@ class BaseStack(cdk.Stack):
         self.role = self._execution_role()
         self.notebook_role = self._notebook_role()
         self.notebook = self._notebook()
-        if not settings.rehearsal:  # moto cannot run the deployment's Lambda
-            # OnStart syncs notebooks/ when the instance is created: the bundle must be there
-            self.notebook.node.add_dependency(self._notebook_bundle())
+        # OnStart syncs notebooks/ when the instance is created: the bundle must be there
+        self.notebook.node.add_dependency(self._notebook_bundle())
 
         cdk.CfnOutput(
             self,
@@ -197,8 +196,7 @@ class BaseStack(cdk.Stack):
                 ),
             ],
             removal_policy=cdk.RemovalPolicy.DESTROY,
-            # The rehearsal against moto has no Lambda to run the custom resource; its
-            # destroy script empties the bucket itself (scripts/destroy-all.sh does anyway).
+            # off: scripts/destroy-all.sh empties the bucket itself (all object versions)
             auto_delete_objects=s.auto_delete_objects,
         )
         acknowledge(

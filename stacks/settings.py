@@ -64,7 +64,6 @@ class Settings:
     model_data_url: str = ""
     image_uri: str = ""
     auto_delete_objects: bool = True
-    rehearsal: bool = False
 
     @property
     def stack_prefix(self) -> str:

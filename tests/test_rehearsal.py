@@ -2,9 +2,10 @@
 CLI, against moto's standalone server on a free loopback port. Ends with the audit finding
 nothing.
 
-What moto cannot do is switched off by the `rehearsal` context flag (which exists only for
-this): no bootstrap-version rule, no auto-delete custom resource (its Lambda needs Docker),
-and the KMS key left untagged (moto's CloudFormation crashes on CFN-style KMS tags).
+What moto cannot do is taken out of the synthesized templates by `rehearsal_app.py`, the
+`cdk --app` this test deploys through (the stacks themselves have no switch for it): the
+bootstrap-version rule, the custom resources (their Lambda needs Docker) and the KMS key's
+tags (moto's CloudFormation crashes on CFN-style KMS tags).
 `--method=direct` because moto records no outputs for change-set deployments. moto also
 writes no model artifact and answers invocations with queued bodies, so the smoke
 prediction's answer is planted (for `deploy --model`, the answer the artifact itself gives, since
@@ -66,7 +67,7 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         AWS_REGION="us-east-1",
         CDK_DISABLE_CLI_TELEMETRY="1",
         JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
-        CDK_ARGS="-c rehearsal=true -c auto_delete_objects=false",
+        CDK_ARGS=f"--app '{sys.executable} tests/rehearsal_app.py'",
         CDK_DEPLOY_ARGS="--method=direct",
         MODEL_RECORD=str(tmp_path / "latest.json"),
     )
