@@ -218,14 +218,29 @@ def _optimizer(name, shape, hp):
     return _SGD(shape, hp["momentum"])
 
 
+@dataclass(frozen=True)
+class RunShape:
+    """What auto values depend on besides the other hyperparameters: the run's size, and
+    which of the searched values (learning_rate, wd, l1) the user gave rather than left auto."""
+
+    n_train: int
+    total_steps: int  # optimizer updates in the whole run
+    given: frozenset[str]
+
+    @classmethod
+    def of(cls, hp: dict, n_train: int) -> RunShape:
+        steps_per_epoch = max(1, -(-n_train // int(hp["mini_batch_size"])))
+        given = frozenset(k for k in ("learning_rate", "wd", "l1") if hp[k] != "auto")
+        return cls(n_train, steps_per_epoch * int(hp["epochs"]), given)
+
+
 def resolve(hp: dict, n_train: int) -> dict:
     """Hyperparameters with every ``auto`` replaced by the value this run uses."""
     r = dict(hp)
     predictor = r["predictor_type"]
     r["loss"] = AUTO_LOSS[predictor] if r["loss"] == "auto" else r["loss"]
     r["optimizer"] = "adam" if r["optimizer"] == "auto" else r["optimizer"]
-    steps_per_epoch = max(1, -(-n_train // r["mini_batch_size"]))
-    total_steps = steps_per_epoch * int(r["epochs"])
+    total_steps = RunShape.of(hp, n_train).total_steps
     if r["beta_1"] == "auto":
         # Adam's momentum averages over ~1/(1 - beta_1) updates (10 at 0.9); a run with few
         # updates in all (small data: one per epoch) spends them lagging behind its own
@@ -249,14 +264,11 @@ def resolve(hp: dict, n_train: int) -> dict:
     ):
         if r[key] == "auto":
             r[key] = AUTO[key]
-    r["_given"] = {k: r[k] != "auto" for k in ("learning_rate", "wd", "l1")}
     if r["learning_rate"] == "auto":
         r["learning_rate"] = AUTO["learning_rate"][r["optimizer"]]
     for key in ("wd", "l1"):
         if r[key] == "auto":
             r[key] = AUTO[key]
-    r["_n_train"] = n_train
-    r["_total_steps"] = total_steps
     if r["lr_scheduler_step"] == "auto":
         # LR_DECAYS decays per run, whatever its length: once per epoch at the default 15
         # epochs (measured better than the 2017 default of 1% per 100 updates), and the same
@@ -269,7 +281,7 @@ def resolve(hp: dict, n_train: int) -> dict:
     return r
 
 
-def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _model_grid(r: dict, shape: RunShape, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-model learning rate, wd and l1: model 0 as given, the rest spread around it."""
     m = int(r["num_models"])
     lr = np.full(m, r["learning_rate"], np.float64)
@@ -283,11 +295,11 @@ def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # 300/n took Carseats -4.6 -> +0.4 pp, OJ -1.1 -> -0.9, glass -2.1 -> -1.8, and cost
         # wine -0.7 -> -1.6 pp (its 25 validation rows pick the fastest models)
         boost = 1.0
-        if not r["_given"]["learning_rate"]:
-            boost = max(1.0, FEW_STEPS / max(1, r["_total_steps"]))
+        if "learning_rate" not in shape.given:
+            boost = max(1.0, FEW_STEPS / max(1, shape.total_steps))
         rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
         lr[1:] = rng.permutation(rates)
-        if r["_given"]["wd"]:
+        if "wd" in shape.given:
             base_wd = r["wd"] if r["wd"] > 0 else 1e-4
             wd[1:] = np.where(
                 rng.random(m - 1) < 0.25, 0.0, base_wd * 10 ** rng.uniform(-1, 1, m - 1)
@@ -295,11 +307,11 @@ def _model_grid(r: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
         else:
             # auto: L2 on the scale of 1/n (as C=1 is for scikit-learn), 0.01/n to 10/n, and
             # some models with none: small data needs it, big data barely notices it
-            n = max(1, r["_n_train"])
+            n = max(1, shape.n_train)
             wd[1:] = np.where(rng.random(m - 1) < 0.1, 0.0, 10 ** rng.uniform(-2.0, 1.0, m - 1) / n)
         if r["l1"] > 0:
             l1[1:] = r["l1"] * 10 ** rng.uniform(-1, 1, m - 1)
-        elif not r["_given"]["l1"]:
+        elif "l1" not in shape.given:
             l1[1:] = np.where(rng.random(m - 1) < 0.25, 10 ** rng.uniform(-6, -3, m - 1), 0.0)
     return {"learning_rate": lr, "wd": wd, "l1": l1}
 
@@ -479,7 +491,7 @@ class PackedTrainer:
         X = train.X.tocsr() if is_sparse(train.X) else np.ascontiguousarray(train.X, np.float32)
         y = np.asarray(train.y, np.float32)
         scaling = self._scaling(X, y, r, rng)
-        grid = _model_grid(r, rng)
+        grid = _model_grid(r, RunShape.of(self.hp, train.n), rng)
         weights = _class_weights(y, r, k)
         updater = _Updater(r, grid, scaling, X.shape[1], k, rng, Loss(r["loss"], r), weights)
         val, val_name = _selection_data(train, validation, X, y, rng)
@@ -616,7 +628,6 @@ class PackedTrainer:
                 {key: getattr(selected, key) for key in ("optimizer", "learning_rate", "wd", "l1")}
             )
         )
-        public = {key: val for key, val in r.items() if not key.startswith("_")}
         return LinearModel(
-            predictor, r["loss"], weights, np.asarray(bias), threshold, public, selected
+            predictor, r["loss"], weights, np.asarray(bias), threshold, dict(r), selected
         )

@@ -128,9 +128,7 @@ def train_local(
         metrics=result,
         history=trainer.history,
         selected_model=model.selected,
-        hyperparameters=hyperparameters.to_strings(
-            {k: v for k, v in trainer.resolved.items() if not k.startswith("_")}
-        ),
+        hyperparameters=hyperparameters.to_strings(trainer.resolved),
         training_seconds=seconds,
         rows={c: d.n for c, d in channels.items()},
     )
