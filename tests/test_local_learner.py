@@ -333,6 +333,51 @@ def test_every_optimizer_learns(optimizer):
     assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.93
 
 
+def test_export_averages_the_models_the_validation_rows_cannot_tell_apart():
+    # wine: 106 training and 36 validation rows, 3 classes, 15 updates. Checked here with
+    # numpy alone: which models were averaged, that the export is their average, its loss.
+    from scipy.special import log_softmax
+    from sklearn.datasets import load_wine
+
+    from training.local.learner import AVERAGE_WITHIN_SE, AVERAGED_MODELS
+
+    X, y = load_wine(return_X_y=True)
+    train, val, _ = split(X, y)
+    model, trainer, logs = fit(
+        {"predictor_type": "multiclass_classifier", "num_classes": "3"}, train, val
+    )
+    best, scaling, k = trainer.best, trainer.scaling, 3
+    w_eff, b_eff = scaling.effective(best.W, best.b)
+    z = (val.X.astype(np.float64) @ w_eff + b_eff).reshape(val.n, -1, k)
+    per_row = -np.take_along_axis(log_softmax(z, axis=2), val.y.astype(int)[:, None, None], 2)[
+        ..., 0
+    ]
+    order = np.argsort(per_row.mean(axis=0), kind="stable")
+    chosen = order[0]
+    diff = per_row - per_row[:, [chosen]]
+    se = diff.std(axis=0) / np.sqrt(val.n)
+    expected = [
+        int(j) for j in order[:AVERAGED_MODELS] if diff[:, j].mean() <= AVERAGE_WITHIN_SE * se[j]
+    ]
+    members = list(model.selected.averaged_models)
+    assert members == expected and len(members) > 1 and model.selected.model == chosen
+    # the model exported is the average of theirs (logits are linear in the weights) ...
+    averaged = z[:, members, :].mean(axis=1)
+    np.testing.assert_allclose(model.raw(val.X), averaged, rtol=1e-4, atol=1e-4)
+    # ... and its recorded loss is that average's, no more than its members' mean loss
+    loss = float(
+        -np.take_along_axis(log_softmax(averaged, axis=1), val.y.astype(int)[:, None], 1).mean()
+    )
+    assert model.selected.objective_loss == pytest.approx(loss, rel=1e-3)  # float32 inside
+    assert loss <= per_row[:, members].mean()
+    assert f"Exported the average of the {len(members)} best models: {members}" in logs
+    # asked for L1: one model, as trained (an average would blur its zeros)
+    l1, _, _ = fit(
+        {"predictor_type": "multiclass_classifier", "num_classes": "3", "l1": "0.001"}, train, val
+    )
+    assert l1.selected.averaged_models == (l1.selected.model,)
+
+
 def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
     X, y = load_breast_cancer(return_X_y=True)
     train, val, test = split(X, y)

@@ -161,9 +161,11 @@ def run_local(config: RunConfig, echo=print) -> dict:
             echo=lambda line: None,
         )
         selected = trained.selected_model
+        averaged = len(selected.averaged_models)
         echo(
             f"    selected model {selected.model} of {trained.hyperparameters['num_models']}: "
             f"learning_rate {selected.learning_rate:.4g}, wd {selected.wd:.3g}"
+            + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
         )
     model_path = out / "model" / "model.tar.gz"
     test = read_channel(out / "data" / "test")

@@ -17,8 +17,9 @@ RECORD_FILE = "metrics.json"
 
 @dataclass(frozen=True)
 class SelectedModel:
-    """The packed model chosen by its objective loss (Linear Learner trains num_models at
-    once), with what it was trained with and the threshold calibrated for it."""
+    """The packed models chosen on the selection data (Linear Learner trains num_models at
+    once): the best, with what it was trained with, the models averaged into the export, and
+    the threshold calibrated for that average."""
 
     model: int  # its index among the packed models
     optimizer: str
@@ -29,6 +30,9 @@ class SelectedModel:
     objective_loss: float
     chosen_on: str  # "validation", or "train_sample" when there is no validation channel
     threshold: float
+    # the packed models whose weights the exported model averages, best first; model is the
+    # first, and its learning_rate, wd, l1 and epoch are the values above
+    averaged_models: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -40,12 +44,14 @@ class SelectedModel:
             "epoch": self.epoch,
             f"{self.chosen_on}_objective_loss": self.objective_loss,
             "threshold": self.threshold,
+            "averaged_models": list(self.averaged_models),
         }
 
     @classmethod
     def from_json(cls, doc: dict) -> SelectedModel:
         (key,) = [k for k in doc if k.endswith("_objective_loss")]
         fields = {k: v for k, v in doc.items() if k != key}
+        fields["averaged_models"] = tuple(fields.get("averaged_models", ()))
         return cls(**fields, objective_loss=doc[key], chosen_on=key.removesuffix("_objective_loss"))
 
 

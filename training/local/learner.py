@@ -29,6 +29,17 @@ from training.training_record import SelectedModel
 # What `auto` means here (SageMaker does not document most of these; see the module docstring).
 FEW_STEPS = 300.0  # runs with fewer updates than this get larger learning rates to try
 MIN_BETA_1 = 0.5  # the least Adam momentum auto uses, however few the updates
+# The exported model averages the weights of up to AVERAGED_MODELS best packed models (by the
+# selection criterion) that the selection data cannot tell from the best: mean paired loss
+# difference within AVERAGE_WITHIN_SE standard errors. Not when the user asked for L1 (an
+# average keeps only the zeros all members share). The loss is convex in the weights, so the
+# average's loss is at most its members' mean; it depends less on which model a small
+# validation set happened to favour. Measured (100 splits, vs LogisticRegression on the train
+# split): glass -1.8 -> -0.7 pp, wine -1.6 -> -1.3, penguins -0.5 -> -0.2, diabetes MSE +2.3
+# -> +0.4 %, others within 0.15 pp; without the standard-error test (the 8 best, always) a
+# Carseats-like synthetic problem lost 2.8 pp, the slow models diluting the fast one.
+AVERAGED_MODELS = 8
+AVERAGE_WITHIN_SE = 2.0
 LR_DECAYS = 15  # auto lr_scheduler_step: the rate decays this many times in a run
 
 AUTO = {
@@ -440,28 +451,45 @@ class _Updater:
             self.lr = np.maximum(self.lr * np.float32(r["lr_scheduler_factor"]), floor)
             self.lr_mat = self.row_lr * self.lr[None, :]
 
-    def mean_loss(self, X, y: np.ndarray, scaling: Scaling) -> np.ndarray:
-        """Mean (weighted) loss of each model on a dataset, in batches to bound memory."""
+    def mean_loss(self, X, y: np.ndarray, scaling: Scaling, W=None, b=None) -> np.ndarray:
+        """Mean (weighted) loss of each model on a dataset: the packed models as they are, or
+        the models given as ``W``, ``b`` (normalised space)."""
+        total, norm = 0.0, 0.0
+        for v, ex in self._row_losses(X, y, scaling, W, b):
+            total = total + (v.sum(axis=0) if ex is None else ex @ v)
+            norm += v.shape[0] if ex is None else ex.sum()
+        out = total / max(norm, 1.0)
+        return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
+
+    def loss_gap(self, X, y: np.ndarray, scaling: Scaling, W, b, ref: int):
+        """Each model's mean (weighted) loss minus model ``ref``'s, row by row on the same
+        rows, and the standard error of that mean: how surely the data tell them apart."""
+        wd = wd2 = w2d = w2 = w1 = 0.0  # sums of w d, w^2 d^2, w^2 d, w^2, w
+        for v, ex in self._row_losses(X, y, scaling, W, b):
+            d = v - v[:, [ref]]
+            ex = np.ones(v.shape[0]) if ex is None else ex
+            sq = ex * ex
+            wd, wd2, w2d = wd + ex @ d, wd2 + sq @ (d * d), w2d + sq @ d
+            w2, w1 = w2 + sq.sum(), w1 + ex.sum()
+        w1 = max(w1, 1.0)
+        mean = wd / w1
+        var = np.maximum(wd2 - 2 * mean * w2d + mean * mean * w2, 0.0) / (w1 * w1)
+        return mean, np.sqrt(var)
+
+    def _row_losses(self, X, y: np.ndarray, scaling: Scaling, W=None, b=None):
+        """(per-row loss of each model, per-row example weight or None), 50 000 rows at a
+        time so the memory stays bounded whatever the data's size."""
+        W, b = (self.W, self.b) if W is None else (W, b)
         k, weights = self.k, self.weights
-        m = self.cols // k
-        total, norm = np.zeros(m), 0.0
-        w_eff, b_eff = scaling.effective(self.W, self.b)
-        n = X.shape[0]
-        for s in range(0, n, 50_000):
+        m = W.shape[1] // k
+        w_eff, b_eff = scaling.effective(W, b)
+        for s in range(0, X.shape[0], 50_000):
             xb, yb = X[s : s + 50_000], y[s : s + 50_000]
             z = np.asarray(xb @ w_eff) + b_eff
             if k > 1:
                 z = z.reshape(xb.shape[0], m, k)
             v = self.loss.value(z, yb).astype(np.float64)
-            if weights is not None:
-                ex = weights[yb.astype(np.int64)].astype(np.float64)
-                total += (v * ex[:, None]).sum(axis=0)
-                norm += ex.sum()
-            else:
-                total += v.sum(axis=0)
-                norm += xb.shape[0]
-        out = total / max(norm, 1.0)
-        return np.where(np.isfinite(out), out, np.inf)  # a diverged model is never the best
+            yield v, None if weights is None else weights[yb.astype(np.int64)].astype(np.float64)
 
 
 class PackedTrainer:
@@ -491,12 +519,14 @@ class PackedTrainer:
         X = train.X.tocsr() if is_sparse(train.X) else np.ascontiguousarray(train.X, np.float32)
         y = np.asarray(train.y, np.float32)
         scaling = self._scaling(X, y, r, rng)
-        grid = _model_grid(r, RunShape.of(self.hp, train.n), rng)
+        shape = RunShape.of(self.hp, train.n)
+        grid = _model_grid(r, shape, rng)
         weights = _class_weights(y, r, k)
         updater = _Updater(r, grid, scaling, X.shape[1], k, rng, Loss(r["loss"], r), weights)
         val, val_name = _selection_data(train, validation, X, y, rng)
         y_fit, val_fit = scaling.target(y, predictor), scaling.target(val.y, predictor)
         best = Best.start(updater.W, updater.b, int(r["num_models"]))
+        self.best, self.scaling = best, scaling  # the packed models, for inspection
 
         # even batches (1005 rows at 1000 -> 502 + 503, not 1000 + 5)
         n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
@@ -539,7 +569,8 @@ class PackedTrainer:
                     break
         if bar is not None:
             bar.close()
-        return self._select(r, best, scaling, grid, k, val, val_name)
+        average = AVERAGED_MODELS if "l1" not in shape.given or r["l1"] == 0 else 1
+        return self._select(r, best, scaling, grid, k, val, val_name, updater, average)
 
     def _scaling(self, X, y: np.ndarray, r: dict, rng: np.random.Generator) -> Scaling:
         """Feature and label normalisation from a sample of num_point_for_scaler rows."""
@@ -581,34 +612,46 @@ class PackedTrainer:
             }
         )
 
-    def _select(self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name) -> LinearModel:
-        """Pick the best packed model (calibrating thresholds for binary) and export it."""
+    def _select(
+        self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name, updater, average
+    ) -> LinearModel:
+        """Rank the packed models on the selection data, export the average of the best
+        ``average`` (calibrating the binary threshold for it)."""
         m = int(r["num_models"])
         predictor = r["predictor_type"]
-        val_loss = best.loss
-        w_eff, b_eff = scaling.effective(best.W, best.b)
-        threshold, chosen = 0.5, int(np.argmin(val_loss))
+        criterion = r["binary_classifier_model_selection_criteria"]
+        n_cal = min(val.n, int(r["num_calibration_samples"]))
+        default = 0.5 if r["loss"] == "logistic" else 0.0
+        threshold, order = 0.5, np.argsort(best.loss, kind="stable")
         if predictor == "binary_classifier":
-            criterion = r["binary_classifier_model_selection_criteria"]
-            n_cal = min(val.n, int(r["num_calibration_samples"]))
-            z = np.asarray(val.X[:n_cal] @ w_eff) + b_eff
-            s = scores(r["loss"], z)
-            default = 0.5 if r["loss"] == "logistic" else 0.0
+            threshold = default
             if criterion != "loss_function":
-                values, thresholds = np.full(m, -np.inf), np.full(m, default)
+                s = self._val_scores(r, scaling, best.W, best.b, val, n_cal)
+                values = np.full(m, -np.inf)
                 for j in range(m):
                     t = lm.calibrate_threshold(s[:, j], val.y[:n_cal], criterion, r, default)
-                    thresholds[j] = t
                     values[j] = lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion, r)
-                # best criterion; ties go to the lower loss
-                order = np.lexsort((val_loss, -values))
-                chosen = int(order[0])
-                threshold = float(thresholds[chosen])
-            else:
-                threshold = default
-        cols = slice(chosen * k, (chosen + 1) * k)
-        weights = (w_eff[:, cols] * scaling.y_std).astype(np.float32)
-        bias = (b_eff[cols] * scaling.y_std + scaling.y_mean).astype(np.float32)
+                order = np.lexsort((best.loss, -values))  # best criterion; ties: lower loss
+        chosen = int(order[0])
+        members = [int(j) for j in order[:average] if np.isfinite(best.loss[j])] or [chosen]
+        if len(members) > 1:  # only models the selection data cannot tell from the best
+            y_sel = scaling.target(val.y, predictor)
+            gap, se = updater.loss_gap(val.X, y_sel, scaling, best.W, best.b, chosen)
+            members = [j for j in members if gap[j] <= AVERAGE_WITHIN_SE * se[j]]
+        cols = np.concatenate([np.arange(j * k, (j + 1) * k) for j in members])
+        W = best.W[:, cols].reshape(-1, len(members), k).mean(axis=1)
+        b = best.b[cols].reshape(len(members), k).mean(axis=0)
+        objective_loss = float(best.loss[chosen])
+        if len(members) > 1:
+            objective_loss = float(
+                updater.mean_loss(val.X, scaling.target(val.y, predictor), scaling, W, b)[0]
+            )
+        if predictor == "binary_classifier" and criterion != "loss_function":
+            s = self._val_scores(r, scaling, W, b, val, n_cal)[:, 0]
+            threshold = lm.calibrate_threshold(s, val.y[:n_cal], criterion, r, default)
+        w_eff, b_eff = scaling.effective(W, b)
+        weights = (w_eff * scaling.y_std).astype(np.float32)
+        bias = (b_eff * scaling.y_std + scaling.y_mean).astype(np.float32)
         if k == 1:
             weights, bias = weights[:, 0], bias[0]
         selected = SelectedModel(
@@ -618,9 +661,10 @@ class PackedTrainer:
             wd=float(grid["wd"][chosen]),
             l1=float(grid["l1"][chosen]),
             epoch=int(best.epoch[chosen]),
-            objective_loss=float(val_loss[chosen]),
+            objective_loss=objective_loss,
             chosen_on=val_name,
             threshold=threshold,
+            averaged_models=tuple(members),
         )
         self.log(
             "Best model found for hyperparameters: "
@@ -628,6 +672,14 @@ class PackedTrainer:
                 {key: getattr(selected, key) for key in ("optimizer", "learning_rate", "wd", "l1")}
             )
         )
+        if len(members) > 1:
+            self.log(f"Exported the average of the {len(members)} best models: {members}")
         return LinearModel(
             predictor, r["loss"], weights, np.asarray(bias), threshold, dict(r), selected
         )
+
+    @staticmethod
+    def _val_scores(r, scaling: Scaling, W, b, val: Data, n_cal: int) -> np.ndarray:
+        """Binary scores of each model in (W, b) on the first n_cal selection rows."""
+        w_eff, b_eff = scaling.effective(W, b)
+        return scores(r["loss"], np.asarray(val.X[:n_cal] @ w_eff) + b_eff)
