@@ -5,8 +5,10 @@ mini-batch costs one matrix product for all of them. They differ in learning rat
 L1 around the given values (model 0 uses exactly the given or default values). Features (and,
 for regression, the label) are normalised from a sample of ``num_point_for_scaler`` rows; the
 normalisation is folded into the weights each step (no extra pass over the data) and into the
-exported model at the end. The best model is chosen on validation data (or a training sample)
-per ``binary_classifier_model_selection_criteria``, with its decision threshold calibrated.
+exported model at the end. The models are ranked on validation data (or a training sample)
+per ``binary_classifier_model_selection_criteria``; the export is the average of the best ones
+that data cannot tell apart (see ``AVERAGED_MODELS``; SageMaker exports the single best), its
+decision threshold calibrated.
 
 Values the SageMaker docs leave to ``auto`` and do not document are this project's choices,
 listed in ``AUTO`` below.
