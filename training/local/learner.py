@@ -42,6 +42,7 @@ MIN_BETA_1 = 0.5  # the least Adam momentum auto uses, however few the updates
 # Carseats-like synthetic problem lost 2.8 pp, the slow models diluting the fast one.
 AVERAGED_MODELS = 8
 AVERAGE_WITHIN_SE = 2.0
+LOSS_ROWS = 16_384  # rows per batch when losses are measured: bounds their float64 temporaries
 LR_DECAYS = 15  # auto lr_scheduler_step: the rate decays this many times in a run
 
 AUTO = {
@@ -479,14 +480,14 @@ class _Updater:
         return mean, np.sqrt(var)
 
     def _row_losses(self, X, y: np.ndarray, scaling: Scaling, W=None, b=None):
-        """(per-row loss of each model, per-row example weight or None), 50 000 rows at a
+        """(per-row loss of each model, per-row example weight or None), LOSS_ROWS rows at a
         time so the memory stays bounded whatever the data's size."""
         W, b = (self.W, self.b) if W is None else (W, b)
         k, weights = self.k, self.weights
         m = W.shape[1] // k
         w_eff, b_eff = scaling.effective(W, b)
-        for s in range(0, X.shape[0], 50_000):
-            xb, yb = X[s : s + 50_000], y[s : s + 50_000]
+        for s in range(0, X.shape[0], LOSS_ROWS):
+            xb, yb = X[s : s + LOSS_ROWS], y[s : s + LOSS_ROWS]
             z = np.asarray(xb @ w_eff) + b_eff
             if k > 1:
                 z = z.reshape(xb.shape[0], m, k)
