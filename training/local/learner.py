@@ -618,8 +618,9 @@ class PackedTrainer:
     def _select(
         self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name, updater, average
     ) -> LinearModel:
-        """Rank the packed models on the selection data, export the average of the best
-        ``average`` (calibrating the binary threshold for it)."""
+        """Rank the packed models on the selection data and export the average of the best
+        ``average`` that it cannot tell from the best one (AVERAGE_WITHIN_SE), calibrating
+        the binary threshold for that average."""
         m = int(r["num_models"])
         predictor = r["predictor_type"]
         criterion = r["binary_classifier_model_selection_criteria"]
