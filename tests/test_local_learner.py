@@ -385,9 +385,10 @@ def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
     dense, _, _ = fit(base, train, val)
     assert (dense.weights == 0).sum() == 0
     # L1's proximal step makes exact zeros, as strong under adam as under sgd (the shrink is
-    # scaled like the optimizer's own step)
+    # scaled like the optimizer's own step); 60 updates, so the warm-up is a small part
     for optimizer, lr in (("adam", "0.05"), ("sgd", "0.5")):
         hp = {**base, "optimizer": optimizer, "learning_rate": lr, "l1": "0.03"}
+        hp["mini_batch_size"] = "100"
         sparse, _, _ = fit(hp, train, val)
         assert (sparse.weights == 0).sum() >= 8, optimizer  # of 30
         assert (sparse.predict(test.X)["predicted_label"] == test.y).mean() > 0.9
@@ -467,15 +468,40 @@ def test_lr_scheduler_decays_down_to_its_minimum():
         "learning_rate": "0.05",
         "mini_batch_size": "50",
     }
-    steady, _, _ = fit({**base, "use_lr_scheduler": "false"}, train, val)
+    steady, _, _ = fit({**base, "lr_scheduler_step": "1000000"}, train, val)  # never decays
     decay = {**base, "lr_scheduler_step": "1", "lr_scheduler_factor": "0.01"}
     frozen, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.00001"}, train, val)
     floored, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.05"}, train, val)
-    # a floor at the learning rate itself means no decay at all
+    # a floor at the learning rate itself means no decay at all (the warm-up is in both)
     np.testing.assert_array_equal(floored.weights, steady.weights)
+    # the warm-up belongs to the scheduler: without it the rate is constant from the start
+    constant, _, _ = fit({**base, "use_lr_scheduler": "false"}, train, val)
+    assert not np.array_equal(constant.weights, steady.weights)
     # decaying 100x per update leaves the model near its initial weights (|w| <= 0.07)
     assert np.abs(frozen.weights * train.X.std(axis=0)).max() < 0.2
     assert frozen.selected.objective_loss > steady.selected.objective_loss
+
+
+def test_the_rate_warms_up_so_adams_first_step_is_not_a_full_sign_step():
+    # Adam's first bias-corrected step moves every weight by the full rate, in the gradient's
+    # sign, noise features included; the scheduler starts at 1/WARMUP_UPDATES of the rate
+    from training.local.learner import WARMUP_UPDATES
+
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    one_step = {
+        "predictor_type": "binary_classifier",
+        "num_models": "1",
+        "learning_rate": "0.6",
+        "epochs": "1",
+        "mini_batch_size": str(train.n),  # one update
+        "init_scale": "1e-9",  # starts at ~0, so the export is the step itself
+    }
+    std = train.X.std(axis=0)  # the scaler's: every row is in its sample
+    for scheduler, size in (("true", 0.6 / WARMUP_UPDATES), ("false", 0.6)):
+        model, _, _ = fit({**one_step, "use_lr_scheduler": scheduler}, train, val)
+        step = np.abs(model.weights * std)  # in the normalised space the models train in
+        np.testing.assert_allclose(step, size, rtol=5e-3)
 
 
 def test_few_updates_on_correlated_features_still_reach_logistic_regression():

@@ -44,6 +44,14 @@ AVERAGED_MODELS = 8
 AVERAGE_WITHIN_SE = 2.0
 LOSS_ROWS = 16_384  # rows per batch when losses are measured: bounds their float64 temporaries
 LR_DECAYS = 15  # auto lr_scheduler_step: the rate decays this many times in a run
+# With the scheduler on, the rate ramps up over the first updates (1/6, 2/6, ... of it). Adam's
+# first bias-corrected step is lr * sign(gradient) in every coordinate, noise features
+# included; with the large rates few-update runs need, that first jump is what their small
+# validation sets then choose between. Measured (300 splits, vs LogisticRegression on the
+# train split; 100 for digits and Default): wine -1.45 -> -0.82 pp, penguins' sex -1.33 ->
+# -0.96, breast cancer -0.74 -> -0.49, OJ -0.76 -> -0.60, glass -0.82 -> -0.92, Carseats
+# +0.67 -> +0.29, diabetes MSE +0.5 -> +1.1 %; 3, 4, 5 and 8 updates were measured too.
+WARMUP_UPDATES = 6
 
 AUTO = {
     "num_models": 32,
@@ -380,7 +388,8 @@ class _Updater:
     (row d), m x k columns, so one step updates everything; ``bias_lr_mult`` and
     ``bias_wd_mult`` act on the bias row. Weights live in the normalised feature space; each
     step folds the normalisation into them instead of normalising the batch (sparse rows
-    stay sparse). The learning rate decays every ``lr_scheduler_step`` updates.
+    stay sparse). With the scheduler on, the rate ramps up over the first WARMUP_UPDATES
+    updates, then decays every ``lr_scheduler_step`` updates.
     """
 
     def __init__(self, r: dict, grid: dict, scaling: Scaling, d: int, k: int, rng, loss, weights):
@@ -409,6 +418,7 @@ class _Updater:
         self.lr = self.lr0.copy()
         self.lr_mat = self.row_lr * self.lr[None, :]
         self.min_lr = np.float32(r["lr_scheduler_minimum_lr"])
+        self.warmup = bool(r["use_lr_scheduler"])
         self.updates = 0
         self.mean = scaling.mean
         self.inv_std = (1.0 / scaling.std)[:, None].astype(np.float32)
@@ -446,7 +456,10 @@ class _Updater:
         gw *= self.inv_std
         np.multiply(self.decay, self.P, out=self.scratch)
         self.grad += self.scratch
-        self.opt.step(self.P, self.grad, self.lr_mat, self.l1)
+        lr_mat = self.lr_mat
+        if self.warmup and self.updates < WARMUP_UPDATES:
+            lr_mat = lr_mat * np.float32((self.updates + 1) / WARMUP_UPDATES)
+        self.opt.step(self.P, self.grad, lr_mat, self.l1)
         self.updates += 1
         r = self.r
         if r["use_lr_scheduler"] and self.updates % int(r["lr_scheduler_step"]) == 0:
