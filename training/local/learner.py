@@ -418,7 +418,6 @@ class _Updater:
         self.lr = self.lr0.copy()
         self.lr_mat = self.row_lr * self.lr[None, :]
         self.min_lr = np.float32(r["lr_scheduler_minimum_lr"])
-        self.warmup = bool(r["use_lr_scheduler"])
         self.updates = 0
         self.mean = scaling.mean
         self.inv_std = (1.0 / scaling.std)[:, None].astype(np.float32)
@@ -456,12 +455,11 @@ class _Updater:
         gw *= self.inv_std
         np.multiply(self.decay, self.P, out=self.scratch)
         self.grad += self.scratch
-        lr_mat = self.lr_mat
-        if self.warmup and self.updates < WARMUP_UPDATES:
+        r, lr_mat = self.r, self.lr_mat
+        if r["use_lr_scheduler"] and self.updates < WARMUP_UPDATES:
             lr_mat = lr_mat * np.float32((self.updates + 1) / WARMUP_UPDATES)
         self.opt.step(self.P, self.grad, lr_mat, self.l1)
         self.updates += 1
-        r = self.r
         if r["use_lr_scheduler"] and self.updates % int(r["lr_scheduler_step"]) == 0:
             floor = np.minimum(self.min_lr, self.lr0)
             self.lr = np.maximum(self.lr * np.float32(r["lr_scheduler_factor"]), floor)
@@ -651,8 +649,8 @@ class PackedTrainer:
                 order = np.lexsort((best.loss, -values))  # best criterion; ties: lower loss
         chosen = int(order[0])
         members = [int(j) for j in order[:average] if np.isfinite(best.loss[j])] or [chosen]
+        y_sel = scaling.target(val.y, predictor)
         if len(members) > 1:  # only models the selection data cannot tell from the best
-            y_sel = scaling.target(val.y, predictor)
             gap, se = updater.loss_gap(val.X, y_sel, scaling, best.W, best.b, chosen)
             members = [j for j in members if gap[j] <= AVERAGE_WITHIN_SE * se[j]]
         cols = np.concatenate([np.arange(j * k, (j + 1) * k) for j in members])
@@ -660,9 +658,7 @@ class PackedTrainer:
         b = best.b[cols].reshape(len(members), k).mean(axis=0)
         objective_loss = float(best.loss[chosen])
         if len(members) > 1:
-            objective_loss = float(
-                updater.mean_loss(val.X, scaling.target(val.y, predictor), scaling, W, b)[0]
-            )
+            objective_loss = float(updater.mean_loss(val.X, y_sel, scaling, W, b)[0])
         if predictor == "binary_classifier" and criterion != "loss_function":
             s = self._val_scores(r, scaling, W, b, val, n_cal)[:, 0]
             threshold = lm.calibrate_threshold(s, val.y[:n_cal], criterion, r, default)
