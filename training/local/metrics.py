@@ -18,8 +18,10 @@ HOST = "algo-1"
 
 
 def threshold_curve(score: np.ndarray, y: np.ndarray):
-    """Every distinct threshold (predict 1 when score >= t) with TP, FP counts, vectorised."""
-    order = np.argsort(-score, kind="stable")
+    """Every distinct threshold (predict 1 when score >= t) with TP, FP counts, vectorised.
+    Only the ends of runs of equal scores are kept, whose counts do not depend on the order
+    within a run: no stable sort needed (numpy's default is ~3x faster)."""
+    order = np.argsort(-score)
     s, labels = score[order], y[order]
     tp = np.cumsum(labels)
     fp = np.cumsum(1 - labels)
