@@ -570,17 +570,18 @@ class PackedTrainer:
             t0 = time.perf_counter()
             for i in rng.permutation(n_batches):
                 updater.step(X[bounds[i] : bounds[i + 1]], y_fit[bounds[i] : bounds[i + 1]])
-            sample = slice(0, min(train.n, 5_000))
-            train_loss = updater.mean_loss(X[sample], y_fit[sample], scaling)
             val_loss = updater.mean_loss(val.X, val_fit, scaling)
             tol = r["early_stopping_tolerance"]
             progressed = best.update(val_loss, updater.W, updater.b, epoch, k, tol)
             top = int(np.argmin(val_loss))
+            sample, cols = slice(0, min(train.n, 5_000)), slice(top * k, (top + 1) * k)
+            W_top, b_top = updater.W[:, cols], updater.b[cols]  # the log reports this model's
+            train_loss = updater.mean_loss(X[sample], y_fit[sample], scaling, W_top, b_top)
             self._log_epoch(
                 epoch,
                 epochs,
                 updater.loss.objective_name,
-                float(train_loss[top]),
+                float(train_loss[0]),
                 float(val_loss[top]),
                 val_name,
                 train.n,
