@@ -45,6 +45,31 @@ def test_loss_gradients_match_finite_differences(name):
     np.testing.assert_allclose(grad, numeric, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", list(OBJECTIVE_NAMES))
+def test_gradient_in_the_steps_buffer_equals_the_plain_gradient(name):
+    # the training step hands its float32 prediction buffer over (overwrite_z): the result
+    # must be the same gradient, including where e^z overflows float32 (|z| > 88)
+    rng = np.random.default_rng(1)
+    shape = (7, 2, 3) if name == "softmax_loss" else (7, 2)
+    z = (rng.standard_normal(shape) * 4).astype(np.float32)
+    z[0, 0] = 200.0
+    z[1, 0] = -200.0
+    labels = 3 if name == "softmax_loss" else 2
+    y = rng.integers(0, labels, 7).astype(np.float32)
+    loss = Loss(name, {})
+    plain = loss.grad(z, y)
+    buffer = z.copy()
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # no warning per batch
+        in_place = loss.grad(buffer, y, overwrite_z=True)
+    assert in_place.dtype == np.float32 and np.isfinite(in_place).all()
+    np.testing.assert_allclose(in_place, plain, rtol=1e-6, atol=1e-7)
+    if in_place is not buffer:  # a loss that allocates leaves the buffer as it was
+        np.testing.assert_array_equal(buffer, z)
+    if name == "logistic":
+        assert in_place is buffer  # no allocation per mini-batch
+        np.testing.assert_allclose(in_place[:2, 0], [1 - y[0], -y[1]], atol=1e-7)
+
+
 def test_logistic_loss_is_exact_and_finite_for_confident_models():
     # a diverging packed model produces |z| in the hundreds; its loss must stay finite and
     # exact so early stopping and selection can still rank it (float32, as in training)
