@@ -196,7 +196,7 @@ class BaseStack(cdk.Stack):
                 ),
             ],
             removal_policy=cdk.RemovalPolicy.DESTROY,
-            # off: scripts/destroy-all.sh empties the bucket itself (all object versions)
+            # when off, scripts/destroy-all.sh empties the bucket itself (all object versions)
             auto_delete_objects=s.auto_delete_objects,
         )
         acknowledge(

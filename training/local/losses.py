@@ -130,8 +130,8 @@ class Loss:
 
 def sigmoid(z):
     """1 / (1 + e^-z) to full relative precision in both tails, for the scores a user sees (the
-    training gradient's form rounds scores below ~1e-8 to 0, and a log loss of such a score
-    to infinity)."""
+    training gradient's form, 1 - 1/(1 + e^z) in float32, rounds scores below ~6e-8 to 0, and a
+    log loss of such a score to infinity)."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
