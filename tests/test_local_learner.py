@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer
 from training import artifact
 from training import hyperparameters as hp_table
 from training.hyperparameters import HyperparameterError
+from training.local import learner
 from training.local import metrics as lm
 from training.local.learner import Data, PackedTrainer
 from training.local.losses import OBJECTIVE_NAMES, Loss
@@ -577,3 +578,31 @@ def test_more_epochs_on_small_data_are_not_a_frozen_model():
     assert results["100"][2] == 100  # ... the auto step: still improving at the end
     assert results["100"][0] < per_epoch.selected.objective_loss
     assert results["100"][1] >= results["15"][1] - 0.02
+
+
+@pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier"])
+def test_losses_computed_on_worker_threads_equal_the_whole_set_at_once(predictor):
+    """Validation losses are computed LOSS_ROWS rows at a time, two batches at once on
+    worker threads; they must be each model's loss over every row, weighted, in order."""
+    rng = np.random.default_rng(4)
+    n, d, k = 2 * learner.LOSS_ROWS + 4321, 7, (1 if predictor == "binary_classifier" else 3)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, 2 if k == 1 else k, n).astype(np.float32)
+    given = {"predictor_type": predictor, "num_classes": str(k) if k > 1 else None}
+    r = learner.resolve(hp_table.validate({key: v for key, v in given.items() if v}), n)
+    scaling = learner.Scaling(X.mean(axis=0), X.std(axis=0))
+    grid = learner._model_grid(r, learner.RunShape.of(r, n), rng)
+    example_weights = np.arange(1, max(k, 2) + 1, dtype=np.float32)  # unequal per class
+    loss = Loss(r["loss"], r)
+    updater = learner._Updater(r, grid, scaling, d, k, rng, loss, example_weights)
+    updater.P[:] = rng.standard_normal(updater.P.shape)
+    got = updater.mean_loss(X, y, scaling)
+
+    w_eff, b_eff = scaling.effective(updater.W, updater.b)
+    z = X @ w_eff + b_eff
+    per_row = loss.value(z if k == 1 else z.reshape(n, -1, k), y).astype(np.float64)
+    ex = example_weights[y.astype(np.int64)].astype(np.float64)
+    assert got.shape == (int(r["num_models"]),)
+    np.testing.assert_allclose(got, ex @ per_row / ex.sum(), rtol=1e-10)
+    gap, _ = updater.loss_gap(X, y, scaling, updater.W, updater.b, ref=3)
+    np.testing.assert_allclose(gap, (ex @ (per_row - per_row[:, [3]])) / ex.sum(), atol=1e-12)

@@ -16,12 +16,16 @@ listed in ``AUTO`` below.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from training.channels import Data, is_sparse
 from training.local import metrics as lm
@@ -511,18 +515,43 @@ class _Updater:
 
     def _row_losses(self, X, y: np.ndarray, scaling: Scaling, W=None, b=None):
         """(per-row loss of each model, per-row example weight or None), LOSS_ROWS rows at a
-        time so the memory stays bounded whatever the data's size."""
+        time so the memory stays bounded whatever the data's size, in order.
+
+        This runs on the whole validation set every epoch, so two batches are computed at
+        once on worker threads (numpy releases the GIL in its loops), BLAS on one thread
+        each (its own second thread would compete with them)."""
         W, b = (self.W, self.b) if W is None else (W, b)
         k, weights = self.k, self.weights
         m = W.shape[1] // k
         w_eff, b_eff = scaling.effective(W, b)
-        for s in range(0, X.shape[0], LOSS_ROWS):
+
+        def batch(s: int):
             xb, yb = X[s : s + LOSS_ROWS], y[s : s + LOSS_ROWS]
             z = np.asarray(xb @ w_eff) + b_eff
             if k > 1:
                 z = z.reshape(xb.shape[0], m, k)
             v = self.loss.value(z, yb).astype(np.float64)
-            yield v, None if weights is None else weights[yb.astype(np.int64)].astype(np.float64)
+            return v, None if weights is None else weights[yb.astype(np.int64)].astype(np.float64)
+
+        starts = range(0, X.shape[0], LOSS_ROWS)
+        if len(starts) < 2:
+            yield from map(batch, starts)
+            return
+        with threadpool_limits(limits=1, user_api="blas"):
+            ahead: deque = deque()
+            for s in starts:
+                ahead.append(_loss_workers().submit(batch, s))
+                if len(ahead) > 2:  # bounded: two batches computed ahead of the caller
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+
+
+@functools.cache
+def _loss_workers() -> ThreadPoolExecutor:
+    """Two threads for the losses and the models' thresholds, started once per process
+    (each epoch would otherwise start them again)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="loss")
 
 
 class PackedTrainer:
@@ -662,10 +691,12 @@ class PackedTrainer:
             threshold = default
             if criterion != "loss_function":
                 s = self._val_scores(r, scaling, best.W, best.b, val, n_cal)
-                values = np.full(m, -np.inf)
-                for j in range(m):
+
+                def value(j: int) -> float:  # each model at its own calibrated threshold
                     t = lm.calibrate_threshold(s[:, j], val.y[:n_cal], criterion, r, default)
-                    values[j] = lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion, r)
+                    return lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion, r)
+
+                values = np.fromiter(_loss_workers().map(value, range(m)), np.float64, m)
                 order = np.lexsort((best.loss, -values))  # best criterion; ties: lower loss
         chosen = int(order[0])
         members = [int(j) for j in order[:average] if np.isfinite(best.loss[j])] or [chosen]
