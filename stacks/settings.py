@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from training import naming
-from training.model_record import ModelRecord, ModelRecordError
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.model_record import RECORD_FILE, ModelRecord, ModelRecordError
 from training.naming import DEFAULT_PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ class Settings:
     notebook_platform: str = "notebook-al2-v3"
     code_repository: str = ""
     noncurrent_version_days: int = 30
-    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = DEFAULT_INSTANCE_TYPE
     endpoint_instance_count: int = 1
     endpoint_mode: str = "realtime"  # or "serverless": pay per request, no instances
     serverless_memory_mb: int = 2048
@@ -60,7 +61,7 @@ class Settings:
     alarm_email: str = ""  # subscribe this address to the alarm topic
     alarm_latency_p99_ms: int = 1000
     data_capture_percent: int = 0  # 0: off; else capture this share of requests to capture/
-    model_record: str = "models/latest.json"
+    model_record: str = RECORD_FILE
     model_data_url: str = ""
     image_uri: str = ""
     auto_delete_objects: bool = True
@@ -98,7 +99,9 @@ class Settings:
         for key in ("notebook_instance_type", "endpoint_instance_type"):
             value = getattr(self, key)
             if not _INSTANCE.match(value):
-                problems.append(f"{key}='{value}' is not a SageMaker instance type (ml.m5.large)")
+                problems.append(
+                    f"{key}='{value}' is not a SageMaker instance type ({DEFAULT_INSTANCE_TYPE})"
+                )
         ranges = {
             "notebook_volume_gb": (5, 16384),
             "notebook_idle_minutes": (5, 24 * 60),

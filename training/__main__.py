@@ -16,6 +16,8 @@ from pathlib import Path
 from training import content_types
 from training.errors import Problem, ValidationError
 from training.hyperparameters import HyperparameterError
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.model_record import RECORD
 from training.naming import DEFAULT_PROJECT, endpoint_name
 from training.validation import PREDICTOR_TYPES
 
@@ -444,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
     aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
     aws_flags.add_argument("--project", default=DEFAULT_PROJECT)
-    aws_flags.add_argument("--instance-type", default="ml.m5.large")
+    aws_flags.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
     aws_flags.add_argument("--instance-count", type=_count(1), default=1)
     aws_flags.add_argument("--max-runtime", type=_count(1), default=3600, help="seconds")
     aws_flags.add_argument("--no-wait", action="store_true")
@@ -480,11 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("deploy-all", help="base stack, training, endpoint, smoke prediction")
     d.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
-    d.add_argument("--instance-type", default="ml.m5.large")
+    d.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
     d.add_argument(
         "--record",
         type=Path,
-        default=Path("models/latest.json"),
+        default=RECORD,
         help="where the training record goes (the endpoint stack reads it)",
     )
     x = sub.add_parser("destroy-all", help="everything deployed, then the audit")
@@ -552,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--max-payload-mb", type=float, default=6.0, help="MaxPayloadInMB per request")
     x.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed model's project")
-    x.add_argument("--instance-type", default="ml.m5.large", help="aws")
+    x.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="aws")
     x.add_argument("--instance-count", type=_count(1), default=1, help="aws")
     x.add_argument("--profile")
     x.add_argument("--region")
@@ -579,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--record",
         type=Path,
-        default=Path("models/latest.json"),
+        default=RECORD,
         help="where the model is recorded (the endpoint stack reads it)",
     )
     m.add_argument("--project", default=DEFAULT_PROJECT)

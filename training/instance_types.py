@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 
+# what training jobs, transform jobs and the endpoint run on unless told otherwise
+DEFAULT = "ml.m5.large"
+
 # Instance families with local NVMe instance storage reject a KMS key for the storage volume
 # (CreateEndpointConfig: "If you specify a value for KmsKeyId when using any nitro-based
 # instances with local storage, the call to CreateEndpointConfig fails"; CreateTrainingJob's

@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+RECORD_FILE = "models/latest.json"  # relative to the project folder, where the CDK app runs
+RECORD = Path(__file__).resolve().parents[1] / RECORD_FILE  # where commands write it
+
 
 class ModelRecordError(ValueError):
     """A file that is not a model record."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.naming import TAG_KEY, endpoint_name, owned_patterns, stack_name
 
 NOTEBOOK_POLL_S = 10.0
@@ -31,7 +32,7 @@ TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
 TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
 NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
 COST = {
-    "endpoint": "instance-hours while it exists (ml.m5.large ~ $0.115/h)",
+    "endpoint": f"instance-hours while it exists ({DEFAULT_INSTANCE_TYPE} ~ $0.115/h)",
     "endpoint-config": "free, but keeps its model referenced",
     "model": "free (its artifact is stored in S3)",
     "notebook-instance": "instance-hours while InService, volume GB-month while it exists",

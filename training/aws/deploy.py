@@ -28,10 +28,11 @@ import numpy as np
 from training import notebook_bundle
 from training.aws import audit
 from training.aws import session as aws
-from training.aws.job import RECORD, AwsTrainConfig, train_aws
+from training.aws.job import AwsTrainConfig, train_aws
 from training.aws.upload import upload_files
 from training.errors import Problem, ValidationError
-from training.model_record import ModelRecord
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.model_record import RECORD, ModelRecord
 from training.naming import DEFAULT_PROJECT, stack_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,7 +225,7 @@ def deploy_all(
     project: str = DEFAULT_PROJECT,
     profile: str | None = None,
     region: str | None = None,
-    instance_type: str = "ml.m5.large",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
     record: Path = RECORD,
     echo=print,
 ) -> Deployed:

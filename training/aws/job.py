@@ -23,13 +23,11 @@ from training.channels import sharded_manifest
 from training.checksums import file_sha256
 from training.errors import Problem, ValidationError, known_fix
 from training.images import linear_learner_image
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.instance_types import accepts_volume_key
 from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
-from training.model_record import ModelRecord
+from training.model_record import RECORD, ModelRecord
 from training.naming import DEFAULT_PROJECT, TAG_KEY, stack_name, training_job_name
-
-ROOT = Path(__file__).resolve().parents[2]
-RECORD = ROOT / "models" / "latest.json"
 
 # FailureReason patterns of known user mistakes -> the fix in plain words.
 KNOWN_FAILURES = [
@@ -63,7 +61,7 @@ class AwsTrainConfig:
     bucket: str | None = None
     role_arn: str | None = None
     project: str = DEFAULT_PROJECT
-    instance_type: str = "ml.m5.large"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 1
     volume_gb: int = 10
     max_runtime_s: int = 3600

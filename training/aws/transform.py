@@ -19,6 +19,7 @@ from training.aws import session as aws
 from training.aws.download import is_s3_url, split_s3_url
 from training.aws.upload import upload_files
 from training.errors import Problem, ValidationError, known_fix
+from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.instance_types import accepts_volume_key
 from training.naming import (
     DEFAULT_PROJECT,
@@ -59,7 +60,7 @@ class AwsTransform:
     """Where and on what the job runs."""
 
     project: str = DEFAULT_PROJECT
-    instance_type: str = "ml.m5.large"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 1
     profile: str | None = None
     region: str | None = None
