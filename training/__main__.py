@@ -17,6 +17,7 @@ from training import content_types
 from training.errors import Problem, ValidationError
 from training.hyperparameters import HyperparameterError
 from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.local.ports import SERVING_PORT
 from training.model_record import RECORD
 from training.naming import DEFAULT_PROJECT, endpoint_name
 from training.validation import PREDICTOR_TYPES
@@ -527,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
     )
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_count(0), default=8080)
+    s.add_argument("--port", type=_count(0), default=SERVING_PORT)
     s.add_argument(
         "--endpoint-name",
         default=endpoint_name(DEFAULT_PROJECT),

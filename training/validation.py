@@ -22,11 +22,12 @@ import numpy as np
 from training import content_types, recordio
 from training.content_types import CSV, RECORDIO
 from training.errors import Problem, ValidationError
+from training.manifest import MANIFEST_FILE
 
 PREDICTOR_TYPES = ("binary_classifier", "multiclass_classifier", "regressor")
 MAX_PROBLEMS_PER_FILE = 10
 _BLOCK_BYTES = 32 << 20
-_SKIP_NAMES = {".amazon.manifest", "manifest.json"}
+_SKIP_NAMES = {".amazon.manifest", MANIFEST_FILE}
 
 
 @dataclass

@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+# where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
+SERVING_PORT = 8080
+
 
 def free_port() -> int:
     """A port nothing listens on right now (the OS picks it)."""

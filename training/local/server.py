@@ -36,6 +36,7 @@ import numpy as np
 from training import artifact, naming, recordio
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.local.learner import LinearModel
+from training.local.ports import SERVING_PORT
 from training.validation import is_number
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
@@ -490,7 +491,7 @@ def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
 def make_server(
     model: LinearModel | Path,
     host: str = "127.0.0.1",
-    port: int = 8080,
+    port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
 ):
     """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact),
@@ -552,7 +553,7 @@ def serve(
     model: LinearModel,
     source: str,
     host: str = "127.0.0.1",
-    port: int = 8080,
+    port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
 ) -> None:
     server = make_server(model, host, port, endpoint_name)
