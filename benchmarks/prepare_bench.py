@@ -27,6 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 
 
+def make_wide_csv(rows: int, columns: int, path: Path) -> None:
+    """Numbers only, ``columns`` of them and a label: what a width-bounded prepare must hold."""
+    if path.exists():
+        return
+    print(f"generating {rows:,}-row, {columns}-column CSV at {path} …", file=sys.stderr)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((rows, columns)).round(4)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(columns)])
+    frame["label"] = np.where(X[:, 0] + rng.standard_normal(rows) > 0, "yes", "no")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
 def make_csv(rows: int, path: Path) -> None:
     if path.exists():
         return
@@ -101,6 +114,8 @@ def run(code: str) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--wide-rows", type=int, default=300_000, help="0: skip the wide file")
+    parser.add_argument("--wide-columns", type=int, default=150)
     args = parser.parse_args()
     csv = OUT / f"bench_{args.rows}.csv"
     make_csv(args.rows, csv)
@@ -138,6 +153,26 @@ def main() -> None:
             f"process; prepare / that = {work / seconds:.1f}x after imports, "
             f"{prepare_wall / fresh:.1f}x as processes"
         )
+    if args.wide_rows:
+        wide(args.wide_rows, args.wide_columns)
+
+
+def wide(rows: int, columns: int) -> None:
+    """Peak memory must not grow with the width either: chunks and fit sample are set in cells."""
+    csv = OUT / f"wide_{rows}x{columns}.csv"
+    make_wide_csv(rows, columns, csv)
+    fill = {"root": str(ROOT), "csv": str(csv)}
+    wall, peak, out = run(PREPARE.format(out=str(OUT / "prepared_wide"), **fill))
+    work = float(out.split("WORK_S")[1].split()[0])
+    print(
+        f"\nwide: {rows:,} rows x {columns + 1} columns ({csv.stat().st_size / 1e6:.0f} MB): "
+        f"prepare {wall:.1f}s as a process ({work:.2f}s after imports), peak RSS {peak:.0f}MB"
+    )
+    try:
+        wall, peak, out = run(READ_ONLY.format(module="polars", **fill))
+        print(f"  polars.read_csv only: {wall:.1f}s as a process, peak RSS {peak:.0f}MB")
+    except subprocess.CalledProcessError:
+        pass
 
 
 if __name__ == "__main__":

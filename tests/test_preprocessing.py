@@ -408,3 +408,46 @@ def test_the_manifest_reads_back_as_written(tmp_path):
     assert Manifest.load(tmp_path / "out") == manifest
     assert json.dumps(manifest.to_json(), indent=2) == text  # same keys, same order
     assert manifest.label.positive_class is None  # multiclass: no positive class
+
+
+def test_rows_held_at_once_shrink_with_the_files_width(tmp_path, monkeypatch):
+    """Chunks, first-row checks and the fit sample are budgeted in cells, so prepare's memory
+    is bounded for wide files too; a file of up to 25 columns keeps 100 000-row chunks and a
+    200 000-row sample (its output is what it always was)."""
+    from training import preprocessing, raw_csv
+
+    rows_for = preprocessing.rows_for
+    assert rows_for(preprocessing.CHUNK_CELLS, 25, preprocessing.CHUNK_ROWS) == 100_000
+    assert rows_for(preprocessing.SAMPLE_CELLS, 25, preprocessing.SAMPLE_ROWS) == 200_000
+    assert rows_for(preprocessing.CHUNK_CELLS, 151, preprocessing.CHUNK_ROWS) == 16_556
+    assert rows_for(preprocessing.SAMPLE_CELLS, 151, preprocessing.SAMPLE_ROWS) == 33_112
+    assert rows_for(preprocessing.CHUNK_CELLS, 10**6, 100) == preprocessing.MIN_ROWS
+
+    # a 40-column file under budgets scaled down to its size: 250-row chunks, 400-row sample
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        rng.standard_normal((3000, 39)).round(3), columns=[f"x{i}" for i in range(39)]
+    )
+    frame["y"] = (frame["x0"] > 0).astype(int)
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    monkeypatch.setattr(preprocessing, "MIN_ROWS", 10)
+    monkeypatch.setattr(preprocessing, "CHUNK_CELLS", 40 * 250)
+    monkeypatch.setattr(preprocessing, "SAMPLE_CELLS", 40 * 400)
+    read = raw_csv.read_chunks
+    sizes = []
+
+    def reading(path, chunk_rows, *args, **kwargs):  # the real reader, its chunk size noted
+        sizes.append(chunk_rows)
+        yield from read(path, chunk_rows, *args, **kwargs)
+
+    monkeypatch.setattr(raw_csv, "read_chunks", reading)
+    config = dict(data=tmp_path / "wide.csv", label="y", predictor_type="binary_classifier")
+    manifest = prepare(PrepareConfig(**config, out=tmp_path / "auto", show_progress=False))
+    assert sizes == [250] and manifest.fit_sample.rows == 400 and manifest.fit_sample.bounded
+    assert sum(c.rows for c in manifest.channels.values()) == 3000
+    # sizes given are kept
+    given = PrepareConfig(
+        **config, out=tmp_path / "given", chunk_rows=1000, fit_sample_rows=900, show_progress=False
+    )
+    manifest = prepare(given)
+    assert sizes[-1] == 1000 and manifest.fit_sample.rows == 900

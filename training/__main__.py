@@ -418,12 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop rows whose label is empty (default: refuse them)",
     )
-    p.add_argument("--chunk-rows", type=_count(1), default=100_000, help=argparse.SUPPRESS)
+    p.add_argument("--chunk-rows", type=_count(1), help=argparse.SUPPRESS)
     p.add_argument(
         "--fit-sample-rows",
         type=_count(2),
-        default=200_000,
-        help="fit the preprocessor on at most this many training rows",
+        help="fit the preprocessor on at most this many training rows (default: 200 000, "
+        "fewer for files of over 25 columns: 5 million cells)",
     )
     p.add_argument(
         "--shard-mb",
