@@ -337,23 +337,27 @@ def _text_rules(cells, rows: np.ndarray) -> Column:
             return Numbers(_integers(text, numbers)[rows])
         return Numbers(np.append(np.where(na[:-1], np.nan, numbers), np.nan)[rows])
     kept = np.flatnonzero(~na[:-1])
-    values, inverse = np.unique(np.array(text.gather(kept).to_list(), object), return_inverse=True)
+    present = text.gather(kept)
+    # sorted and deduplicated by polars (UTF-8 byte order is code-point order, Python's);
+    # numpy's sort of Python strings was most of the time on text-heavy files
+    values = present.unique().sort()
     to_value = np.full(len(na), -1, np.int32)
-    to_value[kept] = inverse
-    return _text(to_value[rows], values.tolist())
+    to_value[kept] = values.search_sorted(present).to_numpy()
+    return _text(to_value[rows], values)
 
 
-def _text(codes: np.ndarray, values: list[str]) -> Text:
-    if any("\r" in v for v in values):
+def _text(codes: np.ndarray, values) -> Text:
+    """A Text column from per-row codes into ``values`` (distinct, sorted; a polars Series)."""
+    if values.str.contains("\r", literal=True).any():
         # pandas ends a line at a lone CR (polars keeps it in the cell)
         raise Reread("pandas", "a carriage return inside a cell")
-    if values and all(v in TRUE_VALUES or v in FALSE_VALUES for v in values):
-        truth = np.array([v in TRUE_VALUES for v in values])
+    if len(values) and values.is_in(TRUE_VALUES + FALSE_VALUES).all():
+        truth = values.is_in(TRUE_VALUES).to_numpy()
         used = np.unique(truth)  # False, True, or both
         remap = np.searchsorted(used, truth).astype(np.int32)
         codes = np.where(codes < 0, -1, remap[np.maximum(codes, 0)]).astype(np.int32)
         return Text(codes, np.array(used.tolist(), object))
-    return Text(codes, np.array(values, object))
+    return Text(codes, np.array(values.to_list(), object))
 
 
 # --------------------------------------------------------------------------- pandas
