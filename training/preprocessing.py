@@ -691,11 +691,15 @@ def _infinities_missing(X: np.ndarray, numeric: list[str]) -> bool:
 
 
 def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.DataFrame:
-    """Numeric columns as floats: text in them is an error, infinities count as missing."""
-    frame = frame.copy()
+    """Numeric columns as floats: text in them is an error, infinities count as missing.
+    ``frame`` is not changed; it is copied only when a column needs changing (the fit sample
+    can be most of prepare's memory)."""
+    copied = False
     for col in numeric:
         if pd.api.types.is_numeric_dtype(frame[col]):
             continue
+        if not copied:
+            frame, copied = frame.copy(), True
         coerced = pd.to_numeric(frame[col], errors="coerce")
         bad = coerced.isna() & frame[col].notna()
         if bad.any():
@@ -704,6 +708,7 @@ def _finite(frame: pd.DataFrame, numeric: list[str], source: str = "") -> pd.Dat
         frame[col] = coerced
     values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
     if _infinities_missing(values, numeric):
+        frame = frame if copied else frame.copy()
         frame[numeric] = values
     return frame
 

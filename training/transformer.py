@@ -73,6 +73,7 @@ def fit_transformer(sample: pd.DataFrame, numeric: list[str], categorical: list[
     if numeric:
         X = sample[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
         medians = dict(zip(numeric, np.nanmedian(X, axis=0)))
+        del X  # the sample's size again: not kept while the imputer copies it below
     for col in sample.columns:
         if col in medians:
             columns[col] = np.full(rows, medians[col], np.float64)
