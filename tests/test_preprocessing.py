@@ -410,10 +410,30 @@ def test_the_manifest_reads_back_as_written(tmp_path):
     assert manifest.label.positive_class is None  # multiclass: no positive class
 
 
-def test_rows_held_at_once_shrink_with_the_files_width(tmp_path, monkeypatch):
-    """Chunks, first-row checks and the fit sample are budgeted in cells, so prepare's memory
-    is bounded for wide files too; a file of up to 25 columns keeps 100 000-row chunks and a
-    200 000-row sample (its output is what it always was)."""
+def test_free_text_is_measured_numbers_and_repeated_categories_are_not(tmp_path):
+    """What a row brings in distinct text decides how many rows prepare holds at once."""
+    from training import raw_csv
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    frame = pd.DataFrame(
+        {"x": rng.standard_normal(n).round(3), "colour": rng.choice(["red", "blue"], n)}
+    )
+    frame.loc[::7, "x"] = np.nan  # written as NA: still a column of numbers
+    frame.to_csv(tmp_path / "plain.csv", index=False, na_rep="NA")
+    assert raw_csv.distinct_text_bytes(tmp_path / "plain.csv") < 1
+    # a distinct 100-character comment per row: its length and a Python string's overhead
+    frame["comment"] = ["".join(rng.choice(list("abcdefgh"), 100)) for _ in range(n)]
+    frame.to_csv(tmp_path / "text.csv", index=False, na_rep="NA")
+    assert 150 < raw_csv.distinct_text_bytes(tmp_path / "text.csv") < 165
+    assert raw_csv.distinct_text_bytes(tmp_path / "missing.csv") == 0  # the readers say why
+
+
+def test_rows_held_at_once_shrink_with_the_files_width_and_text(tmp_path, monkeypatch):
+    """Chunks, first-row checks and the fit sample are budgeted in cells and in distinct text,
+    so prepare's memory is bounded for wide and text-heavy files too; a file of up to 25
+    columns without free text keeps 100 000-row chunks and a 200 000-row sample (its output
+    is what it always was)."""
     from training import preprocessing, raw_csv
 
     rows_for = preprocessing.rows_for
@@ -451,3 +471,12 @@ def test_rows_held_at_once_shrink_with_the_files_width(tmp_path, monkeypatch):
     )
     manifest = prepare(given)
     assert sizes[-1] == 1000 and manifest.fit_sample.rows == 900
+
+    # free text: ~157 bytes of distinct text a row, against a budget of 300 rows' worth
+    frame["note"] = ["".join(rng.choice(list("abcdefgh"), 100)) for _ in range(len(frame))]
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    monkeypatch.setattr(preprocessing, "CHUNK_CELLS", 10**9)  # the text alone decides
+    monkeypatch.setattr(preprocessing, "CHUNK_TEXT", 157 * 300)
+    config["data"] = tmp_path / "text.csv"
+    prepare(PrepareConfig(**config, out=tmp_path / "text", show_progress=False))
+    assert 290 <= sizes[-1] <= 310

@@ -49,19 +49,43 @@ from training.transformer import MixedCategoriesError, fit_transformer
 log = logging.getLogger("training")
 PREPROCESSOR_FILE = "preprocessor.joblib"
 INDEX_COLUMN = "Unnamed: 0"
-# How many rows prepare holds at once is set in cells (rows x columns), so that its memory
-# stays bounded whatever the file's width as well as its length. Up to 25 columns this is
-# what it always was: chunks (and first-row checks) of 100 000 rows, a 200 000-row fit
-# sample, so such files come out byte for byte as before; a 150-column file gets 16 666 and
-# 33 333 (measured on 300 000 rows: peak RSS 1.24 GB -> 0.47 GB).
-CHUNK_CELLS, CHUNK_ROWS = 2_500_000, 100_000  # rows parsed, checked, split, transformed at once
-SAMPLE_CELLS, SAMPLE_ROWS = 5_000_000, 200_000  # the fit sample of the preprocessor
+# How many rows prepare holds at once is set by budgets, so that its memory stays bounded
+# whatever the file's width and text as well as its length: cells (rows x columns), and the
+# distinct text a row brings (each distinct cell of a chunk or of the fit sample is a Python
+# string; repeated categories are kept once). A file of up to 25 columns without free text
+# gets what it always got: chunks (and first-row checks) of 100 000 rows and a 200 000-row
+# fit sample, and comes out byte for byte as before. Measured peak RSS: 300 000 rows of 151
+# columns 1.24 GB -> 0.42-0.47 GB (16 556-row chunks); 600 000 rows with two free-text columns
+# of 60 and 120 characters 0.54-0.56 GB -> 0.44 GB (34 012-row chunks).
+CHUNK_CELLS, CHUNK_TEXT, CHUNK_ROWS = 2_500_000, 10_000_000, 100_000  # rows handled at once
+SAMPLE_CELLS, SAMPLE_TEXT, SAMPLE_ROWS = 5_000_000, 20_000_000, 200_000  # the fit sample
 MIN_ROWS = 1_000  # however wide the file
 
 
-def rows_for(cells: int, columns: int, most: int) -> int:
-    """Rows of ``columns`` columns that fit in ``cells``: at most ``most``, at least MIN_ROWS."""
-    return max(MIN_ROWS, min(most, cells // max(columns, 1)))
+def rows_for(budget: float, per_row: float, most: int) -> int:
+    """Rows that fit in ``budget`` at ``per_row`` each: at most ``most``, at least MIN_ROWS."""
+    return max(MIN_ROWS, min(most, int(budget // max(per_row, 1))))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Rows prepare holds at once: parsed chunks, the first rows checked, the fit sample."""
+
+    chunk_rows: int
+    check_rows: int
+    fit_sample_rows: int
+
+    @classmethod
+    def of(cls, config: PrepareConfig, columns: int, text_bytes: float) -> Sizes:
+        """From the file's width and the distinct text a row brings (sizes given are kept)."""
+        chunk = min(
+            rows_for(CHUNK_CELLS, columns, CHUNK_ROWS), rows_for(CHUNK_TEXT, text_bytes, CHUNK_ROWS)
+        )
+        sample = min(
+            rows_for(SAMPLE_CELLS, columns, SAMPLE_ROWS),
+            rows_for(SAMPLE_TEXT, text_bytes, SAMPLE_ROWS),
+        )
+        return cls(config.chunk_rows or chunk, chunk, config.fit_sample_rows or sample)
 
 
 @dataclass
@@ -256,19 +280,19 @@ class Scan:
     sample_rows: np.ndarray  # data row numbers of the fit sample, ascending
 
 
-def _scan(config: PrepareConfig, spill: Spill) -> Scan:
+def _scan(config: PrepareConfig, spill: Spill, check_rows: int) -> Scan:
     """Pass 1 with the fastest engine that reads the file as pandas does."""
     engine = raw_csv.ENGINES[0]
     while True:
         try:
-            return _scan_with(config, spill, engine)
+            return _scan_with(config, spill, engine, check_rows)
         except raw_csv.Reread as reread:
             log.debug("%s: %s", config.data, reread)
             spill.reset()
             engine = reread.engine
 
 
-def _scan_with(config: PrepareConfig, spill: Spill, engine: str) -> Scan:
+def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int) -> Scan:
     """Validate the first rows; count rows and classes; split; sample; spill each chunk."""
     rows, unlabeled, classes, missing = 0, 0, set(), []
     keys, sample = np.zeros(0), np.zeros(0, np.int64)
@@ -299,10 +323,9 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str) -> Scan:
 
     chunks = raw_csv.read_chunks(config.data, config.chunk_rows, engine, exact=(config.label,))
     try:
-        head, check_rows = [], CHUNK_ROWS  # validated before any of its rows is used
+        head = []  # validated before any of its rows is used
         for chunk in chunks:
             head.append(chunk)
-            check_rows = rows_for(CHUNK_CELLS, len(chunk.columns), CHUNK_ROWS)
             if sum(c.rows for c in head) >= check_rows:
                 break
         _check_first_rows(config, head, check_rows)
@@ -467,13 +490,14 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
             ]
         )
     validation.check_raw_file(config.data, config.predictor_type)
-    config = _sized(config)
+    sizes = _sizes(config)
+    config = replace(config, chunk_rows=sizes.chunk_rows, fit_sample_rows=sizes.fit_sample_rows)
     spill = Spill(out / ".chunks")
     # the source's checksum is computed beside the main work
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as pool:
         source_sha256 = pool.submit(file_sha256, config.data)
         try:
-            scan = _scan(config, spill)
+            scan = _scan(config, spill, sizes.check_rows)
             read = time.perf_counter()
             learned = _learn(config, spill, scan)
             fitted = time.perf_counter()
@@ -510,17 +534,13 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
     return manifest
 
 
-def _sized(config: PrepareConfig) -> PrepareConfig:
-    """``config`` with the chunk and fit-sample sizes it leaves to the file's width decided."""
+def _sizes(config: PrepareConfig) -> Sizes:
+    """The rows held at once, from the header's width and the first rows' text."""
     try:
         columns = len(raw_csv.header(config.data))
     except (UnicodeDecodeError, csv.Error):  # the readers report what is wrong with it
         columns = 1
-    return replace(
-        config,
-        chunk_rows=config.chunk_rows or rows_for(CHUNK_CELLS, columns, CHUNK_ROWS),
-        fit_sample_rows=config.fit_sample_rows or rows_for(SAMPLE_CELLS, columns, SAMPLE_ROWS),
-    )
+    return Sizes.of(config, columns, raw_csv.distinct_text_bytes(config.data))
 
 
 def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:

@@ -270,6 +270,43 @@ def _from_polars(frame, index: int, first_row: int, typed: bool) -> RawChunk:
     return RawChunk(index, first_row, {name: columns[name] for name in frame.columns})
 
 
+PROBE_ROWS = 10_000
+_STR_OVERHEAD = 57  # a Python str object (49 bytes when empty) and the pointer to it
+
+
+def distinct_text_bytes(path: Path, rows: int = PROBE_ROWS) -> float:
+    """Memory a data row brings in distinct text, estimated on the first ``rows`` rows: per
+    text column, the share of cells that differ from one another times their UTF-8 length
+    plus a Python string's overhead (a chunk keeps each distinct value once, so repeated
+    categories cost next to nothing, free text its full length; columns of numbers, missing
+    values aside, cost nothing). 0 when polars cannot read those rows (the readers say why)."""
+    import polars as pl
+
+    try:  # the first block's whole records only: polars given the path maps the whole file
+        with open(path, "rb") as fh:
+            head = fh.read(BLOCK_BYTES)
+        cut = _boundary(head, last=True)
+        frame = pl.read_csv(
+            head[:cut] if cut > 0 else head,
+            n_rows=rows,
+            infer_schema=False,
+            null_values=list(NA_VALUES),
+            encoding="utf8",
+        )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError):
+        return 0.0
+    total = 0.0
+    for s in frame.iter_columns():
+        present = s.drop_nulls()
+        if not len(present):
+            continue
+        if present.str.strip_chars(_SPACE).cast(pl.Float64, strict=False).is_not_null().all():
+            continue  # numbers
+        share = present.n_unique() / len(s)
+        total += share * (float(present.str.len_bytes().mean()) + _STR_OVERHEAD)
+    return total
+
+
 def _integers(cells, values: np.ndarray) -> np.ndarray:
     """int64 where pandas would read int64: every cell integer text ("7", not "7.0")."""
     import polars as pl
