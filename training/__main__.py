@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fit-sample-rows",
         type=_count(2),
         help="fit the preprocessor on at most this many training rows (default: 200 000, "
-        "fewer for files of over 25 columns: 5 million cells)",
+        "fewer for files of over 25 columns or with free text)",
     )
     p.add_argument(
         "--shard-mb",

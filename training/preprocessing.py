@@ -102,8 +102,8 @@ class PrepareConfig:
     positive_class: str | None = None
     drop: tuple[str, ...] = ()
     drop_unlabeled: bool = False
-    chunk_rows: int | None = None  # None: by the file's width (CHUNK_CELLS)
-    fit_sample_rows: int | None = None  # None: by the file's width (SAMPLE_CELLS)
+    chunk_rows: int | None = None  # None: by the file's width and text (Sizes)
+    fit_sample_rows: int | None = None  # None: by the file's width and text (Sizes)
     shard_bytes: int | None = None
     show_progress: bool = True
 
