@@ -28,6 +28,7 @@ from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
 from training import naming, notebook_bundle
+from training.naming import Output
 
 # The project bucket's prefixes: data/ (channels), models/ (artifacts), notebooks/ (bundle),
 # transform/ (batch transform input and output). Who may do what where, by duty (the deploy
@@ -119,9 +120,9 @@ class BaseStack(cdk.Stack):
 
         cdk.CfnOutput(
             self,
-            "BucketName",
+            Output.BUCKET,
             value=self.bucket.bucket_name,
-            export_name=self.export_name("BucketName"),
+            export_name=self.export_name(Output.BUCKET),
         )
         if settings.alarms:
             # the endpoint's alarm topic is encrypted with this key; CloudWatch publishes to it
@@ -141,10 +142,10 @@ class BaseStack(cdk.Stack):
         # Named exports, present whether or not an endpoint stack exists yet: the template
         # does not change when the endpoint arrives or leaves (no export-in-use deadlocks).
         cdk.CfnOutput(
-            self, "RoleArn", value=self.role.role_arn, export_name=self.export_name("RoleArn")
+            self, Output.ROLE, value=self.role.role_arn, export_name=self.export_name(Output.ROLE)
         )
         cdk.CfnOutput(
-            self, "KeyArn", value=self.key.key_arn, export_name=self.export_name("KeyArn")
+            self, Output.KEY, value=self.key.key_arn, export_name=self.export_name(Output.KEY)
         )
         cdk.CfnOutput(self, "NotebookInstanceName", value=self.notebook.attr_notebook_instance_name)
         cdk.CfnOutput(

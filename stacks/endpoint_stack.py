@@ -28,7 +28,7 @@ from stacks.images import image_parts
 from stacks.settings import Settings
 from training.content_types import CSV, JSON, JSONLINES
 from training.instance_types import accepts_volume_key
-from training.naming import VARIANT_NAME
+from training.naming import VARIANT_NAME, Output
 
 
 def _bucket_and_key(url: str) -> tuple[str, str]:
@@ -53,8 +53,8 @@ class EndpointStack(cdk.Stack):
         self.add_stack_dependency(base)
         serverless = settings.endpoint_mode == "serverless"
         # The base stack's role and key, by their named exports (not CDK's implicit ones).
-        role_arn = cdk.Fn.import_value(base.export_name("RoleArn"))
-        key_arn = cdk.Fn.import_value(base.export_name("KeyArn"))
+        role_arn = cdk.Fn.import_value(base.export_name(Output.ROLE))
+        key_arn = cdk.Fn.import_value(base.export_name(Output.KEY))
         self.role = iam.Role.from_role_arn(self, "ExecutionRole", role_arn, mutable=True)
         access = self._grant_model_access(base, model_data_url, image_uri)
 
@@ -121,8 +121,8 @@ class EndpointStack(cdk.Stack):
         if settings.alarms:
             self._alarms(settings, endpoint, key_arn)
 
-        cdk.CfnOutput(self, "EndpointName", value=endpoint.attr_endpoint_name)
-        cdk.CfnOutput(self, "EndpointConfigName", value=config.attr_endpoint_config_name)
+        cdk.CfnOutput(self, Output.ENDPOINT, value=endpoint.attr_endpoint_name)
+        cdk.CfnOutput(self, Output.ENDPOINT_CONFIG, value=config.attr_endpoint_config_name)
         cdk.CfnOutput(self, "ModelName", value=model.attr_model_name)
         cdk.CfnOutput(self, "ModelDataUrl", value=model_data_url)
         cdk.CfnOutput(self, "ImageUri", value=image_uri)
@@ -150,7 +150,7 @@ class EndpointStack(cdk.Stack):
         the bucket's lifecycle expires), encrypted with the project key; text kept as text."""
         if not settings.data_capture_percent:
             return None
-        bucket = cdk.Fn.import_value(base.export_name("BucketName"))
+        bucket = cdk.Fn.import_value(base.export_name(Output.BUCKET))
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
             enable_capture=True,
             initial_sampling_percentage=settings.data_capture_percent,

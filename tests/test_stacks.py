@@ -582,20 +582,25 @@ def test_everything_taggable_carries_the_project_tag():
 
 
 def test_outputs():
+    """Every output the AWS commands read back (naming.Output) is declared by its stack."""
+    from training.naming import Output
+
     assert set(base().to_json()["Outputs"]) >= {
-        "BucketName",
-        "RoleArn",
+        Output.BUCKET,
+        Output.ROLE,
+        Output.KEY,
         "NotebookInstanceName",
         "NotebookUrl",
-        "KeyArn",
     }
     assert set(endpoint().to_json()["Outputs"]) >= {
-        "EndpointName",
-        "EndpointConfigName",
+        Output.ENDPOINT,
+        Output.ENDPOINT_CONFIG,
         "ModelName",
         "ModelDataUrl",
         "ImageUri",
     }
+    exports = {o.get("Export", {}).get("Name") for o in base().to_json()["Outputs"].values()}
+    assert {f"LlE2eBase-{o}" for o in (Output.BUCKET, Output.ROLE, Output.KEY)} <= exports
     url = json.dumps(base().to_json()["Outputs"]["NotebookUrl"])
     assert "us-east-1.console.aws.amazon.com/sagemaker" in url
 

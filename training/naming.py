@@ -11,6 +11,16 @@ VARIANT_NAME = "AllTraffic"  # the endpoint's one production variant
 TAG_KEY = "project"  # every resource of a project carries TAG_KEY=<project>: how audit knows it
 
 
+class Output:
+    """The CloudFormation outputs the stacks declare and the AWS commands read back by name."""
+
+    BUCKET = "BucketName"  # the base stack's, exported for the endpoint stack
+    ROLE = "RoleArn"  # the base stack's, exported
+    KEY = "KeyArn"  # the base stack's, exported
+    ENDPOINT = "EndpointName"  # the endpoint stack's
+    ENDPOINT_CONFIG = "EndpointConfigName"  # the endpoint stack's
+
+
 def stack_prefix(project: str) -> str:
     """``ll-e2e`` -> ``LlE2e``: CloudFormation stack names are the prefix plus the stack's role."""
     return "".join(part.capitalize() for part in project.split("-"))

@@ -22,7 +22,7 @@ from training.local import metrics as lm
 from training.local.server import serving
 from training.local.trainer import train_local
 from training.manifest import CHANNELS, Manifest
-from training.naming import DEFAULT_PROJECT
+from training.naming import DEFAULT_PROJECT, Output
 from training.preprocessing import PrepareConfig, prepare
 from training.training_record import TrainingRecord
 
@@ -203,7 +203,7 @@ def run_aws(config: RunConfig, echo=print) -> dict:
             region=config.region,
             echo=echo,
         )
-    endpoint = deployed.endpoint["EndpointName"]
+    endpoint = deployed.endpoint[Output.ENDPOINT]
     test = read_channel(out / "data" / "test")
     with stage(f"predict the test split through {endpoint}"):
         sess = aws.session(config.profile, config.region)

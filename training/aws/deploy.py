@@ -33,7 +33,7 @@ from training.aws.upload import upload_files
 from training.errors import Problem, ValidationError
 from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.model_record import RECORD, ModelRecord
-from training.naming import DEFAULT_PROJECT, stack_name
+from training.naming import DEFAULT_PROJECT, Output, stack_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,7 +169,7 @@ def deploy_model(
         f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
         f"{model.feature_dim}) to the project bucket"
     )
-    bucket = aws.stack_outputs(sess, base)["BucketName"]
+    bucket = aws.stack_outputs(sess, base)[Output.BUCKET]
     key = model_key(digest)
     done = upload_files(aws.s3_client_for(sess, bucket), bucket, {key: model_path}, show_progress)
     echo(f"    s3://{bucket}/{key} ({'uploaded' if done['uploaded'] else 'already there'})")
@@ -197,13 +197,13 @@ def deploy_model(
             "look at the stack's events in the CloudFormation console",
         )
     echo("==> 3/4 endpoint runs the new config")
-    check_endpoint(sess, endpoint_out["EndpointName"], endpoint_out["EndpointConfigName"])
+    check_endpoint(sess, endpoint_out[Output.ENDPOINT], endpoint_out[Output.ENDPOINT_CONFIG])
     echo("==> 4/4 smoke prediction, compared with the artifact's own answer")
     from training import predict
 
     X = smoke_rows(data_dir, model.feature_dim)
-    answers = predict.predict(predict.aws_invoker(sess, endpoint_out["EndpointName"]), X)
-    check_answers(model, X, answers, endpoint_out["EndpointName"])
+    answers = predict.predict(predict.aws_invoker(sess, endpoint_out[Output.ENDPOINT]), X)
+    check_answers(model, X, answers, endpoint_out[Output.ENDPOINT])
     echo(f"    {endpoint_out['EndpointName']} answered {answers[0]}, as the artifact does")
     return Deployed(entry, endpoint_out)
 
@@ -235,7 +235,7 @@ def deploy_all(
     context = _context(project, sess.region_name, record)
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
     outputs = aws.stack_outputs(sess, base)
-    done = upload_notebook_bundle(sess, outputs["BucketName"])
+    done = upload_notebook_bundle(sess, outputs[Output.BUCKET])
     echo(
         f"    notebook bundle (notebooks, training package, dataset): "
         f"{len(done['uploaded'])} uploaded, {len(done['skipped'])} unchanged"
@@ -256,9 +256,9 @@ def deploy_all(
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
     endpoint_out = aws.stack_outputs(sess, endpoint_stack)
     echo("==> 4/5 endpoint runs the new config")
-    check_endpoint(sess, endpoint_out["EndpointName"], endpoint_out["EndpointConfigName"])
+    check_endpoint(sess, endpoint_out[Output.ENDPOINT], endpoint_out[Output.ENDPOINT_CONFIG])
     echo("==> 5/5 smoke prediction")
-    first = smoke_prediction(sess, endpoint_out["EndpointName"], data_dir)
+    first = smoke_prediction(sess, endpoint_out[Output.ENDPOINT], data_dir)
     echo(f"    {endpoint_out['EndpointName']} answered {first}")
     return Deployed(trained, endpoint_out)
 
@@ -273,7 +273,7 @@ def destroy_all(
     base = stack_name(project, "Base")
     echo("==> 1/4 empty the project bucket (every version and delete marker)")
     try:
-        bucket = aws.stack_outputs(sess, base).get("BucketName")
+        bucket = aws.stack_outputs(sess, base).get(Output.BUCKET)
     except ValidationError:
         bucket = None
     if bucket:

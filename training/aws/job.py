@@ -27,7 +27,7 @@ from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.instance_types import accepts_volume_key
 from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
 from training.model_record import RECORD, ModelRecord
-from training.naming import DEFAULT_PROJECT, TAG_KEY, stack_name, training_job_name
+from training.naming import DEFAULT_PROJECT, TAG_KEY, Output, stack_name, training_job_name
 
 # FailureReason patterns of known user mistakes -> the fix in plain words.
 KNOWN_FAILURES = [
@@ -199,9 +199,9 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     bucket, role_arn, key_arn = config.bucket, config.role_arn, config.kms_key_arn
     if not (bucket and role_arn):
         outputs = aws.stack_outputs(sess, stack_name(config.project, "Base"))
-        bucket = bucket or outputs["BucketName"]
-        role_arn = role_arn or outputs["RoleArn"]
-        key_arn = key_arn or outputs.get("KeyArn")
+        bucket = bucket or outputs[Output.BUCKET]
+        role_arn = role_arn or outputs[Output.ROLE]
+        key_arn = key_arn or outputs.get(Output.KEY)
     aws.check_bucket_name(bucket)
     image = config.image_uri or linear_learner_image(region)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")

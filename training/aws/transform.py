@@ -24,6 +24,7 @@ from training.instance_types import accepts_volume_key
 from training.naming import (
     DEFAULT_PROJECT,
     TAG_KEY,
+    Output,
     endpoint_name,
     stack_name,
     transform_job_name,
@@ -137,7 +138,7 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> d
     sess = aws.session(where.profile, where.region)
     sm = sess.client("sagemaker")
     outputs = aws.stack_outputs(sess, stack_name(where.project, "Base"))
-    bucket = outputs["BucketName"]
+    bucket = outputs[Output.BUCKET]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     name = transform_job_name(where.project, stamp)
     made = None
@@ -159,7 +160,7 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> d
             config.out if is_s3_url(config.out) else f"s3://{bucket}/transform/{name}/output/"
         )
         request = transform_request(
-            config, where, name, model, input_uri, output_uri, outputs.get("KeyArn")
+            config, where, name, model, input_uri, output_uri, outputs.get(Output.KEY)
         )
         sm.create_transform_job(**request)
         echo(
@@ -199,7 +200,7 @@ def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str
     from training.checksums import file_sha256
     from training.images import linear_learner_image
 
-    bucket = outputs["BucketName"]
+    bucket = outputs[Output.BUCKET]
     if is_s3_url(where.model_path):
         got_bucket, key = split_s3_url(where.model_path)
         if got_bucket != bucket or not key.startswith("models/"):
@@ -221,7 +222,7 @@ def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str
         url = f"s3://{bucket}/{key}"
     sm.create_model(
         **model_request(
-            name, outputs["RoleArn"], linear_learner_image(sess.region_name), url, where.project
+            name, outputs[Output.ROLE], linear_learner_image(sess.region_name), url, where.project
         )
     )
     return name
