@@ -5,8 +5,9 @@ counts rows, collects the label classes, splits each chunk, draws a bounded unif
 training rows and spills the parsed chunks to a scratch file; the ``ColumnTransformer`` is fitted
 on the sample; pass 2 reads the spilled chunks back, transforms them and appends them to the
 channel files. Memory stays bounded by the chunk and sample sizes, whatever the file's length,
-and those are set in cells (see ``CHUNK_CELLS``), whatever its width. The split of each chunk is
-seeded by (seed, chunk index), so any rerun puts each row where it went.
+and those are set by budgets of cells and of distinct text (:class:`Sizes`), whatever its width
+or text. The split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
+where it went.
 """
 
 from __future__ import annotations
