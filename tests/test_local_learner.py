@@ -606,3 +606,24 @@ def test_losses_computed_on_worker_threads_equal_the_whole_set_at_once(predictor
     np.testing.assert_allclose(got, ex @ per_row / ex.sum(), rtol=1e-10)
     gap, _ = updater.loss_gap(X, y, scaling, updater.W, updater.b, ref=3)
     np.testing.assert_allclose(gap, (ex @ (per_row - per_row[:, [3]])) / ex.sum(), atol=1e-12)
+
+
+def _fit_breast_cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    train, val, _ = split(X, y)
+    fit({"predictor_type": "binary_classifier", "epochs": "2"}, train, val)
+
+
+def test_a_forked_child_trains_after_its_parent_did():
+    """The learner's worker threads are per process: a child made by fork (multiprocessing's
+    default on Linux) inherits the parent's pool but not its threads, and waited forever."""
+    import multiprocessing
+
+    _fit_breast_cancer()  # the parent's pool exists
+    child = multiprocessing.get_context("fork").Process(target=_fit_breast_cancer)
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0

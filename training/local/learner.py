@@ -16,8 +16,8 @@ listed in ``AUTO`` below.
 
 from __future__ import annotations
 
-import functools
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -547,11 +547,17 @@ class _Updater:
                 yield ahead.popleft().result()
 
 
-@functools.cache
+_WORKERS: dict[int, ThreadPoolExecutor] = {}
+
+
 def _loss_workers() -> ThreadPoolExecutor:
     """Two threads for the losses and the models' thresholds, started once per process
-    (each epoch would otherwise start them again)."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="loss")
+    (each epoch would otherwise start them again). Per process id: a child made by fork
+    inherits the pool but not its threads, and would wait on it forever."""
+    pid = os.getpid()
+    if pid not in _WORKERS:
+        _WORKERS[pid] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="loss")
+    return _WORKERS[pid]
 
 
 class PackedTrainer:
