@@ -18,8 +18,12 @@ def test_notebook_runs_end_to_end_from_the_uploaded_bundle(tmp_path, monkeypatch
     monkeypatch.setenv("LL_TARGET", "local")
     monkeypatch.delenv("PYTHONPATH", raising=False)
     nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    NotebookClient(  # a print the kernel flushed in two parts is one output again
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(folder)}},
+        coalesce_streams=True,
     ).execute()
     text = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))

@@ -208,8 +208,12 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
         json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
     )
     nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    NotebookClient(  # a print the kernel flushed in two parts is one output again
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(folder)}},
+        coalesce_streams=True,
     ).execute(  # the kernel's environment: moto's endpoint and fake credentials only
         env={**env, "LL_TARGET": "aws", "LL_RUN_DIR": str(tmp_path / "nb-run"), "LL_POLL_S": "0.1"}
     )
