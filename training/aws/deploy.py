@@ -197,14 +197,15 @@ def deploy_model(
             "look at the stack's events in the CloudFormation console",
         )
     echo("==> 3/4 endpoint runs the new config")
-    check_endpoint(sess, endpoint_out[Output.ENDPOINT], endpoint_out[Output.ENDPOINT_CONFIG])
+    endpoint = endpoint_out[Output.ENDPOINT]
+    check_endpoint(sess, endpoint, endpoint_out[Output.ENDPOINT_CONFIG])
     echo("==> 4/4 smoke prediction, compared with the artifact's own answer")
     from training import predict
 
     X = smoke_rows(data_dir, model.feature_dim)
-    answers = predict.predict(predict.aws_invoker(sess, endpoint_out[Output.ENDPOINT]), X)
-    check_answers(model, X, answers, endpoint_out[Output.ENDPOINT])
-    echo(f"    {endpoint_out['EndpointName']} answered {answers[0]}, as the artifact does")
+    answers = predict.predict(predict.aws_invoker(sess, endpoint), X)
+    check_answers(model, X, answers, endpoint)
+    echo(f"    {endpoint} answered {answers[0]}, as the artifact does")
     return Deployed(entry, endpoint_out)
 
 
@@ -256,10 +257,11 @@ def deploy_all(
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
     endpoint_out = aws.stack_outputs(sess, endpoint_stack)
     echo("==> 4/5 endpoint runs the new config")
-    check_endpoint(sess, endpoint_out[Output.ENDPOINT], endpoint_out[Output.ENDPOINT_CONFIG])
+    endpoint = endpoint_out[Output.ENDPOINT]
+    check_endpoint(sess, endpoint, endpoint_out[Output.ENDPOINT_CONFIG])
     echo("==> 5/5 smoke prediction")
-    first = smoke_prediction(sess, endpoint_out[Output.ENDPOINT], data_dir)
-    echo(f"    {endpoint_out['EndpointName']} answered {first}")
+    first = smoke_prediction(sess, endpoint, data_dir)
+    echo(f"    {endpoint} answered {first}")
     return Deployed(trained, endpoint_out)
 
 
