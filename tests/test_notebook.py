@@ -2,8 +2,7 @@
 
 import shutil
 
-import nbformat
-from nbclient import NotebookClient
+from notebook_run import run_notebook
 
 from training import notebook_bundle
 
@@ -17,20 +16,7 @@ def test_notebook_runs_end_to_end_from_the_uploaded_bundle(tmp_path, monkeypatch
     monkeypatch.setenv("LL_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("LL_TARGET", "local")
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
-    NotebookClient(  # a print the kernel flushed in two parts is one output again
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(folder)}},
-        coalesce_streams=True,
-    ).execute()
-    text = "\n".join(
-        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for o in cell.get("outputs", [])
-    )
+    text = run_notebook(folder)
     assert f"project: {folder} " in text  # the bundle's training package, not this checkout
     assert "feature_dim" in text and "test:binary_classification_accuracy" in text
     assert "did you mean 'sex'" in text

@@ -176,8 +176,7 @@ PLANTED = (0.912, 0.125, 0.771, 0.333, 0.648)  # moto's endpoint answers, one pe
 def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     """The notebook as the instance runs it: the bucket's notebooks/ synced into one folder,
     project.json as the lifecycle script writes it, TARGET=aws against the deployed stacks."""
-    import nbformat
-    from nbclient import NotebookClient
+    from notebook_run import run_notebook
 
     s3 = session.client("s3", endpoint_url=url)
     folder = tmp_path / "instance" / "linear-learner"
@@ -207,21 +206,9 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
         timeout=10,
         json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
     )
-    nb = nbformat.read(folder / "linear_learner.ipynb", as_version=4)
-    NotebookClient(  # a print the kernel flushed in two parts is one output again
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(folder)}},
-        coalesce_streams=True,
-    ).execute(  # the kernel's environment: moto's endpoint and fake credentials only
-        env={**env, "LL_TARGET": "aws", "LL_RUN_DIR": str(tmp_path / "nb-run"), "LL_POLL_S": "0.1"}
-    )
-    text = "\n".join(
-        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for o in cell.get("outputs", [])
+    text = run_notebook(  # the kernel's environment: moto's endpoint and fake credentials only
+        folder,
+        env={**env, "LL_TARGET": "aws", "LL_RUN_DIR": str(tmp_path / "nb-run"), "LL_POLL_S": "0.1"},
     )
     assert f"bucket: {bucket} | region: us-east-1" in text
     assert "artifact: s3://" in text and "training job ll-e2e-" in text
