@@ -30,7 +30,10 @@ OUT = ROOT / "benchmarks" / "out"
 
 def generated(make, *args) -> None:
     """Run a ``make_*csv`` in a child process: Linux carries a process's peak RSS over into the
-    children it starts, so data generated here would inflate every contender's figure."""
+    children it starts, so data generated here would inflate every contender's figure. The
+    last argument is the file: made once, kept."""
+    if Path(args[-1]).exists():
+        return
     child = multiprocessing.get_context("spawn").Process(target=make, args=args)
     child.start()
     child.join()
@@ -40,8 +43,6 @@ def generated(make, *args) -> None:
 
 def make_wide_csv(rows: int, columns: int, path: Path) -> None:
     """Numbers only, ``columns`` of them and a label: what a width-bounded prepare must hold."""
-    if path.exists():
-        return
     print(f"generating {rows:,}-row, {columns}-column CSV at {path} …", file=sys.stderr)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((rows, columns)).round(4)
