@@ -627,3 +627,143 @@ def test_a_forked_child_trains_after_its_parent_did():
     if alive:
         child.kill()
     assert not alive and child.exitcode == 0
+
+
+# ---------------------------------------------------------------- retiring hopeless models
+
+
+def _updater(predictor: str, n: int, d: int, seed: int):
+    k = 3 if predictor == "multiclass_classifier" else 1
+    given = {"predictor_type": predictor, **({"num_classes": "3"} if k > 1 else {})}
+    r = learner.resolve(hp_table.validate(given), n)
+    rng = np.random.default_rng(seed)
+    grid = learner._model_grid(r, learner.RunShape.of(r, n), rng)
+    scaling = learner.Scaling(np.full(d, 0.5, np.float32), np.full(d, 2.0, np.float32))
+    return learner._Updater(r, grid, scaling, d, k, rng, Loss(r["loss"], r), None), scaling, k
+
+
+@pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier"])
+def test_models_left_training_step_exactly_as_they_would_have_with_all_models(predictor):
+    """Retiring models shrinks every per-column array (weights, Adam's moments, rates, L1,
+    decay): each model left must then follow the very path it followed in the full pack."""
+    rng = np.random.default_rng(7)
+    d, n = 6, 400
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, 3 if predictor != "binary_classifier" else 2, n).astype(np.float32)
+    full, _, k = _updater(predictor, n, d, seed=3)
+    part, _, _ = _updater(predictor, n, d, seed=3)
+    batches = [slice(s, s + 100) for s in range(0, n, 100)]
+    for s in batches[:2]:
+        full.step(X[s], y[s])
+        part.step(X[s], y[s])
+    keep = np.zeros(32, bool)
+    keep[[0, 5, 6, 31]] = True
+    part.retain(keep)
+    assert part.models.tolist() == [0, 5, 6, 31] and part.P.shape == (d + 1, 4 * k)
+    for s in batches * 3:  # past the warm-up, through several rate decays
+        full.step(X[s], y[s])
+        part.step(X[s], y[s])
+    cols = learner._columns(np.array([0, 5, 6, 31]), k)
+    np.testing.assert_allclose(part.P, full.P[:, cols], rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(part.opt.v, full.opt.v[:, cols], rtol=2e-5, atol=1e-12)
+    np.testing.assert_array_equal(part.lr, full.lr[cols])
+
+
+def test_best_keeps_a_retired_models_epoch_and_maps_the_others_columns():
+    rng = np.random.default_rng(0)
+    k, m, d = 2, 4, 3
+    best = learner.Best.start(np.zeros((d, m * k), np.float32), np.zeros(m * k, np.float32), m)
+    W0 = rng.standard_normal((d, m * k)).astype(np.float32)
+    b0 = rng.standard_normal(m * k).astype(np.float32)
+    best.update(np.array([0.5, 0.6, 0.7, 0.8]), W0, b0, np.arange(m), 0, k, 0.0)
+    # model 1 retired: the pack now holds models 0, 2, 3; model 2 improves, 0 and 3 do not
+    W1 = rng.standard_normal((d, 3 * k)).astype(np.float32)
+    b1 = rng.standard_normal(3 * k).astype(np.float32)
+    progressed = best.update(np.array([0.55, 0.65, 0.9]), W1, b1, np.array([0, 2, 3]), 1, k, 0.0)
+    assert progressed
+    assert best.loss.tolist() == [0.5, 0.6, 0.65, 0.8] and best.epoch.tolist() == [0, 0, 1, 0]
+    np.testing.assert_array_equal(best.W[:, 4:6], W1[:, 2:4])  # model 2 <- its packed column
+    np.testing.assert_array_equal(best.W[:, 2:4], W0[:, 2:4])  # the retired model's best kept
+    np.testing.assert_array_equal(best.b[[0, 1, 6, 7]], b0[[0, 1, 6, 7]])
+
+
+def test_a_model_retires_only_when_even_its_recent_pace_cannot_close_a_sure_gap():
+    rng = np.random.default_rng(2)
+    n, d = 20_000, 5
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal(d).astype(np.float32)
+    y = (X @ w + rng.standard_normal(n) > 0).astype(np.float32)
+    updater, scaling, _ = _updater("binary_classifier", n, d, seed=0)
+    updater.retain(np.isin(np.arange(32), [0, 1, 2, 3]))
+    updater.W[:] = (w * scaling.std)[:, None]  # every model along the true direction ...
+    updater.b[:] = float(scaling.mean @ w)
+    updater.W[:, 1] *= 0.97  # ... model 1 a little short of it, 2 and 3 far short
+    updater.W[:, 2:] *= 0.2
+
+    def retiring(rows: int, pace: list[float], epochs=15, updates=200) -> list[bool]:
+        """Who retires at the end of epoch 1 when each model improved by pace[j] times its
+        gap to model 0 spread over the remaining epochs (1: exactly enough to close it)."""
+        val = Data(X[:rows], y[:rows])
+        now = updater.mean_loss(val.X, val.y, scaling)
+        remaining = epochs - 2
+        retirement = learner._Retirement(epochs, updates, m=32)
+        before = np.full(32, np.nan)
+        before[:4] = now + np.array(pace) * (now - now[0]) / max(remaining, 1) + 1e-6
+        retirement.losses.append(before)
+        return retirement.hopeless(1, now, updater, val, val.y, scaling).tolist()
+
+    # 20 000 rows tell every gap apart: only the pace decides
+    assert retiring(n, [0.0, 1.1, 0.9, 1.1]) == [False, False, True, False]
+    assert retiring(n, [0.0, 0.0, 2.0, 0.0]) == [False, True, False, True]
+    # on 60 rows model 1's gap is within RETIRE_WITHIN_SE standard errors: it trains on
+    gap, se = updater.loss_gap(X[:60], y[:60], scaling, updater.W, updater.b, ref=0)
+    sure = learner.RETIRE_WITHIN_SE * se
+    assert 0 < gap[1] < sure[1] and gap[2] > sure[2]
+    assert retiring(60, [0.0, 0.0, 0.0, 0.0]) == [False, False, True, True]
+    # a diverged model retires at once; one back from divergence has no bound yet
+    retirement = learner._Retirement(15, 200, m=32)
+    retirement.losses.append(np.r_[1.0, np.inf, 1.0, 1.0, np.full(28, np.nan)])
+    loss = np.array([0.5, 0.6, np.inf, np.nan])
+    assert retirement.hopeless(1, loss, updater, Data(X, y), y, scaling).tolist() == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    # a run too small to retire in, or its last epoch: every model trains on
+    assert not any(retiring(n, [0.0] * 4, updates=learner.RETIRE_MIN_UPDATES - 1))
+    assert not any(retiring(n, [0.0] * 4, epochs=2))
+
+
+def test_a_large_run_retires_hopeless_models_and_selects_as_well_as_training_them_all(monkeypatch):
+    rng = np.random.default_rng(5)
+    n, d = 150_000, 8
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal(d).astype(np.float32)
+    y = (X @ w + rng.standard_normal(n).astype(np.float32) > 0).astype(np.float32)
+    train, val = Data(X[:120_000], y[:120_000]), Data(X[120_000:], y[120_000:])
+    hp = {"predictor_type": "binary_classifier", "epochs": "8"}
+    model, trainer, logs = fit(hp, train, val)
+    training = [h["models_training"] for h in trainer.history]
+    assert training[0] == 32 and training[-1] < training[0]  # 120 updates an epoch: retires
+    assert training == sorted(training, reverse=True)
+    lines = [line for line in logs if "retired packed models" in line]
+    assert lines and "remaining epochs" in lines[0]
+    retired_at = {  # model -> the epoch at whose end it retired
+        int(j): int(line.split()[1].rstrip(":"))
+        for line in lines
+        for j in line.split("[")[1].split("]")[0].split(", ")
+    }
+    assert len(retired_at) == training[0] - training[-1]
+    # its best weights are from an epoch it trained in; they stay a candidate for selection
+    assert all(trainer.best.epoch[j] <= epoch for j, epoch in retired_at.items())
+    assert np.isfinite(trainer.best.loss).all()
+
+    monkeypatch.setattr(learner, "RETIRE_MIN_UPDATES", 10**9)
+    all_model, all_trainer, _ = fit(hp, train, val)
+    assert [h["models_training"] for h in all_trainer.history] == [32] * len(training)
+    loss = lambda m: lm.binary_metrics(  # noqa: E731
+        m.predict(val.X)["score"], m.predict(val.X)["predicted_label"], val.y
+    )["binary_classification_accuracy"]
+    assert loss(model) >= loss(all_model) - 0.002
+    assert model.selected.objective_loss <= all_model.selected.objective_loss * 1.002
