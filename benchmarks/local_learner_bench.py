@@ -13,9 +13,8 @@ rows Linear Learner fits). Target: within 1 percentage point of the better sciki
 estimator's accuracy, and within 5% of Ridge's test MSE. Epoch sweep: the same defaults at 15,
 50, 100 and 200 epochs.
 
-Speed: 1M x 50 dense float32, binary: 32 packed models x 15 epochs (those that cannot catch
-up retire on the way) against SGDClassifier training one model for 15 epochs, each in its own
-process (wall time and peak RSS).
+Speed: 1M x 50 dense float32, binary: 32 packed models x 15 epochs against SGDClassifier
+training one model for 15 epochs, each in its own process (wall time and peak RSS).
 """
 
 from __future__ import annotations
@@ -309,18 +308,15 @@ if {which!r} == "ll":
     from training.local.learner import Data, PackedTrainer
     hp = hyperparameters.validate({{"predictor_type": "binary_classifier",
                                    "early_stopping_patience": "100"}})
-    trainer = PackedTrainer(hp, log=lambda s: None)
-    model = trainer.fit(Data(X, y), Data(Xv, yv))
+    model = PackedTrainer(hp, log=lambda s: None).fit(Data(X, y), Data(Xv, yv))
     acc = float((model.predict(Xv)["predicted_label"] == yv).mean())
-    models = np.mean([h["models_training"] for h in trainer.history])
 else:
     from sklearn.linear_model import SGDClassifier
     clf = SGDClassifier(loss="log_loss", max_iter=15, tol=None, random_state=0).fit(X, y)
     acc = float((clf.predict(Xv) == yv).mean())
-    models = 1
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print("RESULT", wall, acc, peak, peak - base, models)
+print("RESULT", wall, acc, peak, peak - base)
 """
 
 
@@ -347,13 +343,8 @@ def speed(rows: int, runs: int = 3) -> None:
     print(f"{head}{'peak RSS':>11}{'over the data':>15}")
     for label, rs in results.items():
         walls = " ".join(f"{r[0]:.2f}" for r in rs)
-        _, acc, peak, extra, _ = rs[-1]
+        _, acc, peak, extra = rs[-1]
         print(f"{label:<36}{walls:>23}s{acc:>10.4f}{peak:>9.0f}MB{extra:>13.0f}MB")
-    trained = np.mean([r[4] for r in results[labels["ll"]]])
-    print(
-        f"(Linear Learner trained {trained:.1f} of its 32 models in an average epoch: the "
-        "others retired when they could no longer catch up)"
-    )
     ratios = [ll[0] / sgd[0] for ll, sgd in zip(results[labels["ll"]], results[labels["sgd"]])]
     print(
         "\nLinear Learner / SGDClassifier wall time: "

@@ -8,8 +8,7 @@ normalisation is folded into the weights each step (no extra pass over the data)
 exported model at the end. The models are ranked on validation data (or a training sample)
 per ``binary_classifier_model_selection_criteria``; the export is the average of the best ones
 that data cannot tell apart (see ``AVERAGED_MODELS``; SageMaker exports the single best), its
-decision threshold calibrated. In large runs a model that cannot catch up stops training (see
-``RETIRE_MIN_UPDATES``): each step then costs only the models still in the race.
+decision threshold calibrated.
 
 Values the SageMaker docs leave to ``auto`` and do not document are this project's choices,
 listed in ``AUTO`` below.
@@ -47,16 +46,6 @@ MIN_BETA_1 = 0.5  # the least Adam momentum auto uses, however few the updates
 # Carseats-like synthetic problem lost 2.8 pp, the slow models diluting the fast one.
 AVERAGED_MODELS = 8
 AVERAGE_WITHIN_SE = 2.0
-# Large runs retire packed models that cannot catch up (see _Retirement): from the end of the
-# second epoch, a model whose validation loss, improving in every remaining epoch by as much as
-# in its best of the last RETIRE_LOOKBACK epochs, would still not reach the best model's loss
-# today, by more than RETIRE_WITHIN_SE standard errors of the paired difference, stops
-# training; its best epoch stays a candidate for selection and averaging. Only when an epoch
-# has at least RETIRE_MIN_UPDATES updates: then the steps are the run's cost and the
-# validation set tells models apart; smaller runs train every model to the end, as before.
-RETIRE_MIN_UPDATES = 100
-RETIRE_LOOKBACK = 2
-RETIRE_WITHIN_SE = 3.0
 LOSS_ROWS = 16_384  # rows per batch when losses are measured: bounds their float64 temporaries
 LR_DECAYS = 15  # auto lr_scheduler_step: the rate decays this many times in a run
 # With the scheduler on, the rate ramps up over the first updates (1/6, 2/6, ... of it). Adam's
@@ -154,25 +143,17 @@ class Best:
     def start(cls, W: np.ndarray, b: np.ndarray, m: int) -> Best:
         return cls(W.copy(), b.copy(), np.full(m, np.inf), np.zeros(m, np.int64))
 
-    def update(self, loss: np.ndarray, W, b, models: np.ndarray, epoch: int, k: int, tol: float):
+    def update(self, loss: np.ndarray, W, b, epoch: int, k: int, tol: float) -> bool:
         """Keep each model's parameters where its loss is its best yet; True when some
-        model beat its best by the relative tolerance (early stopping's "progress").
-        ``loss``, ``W`` and ``b`` are the models still training, whose indices are ``models``."""
-        old = self.loss[models]
-        progressed = loss < np.where(np.isfinite(old), old * (1 - tol), np.inf)
-        improved = loss < old
-        self.loss[models[improved]] = loss[improved]
-        self.epoch[models[improved]] = epoch
-        src = _columns(np.flatnonzero(improved), k)
-        dst = _columns(models[improved], k)
-        self.W[:, dst] = W[:, src]
-        self.b[dst] = b[src]
+        model beat its best by the relative tolerance (early stopping's "progress")."""
+        progressed = loss < np.where(np.isfinite(self.loss), self.loss * (1 - tol), np.inf)
+        improved = loss < self.loss
+        self.loss = np.where(improved, loss, self.loss)
+        columns = np.repeat(improved, k)
+        self.W[:, columns] = W[:, columns]
+        self.b[columns] = b[columns]
+        self.epoch[improved] = epoch
         return bool(progressed.any())
-
-
-def _columns(models: np.ndarray, k: int) -> np.ndarray:
-    """The packed columns of the given models (k per model, a model's classes side by side)."""
-    return (np.asarray(models, np.int64)[:, None] * k + np.arange(k)).ravel()
 
 
 def _prox_l1(param, shrink):
@@ -183,18 +164,7 @@ def _prox_l1(param, shrink):
     np.copysign(a, param, out=param)
 
 
-class _State:
-    """Optimizer state per parameter, one column per packed model and class."""
-
-    state: tuple[str, ...] = ()
-
-    def select(self, columns: np.ndarray) -> None:
-        """Keep the state of these columns only (the models still training)."""
-        for name in self.state:
-            setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, columns]))
-
-
-class _Adam(_State):
+class _Adam:
     """In place, with scratch buffers: this runs once per mini-batch.
 
     The moments are kept unnormalised (m / (1 - beta_1), v / (1 - beta_2)), their constants
@@ -205,8 +175,6 @@ class _Adam(_State):
     same per-coordinate step size as the gradient, so its strength relates to the loss the
     way the user's value says whatever the gradient's scale (a plain ``lr * l1`` shrink is
     negligible next to Adam's normalised steps)."""
-
-    state = ("m", "v", "tmp", "rate")
 
     def __init__(self, shape, b1, b2):
         self.m, self.v, self.tmp, self.rate = (np.zeros(shape, np.float32) for _ in range(4))
@@ -238,9 +206,7 @@ class _Adam(_State):
             _prox_l1(param, shrink)
 
 
-class _RMSProp(_State):
-    state = ("v", "tmp")
-
+class _RMSProp:
     def __init__(self, shape, rho=0.9):
         self.v, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self.rho = np.float32(rho)
@@ -261,9 +227,7 @@ class _RMSProp(_State):
             _prox_l1(param, shrink)
 
 
-class _SGD(_State):
-    state = ("vel", "tmp")
-
+class _SGD:
     def __init__(self, shape, momentum):
         self.vel, self.tmp = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self.mu = np.float32(momentum)
@@ -442,7 +406,6 @@ class _Updater:
 
     def __init__(self, r: dict, grid: dict, scaling: Scaling, d: int, k: int, rng, loss, weights):
         self.r, self.k, self.loss, self.weights = r, k, loss, weights
-        self.models = np.arange(int(r["num_models"]))  # the packed models still training
         self.cols = int(r["num_models"]) * k
         self.P = np.empty((d + 1, self.cols), np.float32)
         if r["init_method"] == "normal":
@@ -477,25 +440,6 @@ class _Updater:
         self.w_eff, self.b_eff = np.empty_like(self.W), np.empty_like(self.b)
         self.scratch = np.empty_like(self.P)
         self.z, self.ones = np.empty((0, self.cols), np.float32), np.ones(0, np.float32)
-
-    def retain(self, keep: np.ndarray) -> None:
-        """Train on only the models where ``keep`` (one flag per model still training) is
-        set: every per-column array shrinks, so each step costs what those models cost."""
-        cols = _columns(np.flatnonzero(keep), self.k)
-        d = self.W.shape[0]
-        self.models = self.models[keep]
-        self.cols = cols.size
-        self.P = np.ascontiguousarray(self.P[:, cols])
-        self.W, self.b = self.P[:d], self.P[d]
-        self.opt.select(cols)
-        self.decay = np.ascontiguousarray(self.decay[:, cols])
-        if self.l1 is not None:
-            self.l1 = np.ascontiguousarray(self.l1[:, cols])
-        self.lr0, self.lr = self.lr0[cols], self.lr[cols]
-        self.lr_mat = self.row_lr * self.lr[None, :]
-        self.grad, self.scratch = np.empty_like(self.P), np.empty_like(self.P)
-        self.w_eff, self.b_eff = np.empty_like(self.W), np.empty_like(self.b)
-        self.z = np.empty((0, self.cols), np.float32)
 
     def step(self, xb, yb: np.ndarray) -> None:
         n_b, k, cols = xb.shape[0], self.k, self.cols
@@ -603,44 +547,6 @@ class _Updater:
                 yield ahead.popleft().result()
 
 
-class _Retirement:
-    """Which packed models stop training at the end of an epoch (RETIRE_MIN_UPDATES and the
-    constants beside it say when and why): the steps then cost only the models left."""
-
-    def __init__(self, epochs: int, updates_per_epoch: int, m: int):
-        self.epochs = epochs
-        self.on = updates_per_epoch >= RETIRE_MIN_UPDATES and m > 1
-        self.losses: list[np.ndarray] = []  # every model's loss per epoch, nan once retired
-        self.m = m
-
-    def hopeless(self, epoch: int, loss, updater: _Updater, val: Data, y_val, scaling):
-        """One flag per model still training (``loss`` is theirs): True where it retires."""
-        models = updater.models
-        full = np.full(self.m, np.nan)
-        full[models] = loss
-        self.losses.append(full)
-        out = np.zeros(models.size, bool)
-        remaining = self.epochs - 1 - epoch
-        finite = np.isfinite(loss)
-        if not self.on or remaining < 1 or epoch < 1 or models.size < 2 or not finite.any():
-            return out
-        recent = np.array(self.losses[-(RETIRE_LOOKBACK + 1) :])[:, models]
-        with np.errstate(invalid="ignore"):  # inf - inf: diverged twice, no gain
-            steps = recent[:-1] - recent[1:]  # +inf: back from divergence, no bound
-        gain = np.maximum(np.nan_to_num(steps, nan=0.0, posinf=np.inf).max(axis=0), 0.0)
-        ref = int(np.argmin(np.where(finite, loss, np.inf)))
-        reach = loss - remaining * gain  # the loss it would end with, at best
-        candidates = np.flatnonzero(finite & (reach > loss[ref]))
-        if candidates.size:
-            cols = _columns(np.r_[ref, candidates], updater.k)
-            W, b = updater.W[:, cols], updater.b[cols]
-            gap, se = updater.loss_gap(val.X, y_val, scaling, W, b, ref=0)
-            behind = gap[1:] - remaining * gain[candidates]
-            out[candidates] = behind > RETIRE_WITHIN_SE * se[1:]
-        out |= ~finite
-        return out
-
-
 _WORKERS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -694,7 +600,6 @@ class PackedTrainer:
         n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
         bounds = np.linspace(0, train.n, n_batches + 1).astype(np.int64)
         epochs, stale = int(r["epochs"]), 0
-        retirement = _Retirement(epochs, n_batches, int(r["num_models"]))
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -702,7 +607,7 @@ class PackedTrainer:
                 updater.step(X[bounds[i] : bounds[i + 1]], y_fit[bounds[i] : bounds[i + 1]])
             val_loss = updater.mean_loss(val.X, val_fit, scaling)
             tol = r["early_stopping_tolerance"]
-            progressed = best.update(val_loss, updater.W, updater.b, updater.models, epoch, k, tol)
+            progressed = best.update(val_loss, updater.W, updater.b, epoch, k, tol)
             top = int(np.argmin(val_loss))
             sample, cols = slice(0, min(train.n, 5_000)), slice(top * k, (top + 1) * k)
             W_top, b_top = updater.W[:, cols], updater.b[cols]  # the log reports this model's
@@ -716,22 +621,12 @@ class PackedTrainer:
                 val_name,
                 train.n,
                 time.perf_counter() - t0,
-                updater.models.size,
             )
-            retire = retirement.hopeless(epoch, val_loss, updater, val, val_fit, scaling)
-            if retire.any():
-                self.log(
-                    f"Epoch {epoch}: retired packed models {updater.models[retire].tolist()}: "
-                    f"they cannot reach the best model's {val_name} loss in the "
-                    f"{epochs - 1 - epoch} remaining epochs; {int((~retire).sum())} train on"
-                )
-                updater.retain(~retire)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{val_name} loss {val_loss[top]:.4f}")
-            # Stop when no packed model still training has improved for `patience` epochs:
-            # slower models (small learning rate, strong L2) keep training while faster ones
-            # have peaked; a retired model's progress is over.
+            # Stop when no packed model has improved for `patience` epochs: slower models
+            # (small learning rate, strong L2) keep training while faster ones have peaked.
             if progressed:
                 self.log(f"Epoch {epoch}: Loss improved. Updating best model")
                 stale = 0
@@ -761,9 +656,8 @@ class PackedTrainer:
 
     # ------------------------------------------------------------------ helpers
 
-    def _log_epoch(self, epoch, epochs, obj, train_loss, val_loss, val_name, n, seconds, models):
-        """Linear Learner's per-epoch log lines (the best packed model's losses); the history
-        also records how many packed models trained in the epoch."""
+    def _log_epoch(self, epoch, epochs, obj, train_loss, val_loss, val_name, n, seconds):
+        """Linear Learner's per-epoch log lines (the best packed model's losses)."""
         self.log(lm.quality_line("train", obj, train_loss, epoch, "loss"))
         if val_name == "validation":
             self.log(lm.quality_line("validation", obj, val_loss, epoch, "loss"))
@@ -784,7 +678,6 @@ class PackedTrainer:
                 "train_objective_loss": train_loss,
                 f"{val_name}_objective_loss": val_loss,
                 "seconds": seconds,
-                "models_training": models,
             }
         )
 
