@@ -480,3 +480,35 @@ def test_rows_held_at_once_shrink_with_the_files_width_and_text(tmp_path, monkey
     config["data"] = tmp_path / "text.csv"
     prepare(PrepareConfig(**config, out=tmp_path / "text", show_progress=False))
     assert 290 <= sizes[-1] <= 310
+
+
+def test_validate_raw_csv_reads_the_first_rows_prepare_checks(tmp_path, monkeypatch):
+    """It read 100 000 rows whatever the width (630 MB for a 30 000-row, 2 000-column file):
+    now the rows prepare checks first, budgeted in cells and text like prepare's chunks."""
+    from training import preprocessing, validation
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        rng.standard_normal((3000, 39)).round(3), columns=[f"x{i}" for i in range(39)]
+    )
+    frame["y"] = (frame["x0"] > 0).astype(int)
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(preprocessing, "MIN_ROWS", 10)
+    monkeypatch.setattr(preprocessing, "CHUNK_CELLS", 40 * 250)
+    read_csv, nrows = pd.read_csv, []
+
+    def reading(*args, **kwargs):  # pandas' real reader, the rows asked for noted
+        nrows.append(kwargs.get("nrows"))
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", reading)
+    validation.validate_raw_csv(path, "y", "binary_classifier")
+    assert nrows == [250] == [preprocessing.check_rows(path)]
+    validation.validate_raw_csv(path, "y", "binary_classifier", sample_rows=77)
+    assert nrows[-1] == 77
+    # and what it checks is checked within those rows: a label of three values at row 12
+    frame.loc[10, "y"] = 7
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValidationError, match="(?s)3 distinct values.*multiclass_classifier"):
+        validation.validate_raw_csv(path, "y", "binary_classifier")

@@ -77,8 +77,9 @@ class Sizes:
     fit_sample_rows: int
 
     @classmethod
-    def of(cls, config: PrepareConfig, columns: int, text_bytes: float) -> Sizes:
-        """From the file's width and the distinct text a row brings (sizes given are kept)."""
+    def of(cls, config: PrepareConfig | None, columns: int, text_bytes: float) -> Sizes:
+        """From the file's width and the distinct text a row brings (sizes given in
+        ``config`` are kept)."""
         chunk = min(
             rows_for(CHUNK_CELLS, columns, CHUNK_ROWS), rows_for(CHUNK_TEXT, text_bytes, CHUNK_ROWS)
         )
@@ -86,6 +87,8 @@ class Sizes:
             rows_for(SAMPLE_CELLS, columns, SAMPLE_ROWS),
             rows_for(SAMPLE_TEXT, text_bytes, SAMPLE_ROWS),
         )
+        if config is None:
+            return cls(chunk, chunk, sample)
         return cls(config.chunk_rows or chunk, chunk, config.fit_sample_rows or sample)
 
 
@@ -537,11 +540,23 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
 
 def _sizes(config: PrepareConfig) -> Sizes:
     """The rows held at once, from the header's width and the first rows' text."""
+    columns, text = file_shape(config.data)
+    return Sizes.of(config, columns, text)
+
+
+def check_rows(path: Path) -> int:
+    """How many first rows of this raw CSV ``prepare`` checks before using any
+    (``validation.validate_raw_csv`` checks the same rows, in as little memory)."""
+    return Sizes.of(None, *file_shape(path)).check_rows
+
+
+def file_shape(path: Path) -> tuple[int, float]:
+    """The header's width and the distinct text a row brings (what Sizes are made of)."""
     try:
-        columns = len(raw_csv.header(config.data))
+        columns = len(raw_csv.header(path))
     except (UnicodeDecodeError, csv.Error):  # the readers report what is wrong with it
         columns = 1
-    return Sizes.of(config, columns, raw_csv.distinct_text_bytes(config.data))
+    return columns, raw_csv.distinct_text_bytes(path)
 
 
 def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:

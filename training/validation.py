@@ -615,21 +615,26 @@ def validate_raw_csv(
     path: str | Path,
     label: str,
     predictor_type: str,
-    sample_rows: int = 100_000,
+    sample_rows: int | None = None,
     allow_unlabeled: bool = False,
 ):
     """Check the user's raw CSV (with header) before ``prepare`` reads it for real.
 
-    Reads a bounded sample for the column checks; ragged rows anywhere are caught by the
-    full read in ``prepare``, which reports them through :func:`ragged_row_problem`.
+    Reads the first ``sample_rows`` rows for the column checks (by default the rows
+    ``prepare`` checks first: fewer the wider the file, so memory stays bounded); ragged rows
+    anywhere are caught by the full read in ``prepare``, which reports them through
+    :func:`ragged_row_problem`.
     """
     import pandas as pd
+
+    from training import preprocessing  # its sizes; it imports this module
 
     path = Path(path)
     name = str(path)
     check_raw_file(path, predictor_type)
+    rows = sample_rows or preprocessing.check_rows(path)
     with raw_csv_errors(name):
-        frame = pd.read_csv(path, nrows=sample_rows, skipinitialspace=True)
+        frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
 
 
