@@ -28,10 +28,24 @@ AUTO_LOSS = {
 }
 
 
-def _softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def _class_max(z):
+    """``z.max(axis=-1, keepdims=True)``, the same values (max is exact), faster for few
+    classes: numpy reduces a short last axis one row at a time (1.4 ms for 1000 rows x 32
+    models x 3 classes; 80 us as np.maximum over the class slices; equal at 32 classes)."""
+    if z.shape[-1] > 16 or z.ndim < 2:
+        return z.max(axis=-1, keepdims=True)
+    top = z[..., 0].copy()
+    for k in range(1, z.shape[-1]):
+        np.maximum(top, z[..., k], out=top)
+    return top[..., None]
+
+
+def _softmax(z, out=None):
+    """Softmax over the last axis, into ``out`` if given (which may be ``z`` itself)."""
+    top = _class_max(z)
+    out = np.subtract(z, top, out=out)
+    np.exp(out, out=out)
+    return np.divide(out, out.sum(axis=-1, keepdims=True), out=out)
 
 
 class Loss:
@@ -66,7 +80,7 @@ class Loss:
             s = (2 * y - 1)[:, None]
             return np.maximum(0.0, self.margin - s * z)
         if n == "softmax_loss":
-            top = z.max(axis=-1, keepdims=True)
+            top = _class_max(z)
             log_norm = np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]
             return log_norm - z[np.arange(len(y)), :, y.astype(np.int64)]
         r = z - y[:, None]
@@ -108,7 +122,9 @@ class Loss:
             s = (2 * y - 1)[:, None].astype(z.dtype)
             return np.where(s * z < self.margin, -s, 0.0).astype(z.dtype)
         if n == "softmax_loss":
-            g = _softmax(z)
+            # in the step's buffer: a (batch, models, classes) temporary per mini-batch
+            # costs page faults on every step with many classes
+            g = _softmax(z, out=z if overwrite_z and z.dtype.kind == "f" else None)
             idx = y.astype(np.int64)
             g[np.arange(len(idx)), :, idx] -= 1.0
             return g
