@@ -494,7 +494,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
             ]
         )
     validation.check_raw_file(config.data, config.predictor_type)
-    sizes = _sizes(config)
+    sizes = Sizes.of(config, *file_shape(config.data))  # the rows held at once
     config = replace(config, chunk_rows=sizes.chunk_rows, fit_sample_rows=sizes.fit_sample_rows)
     spill = Spill(out / ".chunks")
     # the source's checksum is computed beside the main work
@@ -536,12 +536,6 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
     )
     return manifest
-
-
-def _sizes(config: PrepareConfig) -> Sizes:
-    """The rows held at once, from the header's width and the first rows' text."""
-    columns, text = file_shape(config.data)
-    return Sizes.of(config, columns, text)
 
 
 def check_rows(path: Path) -> int:
