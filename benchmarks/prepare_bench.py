@@ -53,8 +53,6 @@ def make_wide_csv(rows: int, columns: int, path: Path) -> None:
 
 
 def make_csv(rows: int, path: Path) -> None:
-    if path.exists():
-        return
     print(f"generating {rows:,}-row CSV at {path} …", file=sys.stderr)
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
