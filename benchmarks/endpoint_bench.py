@@ -24,8 +24,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers for servers in another process
 
-from training.local.ports import free_port, serve_process, wait_for_port  # noqa: E402
+from ports import free_port, serve_process, wait_for_port  # noqa: E402
 
 
 def train_model(work: Path) -> Path:
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound per phase")
     args = parser.parse_args()
-    from training import artifact
+    from training.core import artifact
 
     work = Path(tempfile.mkdtemp(prefix="endpoint-bench-"))
     model_path = train_model(work)

@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training import hyperparameters  # noqa: E402
+from training.core import hyperparameters  # noqa: E402
 from training.local.learner import Data, PackedTrainer  # noqa: E402
 
 
@@ -142,9 +142,9 @@ def accuracy_table(seeds: int) -> list[dict]:
             model = _fit_ours(predictor, X_tr, y_tr, X_val, y_val, seed)
             out = model.predict(X_te.astype(np.float32))
             if classify:
-                ours.append(float((out["predicted_label"] == y_te).mean()))
+                ours.append(float((out.predicted_label == y_te).mean()))
             else:
-                ours.append(float(np.mean((out["score"] - y_te) ** 2)))
+                ours.append(float(np.mean((out.score - y_te) ** 2)))
             X_all, y_all = np.vstack([X_tr, X_val]), np.r_[y_tr, y_val]
             full.append(_sklearn_scores(X_all, y_all, X_te, y_te, classify, seed))
             train_only.append(_sklearn_scores(X_tr, y_tr, X_te, y_te, classify, seed))
@@ -209,9 +209,9 @@ def epoch_sweep(seeds: int) -> None:
                 )
                 out = model.predict(X_te.astype(np.float32))
                 scores.append(
-                    float((out["predicted_label"] == y_te).mean())
+                    float((out.predicted_label == y_te).mean())
                     if classify
-                    else float(np.mean((out["score"] - y_te) ** 2))
+                    else float(np.mean((out.score - y_te) ** 2))
                 )
             means.append(float(np.mean(scores)))
         worst = min(means[1:]) - means[0] if classify else means[0] - max(means[1:])
@@ -322,7 +322,7 @@ def multiclass_speed(runs: int) -> None:
         start = time.perf_counter()
         model = PackedTrainer(hp, log=lambda s: None).fit(Data(X[tr], y[tr]), Data(X[va], y[va]))
         walls["ll"].append(time.perf_counter() - start)
-        ll_acc = float((model.predict(X[te])["predicted_label"] == y[te]).mean())
+        ll_acc = float((model.predict(X[te]).predicted_label == y[te]).mean())
         start = time.perf_counter()
         scaler = StandardScaler().fit(X_fit)
         sgd = SGDClassifier(loss="log_loss", max_iter=15, tol=None, random_state=0)
@@ -354,12 +354,12 @@ yv = ((Xv @ w + rng.standard_normal(50_000, dtype=np.float32)) > 0).astype(np.fl
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 if {which!r} == "ll":
-    from training import hyperparameters
+    from training.core import hyperparameters
     from training.local.learner import Data, PackedTrainer
     hp = hyperparameters.validate({{"predictor_type": "binary_classifier",
                                    "early_stopping_patience": "100"}})
     model = PackedTrainer(hp, log=lambda s: None).fit(Data(X, y), Data(Xv, yv))
-    acc = float((model.predict(Xv)["predicted_label"] == yv).mean())
+    acc = float((model.predict(Xv).predicted_label == yv).mean())
 else:
     from sklearn.linear_model import SGDClassifier
     clf = SGDClassifier(loss="log_loss", max_iter=15, tol=None, random_state=0).fit(X, y)

@@ -71,8 +71,8 @@ NAIVE = """
 import sys, numpy as np, pandas as pd
 sys.path.insert(0, {root!r})
 from sklearn.model_selection import train_test_split
-from training.transformer import build_transformer
-from training.recordio import write_numpy_to_dense_tensor
+from training.data.fit import build_transformer
+from training.data.recordio import write_numpy_to_dense_tensor
 frame = pd.read_csv({csv!r})
 y = (frame.pop("label") == "yes").to_numpy(np.float32)
 train, rest, y_train, y_rest = train_test_split(frame, y, test_size=0.3, stratify=y, random_state=0)

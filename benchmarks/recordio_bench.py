@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from training import recordio  # noqa: E402
+from training.data import recordio  # noqa: E402
 
 SDK_VERSION = "2.257.7"
 SDK_VENV = ROOT / "benchmarks" / ".sdk2-venv"

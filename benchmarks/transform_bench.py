@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=20)
     args = parser.parse_args()
-    from training import artifact
-    from training.local.learner import LinearModel
+    from training.core import artifact
+    from training.core.model import LinearModel
 
     OUT.mkdir(parents=True, exist_ok=True)
     csv = OUT / f"transform_{args.rows}x{args.cols}.csv"

@@ -10,7 +10,7 @@ from stacks.base_stack import BaseStack
 from stacks.endpoint_stack import EndpointStack
 from stacks.images import linear_learner_image
 from stacks.settings import Settings
-from training.naming import TAG_KEY
+from training.aws.naming import TAG_KEY, Stack, stack_name
 
 
 def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.Stack]:
@@ -18,11 +18,10 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
     settings = settings or Settings.from_context(app.node.try_get_context)
     env = cdk.Environment(account=settings.account, region=settings.region)
     image = linear_learner_image(settings.region)
-    prefix = settings.stack_prefix
     stacks: dict[str, cdk.Stack] = {}
     base = BaseStack(
         app,
-        f"{prefix}Base",
+        stack_name(settings.project, Stack.BASE),
         settings=settings,
         image_uri=image,
         env=env,
@@ -40,11 +39,11 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
     else:
         stacks["endpoint"] = EndpointStack(
             app,
-            f"{prefix}Endpoint",
+            stack_name(settings.project, Stack.ENDPOINT),
             settings=settings,
             base=base,
-            model_data_url=artifact["model_data_url"],
-            image_uri=artifact["image_uri"] or image,
+            model_data_url=artifact.model_data_url,
+            image_uri=artifact.image_uri or image,
             env=env,
             description=f"{settings.project}: Linear Learner model, endpoint config, endpoint",
         )

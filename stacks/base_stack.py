@@ -27,24 +27,25 @@ from constructs import Construct
 from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
-from training import naming, notebook_bundle
-from training.naming import Output
+from training.aws import naming, notebook_bundle
+from training.aws.naming import LogGroup, Output, Prefix, Stack
 
-# The project bucket's prefixes: data/ (channels), models/ (artifacts), notebooks/ (bundle),
-# transform/ (batch transform input and output). Who may do what where, by duty (the deploy
-# step, the transform command and the bundle deployment write notebooks/, uploaded models and
-# transform input with their own credentials, not these roles):
+# The project bucket's prefixes (training.aws.naming.Prefix): data/ (channels), models/
+# (artifacts), notebooks/ (bundle), transform/ (batch transform input and output), capture/.
+# Who may do what where, by duty (the deploy step, the transform command and the bundle
+# deployment write notebooks/, uploaded models and transform input with their own
+# credentials, not these roles):
 EXECUTION_S3 = {  # training jobs, the Model (endpoint and batch transform)
-    "read": ("data/*", "models/*", "transform/*"),
-    "write": ("models/*", "transform/*"),
+    "read": (f"{Prefix.DATA}*", f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
+    "write": (f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
 }
-NOTEBOOK_S3 = {"read": ("data/*", "models/*", "notebooks/*"), "write": ("data/*",)}
-TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
-TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
-NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
+NOTEBOOK_S3 = {
+    "read": (f"{Prefix.DATA}*", f"{Prefix.MODELS}*", f"{Prefix.NOTEBOOKS}*"),
+    "write": (f"{Prefix.DATA}*",),
+}
 LOG_WRITE = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 LOG_READ = ["logs:DescribeLogStreams", "logs:GetLogEvents"]
-# IAM globs of the project's SageMaker resource names: training.naming's own rules with "*"
+# IAM globs of the project's SageMaker resource names: training.aws.naming's own rules with "*"
 # for the per-run (or per-settings) suffix
 PROJECT_NAMES = {
     "training-job": lambda project: naming.training_job_name(project, "*"),
@@ -135,7 +136,7 @@ class BaseStack(cdk.Stack):
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                     resources=["*"],
                     conditions=alarm_source_conditions(
-                        self, naming.stack_name(settings.project, "Endpoint")
+                        self, naming.stack_name(settings.project, Stack.ENDPOINT)
                     ),
                 )
             )
@@ -188,7 +189,7 @@ class BaseStack(cdk.Stack):
                     [  # captured requests and responses are kept as long as old versions
                         s3.LifecycleRule(
                             id="expire-data-capture",
-                            prefix="capture/",
+                            prefix=Prefix.CAPTURE,
                             expiration=cdk.Duration.days(s.noncurrent_version_days),
                         )
                     ]
@@ -290,11 +291,11 @@ class BaseStack(cdk.Stack):
         transform jobs (streams named after the job), its endpoint, and its notebook."""
         project = self.settings.project
         return {
-            "training": (TRAINING_LOGS, PROJECT_NAMES["training-job"](project)),
-            "transform": (TRANSFORM_LOGS, PROJECT_NAMES["transform-job"](project)),
-            "endpoint": (f"/aws/sagemaker/Endpoints/{self.settings.endpoint_name}", "*"),
+            "training": (LogGroup.TRAINING_JOBS, PROJECT_NAMES["training-job"](project)),
+            "transform": (LogGroup.TRANSFORM_JOBS, PROJECT_NAMES["transform-job"](project)),
+            "endpoint": (LogGroup.endpoint(self.settings.endpoint_name), "*"),
             "notebook": (
-                NOTEBOOK_LOGS,
+                LogGroup.NOTEBOOK_INSTANCES,
                 PROJECT_NAMES["notebook-instance"](project),
             ),
         }
@@ -412,7 +413,7 @@ class BaseStack(cdk.Stack):
         writes the captures as the model's execution role)."""
         if not self.settings.data_capture_percent:
             return EXECUTION_S3
-        return {**EXECUTION_S3, "write": (*EXECUTION_S3["write"], "capture/*")}
+        return {**EXECUTION_S3, "write": (*EXECUTION_S3["write"], f"{Prefix.CAPTURE}*")}
 
     def _execution_role(self) -> iam.Role:
         """What SageMaker itself runs as: training jobs and the endpoint's model."""

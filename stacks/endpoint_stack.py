@@ -26,14 +26,9 @@ from constructs import Construct
 from stacks.base_stack import BaseStack, alarm_source_conditions, pull_statement
 from stacks.images import image_parts
 from stacks.settings import Settings
+from training.aws.instance_types import accepts_volume_key
+from training.aws.naming import VARIANT_NAME, LogGroup, Output, Prefix, split_s3_url
 from training.content_types import CSV, JSON, JSONLINES
-from training.instance_types import accepts_volume_key
-from training.naming import VARIANT_NAME, Output
-
-
-def _bucket_and_key(url: str) -> tuple[str, str]:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 class EndpointStack(cdk.Stack):
@@ -105,7 +100,7 @@ class EndpointStack(cdk.Stack):
         log_group = logs.LogGroup(
             self,
             "EndpointLogs",
-            log_group_name=f"/aws/sagemaker/Endpoints/{settings.endpoint_name}",
+            log_group_name=LogGroup.endpoint(settings.endpoint_name),
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
@@ -123,9 +118,9 @@ class EndpointStack(cdk.Stack):
 
         cdk.CfnOutput(self, Output.ENDPOINT, value=endpoint.attr_endpoint_name)
         cdk.CfnOutput(self, Output.ENDPOINT_CONFIG, value=config.attr_endpoint_config_name)
-        cdk.CfnOutput(self, "ModelName", value=model.attr_model_name)
-        cdk.CfnOutput(self, "ModelDataUrl", value=model_data_url)
-        cdk.CfnOutput(self, "ImageUri", value=image_uri)
+        cdk.CfnOutput(self, Output.MODEL_NAME, value=model.attr_model_name)
+        cdk.CfnOutput(self, Output.MODEL_DATA_URL, value=model_data_url)
+        cdk.CfnOutput(self, Output.IMAGE_URI, value=image_uri)
 
     def _variant(self, settings: Settings, model_name: str):
         if settings.endpoint_mode == "serverless":
@@ -154,7 +149,7 @@ class EndpointStack(cdk.Stack):
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
             enable_capture=True,
             initial_sampling_percentage=settings.data_capture_percent,
-            destination_s3_uri=cdk.Fn.join("", ["s3://", bucket, "/capture"]),
+            destination_s3_uri=cdk.Fn.join("", ["s3://", bucket, "/" + Prefix.CAPTURE.rstrip("/")]),
             kms_key_id=key_arn,
             capture_options=[
                 sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode)
@@ -272,12 +267,12 @@ class EndpointStack(cdk.Stack):
         for alarm in alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
             alarm.node.add_dependency(endpoint)
-        cdk.CfnOutput(self, "AlarmTopicArn", value=topic.topic_arn)
+        cdk.CfnOutput(self, Output.ALARM_TOPIC, value=topic.topic_arn)
 
     def _grant_model_access(self, base: BaseStack, model_data_url: str, image_uri: str):
         """Read exactly this artifact (it may live outside the project bucket: a model made
         elsewhere) and pull its image when it is not the region's Linear Learner image."""
-        bucket, key = _bucket_and_key(model_data_url)
+        bucket, key = split_s3_url(model_data_url)  # settings checked it is one
         statements = [
             iam.PolicyStatement(
                 actions=["s3:GetObject"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from stacks.settings import SettingsError
-from training import images
+from training.aws import images
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.(?P<domain>[a-z.]+)/"

@@ -10,16 +10,16 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from training import naming
-from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.model_record import RECORD_FILE, ModelRecord, ModelRecordError
-from training.naming import DEFAULT_PROJECT
+from training.aws import naming
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.model_record import RECORD_FILE, ModelRecord
+from training.aws.naming import DEFAULT_PROJECT
+from training.errors import ModelRecordError, UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ENDPOINT_MODES = ("realtime", "serverless")
 
@@ -30,8 +30,17 @@ ENDPOINT_MODES = ("realtime", "serverless")
 NOTEBOOK_PLATFORMS = ("notebook-al2-v3", "notebook-al2023-v1")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """A context value is invalid; the message names the key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model artifact the endpoint stack serves, its image, and where that was read."""
+
+    model_data_url: str
+    image_uri: str | None  # None: the region's Linear Learner image
+    source: str  # "context model_data_url", or the model record's path
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,6 @@ class Settings:
     model_data_url: str = ""
     image_uri: str = ""
     auto_delete_objects: bool = True
-
-    @property
-    def stack_prefix(self) -> str:
-        return naming.stack_prefix(self.project)
 
     @property
     def endpoint_name(self) -> str:
@@ -130,7 +135,7 @@ class Settings:
                 f"notebook_availability_zone='{az}' is not an availability zone of "
                 f"{self.region} (e.g. {self.region}b)"
             )
-        if self.model_data_url and not _S3_URL.match(self.model_data_url):
+        if self.model_data_url and not naming.split_s3_url(self.model_data_url):
             problems.append(
                 f"model_data_url='{self.model_data_url}' must be an s3://bucket/key URL of a "
                 "model.tar.gz"
@@ -174,14 +179,12 @@ class Settings:
             problems.append(f"alarm_email='{self.alarm_email}' is not an e-mail address")
         return problems
 
-    def model_artifact(self) -> dict | None:
+    def model_artifact(self) -> ServedModel | None:
         """The model to serve: context ``model_data_url`` wins, else the training record."""
         if self.model_data_url:
-            return {
-                "model_data_url": self.model_data_url,
-                "image_uri": self.image_uri or None,
-                "source": "context model_data_url",
-            }
+            return ServedModel(
+                self.model_data_url, self.image_uri or None, "context model_data_url"
+            )
         path = Path(self.model_record)
         path = path if path.is_absolute() else ROOT / path
         if not path.exists():
@@ -193,7 +196,7 @@ class Settings:
                 f"model_record: {err}; rerun training or pass -c model_data_url=s3://…"
             ) from None
         url = record.model_data_url
-        if not _S3_URL.match(str(url)):
+        if not naming.split_s3_url(str(url)):
             raise SettingsError(f"model_record {path}: model_data_url '{url}' is not s3://…")
         if record.region and record.region != self.region:
             raise SettingsError(
@@ -201,11 +204,7 @@ class Settings:
                 f"{self.region}: SageMaker reads model artifacts from the endpoint's region; "
                 "pass -c region=" + record.region
             )
-        return {
-            "model_data_url": url,
-            "image_uri": self.image_uri or record.image_uri,
-            "source": str(path),
-        }
+        return ServedModel(url, self.image_uri or record.image_uri, str(path))
 
 
 def _coerce(name: str, raw, kind):

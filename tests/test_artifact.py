@@ -3,7 +3,7 @@ jobs wrote (../shared/fixtures/ll-artifacts), write the same layers, and reprodu
 own logged metrics from one of them.
 
 The structure checks read what this project writes with a small parser written here, not with
-``training.artifact``, so a bug shared by the writer and the reader cannot hide.
+``training.core.artifact``, so a bug shared by the writer and the reader cannot hide.
 """
 
 import functools
@@ -20,20 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from snapshot import SNAPSHOT, TASKS, penguins_predictions
 
-from training import artifact, mxnet
-from training.__main__ import main
-from training.channels import read_channel
-from training.local.learner import LinearModel
-from training.local.server import serving
-from training.local.trainer import train_local
-from training.preprocessing import PrepareConfig, prepare
+from training.cli import main
+from training.core import artifact, mxnet
+from training.core.metrics import MetricsParams
+from training.core.model import LinearModel
 
 ROOT = Path(__file__).parents[1]
 REAL = ROOT.parent / "shared" / "fixtures" / "ll-artifacts"
 TEE = REAL / "attrition-binary-teelenzi"
 SALARY = REAL / "salary-regressor-tiroamodimo"
-GOLDEN = ROOT / "tests" / "fixtures" / "golden" / "penguins_predictions.json"
 
 # (folder, file) -> (predictor_type, feature_dim, threshold) from the fixtures' README
 EXPECTED = {
@@ -67,14 +64,17 @@ LOGGED = {
 }
 LOGGED_AUC, LOGGED_CROSS_ENTROPY = 0.7852394233934931, 0.5551001572652641
 
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason="../shared/fixtures not laid out")
+# on the tests that read the real artifacts only: the others run wherever the project is
+needs_shared = pytest.mark.skipif(not REAL.exists(), reason="../shared/fixtures not laid out")
 
 
+@needs_shared
 def test_the_fixture_table_covers_every_real_artifact():
     found = {(p.parent.name, p.name) for p in REAL.glob("*/*") if p.name.startswith("model")}
     assert found == set(EXPECTED)
 
 
+@needs_shared
 @pytest.mark.parametrize("folder, name", sorted(EXPECTED))
 def test_every_real_artifact_loads(folder, name):
     model = artifact.load(REAL / folder / name)
@@ -85,17 +85,18 @@ def test_every_real_artifact_loads(folder, name):
     out = model.predict(X)
     z = X.astype(np.float64) @ model.weights.astype(np.float64) + float(model.bias)
     if predictor == "binary_classifier":
-        np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), rtol=1e-12)
-        assert (out["predicted_label"] == (out["score"] > threshold)).all()
+        np.testing.assert_allclose(out.score, 1 / (1 + np.exp(-z)), rtol=1e-12)
+        assert (out.predicted_label == (out.score > threshold)).all()
     else:
-        np.testing.assert_allclose(out["score"], z, rtol=1e-12)
+        np.testing.assert_allclose(out.score, z, rtol=1e-12)
 
 
+@needs_shared
 def test_the_salary_regressor_predicts_the_authors_mxnet_readout():
     model = artifact.load(SALARY / "model.tar.gz")
     x = np.array([[0.0], [1.0], [42.0]], np.float32)
     expected = 8.219234466552734 * x[:, 0].astype(np.float64) + 881.392578125
-    assert model.predict(x)["score"].tolist() == expected.tolist()
+    assert model.predict(x).score.tolist() == expected.tolist()
 
 
 # ----------------------------------------------------------------------- exact reproduction
@@ -107,7 +108,7 @@ def tee_rows():
 
 
 def assert_container_metrics(score, predicted_label, y):
-    from training.local import metrics as lm
+    from training.core import metrics as lm
 
     got = lm.binary_metrics(np.asarray(score), np.asarray(predicted_label), y)
     for name, value in LOGGED.items():
@@ -118,14 +119,16 @@ def assert_container_metrics(score, predicted_label, y):
     assert cross_entropy == pytest.approx(LOGGED_CROSS_ENTROPY, abs=1e-6)
 
 
+@needs_shared
 def test_the_teelenzi_artifact_reproduces_the_containers_logged_metrics_in_process():
     X, y = tee_rows()
     out = artifact.load(TEE / "model_algo-1").predict(X.astype(np.float32))
-    assert_container_metrics(out["score"], out["predicted_label"], y)
+    assert_container_metrics(out.score, out.predicted_label, y)
 
 
+@needs_shared
 def test_the_teelenzi_artifact_reproduces_them_through_serve_over_http(tmp_path):
-    from training.local.ports import free_port, serve_process, wait_for_port
+    from ports import free_port, serve_process, wait_for_port
 
     X, y = tee_rows()
     port = free_port()
@@ -147,6 +150,7 @@ def test_the_teelenzi_artifact_reproduces_them_through_serve_over_http(tmp_path)
     assert "binary_classifier, feature_dim 20" in err
 
 
+@needs_shared
 def test_predict_against_a_sagemaker_artifact_prints_the_logged_metrics(capsys, tmp_path):
     rc = main(
         [
@@ -231,7 +235,7 @@ def trained(tmp_path_factory):
         hp = {"predictor_type": ptype, "epochs": "3", "feature_dim": "6"}
         if ptype == "multiclass_classifier":
             hp["num_classes"] = "3"
-        from training import hyperparameters
+        from training.core import hyperparameters
         from training.local.learner import Data, PackedTrainer
 
         model = PackedTrainer(hyperparameters.validate(hp), seed=0).fit(
@@ -241,6 +245,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@needs_shared
 @pytest.mark.parametrize(
     "ptype, real",
     [
@@ -297,6 +302,7 @@ def test_a_written_artifact_has_the_layers_of_a_real_one(trained, ptype, real):
     assert params["arg:fc0_bias"].tolist() == [[float(model.bias)]]
 
 
+@needs_shared
 def test_the_written_graph_text_is_what_mxnet_writes(trained):
     """The real TeeLenzi graph text, with our shape and generated numbers, equals ours."""
     model, path = trained["binary_classifier"]
@@ -324,7 +330,7 @@ def test_a_multiclass_artifact_uses_the_inferred_softmax_layout(trained):
     back = artifact.load(path)
     X = np.random.default_rng(2).normal(size=(20, 6)).astype(np.float32)
     for key in ("score", "predicted_label"):
-        np.testing.assert_array_equal(back.predict(X)[key], model.predict(X)[key])
+        np.testing.assert_array_equal(getattr(back.predict(X), key), getattr(model.predict(X), key))
 
 
 @pytest.mark.parametrize(
@@ -340,8 +346,10 @@ def test_a_multiclass_artifact_uses_the_inferred_softmax_layout(trained):
 def test_other_losses_write_their_name_and_parameter_and_read_back(
     tmp_path, ptype, loss, key, value
 ):
-    hp = {key: value} if key else {}
-    model = LinearModel(ptype, loss, np.array([1.0, -2.0], np.float32), np.float32(0.5), 0.0, hp)
+    params = MetricsParams(**({key: value} if key else {}))
+    model = LinearModel(
+        ptype, loss, np.array([1.0, -2.0], np.float32), np.float32(0.5), 0.0, params
+    )
     path = artifact.save(model, tmp_path / "model.tar.gz")
     zf = layers(path)[3]
     extra = json.loads(zf.read("additional-params.json"))
@@ -355,8 +363,9 @@ def test_other_losses_write_their_name_and_parameter_and_read_back(
     assert json.loads(zf.read("mx-mod-symbol.json"))["nodes"][-1]["op"] == "LinearRegressionOutput"
     back = artifact.load(path)
     assert (back.predictor_type, back.loss) == (ptype, loss)
+    assert back.metrics_params == model.metrics_params  # read back as written
     X = np.array([[1.0, 1.0], [0.0, -1.0]], np.float32)
-    np.testing.assert_array_equal(back.predict(X)["score"], [-0.5, 2.5])  # raw x.W + b
+    np.testing.assert_array_equal(back.predict(X).score, [-0.5, 2.5])  # raw x.W + b
 
 
 def test_the_same_model_gives_the_same_bytes_and_no_temporary_file_is_left(tmp_path, trained):
@@ -370,6 +379,7 @@ def test_the_same_model_gives_the_same_bytes_and_no_temporary_file_is_left(tmp_p
 # ----------------------------------------------------------------------- byte-identical rebuilds
 
 
+@needs_shared
 @pytest.mark.parametrize(
     "path", sorted(p for p in REAL.glob("*/*.tar.gz") if "romeoorg" not in p.parts[-2])
 )
@@ -381,6 +391,7 @@ def test_each_real_tar_gz_is_rebuilt_byte_for_byte_from_its_member(path):
     assert artifact.tar_gz(inner, int(member.mtime)) == path.read_bytes()
 
 
+@needs_shared
 def test_the_teelenzi_model_algo_is_rebuilt_byte_for_byte_from_its_values():
     real = (TEE / "model_algo-1").read_bytes()
     model = artifact.load(TEE / "model_algo-1")
@@ -388,6 +399,7 @@ def test_the_teelenzi_model_algo_is_rebuilt_byte_for_byte_from_its_values():
     assert artifact.model_algo_bytes(model, date_time=date, suffix=42) == real
 
 
+@needs_shared
 def test_the_salary_regressor_members_are_rebuilt_byte_for_byte():
     real = zipfile.ZipFile(SALARY / "model_algo-1")
     ours = zipfile.ZipFile(
@@ -410,6 +422,7 @@ def test_v1_and_legacy_ndarrays_are_read():
         assert mxnet.load_ndarrays(blob)["w"].tolist() == data.tolist()
 
 
+@needs_shared
 def test_ndarray_lists_round_trip_every_real_params_file():
     for path in REAL.glob("*/model_algo-1"):
         raw = zipfile.ZipFile(path).read("mx-mod-0000.params")
@@ -548,10 +561,12 @@ FOREIGN_CASES = [
 ]
 
 
+@needs_shared
 def test_the_case_list_names_every_foreign_file():
     assert sorted(FOREIGN_CASES) == sorted(foreign_files())
 
 
+@needs_shared
 @pytest.mark.parametrize("case", FOREIGN_CASES)
 def test_a_foreign_or_damaged_file_gets_an_error_naming_what_it_is(tmp_path, case, capsys):
     data, message = foreign_files()[case]
@@ -595,7 +610,7 @@ def test_a_fifo_or_a_symlink_loop_is_named_not_read(tmp_path, capsys):
 
 def write_manifest(folder, feature_names, classes=(), predictor_type="binary_classifier"):
     """A manifest like prepare's, for a model whose data is not at hand."""
-    from training.manifest import Channel, FitSample, InputColumns, Label, Manifest, Source
+    from training.data.manifest import Channel, FitSample, InputColumns, Label, Manifest, Source
 
     channel = Channel(10, "application/x-recordio-protobuf", ["train-00000.rec"], 100)
     Manifest(
@@ -643,6 +658,7 @@ def test_inspect_names_the_largest_weights_with_the_manifest(tmp_path, capsys):
     )
 
 
+@needs_shared
 def test_inspect_refuses_a_manifest_of_other_data(tmp_path, capsys):
     write_manifest(tmp_path, ["a", "b"])
     assert (
@@ -652,6 +668,7 @@ def test_inspect_refuses_a_manifest_of_other_data(tmp_path, capsys):
     assert "lists 2 features, the model has 20" in capsys.readouterr().err
 
 
+@needs_shared
 def test_inspect_refuses_a_file_that_is_not_a_prepare_manifest(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text(json.dumps({"feature_names": ["a", "b"]}))
     assert main(["inspect", str(TEE / "model_algo-1"), "--manifest", str(tmp_path)]) == 2
@@ -673,44 +690,24 @@ def test_inspect_shows_the_class_of_each_multiclass_weight(trained, tmp_path, ca
 # ----------------------------------------------------------------------- before and after
 
 
-def test_train_write_serve_predicts_what_it_did_before_the_real_format(tmp_path):
-    """Golden predictions from the last commit with this project's own format (its README)."""
-    golden = json.loads(GOLDEN.read_text())
-    for ptype, label in [
-        ("binary_classifier", "sex"),
-        ("multiclass_classifier", "species"),
-        ("regressor", "body_mass_g"),
-    ]:
-        d = tmp_path / ptype
-        prepare(
-            PrepareConfig(
-                data=ROOT / "data" / "penguins.csv",
-                label=label,
-                predictor_type=ptype,
-                out=d / "data",
-                drop_unlabeled=True,
-                show_progress=False,
-            )
-        )
-        train_local(d / "data", d / "model", seed=0, show_progress=False, echo=lambda line: None)
-        test = read_channel(d / "data" / "test")
-        from training import predict
-
-        with serving(d / "model" / "model.tar.gz") as port:
-            answers = predict.predict(predict.local_invoker("127.0.0.1", port), test.X, "text/csv")
-        before = golden[ptype]
-        scores = np.array([a["score"] for a in answers])
-        np.testing.assert_allclose(scores, np.array(before["score"]), rtol=2e-6, atol=1e-6)
-        if "predicted_label" in before:
-            assert [a["predicted_label"] for a in answers] == before["predicted_label"]
+def test_the_pipelines_predictions_match_the_reviewed_snapshot(tmp_path):
+    """prepare -> train -> write SageMaker's format -> serve -> predict gives the predictions
+    of the snapshot (tests/snapshot.py says when and how it is renewed), and the training
+    record beside the model says how it was made."""
+    snapshot = json.loads(SNAPSHOT.read_text())
+    today = penguins_predictions(tmp_path)
+    for ptype, _ in TASKS:
+        before, now = snapshot[ptype], today[ptype]
+        np.testing.assert_allclose(now["score"], before["score"], rtol=2e-6, atol=1e-6)
+        assert now.get("predicted_label") == before.get("predicted_label")
         # calibrated from float32 validation scores: equal to float32 precision
-        threshold = artifact.load(d / "model" / "model.tar.gz").threshold
-        assert threshold == pytest.approx(before["threshold"], abs=1e-6)
-        record = json.loads((d / "model" / "metrics.json").read_text())
+        assert now["threshold"] == pytest.approx(before["threshold"], abs=1e-6)
+        record = json.loads((tmp_path / ptype / "model" / "metrics.json").read_text())
         assert record["seed"] == 0 and record["model"]["file"] == "model.tar.gz"
         assert {"hyperparameters", "selected_model", "history"} <= set(record)
 
 
+@needs_shared
 def test_a_model_algo_re_zipped_with_compression_still_loads(tmp_path):
     """A user who unzipped and re-zipped model_algo-1 gets deflated members: still the model."""
     path = tmp_path / "model_algo-1"

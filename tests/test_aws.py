@@ -19,10 +19,10 @@ from moto import mock_aws
 from training.aws import audit, upload
 from training.aws import session as aws
 from training.aws.job import AwsTrainConfig, explain_failure, train_aws, training_request
+from training.aws.model_record import ModelRecord
+from training.core.hyperparameters import HyperparameterError
+from training.data.prepare import PrepareConfig, prepare
 from training.errors import ValidationError
-from training.hyperparameters import HyperparameterError
-from training.model_record import ModelRecord
-from training.preprocessing import PrepareConfig, prepare
 
 ROOT = Path(__file__).parents[1]
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -525,7 +525,7 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
 
 
 def test_audit_command_exit_codes(moto_aws, capsys):
-    from training.__main__ import main
+    from training.cli import main
 
     assert main(["audit", "--region", "us-east-1"]) == 0
     assert "nothing billable" in capsys.readouterr().out
@@ -590,7 +590,7 @@ REAL_MODELS = ROOT.parent / "shared" / "fixtures" / "ll-artifacts"
 @pytest.mark.skipif(not REAL_MODELS.exists(), reason="../shared/fixtures not laid out")
 def test_a_sagemaker_artifact_in_s3_is_inspected_and_served_locally(moto_aws, tmp_path, capsys):
     """The bucket is in another region than the credentials: the regional client finds it."""
-    from training.__main__ import main
+    from training.cli import main
 
     aws.create_bucket(moto_aws, "team-models", "eu-west-1")
     tee = REAL_MODELS / "attrition-binary-teelenzi"
@@ -613,7 +613,7 @@ def test_a_sagemaker_artifact_in_s3_is_inspected_and_served_locally(moto_aws, tm
 
 
 def test_a_missing_model_in_s3_is_a_clear_error(moto_aws, capsys):
-    from training.__main__ import main
+    from training.cli import main
 
     aws.create_bucket(moto_aws, "team-models", "us-east-1")
     assert main(["-q", "inspect", "s3://team-models/nothing/model.tar.gz"]) == 2
@@ -624,17 +624,20 @@ def test_a_missing_model_in_s3_is_a_clear_error(moto_aws, capsys):
 
 
 def test_deploy_refuses_an_endpoint_that_answers_for_another_model():
-    from training.aws.deploy import DeployStepError, check_answers
-    from training.local.learner import LinearModel
+    from training.aws.deploy import check_answers
+    from training.core.model import LinearModel, Predictions
+    from training.errors import DeployStepError
 
     model = LinearModel("binary_classifier", "logistic", np.array([1.0, -1.0], np.float32), 0.0)
     X = np.array([[0.0, 0.0], [2.0, 0.0]], np.float32)
-    right = [
-        {"score": 0.5, "predicted_label": 0},
-        {"score": 0.8807970779778823, "predicted_label": 1},
-    ]
+    right = Predictions.from_rows(
+        [
+            {"score": 0.5, "predicted_label": 0},
+            {"score": 0.8807970779778823, "predicted_label": 1},
+        ]
+    )
     check_answers(model, X, right, "ll-e2e-endpoint")
-    wrong = [{"score": 0.93, "predicted_label": 1}] * 2
+    wrong = Predictions.from_rows([{"score": 0.93, "predicted_label": 1}] * 2)
     with pytest.raises(DeployStepError) as failed:
         check_answers(model, X, wrong, "ll-e2e-endpoint")
     message = str(failed.value)
@@ -642,7 +645,7 @@ def test_deploy_refuses_an_endpoint_that_answers_for_another_model():
     assert "endpoint ll-e2e-endpoint: answered scores [0.93, 0.93]" in message
     assert "fix: it is not serving this model" in message
     with pytest.raises(DeployStepError, match="answered scores"):
-        check_answers(model, X, right[:1], "ll-e2e-endpoint")
+        check_answers(model, X, Predictions(right.score[:1]), "ll-e2e-endpoint")
 
 
 def test_a_kms_key_the_caller_may_not_read_is_skipped_and_said(moto_aws, capsys):

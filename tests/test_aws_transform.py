@@ -10,12 +10,13 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from training.aws import audit
+from training.aws import batch_transform as aws_transform
 from training.aws import session as aws
-from training.aws import transform as aws_transform
-from training.aws.transform import AwsTransform, transform_aws, transform_request
+from training.aws.batch_transform import AwsTransform, transform_aws, transform_request
+from training.batch_transform import TransformConfig
+from training.core.model import LinearModel
 from training.errors import ValidationError
-from training.local.learner import LinearModel
-from training.transform import TransformConfig, transform_local
+from training.local.batch_transform import transform_local
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 BUCKET = "ll-e2e-bucket-123"
@@ -93,14 +94,14 @@ def test_a_job_on_the_deployed_model_is_requested_and_its_output_assembled(
     result = transform_aws(config, AwsTransform(region="us-east-1", poll_s=0), echo=lambda s: None)
 
     sm = moto_aws.client("sagemaker")
-    job = sm.describe_transform_job(TransformJobName=result["name"])
-    assert result["name"].startswith("ll-e2e-transform-")
+    job = sm.describe_transform_job(TransformJobName=result.name)
+    assert result.name.startswith("ll-e2e-transform-")
     assert job["ModelName"] == model_name  # the model the endpoint serves
     assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
     assert job["TransformInput"]["ContentType"] == "text/csv"
     assert job["TransformInput"]["SplitType"] == "Line"
     source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert source == f"s3://{BUCKET}/transform/{result['name']}/input/"
+    assert source == f"s3://{BUCKET}/transform/{result.name}/input/"
     assert job["TransformOutput"]["Accept"] == "application/jsonlines"
     assert job["TransformOutput"]["AssembleWith"] == "Line"
     assert job["TransformOutput"]["KmsKeyId"] == KEY
@@ -108,10 +109,10 @@ def test_a_job_on_the_deployed_model_is_requested_and_its_output_assembled(
     tags = sm.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]
     assert {"Key": "project", "Value": "ll-e2e"} in tags
     keys = [o["Key"] for o in moto_aws.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]]
-    assert f"transform/{result['name']}/input/a.csv" in keys
+    assert f"transform/{result.name}/input/a.csv" in keys
     # downloaded in input order, byte for byte what the container wrote
-    assert [p.name for p in result["downloaded"]] == ["a.csv.out", "b.csv.out"]
-    for got, want in zip(result["downloaded"], expected):
+    assert [p.name for p in result.downloaded] == ["a.csv.out", "b.csv.out"]
+    for got, want in zip(result.downloaded, expected):
         assert got.read_bytes() == want.read_bytes()
 
 
@@ -223,8 +224,8 @@ def test_audit_finds_and_stops_the_projects_running_transform_jobs_only():
 def test_a_given_artifact_gets_a_model_for_the_job_that_is_deleted_after_it(
     moto_aws, tmp_path, monkeypatch
 ):
-    from training import artifact
-    from training.artifact import ArtifactError
+    from training.core import artifact
+    from training.core.artifact import ArtifactError
 
     deploy(moto_aws)
     outputs = {
@@ -262,7 +263,7 @@ def test_a_given_artifact_gets_a_model_for_the_job_that_is_deleted_after_it(
     from training.checksums import file_sha256
 
     made = seen["model"]
-    assert made["ModelName"] == result["name"]  # not the endpoint's model
+    assert made["ModelName"] == result.name  # not the endpoint's model
     url = f"s3://{BUCKET}/models/sha256/{file_sha256(path)}/model.tar.gz"  # content-addressed
     assert made["PrimaryContainer"]["ModelDataUrl"] == url
     assert made["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/ll-e2e-exec"
@@ -271,7 +272,7 @@ def test_a_given_artifact_gets_a_model_for_the_job_that_is_deleted_after_it(
     assert request["EnableNetworkIsolation"] is True
     assert request["Tags"] == [{"Key": "project", "Value": "ll-e2e"}]
     names = [m["ModelName"] for m in moto_aws.client("sagemaker").list_models()["Models"]]
-    assert result["name"] not in names and "LlE2eEndpoint-Model-ABC" in names  # cleaned up
+    assert result.name not in names and "LlE2eEndpoint-Model-ABC" in names  # cleaned up
     # an S3 artifact the execution role cannot read is refused before anything is made
     outside = AwsTransform(region="us-east-1", model_path="s3://elsewhere/m.tar.gz")
     with pytest.raises(

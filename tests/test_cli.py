@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.manifest import Manifest
+from training.data.manifest import Manifest
 
 ROOT = Path(__file__).parents[1]
 BAD = ROOT / "tests" / "fixtures" / "bad"
@@ -200,11 +200,11 @@ def test_a_bad_first_line_is_reported_by_its_cause(tmp_path, content, message):
 
 # (subcommand, the config object it fills, flag dest -> config field where they differ)
 CONFIGS = [
-    ("prepare", "training.preprocessing:PrepareConfig", {"format": "fmt", "split": "fractions"}),
+    ("prepare", "training.data.prepare:PrepareConfig", {"format": "fmt", "split": "fractions"}),
     ("train", "training.aws.job:AwsTrainConfig", {"max_runtime": "max_runtime_s"}),
-    ("transform", "training.transform:TransformConfig", {}),
-    ("transform", "training.aws.transform:AwsTransform", {}),
-    ("run", "training.pipeline:RunConfig", {}),
+    ("transform", "training.batch_transform:TransformConfig", {}),
+    ("transform", "training.aws.batch_transform:AwsTransform", {}),
+    ("run", "training.run:RunConfig", {}),
 ]
 # defaults that differ on purpose, and why
 EXEMPT = {
@@ -219,7 +219,7 @@ def test_each_flag_default_is_its_config_default(command, config, renamed):
     import dataclasses
     import importlib
 
-    from training.__main__ import build_parser
+    from training.cli import build_parser
 
     module, name = config.split(":")
     cls = getattr(importlib.import_module(module), name)
@@ -250,3 +250,22 @@ def test_predict_names_what_is_wrong_with_its_input(tmp_path):
         res = cli("predict", "--input", tmp_path / name, "--port", "9")
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert f"{tmp_path / name}: {message}" in res.stderr
+
+
+def test_inspect_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``inspect --json | head -1``: the reader goes away; no BrokenPipeError traceback."""
+    import numpy as np
+
+    from training.core import artifact
+    from training.core.model import LinearModel
+
+    path = artifact.save(
+        LinearModel("regressor", "squared_loss", np.ones(3000, np.float32), np.float32(0)),
+        tmp_path / "model.tar.gz",
+    )
+    command = f"{sys.executable} -m training inspect --json --top 3000 {path} | head -1"
+    res = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], cwd=ROOT, capture_output=True, text=True
+    )
+    assert res.stdout.strip() == "{"
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr

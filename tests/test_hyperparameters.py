@@ -1,20 +1,25 @@
-"""Linear Learner's hyperparameter table: defaults, rules and SageMaker-style errors."""
+"""Linear Learner's hyperparameter table: defaults, constraints and SageMaker-style errors."""
+
+from dataclasses import fields
 
 import pytest
 
-from training import hyperparameters as hp
-from training.hyperparameters import HyperparameterError
+from training.core import hyperparameters as hp
+from training.core.hyperparameters import Hyperparameters, Interval, Resolved
+from training.errors import HyperparameterError
 
 
 def test_defaults_are_filled_in_with_sagemaker_values():
     values = hp.validate({"predictor_type": "binary_classifier"})
-    assert values["epochs"] == 15
-    assert values["mini_batch_size"] == 1000
-    assert values["num_models"] == "auto"
-    assert values["use_bias"] is True
-    assert values["binary_classifier_model_selection_criteria"] == "accuracy"
-    assert values["normalize_data"] == "true"
-    assert len(values) == len(hp.PARAMS) - 1  # all but num_classes (no default)
+    assert values.epochs == 15
+    assert values.mini_batch_size == 1000
+    assert values.num_models == "auto"
+    assert values.use_bias is True
+    assert values.binary_classifier_model_selection_criteria == "accuracy"
+    assert values.normalize_data is True
+    assert values.num_classes is None  # SageMaker has no default for it
+    strings = values.to_strings()
+    assert len(strings) == len(fields(Hyperparameters)) - 1 and "num_classes" not in strings
 
 
 def test_string_values_as_sagemaker_sends_them():
@@ -27,8 +32,9 @@ def test_string_values_as_sagemaker_sends_them():
             "wd": "auto",
         }
     )
-    assert values["epochs"] == 5 and values["use_bias"] is False
-    assert values["learning_rate"] == 0.1 and values["wd"] == "auto"
+    assert values.epochs == 5 and values.use_bias is False
+    assert values.learning_rate == 0.1 and values.wd == "auto"
+    assert values.given("learning_rate") and not values.given("wd")
 
 
 def test_every_problem_is_listed_with_its_rule():
@@ -68,6 +74,45 @@ def test_required_and_combined_rules(given, message):
         hp.validate(given)
 
 
+CASES = [
+    (name, constraint) for name, f in hp.TABLE.items() for constraint in f.metadata["constraints"]
+]
+
+
+@pytest.mark.parametrize(
+    "name, constraint", CASES, ids=[f"{n}-{type(c).__name__}" for n, c in CASES]
+)
+def test_an_invalid_value_for_every_constraint_is_refused_naming_the_hyperparameter(
+    name, constraint
+):
+    """As scikit-learn's shared tests do: a value that breaks each constraint of the table,
+    refused with the hyperparameter's name, what it must be, and nothing else started."""
+    bad = constraint.invalid()
+    with pytest.raises(ValueError):
+        constraint.parse(bad)
+    base = {"predictor_type": "regressor"} if name != "predictor_type" else {}
+    with pytest.raises(HyperparameterError) as err:
+        hp.validate({**base, name: bad})
+    assert f"Hyperparameter {name}='{bad}' is invalid: must be {hp.rule(name)}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "interval, inside, outside",
+    [
+        (Interval(float, 0, 1, "neither"), ["0.5"], ["0", "1", "inf", "nan"]),
+        (Interval(float, 0, 1, "left"), ["0", "0.99"], ["1", "-0.1"]),
+        (Interval(int, 0, None, "right"), ["1", "10"], ["0", "1.5", "-1"]),
+        (Interval(float), ["-1e30", "0"], ["inf", "-inf", "nan", "x"]),
+    ],
+)
+def test_intervals_keep_their_ends(interval, inside, outside):
+    for text in inside:
+        interval.parse(text)
+    for text in outside:
+        with pytest.raises(ValueError):
+            interval.parse(text)
+
+
 def test_balanced_weight_and_legacy_criteria():
     values = hp.validate(
         {
@@ -76,12 +121,22 @@ def test_balanced_weight_and_legacy_criteria():
             "binary_classifier_model_selection_criteria": "f1",
         }
     )
-    assert values["positive_example_weight_mult"] == "balanced"
-    assert values["binary_classifier_model_selection_criteria"] == "f_beta"
+    assert values.positive_example_weight_mult == "balanced"
+    assert values.binary_classifier_model_selection_criteria == "f_beta"
+    assert values.to_strings()["binary_classifier_model_selection_criteria"] == "f_beta"
+
+
+def test_resolved_hyperparameters_have_a_concrete_type_for_every_auto_field():
+    """Every field that may be given as auto is redeclared concrete in Resolved."""
+    autos = {n for n, f in hp.TABLE.items() if hp.Keyword(hp.AUTO) in f.metadata["constraints"]}
+    redeclared = set(Resolved.__annotations__)
+    assert autos <= redeclared, autos - redeclared
+    assert all("str" not in Resolved.__annotations__[n] for n in autos - {"loss", "optimizer"})
 
 
 def test_to_strings_and_command_line_assignments():
-    assert hp.to_strings({"use_bias": True, "epochs": 3}) == {"use_bias": "true", "epochs": "3"}
+    values = hp.validate({"predictor_type": "regressor", "use_bias": "FALSE", "epochs": "3"})
+    assert values.to_strings(["use_bias", "epochs"]) == {"use_bias": "false", "epochs": "3"}
     assert hp.parse_assignments(["epochs=3", " wd = 0.1"]) == {"epochs": "3", "wd": "0.1"}
     with pytest.raises(HyperparameterError, match="name=value"):
         hp.parse_assignments(["epochs"])

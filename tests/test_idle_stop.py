@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from training.local.ports import free_port, wait_for_port
+from ports import free_port, wait_for_port
 
 ROOT = Path(__file__).parents[1]
 SCRIPT = ROOT / "stacks" / "assets" / "idle_stop.py"
@@ -78,6 +77,12 @@ def wait_until(condition, timeout=60.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def idle_for(url) -> float:
+    """Seconds since the server's last activity (reading /api/status is not activity)."""
+    status = requests.get(f"{url}/api/status", timeout=10).json()
+    return time.time() - parse(status["last_activity"])
 
 
 def kernel_state(url, kernel_id):
@@ -142,7 +147,7 @@ def test_a_busy_kernel_keeps_the_instance_running(jupyter):
     try:
         client.execute("import time; time.sleep(30)")
         wait_until(lambda: kernel_state(url, kernel) == "busy")
-        time.sleep(1.5)
+        wait_until(lambda: idle_for(url) > 1.5)  # the server's last activity: 1.5 s ago
         line, stopped = run_check(url, tmp_path, 1 / 60)  # a 1 s limit, long passed
         assert stopped is None
         assert line == f"not idle: kernel {kernel} is busy"

@@ -9,22 +9,24 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from training import artifact
-from training import hyperparameters as hp_table
-from training.hyperparameters import HyperparameterError
+from training.core import artifact
+from training.core import hyperparameters as hp_table
+from training.core import metrics as lm
+from training.core.hyperparameters import HyperparameterError
+from training.core.losses import LOSSES, Logistic, make_loss
+from training.core.metrics import SelectionCriterion
 from training.local import learner
-from training.local import metrics as lm
 from training.local.learner import Data, PackedTrainer
-from training.local.losses import OBJECTIVE_NAMES, Loss
-from training.training_record import TrainingRecord
+from training.local.training_record import TrainingRecord
 
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVE_NAMES))  # every loss the learner has
+@pytest.mark.parametrize("name", list(LOSSES))  # every loss the learner has
 def test_loss_gradients_match_finite_differences(name):
     rng = np.random.default_rng(0)
-    loss = Loss(name, {"quantile": 0.3, "huber_delta": 0.7, "loss_insensitivity": 0.05})
+    params = {"quantile": 0.3, "huber_delta": 0.7, "loss_insensitivity": 0.05, "margin": 1.0}
+    loss = LOSSES[name](params.get(LOSSES[name].parameter))
     if name == "softmax_loss":
         z = rng.standard_normal((6, 2, 3))
         y = rng.integers(0, 3, 6).astype(float)
@@ -46,7 +48,7 @@ def test_loss_gradients_match_finite_differences(name):
     np.testing.assert_allclose(grad, numeric, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVE_NAMES))
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_gradient_in_the_steps_buffer_equals_the_plain_gradient(name):
     # the training step hands its float32 prediction buffer over (overwrite_z): the result
     # must be the same gradient, including where e^z overflows float32 (|z| > 88)
@@ -57,7 +59,7 @@ def test_gradient_in_the_steps_buffer_equals_the_plain_gradient(name):
     z[1, 0] = -200.0
     labels = 3 if name == "softmax_loss" else 2
     y = rng.integers(0, labels, 7).astype(np.float32)
-    loss = Loss(name, {})
+    loss = LOSSES[name](1.0 if LOSSES[name].parameter == "margin" else 0.01)
     plain = loss.grad(z, y)
     buffer = z.copy()
     with np.errstate(over="raise", divide="raise", invalid="raise"):  # no warning per batch
@@ -79,7 +81,7 @@ def test_the_class_max_is_numpys_max_over_the_last_axis(classes):
     """Softmax's max over few classes is taken slice by slice (numpy reduces a short last axis
     one row at a time, 17x slower at 3 classes): the same values, NaN, infinities and signed
     zeros included, so multiclass training is unchanged bit for bit."""
-    from training.local.losses import _class_max
+    from training.core.losses import _class_max
 
     rng = np.random.default_rng(classes)
     z = rng.standard_normal((50, 4, classes)).astype(np.float32)
@@ -100,7 +102,7 @@ def test_logistic_loss_is_exact_and_finite_for_confident_models():
     z64 = z.astype(np.float64)
     softplus = np.log1p(np.exp(-np.abs(z64))) + np.maximum(z64, 0)  # log(1 + e^z)
     for label in (0.0, 1.0):
-        got = Loss("logistic", {}).value(z, np.full(7, label, np.float32))
+        got = Logistic().value(z, np.full(7, label, np.float32))
         assert got.dtype == np.float32 and np.isfinite(got).all()
         np.testing.assert_allclose(got, softplus - label * z64, rtol=1e-6, atol=1e-6)
 
@@ -123,9 +125,9 @@ def test_packed_models_learn_a_real_dataset_and_log_like_sagemaker():
     X, y = load_breast_cancer(return_X_y=True)
     train, val, test = split(X, y)
     model, trainer, logs = fit({"predictor_type": "binary_classifier"}, train, val)
-    accuracy = (model.predict(test.X)["predicted_label"] == test.y).mean()
+    accuracy = (model.predict(test.X).predicted_label == test.y).mean()
     assert accuracy > 0.93
-    assert trainer.resolved["num_models"] == 32
+    assert trainer.resolved_.num_models == 32
     assert any(
         line.startswith(
             "#quality_metric: host=algo-1, epoch=0, validation "
@@ -141,17 +143,17 @@ def test_auto_values_follow_the_data_and_given_values_are_kept():
     from training.local.learner import resolve
 
     base = {"predictor_type": "binary_classifier"}
-    small = resolve(hp_table.validate(base), n_train=300)  # 15 updates in all
-    large = resolve(hp_table.validate(base), n_train=1_000_000)  # 15,000 updates
-    assert small["beta_1"] == 0.5 and large["beta_1"] == 0.9
-    given = resolve(hp_table.validate({**base, "beta_1": "0.95"}), n_train=300)
-    assert given["beta_1"] == 0.95
+    small = resolve(hp_table.validate(base), np.zeros(300), 5)  # 15 updates in all
+    large = resolve(hp_table.validate(base), np.zeros(1_000_000), 5)  # 15,000 updates
+    assert small.beta_1 == 0.5 and large.beta_1 == 0.9
+    given = resolve(hp_table.validate({**base, "beta_1": "0.95"}), np.zeros(300), 5)
+    assert given.beta_1 == 0.95
     # the packed models' auto L2 is on the 1/n scale: up to 10/n, some with none
     X, y = load_breast_cancer(return_X_y=True)
     train, val, _ = split(X, y)
     model, trainer, _ = fit(base, train, val)
-    assert 0.0 <= model.selected.wd <= 10 / train.n
-    assert trainer.resolved["wd"] == 1e-6  # model 0 trains with the single auto value
+    assert 0.0 <= trainer.selected_.wd <= 10 / train.n
+    assert trainer.resolved_.wd == 1e-6  # model 0 trains with the single auto value
 
 
 def test_deterministic_with_a_seed(tmp_path):
@@ -172,7 +174,7 @@ def test_regression_folds_label_normalisation_into_the_export():
     y = X @ np.array([2.0, -0.3, 0.01, 5.0]) + 1000 + rng.standard_normal(3000) * 0.1
     train, val, test = split(X, y)
     model, _, _ = fit({"predictor_type": "regressor", "epochs": "30"}, train, val)
-    pred = model.predict(test.X)["score"]
+    pred = model.predict(test.X).score
     assert np.sqrt(np.mean((pred - test.y) ** 2)) < 1.0  # in the label's original units
     np.testing.assert_allclose(model.weights[:3], [2.0, -0.3, 0.01], rtol=0.15)
 
@@ -190,8 +192,8 @@ def test_multiclass_and_hinge_and_single_model():
         train,
         val,
     )
-    assert trainer.resolved["num_models"] == 1 and model.loss == "hinge_loss"
-    assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.9
+    assert trainer.resolved_.num_models == 1 and model.loss == "hinge_loss"
+    assert (model.predict(test.X).predicted_label == test.y).mean() > 0.9
     rng = np.random.default_rng(2)
     centers = np.array([[0, 0], [4, 0], [0, 4]])
     labels = rng.integers(0, 3, 900)
@@ -199,21 +201,23 @@ def test_multiclass_and_hinge_and_single_model():
     train, val, test = split(data, labels)
     model, _, _ = fit({"predictor_type": "multiclass_classifier", "num_classes": "3"}, train, val)
     out = model.predict(test.X)
-    assert out["score"].shape == (test.n, 3)
-    np.testing.assert_allclose(out["score"].sum(axis=1), 1, rtol=1e-5)
-    assert (out["predicted_label"] == test.y).mean() > 0.9
+    assert out.score.shape == (test.n, 3)
+    np.testing.assert_allclose(out.score.sum(axis=1), 1, rtol=1e-5)
+    assert (out.predicted_label == test.y).mean() > 0.9
 
 
 def test_threshold_calibration_per_criterion():
     score = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
     y = np.array([1, 1, 0, 1, 1, 0, 0, 0])
-    t = lm.calibrate_threshold(score, y, "accuracy", {}, 0.5)
+    t = lm.calibrate_threshold(score, y, SelectionCriterion("accuracy"), 0.5)
     assert t == pytest.approx(0.35)  # the top five: 7/8 correct
-    hp = {"target_recall": 0.6, "target_precision": 0.9}
-    assert lm.calibrate_threshold(score, y, "precision_at_target_recall", hp, 0.5) == pytest.approx(
+    targets = {"target_recall": 0.6, "target_precision": 0.9}
+    criterion = SelectionCriterion("precision_at_target_recall", **targets)
+    assert lm.calibrate_threshold(score, y, criterion, 0.5) == pytest.approx(
         0.35
     )  # recall 1, precision 0.8 beats recall 0.75 at 0.75
-    assert lm.calibrate_threshold(score, y, "recall_at_target_precision", hp, 0.5) == pytest.approx(
+    criterion = SelectionCriterion("recall_at_target_precision", **targets)
+    assert lm.calibrate_threshold(score, y, criterion, 0.5) == pytest.approx(
         0.75
     )  # only the top two reach precision 0.9
     assert lm.roc_auc(score, y) == pytest.approx(14 / 16)
@@ -283,8 +287,8 @@ def test_train_command_end_to_end(tmp_path):
 
 
 def test_train_local_on_csv_channels_uses_every_row(tmp_path):
+    from training.data.prepare import PrepareConfig, prepare
     from training.local.trainer import train_local
-    from training.preprocessing import PrepareConfig, prepare
 
     manifest = prepare(
         PrepareConfig(
@@ -310,7 +314,7 @@ def test_train_local_on_hand_made_sparse_recordio_channels(tmp_path):
     import scipy.sparse as sp
     from sklearn.datasets import load_digits
 
-    from training import recordio
+    from training.data import recordio
     from training.local.trainer import train_local
 
     X, y = load_digits(return_X_y=True)
@@ -335,8 +339,8 @@ def test_train_local_on_hand_made_sparse_recordio_channels(tmp_path):
     assert report.metrics["test:binary_classification_accuracy"] > 0.955
     model = artifact.load(tmp_path / "model" / "model.tar.gz")
     X_test = X[parts["test"]]
-    dense = model.predict(X_test)["predicted_label"]
-    np.testing.assert_array_equal(model.predict(sp.csr_matrix(X_test))["predicted_label"], dense)
+    dense = model.predict(X_test).predicted_label
+    np.testing.assert_array_equal(model.predict(sp.csr_matrix(X_test)).predicted_label, dense)
 
 
 def test_without_a_validation_channel_selection_uses_a_training_sample(tmp_path):
@@ -376,8 +380,8 @@ def test_every_optimizer_learns(optimizer):
     model, trainer, _ = fit(
         {"predictor_type": "binary_classifier", "optimizer": optimizer}, train, val
     )
-    assert model.selected.optimizer == optimizer == trainer.resolved["optimizer"]
-    assert (model.predict(test.X)["predicted_label"] == test.y).mean() > 0.93
+    assert trainer.selected_.optimizer == optimizer == trainer.resolved_.optimizer
+    assert (model.predict(test.X).predicted_label == test.y).mean() > 0.93
 
 
 def test_export_averages_the_models_the_validation_rows_cannot_tell_apart():
@@ -406,8 +410,8 @@ def test_export_averages_the_models_the_validation_rows_cannot_tell_apart():
     expected = [
         int(j) for j in order[:AVERAGED_MODELS] if diff[:, j].mean() <= AVERAGE_WITHIN_SE * se[j]
     ]
-    members = list(model.selected.averaged_models)
-    assert members == expected and len(members) > 1 and model.selected.model == chosen
+    members = list(trainer.selected_.averaged_models)
+    assert members == expected and len(members) > 1 and trainer.selected_.model == chosen
     # the model exported is the average of theirs (logits are linear in the weights) ...
     averaged = z[:, members, :].mean(axis=1)
     np.testing.assert_allclose(model.raw(val.X), averaged, rtol=1e-4, atol=1e-4)
@@ -415,14 +419,14 @@ def test_export_averages_the_models_the_validation_rows_cannot_tell_apart():
     loss = float(
         -np.take_along_axis(log_softmax(averaged, axis=1), val.y.astype(int)[:, None], 1).mean()
     )
-    assert model.selected.objective_loss == pytest.approx(loss, rel=1e-3)  # float32 inside
+    assert trainer.selected_.objective_loss == pytest.approx(loss, rel=1e-3)  # float32 inside
     assert loss <= per_row[:, members].mean()
     assert f"Exported the average of the {len(members)} best models: {members}" in logs
     # asked for L1: one model, as trained (an average would blur its zeros)
-    l1, _, _ = fit(
+    _, l1, _ = fit(
         {"predictor_type": "multiclass_classifier", "num_classes": "3", "l1": "0.001"}, train, val
     )
-    assert l1.selected.averaged_models == (l1.selected.model,)
+    assert l1.selected_.averaged_models == (l1.selected_.model,)
 
 
 def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
@@ -438,7 +442,7 @@ def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
         hp["mini_batch_size"] = "100"
         sparse, _, _ = fit(hp, train, val)
         assert (sparse.weights == 0).sum() >= 8, optimizer  # of 30
-        assert (sparse.predict(test.X)["predicted_label"] == test.y).mean() > 0.9
+        assert (sparse.predict(test.X).predicted_label == test.y).mean() > 0.9
     no_bias, _, _ = fit({**base, "use_bias": "false"}, train, val)
     assert float(no_bias.bias) == 0.0
 
@@ -446,7 +450,7 @@ def test_l1_zeroes_weights_and_use_bias_false_exports_no_bias():
 def test_class_weights_raise_minority_recall():
     def recall(hp, train, val, test, positive):
         model, _, _ = fit(hp, train, val)
-        pred = model.predict(test.X)["predicted_label"]
+        pred = model.predict(test.X).predicted_label
         return (pred[test.y == positive] == positive).mean()
 
     # two overlapping classes, positives 5% of the rows: unweighted, the 0.5 threshold
@@ -487,10 +491,10 @@ def test_early_stopping_stops_when_no_model_improves():
     }
     _, trainer, logs = fit(hp, train, val)
     assert "Reached early stopping criteria. Stopping training." in logs
-    assert len(trainer.history) < 200
+    assert len(trainer.history_) < 200
     # patience above epochs disables it, as SageMaker documents
     _, trainer, logs = fit({**hp, "epochs": "20", "early_stopping_patience": "21"}, train, val)
-    assert len(trainer.history) == 20 and "Reached early stopping criteria." not in " ".join(logs)
+    assert len(trainer.history_) == 20 and "Reached early stopping criteria." not in " ".join(logs)
 
 
 @pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
@@ -502,7 +506,7 @@ def test_quantile_loss_predicts_the_quantile(q):
     train, val, test = split(X, y)
     hp = {"predictor_type": "regressor", "loss": "quantile_loss", "quantile": str(q)}
     model, _, _ = fit({**hp, "epochs": "30"}, train, val)
-    below = (test.y < model.predict(test.X)["score"]).mean()
+    below = (test.y < model.predict(test.X).score).mean()
     assert abs(below - q) < 0.04
 
 
@@ -515,9 +519,10 @@ def test_lr_scheduler_decays_down_to_its_minimum():
         "learning_rate": "0.05",
         "mini_batch_size": "50",
     }
-    steady, _, _ = fit({**base, "lr_scheduler_step": "1000000"}, train, val)  # never decays
+    # never decays
+    steady, steady_fit, _ = fit({**base, "lr_scheduler_step": "1000000"}, train, val)
     decay = {**base, "lr_scheduler_step": "1", "lr_scheduler_factor": "0.01"}
-    frozen, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.00001"}, train, val)
+    frozen, frozen_fit, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.00001"}, train, val)
     floored, _, _ = fit({**decay, "lr_scheduler_minimum_lr": "0.05"}, train, val)
     # a floor at the learning rate itself means no decay at all (the warm-up is in both)
     np.testing.assert_array_equal(floored.weights, steady.weights)
@@ -526,7 +531,7 @@ def test_lr_scheduler_decays_down_to_its_minimum():
     assert not np.array_equal(constant.weights, steady.weights)
     # decaying 100x per update leaves the model near its initial weights (|w| <= 0.07)
     assert np.abs(frozen.weights * train.X.std(axis=0)).max() < 0.2
-    assert frozen.selected.objective_loss > steady.selected.objective_loss
+    assert frozen_fit.selected_.objective_loss > steady_fit.selected_.objective_loss
 
 
 def test_the_rate_warms_up_so_adams_first_step_is_not_a_full_sign_step():
@@ -571,8 +576,8 @@ def test_few_updates_on_correlated_features_still_reach_logistic_regression():
         model, trainer, _ = fit(
             {"predictor_type": "multiclass_classifier", "num_classes": "3"}, train, val
         )
-        assert trainer.resolved["beta_1"] == 0.5  # 15 updates: the momentum floor
-        ours = (model.predict(test.X)["predicted_label"] == test.y).mean()
+        assert trainer.resolved_.beta_1 == 0.5  # 15 updates: the momentum floor
+        ours = (model.predict(test.X).predicted_label == test.y).mean()
         lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
         gaps.append(ours - (lr.fit(train.X, train.y).predict(test.X) == test.y).mean())
     assert np.mean(gaps) >= -0.02, gaps
@@ -591,13 +596,13 @@ def test_more_epochs_on_small_data_are_not_a_frozen_model():
     for epochs in ("15", "100"):
         model, trainer, _ = fit({**hp, "epochs": epochs}, train, val)
         steps = int(epochs)  # one update per epoch
-        assert trainer.resolved["lr_scheduler_step"] == max(1, round(steps / 15))
-        accuracy = (model.predict(test.X)["predicted_label"] == test.y).mean()
-        results[epochs] = (model.selected.objective_loss, accuracy, len(trainer.history))
-    per_epoch, trainer, _ = fit({**hp, "epochs": "100", "lr_scheduler_step": "1"}, train, val)
-    assert len(trainer.history) < 100  # the old auto: frozen, stopped early ...
+        assert trainer.resolved_.lr_scheduler_step == max(1, round(steps / 15))
+        accuracy = (model.predict(test.X).predicted_label == test.y).mean()
+        results[epochs] = (trainer.selected_.objective_loss, accuracy, len(trainer.history_))
+    _, trainer, _ = fit({**hp, "epochs": "100", "lr_scheduler_step": "1"}, train, val)
+    assert len(trainer.history_) < 100  # the old auto: frozen, stopped early ...
     assert results["100"][2] == 100  # ... the auto step: still improving at the end
-    assert results["100"][0] < per_epoch.selected.objective_loss
+    assert results["100"][0] < trainer.selected_.objective_loss
     assert results["100"][1] >= results["15"][1] - 0.02
 
 
@@ -610,11 +615,11 @@ def test_losses_computed_on_worker_threads_equal_the_whole_set_at_once(predictor
     X = rng.standard_normal((n, d)).astype(np.float32)
     y = rng.integers(0, 2 if k == 1 else k, n).astype(np.float32)
     given = {"predictor_type": predictor, "num_classes": str(k) if k > 1 else None}
-    r = learner.resolve(hp_table.validate({key: v for key, v in given.items() if v}), n)
+    r = learner.resolve(hp_table.validate({key: v for key, v in given.items() if v}), y, d)
     scaling = learner.Scaling(X.mean(axis=0), X.std(axis=0))
     grid = learner._model_grid(r, learner.RunShape.of(r, n), rng)
     example_weights = np.arange(1, max(k, 2) + 1, dtype=np.float32)  # unequal per class
-    loss = Loss(r["loss"], r)
+    loss = make_loss(r.loss, r)
     updater = learner._Updater(r, grid, scaling, d, k, rng, loss, example_weights)
     updater.P[:] = rng.standard_normal(updater.P.shape)
     got = updater.mean_loss(X, y, scaling)
@@ -623,7 +628,7 @@ def test_losses_computed_on_worker_threads_equal_the_whole_set_at_once(predictor
     z = X @ w_eff + b_eff
     per_row = loss.value(z if k == 1 else z.reshape(n, -1, k), y).astype(np.float64)
     ex = example_weights[y.astype(np.int64)].astype(np.float64)
-    assert got.shape == (int(r["num_models"]),)
+    assert got.shape == (int(r.num_models),)
     np.testing.assert_allclose(got, ex @ per_row / ex.sum(), rtol=1e-10)
     gap, _ = updater.loss_gap(X, y, scaling, updater.W, updater.b, ref=3)
     np.testing.assert_allclose(gap, (ex @ (per_row - per_row[:, [3]])) / ex.sum(), atol=1e-12)

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from training import artifact, recordio
-from training.local.learner import LinearModel
+from training.core import artifact
+from training.core.model import LinearModel
+from training.data import recordio
 from training.local.server import make_server
 
 W = np.array([1.0, -2.0, 0.5], np.float32)
@@ -176,7 +177,7 @@ def test_concurrent_clients(servers):
 
 def sparse_record(shape: int, keys: list[int]) -> bytes:
     """One sparse RecordIO record written by hand (a shape or keys no writer would produce)."""
-    from training.recordio import _varint
+    from training.data.recordio import _varint
 
     def field(number: int, payload: bytes) -> bytes:
         return _varint(number << 3 | 2) + _varint(len(payload)) + payload
@@ -370,6 +371,8 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
     import socket
     import time
 
+    from training.local.server import MAX_CONNECTIONS
+
     model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
     srv = make_server(model, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -378,7 +381,10 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
         sock.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 100\r\n\r\n1,2")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # an RST mid-body, as a killed client sends
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10  # until the reset connection's handler has ended
+        while srv._slots._value < MAX_CONNECTIONS:
+            assert time.monotonic() < deadline, "the reset connection is still being served"
+            time.sleep(0.01)
         assert call(srv.server_address[1], b"1,2,3")[0] == 200
     finally:
         srv.shutdown()

@@ -4,7 +4,7 @@ import shutil
 
 from notebook_run import run_notebook
 
-from training import notebook_bundle
+from training.aws import notebook_bundle
 
 
 def test_notebook_runs_end_to_end_from_the_uploaded_bundle(tmp_path, monkeypatch):

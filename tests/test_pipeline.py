@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.pipeline import RunConfig, run_local
+from training.run import RunConfig, run_local
 
 ROOT = Path(__file__).parents[1]
 
@@ -23,10 +23,9 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
     summary = run_local(
         RunConfig(out=tmp_path / "run", synth=False, show_progress=False), echo=quiet
     )
-    out = Path(summary["out"])
+    out = summary.out
     for name in (
         "report.html",
-        "metrics.json",
         "predictions.csv",
         "summary.json",
         "loss.png",
@@ -42,7 +41,9 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
     for image in re.findall(r'src="([^"]+)"', page):
         assert (out / image).exists()
     assert "test:roc_auc_score" in page
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    assert metrics == dict(summary.metrics)
+    assert not (out / "metrics.json").exists()  # the training record's name, beside the model
     # what came back over HTTP scores exactly like the trainer's own evaluation
     for name in ("binary_classification_accuracy", "roc_auc_score", "precision", "recall"):
         assert metrics[f"endpoint_test:{name}"] == pytest.approx(metrics[f"test:{name}"])
@@ -51,7 +52,7 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
     test_rows = json.loads((out / "data" / "manifest.json").read_text())["channels"]["test"]
     assert len(predictions) == test_rows["rows"]
     assert set(predictions["predicted_class"]) <= {"female", "male"}
-    assert set(summary["stage_seconds"]) == {
+    assert set(summary.stage_seconds) == {
         "preflight + prepare",
         "train (local Linear Learner)",
         "serve + predict the test split over HTTP",
@@ -78,10 +79,10 @@ def test_any_csv_regression_gets_regression_plots(tmp_path):
         ),
         echo=quiet,
     )
-    out = Path(summary["out"])
+    out = summary.out
     assert (out / "predicted_vs_actual.png").exists() and (out / "residuals.png").exists()
-    assert summary["metrics"]["endpoint_test:mse"] == pytest.approx(
-        summary["metrics"]["test:mse"], rel=1e-5
+    assert summary.metrics["endpoint_test:mse"] == pytest.approx(
+        summary.metrics["test:mse"], rel=1e-5
     )
 
 
@@ -96,8 +97,8 @@ def test_multiclass_run_has_a_confusion_matrix_with_class_names(tmp_path):
         ),
         echo=quiet,
     )
-    assert summary["metrics"]["endpoint_test:multiclass_accuracy"] > 0.9
-    assert (Path(summary["out"]) / "confusion_matrix.png").exists()
+    assert summary.metrics["endpoint_test:multiclass_accuracy"] > 0.9
+    assert (summary.out / "confusion_matrix.png").exists()
 
 
 def test_run_command_prints_each_stage_and_where_things_are(tmp_path):
@@ -159,22 +160,24 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
     from moto import mock_aws
 
     from training.aws import deploy
-    from training.model_record import ModelRecord
-    from training.pipeline import run_aws
+    from training.aws.model_record import ModelRecord
+    from training.run import run_aws
 
     def deployed(data_dir, **kwargs):
         record = ModelRecord(
             "s3://b/models/j/output/model.tar.gz",
             hyperparameters={"predictor_type": "binary_classifier"},
         )
-        return deploy.Deployed(record, {"EndpointName": "ll-e2e-endpoint"})
+        return deploy.Deployed(
+            record, deploy.EndpointOutputs("ll-e2e-endpoint", "LlE2eEndpoint-Config-1")
+        )
 
     monkeypatch.setattr(deploy, "deploy_all", deployed)
     with mock_aws():
         config = RunConfig(
             out=tmp_path / "run", target="aws", region="us-east-1", show_progress=False
         )
-        from training.preprocessing import PrepareConfig, prepare
+        from training.data.prepare import PrepareConfig, prepare
 
         rows = (
             prepare(
@@ -201,14 +204,14 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
             timeout=5,
         )
         summary = run_aws(config, echo=quiet)
-    out = Path(summary["out"])
+    out = summary.out
     assert (out / "report.html").exists() and (out / "roc.png").exists()
     # the metrics are the planted answers scored against the test channel's labels, in order
-    from training.channels import read_channel
+    from training.data.channels import read_channel
 
     y = read_channel(out / "data" / "test").y
     labels = np.arange(rows) % 2
-    m = summary["metrics"]
+    m = summary.metrics
     assert m["endpoint_test:binary_classification_accuracy"] == pytest.approx((labels == y).mean())
     assert m["endpoint_test:recall"] == pytest.approx(labels[y == 1].mean())
     written = pd.read_csv(out / "predictions.csv")
@@ -227,7 +230,7 @@ def test_trainer_and_endpoint_report_the_same_metrics_under_sagemakers_names(tmp
         ),
         echo=quiet,
     )
-    m = summary["metrics"]
+    m = summary.metrics
     names = (
         "multiclass_accuracy",
         "multiclass_top_k_accuracy",
@@ -242,6 +245,6 @@ def test_trainer_and_endpoint_report_the_same_metrics_under_sagemakers_names(tmp
     p, r = m["endpoint_test:macro_precision"], m["endpoint_test:macro_recall"]
     assert m["endpoint_test:macro_f_beta"] == pytest.approx(5 * p * r / (4 * p + r))  # beta 2
     assert not [k for k in m if re.search(r"macro_f_\d|top_k_accuracy_\d", k)]
-    log = (Path(summary["out"]) / "model" / "training.log").read_text()
+    log = (summary.out / "model" / "training.log").read_text()
     assert "test macro_f_2.000 <score>=" in log  # the container's spelling, beta in it
     assert "test multiclass_top_k_accuracy_2 <score>=" in log

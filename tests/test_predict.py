@@ -8,9 +8,10 @@ import pytest
 import requests
 from moto import mock_aws
 
-from training import artifact, predict
-from training.__main__ import main
-from training.local.learner import LinearModel
+from training import predict
+from training.cli import main
+from training.core import artifact
+from training.core.model import LinearModel
 
 W = np.array([1.0, -2.0, 0.5], np.float32)
 
@@ -82,7 +83,7 @@ def test_aws_predict_parses_what_the_endpoint_answers(tmp_path, model_path, caps
     answer = {
         "predictions": [
             {"score": float(s), "predicted_label": int(p)}
-            for s, p in zip(local["score"], local["predicted_label"])
+            for s, p in zip(local.score, local.predicted_label)
         ]
     }
     data = tmp_path / "test.csv"
@@ -121,3 +122,50 @@ def test_aws_predict_with_a_non_linear_learner_answer_is_explained(tmp_path, cap
             main(["predict", "--target", "aws", "--region", "us-east-1", "--input", str(data)]) == 2
         )
     assert "not Linear Learner JSON" in capsys.readouterr().err
+
+
+def test_predict_labelled_reports_the_f_beta_the_model_was_trained_with(tmp_path, capsys):
+    """A model trained with f_beta=3 carries it in its artifact's metrics_params; predict
+    reads it back and reports F-3 (it used to report F-1 whatever the model said)."""
+    from sklearn.metrics import fbeta_score
+
+    from training.core.metrics import MetricsParams
+
+    X, y = rows(300, seed=3)
+    y = np.where(np.random.default_rng(4).random(300) < 0.2, 1 - y, y)  # some mistakes
+    model = LinearModel(
+        "binary_classifier", "logistic", W, np.float32(0.3), 0.5, MetricsParams(f_beta=3.0)
+    )
+    path = artifact.save(model, tmp_path / "model.tar.gz")
+    assert artifact.load(path).metrics_params.f_beta == 3.0
+    data = tmp_path / "test.csv"
+    np.savetxt(data, np.column_stack([y, X]), delimiter=",", fmt="%.9g")
+    assert main(["-q", "predict", "--model", str(path), "--input", str(data), "--labelled"]) == 0
+    out = capsys.readouterr().out
+    reported = float(re.search(r"test:binary_f_beta +(\S+)", out).group(1))
+    predicted = artifact.load(path).predict(np.loadtxt(data, delimiter=",")[:, 1:]).predicted_label
+    f3, f1 = fbeta_score(y, predicted, beta=3), fbeta_score(y, predicted, beta=1)
+    assert reported == pytest.approx(f3, abs=1e-5) and abs(f3 - f1) > 0.01
+
+
+def test_a_corrupt_recordio_input_is_an_error_not_a_traceback(tmp_path, model_path, capsys):
+    from training.data import recordio
+
+    data = tmp_path / "rows.rec"
+    with open(data, "wb") as fh:
+        recordio.write_numpy_to_dense_tensor(fh, rows(10)[0])
+    data.write_bytes(data.read_bytes()[:-7])  # cut off mid-record
+    assert main(["-q", "predict", "--model", str(model_path), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt RecordIO-protobuf" in err and str(data) in err and "Traceback" not in err
+
+
+def test_a_port_with_nothing_listening_is_an_error_not_a_traceback(tmp_path, capsys):
+    from ports import free_port
+
+    data = tmp_path / "rows.csv"
+    data.write_text("1,2,3\n")
+    port = str(free_port())
+    assert main(["-q", "predict", "--port", port, "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing answers there" in err and "Traceback" not in err

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import raw_csv
+from training.data import raw_csv
+from training.data.raw_csv import Numbers, Reread, Text
 from training.errors import ValidationError
-from training.raw_csv import Numbers, Reread, Text
 
 # name -> (CSV text, the engine that must read it: the fast one wherever it can)
 CORPUS = {

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training import recordio
-from training.recordio import RecordIOError
+from training.data import recordio
+from training.data.recordio import RecordIOError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recordio"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.npz"))

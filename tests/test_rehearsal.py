@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 import requests
 from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
-
-from training.local.ports import free_port, wait_for_port
+from ports import free_port, wait_for_port
 
 ROOT = Path(__file__).parents[1]
 MOTO = Path(sys.executable).parent / "moto_server"
@@ -230,7 +229,7 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
 def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     """A model trained here goes to the running endpoint through `deploy --model`: uploaded
     under its SHA-256, recorded, and the endpoint stack's Model serves exactly that object."""
-    from training import artifact
+    from training.core import artifact
 
     rc, out = run(
         sys.executable, "-m", "training", "-q", "train", "--data-dir", str(data),
@@ -243,7 +242,7 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     answer = {
         "predictions": [
             {"score": float(s), "predicted_label": int(p)}
-            for s, p in zip(expected["score"], expected["predicted_label"])
+            for s, p in zip(expected.score, expected.predicted_label)
         ]
     }
     requests.post(

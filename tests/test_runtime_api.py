@@ -12,8 +12,8 @@ import boto3
 import numpy as np
 import pytest
 
-from training import recordio
-from training.local.learner import LinearModel
+from training.core.model import LinearModel
+from training.data import recordio
 from training.local.server import make_server
 
 W = np.array([1.0, -2.0, 0.5], np.float32)

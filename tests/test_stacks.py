@@ -20,8 +20,8 @@ from stacks.app_builder import build_app
 from stacks.assets import idle_stop
 from stacks.images import linear_learner_image
 from stacks.settings import Settings, SettingsError
-from training import notebook_bundle
-from training.instance_types import accepts_volume_key
+from training.aws import notebook_bundle
+from training.aws.instance_types import accepts_volume_key
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
@@ -146,7 +146,7 @@ def test_the_notebook_bundle_is_in_the_bucket_before_the_notebook_first_starts()
     staged = Path(app.outdir) / f"asset.{key.removesuffix('.zip')}"
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
     assert files == {key for _, key in notebook_bundle.files()}
-    assert {"linear_learner.ipynb", "training/artifact.py", "data/penguins.csv"} <= files
+    assert {"linear_learner.ipynb", "training/core/artifact.py", "data/penguins.csv"} <= files
 
 
 def test_the_moto_rehearsal_takes_out_only_what_moto_cannot_run():
@@ -583,7 +583,7 @@ def test_everything_taggable_carries_the_project_tag():
 
 def test_outputs():
     """Every output the AWS commands read back (naming.Output) is declared by its stack."""
-    from training.naming import Output
+    from training.aws.naming import Output
 
     assert set(base().to_json()["Outputs"]) >= {
         Output.BUCKET,

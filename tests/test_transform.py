@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import artifact, recordio
+from training.batch_transform import TransformConfig, batches
+from training.core import artifact
+from training.core.model import LinearModel
+from training.data import recordio
 from training.errors import ValidationError
-from training.local.learner import LinearModel
+from training.local.batch_transform import transform_local
 from training.local.server import serving
-from training.transform import TransformConfig, batches, transform_local
 
 ROOT = Path(__file__).parents[1]
 
@@ -64,7 +66,7 @@ def test_each_batch_is_what_the_local_endpoint_answers_in_input_order(tmp_path, 
     if accept == "application/jsonlines":  # one line per input row, in order
         scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
         sent = np.loadtxt(src, delimiter=",", dtype=np.float32)  # the rows as written
-        np.testing.assert_allclose(scores, model.predict(sent)["score"], rtol=1e-12)
+        np.testing.assert_allclose(scores, model.predict(sent).score, rtol=1e-12)
 
 
 def test_recordio_in_and_out_and_a_folder_of_files(tmp_path, model):
@@ -91,7 +93,7 @@ def test_recordio_in_and_out_and_a_folder_of_files(tmp_path, model):
             for p in outs
         ]
     )
-    np.testing.assert_allclose(scores, model.predict(X)["score"], rtol=1e-6)
+    np.testing.assert_allclose(scores, model.predict(X).score, rtol=1e-6)
 
 
 def test_a_bad_record_names_its_batch_and_leaves_no_output(tmp_path, model):

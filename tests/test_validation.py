@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training import validation
+from training.data import channel_checks, raw_checks
 from training.errors import ValidationError
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
@@ -94,7 +94,7 @@ CORPUS = [
 @pytest.mark.parametrize("name, predictor, kwargs, expected", CORPUS, ids=[c[0] for c in CORPUS])
 def test_each_bad_file_is_explained(name, predictor, kwargs, expected):
     with pytest.raises(ValidationError) as err:
-        validation.validate_channels([BAD / name], predictor, **kwargs)
+        channel_checks.validate_channels([BAD / name], predictor, **kwargs)
     report = str(err.value)
     assert "nothing was uploaded or started" in report
     for text in expected:
@@ -103,7 +103,7 @@ def test_each_bad_file_is_explained(name, predictor, kwargs, expected):
 
 @pytest.mark.parametrize("name", ["good.csv", "good.rec"])
 def test_good_files_pass_and_report_shape(name):
-    (info,) = validation.validate_channels([BAD / name], "binary_classifier", feature_dim=3)
+    (info,) = channel_checks.validate_channels([BAD / name], "binary_classifier", feature_dim=3)
     assert (info.rows, info.feature_dim) == (12, 3)
     assert info.content_type == (
         "text/csv" if name.endswith(".csv") else "application/x-recordio-protobuf"
@@ -114,7 +114,7 @@ def test_channels_must_agree_on_feature_dim():
     with pytest.raises(
         ValidationError, match=r"five_features.csv.*has 5 features but .*good.csv has 3"
     ):
-        validation.validate_channels([BAD / "good.csv", BAD / "five_features.csv"], "regressor")
+        channel_checks.validate_channels([BAD / "good.csv", BAD / "five_features.csv"], "regressor")
 
 
 def test_folders_expand_to_their_files(tmp_path):
@@ -122,14 +122,14 @@ def test_folders_expand_to_their_files(tmp_path):
     (tmp_path / "train" / "a.csv").write_text((BAD / "good.csv").read_text())
     (tmp_path / "train" / "b.csv").write_text((BAD / "header.csv").read_text())
     with pytest.raises(ValidationError) as err:
-        validation.validate_channels([tmp_path / "train"], "binary_classifier")
+        channel_checks.validate_channels([tmp_path / "train"], "binary_classifier")
     assert "b.csv" in str(err.value) and "a.csv" not in str(err.value)
 
 
 def test_problems_in_many_files_are_all_reported():
     files = [BAD / "header.csv", BAD / "float64.rec", BAD / "ragged.csv"]
     with pytest.raises(ValidationError) as err:
-        validation.validate_channels(files, "binary_classifier")
+        channel_checks.validate_channels(files, "binary_classifier")
     assert len({p.file for p in err.value.problems}) == 3
 
 
@@ -137,7 +137,7 @@ def test_repeated_row_problems_are_summarised(tmp_path):
     path = tmp_path / "many.csv"
     path.write_text("1,2,3\n" * 50 + "1,2\n" * 20)
     with pytest.raises(ValidationError) as err:
-        validation.validate_channels([path], "regressor")
+        channel_checks.validate_channels([path], "regressor")
     assert "row 51:" in str(err.value)
     assert "... and 17 more rows like that" in str(err.value)
     assert len(err.value.problems) == 4
@@ -154,7 +154,7 @@ def test_repeated_row_problems_are_summarised(tmp_path):
     ],
 )
 def test_content_type_must_be_exact(content_type, ok):
-    problems = validation.check_content_type(content_type, "train")
+    problems = channel_checks.check_content_type(content_type, "train")
     assert (not problems) == ok
     if not ok:
         assert "No iterator has been registered" in problems[0].message
@@ -174,42 +174,42 @@ def test_raw_csv_unknown_label_suggests_the_close_name(tmp_path):
     with pytest.raises(
         ValidationError, match="(?s)no column named 'survived'.*did you mean 'Survived'"
     ):
-        validation.validate_raw_csv(path, "survived", "binary_classifier")
+        raw_checks.validate_raw_csv(path, "survived", "binary_classifier")
 
 
 def test_raw_csv_binary_with_three_classes(tmp_path):
     path = raw(tmp_path, "x,y\n1,a\n2,b\n3,c\n")
     with pytest.raises(ValidationError, match="(?s)3 distinct values.*multiclass_classifier"):
-        validation.validate_raw_csv(path, "y", "binary_classifier")
+        raw_checks.validate_raw_csv(path, "y", "binary_classifier")
 
 
 def test_raw_csv_multiclass_needs_three(tmp_path):
     path = raw(tmp_path, "x,y\n1,a\n2,b\n")
     with pytest.raises(ValidationError, match="needs at least 3"):
-        validation.validate_raw_csv(path, "y", "multiclass_classifier")
+        raw_checks.validate_raw_csv(path, "y", "multiclass_classifier")
 
 
 def test_raw_csv_regressor_needs_numbers(tmp_path):
     path = raw(tmp_path, "x,y\n1,2.5\n2,high\n")
     with pytest.raises(ValidationError, match="(?s)row 3.*'high', not a finite number"):
-        validation.validate_raw_csv(path, "y", "regressor")
+        raw_checks.validate_raw_csv(path, "y", "regressor")
 
 
 def test_raw_csv_ragged_row_named(tmp_path):
     path = raw(tmp_path, "x,y\n1,0\n2,1,7\n3,0\n")
     with pytest.raises(ValidationError, match="(?s)row 3.*3 fields but the header has 2"):
-        validation.validate_raw_csv(path, "y", "binary_classifier")
+        raw_checks.validate_raw_csv(path, "y", "binary_classifier")
 
 
 def test_raw_csv_missing_labels(tmp_path):
     path = raw(tmp_path, "x,y\n1,0\n2,\n3,1\n")
     with pytest.raises(ValidationError, match="(?s)row 3.*--drop-unlabeled"):
-        validation.validate_raw_csv(path, "y", "binary_classifier")
-    validation.validate_raw_csv(path, "y", "binary_classifier", allow_unlabeled=True)
+        raw_checks.validate_raw_csv(path, "y", "binary_classifier")
+    raw_checks.validate_raw_csv(path, "y", "binary_classifier", allow_unlabeled=True)
 
 
 def test_raw_csv_good(tmp_path):
     frame = pd.DataFrame({"x": range(10), "c": list("ab") * 5, "y": [0, 1] * 5})
     path = tmp_path / "ok.csv"
     frame.to_csv(path, index=False)
-    validation.validate_raw_csv(path, "y", "binary_classifier")
+    raw_checks.validate_raw_csv(path, "y", "binary_classifier")

@@ -1,13 +1,49 @@
-"""The project's one error type for user mistakes: every problem found, where, and the fix.
+"""Every error a user can fix, and what had already happened when it was raised.
 
-Raised by validation, preparation, hyperparameter checks and the AWS steps alike; the command
-line prints it (``error: …``) and exits 2 instead of showing a traceback. Subclasses raised
-after a step took effect change ``outcome`` to say what already happened.
+:class:`UserError` is the base: the command line prints one (``error: …``) and exits 2 instead
+of showing a traceback. Each raise site states its ``outcome`` honestly: preflight checks say
+nothing was uploaded or started, a failed AWS step says what it left behind, and a check that
+knows nothing of the sort says nothing. The subclasses name what was wrong: data
+(:class:`ValidationError`, with every :class:`Problem` found), hyperparameters, a model file,
+the model record; the AWS steps that fail after taking effect are ValidationErrors whose
+outcome says so.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What had happened when the error was raised, for the raise sites that know.
+NOTHING_STARTED = "nothing was uploaded or started."
+JOB_RAN = (
+    "the channels were uploaded and the job ran (and billed) until it failed; rerunning "
+    "uploads only changed files."
+)
+TRANSFORM_RAN = "the input was uploaded and the job ran (and billed) until it failed."
+DEPLOY_STOPPED = (
+    "the deploy stopped at this step; the steps printed above it took effect "
+    "(bash scripts/destroy-all.sh removes everything)."
+)
+
+
+class UserError(ValueError):
+    """A mistake the user can fix; ``outcome`` says what had happened (None: nothing to say)."""
+
+    outcome: str | None = None
+
+    def __init__(self, message: str, outcome: str | None = None):
+        if outcome is not None:
+            self.outcome = outcome
+        self.message = message
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        return self.message + (f"\n({self.outcome})" if self.outcome else "")
+
+    def after(self, outcome: str) -> UserError:
+        """The same error, raised where ``outcome`` is known (e.g. an AWS preflight)."""
+        return type(self)(self.message, outcome)
 
 
 @dataclass
@@ -33,25 +69,57 @@ class Problem:
         return f"{', '.join(where)}: {self.message}\n    fix: {self.fix}"
 
 
-class ValidationError(ValueError):
-    """The data would fail (or silently mistrain) on SageMaker; lists every problem found."""
+class ValidationError(UserError):
+    """Input that would fail (or silently mistrain) on SageMaker; lists every problem found."""
 
-    # what happened before the error; a subclass raised after a step took effect says so
-    outcome = "nothing was uploaded or started."
-
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], outcome: str | None = None):
         self.problems = problems
-        super().__init__(self.report())
+        if outcome is not None:
+            self.outcome = outcome
+        super().__init__("", outcome)
 
     def report(self) -> str:
         n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} found; {self.outcome}"
+        head = f"{n} problem{'s' if n != 1 else ''} found" + (
+            f"; {self.outcome}" if self.outcome else ":"
+        )
         return head + "\n" + "\n".join(f"- {p}" for p in self.problems)
+
+    def after(self, outcome: str) -> ValidationError:
+        return type(self)(self.problems, outcome)
+
+
+class HyperparameterError(UserError):
+    """One or more hyperparameters are invalid; the message lists each with its fix."""
+
+
+class ArtifactError(UserError):
+    """The file is not a Linear Learner model artifact (or it is damaged); says what it is."""
+
+
+class ModelRecordError(UserError):
+    """A file that is not a model record (``models/latest.json``)."""
+
+
+class JobFailedError(ValidationError):
+    """The training job ran and failed: unlike a preflight error, the upload and job happened."""
+
+    outcome = JOB_RAN
+
+
+class TransformFailedError(ValidationError):
+    """The batch transform job ran and failed: the input was uploaded and instances billed."""
+
+    outcome = TRANSFORM_RAN
+
+
+class DeployStepError(ValidationError):
+    """A deploy step failed after the steps before it took effect."""
+
+    outcome = DEPLOY_STOPPED
 
 
 def known_fix(reason: str | None, known: list[tuple[str, str]], otherwise: str) -> str:
     """The fix for the first known pattern found in a SageMaker job's failure reason."""
-    import re
-
     fixes = [fix for pattern, fix in known if re.search(pattern, reason or "")]
     return fixes[0] if fixes else otherwise

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifact
+from training.core import artifact
+from training.core.model import LinearModel
+from training.data.manifest import Manifest
 from training.errors import Problem, ValidationError
-from training.local.learner import LinearModel
-from training.manifest import Manifest
 
 
 @dataclass
@@ -43,7 +43,8 @@ class ModelSummary:
 
 def load_model(source: str, profile=None, region=None, show_progress=True) -> LinearModel:
     """A model from a local path or ``s3://…`` (downloaded through the bucket's region)."""
-    from training.aws.download import fetch, is_s3_url
+    from training.aws.download import fetch
+    from training.aws.naming import is_s3_url
 
     if is_s3_url(source):
         return artifact.from_bytes(fetch(source, profile, region, show_progress), source)

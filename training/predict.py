@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from training import recordio, validation
 from training.content_types import CSV, JSON, RECORDIO
+from training.core import metrics as lm
+from training.core.metrics import DEFAULT_PARAMS, MetricsParams
+from training.core.model import Predictions
+from training.data import recordio
+from training.data.channels import detect_format
 from training.errors import Problem, ValidationError
-from training.local import metrics as lm
+from training.files import file_problem
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
@@ -29,11 +33,22 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
     import pandas as pd
 
     path = Path(path)
-    unreadable = validation.file_problem(path, fix="check --input")
+    unreadable = file_problem(path, fix="check --input")
     if unreadable:
         raise ValidationError([unreadable])
-    if validation.detect_format(path) == "recordio":
-        arrays = recordio.read_arrays(path)
+    if detect_format(path) == "recordio":
+        try:
+            arrays = recordio.read_arrays(path)
+        except recordio.RecordIOError as err:
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path),
+                        f"corrupt RecordIO-protobuf: {err}",
+                        "rewrite the file (python -m training prepare), or send CSV",
+                    )
+                ]
+            ) from None
         return arrays.dense(), arrays.y
     try:
         values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
@@ -121,7 +136,8 @@ def aws_invoker(sess, endpoint: str) -> Invoker:
     return invoke
 
 
-def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> list[dict]:
+def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> Predictions:
+    """Every row of ``X`` sent through ``invoke`` (in requests under the payload limit)."""
     out: list[dict] = []
     for body in request_bodies(X, content_type):
         answer = invoke(body, content_type)
@@ -147,37 +163,23 @@ def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> list[dic
                 )
             ]
         )
-    return out
+    return Predictions.from_rows(out)
 
 
-def as_arrays(predictions: list[dict]) -> dict:
-    """``score`` (and ``predicted_label``) as arrays, for metrics and plots."""
-    out = {"score": np.asarray([p["score"] for p in predictions])}
-    if "predicted_label" in predictions[0]:
-        out["predicted_label"] = np.asarray([p["predicted_label"] for p in predictions])
-    return out
-
-
-def metrics_for(predictions: list[dict], y: np.ndarray, hp: dict | None = None) -> dict:
-    """Test metrics (:func:`training.local.metrics.evaluate`), with the predictor type read
-    off the response shape; ``hp`` carries f_beta / accuracy_top_k when the model is known."""
-    first = predictions[0]
-    if "predicted_label" not in first:
-        predictor = "regressor"
-    elif isinstance(first["score"], list):
-        predictor = "multiclass_classifier"
-    else:
-        predictor = "binary_classifier"
-    score = np.array([p["score"] for p in predictions])
-    labels = (
-        np.array([p["predicted_label"] for p in predictions]) if predictor != "regressor" else None
+def metrics_for(
+    predictions: Predictions, y: np.ndarray, params: MetricsParams = DEFAULT_PARAMS
+) -> dict:
+    """Test metrics (:func:`training.core.metrics.evaluate`), with the predictor type read
+    off the response shape; ``params`` are the model's when it is at hand (its F-beta's
+    beta, top-k's k)."""
+    return lm.evaluate(
+        predictions.predictor_type, predictions.score, predictions.predicted_label, y, params
     )
-    return lm.evaluate(predictor, score, labels, y, hp)
 
 
-def write_predictions(path: Path, predictions: list[dict]) -> Path:
+def write_predictions(path: Path, predictions: Predictions) -> Path:
     buf = io.StringIO()
-    for p in predictions:
-        buf.write(json.dumps(p) + "\n")
+    for row in predictions.rows():
+        buf.write(json.dumps(row) + "\n")
     path.write_text(buf.getvalue())
     return path

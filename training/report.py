@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.local import metrics as lm
+from training.core import metrics as lm
 
 
 def _figure():

@@ -11,7 +11,7 @@ are scheduled for deletion (7 days).
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
 a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
 everything they create; training and transform jobs are tagged when started), or when its name
-is exactly one this project gives (``training.naming.owned_patterns``: the endpoint, the
+is exactly one this project gives (``training.aws.naming.owned_patterns``: the endpoint, the
 notebook, training and transform jobs) and no other project's tag is on it. What cannot carry
 a tag is taken by exact name only: the endpoint's log group, log streams of the project's
 jobs and notebook, and the log groups of Lambda functions CloudFormation named after the
@@ -24,13 +24,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.naming import TAG_KEY, endpoint_name, owned_patterns, stack_name
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.naming import TAG_KEY, LogGroup, endpoint_name, owned_patterns
 
 NOTEBOOK_POLL_S = 10.0
-TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
-TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
-NOTEBOOK_LOGS = "/aws/sagemaker/NotebookInstances"
+TRAINING_LOGS = LogGroup.TRAINING_JOBS
+TRANSFORM_LOGS = LogGroup.TRANSFORM_JOBS
+NOTEBOOK_LOGS = LogGroup.NOTEBOOK_INSTANCES
 COST = {
     "endpoint": f"instance-hours while it exists ({DEFAULT_INSTANCE_TYPE} ~ $0.115/h)",
     "endpoint-config": "free, but keeps its model referenced",
@@ -184,11 +184,8 @@ def _count_versions(sess, bucket: str) -> tuple[int, int]:
 def _log_groups(sess, own: Ownership) -> list[Leftover]:
     logs = sess.client("logs")
     found = []
-    endpoint_logs = f"/aws/sagemaker/Endpoints/{endpoint_name(own.project)}"
-    # CloudFormation names a stack's Lambda functions "<stack name>-<logical id>-<suffix>"
-    lambdas = tuple(
-        f"/aws/lambda/{stack_name(own.project, role)}-" for role in ("Base", "Endpoint")
-    )
+    endpoint_logs = LogGroup.endpoint(endpoint_name(own.project))
+    lambdas = LogGroup.stack_lambdas(own.project)
     groups = logs.get_paginator("describe_log_groups")
     for prefix in (endpoint_logs, *lambdas):
         for page in groups.paginate(logGroupNamePrefix=prefix):

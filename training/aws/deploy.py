@@ -25,35 +25,47 @@ from pathlib import Path
 
 import numpy as np
 
-from training import notebook_bundle
-from training.aws import audit
+from training.aws import audit, notebook_bundle
 from training.aws import session as aws
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.job import AwsTrainConfig, train_aws
+from training.aws.model_record import RECORD, ModelRecord
+from training.aws.naming import DEFAULT_PROJECT, LogGroup, Output, Prefix, Stack, stack_name, stamp
 from training.aws.upload import upload_files
-from training.errors import Problem, ValidationError
-from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.model_record import RECORD, ModelRecord
-from training.naming import DEFAULT_PROJECT, Output, stack_name
+from training.core.model import LinearModel
+from training.errors import DeployStepError, Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
+class EndpointOutputs:
+    """The endpoint stack's outputs, as the deploy read them back."""
+
+    endpoint_name: str
+    endpoint_config_name: str
+    model_data_url: str | None = None
+    model_name: str | None = None
+    image_uri: str | None = None
+
+    @classmethod
+    def of(cls, outputs: dict[str, str]) -> EndpointOutputs:
+        return cls(
+            endpoint_name=outputs[Output.ENDPOINT],
+            endpoint_config_name=outputs[Output.ENDPOINT_CONFIG],
+            model_data_url=outputs.get(Output.MODEL_DATA_URL),
+            model_name=outputs.get(Output.MODEL_NAME),
+            image_uri=outputs.get(Output.IMAGE_URI),
+        )
+
+
+@dataclass(frozen=True)
 class Deployed:
     """What a deploy leaves: the model record the endpoint stack read, and that stack's
-    outputs (EndpointName, EndpointConfigName, ModelDataUrl, …)."""
+    outputs."""
 
     record: ModelRecord
-    endpoint: dict[str, str]
-
-
-class DeployStepError(ValidationError):
-    """A deploy step failed after the steps before it took effect."""
-
-    outcome = (
-        "the deploy stopped at this step; the steps printed above it took effect "
-        "(bash scripts/destroy-all.sh removes everything)."
-    )
+    endpoint: EndpointOutputs
 
 
 def _fail(step: str, message: str, fix: str):
@@ -90,7 +102,7 @@ def check_endpoint(sess, endpoint: str, expected_config: str) -> str:
             f"endpoint {endpoint}",
             f"runs {d['EndpointConfigName']}, not the new "
             f"{expected_config} ({d.get('FailureReason', 'update rolled back')})",
-            "look at /aws/sagemaker/Endpoints/ logs; the old model is still serving",
+            f"look at the {LogGroup.endpoint(endpoint)} logs; the old model is still serving",
         )
     if d["EndpointStatus"] != "InService":
         _fail(
@@ -101,24 +113,11 @@ def check_endpoint(sess, endpoint: str, expected_config: str) -> str:
     return d["EndpointConfigName"]
 
 
-def smoke_prediction(sess, endpoint: str, data_dir: Path) -> dict:
-    from training import predict
-
-    predictions = predict.predict(predict.aws_invoker(sess, endpoint), smoke_rows(data_dir))
-    return predictions[0]
-
-
-def model_key(sha256: str) -> str:
-    """Content-addressed: the same artifact always lands on the same key, a new one never
-    overwrites an object an endpoint may still be reading."""
-    return f"models/sha256/{sha256}/model.tar.gz"
-
-
 def smoke_rows(data_dir: Path | None, feature_dim: int | None = None) -> np.ndarray:
     """Rows to send a freshly deployed model: the prepared test split's first five, or, for
     a model made elsewhere without data, five rows of zeros of its feature_dim."""
     if data_dir is not None:
-        from training.channels import read_channel
+        from training.data.channels import read_channel
 
         data = read_channel(Path(data_dir) / "test") or read_channel(Path(data_dir) / "train")
         if data is not None:
@@ -126,19 +125,57 @@ def smoke_rows(data_dir: Path | None, feature_dim: int | None = None) -> np.ndar
     return np.zeros((5, feature_dim), np.float32)
 
 
-def check_answers(model, X: np.ndarray, answers: list[dict], endpoint: str) -> None:
+def check_answers(model: LinearModel, X: np.ndarray, answers, endpoint: str) -> None:
     """The endpoint must answer what the artifact computes: else it serves another model."""
-    expected = model.predict(X)
-    got = np.array([a["score"] for a in answers], np.float64)
-    if got.shape != np.shape(expected["score"]) or not np.allclose(
-        got, expected["score"], rtol=1e-4, atol=1e-5
-    ):
+    expected = model.predict(X).score
+    got = np.asarray(answers.score, np.float64)
+    if got.shape != np.shape(expected) or not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
         _fail(
             f"endpoint {endpoint}",
             f"answered scores {got.tolist()} where the deployed artifact gives "
-            f"{np.asarray(expected['score']).tolist()}",
+            f"{np.asarray(expected).tolist()}",
             "it is not serving this model: check the stack's ModelDataUrl output",
         )
+
+
+def deploy_endpoint(
+    sess,
+    project: str,
+    record: ModelRecord,
+    context: list[str],
+    step: int,
+    total: int,
+    data_dir: Path | None,
+    model: LinearModel | None,
+    echo,
+) -> EndpointOutputs:
+    """The steps every deploy ends with: the endpoint stack (serving ``record``'s artifact),
+    the endpoint checked to run the new config, a smoke prediction (compared with
+    ``model``'s own answer when the artifact is at hand)."""
+    from training import predict
+
+    endpoint_stack = stack_name(project, Stack.ENDPOINT)
+    echo(f"==> {step}/{total} endpoint stack {endpoint_stack}")
+    cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
+    outputs = EndpointOutputs.of(aws.stack_outputs(sess, endpoint_stack))
+    if record.model_data_url and outputs.model_data_url != record.model_data_url:
+        _fail(
+            endpoint_stack,
+            f"serves {outputs.model_data_url}, not {record.model_data_url}",
+            "look at the stack's events in the CloudFormation console",
+        )
+    echo(f"==> {step + 1}/{total} endpoint runs the new config")
+    endpoint = outputs.endpoint_name
+    check_endpoint(sess, endpoint, outputs.endpoint_config_name)
+    compared = ", compared with the artifact's own answer" if model is not None else ""
+    echo(f"==> {step + 2}/{total} smoke prediction{compared}")
+    X = smoke_rows(data_dir, model.feature_dim if model is not None else None)
+    answers = predict.predict(predict.aws_invoker(sess, endpoint), X)
+    if model is not None:
+        check_answers(model, X, answers, endpoint)
+    first = answers.rows()[0]
+    echo(f"    {endpoint} answered {first}" + (", as the artifact does" if compared else ""))
+    return outputs
 
 
 def deploy_model(
@@ -154,23 +191,20 @@ def deploy_model(
     """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
     copied around): check it locally, upload it content-addressed, record it where the endpoint
     stack reads it, deploy that stack, then check the endpoint runs it and answers as it does."""
-    import datetime as dt
-
-    from training import artifact
+    from training.aws.images import linear_learner_image
     from training.checksums import file_sha256
-    from training.images import linear_learner_image
+    from training.core import artifact
 
     model_path = Path(model_path)
     model = artifact.load(model_path)  # a foreign or damaged file stops here, before upload
     digest = file_sha256(model_path)
     sess = aws.session(profile, region)
-    base, endpoint_stack = stack_name(project, "Base"), stack_name(project, "Endpoint")
     echo(
         f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
         f"{model.feature_dim}) to the project bucket"
     )
-    bucket = aws.stack_outputs(sess, base)[Output.BUCKET]
-    key = model_key(digest)
+    bucket = aws.stack_outputs(sess, stack_name(project, Stack.BASE))[Output.BUCKET]
+    key = Prefix.model_key(digest)
     done = upload_files(aws.s3_client_for(sess, bucket), bucket, {key: model_path}, show_progress)
     echo(f"    s3://{bucket}/{key} ({'uploaded' if done['uploaded'] else 'already there'})")
     entry = ModelRecord(
@@ -182,31 +216,13 @@ def deploy_model(
         sha256=digest,
         predictor_type=model.predictor_type,
         feature_dim=model.feature_dim,
-        recorded=dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
+        recorded=stamp(),
     )
     entry.write(record)
     echo(f"    recorded in {record}")
-    echo(f"==> 2/4 endpoint stack {endpoint_stack}")
     context = _context(project, sess.region_name, record)
-    cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
-    endpoint_out = aws.stack_outputs(sess, endpoint_stack)
-    if endpoint_out.get("ModelDataUrl") != entry.model_data_url:
-        _fail(
-            endpoint_stack,
-            f"serves {endpoint_out.get('ModelDataUrl')}, not {entry.model_data_url}",
-            "look at the stack's events in the CloudFormation console",
-        )
-    echo("==> 3/4 endpoint runs the new config")
-    endpoint = endpoint_out[Output.ENDPOINT]
-    check_endpoint(sess, endpoint, endpoint_out[Output.ENDPOINT_CONFIG])
-    echo("==> 4/4 smoke prediction, compared with the artifact's own answer")
-    from training import predict
-
-    X = smoke_rows(data_dir, model.feature_dim)
-    answers = predict.predict(predict.aws_invoker(sess, endpoint), X)
-    check_answers(model, X, answers, endpoint)
-    echo(f"    {endpoint} answered {answers[0]}, as the artifact does")
-    return Deployed(entry, endpoint_out)
+    outputs = deploy_endpoint(sess, project, entry, context, 2, 4, data_dir, model, echo)
+    return Deployed(entry, outputs)
 
 
 def _context(project: str, region: str, record: Path) -> list[str]:
@@ -231,7 +247,7 @@ def deploy_all(
     echo=print,
 ) -> Deployed:
     sess = aws.session(profile, region)
-    base, endpoint_stack = stack_name(project, "Base"), stack_name(project, "Endpoint")
+    base = stack_name(project, Stack.BASE)
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
     context = _context(project, sess.region_name, record)
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
@@ -253,16 +269,8 @@ def deploy_all(
         ),
         echo=echo,
     )
-    echo(f"==> 3/5 endpoint stack {endpoint_stack}")
-    cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
-    endpoint_out = aws.stack_outputs(sess, endpoint_stack)
-    echo("==> 4/5 endpoint runs the new config")
-    endpoint = endpoint_out[Output.ENDPOINT]
-    check_endpoint(sess, endpoint, endpoint_out[Output.ENDPOINT_CONFIG])
-    echo("==> 5/5 smoke prediction")
-    first = smoke_prediction(sess, endpoint, data_dir)
-    echo(f"    {endpoint} answered {first}")
-    return Deployed(trained, endpoint_out)
+    endpoint = deploy_endpoint(sess, project, trained, context, 3, 5, data_dir, None, echo)
+    return Deployed(trained, endpoint)
 
 
 def destroy_all(
@@ -272,7 +280,7 @@ def destroy_all(
     echo=print,
 ) -> list:
     sess = aws.session(profile, region)
-    base = stack_name(project, "Base")
+    base = stack_name(project, Stack.BASE)
     echo("==> 1/4 empty the project bucket (every version and delete marker)")
     try:
         bucket = aws.stack_outputs(sess, base).get(Output.BUCKET)

@@ -4,27 +4,21 @@ the bucket's own region, with progress, and with the error a user can act on."""
 from __future__ import annotations
 
 import io
-import re
 
+from training.aws import naming
 from training.aws import session as aws
 from training.errors import Problem, ValidationError
 from training.progress import progress
 
-_S3_URL = re.compile(r"^s3://([^/]+)/(.+)$")
-
-
-def is_s3_url(text: str) -> bool:
-    return str(text).startswith("s3://")
-
 
 def split_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key); a clear error for anything else."""
-    match = _S3_URL.match(url)
-    if not match:
+    parts = naming.split_s3_url(url)
+    if parts is None:
         raise ValidationError(
             [Problem(url, "not an s3://bucket/key URL", "e.g. s3://my-bucket/models/model.tar.gz")]
         )
-    return match.group(1), match.group(2)
+    return parts
 
 
 def fetch(url: str, profile: str | None = None, region: str | None = None, show_progress=True):

@@ -10,24 +10,32 @@ The artifact is recorded where the endpoint stack reads it (``models/latest.json
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from training import hyperparameters, validation
 from training.aws import session as aws
+from training.aws.images import linear_learner_image
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.instance_types import accepts_volume_key
+from training.aws.model_record import RECORD, ModelRecord
+from training.aws.naming import (
+    DEFAULT_PROJECT,
+    TAG_KEY,
+    LogGroup,
+    Output,
+    Prefix,
+    Stack,
+    stack_name,
+    stamp,
+    training_job_name,
+)
 from training.aws.upload import upload_files
-from training.channels import sharded_manifest
 from training.checksums import file_sha256
-from training.errors import Problem, ValidationError, known_fix
-from training.images import linear_learner_image
-from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.instance_types import accepts_volume_key
-from training.manifest import CHANNELS, MANIFEST_FILE, Manifest
-from training.model_record import RECORD, ModelRecord
-from training.naming import DEFAULT_PROJECT, TAG_KEY, Output, stack_name, training_job_name
+from training.data.channel_checks import check_training_data
+from training.data.channels import sharded_manifest
+from training.data.manifest import MANIFEST_FILE
+from training.errors import NOTHING_STARTED, JobFailedError, Problem, UserError, known_fix
 
 # FailureReason patterns of known user mistakes -> the fix in plain words.
 KNOWN_FAILURES = [
@@ -81,22 +89,13 @@ class AwsTrainConfig:
     kms_key_arn: str | None = None
 
 
-class JobFailedError(ValidationError):
-    """The job ran and failed: unlike a preflight error, the upload and the job happened."""
-
-    outcome = (
-        "the channels were uploaded and the job ran (and billed) until it failed; rerunning "
-        "uploads only changed files."
-    )
-
-
 def explain_failure(reason: str) -> str:
-    return known_fix(reason, KNOWN_FAILURES, "see the job's log (/aws/sagemaker/TrainingJobs)")
+    return known_fix(reason, KNOWN_FAILURES, f"see the job's log ({LogGroup.TRAINING_JOBS})")
 
 
 def training_request(
     config: AwsTrainConfig,
-    hp: dict,
+    hp: dict[str, str],
     channels: dict,
     bucket: str,
     run_prefix: str,
@@ -106,7 +105,8 @@ def training_request(
     train_manifest: str | None = None,
     kms_key_arn: str | None = None,
 ) -> dict:
-    """The CreateTrainingJob request (pure: tested without AWS).
+    """The CreateTrainingJob request (pure: tested without AWS); ``hp`` as SageMaker takes
+    them, strings.
 
     With more than one instance, the train channel is ShardedByS3Key: through the
     ``ManifestFile`` listing its shards when given (what SDK 2.x's record_set wrote), else
@@ -137,7 +137,7 @@ def training_request(
         "TrainingJobName": name,
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
         "RoleArn": role_arn,
-        "HyperParameters": hyperparameters.to_strings(hp),
+        "HyperParameters": dict(hp),
         "InputDataConfig": inputs,
         "OutputDataConfig": {
             "S3OutputPath": f"s3://{bucket}/models/",  # + <job>/output/
@@ -162,32 +162,17 @@ def training_request(
 def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     """Preflight, upload, start, wait, record. Returns the training record."""
     data_dir = Path(config.data_dir)
-    manifest = Manifest.read(data_dir)
     manifest_path = data_dir / MANIFEST_FILE
-    given = {**(manifest.hyperparameters if manifest else {}), **config.hyperparameters}
-    hp = hyperparameters.validate(given)  # the same table as the local trainer
-    user_hp = {k: hp[k] for k in given}  # send what was given; SageMaker fills its defaults
-    present = [c for c in CHANNELS if (data_dir / c).exists()]
-    if "train" not in present:
-        raise ValidationError(
-            [
-                Problem(
-                    str(data_dir),
-                    "no train/ channel folder here",
-                    "pass the folder python -m training prepare wrote",
-                )
-            ]
-        )
-    feature_dim = None if hp["feature_dim"] == "auto" else int(hp["feature_dim"])
-    found = validation.validate_channels(
-        [data_dir / c for c in present], hp["predictor_type"], feature_dim, hp.get("num_classes")
-    )
-    channels: dict[str, str] = {}
-    for info in found:
-        channel = info.path.relative_to(data_dir).parts[0]
-        channels.setdefault(channel, info.content_type)
+    try:  # the same preflight as the local trainer
+        checked = check_training_data(data_dir, config.hyperparameters)
+    except UserError as err:
+        raise err.after(NOTHING_STARTED) from None
+    # send what was given, as strings; SageMaker fills in its defaults
+    user_hp = checked.hyperparameters.to_strings(checked.given)
+    found = checked.files
+    channels = {name: files[0].content_type for name, files in checked.channels.items()}
     if config.instance_count > 1:
-        shards = [f for f in found if f.path.relative_to(data_dir).parts[0] == "train"]
+        shards = checked.channels["train"]
         if len(shards) < config.instance_count:
             echo(
                 f"note: {len(shards)} train file(s) for {config.instance_count} instances: "
@@ -198,15 +183,15 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     region = sess.region_name
     bucket, role_arn, key_arn = config.bucket, config.role_arn, config.kms_key_arn
     if not (bucket and role_arn):
-        outputs = aws.stack_outputs(sess, stack_name(config.project, "Base"))
+        outputs = aws.stack_outputs(sess, stack_name(config.project, Stack.BASE))
         bucket = bucket or outputs[Output.BUCKET]
         role_arn = role_arn or outputs[Output.ROLE]
         key_arn = key_arn or outputs.get(Output.KEY)
     aws.check_bucket_name(bucket)
     image = config.image_uri or linear_learner_image(region)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = config.job_name or training_job_name(config.project, stamp)
-    run_prefix = f"data/{name}"
+    started = stamp()
+    name = config.job_name or training_job_name(config.project, started)
+    run_prefix = Prefix.training_data(name)
 
     s3 = aws.s3_client_for(sess, bucket)
     files = {f"{run_prefix}/{f.path.relative_to(data_dir).as_posix()}": f.path for f in found}
@@ -249,7 +234,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
         training_job_name=name,
         hyperparameters=request["HyperParameters"],
         data_manifest_sha256=file_sha256(manifest_path) if manifest_path.exists() else None,
-        started=stamp,
+        started=started,
     )
     if not config.wait:
         return record
@@ -278,26 +263,26 @@ def wait_for_job(sess, name: str, poll_s: float, echo, show_progress: bool = Tru
     """Poll until the job ends, echoing status changes and new log lines."""
     sm = sess.client("sagemaker")
     logs = LogTail(sess, name)
-    last = None
-    started = time.monotonic()
-    while True:
-        d = sm.describe_training_job(TrainingJobName=name)
-        status = (d["TrainingJobStatus"], d.get("SecondaryStatus"))
-        if status != last:
-            elapsed = int(time.monotonic() - started)
-            echo(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {name}: {status[0]} / {status[1]}")
-            last = status
+
+    def new_log_lines() -> None:
         for line in logs.new_lines():
             echo("  | " + line)
-        if d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return d
-        time.sleep(poll_s)
+
+    return aws.wait_for(
+        lambda: sm.describe_training_job(TrainingJobName=name),
+        "TrainingJobStatus",
+        name,
+        poll_s,
+        echo,
+        detail="SecondaryStatus",
+        each_poll=new_log_lines,
+    )
 
 
 class LogTail:
     """New CloudWatch log lines of a training job, across its streams (none yet is fine)."""
 
-    GROUP = "/aws/sagemaker/TrainingJobs"
+    GROUP = LogGroup.TRAINING_JOBS
 
     def __init__(self, sess, job: str):
         self.logs = sess.client("logs")

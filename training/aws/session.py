@@ -6,12 +6,17 @@
 - ``create_bucket`` sends no LocationConstraint in us-east-1 and the matching one elsewhere
   (the ``IllegalLocationConstraintException`` that hand-written scripts hit).
 - Bucket names a user supplies are checked against S3's naming rules before anything exists.
+- Jobs are waited for by one poll loop (:func:`wait_for`), which prints each status change
+  with the time since the start.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
+from training.aws.naming import TERMINAL_STATES
 from training.errors import Problem, ValidationError
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -117,3 +122,31 @@ def stack_outputs(sess, stack_name: str) -> dict[str, str]:
             ]
         ) from None
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def wait_for(
+    describe: Callable[[], dict],
+    status: str,
+    name: str,
+    poll_s: float,
+    echo,
+    detail: str | None = None,
+    each_poll: Callable[[], None] | None = None,
+) -> dict:
+    """Call ``describe`` every ``poll_s`` seconds until its ``status`` field is terminal
+    (Completed, Failed, Stopped); echo each change of status (and of its ``detail`` field,
+    e.g. SecondaryStatus) with the time since the start; ``each_poll`` runs after each look
+    (e.g. printing new log lines). Returns the last description."""
+    started, last = time.monotonic(), None
+    while True:
+        described = describe()
+        shown = described[status] + (f" / {described.get(detail)}" if detail else "")
+        if shown != last:
+            elapsed = int(time.monotonic() - started)
+            echo(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {name}: {shown}")
+            last = shown
+        if each_poll is not None:
+            each_poll()
+        if described[status] in TERMINAL_STATES:
+            return described
+        time.sleep(poll_s)

@@ -22,15 +22,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from training.channels import Data, is_sparse
-from training.local import metrics as lm
-from training.local.losses import AUTO_LOSS, Loss, scores
-from training.training_record import SelectedModel
+from training.core import metrics as lm
+from training.core.hyperparameters import AUTO as AUTO_VALUE
+from training.core.hyperparameters import BALANCED, Hyperparameters, Resolved
+from training.core.losses import AUTO_LOSS, BINARY, MULTICLASS, REGRESSOR, make_loss, scores
+from training.core.metrics import MetricsParams, SelectionCriterion
+from training.core.model import LinearModel, is_sparse
+from training.data.channels import Data
+from training.local.training_record import SelectedModel
 
 # What `auto` means here (SageMaker does not document most of these; see the module docstring).
 FEW_STEPS = 300.0  # runs with fewer updates than this get larger learning rates to try
@@ -71,44 +75,6 @@ AUTO = {
     "lr_scheduler_minimum_lr": 1e-5,
     "num_calibration_samples": 10_000_000,
 }
-
-
-@dataclass
-class LinearModel:
-    """The exported model: raw-feature weights (normalisation folded in) and what to report."""
-
-    predictor_type: str
-    loss: str
-    weights: np.ndarray  # (d,) or (d, K)
-    bias: np.ndarray  # () or (K,)
-    threshold: float = 0.5
-    hyperparameters: dict = field(default_factory=dict)
-    selected: SelectedModel | None = None  # set by training; None for a loaded artifact
-
-    @property
-    def feature_dim(self) -> int:
-        return self.weights.shape[0]
-
-    def raw(self, X, rows: int = 1 << 16) -> np.ndarray:
-        """x.W + b in float64, as the container computes its metrics (float32 flips borderline
-        rows of a real model), ``rows`` at a time so a float64 copy of X never exists whole."""
-        W = np.asarray(self.weights, np.float64)
-        if is_sparse(X) or X.shape[0] <= rows:
-            return np.asarray(X @ W) + self.bias
-        z = np.concatenate([np.asarray(X[i : i + rows] @ W) for i in range(0, X.shape[0], rows)])
-        return z + self.bias
-
-    def predict(self, X) -> dict:
-        """``score`` (and ``predicted_label`` for classifiers) per row, as the endpoint returns:
-        a binary label is 1 when the score is above the stored threshold, as in the container."""
-        z = self.raw(X)
-        if self.predictor_type == "regressor":
-            return {"score": z}
-        if self.predictor_type == "binary_classifier":
-            s = scores(self.loss, z)
-            return {"score": s, "predicted_label": (s > self.threshold).astype(np.int64)}
-        s = scores("softmax_loss", z)
-        return {"score": s, "predicted_label": s.argmax(axis=1)}
 
 
 @dataclass
@@ -244,12 +210,12 @@ class _SGD:
             _prox_l1(param, l1 * lr)
 
 
-def _optimizer(name, shape, hp):
+def _optimizer(name, shape, hp: Resolved):
     if name == "adam":
-        return _Adam(shape, hp["beta_1"], hp["beta_2"])
+        return _Adam(shape, hp.beta_1, hp.beta_2)
     if name == "rmsprop":
         return _RMSProp(shape)
-    return _SGD(shape, hp["momentum"])
+    return _SGD(shape, hp.momentum)
 
 
 @dataclass(frozen=True)
@@ -262,20 +228,23 @@ class RunShape:
     given: frozenset[str]
 
     @classmethod
-    def of(cls, hp: dict, n_train: int) -> RunShape:
-        steps_per_epoch = max(1, -(-n_train // int(hp["mini_batch_size"])))
-        given = frozenset(k for k in ("learning_rate", "wd", "l1") if hp[k] != "auto")
-        return cls(n_train, steps_per_epoch * int(hp["epochs"]), given)
+    def of(cls, hp: Hyperparameters, n_train: int) -> RunShape:
+        steps_per_epoch = max(1, -(-n_train // int(hp.mini_batch_size)))
+        given = frozenset(k for k in ("learning_rate", "wd", "l1") if hp.given(k))
+        return cls(n_train, steps_per_epoch * int(hp.epochs), given)
 
 
-def resolve(hp: dict, n_train: int) -> dict:
-    """Hyperparameters with every ``auto`` replaced by the value this run uses."""
-    r = dict(hp)
-    predictor = r["predictor_type"]
-    r["loss"] = AUTO_LOSS[predictor] if r["loss"] == "auto" else r["loss"]
-    r["optimizer"] = "adam" if r["optimizer"] == "auto" else r["optimizer"]
+def resolve(hp: Hyperparameters, y: np.ndarray, feature_dim: int) -> Resolved:
+    """The hyperparameters with every ``auto`` replaced by the value this run uses, for
+    training labels ``y`` of ``feature_dim`` features."""
+    predictor = hp.predictor_type
+    n_train = len(y)
     total_steps = RunShape.of(hp, n_train).total_steps
-    if r["beta_1"] == "auto":
+    r = {f.name: getattr(hp, f.name) for f in fields(hp)}
+    r["feature_dim"] = feature_dim if hp.feature_dim == AUTO_VALUE else hp.feature_dim
+    r["loss"] = AUTO_LOSS[predictor] if hp.loss == AUTO_VALUE else hp.loss
+    r["optimizer"] = "adam" if hp.optimizer == AUTO_VALUE else hp.optimizer
+    if hp.beta_1 == AUTO_VALUE:
         # Adam's momentum averages over ~1/(1 - beta_1) updates (10 at 0.9); a run with few
         # updates in all (small data: one per epoch) spends them lagging behind its own
         # gradient, so the average is capped at total/20 updates, but never below 2 (0.5):
@@ -286,7 +255,6 @@ def resolve(hp: dict, n_train: int) -> dict:
         # -0.9, wine -1.8 -> -1.6; the 1M-row runs keep 0.9.
         r["beta_1"] = min(AUTO["beta_1"], max(MIN_BETA_1, 1.0 - 20.0 / total_steps))
     for key in (
-        "beta_1",
         "beta_2",
         "momentum",
         "bias_lr_mult",
@@ -295,32 +263,41 @@ def resolve(hp: dict, n_train: int) -> dict:
         "lr_scheduler_minimum_lr",
         "num_calibration_samples",
         "num_models",
+        "wd",
+        "l1",
     ):
-        if r[key] == "auto":
+        if r[key] == AUTO_VALUE:
             r[key] = AUTO[key]
-    if r["learning_rate"] == "auto":
+    if hp.learning_rate == AUTO_VALUE:
         r["learning_rate"] = AUTO["learning_rate"][r["optimizer"]]
-    for key in ("wd", "l1"):
-        if r[key] == "auto":
-            r[key] = AUTO[key]
-    if r["lr_scheduler_step"] == "auto":
+    if hp.lr_scheduler_step == AUTO_VALUE:
         # LR_DECAYS decays per run, whatever its length: once per epoch at the default 15
         # epochs (measured better than the 2017 default of 1% per 100 updates), and the same
         # profile stretched over longer runs, so more epochs are never a frozen model
         r["lr_scheduler_step"] = max(1, round(total_steps / LR_DECAYS))
-    regression = predictor == "regressor"
-    r["normalize_data"] = r["normalize_data"] != "false"
-    r["normalize_label"] = regression and r["normalize_label"] != "false"
-    r["unbias_label"] = regression and r["use_bias"] and r["unbias_label"] != "false"
-    return r
+    regression = predictor == REGRESSOR
+    r["normalize_data"] = hp.normalize_data is not False
+    r["normalize_label"] = regression and hp.normalize_label is not False
+    r["unbias_label"] = regression and hp.use_bias and hp.unbias_label is not False
+    # auto shifts whenever there is a bias to absorb the mean, sparse data included (the
+    # current docs; the 2017 text exempted sparse data, where shifting would densify it)
+    r["unbias_data"] = hp.unbias_data is True or (hp.unbias_data == AUTO_VALUE and hp.use_bias)
+    mult = hp.positive_example_weight_mult
+    if predictor != BINARY:
+        mult = 1.0
+    elif mult in (BALANCED, AUTO_VALUE):  # the negatives' weight against the positives'
+        pos = max(1.0, float(y.sum()))
+        mult = (y.size - pos) / pos
+    r["positive_example_weight_mult"] = float(mult)
+    return Resolved(**r)
 
 
-def _model_grid(r: dict, shape: RunShape, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _model_grid(r: Resolved, shape: RunShape, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-model learning rate, wd and l1: model 0 as given, the rest spread around it."""
-    m = int(r["num_models"])
-    lr = np.full(m, r["learning_rate"], np.float64)
-    wd = np.full(m, r["wd"], np.float64)
-    l1 = np.full(m, r["l1"], np.float64)
+    m = int(r.num_models)
+    lr = np.full(m, r.learning_rate, np.float64)
+    wd = np.full(m, r.wd, np.float64)
+    l1 = np.full(m, r.l1, np.float64)
     if m > 1:
         # 10x below to 10x above the given rate; an auto rate is shifted up in proportion
         # when the run has under FEW_STEPS updates in all (small data: 15 updates at the
@@ -331,10 +308,10 @@ def _model_grid(r: dict, shape: RunShape, rng: np.random.Generator) -> dict[str,
         boost = 1.0
         if "learning_rate" not in shape.given:
             boost = max(1.0, FEW_STEPS / max(1, shape.total_steps))
-        rates = r["learning_rate"] * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
+        rates = r.learning_rate * boost * 10 ** np.linspace(-1.0, 1.0, m - 1)
         lr[1:] = rng.permutation(rates)
         if "wd" in shape.given:
-            base_wd = r["wd"] if r["wd"] > 0 else 1e-4
+            base_wd = r.wd if r.wd > 0 else 1e-4
             wd[1:] = np.where(
                 rng.random(m - 1) < 0.25, 0.0, base_wd * 10 ** rng.uniform(-1, 1, m - 1)
             )
@@ -343,16 +320,16 @@ def _model_grid(r: dict, shape: RunShape, rng: np.random.Generator) -> dict[str,
             # some models with none: small data needs it, big data barely notices it
             n = max(1, shape.n_train)
             wd[1:] = np.where(rng.random(m - 1) < 0.1, 0.0, 10 ** rng.uniform(-2.0, 1.0, m - 1) / n)
-        if r["l1"] > 0:
-            l1[1:] = r["l1"] * 10 ** rng.uniform(-1, 1, m - 1)
+        if r.l1 > 0:
+            l1[1:] = r.l1 * 10 ** rng.uniform(-1, 1, m - 1)
         elif "l1" not in shape.given:
             l1[1:] = np.where(rng.random(m - 1) < 0.25, 10 ** rng.uniform(-6, -3, m - 1), 0.0)
     return {"learning_rate": lr, "wd": wd, "l1": l1}
 
 
-def _feature_stats(X, rows: np.ndarray, r: dict, sparse: bool):
+def _feature_stats(X, rows: np.ndarray, r: Resolved, sparse: bool):
     d = X.shape[1]
-    if not r["normalize_data"]:
+    if not r.normalize_data:
         return np.zeros(d, np.float32), np.ones(d, np.float32)
     sample = X[rows]
     if sparse:
@@ -361,24 +338,18 @@ def _feature_stats(X, rows: np.ndarray, r: dict, sparse: bool):
         std = np.sqrt(np.maximum(sq - mean * mean, 0))
     else:
         mean, std = sample.mean(axis=0), sample.std(axis=0)
-    # auto shifts whenever there is a bias to absorb the mean, sparse data included (the
-    # current docs; the 2017 text exempted sparse data, where shifting would densify it).
-    # The shift is folded into the bias every step, so CSR batches stay sparse here; without
-    # it, digits (8 vs rest) as CSR scored 0.935 against 0.975 dense.
-    shift = r["unbias_data"] == "true" or (r["unbias_data"] == "auto" and r["use_bias"])
+    # The shift (unbias_data) is folded into the bias every step, so CSR batches stay sparse
+    # here; without it, digits (8 vs rest) as CSR scored 0.935 against 0.975 dense.
     std = np.where(std > 1e-12, std, 1.0)
-    return (mean if shift else np.zeros(d)).astype(np.float32), std.astype(np.float32)
+    return (mean if r.unbias_data else np.zeros(d)).astype(np.float32), std.astype(np.float32)
 
 
-def _class_weights(y: np.ndarray, r: dict, k: int) -> np.ndarray | None:
+def _class_weights(y: np.ndarray, r: Resolved, k: int) -> np.ndarray | None:
     """Per-class example weights, or None when all examples weigh 1."""
-    if r["predictor_type"] == "binary_classifier":
-        mult = r["positive_example_weight_mult"]
-        if mult in ("balanced", "auto"):
-            pos = max(1.0, float(y.sum()))
-            mult = (y.size - pos) / pos
-        return None if float(mult) == 1.0 else np.array([1.0, float(mult)], np.float32)
-    if r["predictor_type"] == "multiclass_classifier" and r["balance_multiclass_weights"]:
+    if r.predictor_type == BINARY:
+        mult = r.positive_example_weight_mult
+        return None if mult == 1.0 else np.array([1.0, mult], np.float32)
+    if r.predictor_type == MULTICLASS and r.balance_multiclass_weights:
         counts = np.maximum(np.bincount(y.astype(np.int64), minlength=k), 1)
         return (y.size / (k * counts)).astype(np.float32)
     return None
@@ -404,23 +375,25 @@ class _Updater:
     updates, then decays every ``lr_scheduler_step`` updates.
     """
 
-    def __init__(self, r: dict, grid: dict, scaling: Scaling, d: int, k: int, rng, loss, weights):
+    def __init__(
+        self, r: Resolved, grid: dict, scaling: Scaling, d: int, k: int, rng, loss, weights
+    ):
         self.r, self.k, self.loss, self.weights = r, k, loss, weights
-        self.cols = int(r["num_models"]) * k
+        self.cols = int(r.num_models) * k
         self.P = np.empty((d + 1, self.cols), np.float32)
-        if r["init_method"] == "normal":
-            self.P[:d] = rng.normal(0, r["init_sigma"], (d, self.cols))
+        if r.init_method == "normal":
+            self.P[:d] = rng.normal(0, r.init_sigma, (d, self.cols))
         else:
-            self.P[:d] = rng.uniform(-r["init_scale"], r["init_scale"], (d, self.cols))
-        self.P[d] = r["init_bias"] if r["use_bias"] else 0.0
+            self.P[:d] = rng.uniform(-r.init_scale, r.init_scale, (d, self.cols))
+        self.P[d] = r.init_bias if r.use_bias else 0.0
         self.W, self.b = self.P[:d], self.P[d]
-        self.opt = _optimizer(r["optimizer"], self.P.shape, r)
+        self.opt = _optimizer(r.optimizer, self.P.shape, r)
         self.grad = np.empty_like(self.P)
         self.row_lr = np.ones((d + 1, 1), np.float32)
-        self.row_lr[d] = r["bias_lr_mult"] if r["use_bias"] else 0.0
+        self.row_lr[d] = r.bias_lr_mult if r.use_bias else 0.0
         wd = np.repeat(grid["wd"], k).astype(np.float32)
         self.decay = np.repeat(wd[None, :], d + 1, axis=0)
-        self.decay[d] *= r["bias_wd_mult"]
+        self.decay[d] *= r.bias_wd_mult
         l1 = np.repeat(grid["l1"], k).astype(np.float32)
         self.l1 = None  # per parameter; the bias row is never L1-penalised
         if l1.any():
@@ -429,7 +402,7 @@ class _Updater:
         self.lr0 = np.repeat(grid["learning_rate"], k).astype(np.float32)
         self.lr = self.lr0.copy()
         self.lr_mat = self.row_lr * self.lr[None, :]
-        self.min_lr = np.float32(r["lr_scheduler_minimum_lr"])
+        self.min_lr = np.float32(r.lr_scheduler_minimum_lr)
         self.updates = 0
         self.mean_col = scaling.mean[:, None].astype(np.float32)
         self.inv_std = (1.0 / scaling.std)[:, None].astype(np.float32)
@@ -479,13 +452,13 @@ class _Updater:
         np.multiply(self.decay, self.P, out=self.scratch)
         self.grad += self.scratch
         r, lr_mat = self.r, self.lr_mat
-        if r["use_lr_scheduler"] and self.updates < WARMUP_UPDATES:
+        if r.use_lr_scheduler and self.updates < WARMUP_UPDATES:
             lr_mat = lr_mat * np.float32((self.updates + 1) / WARMUP_UPDATES)
         self.opt.step(self.P, self.grad, lr_mat, self.l1)
         self.updates += 1
-        if r["use_lr_scheduler"] and self.updates % int(r["lr_scheduler_step"]) == 0:
+        if r.use_lr_scheduler and self.updates % int(r.lr_scheduler_step) == 0:
             floor = np.minimum(self.min_lr, self.lr0)
-            self.lr = np.maximum(self.lr * np.float32(r["lr_scheduler_factor"]), floor)
+            self.lr = np.maximum(self.lr * np.float32(r.lr_scheduler_factor), floor)
             self.lr_mat = self.row_lr * self.lr[None, :]
 
     def mean_loss(self, X, y: np.ndarray, scaling: Scaling, W=None, b=None) -> np.ndarray:
@@ -561,11 +534,15 @@ def _loss_workers() -> ThreadPoolExecutor:
 
 
 class PackedTrainer:
-    """Trains ``num_models`` models together; ``fit`` returns the selected :class:`LinearModel`."""
+    """Trains ``num_models`` models together; ``fit`` returns the selected :class:`LinearModel`.
+
+    What a fit learned besides the model, as scikit-learn names fitted state: ``resolved_``
+    (the hyperparameters with every auto decided), ``history_`` (one entry per epoch),
+    ``selected_`` (which packed models the export averages, and why)."""
 
     def __init__(
         self,
-        hyperparameters: dict,
+        hyperparameters: Hyperparameters,
         seed: int = 0,
         log: Callable[[str], None] = print,
         progress=None,
@@ -574,39 +551,38 @@ class PackedTrainer:
         self.seed = seed
         self.log = log
         self.progress = progress
-        self.history: list[dict] = []
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, train: Data, validation: Data | None = None) -> LinearModel:
         rng = np.random.default_rng(self.seed)  # drawn in a fixed order: runs repeat
-        r = resolve(self.hp, train.n)
-        self.resolved = r
-        predictor = r["predictor_type"]
-        k = int(r.get("num_classes") or 1) if predictor == "multiclass_classifier" else 1
         X = train.X.tocsr() if is_sparse(train.X) else np.ascontiguousarray(train.X, np.float32)
         y = np.asarray(train.y, np.float32)
+        r = self.resolved_ = resolve(self.hp, y, X.shape[1])
+        self.history_: list[dict] = []
+        predictor = r.predictor_type
+        k = int(r.num_classes or 1) if predictor == MULTICLASS else 1
         scaling = self._scaling(X, y, r, rng)
         shape = RunShape.of(self.hp, train.n)
         grid = _model_grid(r, shape, rng)
         weights = _class_weights(y, r, k)
-        updater = _Updater(r, grid, scaling, X.shape[1], k, rng, Loss(r["loss"], r), weights)
+        updater = _Updater(r, grid, scaling, X.shape[1], k, rng, make_loss(r.loss, r), weights)
         val, val_name = _selection_data(train, validation, X, y, rng)
         y_fit, val_fit = scaling.target(y, predictor), scaling.target(val.y, predictor)
-        best = Best.start(updater.W, updater.b, int(r["num_models"]))
+        best = Best.start(updater.W, updater.b, int(r.num_models))
         self.best, self.scaling = best, scaling  # the packed models, for inspection
 
         # even batches (1005 rows at 1000 -> 502 + 503, not 1000 + 5)
-        n_batches = max(1, -(-train.n // int(r["mini_batch_size"])))
+        n_batches = max(1, -(-train.n // int(r.mini_batch_size)))
         bounds = np.linspace(0, train.n, n_batches + 1).astype(np.int64)
-        epochs, stale = int(r["epochs"]), 0
+        epochs, stale = int(r.epochs), 0
         bar = self.progress(total=epochs, desc="train", unit="epoch") if self.progress else None
         for epoch in range(epochs):
             t0 = time.perf_counter()
             for i in rng.permutation(n_batches):
                 updater.step(X[bounds[i] : bounds[i + 1]], y_fit[bounds[i] : bounds[i + 1]])
             val_loss = updater.mean_loss(val.X, val_fit, scaling)
-            tol = r["early_stopping_tolerance"]
+            tol = r.early_stopping_tolerance
             progressed = best.update(val_loss, updater.W, updater.b, epoch, k, tol)
             top = int(np.argmin(val_loss))
             sample, cols = slice(0, min(train.n, 5_000)), slice(top * k, (top + 1) * k)
@@ -633,20 +609,20 @@ class PackedTrainer:
             else:
                 stale += 1
                 self.log(f"Epoch {epoch}: Loss has not improved for {stale} epochs.")
-                if stale >= r["early_stopping_patience"]:
+                if stale >= r.early_stopping_patience:
                     self.log("Reached early stopping criteria. Stopping training.")
                     break
         if bar is not None:
             bar.close()
-        average = AVERAGED_MODELS if "l1" not in shape.given or r["l1"] == 0 else 1
+        average = AVERAGED_MODELS if "l1" not in shape.given or r.l1 == 0 else 1
         return self._select(r, best, scaling, grid, k, val, val_name, updater, average)
 
     def _scaling(self, X, y: np.ndarray, r: dict, rng: np.random.Generator) -> Scaling:
         """Feature and label normalisation from a sample of num_point_for_scaler rows."""
-        rows = np.sort(rng.choice(len(y), min(len(y), r["num_point_for_scaler"]), replace=False))
+        rows = np.sort(rng.choice(len(y), min(len(y), r.num_point_for_scaler), replace=False))
         mean, std = _feature_stats(X, rows, r, is_sparse(X))
-        y_mean = float(y[rows].mean()) if r["unbias_label"] else 0.0
-        y_std = float(y[rows].std()) if r["normalize_label"] else 1.0
+        y_mean = float(y[rows].mean()) if r.unbias_label else 0.0
+        y_std = float(y[rows].std()) if r.normalize_label else 1.0
         y_std = y_std if y_std > 1e-12 else 1.0
         self.log(
             f"Scaling model computed with parameters: mean_label={y_mean:.6g}, "
@@ -672,7 +648,7 @@ class PackedTrainer:
             f"#throughput_metric: host={lm.HOST}, train throughput="
             f"{n / max(seconds, 1e-9):.1f} records/second"
         )
-        self.history.append(
+        self.history_.append(
             {
                 "epoch": epoch,
                 "train_objective_loss": train_loss,
@@ -682,25 +658,39 @@ class PackedTrainer:
         )
 
     def _select(
-        self, r, best: Best, scaling: Scaling, grid, k, val: Data, val_name, updater, average
+        self,
+        r: Resolved,
+        best: Best,
+        scaling: Scaling,
+        grid,
+        k,
+        val: Data,
+        val_name,
+        updater,
+        average,
     ) -> LinearModel:
         """Rank the packed models on the selection data and export the average of the best
         ``average`` that it cannot tell from the best one (AVERAGE_WITHIN_SE), calibrating
         the binary threshold for that average."""
-        m = int(r["num_models"])
-        predictor = r["predictor_type"]
-        criterion = r["binary_classifier_model_selection_criteria"]
-        n_cal = min(val.n, int(r["num_calibration_samples"]))
-        default = 0.5 if r["loss"] == "logistic" else 0.0
+        m = int(r.num_models)
+        predictor = r.predictor_type
+        criterion = SelectionCriterion(
+            r.binary_classifier_model_selection_criteria,
+            r.f_beta,
+            r.target_recall,
+            r.target_precision,
+        )
+        n_cal = min(val.n, int(r.num_calibration_samples))
+        default = 0.5 if r.loss == "logistic" else 0.0
         threshold, order = 0.5, np.argsort(best.loss, kind="stable")
-        if predictor == "binary_classifier":
+        if predictor == BINARY:
             threshold = default
-            if criterion != "loss_function":
+            if criterion.name != "loss_function":
                 s = self._val_scores(r, scaling, best.W, best.b, val, n_cal)
 
                 def value(j: int) -> float:  # each model at its own calibrated threshold
-                    t = lm.calibrate_threshold(s[:, j], val.y[:n_cal], criterion, r, default)
-                    return lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion, r)
+                    t = lm.calibrate_threshold(s[:, j], val.y[:n_cal], criterion, default)
+                    return lm.criterion_value(s[:, j], val.y[:n_cal], t, criterion)
 
                 values = np.fromiter(_loss_workers().map(value, range(m)), np.float64, m)
                 order = np.lexsort((best.loss, -values))  # best criterion; ties: lower loss
@@ -716,17 +706,17 @@ class PackedTrainer:
         objective_loss = float(best.loss[chosen])
         if len(members) > 1:
             objective_loss = float(updater.mean_loss(val.X, y_sel, scaling, W, b)[0])
-        if predictor == "binary_classifier" and criterion != "loss_function":
+        if predictor == BINARY and criterion.name != "loss_function":
             s = self._val_scores(r, scaling, W, b, val, n_cal)[:, 0]
-            threshold = lm.calibrate_threshold(s, val.y[:n_cal], criterion, r, default)
+            threshold = lm.calibrate_threshold(s, val.y[:n_cal], criterion, default)
         w_eff, b_eff = scaling.effective(W, b)
         weights = (w_eff * scaling.y_std).astype(np.float32)
         bias = (b_eff * scaling.y_std + scaling.y_mean).astype(np.float32)
         if k == 1:
             weights, bias = weights[:, 0], bias[0]
-        selected = SelectedModel(
+        self.selected_ = selected = SelectedModel(
             model=chosen,
-            optimizer=r["optimizer"],
+            optimizer=r.optimizer,
             learning_rate=float(grid["learning_rate"][chosen]),
             wd=float(grid["wd"][chosen]),
             l1=float(grid["l1"][chosen]),
@@ -744,12 +734,11 @@ class PackedTrainer:
         )
         if len(members) > 1:
             self.log(f"Exported the average of the {len(members)} best models: {members}")
-        return LinearModel(
-            predictor, r["loss"], weights, np.asarray(bias), threshold, dict(r), selected
-        )
+        params = MetricsParams.of(r)
+        return LinearModel(predictor, r.loss, weights, np.asarray(bias), threshold, params)
 
     @staticmethod
-    def _val_scores(r, scaling: Scaling, W, b, val: Data, n_cal: int) -> np.ndarray:
+    def _val_scores(r: Resolved, scaling: Scaling, W, b, val: Data, n_cal: int) -> np.ndarray:
         """Binary scores of each model in (W, b) on the first n_cal selection rows."""
         w_eff, b_eff = scaling.effective(W, b)
-        return scores(r["loss"], np.asarray(val.X[:n_cal] @ w_eff) + b_eff)
+        return scores(r.loss, np.asarray(val.X[:n_cal] @ w_eff) + b_eff)

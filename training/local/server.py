@@ -33,12 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifact, naming, recordio
+import training.aws.naming as naming
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
-from training.local.learner import LinearModel
-from training.local.ports import SERVING_PORT
-from training.validation import is_number
+from training.core import artifact
+from training.core.model import LinearModel, Predictions
+from training.data import recordio
+from training.data.raw_checks import is_number
 
+# where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
+SERVING_PORT = 8080
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 _FLOAT_MAX = 2**1024  # a JSON integer at or beyond this has no float value
 # Bounds that keep one slow or hostile client from holding the server: a socket that sends
@@ -250,18 +253,6 @@ def parse_recordio(body: bytes, d: int):
 # --------------------------------------------------------------------------- responses
 
 
-def _rows(model: LinearModel, out: dict) -> list[dict]:
-    score = out["score"]
-    if model.predictor_type == "regressor":
-        return [{"score": float(s)} for s in score]
-    labels = out["predicted_label"]
-    if model.predictor_type == "binary_classifier":
-        return [{"score": float(s), "predicted_label": int(p)} for s, p in zip(score, labels)]
-    return [
-        {"score": [float(v) for v in s], "predicted_label": int(p)} for s, p in zip(score, labels)
-    ]
-
-
 def _float32_value(values) -> bytes:
     packed = np.asarray(values, "<f4").tobytes()
     tensor = b"\x0a" + recordio._varint(len(packed)) + packed
@@ -287,8 +278,8 @@ def _record(label: dict) -> bytes:
     return struct.pack("<II", recordio.MAGIC, len(payload)) + payload + pad
 
 
-def render(model: LinearModel, out: dict, accept: str) -> tuple[bytes, str]:
-    rows = _rows(model, out)
+def render(predictions: Predictions, accept: str) -> tuple[bytes, str]:
+    rows = predictions.rows()
     if accept == JSONLINES:
         return ("\n".join(json.dumps(r) for r in rows) + "\n").encode(), JSONLINES
     if accept == RECORDIO:
@@ -319,7 +310,7 @@ def predict_body(
             f"content type '{content_type}' is not supported: send "
             f"{CSV}, {JSON}, {JSONLINES} or {RECORDIO}",
         )
-    return render(model, model.predict(X), acc)
+    return render(model.predict(X), acc)
 
 
 # --------------------------------------------------------------------------- runtime API
@@ -346,10 +337,10 @@ def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:
     return runtime_error(
         "ModelError",
         f'Received client error ({err.status}) from primary with message "{message}". See '
-        f"the endpoint's log group /aws/sagemaker/Endpoints/{endpoint} for more information.",
+        f"the endpoint's log group {naming.LogGroup.endpoint(endpoint)} for more information.",
         OriginalStatusCode=err.status,
         OriginalMessage=message,
-        LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}",
+        LogStreamArn=f"arn:aws:logs:local:{ACCOUNT}:log-group:{naming.LogGroup.endpoint(endpoint)}",
     )
 
 

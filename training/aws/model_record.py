@@ -3,7 +3,7 @@
 ``train --target aws`` writes it when its job completes; ``deploy --model`` writes it for a
 model made elsewhere; the CDK app (``stacks/settings.py``) reads it to build the endpoint and
 the run report reads the hyperparameters the job trained with. :class:`ModelRecord` is its one
-definition (the local trainer's record is :mod:`training.training_record`).
+definition (the local trainer's record is :mod:`training.local.training_record`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from training.errors import ModelRecordError
+
 RECORD_FILE = "models/latest.json"  # relative to the project folder, where the CDK app runs
-RECORD = Path(__file__).resolve().parents[1] / RECORD_FILE  # where commands write it
-
-
-class ModelRecordError(ValueError):
-    """A file that is not a model record."""
+RECORD = Path(__file__).resolve().parents[2] / RECORD_FILE  # where commands write it
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ there is served and inspected here. The layers (``../shared/reference/ll-artifac
    ``additional-params.json``, ``mx-mod-symbol.json`` (Python's zipfile writes the same bytes);
 3. the MXNet Module checkpoint: ``data -> dot(fc0_weight) -> broadcast_add(fc0_bias) ->
    output op``, weights in the raw feature space (normalisation folded in), float32, and
-   ``additional-params.json`` with the predictor type, loss and decision threshold.
+   ``additional-params.json`` with the predictor type, loss, decision threshold and the
+   metrics' parameters (read back into the model, so metrics use the F-beta it was trained
+   with).
 
 Verified against real artifacts: binary_classifier + logistic (``LogisticRegressionOutput``,
 score = sigmoid) and regressor + squared_loss (``LinearRegressionOutput``, score = x.W + b).
@@ -20,7 +22,8 @@ hyperparameter spells it, ``LinearRegressionOutput``, the loss's parameter in me
 
 Both timestamps inside are fixed (1980-01-01), so the same model gives the same bytes. What
 only this project needs (hyperparameters, selection, history, seed) is not in the tar: the
-trainer writes it beside it, in ``metrics.json``.
+local trainer writes it beside it, in ``metrics.json`` (:mod:`training.local.training_record`).
+Nothing here depends on how the model was trained.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training import mxnet
-from training.hyperparameters import PREDICTOR_TYPES
-from training.local.learner import LinearModel
+from training.core import mxnet
+from training.core.losses import LOSSES, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
+from training.core.metrics import MetricsParams
+from training.core.model import LinearModel
+from training.errors import ArtifactError
+from training.files import file_problem
 
 MEMBER = "model_algo-1"
 PARAMS, SYMBOL = "mx-mod-0000.params", "mx-mod-symbol.json"
@@ -50,41 +56,16 @@ MXNET_VERSION = 10301  # MXNet 1.3.1, what every Linear Learner artifact since 2
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest ZIP time; reproducible bytes
 GZIP_LEVEL = 6
 
-# Which output op each loss's graph ends in, and what the op does to x.W + b at inference.
-OUTPUT_OP = {"logistic": "LogisticRegressionOutput", "softmax_loss": "SoftmaxOutput"}
-LINEAR_OUTPUT = "LinearRegressionOutput"  # every other loss: the score is x.W + b itself
 VERIFIED = {("binary_classifier", "logistic"), ("regressor", "squared_loss")}
-# metrics_params keys in the container's order; each loss fills the parameter it uses
-METRICS_PARAMS = (
-    "quantile",
-    "huber_delta",
-    "margin",
-    "loss_insensitivity",
-    "eps_insensitive_loss_type",
-    "accuracy_top_k",
-    "f_beta",
-    "positive_example_weight_mult",
-    "class_weights",
-    "threshold",
-)
-LOSS_PARAM = {
-    "quantile_loss": "quantile",
-    "huber_loss": "huber_delta",
-    "hinge_loss": "margin",
-    "eps_insensitive_squared_loss": "loss_insensitivity",
-    "eps_insensitive_absolute_loss": "loss_insensitivity",
-}
-
-
-class ArtifactError(ValueError):
-    """The file is not a Linear Learner model artifact (or it is damaged); says what it is."""
+OUTPUT_OPS = frozenset(cls.output_op for cls in LOSSES.values())
 
 
 # --------------------------------------------------------------------------- writing
 
 
 def output_op(loss: str) -> str:
-    return OUTPUT_OP.get(loss, LINEAR_OUTPUT)
+    """The op the model graph of a ``loss`` model ends in (what it does to x.W + b)."""
+    return LOSSES[loss].output_op
 
 
 def symbol_graph(feature_dim: int, outputs: int, op: str, suffix: int = 0) -> dict:
@@ -122,31 +103,14 @@ def symbol_graph(feature_dim: int, outputs: int, op: str, suffix: int = 0) -> di
     }
 
 
-def _number(value, kind=float):
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return value  # e.g. positive_example_weight_mult=balanced stays as given
-
-
 def additional_params(model: LinearModel) -> dict:
     """``additional-params.json`` with the keys, order and nulls of the real files."""
-    hp = model.hyperparameters
-    metrics = dict.fromkeys(METRICS_PARAMS)
-    if model.loss in LOSS_PARAM:
-        key = LOSS_PARAM[model.loss]
-        default = {"quantile": 0.5, "huber_delta": 1.0, "margin": 1.0}.get(key, 0.01)
-        metrics[key] = _number(hp.get(key, default))
-    metrics["accuracy_top_k"] = _number(hp.get("accuracy_top_k", 3), int)
-    if model.predictor_type != "regressor":
-        metrics["f_beta"] = _number(hp.get("f_beta", 1.0))
-    metrics["positive_example_weight_mult"] = _number(hp.get("positive_example_weight_mult", 1.0))
-    metrics["threshold"] = float(model.threshold)
+    params = {**model.metrics_params.to_json(), "threshold": float(model.threshold)}
     return {
         "threshold": float(model.threshold),
         "loss_type": model.loss,
         "predictor_type": model.predictor_type,
-        "metrics_params": metrics,
+        "metrics_params": params,
     }
 
 
@@ -229,8 +193,6 @@ def save(model: LinearModel, path: Path) -> Path:
 
 def load(path: Path) -> LinearModel:
     """A model from ``model.tar.gz`` or a bare ``model_algo-1``; ArtifactError says why not."""
-    from training.validation import file_problem
-
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path}: a folder, not a model file; pass its model.tar.gz")
@@ -338,6 +300,9 @@ def _model(members: dict, source: str) -> LinearModel:
         raise ArtifactError(f"{source}: {ADDITIONAL} has predictor_type {predictor!r}")
     if not isinstance(loss, str) or not isinstance(threshold, (int, float)):
         raise ArtifactError(f"{source}: {ADDITIONAL} lacks a loss_type or numeric threshold")
+    if loss not in LOSSES:
+        raise ArtifactError(f"{source}: {ADDITIONAL} has loss_type {loss!r}, not Linear Learner's")
+    params = _metrics_params(params.get("metrics_params"), predictor, source)
     op = _output_op(_json(members, SYMBOL, source), source)
     if op != output_op(loss):  # the score is computed from the loss: they must agree
         raise ArtifactError(f"{source}: loss_type {loss} does not fit the graph's {op}")
@@ -355,12 +320,36 @@ def _model(members: dict, source: str) -> LinearModel:
             f"{source}: {WEIGHT} {W.shape} and {BIAS} {b.shape} do not fit (d, k) and (1, k)"
         )
     k = W.shape[1]
-    if (k == 1) == (predictor == "multiclass_classifier"):
+    if (k == 1) == (predictor == MULTICLASS):
         raise ArtifactError(f"{source}: a {predictor} with {k} output column(s)")
     W, b = W.astype(np.float32), b.astype(np.float32)
     if k == 1:
-        return LinearModel(predictor, loss, W[:, 0], b[0, 0], float(threshold))
-    return LinearModel(predictor, loss, W, b[0], float(threshold))
+        return LinearModel(predictor, loss, W[:, 0], b[0, 0], float(threshold), params)
+    return LinearModel(predictor, loss, W, b[0], float(threshold), params)
+
+
+def _metrics_params(doc, predictor: str, source: str) -> MetricsParams:
+    """``metrics_params`` as the container wrote it; SageMaker's defaults for what it lacks
+    (artifacts of 2018 carry none)."""
+    defaults = MetricsParams(f_beta=None if predictor == REGRESSOR else 1.0)
+    if doc is None:
+        return defaults
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{source}: {ADDITIONAL}'s metrics_params is not a JSON object")
+    values = {}
+    for name, default in defaults.to_json().items():
+        value = doc.get(name, default)
+        numeric = name not in ("eps_insensitive_loss_type", "class_weights")
+        if (
+            numeric
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
+            raise ArtifactError(
+                f"{source}: {ADDITIONAL}'s metrics_params.{name} is {value!r}, not a number"
+            )
+        values[name] = value
+    return MetricsParams(**values)
 
 
 def _output_op(graph: dict, source: str) -> str:
@@ -370,8 +359,7 @@ def _output_op(graph: dict, source: str) -> str:
         ops = [n["op"] for n in nodes]
     except (KeyError, IndexError, TypeError):
         raise ArtifactError(f"{source}: {SYMBOL} is not an MXNet symbol graph") from None
-    known = {*OUTPUT_OP.values(), LINEAR_OUTPUT}
-    if "dot" not in ops or "broadcast_add" not in ops or head["op"] not in known:
+    if "dot" not in ops or "broadcast_add" not in ops or head["op"] not in OUTPUT_OPS:
         raise ArtifactError(
             f"{source}: {SYMBOL} is not a linear model's graph (ops {', '.join(ops)})"
         )

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "notebooks/"  # where the bundle lives in the project bucket
 
 

@@ -1,8 +1,10 @@
-"""``run --target local``: the whole pipeline offline, each stage timed.
+"""``run``: the whole pipeline, each stage timed, offline (``--target local``) or on AWS.
 
 preflight -> prepare (preprocess, split, RecordIO channels) -> local Linear Learner training ->
 local endpoint started -> test split sent through HTTP -> evaluation -> report -> endpoint
-stopped -> CDK app synthesized (the infrastructure ``--target aws`` would deploy).
+stopped -> CDK app synthesized (the infrastructure ``--target aws`` would deploy). Everything
+lands in the run's folder; ``summary.json`` (:class:`RunSummary`) says where, with every
+metric by channel.
 """
 
 from __future__ import annotations
@@ -17,17 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from training import content_types, predict, report
-from training.channels import read_channel
-from training.local import metrics as lm
+from training.aws.naming import DEFAULT_PROJECT
+from training.core import artifact, hyperparameters
+from training.core import metrics as lm
+from training.core.losses import BINARY, MULTICLASS
+from training.core.metrics import Metrics, MetricsParams
+from training.core.model import Predictions
+from training.data.channels import read_channel
+from training.data.manifest import CHANNELS, Manifest
+from training.data.prepare import PrepareConfig, prepare
 from training.local.server import serving
-from training.local.trainer import train_local
-from training.manifest import CHANNELS, Manifest
-from training.naming import DEFAULT_PROJECT, Output
-from training.preprocessing import PrepareConfig, prepare
-from training.training_record import TrainingRecord
+from training.local.trainer import MODEL_FILE, train_local
+from training.local.training_record import TrainingRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "penguins.csv"
+SUMMARY_FILE = "summary.json"
+ENDPOINT_TEST = "endpoint_test"  # the test split as the endpoint answered it
 
 
 @dataclass
@@ -97,39 +105,70 @@ def _prepare_stage(config: RunConfig, out: Path) -> Manifest:
     )
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run leaves, written to ``summary.json``: where each output is, every metric by
+    channel (the trainer's and what the endpoint answered for the test split), stage times."""
+
+    out: Path
+    report: Path
+    model: str  # the model.tar.gz path, or its s3:// URL
+    predictions: Path
+    metrics: Metrics
+    stage_seconds: dict[str, float]
+    total_seconds: float
+    cdk_out: Path | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out),
+            "report": str(self.report),
+            "model": self.model,
+            "predictions": str(self.predictions),
+            "metrics": self.metrics.flat(),
+            "stage_seconds": self.stage_seconds,
+            "total_seconds": self.total_seconds,
+            "cdk_out": None if self.cdk_out is None else str(self.cdk_out),
+        }
+
+    def write(self) -> Path:
+        path = self.out / SUMMARY_FILE
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return path
+
+
 def _report_stage(
     out: Path,
     config: RunConfig,
     manifest: Manifest,
-    predicted: dict,
+    predicted: Predictions,
     test,
-    hyperparameters: dict,
+    params: MetricsParams,
     trained: TrainingRecord | None,
-) -> dict:
-    """predictions.csv, the plots, metrics.json and report.html; returns the metrics.
+) -> Metrics:
+    """predictions.csv, the plots and report.html; returns every metric of the run.
     ``trained``: the local trainer's record (None for SageMaker: its metrics are in the
     job's logs)."""
     predictor = config.predictor_type
-    metrics = _endpoint_metrics(predictor, test, predicted, hyperparameters)
+    endpoint = lm.evaluate(predictor, predicted.score, predicted.predicted_label, test.y, params)
     _write_predictions(out / "predictions.csv", test, predicted, manifest)
     images = [report.loss_curve(trained.history if trained else [], out)]
     classes = [str(c) for c in manifest.label.classes or ["0", "1"]]
-    if predictor == "binary_classifier":
+    if predictor == BINARY:
         images += report.binary_plots(
-            predicted["score"], test.y, predicted["predicted_label"], out, classes
+            predicted.score, test.y, predicted.predicted_label, out, classes
         )
-    elif predictor == "multiclass_classifier":
-        images.append(
-            report.confusion(predicted["predicted_label"], test.y.astype(int), classes, out)
-        )
+    elif predictor == MULTICLASS:
+        images.append(report.confusion(predicted.predicted_label, test.y.astype(int), classes, out))
     else:
-        images += report.regression_plots(predicted["score"], test.y, out)
-    all_metrics = {**(trained.metrics if trained else {}), **metrics}
-    (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+        images += report.regression_plots(predicted.score, test.y, out)
+    all_metrics = (trained.metrics if trained else Metrics({})) | Metrics.of(
+        [(ENDPOINT_TEST, endpoint)]
+    )
     report.write_html(
         out,
         f"Linear Learner on {Path(config.data).name} ({config.target})",
-        all_metrics,
+        all_metrics.flat(),
         images,
         {
             "data": config.data,
@@ -148,7 +187,7 @@ def _report_stage(
     return all_metrics
 
 
-def run_local(config: RunConfig, echo=print) -> dict:
+def run_local(config: RunConfig, echo=print) -> RunSummary:
     """Run every stage; returns the summary (paths, metrics, stage times)."""
     out, stage, started, manifest = _begin(config, echo)
     with stage("train (local Linear Learner)"):
@@ -167,28 +206,28 @@ def run_local(config: RunConfig, echo=print) -> dict:
             f"learning_rate {selected.learning_rate:.4g}, wd {selected.wd:.3g}"
             + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
         )
-    model_path = out / "model" / "model.tar.gz"
+    model_path = out / "model" / MODEL_FILE
+    model = artifact.load(model_path)
     test = read_channel(out / "data" / "test")
     with stage("serve + predict the test split over HTTP"):
-        with serving(model_path) as port:
+        with serving(model) as port:
             echo(f"    endpoint http://127.0.0.1:{port}/invocations")
-            answers = predict.predict(
+            predicted = predict.predict(
                 predict.local_invoker("127.0.0.1", port), test.X, content_types.RECORDIO
             )
-        predicted = predict.as_arrays(answers)
         echo(f"    {test.n} rows predicted; endpoint stopped")
     with stage("evaluate + report"):
         all_metrics = _report_stage(
-            out, config, manifest, predicted, test, trained.hyperparameters, trained
+            out, config, manifest, predicted, test, model.metrics_params, trained
         )
     cdk_out = None
     if config.synth:
         with stage("synthesize the CDK app (what --target aws deploys)"):
             cdk_out = _synth(out / "cdk.out", echo)
-    return _summary(out, stage, started, all_metrics, model=str(model_path), cdk_out=cdk_out)
+    return _summary(out, stage, started, all_metrics, str(model_path), cdk_out)
 
 
-def run_aws(config: RunConfig, echo=print) -> dict:
+def run_aws(config: RunConfig, echo=print) -> RunSummary:
     """The same stages against AWS: deploy (base stack, SageMaker training, endpoint stack,
     endpoint check), then the test split through the deployed endpoint, and the report."""
     from training.aws import session as aws
@@ -203,74 +242,55 @@ def run_aws(config: RunConfig, echo=print) -> dict:
             region=config.region,
             echo=echo,
         )
-    endpoint = deployed.endpoint[Output.ENDPOINT]
+    endpoint = deployed.endpoint.endpoint_name
     test = read_channel(out / "data" / "test")
     with stage(f"predict the test split through {endpoint}"):
         sess = aws.session(config.profile, config.region)
-        answers = predict.predict(predict.aws_invoker(sess, endpoint), test.X, content_types.CSV)
-        predicted = predict.as_arrays(answers)
+        predicted = predict.predict(predict.aws_invoker(sess, endpoint), test.X, content_types.CSV)
+    # the job's F-beta and top-k, SageMaker's defaults for what it was not given
+    trained_with = hyperparameters.validate(deployed.record.hyperparameters or {})
+    params = MetricsParams(f_beta=trained_with.f_beta, accuracy_top_k=trained_with.accuracy_top_k)
     with stage("evaluate + report"):
-        all_metrics = _report_stage(
-            out,
-            config,
-            manifest,
-            predicted,
-            test,
-            deployed.record.hyperparameters or {},
-            None,
-        )
+        all_metrics = _report_stage(out, config, manifest, predicted, test, params, None)
     echo(
         f"    the endpoint {endpoint} keeps running (and billing): "
         "bash scripts/destroy-all.sh removes everything"
     )
-    return _summary(
-        out,
-        stage,
-        started,
-        all_metrics,
-        model=deployed.record.model_data_url,
-        cdk_out=None,
+    return _summary(out, stage, started, all_metrics, deployed.record.model_data_url, None)
+
+
+def _summary(
+    out: Path, stage: Stages, started: float, metrics: Metrics, model: str, cdk_out: Path | None
+) -> RunSummary:
+    summary = RunSummary(
+        out=out,
+        report=out / "report.html",
+        model=model,
+        predictions=out / "predictions.csv",
+        metrics=metrics,
+        stage_seconds=stage.times,
+        total_seconds=time.perf_counter() - started,
+        cdk_out=cdk_out,
     )
-
-
-def _summary(out: Path, stage: Stages, started: float, metrics: dict, model, cdk_out) -> dict:
-    summary = {
-        "out": str(out),
-        "report": str(out / "report.html"),
-        "model": model,
-        "predictions": str(out / "predictions.csv"),
-        "metrics": metrics,
-        "stage_seconds": stage.times,
-        "total_seconds": time.perf_counter() - started,
-        "cdk_out": cdk_out,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    summary.write()
     return summary
 
 
-def _endpoint_metrics(predictor: str, test, predicted, hp: dict) -> dict:
-    """Test metrics from what the endpoint answered (must agree with the trainer's)."""
-    values = lm.evaluate(
-        predictor, predicted["score"], predicted.get("predicted_label"), test.y, hp
-    )
-    return {f"endpoint_test:{k}": v for k, v in values.items()}
-
-
-def _write_predictions(path: Path, test, predicted, manifest: Manifest) -> None:
+def _write_predictions(path: Path, test, predicted: Predictions, manifest: Manifest) -> None:
     classes = manifest.label.classes
     lines = ["row,label,score,predicted_label" + (",predicted_class" if classes else "")]
     for i in range(test.n):
-        score = predicted["score"][i]
+        score = predicted.score[i]
         score_text = ";".join(f"{v:.6g}" for v in np.atleast_1d(score))
         line = f"{i},{test.y[i]:g},{score_text}"
-        if "predicted_label" in predicted:
-            label = int(predicted["predicted_label"][i])
+        if predicted.predicted_label is not None:
+            label = int(predicted.predicted_label[i])
             line += f",{label}" + (f",{classes[label]}" if classes else "")
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
 
 
-def _synth(out: Path, echo) -> str | None:
+def _synth(out: Path, echo) -> Path | None:
     npx = shutil.which("npx")
     if npx is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
         echo("    skipped: the CDK CLI is not installed (bash scripts/setup.sh installs it)")
@@ -289,4 +309,4 @@ def _synth(out: Path, echo) -> str | None:
             echo("    " + line)
     templates = sorted(p.name for p in out.glob("*.template.json"))
     echo(f"    templates: {', '.join(templates)} in {out}")
-    return str(out)
+    return out

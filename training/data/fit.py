@@ -1,15 +1,71 @@
-"""The preprocessor ``prepare`` persists: scikit-learn's ``ColumnTransformer``, built and fitted.
+"""Fitting the preprocessing on the fit sample: each column's role, and scikit-learn's
+``ColumnTransformer`` that ``prepare`` persists.
 
 Numeric columns: median imputation, then standard scaling. Categorical columns: most-frequent
-imputation, then one-hot encoding (unknown values at inference: all zeros). The fitted object
-is what the endpoint side (the notebook, ``Preprocessor``) applies to raw rows;
-:class:`training.bulk_transform.BulkTransform` applies the same parameters to whole channels.
+imputation, then one-hot encoding (unknown values at inference: all zeros). Row indexes, empty
+columns and identifier-like text are dropped, each with the reason. The fitted object is saved
+as ``preprocessor.joblib`` (with the label mapping) for clients that apply it to raw rows
+(:class:`Preprocessor`); :class:`training.data.encode.FeatureEncoder` applies the same
+parameters to whole channels.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from training.data.labels import LabelEncoding
+
+PREPROCESSOR_FILE = "preprocessor.joblib"
+INDEX_COLUMN = "Unnamed: 0"
+
+
+def column_roles(sample: pd.DataFrame, label: str, drop: tuple[str, ...]):
+    """Numeric vs categorical inputs, and what is dropped and why."""
+    numeric, categorical, dropped = [], [], {}
+    for col in sample.columns:
+        if col == label:
+            continue
+        series = sample[col]
+        if col in drop:
+            dropped[col] = "dropped on request (--drop)"
+        elif col == INDEX_COLUMN or (str(col).startswith("Unnamed:") and _counts_up(series)):
+            dropped[col] = "row index written by to_csv(index=True); not a feature"
+        elif series.isna().all():
+            dropped[col] = "empty in every row"
+        elif _mostly_numbers(series):
+            numeric.append(col)
+        else:
+            distinct = series.nunique(dropna=True)
+            if distinct > 100 and distinct > 0.5 * series.notna().sum():
+                dropped[col] = (
+                    f"text with {distinct} distinct values in {series.notna().sum()} rows "
+                    "(an identifier or free text; one-hot encoding it would only memorise rows)"
+                )
+            else:
+                categorical.append(col)
+    return numeric, categorical, dropped
+
+
+def _mostly_numbers(series: pd.Series) -> bool:
+    """Numeric dtype, or text that is numbers but for a few stray cells (reported later)."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    present = series.dropna().to_numpy(dtype=object)
+    codes, values = pd.factorize(present)  # each distinct value parsed once
+    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").notna().to_numpy()
+    return present.size > 0 and np.bincount(codes, minlength=len(values))[parsed].sum() >= (
+        0.9 * present.size
+    )
+
+
+def _counts_up(series: pd.Series) -> bool:
+    values = pd.to_numeric(series, errors="coerce").to_numpy()
+    return values.size > 1 and bool(np.all(np.diff(values) == 1))
 
 
 class MixedCategoriesError(ValueError):
@@ -103,3 +159,31 @@ def _mode_and_values(series: pd.Series, column: str):
         return min(tied), sorted(values)
     except TypeError:
         raise MixedCategoriesError(column, values) from None
+
+
+def save_preprocessor(transformer, labels: LabelEncoding, directory: Path) -> Path:
+    """``preprocessor.joblib``: the fitted transformer and the label mapping."""
+    import joblib
+
+    path = Path(directory) / PREPROCESSOR_FILE
+    joblib.dump({"transformer": transformer, "labels": labels}, path)
+    return path
+
+
+class Preprocessor:
+    """The fitted transform and label mapping, for applying to raw rows at inference."""
+
+    def __init__(self, directory: Path):
+        import joblib
+
+        saved = joblib.load(Path(directory) / PREPROCESSOR_FILE)
+        self.transformer = saved["transformer"]
+        self.labels: LabelEncoding = saved["labels"]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.transformer.transform(frame).astype(np.float32)
+
+    def decode(self, predicted: np.ndarray) -> list:
+        if not self.labels.classes:
+            return list(predicted)
+        return [self.labels.classes[int(i)] for i in predicted]

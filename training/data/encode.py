@@ -1,12 +1,11 @@
-"""The fitted preprocessor as vectorised numpy kernels, for transforming whole channels.
+"""Encoding raw columns into Linear Learner's features with the fitted preprocessing.
 
 ``prepare`` fits scikit-learn's ``ColumnTransformer`` (impute → scale numerics, impute →
-one-hot categoricals) and persists it: the endpoint side applies that object to raw rows.
-Applied chunk by chunk to millions of rows, the same object spends most of its time in
-per-call validation and pipeline plumbing. :class:`BulkTransform` reads the fitted
-parameters out of it and performs the same float64 operations in the same order, so its
-float32 output is bit-for-bit what ``transformer.transform(frame).astype(float32)`` gives
-(tests compare them row for row).
+one-hot categoricals, :mod:`training.data.fit`). Applied chunk by chunk to millions of rows,
+that object spends most of its time in per-call validation and pipeline plumbing.
+:class:`FeatureEncoder` reads the fitted parameters out of it and performs the same float64
+operations in the same order, so its float32 output is bit-for-bit what
+``transformer.transform(frame).astype(float32)`` gives (tests compare them row for row).
 """
 
 from __future__ import annotations
@@ -16,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.data.raw_csv import Numbers, Text
+
 
 @dataclass(frozen=True)
-class BulkTransform:
+class FeatureEncoder:
     """Median-impute + standardise ``numeric``; mode-impute + one-hot ``categorical``."""
 
     numeric: list[str]
@@ -30,8 +31,8 @@ class BulkTransform:
     categories: list[np.ndarray]  # OneHotEncoder.categories_
 
     @classmethod
-    def from_fitted(cls, transformer) -> BulkTransform:
-        """Read the parameters of a fitted :func:`training.transformer.build_transformer`."""
+    def from_fitted(cls, transformer) -> FeatureEncoder:
+        """Read the parameters of a fitted :func:`training.data.fit.build_transformer`."""
         parts = {name: (pipe, list(cols)) for name, pipe, cols in transformer.transformers_}
         numeric, medians, means, scales = [], np.zeros(0), np.zeros(0), np.ones(0)
         if "num" in parts:
@@ -43,10 +44,10 @@ class BulkTransform:
             pipe, categorical = parts["cat"]
             modes = list(pipe.steps[0][1].statistics_)
             categories = list(pipe.steps[1][1].categories_)
-        bulk = cls(numeric, medians, means, scales, categorical, modes, categories)
-        if bulk.width != len(transformer.get_feature_names_out()):
-            raise ValueError("the fitted transformer has a layout BulkTransform does not know")
-        return bulk
+        encoder = cls(numeric, medians, means, scales, categorical, modes, categories)
+        if encoder.width != len(transformer.get_feature_names_out()):
+            raise ValueError("the fitted transformer has a layout FeatureEncoder does not know")
+        return encoder
 
     @property
     def width(self) -> int:
@@ -59,7 +60,7 @@ class BulkTransform:
 
     def transform_arrays(self, X: np.ndarray, categorical: list) -> np.ndarray:
         """The same, from a float64 matrix of the numeric columns (imputed in place) and, per
-        categorical column, a pandas Series or a :class:`training.raw_csv.Text` /
+        categorical column, a pandas Series or a :class:`training.data.raw_csv.Text` /
         ``Numbers`` chunk column."""
         out = np.zeros((len(X), self.width), np.float32)
         k = len(self.numeric)
@@ -82,8 +83,6 @@ class BulkTransform:
 def _category_codes(column, mode, index: pd.Index) -> np.ndarray:
     """Position of each value among the categories, missing values taken as ``mode``; a hash
     lookup like scikit-learn's dict lookup (so 1, 1.0 and True are one value, as there)."""
-    from training.raw_csv import Numbers, Text
-
     mode_code = index.get_indexer([mode])[0]
     if isinstance(column, Text):
         found = np.append(index.get_indexer(column.values), mode_code)

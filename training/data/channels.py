@@ -1,26 +1,52 @@
-"""Write Linear Learner channels: RecordIO-protobuf (float32) or label-first headerless CSV.
+"""Linear Learner channels on disk: written as RecordIO-protobuf (float32) or label-first
+headerless CSV, listed as SageMaker lists a channel folder, and read back.
 
 Linear Learner accepts only Float32Tensor in RecordIO, so these writers always produce float32
 and say so when they convert. Files are written in chunks, rotated into shards of a target
 size for multi-instance training (``ShardedByS3Key``), and described by the manifest
-SageMaker expects for a ``ManifestFile`` channel.
+SageMaker expects for a ``ManifestFile`` channel. A channel's format is told from its bytes.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from training import recordio, validation
 from training.content_types import CHANNEL
-from training.manifest import Channel
+from training.core.model import is_sparse
+from training.data import recordio
+from training.data.manifest import MANIFEST_FILE, Channel
 
 log = logging.getLogger("training")
 EXTENSIONS = {"recordio": ".rec", "csv": ".csv"}
+_SKIP_NAMES = {".amazon.manifest", MANIFEST_FILE}  # in a channel folder, not channel files
+
+
+def detect_format(path: Path) -> str:
+    """``recordio`` when the file starts with RecordIO's magic number, else ``csv``."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return "recordio" if head == recordio._MAGIC_BYTES else "csv"
+
+
+def channel_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories into the files SageMaker would read from them."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.name not in _SKIP_NAMES and not f.name.startswith(".")
+            )
+        else:
+            out.append(p)
+    return out
 
 
 @dataclass
@@ -156,19 +182,14 @@ class Data:
         return self.X.shape[0]
 
 
-def is_sparse(X) -> bool:
-    """scipy.sparse.issparse without importing scipy (0.3 s) for dense input."""
-    return type(X).__module__.startswith("scipy.sparse")
-
-
 def read_channel(folder: Path) -> Data | None:
     """All files of a channel folder as one dataset (RecordIO or label-first CSV)."""
     import pandas as pd
 
-    files = validation.channel_files([folder]) if folder.exists() else []
+    files = channel_files([folder]) if folder.exists() else []
     parts = []
     for path in files:
-        if validation.detect_format(path) == "recordio":
+        if detect_format(path) == "recordio":
             arrays = recordio.read_arrays(path)
             parts.append((arrays.X, arrays.y))
         else:

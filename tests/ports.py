@@ -1,4 +1,5 @@
-"""Loopback ports for servers started in another process (the endpoint, moto_server)."""
+"""Loopback ports for servers the tests and benchmarks start in another process (the endpoint,
+moto_server, a Jupyter Server)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-
-# where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
-SERVING_PORT = 8080
 
 
 def free_port() -> int:

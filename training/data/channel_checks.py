@@ -1,33 +1,36 @@
-"""Preflight checks on training data, run before anything is uploaded or any job starts.
+"""The channels' preflight: training data checked before anything is uploaded or trained.
 
 A Linear Learner job that fails on its input bills for minutes first and then says little
 ("Rows 1-1000 in file /opt/ml/input/data/train/train.csv have different fields than the
-expected size 15"). Every check here names the file, row, column (or byte offset) and the fix.
+expected size 15"). :func:`validate_channels` reads channel files as the container will
+(label-first headerless CSV, or Float32 RecordIO-protobuf) and names the file, row, column
+(or byte offset) and the fix of every problem; the local trainer and the SageMaker job both
+run it first. The user's raw CSV, before ``prepare``, is checked by
+:mod:`training.data.raw_checks`.
 """
 
 from __future__ import annotations
 
-import difflib
-import errno
-import os
-import re
-import stat
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from training import content_types, recordio
+from training import content_types
 from training.content_types import CSV, RECORDIO
-from training.errors import Problem, ValidationError
-from training.manifest import MANIFEST_FILE
+from training.core import hyperparameters
+from training.core.hyperparameters import Hyperparameters
+from training.data import recordio
+from training.data.channels import channel_files, detect_format
+from training.data.labels import label_problems
+from training.data.manifest import CHANNELS, Manifest
+from training.data.raw_checks import check_predictor_type, empty_file, is_number
+from training.errors import NOTHING_STARTED, Problem, ValidationError
+from training.files import file_problem
 
-PREDICTOR_TYPES = ("binary_classifier", "multiclass_classifier", "regressor")
 MAX_PROBLEMS_PER_FILE = 10
 _BLOCK_BYTES = 32 << 20
-_SKIP_NAMES = {".amazon.manifest", MANIFEST_FILE}
 
 
 @dataclass
@@ -64,71 +67,6 @@ def check_content_type(content_type: str, channel: str) -> list[Problem]:
     ]
 
 
-def file_problem(path: Path, what: str = "file", fix: str = "check the path") -> Problem | None:
-    """Why ``path`` cannot be read as a data file, or None. Checked before opening it, so a
-    FIFO does not block, a folder is not "permission denied" and a symlink loop is not
-    "file not found"."""
-    name = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            target = os.readlink(path)
-            return Problem(name, f"is a symlink to {target}, which does not exist", fix)
-        return Problem(name, f"{what} not found", fix)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return Problem(name, "is a symlink loop (links that point at each other)", fix)
-        return Problem(name, f"cannot be read: {err.strerror}", fix)
-    if stat.S_ISDIR(st.st_mode):
-        return Problem(name, f"is a folder, not a {what}", "pass the file itself")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
-        return Problem(
-            name, f"is {kind}; it would be read without end or not at all", "pass a regular file"
-        )
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as err:
-        return Problem(name, f"cannot be read: {err.strerror}", "fix its permissions")
-    return None
-
-
-def detect_format(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    return "recordio" if head == recordio._MAGIC_BYTES else "csv"
-
-
-def channel_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories into the files SageMaker would read from them."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file() and f.name not in _SKIP_NAMES and not f.name.startswith(".")
-            )
-        else:
-            out.append(p)
-    return out
-
-
-def _check_predictor_type(predictor_type: str) -> None:
-    if predictor_type not in PREDICTOR_TYPES:
-        raise ValidationError(
-            [
-                Problem(
-                    "--predictor-type",
-                    f"unknown predictor type '{predictor_type}'",
-                    "use one of " + ", ".join(PREDICTOR_TYPES),
-                )
-            ]
-        )
-
-
 def validate_channels(
     paths: Iterable[str | Path],
     predictor_type: str,
@@ -142,7 +80,7 @@ def validate_channels(
     trainer need not parse the files a second time.
     """
     problems: list[Problem] = []
-    _check_predictor_type(predictor_type)
+    check_predictor_type(predictor_type)
     files = channel_files(paths)
     if not files:
         raise ValidationError(
@@ -166,8 +104,65 @@ def validate_channels(
         problems += found
     problems += _check_feature_dims(results, feature_dim)
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError(problems, NOTHING_STARTED)  # it only reads
     return results
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A prepared folder, checked for training: its manifest (None for channels made by
+    hand), the hyperparameters as given (the manifest's, then the user's) and validated, and
+    every channel file the preflight read."""
+
+    data_dir: Path
+    manifest: Manifest | None
+    given: dict[str, str]
+    hyperparameters: Hyperparameters
+    files: list[ChannelFile]
+
+    def channel_of(self, info: ChannelFile) -> str:
+        return info.path.relative_to(self.data_dir).parts[0]
+
+    @property
+    def channels(self) -> dict[str, list[ChannelFile]]:
+        """The files of each channel present, in split order."""
+        out: dict[str, list[ChannelFile]] = {}
+        for info in self.files:
+            out.setdefault(self.channel_of(info), []).append(info)
+        return {c: out[c] for c in CHANNELS if c in out}
+
+
+def check_training_data(
+    data_dir: Path, overrides: Mapping[str, str] | None = None, keep_data: bool = False
+) -> TrainingData:
+    """The preflight every training run makes first, local or on SageMaker: hyperparameters
+    validated (every problem listed before any data is read), then every channel file of
+    ``data_dir`` checked against them."""
+    data_dir = Path(data_dir)
+    manifest = Manifest.read(data_dir)
+    given = {**(manifest.hyperparameters if manifest else {}), **(overrides or {})}
+    hp = hyperparameters.validate(given)
+    present = [c for c in CHANNELS if (data_dir / c).exists()]
+    if "train" not in present:
+        raise ValidationError(
+            [
+                Problem(
+                    str(data_dir),
+                    "no train/ channel folder here",
+                    "pass the folder `python -m training prepare` wrote (with train/, "
+                    "validation/, test/ and manifest.json)",
+                )
+            ]
+        )
+    feature_dim = None if hp.feature_dim == hyperparameters.AUTO else int(hp.feature_dim)
+    files = validate_channels(
+        [data_dir / c for c in present],
+        hp.predictor_type,
+        feature_dim,
+        hp.num_classes,
+        keep_data=keep_data,
+    )
+    return TrainingData(data_dir, manifest, given, hp, files)
 
 
 def _check_feature_dims(results: list[ChannelFile], feature_dim: int | None) -> list[Problem]:
@@ -203,54 +198,6 @@ def _check_feature_dims(results: list[ChannelFile], feature_dim: int | None) -> 
     return problems
 
 
-# --------------------------------------------------------------------------- labels
-
-
-def label_problems(
-    file: str,
-    labels: np.ndarray,
-    predictor_type: str,
-    num_classes: int | None,
-    row_of=lambda i: i + 1,
-    unit: str = "row",
-) -> list[Problem]:
-    """Labels valid for the predictor type; ``row_of`` maps an index to a row number."""
-    y = np.asarray(labels, dtype=np.float64)
-    problems: list[Problem] = []
-
-    def report(mask: np.ndarray, message, fix):
-        idx = np.flatnonzero(mask)
-        for i in idx[:3]:
-            problems.append(Problem(file, message(y[i]), fix, row=row_of(i), unit=unit))
-        if idx.size > 3:
-            problems.append(Problem(file, f"... and {idx.size - 3} more {unit}s like that", fix))
-
-    bad = ~np.isfinite(y)
-    if bad.any():
-        report(bad, lambda v: f"label is {v}", "drop or fix rows without a valid label")
-        return problems
-    if predictor_type == "binary_classifier":
-        report(
-            (y != 0) & (y != 1),
-            lambda v: f"label {v:g} is not 0 or 1 (binary_classifier)",
-            "map the classes to 0/1 (python -m training prepare does), or use "
-            "predictor_type=multiclass_classifier / regressor",
-        )
-    elif predictor_type == "multiclass_classifier":
-        report(
-            (y != np.round(y)) | (y < 0),
-            lambda v: f"label {v:g} is not a class index 0..num_classes-1",
-            "map the classes to 0..num_classes-1 (python -m training prepare does)",
-        )
-        if num_classes is not None:
-            report(
-                (y >= num_classes) & (y == np.round(y)),
-                lambda v: f"label {v:g} >= num_classes={num_classes}",
-                f"set num_classes to {int(y.max()) + 1} or fix the labels",
-            )
-    return problems
-
-
 # --------------------------------------------------------------------------- RecordIO
 
 
@@ -272,7 +219,7 @@ def _check_recordio(
     X, y = arrays.X, arrays.y
     info.rows, info.feature_dim = X.shape[0], X.shape[1] if X.shape[0] else None
     if info.rows == 0:
-        return info, [_empty(name)]
+        return info, [empty_file(name)]
     problems = []
     for what, tensor_type in (("features", arrays.feature_type), ("labels", arrays.label_type)):
         if tensor_type not in (None, "Float32"):
@@ -326,14 +273,6 @@ def _check_recordio(
     return info, problems[:MAX_PROBLEMS_PER_FILE]
 
 
-def _empty(name: str) -> Problem:
-    return Problem(
-        name,
-        "the channel file is empty (no rows)",
-        "remove the file from the channel or write the rows it should hold",
-    )
-
-
 # --------------------------------------------------------------------------- label-first CSV
 
 
@@ -347,14 +286,6 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
                 return
             yield line_no, [ln.rstrip("\r\n") for ln in block]
             line_no += len(block)
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_data: bool = False):
@@ -401,7 +332,7 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
     if problems:
         return info, problems[:MAX_PROBLEMS_PER_FILE]
     if width is None:
-        return info, [_empty(name)]
+        return info, [empty_file(name)]
     if width < 2:
         return info, [
             Problem(
@@ -606,225 +537,3 @@ def _label_elsewhere(name: str, label_like, predictor_type: str) -> list[Problem
             )
         ]
     return []
-
-
-# --------------------------------------------------------------------------- raw CSV
-
-
-def validate_raw_csv(
-    path: str | Path,
-    label: str,
-    predictor_type: str,
-    sample_rows: int | None = None,
-    allow_unlabeled: bool = False,
-):
-    """Check the user's raw CSV (with header) before ``prepare`` reads it for real.
-
-    Reads the first ``sample_rows`` rows for the column checks (by default the rows
-    ``prepare`` checks first: fewer the wider the file, so memory stays bounded); ragged rows
-    anywhere are caught by the full read in ``prepare``, which reports them through
-    :func:`ragged_row_problem`.
-    """
-    import pandas as pd
-
-    from training import preprocessing  # its sizes; it imports this module
-
-    path = Path(path)
-    name = str(path)
-    check_raw_file(path, predictor_type)
-    rows = sample_rows or preprocessing.check_rows(path)
-    with raw_csv_errors(name):
-        frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
-    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
-
-
-@contextmanager
-def raw_csv_errors(name: str):
-    """pandas' errors reading the user's raw CSV, as problems naming the file and the fix
-    (here and in ``prepare``'s pandas reader)."""
-    import pandas as pd
-
-    try:
-        yield
-    except pd.errors.ParserError as err:
-        raise ValidationError([ragged_row_problem(name, err)]) from None
-    except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ValidationError([_unreadable_csv(name, err)]) from None
-
-
-def _unreadable_csv(name: str, err: Exception) -> Problem:
-    return Problem(
-        name,
-        f"cannot read as CSV: {err}",
-        "pass a UTF-8, comma-separated text file with a header row",
-    )
-
-
-def check_raw_file(path: Path, predictor_type: str) -> None:
-    """What can be told before parsing: a readable, non-empty file; a known predictor type."""
-    unreadable = file_problem(path, "CSV file", "check the --data path")
-    if unreadable:
-        raise ValidationError([unreadable])
-    if path.stat().st_size == 0:
-        raise ValidationError([_empty(str(path))])
-    _check_predictor_type(predictor_type)
-
-
-def check_raw_sample(
-    path: Path, frame, label: str, predictor_type: str, allow_unlabeled: bool = False
-) -> None:
-    """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it)."""
-    import pandas as pd
-
-    name = str(path)
-    problems = _duplicate_columns(path, label)
-    if problems:
-        raise ValidationError(problems)
-    if label not in frame.columns:
-        close = difflib.get_close_matches(label, [str(c) for c in frame.columns], n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        shown = ", ".join(map(str, frame.columns[:8])) + (", …" if len(frame.columns) > 8 else "")
-        problems.append(
-            Problem(
-                name,
-                f"no column named '{label}' in the header ({shown})",
-                f"{hint}pass --label with a column name from the header row",
-                row=1,
-            )
-        )
-        raise ValidationError(problems)
-    if frame.shape[0] == 0:
-        raise ValidationError([Problem(name, "has a header but no data rows", "add data rows")])
-    if _numeric_header(frame.columns):
-        problems.append(
-            Problem(
-                name,
-                "the first row looks like data, not a header",
-                "add a header row with column names",
-                row=1,
-            )
-        )
-    y = frame[label]
-    missing = np.flatnonzero(y.isna().to_numpy())
-    if missing.size and not allow_unlabeled:
-        problems.append(
-            Problem(
-                name,
-                f"label '{label}' is empty in {missing.size} rows (first: row {missing[0] + 2})",
-                "fill the labels in, or pass --drop-unlabeled to leave those rows out",
-                row=int(missing[0]) + 2,
-            )
-        )
-    present = y.dropna()
-    classes = present.unique()
-    if predictor_type == "binary_classifier" and len(classes) != 2:
-        problems.append(
-            Problem(
-                name,
-                f"label '{label}' has {len(classes)} distinct values "
-                f"({', '.join(map(str, classes[:5]))}{', …' if len(classes) > 5 else ''}); "
-                "binary_classifier needs exactly 2",
-                "use --predictor-type multiclass_classifier (3+ classes) or regressor"
-                if len(classes) > 2
-                else "the data needs examples of both classes",
-            )
-        )
-    if predictor_type == "multiclass_classifier" and len(classes) < 3:
-        problems.append(
-            Problem(
-                name,
-                f"label '{label}' has {len(classes)} distinct values; multiclass_classifier "
-                "needs at least 3",
-                "use --predictor-type binary_classifier for two classes",
-            )
-        )
-    if predictor_type == "regressor":
-        numeric = pd.to_numeric(present, errors="coerce")
-        bad = np.flatnonzero(numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(float)))
-        if bad.size:
-            problems.append(
-                Problem(
-                    name,
-                    f"label '{label}' has value '{present.iloc[bad[0]]}', not a finite number",
-                    "a regressor needs finite numeric labels; use a classifier for categories",
-                    row=int(present.index[bad[0]]) + 2,
-                )
-            )
-    if frame.shape[1] < 2:
-        problems.append(Problem(name, "only the label column; no features", "add feature columns"))
-    if problems:
-        raise ValidationError(problems)
-
-
-def header_cells(path: Path) -> list[str]:
-    """The raw CSV's first record as pandas' ``skipinitialspace`` reads it: BOM dropped,
-    spaces after commas skipped, quotes removed (raises UnicodeDecodeError, csv.Error)."""
-    import csv
-
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        return next(csv.reader(fh, skipinitialspace=True), [])
-
-
-def _duplicate_columns(path: Path, label: str) -> list[Problem]:
-    """Header names that repeat. pandas would rename the second ``y`` to ``y.1`` and use it
-    as a feature: a copy of the label among the features (a leak that scores 1.0)."""
-    import csv
-
-    try:
-        header = header_cells(path)
-    except (UnicodeDecodeError, csv.Error) as err:
-        return [_unreadable_csv(str(path), err)]
-    seen: dict[str, int] = {}
-    problems = []
-    for i, col in enumerate(header, start=1):
-        if col in seen:
-            leak = " (the label: a copy of it would become a feature)" if col == label else ""
-            problems.append(
-                Problem(
-                    str(path),
-                    f"column name '{col}' appears twice in the header, as columns "
-                    f"{seen[col]} and {i}{leak}",
-                    "rename or remove one of them",
-                    row=1,
-                    column=i,
-                )
-            )
-        else:
-            seen[col] = i
-    return problems
-
-
-def _numeric_header(columns) -> bool:
-    names = [str(c) for c in columns]
-    return len(names) > 1 and all(is_number(n.split(".")[0]) or is_number(n) for n in names)
-
-
-def ragged_row_problem(name: str, err: Exception) -> Problem:
-    """Turn pandas' 'Expected N fields in line M, saw K' into our message."""
-    text = str(err)
-    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
-    if match:
-        want, line, saw = map(int, match.groups())
-        return Problem(
-            name,
-            f"has {saw} fields but the header has {want}",
-            "fix the row (a stray comma? quote fields that contain commas)",
-            row=line,
-        )
-    return Problem(name, f"cannot parse as CSV: {text.strip()}", "fix the malformed row")
-
-
-__all__ = [
-    "ChannelFile",
-    "Problem",
-    "ValidationError",
-    "check_content_type",
-    "detect_format",
-    "file_problem",
-    "label_problems",
-    "validate_channels",
-    "check_raw_file",
-    "check_raw_sample",
-    "raw_csv_errors",
-    "validate_raw_csv",
-]

@@ -1,4 +1,4 @@
-"""Batch transform: score whole files without an endpoint, with SageMaker's contract.
+"""SageMaker Batch Transform's contract: the job's settings, and how files split into requests.
 
 SageMaker Batch Transform splits each input object into records (``SplitType`` Line for CSV
 and JSON lines, RecordIO for RecordIO-protobuf), packs as many whole records as fit in
@@ -6,21 +6,21 @@ and JSON lines, RecordIO for RecordIO-protobuf), packs as many whole records as 
 container's answers to ``<object>.out`` in input order (``AssembleWith`` Line for text
 answers, None for RecordIO). :func:`transform_local` does exactly that offline, streaming, with
 the local endpoint's own request handling, so each batch's bytes are what the local endpoint
-answers for it. Linear Learner answers in JSON, JSON lines or RecordIO: never CSV.
+answers for it. Linear Learner answers in JSON, JSON lines or RecordIO: never CSV. The local
+run is :mod:`training.local.batch_transform`, the SageMaker job :mod:`training.aws.batch_transform`.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import recordio, validation
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.data import recordio
+from training.data.channels import channel_files
 from training.errors import Problem, ValidationError
-from training.progress import progress
+from training.files import file_problem
 
 ACCEPTS = (JSONLINES, JSON, RECORDIO)  # what Linear Learner can answer
 INPUTS = (CSV, JSONLINES, RECORDIO)  # what splits into records (JSON documents do not)
@@ -118,24 +118,6 @@ def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
             ) from None
 
 
-def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
-    """The endpoint's 4xx for a batch, with its row within the batch made a row of the file."""
-    import re
-
-    within = re.match(r"row (\d+)", message)
-    row = first + int(within.group(1)) - 1 if within else first
-    return ValidationError(
-        [
-            Problem(
-                str(path),
-                f"records {first}-{last}: the model refused the batch: {message}",
-                "fix that record (python -m training validate checks a whole file)",
-                row=row,
-            )
-        ]
-    )
-
-
 def batches(path: Path, content_type: str, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
     """MultiRecord: (first, last record number, body) with as many whole records as fit."""
     parts: list[bytes] = []
@@ -171,53 +153,10 @@ def batches(path: Path, content_type: str, max_bytes: int) -> Iterator[tuple[int
 def input_files(path: str | Path) -> list[Path]:
     """The files a transform reads: one file, or every file of a folder (sorted)."""
     path = Path(path)
-    files = validation.channel_files([path]) if path.is_dir() else [path]
-    problems = [p for p in map(validation.file_problem, files) if p]
+    files = channel_files([path]) if path.is_dir() else [path]
+    problems = [p for p in map(file_problem, files) if p]
     if not files:
         problems.append(Problem(str(path), "no files in the folder", "pass a file or a folder"))
     if problems:
         raise ValidationError(problems)
     return files
-
-
-def transform_local(model, config: TransformConfig) -> list[Path]:
-    """Every input file scored into ``<out>/<file name>.out``; returns the files written.
-
-    Memory holds one batch at a time. Each output is written to a temporary file and moved
-    into place when its input is done; on an error nothing partial is left."""
-    from training.local.server import RequestError, predict_body
-
-    config.check()
-    files = input_files(config.input)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    max_bytes = int(config.max_payload_mb * (1 << 20))
-    separator = b"" if config.assemble_with() == "None" else b"\n"
-    total = sum(f.stat().st_size for f in files)
-    bar = progress(total=total, desc="transform", unit="B", enabled=config.show_progress)
-    written = []
-    try:
-        for path in files:
-            target = out / f"{path.name}.out"
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for first, last, body in batches(path, config.content_type, max_bytes):
-                        try:
-                            answer, _ = predict_body(
-                                model, body, config.content_type, config.accept
-                            )
-                        except RequestError as err:
-                            raise _refused(path, first, last, str(err)) from None
-                        fh.write(answer)
-                        if separator and not answer.endswith(separator):
-                            fh.write(separator)
-                        bar.update(len(body))
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            written.append(target)
-    finally:
-        bar.close()
-    return written

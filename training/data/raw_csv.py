@@ -1,4 +1,4 @@
-"""The user's raw CSV as exact chunks of typed columns: parsed by polars, read as pandas reads it.
+"""Reading the user's raw CSV: exact chunks of typed columns, parsed by polars, as pandas reads it.
 
 pandas' ``read_csv(chunksize=…, skipinitialspace=True)`` defines what ``prepare`` has always
 made of a cell: which strings are missing, which columns are numbers (int64 without gaps,
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training import validation
+from training.errors import Problem, ValidationError
 
 # pandas' default ``na_values`` (pandas._libs.parsers.STR_NA_VALUES; a test keeps them equal)
 NA_VALUES = (
@@ -101,7 +103,51 @@ class RawChunk:
 def header(path: Path) -> list[str]:
     """Column names as pandas gives them: BOM dropped, leading spaces skipped, and an empty
     name at position i called ``Unnamed: i``."""
-    return [name or f"Unnamed: {i}" for i, name in enumerate(validation.header_cells(path))]
+    return [name or f"Unnamed: {i}" for i, name in enumerate(header_cells(path))]
+
+
+def header_cells(path: Path) -> list[str]:
+    """The raw CSV's first record as pandas' ``skipinitialspace`` reads it: BOM dropped,
+    spaces after commas skipped, quotes removed (raises UnicodeDecodeError, csv.Error)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh, skipinitialspace=True), [])
+
+
+@contextmanager
+def raw_csv_errors(name: str):
+    """pandas' errors reading the user's raw CSV, as problems naming the file and the fix
+    (here and in ``prepare``'s pandas reader)."""
+    import pandas as pd
+
+    try:
+        yield
+    except pd.errors.ParserError as err:
+        raise ValidationError([ragged_row_problem(name, err)]) from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise ValidationError([unreadable_csv(name, err)]) from None
+
+
+def unreadable_csv(name: str, err: Exception) -> Problem:
+    return Problem(
+        name,
+        f"cannot read as CSV: {err}",
+        "pass a UTF-8, comma-separated text file with a header row",
+    )
+
+
+def ragged_row_problem(name: str, err: Exception) -> Problem:
+    """Turn pandas' 'Expected N fields in line M, saw K' into our message."""
+    text = str(err)
+    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if match:
+        want, line, saw = map(int, match.groups())
+        return Problem(
+            name,
+            f"has {saw} fields but the header has {want}",
+            "fix the row (a stray comma? quote fields that contain commas)",
+            row=line,
+        )
+    return Problem(name, f"cannot parse as CSV: {text.strip()}", "fix the malformed row")
 
 
 ENGINES = ("polars", "polars-text", "pandas")  # fastest first; each reads more files right
@@ -403,7 +449,7 @@ def _text(codes: np.ndarray, values) -> Text:
 def _pandas_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     import pandas as pd
 
-    with validation.raw_csv_errors(str(path)):
+    with raw_csv_errors(str(path)):
         reader = pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True)
         first_row = 0
         for i, frame in enumerate(reader):

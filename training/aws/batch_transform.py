@@ -10,27 +10,30 @@ and ``destroy-all`` find (and stop) it and nothing of another project.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.aws import session as aws
-from training.aws.download import is_s3_url, split_s3_url
-from training.aws.upload import upload_files
-from training.errors import Problem, ValidationError, known_fix
-from training.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.instance_types import accepts_volume_key
-from training.naming import (
+from training.aws.download import split_s3_url
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.instance_types import accepts_volume_key
+from training.aws.naming import (
     DEFAULT_PROJECT,
     TAG_KEY,
+    LogGroup,
     Output,
+    Prefix,
+    Stack,
     endpoint_name,
+    is_s3_url,
     stack_name,
+    stamp,
     transform_job_name,
 )
+from training.aws.upload import upload_files
+from training.batch_transform import TransformConfig, input_files
+from training.errors import Problem, TransformFailedError, ValidationError, known_fix
 from training.progress import progress
-from training.transform import TransformConfig, input_files
 
 KNOWN_FAILURES = [
     (
@@ -50,10 +53,15 @@ KNOWN_FAILURES = [
 ]
 
 
-class TransformFailedError(ValidationError):
-    """The job ran and failed: the input was uploaded and instances billed until it failed."""
+@dataclass(frozen=True)
+class TransformResult:
+    """A finished batch transform job: its name, status, where its answers are, and the
+    files they were downloaded to (for a local ``--out``)."""
 
-    outcome = "the input was uploaded and the job ran (and billed) until it failed."
+    name: str
+    status: str
+    output: str
+    downloaded: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,16 +139,15 @@ def transform_request(
     }
 
 
-def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> dict:
+def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> TransformResult:
     """Run the job, wait for it with status lines, and fetch the answers to a local ``out``."""
     config.check()
     files = [] if is_s3_url(config.input) else input_files(config.input)
     sess = aws.session(where.profile, where.region)
     sm = sess.client("sagemaker")
-    outputs = aws.stack_outputs(sess, stack_name(where.project, "Base"))
+    outputs = aws.stack_outputs(sess, stack_name(where.project, Stack.BASE))
     bucket = outputs[Output.BUCKET]
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = transform_job_name(where.project, stamp)
+    name = transform_job_name(where.project, stamp())
     made = None
     if where.model_path:
         model = made = _model_from_artifact(sess, sm, where, outputs, name, config.show_progress)
@@ -150,14 +157,16 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> d
     try:
         s3 = aws.s3_client_for(sess, bucket)
         if files:
-            prefix = f"transform/{name}/input"
+            prefix = Prefix.transform_input(name)
             upload = {f"{prefix}/{f.name}": f for f in files}
             upload_files(s3, bucket, upload, config.show_progress)
             input_uri = f"s3://{bucket}/{prefix}/"
         else:
             input_uri = config.input
         output_uri = (
-            config.out if is_s3_url(config.out) else f"s3://{bucket}/transform/{name}/output/"
+            config.out
+            if is_s3_url(config.out)
+            else f"s3://{bucket}/{Prefix.transform_output(name)}"
         )
         request = transform_request(
             config, where, name, model, input_uri, output_uri, outputs.get(Output.KEY)
@@ -182,28 +191,27 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> d
         raise TransformFailedError(
             [Problem(f"transform job {name}", f"{status}: {reason}", explain_failure(reason))]
         )
-    result = {"name": name, "status": status, "output": output_uri}
+    downloaded = []
     if not is_s3_url(config.out):
         names = [f.name for f in files] if files else None
-        result["downloaded"] = download_outputs(
+        downloaded = download_outputs(
             sess, output_uri, Path(config.out), names, config.show_progress
         )
-    return result
+    return TransformResult(name, status, output_uri, downloaded)
 
 
 def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str, show) -> str:
     """A Model for the job from an artifact: a local file is checked and uploaded
     content-addressed (as ``deploy --model`` does); an S3 one must be in the project
     bucket's models/, which the execution role may read."""
-    from training import artifact
-    from training.aws.deploy import model_key
+    from training.aws.images import linear_learner_image
     from training.checksums import file_sha256
-    from training.images import linear_learner_image
+    from training.core import artifact
 
     bucket = outputs[Output.BUCKET]
     if is_s3_url(where.model_path):
         got_bucket, key = split_s3_url(where.model_path)
-        if got_bucket != bucket or not key.startswith("models/"):
+        if got_bucket != bucket or not key.startswith(Prefix.MODELS):
             raise ValidationError(
                 [
                     Problem(
@@ -217,7 +225,7 @@ def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str
     else:
         path = Path(where.model_path)
         artifact.load(path)  # a foreign or damaged file stops here, before any upload
-        key = model_key(file_sha256(path))
+        key = Prefix.model_key(file_sha256(path))
         upload_files(aws.s3_client_for(sess, bucket), bucket, {key: path}, show)
         url = f"s3://{bucket}/{key}"
     sm.create_model(
@@ -241,22 +249,18 @@ def model_request(name: str, role_arn: str, image: str, url: str, project: str) 
 
 
 def explain_failure(reason: str) -> str:
-    return known_fix(reason, KNOWN_FAILURES, "see the job's log (/aws/sagemaker/TransformJobs)")
+    return known_fix(reason, KNOWN_FAILURES, f"see the job's log ({LogGroup.TRANSFORM_JOBS})")
 
 
 def wait_for_transform(sm, name: str, poll_s: float, echo) -> dict:
     """Poll until the job ends, echoing each status change with the time since the start."""
-    started, last = time.monotonic(), None
-    while True:
-        described = sm.describe_transform_job(TransformJobName=name)
-        status = described["TransformJobStatus"]
-        if status != last:
-            elapsed = int(time.monotonic() - started)
-            echo(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {name}: {status}")
-            last = status
-        if status in ("Completed", "Failed", "Stopped"):
-            return described
-        time.sleep(poll_s)
+    return aws.wait_for(
+        lambda: sm.describe_transform_job(TransformJobName=name),
+        "TransformJobStatus",
+        name,
+        poll_s,
+        echo,
+    )
 
 
 def download_outputs(
@@ -287,7 +291,7 @@ def download_outputs(
                     Problem(
                         f"s3://{bucket}/{key}",
                         "the job completed but wrote no output for this input",
-                        "see the job's log (/aws/sagemaker/TransformJobs)",
+                        f"see the job's log ({LogGroup.TRANSFORM_JOBS})",
                     )
                 ]
             ) from None

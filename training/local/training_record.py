@@ -1,4 +1,5 @@
-"""What ``train --target local`` records beside ``model.tar.gz``, in ``metrics.json``.
+"""The training record: what ``train --target local`` writes beside ``model.tar.gz``, in
+``metrics.json``.
 
 SageMaker's model artifact has no place for the run's facts: the artifact's SHA-256, the
 seed, the metrics, the per-epoch history, which of the packed models was selected and why,
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from training.core.metrics import Metrics
 
 RECORD_FILE = "metrics.json"
 
@@ -60,7 +63,7 @@ class TrainingRecord:
     model_file: str
     model_sha256: str
     seed: int
-    metrics: dict[str, float]  # "<channel>:<SageMaker metric name>"
+    metrics: Metrics  # by channel; "<channel>:<SageMaker metric name>" in the file
     history: list[dict] = field(default_factory=list)  # one entry per epoch
     selected_model: SelectedModel | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)  # resolved, as strings
@@ -71,7 +74,7 @@ class TrainingRecord:
         return {
             "model": {"file": self.model_file, "sha256": self.model_sha256},
             "seed": self.seed,
-            "metrics": self.metrics,
+            "metrics": self.metrics.flat(),
             "history": self.history,
             "selected_model": self.selected_model.to_json() if self.selected_model else None,
             "hyperparameters": self.hyperparameters,
@@ -94,7 +97,7 @@ class TrainingRecord:
             model_file=doc["model"]["file"],
             model_sha256=doc["model"]["sha256"],
             seed=doc["seed"],
-            metrics=doc["metrics"],
+            metrics=Metrics.from_flat(doc["metrics"]),
             history=doc["history"],
             selected_model=SelectedModel.from_json(selected) if selected else None,
             hyperparameters=doc["hyperparameters"],

@@ -1,0 +1,154 @@
+"""How the project's AWS resources are named and laid out: one home for every name, prefix,
+time stamp, output and status the CDK app, the AWS commands and the audit must agree on.
+
+Dependency-free on purpose: the CDK app (``stacks/``) imports it, so the infrastructure and the
+commands cannot drift apart on a stack, endpoint, job, log group or bucket prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+DEFAULT_PROJECT = "ll-e2e"  # the project name when none is given (cdk.json context too)
+VARIANT_NAME = "AllTraffic"  # the endpoint's one production variant
+TAG_KEY = "project"  # every resource of a project carries TAG_KEY=<project>: how audit knows it
+
+
+class Stack:
+    """The roles of the project's CloudFormation stacks (a stack's name ends in its role)."""
+
+    BASE = "Base"  # bucket, key, execution role, notebook
+    ENDPOINT = "Endpoint"  # model, endpoint config, endpoint
+    ROLES = (BASE, ENDPOINT)
+
+
+class Output:
+    """The CloudFormation outputs the stacks declare and the AWS commands read back by name."""
+
+    BUCKET = "BucketName"  # the base stack's, exported for the endpoint stack
+    ROLE = "RoleArn"  # the base stack's, exported
+    KEY = "KeyArn"  # the base stack's, exported
+    ENDPOINT = "EndpointName"  # the endpoint stack's
+    ENDPOINT_CONFIG = "EndpointConfigName"  # the endpoint stack's
+    MODEL_NAME = "ModelName"  # the endpoint stack's
+    MODEL_DATA_URL = "ModelDataUrl"  # the endpoint stack's: the artifact it serves
+    IMAGE_URI = "ImageUri"  # the endpoint stack's
+    ALARM_TOPIC = "AlarmTopicArn"  # the endpoint stack's, with alarms on
+
+
+class LogGroup:
+    """Where SageMaker writes the logs of what the project runs (CloudFormation does not own
+    them, so the audit and ``destroy-all`` find them by these names)."""
+
+    TRAINING_JOBS = "/aws/sagemaker/TrainingJobs"
+    TRANSFORM_JOBS = "/aws/sagemaker/TransformJobs"
+    NOTEBOOK_INSTANCES = "/aws/sagemaker/NotebookInstances"
+
+    @staticmethod
+    def endpoint(endpoint: str) -> str:
+        return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+    @staticmethod
+    def stack_lambdas(project: str) -> tuple[str, ...]:
+        """Prefixes of the log groups of Lambda functions CloudFormation names after the
+        project's stacks (``<stack name>-<logical id>-<suffix>``)."""
+        return tuple(f"/aws/lambda/{stack_name(project, role)}-" for role in Stack.ROLES)
+
+
+class Prefix:
+    """The project bucket's layout: what the execution role, the notebook and the lifecycle
+    rules are scoped to."""
+
+    DATA = "data/"  # training channels, data/<job>/<channel>/
+    MODELS = "models/"  # training output (models/<job>/output/) and uploaded models
+    TRANSFORM = "transform/"  # batch transform input and output, transform/<job>/
+    CAPTURE = "capture/"  # endpoint data capture
+    NOTEBOOKS = "notebooks/"  # the notebook bundle
+
+    @staticmethod
+    def model_key(sha256: str) -> str:
+        """Content-addressed: the same artifact always lands on the same key, a new one never
+        overwrites an object an endpoint may still be reading."""
+        return f"{Prefix.MODELS}sha256/{sha256}/model.tar.gz"
+
+    @staticmethod
+    def training_data(job: str) -> str:
+        return f"{Prefix.DATA}{job}"
+
+    @staticmethod
+    def transform_input(job: str) -> str:
+        return f"{Prefix.TRANSFORM}{job}/input"
+
+    @staticmethod
+    def transform_output(job: str) -> str:
+        return f"{Prefix.TRANSFORM}{job}/output/"
+
+
+# Every job name and record time carries the UTC time it started, in this form.
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
+STAMP_PATTERN = r"\d{8}-\d{6}"
+# The statuses in which a training or transform job has ended.
+TERMINAL_STATES = ("Completed", "Failed", "Stopped")
+
+
+def stamp(now: dt.datetime | None = None) -> str:
+    """``YYYYmmdd-HHMMSS`` of ``now`` (default: the current time), UTC."""
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime(STAMP_FORMAT)
+
+
+def stack_prefix(project: str) -> str:
+    """``ll-e2e`` -> ``LlE2e``: CloudFormation stack names are the prefix plus the stack's role."""
+    return "".join(part.capitalize() for part in project.split("-"))
+
+
+def stack_name(project: str, role: str) -> str:
+    """The stack of one role (``Stack.BASE``, ``Stack.ENDPOINT``), e.g. ``LlE2eBase``."""
+    return stack_prefix(project) + role
+
+
+def endpoint_name(project: str) -> str:
+    """The endpoint's fixed name (the endpoint updates in place; Model and config are unnamed)."""
+    return f"{project}-endpoint"
+
+
+def notebook_name(project: str, fingerprint: str) -> str:
+    """``<project>-notebook-<6 hex>``: the fingerprint of the create-only settings, so a change
+    to one of them replaces the instance instead of failing on a custom-named resource."""
+    return f"{project}-notebook-{fingerprint[:6]}"
+
+
+def training_job_name(project: str, when: str) -> str:
+    """``<project>-YYYYmmdd-HHMMSS`` (UTC), the name of every training job this project starts."""
+    return f"{project}-{when}"
+
+
+def transform_job_name(project: str, when: str) -> str:
+    """``<project>-transform-YYYYmmdd-HHMMSS`` (UTC): every batch transform job it starts."""
+    return f"{project}-transform-{when}"
+
+
+def owned_patterns(project: str) -> dict[str, str]:
+    """Regular expressions matching exactly the names above for ``project``, and nothing of a
+    project that merely shares a prefix (``ll-e2e-prod``, ``ll-e2ex``): what teardown may take
+    by name alone."""
+    p = re.escape(project)
+    return {
+        "endpoint": f"^{re.escape(endpoint_name(project))}$",
+        "notebook": rf"^{p}-notebook-[0-9a-f]{{6}}$",
+        "training-job": rf"^{p}-{STAMP_PATTERN}$",
+        "transform-job": rf"^{p}-transform-{STAMP_PATTERN}$",
+    }
+
+
+S3_URL = re.compile(r"^s3://([^/]+)/(.+)$")
+
+
+def is_s3_url(text) -> bool:
+    return str(text).startswith("s3://")
+
+
+def split_s3_url(url: str) -> tuple[str, str] | None:
+    """``s3://bucket/key`` -> (bucket, key); None for anything else."""
+    match = S3_URL.match(str(url))
+    return (match.group(1), match.group(2)) if match else None

@@ -1,0 +1,627 @@
+"""Command line: ``python -m training {validate,prepare,train,predict,serve,inspect,deploy,…}``.
+
+User mistakes (bad data, bad hyperparameters, missing files, a closed port, a closed pipe) exit
+with a message that says what to fix, never a traceback: every :class:`training.errors.UserError`
+and every OSError is caught here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from training import content_types
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.model_record import RECORD
+from training.aws.naming import DEFAULT_PROJECT, endpoint_name
+from training.core.losses import PREDICTOR_TYPES
+from training.errors import Problem, UserError, ValidationError
+from training.local.server import SERVING_PORT
+
+
+def _aws_errors():
+    """Credentials, permissions, throttling: the user's to fix, not a traceback."""
+    try:
+        import botocore.exceptions as bx
+    except ImportError:  # pragma: no cover - boto3 is a runtime dependency
+        return ()
+    return (bx.BotoCoreError, bx.ClientError)
+
+
+def _validate(args) -> int:
+    from training.data import channel_checks
+
+    problems = []
+    for ct in args.content_type or []:
+        problems += channel_checks.check_content_type(ct, "--content-type")
+    if problems:
+        raise ValidationError(problems)
+    results = channel_checks.validate_channels(
+        args.files, args.predictor_type, args.feature_dim, args.num_classes
+    )
+    for r in results:
+        print(
+            f"ok  {r.path}  {r.format} ({r.content_type}), {r.rows} rows, "
+            f"feature_dim {r.feature_dim}"
+        )
+    print(f"{len(results)} file(s) pass the Linear Learner preflight checks.")
+    return 0
+
+
+def _prepare(args) -> int:
+    from training.data.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(
+        data=args.data,
+        label=args.label,
+        predictor_type=args.predictor_type,
+        out=args.out,
+        fmt=args.format,
+        seed=args.seed,
+        fractions=tuple(args.split),
+        positive_class=args.positive_class,
+        drop=tuple(args.drop or ()),
+        drop_unlabeled=args.drop_unlabeled,
+        chunk_rows=args.chunk_rows,
+        fit_sample_rows=args.fit_sample_rows,
+        shard_bytes=int(args.shard_mb * (1 << 20)) if args.shard_mb else None,
+        show_progress=not args.quiet,
+    )
+    manifest = prepare(config)
+    print(f"prepared {manifest.source.rows} rows of {args.data} -> {args.out}/")
+    for name, channel in manifest.channels.items():
+        print(
+            f"  {name:<10} {channel.rows:>9} rows  {channel.content_type}  "
+            f"{', '.join(channel.files)}"
+        )
+    print(f"  feature_dim {manifest.feature_dim}; manifest: {args.out}/manifest.json")
+    return 0
+
+
+def _train(args) -> int:
+    from training.core.hyperparameters import parse_assignments
+
+    overrides = parse_assignments(args.hyperparameters)
+    if args.target == "aws":
+        from training.aws.job import AwsTrainConfig, train_aws
+
+        record = train_aws(
+            AwsTrainConfig(
+                data_dir=args.data_dir,
+                bucket=args.bucket,
+                role_arn=args.role,
+                project=args.project,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                max_runtime_s=args.max_runtime,
+                hyperparameters=overrides,
+                profile=args.profile,
+                region=args.region,
+                wait=not args.no_wait,
+                show_progress=not args.quiet,
+            )
+        )
+        print(json.dumps(record.to_json(), indent=2))
+        return 0
+    from training.local.trainer import train_local
+
+    record = train_local(
+        args.data_dir,
+        args.out,
+        overrides,
+        seed=args.seed,
+        show_progress=not args.quiet,
+        echo=(lambda line: None) if args.quiet else print,
+    )
+    metrics = record.metrics
+    print(f"model: {args.out}/model.tar.gz  ({record.training_seconds:.2f}s)")
+    for name in sorted(metrics):
+        print(f"  {name:<42} {metrics[name]:.6g}")
+    return 0
+
+
+def _run(args) -> int:
+    from training.core.hyperparameters import parse_assignments
+
+    overrides = parse_assignments(args.hyperparameters)
+    from training.run import DEFAULT_DATA, RunConfig, run_aws, run_local
+
+    config = RunConfig(
+        out=args.out,
+        hyperparameters=overrides,
+        seed=args.seed,
+        synth=not args.no_synth,
+        show_progress=not args.quiet,
+    )
+    if args.data:
+        if not (args.label and args.predictor_type):
+            raise ValidationError(
+                [
+                    Problem(
+                        "--data",
+                        "a CSV of your own needs --label and --predictor-type too",
+                        "add both",
+                    )
+                ]
+            )
+        config.data, config.label, config.predictor_type = (
+            args.data,
+            args.label,
+            args.predictor_type,
+        )
+        config.drop_unlabeled = args.drop_unlabeled
+    else:
+        print(
+            f"dataset: {DEFAULT_DATA.relative_to(DEFAULT_DATA.parents[1])} "
+            "(Palmer penguins; label 'sex', binary; rows without a label are left out)"
+        )
+    config.positive_class = args.positive_class
+    config.target, config.project = args.target, args.project
+    config.profile, config.region = args.profile, args.region
+    summary = run_aws(config) if args.target == "aws" else run_local(config)
+    m = summary.metrics
+    print(f"\ndone in {summary.total_seconds:.1f}s. Everything is in {summary.out}/:")
+    print(f"  report      {summary.report}")
+    print(f"  model       {summary.model}")
+    print(f"  predictions {summary.predictions}")
+    print(f"  summary     {summary.out}/summary.json (every metric, by channel)")
+    if summary.cdk_out:
+        print(f"  cdk.out     {summary.cdk_out}")
+    headline = [
+        k
+        for k in (
+            "test:binary_classification_accuracy",
+            "test:roc_auc_score",
+            "test:multiclass_accuracy",
+            "test:mse",
+            "test:absolute_loss",
+        )
+        if k in m
+    ]
+    for k in headline:
+        print(f"  {k:<38} {m[k]:.4f}")
+    return 0
+
+
+def _audit(args) -> int:
+    from training.aws import audit
+    from training.aws.session import session
+
+    sess = session(args.profile, args.region)
+    found = audit.find_leftovers(sess, args.project)
+    if not found:
+        print(f"nothing billable of project '{args.project}' left in {sess.region_name}")
+        return 0
+    print(f"{len(found)} resource(s) of project '{args.project}' in {sess.region_name}:")
+    for item in found:
+        print(f"  {item}")
+    if not args.delete:
+        print("run again with --delete to remove them")
+        return 1
+    return 1 if audit.delete_and_recheck(sess, args.project, found) else 0
+
+
+def _predict(args) -> int:
+    from training import predict
+    from training.core.metrics import DEFAULT_PARAMS
+
+    X, y = predict.read_input(args.input, args.labelled)
+    params = DEFAULT_PARAMS  # the model's F-beta and top-k for the metrics, when it is at hand
+    with contextlib.ExitStack() as stack:
+        if args.target == "aws":
+            from training.aws.naming import endpoint_name
+            from training.aws.session import session
+
+            invoke = predict.aws_invoker(
+                session(args.profile, args.region), args.endpoint or endpoint_name(args.project)
+            )
+        elif args.port:
+            invoke = predict.local_invoker("127.0.0.1", args.port)
+        else:
+            if not args.model:
+                raise ValidationError(
+                    [
+                        Problem(
+                            "--target local",
+                            "no endpoint to call",
+                            "pass --model model.tar.gz or s3://… (a local endpoint is started "
+                            "for the run) "
+                            "or --port of a running one",
+                        )
+                    ]
+                )
+            from training.inspection import load_model
+            from training.local.server import serving
+
+            model = load_model(args.model, args.profile, args.region, not args.quiet)
+            params = model.metrics_params
+            port = stack.enter_context(serving(model))
+            invoke = predict.local_invoker("127.0.0.1", port)
+        predictions = predict.predict(invoke, X, args.content_type)
+    out = args.out or Path(str(args.input) + ".predictions.jsonl")
+    predict.write_predictions(out, predictions)
+    print(f"{len(predictions)} predictions -> {out}")
+    if y is not None:
+        for name, value in predict.metrics_for(predictions, y, params).items():
+            print(f"  test:{name:<34} {value:.6g}")
+    return 0
+
+
+def _deploy_all(args) -> int:
+    from training.aws.deploy import deploy_all
+
+    deploy_all(
+        args.data_dir,
+        args.project,
+        args.profile,
+        args.region,
+        args.instance_type,
+        record=args.record,
+    )
+    return 0
+
+
+def _destroy_all(args) -> int:
+    from training.aws.deploy import destroy_all
+
+    return 1 if destroy_all(args.project, args.profile, args.region) else 0
+
+
+def _serve(args) -> int:
+    from training.inspection import load_model
+    from training.local.server import serve
+
+    model = load_model(args.model, args.profile, args.region, not args.quiet)
+    serve(model, args.model, args.host, args.port, args.endpoint_name)
+    return 0
+
+
+def _transform(args) -> int:
+    from training.batch_transform import TransformConfig
+
+    config = TransformConfig(
+        input=args.input,
+        out=args.out,
+        content_type=args.content_type,
+        accept=args.accept,
+        max_payload_mb=args.max_payload_mb,
+        show_progress=not args.quiet,
+    )
+    config.check()  # before a model is downloaded or anything is read
+    if args.target == "aws":
+        from training.aws.batch_transform import AwsTransform, transform_aws
+
+        job = transform_aws(
+            config,
+            AwsTransform(
+                project=args.project,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                profile=args.profile,
+                region=args.region,
+                model_path=str(args.model) if args.model else None,
+            ),
+        )
+        print(f"transform job {job.name}: {job.status}; output {job.output}")
+        for path in job.downloaded:
+            print(f"  {path}")
+        return 0
+    if not args.model:
+        raise ValidationError(
+            [Problem("--target local", "no model to score with", "pass --model model.tar.gz")]
+        )
+    from training.inspection import load_model
+    from training.local.batch_transform import transform_local
+
+    model = load_model(args.model, args.profile, args.region, not args.quiet)
+    for path in transform_local(model, config):
+        print(f"{path}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from training import inspection
+
+    model = inspection.load_model(args.model, args.profile, args.region, not args.quiet)
+    names, classes = inspection.feature_names(args.manifest)
+    summary = inspection.summarize(model, args.model, names, classes, args.top)
+    print(inspection.to_json(summary) if args.json else inspection.to_text(summary))
+    return 0
+
+
+def _deploy(args) -> int:
+    from training.aws.deploy import deploy_model
+
+    deploy_model(
+        args.model,
+        project=args.project,
+        profile=args.profile,
+        region=args.region,
+        record=args.record,
+        data_dir=args.data_dir,
+        show_progress=not args.quiet,
+    )
+    return 0
+
+
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (argparse then names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Amazon SageMaker Linear Learner end to end: data, training, serving.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
+    v.add_argument("files", nargs="+", help="channel files or folders (format is detected)")
+    v.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
+    v.add_argument("--feature-dim", type=_count(1), help="the feature_dim hyperparameter, if set")
+    v.add_argument("--num-classes", type=_count(3), help="num_classes (multiclass_classifier)")
+    v.add_argument(
+        "--content-type", action="append", help="a channel ContentType you plan to use; checked too"
+    )
+    v.set_defaults(func=_validate)
+
+    p = sub.add_parser("prepare", help="raw CSV -> train/validation/test channels + manifest")
+    p.add_argument("--data", required=True, type=Path, help="raw CSV with a header row")
+    p.add_argument("--label", required=True, help="name of the label column")
+    p.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--format", choices=("recordio", "csv"), default="recordio")
+    p.add_argument("--seed", type=_count(0), default=0)
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+    )
+    p.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    p.add_argument("--drop", action="append", metavar="COLUMN", help="exclude a column")
+    p.add_argument(
+        "--drop-unlabeled",
+        action="store_true",
+        help="drop rows whose label is empty (default: refuse them)",
+    )
+    p.add_argument("--chunk-rows", type=_count(1), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--fit-sample-rows",
+        type=_count(2),
+        help="fit the preprocessor on at most this many training rows (default: 200 000, "
+        "fewer for files of over 25 columns or with free text)",
+    )
+    p.add_argument(
+        "--shard-mb",
+        type=_positive_number,
+        help="split channel files into shards of about this size (multi-instance)",
+    )
+    p.set_defaults(func=_prepare)
+
+    t = sub.add_parser("train", help="train Linear Learner on prepared channels")
+    t.add_argument("--target", choices=("local", "aws"), default="local")
+    t.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
+    t.add_argument("--out", required=True, type=Path, help="where model.tar.gz goes")
+    t.add_argument(
+        "--hyperparameters",
+        nargs="*",
+        metavar="NAME=VALUE",
+        help="Linear Learner hyperparameters, SageMaker names and values",
+    )
+    t.add_argument("--seed", type=_count(0), default=0)
+    aws_flags = t.add_argument_group("--target aws")
+    aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
+    aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
+    aws_flags.add_argument("--project", default=DEFAULT_PROJECT)
+    aws_flags.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
+    aws_flags.add_argument("--instance-count", type=_count(1), default=1)
+    aws_flags.add_argument("--max-runtime", type=_count(1), default=3600, help="seconds")
+    aws_flags.add_argument("--no-wait", action="store_true")
+    aws_flags.add_argument("--profile")
+    aws_flags.add_argument("--region")
+    t.set_defaults(func=_train)
+
+    pr = sub.add_parser("predict", help="send rows to the deployed or the local endpoint")
+    pr.add_argument("--target", choices=("local", "aws"), default="local")
+    pr.add_argument(
+        "--input", required=True, type=Path, help="CSV of features (no header), or RecordIO"
+    )
+    pr.add_argument(
+        "--labelled",
+        action="store_true",
+        help="the CSV's first column is the label: print test metrics",
+    )
+    pr.add_argument(
+        "--content-type",
+        default=content_types.CSV,
+        choices=(content_types.CSV, content_types.JSON, content_types.RECORDIO),
+    )
+    pr.add_argument("--out", type=Path, help="default: INPUT.predictions.jsonl")
+    pr.add_argument(
+        "--model", help="local: a Linear Learner model.tar.gz (path or s3://…) to serve for the run"
+    )
+    pr.add_argument("--port", type=_count(1), help="local: port of a running local endpoint")
+    pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
+    pr.add_argument("--project", default=DEFAULT_PROJECT)
+    pr.add_argument("--profile")
+    pr.add_argument("--region")
+    pr.set_defaults(func=_predict)
+
+    d = sub.add_parser("deploy-all", help="base stack, training, endpoint, smoke prediction")
+    d.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
+    d.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
+    d.add_argument(
+        "--record",
+        type=Path,
+        default=RECORD,
+        help="where the training record goes (the endpoint stack reads it)",
+    )
+    x = sub.add_parser("destroy-all", help="everything deployed, then the audit")
+    for p_ in (d, x):
+        p_.add_argument("--project", default=DEFAULT_PROJECT)
+        p_.add_argument("--profile")
+        p_.add_argument("--region")
+    d.set_defaults(func=_deploy_all)
+    x.set_defaults(func=_destroy_all)
+
+    a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
+    a.add_argument("--project", default=DEFAULT_PROJECT)
+    a.add_argument("--profile")
+    a.add_argument("--region")
+    a.add_argument("--delete", action="store_true")
+    a.set_defaults(func=_audit)
+
+    r = sub.add_parser("run", help="the whole pipeline: prepare, train, serve, predict, report")
+    r.add_argument("--target", choices=("local", "aws"), default="local")
+    r.add_argument("--out", required=True, type=Path, help="the run's output folder")
+    r.add_argument("--data", type=Path, help="your CSV (default: the bundled penguins data)")
+    r.add_argument("--label", help="label column of --data")
+    r.add_argument("--predictor-type", choices=PREDICTOR_TYPES)
+    r.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    r.add_argument("--drop-unlabeled", action="store_true")
+    r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
+    r.add_argument("--seed", type=_count(0), default=0)
+    r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
+    r.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed project's name")
+    r.add_argument("--profile", help="aws: credentials profile")
+    r.add_argument("--region", help="aws: region")
+    r.set_defaults(func=_run)
+
+    s = sub.add_parser("serve", help="serve a Linear Learner model like a SageMaker endpoint")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
+    )
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=_count(0), default=SERVING_PORT)
+    s.add_argument(
+        "--endpoint-name",
+        default=endpoint_name(DEFAULT_PROJECT),
+        help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
+    )
+    s.add_argument("--profile", help="s3:// models: credentials profile")
+    s.add_argument("--region", help="s3:// models: region of the credentials")
+    s.set_defaults(func=_serve)
+
+    x = sub.add_parser(
+        "transform", help="score whole files without an endpoint (SageMaker Batch Transform)"
+    )
+    x.add_argument("--input", required=True, help="a file or folder (local), or s3://prefix/")
+    x.add_argument("--out", required=True, help="a folder (local), or s3://prefix/ (aws)")
+    x.add_argument("--target", choices=("local", "aws"), default="local")
+    x.add_argument(
+        "--model",
+        help="model.tar.gz (or local: model_algo-1), a path or s3://…; aws: default the "
+        "model the project's endpoint serves",
+    )
+    x.add_argument("--content-type", default=content_types.CSV, help="of the input records")
+    x.add_argument(
+        "--accept", default=content_types.JSONLINES, help="answer format (no CSV: LL has none)"
+    )
+    x.add_argument("--max-payload-mb", type=float, default=6.0, help="MaxPayloadInMB per request")
+    x.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed model's project")
+    x.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="aws")
+    x.add_argument("--instance-count", type=_count(1), default=1, help="aws")
+    x.add_argument("--profile")
+    x.add_argument("--region")
+    x.set_defaults(func=_transform)
+
+    i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
+    i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")
+    i.add_argument(
+        "--manifest", type=Path, help="prepare's manifest.json (or its folder): feature names"
+    )
+    i.add_argument("--top", type=_count(0), default=10, help="how many of the largest weights")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--profile")
+    i.add_argument("--region")
+    i.set_defaults(func=_inspect)
+
+    m = sub.add_parser(
+        "deploy", help="deploy a model made elsewhere (e.g. train --target local) to SageMaker"
+    )
+    m.add_argument("--model", required=True, type=Path, help="a Linear Learner model.tar.gz")
+    m.add_argument(
+        "--data-dir", type=Path, help="prepared data: the smoke prediction sends its test rows"
+    )
+    m.add_argument(
+        "--record",
+        type=Path,
+        default=RECORD,
+        help="where the model is recorded (the endpoint stack reads it)",
+    )
+    m.add_argument("--project", default=DEFAULT_PROJECT)
+    m.add_argument("--profile")
+    m.add_argument("--region")
+    m.set_defaults(func=_deploy)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("training").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except _aws_errors() as err:
+        print(f"error: AWS said: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader of our output went away (``inspect --json | head``): nothing to say to it
+        _quiet_stdout()
+        return 0
+    except ConnectionRefusedError as err:
+        print(
+            f"error: nothing answers there ({err.strerror}): is the endpoint running?",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

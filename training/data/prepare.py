@@ -1,0 +1,524 @@
+"""``prepare``: from a raw CSV to Linear Learner channels and the manifest, the data path's steps
+in order: read (:mod:`raw_csv`) -> check (:mod:`raw_checks`) -> labels and split -> fit
+(:mod:`fit`) -> encode (:mod:`encode`) -> write (:mod:`channels`, :mod:`manifest`).
+
+The CSV is parsed once, in chunks: pass 1 checks the first rows, counts rows, collects the
+label classes, splits each chunk, draws a bounded uniform sample of training rows and spills
+the parsed chunks to a scratch file; the ``ColumnTransformer`` is fitted on the sample; pass 2
+reads the spilled chunks back, encodes them and appends them to the channel files. Memory stays
+bounded by the chunk and sample sizes, whatever the file's length, and those are set by budgets
+of cells and of distinct text (:class:`training.data.sizing.Sizes`), whatever its width or
+text. The split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
+where it went.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.checksums import file_sha256
+from training.data import raw_checks, raw_csv
+from training.data.channels import ChannelWriter
+from training.data.encode import FeatureEncoder
+from training.data.fit import (
+    PREPROCESSOR_FILE,
+    MixedCategoriesError,
+    column_roles,
+    fit_transformer,
+    save_preprocessor,
+)
+from training.data.labels import LabelEncoding, label_problems
+from training.data.manifest import (
+    CHANNELS,
+    MANIFEST_FILE,
+    Channel,
+    FitSample,
+    InputColumns,
+    Label,
+    Manifest,
+    Source,
+)
+from training.data.raw_csv import Numbers, RawChunk, Text
+from training.data.sizing import Sizes
+from training.data.split import assign_splits
+from training.errors import Problem, ValidationError
+from training.progress import progress
+
+log = logging.getLogger("training")
+
+
+@dataclass
+class PrepareConfig:
+    """Everything ``prepare`` needs; defaults are what a first run should use."""
+
+    data: Path
+    label: str
+    predictor_type: str
+    out: Path
+    fmt: str = "recordio"
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    positive_class: str | None = None
+    drop: tuple[str, ...] = ()
+    drop_unlabeled: bool = False
+    chunk_rows: int | None = None  # None: by the file's width and text (Sizes)
+    fit_sample_rows: int | None = None  # None: by the file's width and text (Sizes)
+    shard_bytes: int | None = None
+    show_progress: bool = True
+
+
+def _chunk_splits(config: PrepareConfig, i: int, codes: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng([config.seed, i])
+    stratify = config.predictor_type != "regressor"
+    return assign_splits(codes, config.fractions, rng, stratify)
+
+
+class Spill:
+    """The parsed chunks and their splits, pickled to a scratch file: the fit sample and
+    pass 2 read them back instead of parsing the CSV again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "wb")  # noqa: SIM115 (closed by close())
+
+    def add(self, chunk: RawChunk, splits: np.ndarray) -> None:
+        pickle.dump((chunk, splits), self._fh, protocol=5)
+
+    def reset(self) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+
+    def __iter__(self):
+        self._fh.flush()
+        with open(self.path, "rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
+
+    def close(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Scan:
+    """What pass 1 learned about the file."""
+
+    rows: int
+    unlabeled: int
+    classes: set
+    sample_rows: np.ndarray  # data row numbers of the fit sample, ascending
+
+
+def _scan(config: PrepareConfig, spill: Spill, check_rows: int) -> Scan:
+    """Pass 1 with the fastest engine that reads the file as pandas does."""
+    engine = raw_csv.ENGINES[0]
+    while True:
+        try:
+            return _scan_with(config, spill, engine, check_rows)
+        except raw_csv.Reread as reread:
+            log.debug("%s: %s", config.data, reread)
+            spill.reset()
+            engine = reread.engine
+
+
+def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int) -> Scan:
+    """Validate the first rows; count rows and classes; split; sample; spill each chunk."""
+    rows, unlabeled, classes, missing = 0, 0, set(), []
+    keys, sample = np.zeros(0), np.zeros(0, np.int64)
+    rng = np.random.default_rng([config.seed, 1 << 20])
+    bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
+
+    def consume(chunk: RawChunk) -> None:
+        nonlocal rows, unlabeled, keys, sample
+        rows += chunk.rows
+        y = chunk.columns[config.label]
+        labelled = np.flatnonzero(~y.missing)
+        if len(labelled) < chunk.rows:
+            unlabeled += chunk.rows - len(labelled)
+            absent = chunk.first_row + np.flatnonzero(y.missing)
+            missing.extend((absent[: 3 - len(missing)] + 2).tolist())
+            y = y.take(labelled)
+        if config.predictor_type != "regressor":
+            classes.update(_distinct(y))
+        splits = _chunk_splits(config, chunk.index, _provisional_codes(y, config.predictor_type))
+        train = chunk.first_row + labelled[splits == 0]
+        keys = np.concatenate([keys, rng.random(len(train))])
+        sample = np.concatenate([sample, train])
+        if len(sample) > config.fit_sample_rows:
+            keep = np.sort(np.argpartition(keys, config.fit_sample_rows)[: config.fit_sample_rows])
+            keys, sample = keys[keep], sample[keep]
+        spill.add(chunk, splits)
+        bar.update(chunk.rows)
+
+    chunks = raw_csv.read_chunks(config.data, config.chunk_rows, engine, exact=(config.label,))
+    try:
+        head = []  # validated before any of its rows is used
+        for chunk in chunks:
+            head.append(chunk)
+            if sum(c.rows for c in head) >= check_rows:
+                break
+        _check_first_rows(config, head, check_rows)
+        for chunk in itertools.chain(head, chunks):
+            consume(chunk)
+    finally:
+        bar.close()
+    if missing and not config.drop_unlabeled:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"label '{config.label}' is empty ({unlabeled} rows in all)",
+                    "fill the labels in, or pass --drop-unlabeled to leave those rows out",
+                    row=r,
+                )
+                for r in missing
+            ]
+        )
+    if unlabeled:
+        log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
+    return Scan(rows, unlabeled, classes, sample)
+
+
+def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> None:
+    """``validate``'s column checks on the first ``rows`` rows, before any of them is used."""
+    frame = (
+        raw_csv.to_frame(head).iloc[:rows]
+        if head
+        else pd.DataFrame(columns=raw_csv.header(config.data))
+    )
+    raw_checks.check_raw_sample(
+        config.data, frame, config.label, config.predictor_type, config.drop_unlabeled
+    )
+
+
+def _distinct(column: Numbers | Text) -> list:
+    if isinstance(column, Text):
+        return column.values[np.unique(column.codes)].tolist()
+    return np.unique(column.values).tolist()
+
+
+def _provisional_codes(y: Numbers | Text, predictor_type: str) -> np.ndarray:
+    """Per-class codes for stratifying one chunk, in order of appearance (so a rerun agrees;
+    no salted ``hash``)."""
+    if predictor_type == "regressor":
+        return np.zeros(len(y), np.int64)
+    return pd.factorize(y.codes if isinstance(y, Text) else y.values)[0]
+
+
+def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
+    """The fit sample's rows, read back from the spill, as one DataFrame indexed by row."""
+    parts, index = [], []
+    for chunk, _ in spill:
+        lo, hi = np.searchsorted(rows, [chunk.first_row, chunk.first_row + chunk.rows])
+        if hi > lo:
+            parts.append(chunk.take(rows[lo:hi] - chunk.first_row))
+            index.append(rows[lo:hi])
+    if not parts:
+        return pd.DataFrame()
+    return raw_csv.to_frame(parts, index=np.concatenate(index))
+
+
+OUTPUTS = frozenset((*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE))  # what prepare owns in out/
+
+
+def prepare(config: PrepareConfig) -> Manifest:
+    """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
+
+    Everything is written into a staging folder beside ``out`` and moved into place only
+    when complete: a failed run leaves the previous output untouched and nothing partial.
+    """
+    config.data, config.out = Path(config.data), Path(config.out)
+    _check_out(config.out)
+    try:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{config.out.name}.prepare-", dir=config.out.parent)
+        )
+    except OSError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.out),
+                    f"cannot create a folder beside --out: {err.strerror}",
+                    "pass an --out path in a folder you can write to",
+                )
+            ]
+        ) from None
+    try:
+        manifest = _prepare_into(config, staging)
+        staging.chmod(0o777 & ~_umask())
+        _replace_folder(staging, config.out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is new, empty, or a previous prepare output: never someone else's folder."""
+    if out.exists() and not out.is_dir():
+        raise ValidationError(
+            [Problem(str(out), "--out is an existing file", "pass a folder path for --out")]
+        )
+    foreign = sorted(set(os.listdir(out)) - OUTPUTS) if out.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise ValidationError(
+            [
+                Problem(
+                    str(out),
+                    f"--out holds files prepare did not write ({shown}); prepare replaces its "
+                    "output folder as a whole",
+                    "pass a new or empty folder for --out",
+                )
+            ]
+        )
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Swap ``new`` in for ``out`` with renames; the old folder is removed only afterwards."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+    os.rename(out, old / out.name)
+    os.rename(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What the fit sample teaches: the label mapping, each column's role, the transformer."""
+
+    labels: LabelEncoding
+    numeric: list[str]
+    categorical: list[str]
+    dropped: dict[str, str]
+    transformer: object  # the fitted ColumnTransformer (training.data.fit)
+    sample_rows: int
+
+
+def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
+    started = time.perf_counter()
+    if abs(sum(config.fractions) - 1) > 1e-9 or min(config.fractions) <= 0:
+        raise ValidationError(
+            [
+                Problem(
+                    "--split",
+                    f"fractions {config.fractions} must be positive and sum to 1",
+                    "e.g. --split 0.7 0.15 0.15",
+                )
+            ]
+        )
+    raw_checks.check_raw_file(config.data, config.predictor_type)
+    # the rows held at once
+    sizes = Sizes.of_file(
+        config.data, chunk_rows=config.chunk_rows, fit_sample_rows=config.fit_sample_rows
+    )
+    config = replace(config, chunk_rows=sizes.chunk_rows, fit_sample_rows=sizes.fit_sample_rows)
+    spill = Spill(out / ".chunks")
+    # the source's checksum is computed beside the main work
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as pool:
+        source_sha256 = pool.submit(file_sha256, config.data)
+        try:
+            scan = _scan(config, spill, sizes.check_rows)
+            read = time.perf_counter()
+            learned = _learn(config, spill, scan)
+            fitted = time.perf_counter()
+            encoder = FeatureEncoder.from_fitted(learned.transformer)  # the same, vectorised
+            channels = _write_channels(config, out, spill, encoder, learned.labels, scan.rows)
+            log.debug(
+                "read %.2fs, sample and fit %.2fs, write %.2fs",
+                read - started,
+                fitted - read,
+                time.perf_counter() - fitted,
+            )
+        finally:
+            spill.close()
+        source = Source(str(config.data), source_sha256.result(), scan.rows, scan.unlabeled)
+    empty = [name for name, channel in channels.items() if channel.rows == 0]
+    if empty:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"the {', '.join(empty)} split came out empty from {scan.rows} rows",
+                    "add rows or change --split",
+                )
+            ]
+        )
+    save_preprocessor(learned.transformer, learned.labels, out)
+    manifest = _manifest(config, source, learned, channels)
+    manifest.write(out)
+    log.info(
+        "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
+    )
+    return manifest
+
+
+def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:
+    """The fit sample read back, the columns' roles decided, the transformer fitted."""
+    sample = _sample_frame(spill, scan.sample_rows)
+    if len(sample) < 2:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"only {scan.rows} rows; too few to split into train/validation/test",
+                    "add data rows",
+                )
+            ]
+        )
+    labels = LabelEncoding.fit(config.predictor_type, scan.classes, config.positive_class)
+    numeric, categorical, dropped = column_roles(sample, config.label, config.drop)
+    for col, why in dropped.items():
+        log.info("column '%s' is not used: %s", col, why)
+    if not numeric and not categorical:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    "no usable feature columns",
+                    "add numeric or categorical feature columns",
+                )
+            ]
+        )
+    transformer = _fit(
+        config, raw_checks.finite_frame(sample, numeric, str(config.data)), numeric, categorical
+    )
+    return Learned(labels, numeric, categorical, dropped, transformer, len(sample))
+
+
+def _manifest(
+    config: PrepareConfig, source: Source, learned: Learned, channels: dict[str, Channel]
+) -> Manifest:
+    feature_names = [n.split("__", 1)[-1] for n in learned.transformer.get_feature_names_out()]
+    hyperparameters = {"predictor_type": config.predictor_type, "feature_dim": len(feature_names)}
+    if config.predictor_type == "multiclass_classifier":
+        hyperparameters["num_classes"] = len(learned.labels.classes)
+    train_rows = channels["train"].rows
+    return Manifest(
+        source=source,
+        label=Label(config.label, config.predictor_type, list(learned.labels.classes)),
+        feature_names=feature_names,
+        input_columns=InputColumns(learned.numeric, learned.categorical, learned.dropped),
+        format=config.fmt,
+        channels=channels,
+        split=dict(zip(CHANNELS, config.fractions)),
+        seed=config.seed,
+        fit_sample=FitSample(learned.sample_rows, learned.sample_rows < train_rows, train_rows),
+        preprocessor=PREPROCESSOR_FILE,
+        hyperparameters=hyperparameters,
+    )
+
+
+def _fit(config: PrepareConfig, sample: pd.DataFrame, numeric, categorical):
+    try:
+        return fit_transformer(sample, numeric, categorical)
+    except MixedCategoriesError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"{err} (some rows numbers, others text)",
+                    "make the column text throughout, or numbers throughout",
+                )
+            ]
+        ) from None
+
+
+def _write_channels(
+    config, out, spill, encoder: FeatureEncoder, labels, rows: int
+) -> dict[str, Channel]:
+    """Pass 2: each spilled chunk transformed, its rows shuffled within their split, appended.
+
+    Two chunks are transformed at a time on worker threads (numpy releases the GIL) while
+    this thread appends the finished ones, in order.
+    """
+    writers = {
+        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
+    }
+    bar = progress(
+        total=rows, desc=f"write {config.fmt}", unit="rows", enabled=config.show_progress
+    )
+    pending: deque = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="transform") as pool:
+            for item in spill:
+                pending.append(pool.submit(_encode_chunk, config, encoder, labels, *item))
+                if len(pending) == 2:  # bounded: two chunks in flight
+                    _append(writers, pending.popleft().result(), bar)
+            while pending:
+                _append(writers, pending.popleft().result(), bar)
+    finally:
+        for future in pending:
+            future.cancel()
+        bar.close()
+    return {name: w.close() for name, w in writers.items()}
+
+
+def _append(writers: dict, parts: list, bar) -> None:
+    for name, (X, y) in zip(CHANNELS, parts):
+        writers[name].write(X, y)
+    bar.update(sum(len(y) for _, y in parts))
+
+
+def _encode_chunk(config, encoder: FeatureEncoder, labels, chunk: RawChunk, splits: np.ndarray):
+    """One chunk's labelled rows as (features, labels) per split, shuffled within the split."""
+    labelled = np.flatnonzero(~chunk.columns[config.label].missing)
+    if len(labelled) < chunk.rows:
+        chunk = chunk.take(labelled)
+    row_numbers = chunk.first_row + labelled
+    X = encoder.transform_arrays(
+        raw_checks.numeric_matrix(chunk, encoder.numeric, str(config.data), row_numbers),
+        [chunk.columns[col] for col in encoder.categorical],
+    )
+    y = labels.encode_column(chunk.columns[config.label])
+    _check_chunk(config, X, y, row_numbers)
+    rng = np.random.default_rng([config.seed, chunk.index, 7])
+    parts = []
+    for s in range(len(CHANNELS)):
+        rows = rng.permutation(np.flatnonzero(splits == s))
+        parts.append((X[rows], y[rows]))
+    return parts
+
+
+def _check_chunk(config: PrepareConfig, X: np.ndarray, y: np.ndarray, index) -> None:
+    """The channel preflight, applied to each chunk before it is written."""
+    problems = label_problems(
+        str(config.data), y, config.predictor_type, None, row_of=lambda i: int(index[i]) + 2
+    )
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    problems += [
+        Problem(
+            str(config.data),
+            "a feature is not finite after preprocessing",
+            "check the row's values",
+            row=int(index[i]) + 2,
+        )
+        for i in bad[:3]
+    ]
+    if problems:
+        raise ValidationError(problems)

@@ -1,0 +1,281 @@
+"""Checks on the user's raw CSV (a header row, the label, the columns) before ``prepare`` uses it,
+and the rule for its numeric columns (text in one is an error naming the row; infinities count
+as missing).
+
+``validate_raw_csv`` reads the first rows ``prepare`` checks (the same :mod:`sizing` budget),
+and ``prepare`` runs :func:`check_raw_sample` on the same rows of its own reading: a missing
+or misspelt label column, a repeated header name (a copy of the label would leak into the
+features), a header that is data, empty labels, the wrong number of classes for the predictor
+type, non-numeric regression labels. Each problem names the file, row and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from training.core.losses import PREDICTOR_TYPES
+from training.data.raw_csv import Numbers, RawChunk, header_cells, raw_csv_errors, unreadable_csv
+from training.data.sizing import check_rows
+from training.errors import Problem, ValidationError
+from training.files import file_problem
+
+log = logging.getLogger("training")
+
+
+def validate_raw_csv(
+    path: str | Path,
+    label: str,
+    predictor_type: str,
+    sample_rows: int | None = None,
+    allow_unlabeled: bool = False,
+):
+    """Check the user's raw CSV (with header) before ``prepare`` reads it for real.
+
+    Reads the first ``sample_rows`` rows for the column checks (by default the rows
+    ``prepare`` checks first: fewer the wider the file, so memory stays bounded); ragged rows
+    anywhere are caught by the full read in ``prepare``, which reports them through
+    :func:`ragged_row_problem`.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    name = str(path)
+    check_raw_file(path, predictor_type)
+    rows = sample_rows or check_rows(path)
+    with raw_csv_errors(name):
+        frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
+    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
+
+
+def check_raw_file(path: Path, predictor_type: str) -> None:
+    """What can be told before parsing: a readable, non-empty file; a known predictor type."""
+    unreadable = file_problem(path, "CSV file", "check the --data path")
+    if unreadable:
+        raise ValidationError([unreadable])
+    if path.stat().st_size == 0:
+        raise ValidationError([empty_file(str(path))])
+    check_predictor_type(predictor_type)
+
+
+def check_raw_sample(
+    path: Path, frame, label: str, predictor_type: str, allow_unlabeled: bool = False
+) -> None:
+    """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it)."""
+    import pandas as pd
+
+    name = str(path)
+    problems = _duplicate_columns(path, label)
+    if problems:
+        raise ValidationError(problems)
+    if label not in frame.columns:
+        close = difflib.get_close_matches(label, [str(c) for c in frame.columns], n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        shown = ", ".join(map(str, frame.columns[:8])) + (", …" if len(frame.columns) > 8 else "")
+        problems.append(
+            Problem(
+                name,
+                f"no column named '{label}' in the header ({shown})",
+                f"{hint}pass --label with a column name from the header row",
+                row=1,
+            )
+        )
+        raise ValidationError(problems)
+    if frame.shape[0] == 0:
+        raise ValidationError([Problem(name, "has a header but no data rows", "add data rows")])
+    if _numeric_header(frame.columns):
+        problems.append(
+            Problem(
+                name,
+                "the first row looks like data, not a header",
+                "add a header row with column names",
+                row=1,
+            )
+        )
+    y = frame[label]
+    missing = np.flatnonzero(y.isna().to_numpy())
+    if missing.size and not allow_unlabeled:
+        problems.append(
+            Problem(
+                name,
+                f"label '{label}' is empty in {missing.size} rows (first: row {missing[0] + 2})",
+                "fill the labels in, or pass --drop-unlabeled to leave those rows out",
+                row=int(missing[0]) + 2,
+            )
+        )
+    present = y.dropna()
+    classes = present.unique()
+    if predictor_type == "binary_classifier" and len(classes) != 2:
+        problems.append(
+            Problem(
+                name,
+                f"label '{label}' has {len(classes)} distinct values "
+                f"({', '.join(map(str, classes[:5]))}{', …' if len(classes) > 5 else ''}); "
+                "binary_classifier needs exactly 2",
+                "use --predictor-type multiclass_classifier (3+ classes) or regressor"
+                if len(classes) > 2
+                else "the data needs examples of both classes",
+            )
+        )
+    if predictor_type == "multiclass_classifier" and len(classes) < 3:
+        problems.append(
+            Problem(
+                name,
+                f"label '{label}' has {len(classes)} distinct values; multiclass_classifier "
+                "needs at least 3",
+                "use --predictor-type binary_classifier for two classes",
+            )
+        )
+    if predictor_type == "regressor":
+        numeric = pd.to_numeric(present, errors="coerce")
+        bad = np.flatnonzero(numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(float)))
+        if bad.size:
+            problems.append(
+                Problem(
+                    name,
+                    f"label '{label}' has value '{present.iloc[bad[0]]}', not a finite number",
+                    "a regressor needs finite numeric labels; use a classifier for categories",
+                    row=int(present.index[bad[0]]) + 2,
+                )
+            )
+    if frame.shape[1] < 2:
+        problems.append(Problem(name, "only the label column; no features", "add feature columns"))
+    if problems:
+        raise ValidationError(problems)
+
+
+def _duplicate_columns(path: Path, label: str) -> list[Problem]:
+    """Header names that repeat. pandas would rename the second ``y`` to ``y.1`` and use it
+    as a feature: a copy of the label among the features (a leak that scores 1.0)."""
+    try:
+        header = header_cells(path)
+    except (UnicodeDecodeError, csv.Error) as err:
+        return [unreadable_csv(str(path), err)]
+    seen: dict[str, int] = {}
+    problems = []
+    for i, col in enumerate(header, start=1):
+        if col in seen:
+            leak = " (the label: a copy of it would become a feature)" if col == label else ""
+            problems.append(
+                Problem(
+                    str(path),
+                    f"column name '{col}' appears twice in the header, as columns "
+                    f"{seen[col]} and {i}{leak}",
+                    "rename or remove one of them",
+                    row=1,
+                    column=i,
+                )
+            )
+        else:
+            seen[col] = i
+    return problems
+
+
+def _numeric_header(columns) -> bool:
+    names = [str(c) for c in columns]
+    return len(names) > 1 and all(is_number(n.split(".")[0]) or is_number(n) for n in names)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_predictor_type(predictor_type: str) -> None:
+    if predictor_type not in PREDICTOR_TYPES:
+        raise ValidationError(
+            [
+                Problem(
+                    "--predictor-type",
+                    f"unknown predictor type '{predictor_type}'",
+                    "use one of " + ", ".join(PREDICTOR_TYPES),
+                )
+            ]
+        )
+
+
+def empty_file(name: str) -> Problem:
+    return Problem(
+        name,
+        "the channel file is empty (no rows)",
+        "remove the file from the channel or write the rows it should hold",
+    )
+
+
+# --------------------------------------------------------------------------- numeric columns
+
+
+def numeric_matrix(chunk: RawChunk, numeric: list[str], source: str, row_numbers) -> np.ndarray:
+    """:func:`finite_frame` for a chunk: the numeric columns as float64, text in them an error,
+    infinities missing."""
+    import pandas as pd
+
+    X = np.empty((chunk.rows, len(numeric)), np.float64)
+    for j, col in enumerate(numeric):
+        column = chunk.columns[col]
+        if isinstance(column, Numbers):
+            X[:, j] = column.values
+            continue
+        numbers = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce")
+        numbers = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.append(np.isnan(numbers), False)[column.codes]  # code -1: missing, not bad
+        if bad.any():
+            first = int(np.argmax(bad))
+            value = column.values[column.codes[first]]
+            raise ValidationError([not_a_number(source, col, value, row_numbers[first])])
+        X[:, j] = np.append(numbers, np.nan)[column.codes]
+    infinities_missing(X, numeric)
+    return X
+
+
+def not_a_number(source: str, column: str, value, row_number) -> Problem:
+    return Problem(
+        source,
+        f"column '{column}' holds '{value}', not a number, though it is numeric elsewhere "
+        "in the file",
+        "fix or blank out that cell",
+        row=int(row_number) + 2,
+    )
+
+
+def infinities_missing(X: np.ndarray, numeric: list[str]) -> bool:
+    """Infinities become NaN (imputed like a missing value), said once per column."""
+    inf = np.isinf(X)
+    if not inf.any():
+        return False
+    for col in np.array(numeric)[inf.any(axis=0)]:
+        log.info("column '%s': infinite values treated as missing (imputed)", col)
+    X[inf] = np.nan
+    return True
+
+
+def finite_frame(frame, numeric: list[str], source: str = ""):
+    """Numeric columns as floats: text in them is an error, infinities count as missing.
+    ``frame`` is not changed; it is copied only when a column needs changing (the fit sample
+    can be most of prepare's memory)."""
+    import pandas as pd
+
+    copied = False
+    for col in numeric:
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        if not copied:
+            frame, copied = frame.copy(), True
+        coerced = pd.to_numeric(frame[col], errors="coerce")
+        bad = coerced.isna() & frame[col].notna()
+        if bad.any():
+            row = bad.idxmax()
+            raise ValidationError([not_a_number(source, col, frame[col][row], row)])
+        frame[col] = coerced
+    values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    if infinities_missing(values, numeric):
+        frame = frame if copied else frame.copy()
+        frame[numeric] = values
+    return frame

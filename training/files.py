@@ -1,0 +1,43 @@
+"""Whether a path the user gave can be read as a file, said before opening it.
+
+Checked first so a FIFO does not block, a folder is not "permission denied" and a symlink loop
+is not "file not found". Used by every reader of a user's file: data, channels, models.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from training.errors import Problem
+
+
+def file_problem(path: Path, what: str = "file", fix: str = "check the path") -> Problem | None:
+    """Why ``path`` cannot be read as a ``what``, or None."""
+    name = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.readlink(path)
+            return Problem(name, f"is a symlink to {target}, which does not exist", fix)
+        return Problem(name, f"{what} not found", fix)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return Problem(name, "is a symlink loop (links that point at each other)", fix)
+        return Problem(name, f"cannot be read: {err.strerror}", fix)
+    if stat.S_ISDIR(st.st_mode):
+        return Problem(name, f"is a folder, not a {what}", "pass the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        return Problem(
+            name, f"is {kind}; it would be read without end or not at all", "pass a regular file"
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        return Problem(name, f"cannot be read: {err.strerror}", "fix its permissions")
+    return None

@@ -1,0 +1,75 @@
+"""``transform --target local``: SageMaker Batch Transform offline, through the local endpoint's
+own request handling, so each batch's answer is what the endpoint answers for it.
+
+Files split into records and batches as the job does (:mod:`training.batch_transform`); each
+input's answers land in ``<out>/<file name>.out`` in input order, streamed one batch at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from training.batch_transform import TransformConfig, batches, input_files
+from training.errors import Problem, ValidationError
+from training.local.server import RequestError, predict_body
+from training.progress import progress
+
+
+def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
+    """The endpoint's 4xx for a batch, with its row within the batch made a row of the file."""
+    within = re.match(r"row (\d+)", message)
+    row = first + int(within.group(1)) - 1 if within else first
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"records {first}-{last}: the model refused the batch: {message}",
+                "fix that record (python -m training validate checks a whole file)",
+                row=row,
+            )
+        ]
+    )
+
+
+def transform_local(model, config: TransformConfig) -> list[Path]:
+    """Every input file scored into ``<out>/<file name>.out``; returns the files written.
+
+    Memory holds one batch at a time. Each output is written to a temporary file and moved
+    into place when its input is done; on an error nothing partial is left."""
+    config.check()
+    files = input_files(config.input)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    max_bytes = int(config.max_payload_mb * (1 << 20))
+    separator = b"" if config.assemble_with() == "None" else b"\n"
+    total = sum(f.stat().st_size for f in files)
+    bar = progress(total=total, desc="transform", unit="B", enabled=config.show_progress)
+    written = []
+    try:
+        for path in files:
+            target = out / f"{path.name}.out"
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for first, last, body in batches(path, config.content_type, max_bytes):
+                        try:
+                            answer, _ = predict_body(
+                                model, body, config.content_type, config.accept
+                            )
+                        except RequestError as err:
+                            raise _refused(path, first, last, str(err)) from None
+                        fh.write(answer)
+                        if separator and not answer.endswith(separator):
+                            fh.write(separator)
+                        bar.update(len(body))
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(target)
+    finally:
+        bar.close()
+    return written
