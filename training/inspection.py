@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training.core import artifact
+from training.core.losses import BINARY, MULTICLASS
 from training.core.model import LinearModel
 from training.data.manifest import Manifest
 from training.errors import Problem, ValidationError
@@ -79,7 +80,7 @@ def summarize(
     for flat in order:
         i, c = divmod(int(flat), k)
         label = None
-        if model.predictor_type == "multiclass_classifier":
+        if model.predictor_type == MULTICLASS:
             label = classes[c] if classes and c < len(classes) else str(c)
         name = names[i] if names is not None else f"feature {i}"
         largest.append(Weight(name, i, float(W[i, c]), label))
@@ -89,7 +90,7 @@ def summarize(
         predictor_type=model.predictor_type,
         loss=model.loss,
         feature_dim=model.feature_dim,
-        num_classes=k if model.predictor_type == "multiclass_classifier" else None,
+        num_classes=k if model.predictor_type == MULTICLASS else None,
         threshold=float(model.threshold),
         bias=bias.tolist() if bias.ndim else float(bias),
         layout_verified=(model.predictor_type, model.loss) in artifact.VERIFIED,
@@ -115,7 +116,7 @@ def to_text(s: ModelSummary) -> str:
         f"loss           {s.loss} ({layout})",
         f"feature_dim    {s.feature_dim} ({s.zero_weights} with all-zero weights)",
     ]
-    if s.predictor_type == "binary_classifier":
+    if s.predictor_type == BINARY:
         lines.append(f"threshold      {s.threshold!r} (predicted_label = 1 when score > threshold)")
     biases = [s.bias] if isinstance(s.bias, float) else s.bias
     lines.append("bias           " + ", ".join(f"{b:.6g}" for b in biases))

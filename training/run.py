@@ -43,7 +43,7 @@ class RunConfig:
     out: Path
     data: Path = DEFAULT_DATA
     label: str = "sex"
-    predictor_type: str = "binary_classifier"
+    predictor_type: str = BINARY
     hyperparameters: dict = field(default_factory=dict)
     drop_unlabeled: bool = True
     positive_class: str | None = None

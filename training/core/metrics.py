@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from training.core.losses import LOSSES, REGRESSOR
+from training.core.losses import BINARY, LOSSES, REGRESSOR
 
 HOST = "algo-1"
 OBJECTIVE_LOSS = "objective_loss"  # the loss the model was trained on, per channel
@@ -279,9 +279,9 @@ def evaluate(
     defaults 1.0 and 3 when it has none).
     """
     beta, k = params.beta, params.top_k
-    if predictor_type == "regressor":
+    if predictor_type == REGRESSOR:
         return regression_metrics(score, y)
-    if predictor_type == "binary_classifier":
+    if predictor_type == BINARY:
         return binary_metrics(np.asarray(score), np.asarray(predicted_label), y, beta)
     return multiclass_metrics(np.asarray(score), y, k, beta)
 

@@ -21,6 +21,7 @@ from training import content_types
 from training.content_types import CSV, RECORDIO
 from training.core import hyperparameters
 from training.core.hyperparameters import Hyperparameters
+from training.core.losses import BINARY, REGRESSOR
 from training.data import recordio
 from training.data.channels import channel_files, detect_format
 from training.data.labels import label_problems
@@ -479,7 +480,7 @@ def _parse_block(name: str, first_line: int, lines: list[str]):
 
 
 def _fits_label(X: np.ndarray, predictor_type: str) -> np.ndarray:
-    if predictor_type == "binary_classifier":
+    if predictor_type == BINARY:
         return np.all((X == 0) | (X == 1), axis=0)
     return np.all((np.round(X) == X) & (X >= 0), axis=0)
 
@@ -522,7 +523,7 @@ def _index_column(name: str, first: np.ndarray) -> list[Problem]:
 
 def _label_elsewhere(name: str, label_like, predictor_type: str) -> list[Problem]:
     """When column 1 cannot be the label, point at a column that could."""
-    if predictor_type == "regressor" or label_like is None:
+    if predictor_type == REGRESSOR or label_like is None:
         return []
     candidates = np.flatnonzero(label_like) + 2
     if 0 < candidates.size <= 3:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.core.losses import PREDICTOR_TYPES
+from training.core.losses import BINARY, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.data.raw_csv import Numbers, RawChunk, header_cells, raw_csv_errors, unreadable_csv
 from training.data.sizing import check_rows
 from training.errors import Problem, ValidationError
@@ -109,7 +109,7 @@ def check_raw_sample(
         )
     present = y.dropna()
     classes = present.unique()
-    if predictor_type == "binary_classifier" and len(classes) != 2:
+    if predictor_type == BINARY and len(classes) != 2:
         problems.append(
             Problem(
                 name,
@@ -121,7 +121,7 @@ def check_raw_sample(
                 else "the data needs examples of both classes",
             )
         )
-    if predictor_type == "multiclass_classifier" and len(classes) < 3:
+    if predictor_type == MULTICLASS and len(classes) < 3:
         problems.append(
             Problem(
                 name,
@@ -130,7 +130,7 @@ def check_raw_sample(
                 "use --predictor-type binary_classifier for two classes",
             )
         )
-    if predictor_type == "regressor":
+    if predictor_type == REGRESSOR:
         numeric = pd.to_numeric(present, errors="coerce")
         bad = np.flatnonzero(numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(float)))
         if bad.size:

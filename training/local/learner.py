@@ -93,7 +93,7 @@ class Scaling:
 
     def target(self, y: np.ndarray, predictor: str) -> np.ndarray:
         """The labels the models fit: standardised for a regressor, as given otherwise."""
-        return (y - self.y_mean) / self.y_std if predictor == "regressor" else y
+        return (y - self.y_mean) / self.y_std if predictor == REGRESSOR else y
 
 
 @dataclass
