@@ -17,14 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.core.featurizer import Featurizer
 from training.data import recordio
 from training.data.channels import channel_files
 from training.errors import Problem, ValidationError
 from training.files import file_problem
+from training.raw_files import raw_rows
 
 ACCEPTS = (JSONLINES, JSON, RECORDIO)  # what Linear Learner can answer
 INPUTS = (CSV, JSONLINES, RECORDIO)  # what splits into records (JSON documents do not)
 MAX_PAYLOAD_MB = 6  # SageMaker's default MaxPayloadInMB (its range is 0-100)
+MB = 1 << 20
+# A pipeline's featurizer hands Linear Learner RecordIO: 4 bytes a feature and about this
+# many more a record, which must stay under the 5 MB SageMaker lets containers pass each other
+# (DG inference-pipeline-troubleshoot: "exceeded the maximum limit of 5 MB"), with room.
+PIPELINE_BYTES = 4 * MB
+RECORD_OVERHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -118,11 +126,44 @@ def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
             ) from None
 
 
-def batches(path: Path, content_type: str, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
-    """MultiRecord: (first, last record number, body) with as many whole records as fit."""
+def raw_records(path: Path, featurizer: Featurizer) -> Iterator[tuple[int, bytes]]:
+    """A raw CSV with a header as the records a pipeline takes: each data row's input
+    columns in source order, without the header, numbered from 1 under it."""
+    for row in raw_rows(path, featurizer):
+        yield row.number, (row.line + "\n").encode()
+
+
+def pipeline_payload_mb(max_payload_mb: float, feature_dim: int, shortest: int) -> int:
+    """MaxPayloadInMB for a job on a pipeline model: whole MB (the API's unit) of raw rows
+    whose features, even if every row were as short as the shortest, stay under
+    PIPELINE_BYTES; ValidationError when not even 1 MB of them does."""
+    rows = PIPELINE_BYTES // (4 * feature_dim + RECORD_OVERHEAD)
+    fits = int(rows * shortest // MB)
+    if fits < 1:
+        raise ValidationError(
+            [
+                Problem(
+                    "--max-payload-mb",
+                    f"1 MB of rows as short as {shortest} bytes becomes "
+                    f"{MB / shortest * (4 * feature_dim + RECORD_OVERHEAD) / MB:.1f} MB of "
+                    f"features ({feature_dim} a row), over the {PIPELINE_BYTES // MB} MB a "
+                    "pipeline's containers may pass each other",
+                    "score the file in parts with predict, or with the model alone on "
+                    "encoded features (--no-preprocessing)",
+                )
+            ]
+        )
+    return min(int(max_payload_mb), fits) if max_payload_mb >= 1 else fits
+
+
+def batches(
+    path: Path, content_type: str, max_bytes: int, numbered=None
+) -> Iterator[tuple[int, int, bytes]]:
+    """MultiRecord: (first, last record number, body) with as many whole records as fit;
+    ``numbered`` records instead of the file's own (e.g. :func:`raw_records`)."""
     parts: list[bytes] = []
     size, first, last = 0, 0, 0
-    for number, record in records(path, content_type):
+    for number, record in numbered if numbered is not None else records(path, content_type):
         if len(record) > max_bytes:
             raise ValidationError(
                 [

@@ -207,10 +207,51 @@ def _audit(args) -> int:
 
 def _predict(args) -> int:
     from training import predict
+    from training.core.featurizer import Featurizer, PreprocessingError
     from training.core.metrics import DEFAULT_PARAMS
+    from training.raw_files import has_header
 
-    X, y = predict.read_input(args.input, args.labelled)
     params = DEFAULT_PARAMS  # the model's F-beta and top-k for the metrics, when it is at hand
+    served = None
+    if args.target == "local" and not args.port:
+        if not args.model:
+            raise ValidationError(
+                [
+                    Problem(
+                        "--target local",
+                        "no endpoint to call",
+                        "pass --model model.tar.gz or s3://… (a local endpoint is started "
+                        "for the run) or --port of a running one",
+                    )
+                ]
+            )
+        from training.model_source import load_pipeline
+
+        served = load_pipeline(
+            args.model,
+            args.preprocessing,
+            not args.no_preprocessing,
+            args.profile,
+            args.region,
+            not args.quiet,
+        )
+        params = served.model.metrics_params
+        featurizer = served.featurizer
+    elif args.preprocessing and not args.no_preprocessing:
+        try:
+            featurizer = Featurizer.load(args.preprocessing)
+        except PreprocessingError as err:
+            raise ValidationError(
+                [Problem(args.preprocessing, str(err), "check the path")]
+            ) from None
+    else:
+        featurizer = None
+    raw = featurizer is not None and has_header(Path(args.input), featurizer)
+    if raw:
+        rows = predict.read_raw(args.input, featurizer, args.labelled, args.id_column)
+        y = rows.label
+    else:
+        X, y = predict.read_input(args.input, args.labelled)
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
             from training.aws.naming import endpoint_name
@@ -222,28 +263,22 @@ def _predict(args) -> int:
         elif args.port:
             invoke = predict.local_invoker("127.0.0.1", args.port)
         else:
-            if not args.model:
-                raise ValidationError(
-                    [
-                        Problem(
-                            "--target local",
-                            "no endpoint to call",
-                            "pass --model model.tar.gz or s3://… (a local endpoint is started "
-                            "for the run) "
-                            "or --port of a running one",
-                        )
-                    ]
-                )
-            from training.inspection import load_model
             from training.local.server import serving
 
-            model = load_model(args.model, args.profile, args.region, not args.quiet)
-            params = model.metrics_params
-            port = stack.enter_context(serving(model))
+            port = stack.enter_context(serving(served))
             invoke = predict.local_invoker("127.0.0.1", port)
-        predictions = predict.predict(invoke, X, args.content_type)
-    out = args.out or Path(str(args.input) + ".predictions.jsonl")
-    predict.write_predictions(out, predictions)
+        if raw:
+            predictions = predict.predict_raw(invoke, rows, featurizer.width)
+        else:
+            predictions = predict.predict(invoke, X, args.content_type)
+    if raw:
+        out = args.out or Path(str(args.input) + ".predictions.csv")
+        predict.write_predictions_csv(
+            out, predictions, rows.ids, rows.id_name, y, rows.label_name, featurizer.classes
+        )
+    else:
+        out = args.out or Path(str(args.input) + ".predictions.jsonl")
+        predict.write_predictions(out, predictions)
     print(f"{len(predictions)} predictions -> {out}")
     if y is not None:
         for name, value in predict.metrics_for(predictions, y, params).items():
@@ -272,11 +307,18 @@ def _destroy_all(args) -> int:
 
 
 def _serve(args) -> int:
-    from training.inspection import load_model
     from training.local.server import serve
+    from training.model_source import load_pipeline
 
-    model = load_model(args.model, args.profile, args.region, not args.quiet)
-    serve(model, args.model, args.host, args.port, args.endpoint_name)
+    served = load_pipeline(
+        args.model,
+        args.preprocessing,
+        not args.no_preprocessing,
+        args.profile,
+        args.region,
+        not args.quiet,
+    )
+    serve(served, args.model, args.host, args.port, args.endpoint_name)
     return 0
 
 
@@ -314,21 +356,38 @@ def _transform(args) -> int:
         raise ValidationError(
             [Problem("--target local", "no model to score with", "pass --model model.tar.gz")]
         )
-    from training.inspection import load_model
     from training.local.batch_transform import transform_local
+    from training.model_source import load_pipeline
 
-    model = load_model(args.model, args.profile, args.region, not args.quiet)
-    for path in transform_local(model, config):
+    served = load_pipeline(
+        args.model,
+        args.preprocessing,
+        not args.no_preprocessing,
+        args.profile,
+        args.region,
+        not args.quiet,
+    )
+    for path in transform_local(served, config):
         print(f"{path}")
     return 0
 
 
 def _inspect(args) -> int:
     from training import inspection
+    from training.model_source import load_pipeline
 
-    model = inspection.load_model(args.model, args.profile, args.region, not args.quiet)
+    served = load_pipeline(
+        args.model,
+        args.preprocessing,
+        not args.no_preprocessing,
+        args.profile,
+        args.region,
+        not args.quiet,
+    )
     names, classes = inspection.feature_names(args.manifest)
-    summary = inspection.summarize(model, args.model, names, classes, args.top)
+    if names is None and served.featurizer is not None:  # the preprocessing names them
+        names, classes = served.featurizer.feature_names, list(served.classes) or None
+    summary = inspection.summarize(served.model, args.model, names, classes, args.top)
     print(inspection.to_json(summary) if args.json else inspection.to_text(summary))
     return 0
 
@@ -372,6 +431,20 @@ def _positive_number(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number")
     return value
+
+
+def _preprocessing_flags(parser) -> None:
+    """Where the model's preprocessing is: beside it by default (what train writes)."""
+    parser.add_argument(
+        "--preprocessing",
+        help="the preprocessing.json the model was trained behind (default: the one beside "
+        "the model file; then requests carry raw rows)",
+    )
+    parser.add_argument(
+        "--no-preprocessing",
+        action="store_true",
+        help="serve encoded vectors, as Linear Learner alone does, even with preprocessing",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -453,12 +526,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="send rows to the deployed or the local endpoint")
     pr.add_argument("--target", choices=("local", "aws"), default="local")
     pr.add_argument(
-        "--input", required=True, type=Path, help="CSV of features (no header), or RecordIO"
+        "--input",
+        required=True,
+        type=Path,
+        help="a raw CSV with a header (a model with preprocessing), or encoded features: a "
+        "CSV without a header, or RecordIO",
     )
     pr.add_argument(
         "--labelled",
         action="store_true",
-        help="the CSV's first column is the label: print test metrics",
+        help="print test metrics: raw input's label column, or an encoded CSV's first column",
     )
     pr.add_argument(
         "--content-type",
@@ -470,6 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="local: a Linear Learner model.tar.gz (path or s3://…) to serve for the run"
     )
     pr.add_argument("--port", type=_count(1), help="local: port of a running local endpoint")
+    pr.add_argument(
+        "--id-column",
+        help="raw input: a column carried into predictions.csv to join it back (default: "
+        "the row's number)",
+    )
+    _preprocessing_flags(pr)
     pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
     pr.add_argument("--project", default=DEFAULT_PROJECT)
     pr.add_argument("--profile")
@@ -531,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--profile", help="s3:// models: credentials profile")
     s.add_argument("--region", help="s3:// models: region of the credentials")
+    _preprocessing_flags(s)
     s.set_defaults(func=_serve)
 
     x = sub.add_parser(
@@ -554,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--instance-count", type=_count(1), default=1, help="aws")
     x.add_argument("--profile")
     x.add_argument("--region")
+    _preprocessing_flags(x)
     x.set_defaults(func=_transform)
 
     i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
@@ -565,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--profile")
     i.add_argument("--region")
+    _preprocessing_flags(i)
     i.set_defaults(func=_inspect)
 
     m = sub.add_parser(

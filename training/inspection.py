@@ -42,16 +42,6 @@ class ModelSummary:
     zero_weights: int
 
 
-def load_model(source: str, profile=None, region=None, show_progress=True) -> LinearModel:
-    """A model from a local path or ``s3://…`` (downloaded through the bucket's region)."""
-    from training.aws.download import fetch
-    from training.aws.naming import is_s3_url
-
-    if is_s3_url(source):
-        return artifact.from_bytes(fetch(source, profile, region, show_progress), source)
-    return artifact.load(Path(source))
-
-
 def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | None]:
     """(feature names, class names) from ``prepare``'s manifest.json (or its folder)."""
     if manifest is None:

@@ -1,30 +1,41 @@
 """``predict``: the same command for the deployed endpoint and the local one.
 
-Reads features (CSV without a label, a label-first CSV with ``--labelled``, or RecordIO),
-sends them in requests under SageMaker's 6 MB payload limit, writes the predictions next to
-the input, and prints the test metrics when the input carries labels.
+Reads the rows as the user has them, a raw CSV with a header (the training file's layout;
+its label column, if there, is left out of the requests and used for metrics), when the
+model has preprocessing; or encoded features (CSV without a label, a label-first CSV with
+``--labelled``, or RecordIO). Sends them in requests under SageMaker's payload limits (6 MB
+from the client, 5 MB between a pipeline's containers), writes the predictions beside the
+input (raw rows: ``predictions.csv`` in input order, one column per class score, the rows'
+id or number, so it joins back), and prints the test metrics when the input carries labels.
 """
 
 from __future__ import annotations
 
+import csv
 import http.client
 import io
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
+from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
 from training.data import recordio
 from training.data.channels import detect_format
 from training.errors import Problem, ValidationError
 from training.files import file_problem
+from training.raw_files import raw_rows
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
+# between a pipeline's containers (SageMaker: "exceeded the maximum limit of 5 MB"), with room
+PIPELINE_LIMIT = 4 * 1024 * 1024
+RECORD_OVERHEAD = 32  # bytes a featurized RecordIO record adds to its 4 bytes per feature
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
 
 
@@ -65,6 +76,73 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
     if labelled:
         return values[:, 1:], values[:, 0]
     return values, None
+
+
+@dataclass
+class RawRows:
+    """A raw CSV's data rows as requests carry them (:mod:`training.raw_files`); the labels,
+    encoded, when asked for; each row's id (``--id-column``) or number."""
+
+    path: Path
+    lines: list[str]
+    ids: list[str]
+    id_name: str
+    label: np.ndarray | None = None
+    label_name: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def read_raw(
+    path: Path, featurizer: Featurizer, labelled: bool, id_column: str | None = None
+) -> RawRows:
+    """The rows of a raw CSV with a header, for a model served behind ``featurizer``."""
+    lines, ids, labels = [], [], []
+    for row in raw_rows(path, featurizer, id_column, need_label=labelled):
+        lines.append(row.line)
+        ids.append(row.id)
+        if labelled:
+            labels.append(_label(row.label, featurizer, Path(path), row.number + 1))
+    if not lines:
+        raise ValidationError([Problem(str(path), "no data rows", "add rows under the header")])
+    y = np.asarray(labels, np.float64) if labelled else None
+    return RawRows(Path(path), lines, ids, id_column or "row", y, featurizer.label)
+
+
+def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
+    """A label cell as the model encodes it (class index, or the regressor's number)."""
+    text = cell.lstrip(SPACE)
+    if featurizer.classes:
+        for i, value in enumerate(featurizer.classes):
+            if text == str(value):
+                return float(i)
+        shown = ", ".join(map(str, featurizer.classes))
+        problem = f"label '{cell}' is not one of the model's classes ({shown})"
+        raise ValidationError([Problem(str(path), problem, "fix or drop the row", row=row)])
+    try:
+        return float(text)
+    except ValueError:
+        problem = f"label '{cell}' is not a number"
+        raise ValidationError(
+            [Problem(str(path), problem, "fix or drop the row", row=row)]
+        ) from None
+
+
+def raw_bodies(lines: list[str], feature_dim: int, limit: int = LIMIT) -> Iterator[bytes]:
+    """Bodies of whole raw CSV rows, each under ``limit`` bytes, and few enough rows that
+    their features stay under the 5 MB a pipeline's containers may pass each other."""
+    most = max(1, PIPELINE_LIMIT // (4 * feature_dim + RECORD_OVERHEAD))
+    batch, size = [], 0
+    for line in lines:
+        nbytes = len(line.encode()) + 1
+        if batch and (size + nbytes > limit or len(batch) >= most):
+            yield ("\n".join(batch) + "\n").encode()
+            batch, size = [], 0
+        batch.append(line)
+        size += nbytes
+    if batch:
+        yield ("\n".join(batch) + "\n").encode()
 
 
 def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iterator[bytes]:
@@ -138,8 +216,17 @@ def aws_invoker(sess, endpoint: str) -> Invoker:
 
 def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> Predictions:
     """Every row of ``X`` sent through ``invoke`` (in requests under the payload limit)."""
+    return _answers(invoke, request_bodies(X, content_type), content_type, X.shape[0])
+
+
+def predict_raw(invoke: Invoker, rows: RawRows, feature_dim: int) -> Predictions:
+    """Every raw row sent through ``invoke`` as CSV, in requests under the payload limits."""
+    return _answers(invoke, raw_bodies(rows.lines, feature_dim), CSV, len(rows))
+
+
+def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> Predictions:
     out: list[dict] = []
-    for body in request_bodies(X, content_type):
+    for body in bodies:
         answer = invoke(body, content_type)
         try:
             out += json.loads(answer)["predictions"]
@@ -153,12 +240,12 @@ def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> Predicti
                     )
                 ]
             ) from None
-    if len(out) != X.shape[0]:
+    if len(out) != expected:
         raise ValidationError(
             [
                 Problem(
                     "endpoint",
-                    f"{len(out)} predictions for {X.shape[0]} rows",
+                    f"{len(out)} predictions for {expected} rows",
                     "check the endpoint",
                 )
             ]
@@ -183,3 +270,37 @@ def write_predictions(path: Path, predictions: Predictions) -> Path:
         buf.write(json.dumps(row) + "\n")
     path.write_text(buf.getvalue())
     return path
+
+
+def write_predictions_csv(
+    path: Path, predictions: Predictions, ids: list, id_name: str, y=None, label=None, classes=()
+) -> Path:
+    """``predictions.csv``: one row per input row in input order, its id (or number), the
+    label when known, the score (one column per class for multiclass), the predicted label
+    and, behind preprocessing, the predicted class."""
+    score = np.asarray(predictions.score)
+    multiclass = score.ndim == 2
+    names = [str(c) for c in classes] or [
+        str(i) for i in range(score.shape[1] if multiclass else 0)
+    ]
+    header = [id_name] + ([label or "label"] if y is not None else [])
+    header += [f"score_{n}" for n in names] if multiclass else ["score"]
+    if predictions.predicted_label is not None:
+        header.append("predicted_label")
+    if predictions.predicted_class is not None:
+        header.append("predicted_class")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for i in range(len(score)):
+        row = [ids[i]]
+        if y is not None:
+            row.append(classes[int(y[i])] if classes else f"{y[i]:.9g}")
+        row += [f"{v:.9g}" for v in np.atleast_1d(score[i])]
+        if predictions.predicted_label is not None:
+            row.append(int(predictions.predicted_label[i]))
+        if predictions.predicted_class is not None:
+            row.append(predictions.predicted_class[i])
+        writer.writerow(row)
+    Path(path).write_text(buf.getvalue())
+    return Path(path)

@@ -23,35 +23,43 @@ def is_sparse(X) -> bool:
 
 @dataclass(frozen=True)
 class Predictions:
-    """What the endpoint answers for n rows: ``score`` (n,) or, multiclass, (n, classes), and
-    ``predicted_label`` (n,) for classifiers (None for regressors)."""
+    """What the endpoint answers for n rows: ``score`` (n,) or, multiclass, (n, classes),
+    ``predicted_label`` (n,) for classifiers (None for regressors), and ``predicted_class``,
+    the class as the data spelled it, when the model was served behind its preprocessing."""
 
     score: np.ndarray
     predicted_label: np.ndarray | None = None
+    predicted_class: list | None = None
 
     def __len__(self) -> int:
         return len(self.score)
 
     def rows(self) -> list[dict]:
-        """Linear Learner's JSON answer, one object per row."""
+        """Linear Learner's JSON answer, one object per row (and the class names)."""
         if self.predicted_label is None:
             return [{"score": float(s)} for s in self.score]
         if np.ndim(self.score) == 1:
-            return [
+            rows = [
                 {"score": float(s), "predicted_label": int(p)}
                 for s, p in zip(self.score, self.predicted_label)
             ]
-        return [
-            {"score": [float(v) for v in s], "predicted_label": int(p)}
-            for s, p in zip(self.score, self.predicted_label)
-        ]
+        else:
+            rows = [
+                {"score": [float(v) for v in s], "predicted_label": int(p)}
+                for s, p in zip(self.score, self.predicted_label)
+            ]
+        if self.predicted_class is not None:
+            for row, name in zip(rows, self.predicted_class):
+                row["predicted_class"] = name
+        return rows
 
     @classmethod
     def from_rows(cls, rows: list[dict]) -> Predictions:
         """The inverse of :meth:`rows` (an endpoint's JSON answer)."""
         score = np.asarray([r["score"] for r in rows])
         if rows and "predicted_label" in rows[0]:
-            return cls(score, np.asarray([r["predicted_label"] for r in rows]))
+            names = [r["predicted_class"] for r in rows] if "predicted_class" in rows[0] else None
+            return cls(score, np.asarray([r["predicted_label"] for r in rows]), names)
         return cls(score)
 
     @property

@@ -1,12 +1,13 @@
 """Fitting the preprocessing on the fit sample: each column's role, and scikit-learn's
-``ColumnTransformer`` that ``prepare`` persists.
+``ColumnTransformer`` that ``prepare`` persists and describes.
 
 Numeric columns: median imputation, then standard scaling. Categorical columns: most-frequent
 imputation, then one-hot encoding (unknown values at inference: all zeros). Row indexes, empty
-columns and identifier-like text are dropped, each with the reason. The fitted object is saved
-as ``preprocessor.joblib`` (with the label mapping) for clients that apply it to raw rows
-(:class:`Preprocessor`); :class:`training.data.encode.FeatureEncoder` applies the same
-parameters to whole channels.
+columns and identifier-like text are dropped, each with the reason. What the fit learned is
+written twice: portable, as ``preprocessing.json`` (:func:`describe`, read by every encoder of
+raw rows: ``prepare``'s channels, the local endpoint, the SageMaker featurizer), and as
+scikit-learn's own ``preprocessor.joblib`` (with the label mapping) for clients that use
+scikit-learn (:class:`Preprocessor`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.data.labels import LabelEncoding
+from training.core.featurizer import CATEGORICAL, DROPPED, LABEL, NUMERIC, Column, Featurizer
+from training.data.labels import LabelEncoding, plain
 
 PREPROCESSOR_FILE = "preprocessor.joblib"
 INDEX_COLUMN = "Unnamed: 0"
@@ -159,6 +161,44 @@ def _mode_and_values(series: pd.Series, column: str):
         return min(tied), sorted(values)
     except TypeError:
         raise MixedCategoriesError(column, values) from None
+
+
+def describe(
+    transformer, columns: list[str], label: str, dropped: dict[str, str], labels: LabelEncoding
+) -> Featurizer:
+    """The fitted ``transformer`` as a portable description of every source column, in
+    ``columns``' (source) order; the same features in the same order as the transformer."""
+    parts = {name: (pipe, list(cols)) for name, pipe, cols in transformer.transformers_}
+    learned: dict[str, Column] = {}
+    if "num" in parts:
+        pipe, numeric = parts["num"]
+        imputer, scaler = pipe.steps[0][1], pipe.steps[1][1]
+        for name, fill, mean, scale in zip(
+            numeric, imputer.statistics_, scaler.mean_, scaler.scale_
+        ):
+            learned[name] = Column(
+                name, NUMERIC, fill=float(fill), mean=float(mean), scale=float(scale)
+            )
+    if "cat" in parts:
+        pipe, categorical = parts["cat"]
+        modes, categories = pipe.steps[0][1].statistics_, pipe.steps[1][1].categories_
+        for name, mode, values in zip(categorical, modes, categories):
+            learned[name] = Column(
+                name, CATEGORICAL, fill=plain(mode), categories=tuple(plain(v) for v in values)
+            )
+    described = []
+    for name in columns:
+        if name == label:
+            described.append(Column(name, LABEL))
+        elif name in learned:
+            described.append(learned[name])
+        else:
+            described.append(Column(name, DROPPED, why=dropped.get(name, "not a feature")))
+    featurizer = Featurizer(tuple(described), labels.predictor_type, tuple(labels.classes))
+    names = [n.split("__", 1)[-1] for n in transformer.get_feature_names_out()]
+    if featurizer.feature_names != names:
+        raise ValueError("the fitted transformer has a layout the description does not know")
+    return featurizer
 
 
 def save_preprocessor(transformer, labels: LabelEncoding, directory: Path) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from training.core.losses import BINARY, MULTICLASS, REGRESSOR
 from training.data.raw_csv import Numbers, Text
 from training.errors import Problem, ValidationError
 
@@ -25,10 +26,10 @@ class LabelEncoding:
 
     @classmethod
     def fit(cls, predictor_type: str, values: set, positive_class: str | None) -> LabelEncoding:
-        if predictor_type == "regressor":
+        if predictor_type == REGRESSOR:
             return cls(predictor_type)
         classes = sorted(values, key=_sort_key)
-        if predictor_type == "binary_classifier" and positive_class is not None:
+        if predictor_type == BINARY and positive_class is not None:
             match = [c for c in classes if str(c) == str(positive_class)]
             if not match:
                 raise ValidationError(
@@ -42,10 +43,10 @@ class LabelEncoding:
                     ]
                 )
             classes = [c for c in classes if c is not match[0]] + match
-        return cls(predictor_type, [_plain(c) for c in classes])
+        return cls(predictor_type, [plain(c) for c in classes])
 
     def encode(self, labels: pd.Series) -> np.ndarray:
-        if self.predictor_type == "regressor":
+        if self.predictor_type == REGRESSOR:
             return pd.to_numeric(labels).to_numpy(np.float32)
         codes = pd.Categorical(labels, categories=self.classes).codes
         if (codes < 0).any():
@@ -60,13 +61,13 @@ class LabelEncoding:
         return self.encode(pd.Series(column.values))
 
 
-def _plain(value):
+def plain(value):
     """numpy scalars -> Python values, so the mapping is JSON."""
     return value.item() if hasattr(value, "item") else value
 
 
 def _sort_key(value):
-    value = _plain(value)
+    value = plain(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return (isinstance(value, str), value if not isinstance(value, str) else value)
@@ -95,14 +96,14 @@ def label_problems(
     if bad.any():
         report(bad, lambda v: f"label is {v}", "drop or fix rows without a valid label")
         return problems
-    if predictor_type == "binary_classifier":
+    if predictor_type == BINARY:
         report(
             (y != 0) & (y != 1),
             lambda v: f"label {v:g} is not 0 or 1 (binary_classifier)",
             "map the classes to 0/1 (python -m training prepare does), or use "
             "predictor_type=multiclass_classifier / regressor",
         )
-    elif predictor_type == "multiclass_classifier":
+    elif predictor_type == MULTICLASS:
         report(
             (y != np.round(y)) | (y < 0),
             lambda v: f"label {v:g} is not a class index 0..num_classes-1",

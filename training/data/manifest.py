@@ -2,8 +2,10 @@
 
 ``manifest.json`` says what the channels hold: the source file and its checksum, the label
 and its class mapping, the feature names, each input column's role, each channel's files,
-rows and content type, the split and seed, the fit sample, and the hyperparameters the data
-implies (predictor_type, feature_dim, num_classes). :class:`Manifest` is that file as one typed
+rows and content type, the split and seed, the fit sample, the hyperparameters the data
+implies (predictor_type, feature_dim, num_classes), and the files beside it: the fitted
+preprocessing (portable ``preprocessing.json``, scikit-learn's ``preprocessor.joblib``) and
+the test split's raw rows. :class:`Manifest` is that file as one typed
 object: ``prepare`` builds it; ``train`` (local and on SageMaker), the run report and
 ``inspect`` read it with :meth:`Manifest.read`.
 """
@@ -14,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.core.losses import BINARY
 from training.errors import Problem, ValidationError
 
 MANIFEST_FILE = "manifest.json"
@@ -42,13 +45,13 @@ class Label:
     @property
     def positive_class(self):
         """The value encoded as 1 (binary classifiers)."""
-        return self.classes[1] if self.predictor_type == "binary_classifier" else None
+        return self.classes[1] if self.predictor_type == BINARY else None
 
     def to_json(self) -> dict:
         out = {"column": self.column, "predictor_type": self.predictor_type}
         if self.classes:
             out["classes"] = list(self.classes)
-            if self.predictor_type == "binary_classifier":
+            if self.predictor_type == BINARY:
                 out["positive_class"] = self.positive_class
         return out
 
@@ -95,6 +98,8 @@ class Manifest:
     preprocessor: str  # the persisted scikit-learn transformer's file name
     hyperparameters: dict  # what the data implies: predictor_type, feature_dim, num_classes
     format_version: int = FORMAT_VERSION
+    preprocessing: str | None = None  # the portable description (preprocessing.json)
+    test_rows: str | None = None  # the test split's raw rows, in the test channel's order
 
     @property
     def feature_dim(self) -> int:
@@ -114,6 +119,8 @@ class Manifest:
             "seed": self.seed,
             "fit_sample": vars(self.fit_sample),
             "preprocessor": self.preprocessor,
+            "preprocessing": self.preprocessing,
+            "test_rows": self.test_rows,
             "hyperparameters": dict(self.hyperparameters),
         }
 
@@ -138,6 +145,8 @@ class Manifest:
             preprocessor=doc["preprocessor"],
             hyperparameters=dict(doc["hyperparameters"]),
             format_version=doc["format_version"],
+            preprocessing=doc.get("preprocessing"),
+            test_rows=doc.get("test_rows"),
         )
 
     @classmethod

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from training.checksums import file_sha256
+from training.core.featurizer import PREPROCESSING_FILE, Featurizer
+from training.core.losses import MULTICLASS, REGRESSOR
 from training.data import raw_checks, raw_csv
 from training.data.channels import ChannelWriter
 from training.data.encode import FeatureEncoder
@@ -37,6 +39,7 @@ from training.data.fit import (
     PREPROCESSOR_FILE,
     MixedCategoriesError,
     column_roles,
+    describe,
     fit_transformer,
     save_preprocessor,
 )
@@ -51,7 +54,7 @@ from training.data.manifest import (
     Manifest,
     Source,
 )
-from training.data.raw_csv import Numbers, RawChunk, Text
+from training.data.raw_csv import Numbers, RawChunk, RawRowsWriter, Text
 from training.data.sizing import Sizes
 from training.data.split import assign_splits
 from training.errors import Problem, ValidationError
@@ -82,7 +85,7 @@ class PrepareConfig:
 
 def _chunk_splits(config: PrepareConfig, i: int, codes: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng([config.seed, i])
-    stratify = config.predictor_type != "regressor"
+    stratify = config.predictor_type != REGRESSOR
     return assign_splits(codes, config.fractions, rng, stratify)
 
 
@@ -154,7 +157,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             absent = chunk.first_row + np.flatnonzero(y.missing)
             missing.extend((absent[: 3 - len(missing)] + 2).tolist())
             y = y.take(labelled)
-        if config.predictor_type != "regressor":
+        if config.predictor_type != REGRESSOR:
             classes.update(_distinct(y))
         splits = _chunk_splits(config, chunk.index, _provisional_codes(y, config.predictor_type))
         train = chunk.first_row + labelled[splits == 0]
@@ -216,7 +219,7 @@ def _distinct(column: Numbers | Text) -> list:
 def _provisional_codes(y: Numbers | Text, predictor_type: str) -> np.ndarray:
     """Per-class codes for stratifying one chunk, in order of appearance (so a rerun agrees;
     no salted ``hash``)."""
-    if predictor_type == "regressor":
+    if predictor_type == REGRESSOR:
         return np.zeros(len(y), np.int64)
     return pd.factorize(y.codes if isinstance(y, Text) else y.values)[0]
 
@@ -234,7 +237,11 @@ def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
     return raw_csv.to_frame(parts, index=np.concatenate(index))
 
 
-OUTPUTS = frozenset((*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE))  # what prepare owns in out/
+TEST_ROWS_FILE = "test_rows.csv"  # the test split as the source had it (header, label too)
+# what prepare owns in out/
+OUTPUTS = frozenset(
+    (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE)
+)
 
 
 def prepare(config: PrepareConfig) -> Manifest:
@@ -312,6 +319,7 @@ def _umask() -> int:
 class Learned:
     """What the fit sample teaches: the label mapping, each column's role, the transformer."""
 
+    columns: list[str]  # the source's, in order
     labels: LabelEncoding
     numeric: list[str]
     categorical: list[str]
@@ -347,7 +355,10 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
             read = time.perf_counter()
             learned = _learn(config, spill, scan)
             fitted = time.perf_counter()
-            encoder = FeatureEncoder.from_fitted(learned.transformer)  # the same, vectorised
+            featurizer = describe(
+                learned.transformer, learned.columns, config.label, learned.dropped, learned.labels
+            )
+            encoder = FeatureEncoder(featurizer)  # the same, vectorised
             channels = _write_channels(config, out, spill, encoder, learned.labels, scan.rows)
             log.debug(
                 "read %.2fs, sample and fit %.2fs, write %.2fs",
@@ -370,7 +381,8 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
             ]
         )
     save_preprocessor(learned.transformer, learned.labels, out)
-    manifest = _manifest(config, source, learned, channels)
+    featurizer.save(out / PREPROCESSING_FILE)
+    manifest = _manifest(config, source, learned, featurizer, channels)
     manifest.write(out)
     log.info(
         "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
@@ -408,15 +420,21 @@ def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:
     transformer = _fit(
         config, raw_checks.finite_frame(sample, numeric, str(config.data)), numeric, categorical
     )
-    return Learned(labels, numeric, categorical, dropped, transformer, len(sample))
+    return Learned(
+        list(sample.columns), labels, numeric, categorical, dropped, transformer, len(sample)
+    )
 
 
 def _manifest(
-    config: PrepareConfig, source: Source, learned: Learned, channels: dict[str, Channel]
+    config: PrepareConfig,
+    source: Source,
+    learned: Learned,
+    featurizer: Featurizer,
+    channels: dict[str, Channel],
 ) -> Manifest:
-    feature_names = [n.split("__", 1)[-1] for n in learned.transformer.get_feature_names_out()]
+    feature_names = featurizer.feature_names
     hyperparameters = {"predictor_type": config.predictor_type, "feature_dim": len(feature_names)}
-    if config.predictor_type == "multiclass_classifier":
+    if config.predictor_type == MULTICLASS:
         hyperparameters["num_classes"] = len(learned.labels.classes)
     train_rows = channels["train"].rows
     return Manifest(
@@ -431,6 +449,8 @@ def _manifest(
         fit_sample=FitSample(learned.sample_rows, learned.sample_rows < train_rows, train_rows),
         preprocessor=PREPROCESSOR_FILE,
         hyperparameters=hyperparameters,
+        preprocessing=PREPROCESSING_FILE,
+        test_rows=TEST_ROWS_FILE,
     )
 
 
@@ -460,6 +480,7 @@ def _write_channels(
     writers = {
         name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
     }
+    test_rows = RawRowsWriter(out / TEST_ROWS_FILE)
     bar = progress(
         total=rows, desc=f"write {config.fmt}", unit="rows", enabled=config.show_progress
     )
@@ -469,19 +490,21 @@ def _write_channels(
             for item in spill:
                 pending.append(pool.submit(_encode_chunk, config, encoder, labels, *item))
                 if len(pending) == 2:  # bounded: two chunks in flight
-                    _append(writers, pending.popleft().result(), bar)
+                    _append(writers, test_rows, *pending.popleft().result(), bar)
             while pending:
-                _append(writers, pending.popleft().result(), bar)
+                _append(writers, test_rows, *pending.popleft().result(), bar)
     finally:
         for future in pending:
             future.cancel()
         bar.close()
+        test_rows.close()
     return {name: w.close() for name, w in writers.items()}
 
 
-def _append(writers: dict, parts: list, bar) -> None:
+def _append(writers: dict, test_rows: RawRowsWriter, parts: list, raw_test, bar) -> None:
     for name, (X, y) in zip(CHANNELS, parts):
         writers[name].write(X, y)
+    test_rows.write(raw_test)
     bar.update(sum(len(y) for _, y in parts))
 
 
@@ -502,7 +525,8 @@ def _encode_chunk(config, encoder: FeatureEncoder, labels, chunk: RawChunk, spli
     for s in range(len(CHANNELS)):
         rows = rng.permutation(np.flatnonzero(splits == s))
         parts.append((X[rows], y[rows]))
-    return parts
+    # the test split's rows as the source had them, in the test channel's order
+    return parts, chunk.take(rows)
 
 
 def _check_chunk(config: PrepareConfig, X: np.ndarray, y: np.ndarray, index) -> None:

@@ -508,3 +508,38 @@ def to_frame(chunks: list[RawChunk], index=None):
 
 def _all_bool(part: Text) -> bool:
     return not part.missing.any() and all(isinstance(v, bool) for v in part.values)
+
+
+# --------------------------------------------------------------------------- writing rows back
+
+
+class RawRowsWriter:
+    """Appends chunks' rows to a CSV with the source's header, cells written so that reading
+    them back (here, or by an endpoint's raw-row parser) gives the same values: numbers in
+    their shortest exact form, text quoted where needed, missing cells empty."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self._header = True
+
+    def write(self, chunk: RawChunk) -> None:
+        import polars as pl
+
+        series = []
+        for name, column in chunk.columns.items():
+            if isinstance(column, Numbers):
+                s = pl.Series(name, column.values)
+                if column.values.dtype.kind == "f":
+                    s = s.fill_nan(None)
+            else:
+                cells = np.empty(len(column.values) + 1, object)
+                cells[:-1] = [str(v) for v in column.values]  # True/False as pandas spells them
+                cells[-1] = None
+                s = pl.Series(name, cells[column.codes], dtype=pl.String)
+            series.append(s)
+        pl.DataFrame(series).write_csv(self._fh, include_header=self._header)
+        self._header = False
+
+    def close(self) -> None:
+        self._fh.close()

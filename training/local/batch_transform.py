@@ -12,10 +12,21 @@ import re
 import tempfile
 from pathlib import Path
 
-from training.batch_transform import TransformConfig, batches, input_files
+from training.batch_transform import (
+    MB,
+    TransformConfig,
+    batches,
+    input_files,
+    pipeline_payload_mb,
+    raw_records,
+    records,
+)
+from training.content_types import CSV
+from training.core.inference import InferencePipeline
 from training.errors import Problem, ValidationError
 from training.local.server import RequestError, predict_body
 from training.progress import progress
+from training.raw_files import has_header
 
 
 def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
@@ -34,16 +45,17 @@ def _refused(path: Path, first: int, last: int, message: str) -> ValidationError
     )
 
 
-def transform_local(model, config: TransformConfig) -> list[Path]:
+def transform_local(served: InferencePipeline, config: TransformConfig) -> list[Path]:
     """Every input file scored into ``<out>/<file name>.out``; returns the files written.
 
-    Memory holds one batch at a time. Each output is written to a temporary file and moved
-    into place when its input is done; on an error nothing partial is left."""
+    With preprocessing, a CSV with a header is raw rows: its header is left out and its input
+    columns sent in source order, in batches sized as the SageMaker job on the pipeline model
+    sizes them. Memory holds one batch at a time. Each output is written to a temporary file
+    and moved into place when its input is done; on an error nothing partial is left."""
     config.check()
     files = input_files(config.input)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    max_bytes = int(config.max_payload_mb * (1 << 20))
     separator = b"" if config.assemble_with() == "None" else b"\n"
     total = sum(f.stat().st_size for f in files)
     bar = progress(total=total, desc="transform", unit="B", enabled=config.show_progress)
@@ -51,13 +63,16 @@ def transform_local(model, config: TransformConfig) -> list[Path]:
     try:
         for path in files:
             target = out / f"{path.name}.out"
+            numbered, max_bytes = _requests(served, config, path)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    for first, last, body in batches(path, config.content_type, max_bytes):
+                    for first, last, body in batches(
+                        path, config.content_type, max_bytes, numbered
+                    ):
                         try:
                             answer, _ = predict_body(
-                                model, body, config.content_type, config.accept
+                                served, body, config.content_type, config.accept
                             )
                         except RequestError as err:
                             raise _refused(path, first, last, str(err)) from None
@@ -73,3 +88,16 @@ def transform_local(model, config: TransformConfig) -> list[Path]:
     finally:
         bar.close()
     return written
+
+
+def _requests(served: InferencePipeline, config: TransformConfig, path: Path):
+    """The file's records (None: its own, as SplitType splits them) and the batch limit."""
+    max_bytes = int(config.max_payload_mb * MB)
+    featurizer = served.featurizer
+    if featurizer is None or config.content_type != CSV:
+        return None, max_bytes
+    raw = has_header(path, featurizer)
+    lines = (lambda: raw_records(path, featurizer)) if raw else (lambda: records(path, CSV))
+    shortest = min((len(r) for _, r in lines()), default=1)
+    mb = pipeline_payload_mb(config.max_payload_mb, featurizer.width, shortest)
+    return (lines() if raw else None), min(max_bytes, mb * MB)

@@ -1,12 +1,16 @@
 """The local endpoint: a real HTTP server with a SageMaker container's interface, and the
 SageMaker Runtime API's ``InvokeEndpoint`` in front of it.
 
-``GET /ping`` answers 200 when the model is loaded; ``POST /invocations`` takes ``text/csv``
-(features only), ``application/json`` (the three documented instance shapes),
-``application/jsonlines`` or ``application/x-recordio-protobuf`` and answers in Linear
-Learner's response shapes for ``application/json``, ``application/jsonlines`` or
-``application/x-recordio-protobuf``. A client mistake gets 4xx with a message naming it;
-the server never answers 5xx for one, and serves concurrent clients on threads.
+``GET /ping`` answers 200 when the model is loaded. ``POST /invocations`` serves an
+:class:`training.core.inference.InferencePipeline` as the SageMaker endpoint we deploy for it
+serves it. With preprocessing (the serial pipeline): raw rows as ``text/csv`` (the source's
+columns minus the label, no header), ``application/json`` or ``application/jsonlines``
+(records keyed by column name), answered in Linear Learner's shapes plus ``predicted_class``,
+as JSON or JSON lines; encoded vectors still pass as RecordIO-protobuf. Without: Linear
+Learner alone, ``text/csv`` (features only), ``application/json`` (the three documented
+instance shapes), ``application/jsonlines`` or ``application/x-recordio-protobuf``, answered
+as JSON, JSON lines or RecordIO. A client mistake gets 4xx with a message naming the row and
+the column; the server never answers 5xx for one, and serves concurrent clients on threads.
 
 ``POST /endpoints/<name>/invocations`` is InvokeEndpoint as boto3's ``sagemaker-runtime``
 client, the AWS CLI and SDK 2.x's ``Predictor`` call it (``endpoint_url=`` or
@@ -36,7 +40,15 @@ import numpy as np
 import training.aws.naming as naming
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.core import artifact
-from training.core.model import LinearModel, Predictions
+from training.core.featurizer import (
+    RowError,
+    UnsupportedContentTypeError,
+    media_type,
+    negotiate,
+)
+from training.core.featurizer import render as render_rows
+from training.core.inference import InferencePipeline
+from training.core.model import LinearModel
 from training.data import recordio
 from training.data.raw_checks import is_number
 
@@ -63,31 +75,15 @@ class RequestError(Exception):
 # --------------------------------------------------------------------------- request parsing
 
 
-def _media_type(header: str | None) -> str:
-    return (header or "").split(";")[0].strip().lower()
-
-
-def _accepted(header: str | None) -> str:
+def _accepted(header: str | None, answerable=(JSON, JSONLINES, RECORDIO)) -> str:
     """The first answerable type of an Accept list (``*/*`` or nothing: JSON); types marked
     ``q=0`` are refused, other weights keep the client's order."""
-    offered, refused = [], []
-    for part in (header or "").split(","):
-        media = _media_type(part)
-        params = [p.strip().replace(" ", "") for p in part.split(";")[1:]]
-        if any(p in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
-            refused.append(media)
-        elif media:
-            offered.append(media)
-    if not offered and not refused:
-        return JSON
-    for media in offered:
-        if media in (JSON, JSONLINES, RECORDIO):
-            return media
-        if media in ("*/*", "application/*"):
-            return JSON
-    raise RequestError(
-        406, f"cannot answer in '{header}': accept one of {JSON}, {JSONLINES}, {RECORDIO}"
-    )
+    media = negotiate(header, answerable)
+    if media is None:
+        raise RequestError(
+            406, f"cannot answer in '{header}': accept one of {', '.join(answerable)}"
+        )
+    return media
 
 
 # Line breaks other than "\n" (with an optional "\r" before it): Linear Learner's CSV is one
@@ -278,26 +274,48 @@ def _record(label: dict) -> bytes:
     return struct.pack("<II", recordio.MAGIC, len(payload)) + payload + pad
 
 
-def render(predictions: Predictions, accept: str) -> tuple[bytes, str]:
-    rows = predictions.rows()
-    if accept == JSONLINES:
-        return ("\n".join(json.dumps(r) for r in rows) + "\n").encode(), JSONLINES
+def render(rows: list[dict], accept: str) -> tuple[bytes, str]:
+    """Answer rows in the accepted format (class names only in JSON or JSON lines)."""
     if accept == RECORDIO:
         body = b"".join(_record({k: np.atleast_1d(v) for k, v in r.items()}) for r in rows)
         return body, RECORDIO
-    return json.dumps({"predictions": rows}).encode(), JSON
+    return render_rows(rows, accept), accept
 
 
 # --------------------------------------------------------------------------- server
 
 
 def predict_body(
-    model: LinearModel, body: bytes, content_type: str | None, accept: str | None
+    served: InferencePipeline | LinearModel,
+    body: bytes,
+    content_type: str | None,
+    accept: str | None,
 ) -> tuple[bytes, str]:
-    """The whole invocation, independent of HTTP (the container and the runtime API routes)."""
-    ctype = _media_type(content_type) or CSV
-    acc = _accepted(accept)
-    d = model.feature_dim
+    """The whole invocation, independent of HTTP (the container and the runtime API routes):
+    raw rows through the preprocessing when the model has it, encoded vectors otherwise."""
+    if isinstance(served, LinearModel):
+        served = InferencePipeline(served)
+    model = served.model
+    # class names (the pipeline's last step) come in JSON or JSON lines only
+    acc = _accepted(accept, (JSON, JSONLINES) if served.classes else (JSON, JSONLINES, RECORDIO))
+    X = None
+    if served.featurizer is not None:
+        try:
+            X = served.featurizer.features_from_request(body, content_type or CSV)
+        except UnsupportedContentTypeError as err:
+            raise RequestError(415, str(err)) from None
+        except RowError as err:
+            raise RequestError(400, str(err)) from None
+        if X is None:  # encoded vectors, passed to Linear Learner as the featurizer does
+            content_type = RECORDIO
+    if X is None:
+        X = _encoded(model.feature_dim, body, content_type)
+    return render(served.answer(model.predict(X)), acc)
+
+
+def _encoded(d: int, body: bytes, content_type: str | None):
+    """Encoded vectors of ``d`` features, as Linear Learner's container reads them."""
+    ctype = media_type(content_type) or CSV
     if ctype == CSV:
         X = parse_csv(body, d)
     elif ctype in (JSON, JSONLINES):
@@ -310,7 +328,7 @@ def predict_body(
             f"content type '{content_type}' is not supported: send "
             f"{CSV}, {JSON}, {JSONLINES} or {RECORDIO}",
         )
-    return render(model.predict(X), acc)
+    return X
 
 
 # --------------------------------------------------------------------------- runtime API
@@ -344,7 +362,7 @@ def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:
     )
 
 
-def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
+def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "LinearLearnerLocal/1"
@@ -430,7 +448,7 @@ def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
                     )
                 body = self._read_body()
                 out, ctype = predict_body(
-                    model, body, self.headers.get("Content-Type"), self.headers.get("Accept")
+                    served, body, self.headers.get("Content-Type"), self.headers.get("Accept")
                 )
                 self._send(200, out, ctype)
             except RequestError as err:
@@ -461,7 +479,7 @@ def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
                 else:
                     try:
                         out, ctype = predict_body(
-                            model, body, headers.get("Content-Type"), headers.get("Accept")
+                            served, body, headers.get("Content-Type"), headers.get("Accept")
                         )
                     except RequestError as err:
                         error = model_error(endpoint, err)
@@ -480,15 +498,17 @@ def make_handler(model: LinearModel, endpoint_name: str = DEFAULT_ENDPOINT):
 
 
 def make_server(
-    model: LinearModel | Path,
+    model: InferencePipeline | LinearModel | Path,
     host: str = "127.0.0.1",
     port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
 ):
-    """A server for ``model`` (a loaded model, or the path of any Linear Learner artifact),
-    answering the runtime API for ``endpoint_name``."""
-    if not isinstance(model, LinearModel):
+    """A server for ``model`` (a pipeline, a loaded model, or the path of any Linear Learner
+    artifact, served on encoded vectors), answering the runtime API for ``endpoint_name``."""
+    if isinstance(model, Path | str):
         model = artifact.load(model)
+    if isinstance(model, LinearModel):
+        model = InferencePipeline(model)
     return BoundedServer((host, port), make_handler(model, endpoint_name))
 
 
@@ -529,7 +549,7 @@ class BoundedServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serving(model: LinearModel | Path) -> Iterator[int]:
+def serving(model: InferencePipeline | LinearModel | Path) -> Iterator[int]:
     """A local endpoint on a free loopback port, for the length of a ``with`` block."""
     server = make_server(model, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -541,16 +561,18 @@ def serving(model: LinearModel | Path) -> Iterator[int]:
 
 
 def serve(
-    model: LinearModel,
+    served: InferencePipeline,
     source: str,
     host: str = "127.0.0.1",
     port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
 ) -> None:
-    server = make_server(model, host, port, endpoint_name)
+    server = make_server(served, host, port, endpoint_name)
     url = f"http://{host}:{server.server_address[1]}"
+    model = served.model
+    rows = "raw rows" if served.raw_rows else f"encoded vectors of {model.feature_dim} features"
     print(
-        f"serving {source} ({model.predictor_type}, feature_dim {model.feature_dim}) on {url} "
+        f"serving {source} ({model.predictor_type}, {rows}) on {url} "
         f"(GET /ping, POST /invocations; SageMaker Runtime API as endpoint '{endpoint_name}': "
         f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}); Ctrl-C stops",
         file=sys.stderr,

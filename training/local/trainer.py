@@ -1,9 +1,10 @@
 """``train --target local``: channels + manifest in, ``model.tar.gz`` + training record + log out.
 
 ``model.tar.gz`` is SageMaker's own Linear Learner artifact (:mod:`training.core.artifact`), so
-the model deploys to a real endpoint; ``metrics.json`` beside it (the training record) keeps
-what that format has no place for: the artifact's SHA-256, the seed, the resolved
-hyperparameters, the selected packed model and the per-epoch history.
+the model deploys to a real endpoint; ``preprocessing.json`` beside it is the preprocessing it
+was trained behind (so it is served on raw rows); ``metrics.json`` (the training record) keeps
+what neither has a place for: the artifact's SHA-256, the seed, the resolved hyperparameters,
+the selected packed model and the per-epoch history.
 
 Runs the same preflight as the SageMaker path before any training
 (:func:`training.data.channel_checks.check_training_data`), prints Linear Learner's log lines,
@@ -15,6 +16,7 @@ and records the exported model's metrics on every channel with SageMaker's names
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -23,12 +25,14 @@ import numpy as np
 from training.checksums import file_sha256
 from training.core import artifact
 from training.core import metrics as lm
+from training.core.featurizer import PREPROCESSING_FILE, Featurizer, PreprocessingError
 from training.core.hyperparameters import Resolved
 from training.core.losses import LOSSES, MULTICLASS, make_loss
 from training.core.metrics import OBJECTIVE_LOSS, Metrics
 from training.core.model import LinearModel
 from training.data.channel_checks import check_training_data
 from training.data.channels import Data, stack
+from training.errors import Problem, ValidationError
 from training.local.learner import PackedTrainer
 from training.local.training_record import TrainingRecord
 from training.progress import progress
@@ -109,6 +113,7 @@ def train_local(
                 log(lm.quality_line(channel, name, value, params=model.metrics_params))
         results.append((channel, values))
     model_path = artifact.save(model, out_dir / MODEL_FILE)
+    preprocessing = _carry_preprocessing(checked, out_dir)
     record = TrainingRecord(
         model_file=model_path.name,
         model_sha256=file_sha256(model_path),
@@ -119,7 +124,25 @@ def train_local(
         hyperparameters=resolved.to_strings(),
         training_seconds=seconds,
         rows={c: d.n for c, d in channels.items()},
+        preprocessing_file=preprocessing.name if preprocessing else None,
+        preprocessing_sha256=file_sha256(preprocessing) if preprocessing else None,
     )
     record.write(out_dir)
     (out_dir / LOG_FILE).write_text("\n".join(log_lines) + "\n")
     return record
+
+
+def _carry_preprocessing(checked, out_dir: Path) -> Path | None:
+    """The data's ``preprocessing.json``, copied beside the model: what it must be served
+    behind (serve, predict and transform find it there). None for channels made by hand."""
+    manifest = checked.manifest
+    if manifest is None or not manifest.preprocessing:
+        (out_dir / PREPROCESSING_FILE).unlink(missing_ok=True)  # not a stale one of before
+        return None
+    source = checked.data_dir / manifest.preprocessing
+    try:
+        Featurizer.load(source)  # a damaged description stops here, not at serving time
+    except PreprocessingError as err:
+        fix = "run prepare again: it writes the preprocessing beside the channels"
+        raise ValidationError([Problem(str(source), str(err), fix)]) from None
+    return Path(shutil.copyfile(source, out_dir / PREPROCESSING_FILE))

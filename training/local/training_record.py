@@ -3,7 +3,8 @@
 
 SageMaker's model artifact has no place for the run's facts: the artifact's SHA-256, the
 seed, the metrics, the per-epoch history, which of the packed models was selected and why,
-the resolved hyperparameters, the time and the rows per channel. :class:`TrainingRecord` is
+the resolved hyperparameters, the time, the rows per channel, and the preprocessing the model
+was trained behind (``preprocessing.json``, copied beside the model). :class:`TrainingRecord` is
 that file as one typed object: the trainer writes it; the run report and the CLI read it.
 """
 
@@ -69,6 +70,10 @@ class TrainingRecord:
     hyperparameters: dict[str, str] = field(default_factory=dict)  # resolved, as strings
     training_seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
+    # the fitted preprocessing the model was trained behind, copied beside it (None: the
+    # channels were made by hand, and the model takes encoded vectors)
+    preprocessing_file: str | None = None
+    preprocessing_sha256: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -80,6 +85,11 @@ class TrainingRecord:
             "hyperparameters": self.hyperparameters,
             "training_seconds": self.training_seconds,
             "rows": self.rows,
+            "preprocessing": (
+                {"file": self.preprocessing_file, "sha256": self.preprocessing_sha256}
+                if self.preprocessing_file
+                else None
+            ),
         }
 
     def write(self, directory: Path) -> Path:
@@ -103,4 +113,6 @@ class TrainingRecord:
             hyperparameters=doc["hyperparameters"],
             training_seconds=doc["training_seconds"],
             rows=doc["rows"],
+            preprocessing_file=(doc.get("preprocessing") or {}).get("file"),
+            preprocessing_sha256=(doc.get("preprocessing") or {}).get("sha256"),
         )

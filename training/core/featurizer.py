@@ -1,0 +1,465 @@
+"""The fitted preprocessing, portable: ``preprocessing.json``; raw rows -> the model's features.
+
+``prepare`` fits the preprocessing (impute, one-hot, scale) and describes it here, in plain
+JSON: every input column in source order with its role (numeric, categorical, dropped and why,
+the label), the fill value for a missing cell, the categories in encoded order, the scaling,
+and the label's classes. No pickle: the description is read the same way by every Python and
+numpy. :class:`Featurizer` turns raw rows into the float32 features the model was trained on,
+bit for bit what ``prepare`` wrote to the channels, and a predicted label back into the class
+the data spelled.
+
+The same code runs in three places: ``prepare``'s bulk encoding, the local endpoint, and,
+copied as it is into ``featurizer.tar.gz``, SageMaker's scikit-learn container at the head of the
+serial inference pipeline. So it imports numpy and the standard library only, and keeps to the
+Python of that container (3.8 and later).
+
+Raw rows: a CSV row holds the source's columns minus the label, in source order (dropped
+columns included, and ignored); a JSON record names its columns. An empty cell, or one of
+pandas' missing-value spellings, is a missing value and gets the column's fill value, as in
+training; a category not seen in training encodes as all zeros (scikit-learn's
+``handle_unknown="ignore"``). Anything else the rows get wrong is a :class:`RowError` that
+names the row and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "linear-learner-preprocessing"
+VERSION = 1
+PREPROCESSING_FILE = "preprocessing.json"
+NUMERIC, CATEGORICAL, DROPPED, LABEL = "numeric", "categorical", "dropped", "label"
+ROLES = (NUMERIC, CATEGORICAL, DROPPED, LABEL)
+# pandas' default ``na_values``, what prepare read as missing (tests keep them equal)
+NA_VALUES = frozenset(
+    ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+)  # fmt: skip
+TRUE_VALUES, FALSE_VALUES = ("True", "TRUE", "true"), ("False", "FALSE", "false")
+SPACE = " \t"  # what pandas' skipinitialspace skips before a cell
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INFINITY = re.compile(r"[+-]?(inf|infinity)$", re.IGNORECASE)
+UNKNOWN = -1  # a category code: not seen in training (encodes as all zeros)
+# what a request may carry: raw rows as CSV, JSON records or JSON lines, or encoded vectors
+CSV, JSON, JSONLINES = "text/csv", "application/json", "application/jsonlines"
+RECORDIO = "application/x-recordio-protobuf"
+RECORDIO_MAGIC = 0xCED7230A
+
+
+class RowError(ValueError):
+    """A raw row the model cannot read; the message names the row and the column."""
+
+
+class UnsupportedContentTypeError(ValueError):
+    """A request body of a content type raw rows do not come in."""
+
+
+class PreprocessingError(ValueError):
+    """A file that is not a preprocessing description this version reads."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the source CSV: its role and what was learned about it."""
+
+    name: str
+    role: str
+    why: str | None = None  # dropped: the reason
+    fill: Any = None  # numeric: the median; categorical: the most frequent value
+    mean: float | None = None  # numeric: subtracted ...
+    scale: float | None = None  # ... then divided by
+    categories: tuple[Any, ...] = ()  # categorical: in encoded order
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "role": self.role}
+        if self.role == DROPPED:
+            out["why"] = self.why
+        if self.role == NUMERIC:
+            out.update(fill=self.fill, mean=self.mean, scale=self.scale)
+        if self.role == CATEGORICAL:
+            out.update(fill=self.fill, categories=list(self.categories))
+        return out
+
+
+@dataclass(frozen=True)
+class Featurizer:
+    """The fitted preprocessing of one prepared dataset (``preprocessing.json``)."""
+
+    columns: tuple[Column, ...]  # every column of the source, in source order
+    predictor_type: str
+    classes: tuple[Any, ...] = ()  # classifiers: the label's values, index = encoded value
+    _lookups: list = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self):
+        # per categorical column, cell text -> code (the JSON keeps categories as values)
+        for column in self.categorical:
+            lookup = {}
+            for code, value in enumerate(column.categories):
+                if isinstance(value, bool):
+                    for spelling in TRUE_VALUES if value else FALSE_VALUES:
+                        lookup[spelling] = code
+                else:
+                    lookup[str(value)] = code
+            self._lookups.append((lookup, lookup.get(_text(column.fill), UNKNOWN)))
+
+    # ------------------------------------------------------------------ layout
+
+    @property
+    def numeric(self) -> list[Column]:
+        return [c for c in self.columns if c.role == NUMERIC]
+
+    @property
+    def categorical(self) -> list[Column]:
+        return [c for c in self.columns if c.role == CATEGORICAL]
+
+    @property
+    def inputs(self) -> list[Column]:
+        """What a raw row holds: every column but the label, in source order."""
+        return [c for c in self.columns if c.role != LABEL]
+
+    @property
+    def label(self) -> str | None:
+        return next((c.name for c in self.columns if c.role == LABEL), None)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's features in order: the numeric columns, then each category."""
+        names = [c.name for c in self.numeric]
+        for c in self.categorical:
+            names += [f"{c.name}_{value}" for value in c.categories]
+        return names
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + sum(len(c.categories) for c in self.categorical)
+
+    # ------------------------------------------------------------------ the kernel
+
+    def encode(self, X: np.ndarray, codes: Sequence[np.ndarray]) -> np.ndarray:
+        """Features as float32 from a float64 matrix of the numeric columns (NaN: missing;
+        imputed in place) and, per categorical column, each row's category code (the fill
+        value's code where missing; UNKNOWN: all zeros). The same float64 operations in the
+        same order as scikit-learn's fitted transformer, so the same bits."""
+        out = np.zeros((len(X), self.width), np.float32)
+        numeric = self.numeric
+        k = len(numeric)
+        if k:
+            fills = np.array([c.fill for c in numeric], np.float64)
+            means = np.array([c.mean for c in numeric], np.float64)
+            scales = np.array([c.scale for c in numeric], np.float64)
+            missing = np.isnan(X)
+            if missing.any():
+                X[missing] = np.broadcast_to(fills, X.shape)[missing]
+            X -= means
+            X /= scales
+            out[:, :k] = X
+        at = k
+        for column, code in zip(self.categorical, codes):
+            known = np.flatnonzero(code >= 0)
+            out[known, at + code[known]] = 1.0
+            at += len(column.categories)
+        return out
+
+    # ------------------------------------------------------------------ raw rows
+
+    def features_from_csv(self, text: str) -> np.ndarray:
+        """Rows of CSV text (no header; the input columns in source order) -> features."""
+        rows = _csv_rows(text)
+        if not rows:
+            raise RowError("no rows: send one CSV row per line, without a header")
+        expected = len(self.inputs)
+        for i, row in enumerate(rows):
+            if len(row) != expected:
+                raise RowError(self._width_message(i + 1, len(row)))
+        return self._features([dict(zip(range(expected), row)) for row in rows], by_name=False)
+
+    def features_from_records(self, records: Sequence[Any]) -> np.ndarray:
+        """JSON records keyed by column name -> features."""
+        if not records:
+            raise RowError("no records in the request")
+        required = {c.name for c in self.numeric + self.categorical}
+        known = {c.name for c in self.columns}
+        for i, record in enumerate(records, start=1):
+            if not isinstance(record, dict):
+                raise RowError(f"record {i} is not an object keyed by column name")
+            unknown = sorted(set(record) - known)
+            if unknown:
+                raise RowError(
+                    f"record {i}: unknown column '{unknown[0]}' (the columns are "
+                    f"{_listing([c.name for c in self.inputs])})"
+                )
+            missing = [c.name for c in self.inputs if c.name in required - set(record)]
+            if missing:
+                raise RowError(
+                    f"record {i}: column '{missing[0]}' is missing (send null for a missing value)"
+                )
+        return self._features(records, by_name=True)
+
+    def _features(self, rows: list[dict], by_name: bool) -> np.ndarray:
+        position = {c.name: i for i, c in enumerate(self.inputs)}
+        key = (lambda c: c.name) if by_name else (lambda c: position[c.name])
+        X = np.empty((len(rows), len(self.numeric)), np.float64)
+        for j, column in enumerate(self.numeric):
+            k = key(column)
+            for i, row in enumerate(rows):
+                X[i, j] = _number(row.get(k), i + 1, column.name)
+        codes = []
+        for column, (lookup, fill_code) in zip(self.categorical, self._lookups):
+            k = key(column)
+            code = np.empty(len(rows), np.int64)
+            for i, row in enumerate(rows):
+                code[i] = _category(row.get(k), lookup, fill_code, i + 1, column.name)
+            codes.append(code)
+        return self.encode(X, codes)
+
+    def _width_message(self, row: int, got: int) -> str:
+        names = [c.name for c in self.inputs]
+        hint = ""
+        if self.label is not None and got == len(names) + 1:
+            hint = f" (a label column? leave '{self.label}' out)"
+        return (
+            f"row {row} has {got} fields; the model reads {len(names)} columns in this order: "
+            f"{_listing(names)}{hint}"
+        )
+
+    def features_from_request(self, body, content_type: str) -> np.ndarray | None:
+        """The features of a request's raw rows (``body`` bytes or text); None for encoded
+        vectors (RecordIO-protobuf), which go to the model as they are."""
+        media = (content_type or CSV).split(";")[0].strip().lower()
+        if media == RECORDIO:
+            return None
+        if media not in (CSV, JSON, JSONLINES):
+            raise UnsupportedContentTypeError(
+                f"content type '{content_type}' is not one raw rows come in: send {CSV} (rows "
+                f"without a header), {JSON} or {JSONLINES} (records keyed by column name), or "
+                f"{RECORDIO} (encoded vectors)"
+            )
+        if isinstance(body, bytes):
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise RowError(f"the body is not UTF-8 text (byte {err.start})") from None
+        if media == CSV:
+            return self.features_from_csv(body)
+        return self.features_from_records(_records(body, lines=media == JSONLINES))
+
+    # ------------------------------------------------------------------ the file
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "predictor_type": self.predictor_type,
+            "classes": list(self.classes),
+            "columns": [c.to_json() for c in self.columns],
+            "features": self.feature_names,
+        }
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, doc: Any, source: str = PREPROCESSING_FILE) -> Featurizer:
+        try:
+            if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+                raise ValueError(
+                    f"format {doc.get('format')!r} version {doc.get('version')!r}, not "
+                    f"{FORMAT!r} version {VERSION}"
+                )
+            columns = tuple(_column(c) for c in doc["columns"])
+            featurizer = cls(columns, str(doc["predictor_type"]), tuple(doc.get("classes", ())))
+            if (
+                doc.get("features") is not None
+                and list(doc["features"]) != featurizer.feature_names
+            ):
+                raise ValueError("its feature list disagrees with its columns")
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            message = f"{source} is not a preprocessing description ({err})"
+            raise PreprocessingError(message) from None
+        return featurizer
+
+    @classmethod
+    def load(cls, path: Path) -> Featurizer:
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise PreprocessingError(f"{path} cannot be read as JSON ({err})") from None
+        return cls.from_json(doc, str(path))
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";")[0].strip().lower()
+
+
+def negotiate(accept: str | None, answerable: Sequence[str]) -> str | None:
+    """The first of ``answerable`` an Accept header asks for (``*/*``, ``application/*`` or
+    nothing: JSON); types marked ``q=0`` are refused, other weights keep the client's order.
+    None when it asks for nothing answerable."""
+    offered, refused = [], []
+    for part in (accept or "").split(","):
+        media = media_type(part)
+        params = [p.strip().replace(" ", "") for p in part.split(";")[1:]]
+        if any(p in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            refused.append(media)
+        elif media:
+            offered.append(media)
+    if not offered and not refused:
+        return JSON
+    for media in offered:
+        if media in answerable:
+            return media
+        if media in ("*/*", "application/*"):
+            return JSON
+    return None
+
+
+def with_classes(rows: list, classes: Sequence[Any]) -> list:
+    """Linear Learner's answer rows, each classifier's with ``predicted_class``: the class
+    as the data spelled it."""
+    if not classes:
+        return rows
+    return [{**row, "predicted_class": classes[int(row["predicted_label"])]} for row in rows]
+
+
+def render(rows: list, media: str) -> bytes:
+    """Answer rows as Linear Learner renders them: ``{"predictions": [...]}`` or JSON lines."""
+    if media == JSONLINES:
+        return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+    return json.dumps({"predictions": rows}).encode()
+
+
+def recordio_rows(X: np.ndarray) -> bytes:
+    """Dense float32 rows as RecordIO-protobuf records (features only), byte for byte what
+    SageMaker SDK 2.x's ``write_numpy_to_dense_tensor`` writes: what the featurizer hands
+    Linear Learner, exact and a quarter the size of JSON."""
+    X = np.ascontiguousarray(X, "<f4")
+    packed = X.shape[1] * 4
+    tensor = b"\x0a" + _varint(packed)  # Float32Tensor.values, packed
+    value = b"\x12" + _varint(len(tensor) + packed) + tensor  # Value.float32_tensor
+    entry = b"\x0a\x06values" + b"\x12" + _varint(len(value) + packed) + value
+    payload = b"\x0a" + _varint(len(entry) + packed) + entry  # Record.features
+    size = len(payload) + packed
+    frame = struct.pack("<II", RECORDIO_MAGIC, size) + payload
+    pad = b"\0" * (-size % 4)
+    return b"".join(frame + row.tobytes() + pad for row in X)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _records(text: str, lines: bool) -> list:
+    """JSON records: ``{"instances": [...]}``, a list, or one object; or one per line."""
+    try:
+        if lines:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RowError(f"invalid JSON: {err}") from None
+    except RecursionError:
+        raise RowError("invalid JSON: nested too deeply for a record") from None
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        return doc["instances"]
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        return [doc]
+    raise RowError('send records keyed by column name: {"instances": [{"column": value, …}]}')
+
+
+def _column(doc: dict) -> Column:
+    role = doc["role"]
+    if role not in ROLES:
+        raise ValueError(f"column {doc.get('name')!r} has role {role!r}")
+    if role == NUMERIC:
+        values = [float(doc[k]) for k in ("fill", "mean", "scale")]
+        if not all(np.isfinite(values)) or values[2] == 0:
+            raise ValueError(f"column {doc['name']!r} has fill, mean, scale {values}")
+        return Column(doc["name"], role, fill=values[0], mean=values[1], scale=values[2])
+    if role == CATEGORICAL:
+        categories = tuple(doc["categories"])
+        if not categories:
+            raise ValueError(f"column {doc['name']!r} has no categories")
+        return Column(doc["name"], role, fill=doc["fill"], categories=categories)
+    return Column(str(doc["name"]), role, why=doc.get("why"))
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """CSV rows as pandas reads them (quotes, spaces after commas skipped); empty lines at
+    the end ignored. Line breaks other than ``\\n`` / ``\\r\\n`` inside a row are errors."""
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for i, line in enumerate(lines, start=1):
+        body = line[:-1] if line.endswith("\r") else line
+        stray = re.search("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]", body)
+        if stray and '"' not in line:
+            raise RowError(
+                f"row {i} contains the line break {stray.group()!r}: separate rows with \\n only"
+            )
+    try:
+        return list(csv.reader(io.StringIO("\n".join(lines)), skipinitialspace=True))
+    except csv.Error as err:
+        raise RowError(f"not CSV: {err}") from None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.lstrip(SPACE) in NA_VALUES)
+
+
+def _number(value: Any, row: int, column: str) -> float:
+    """A numeric cell as prepare read it: NaN when missing or infinite (imputed)."""
+    if _missing(value):
+        return np.nan
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RowError(f"row {row}, column '{column}': {json.dumps(value)} is not a number")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = value.strip(SPACE)
+        if _INFINITY.match(text):
+            return np.nan
+        if not _NUMBER.match(text):
+            raise RowError(f"row {row}, column '{column}': '{value[:40]}' is not a number")
+        number = float(text)
+    return number if np.isfinite(number) else np.nan
+
+
+def _category(value: Any, lookup: dict, fill_code: int, row: int, column: str) -> int:
+    if _missing(value):
+        return fill_code
+    if isinstance(value, bool):
+        value = "True" if value else "False"
+    elif not isinstance(value, (str, int, float)):
+        raise RowError(f"row {row}, column '{column}': {json.dumps(value)} is not a category")
+    return lookup.get(_text(value).lstrip(SPACE), UNKNOWN)
+
+
+def _listing(names: list[str], most: int = 12) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f", … ({len(names)} in all)" if len(names) > most else "")

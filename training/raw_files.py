@@ -1,0 +1,119 @@
+"""Raw CSV files with a header, read as a pipeline endpoint's requests carry them.
+
+``predict`` and ``transform`` take the rows as the user has them: the training file's layout,
+a header naming the columns in any order, the label column optional. A request carries each
+row's input columns (every column of the source but the label) in source order, without the
+header, each cell passed on as written; the label, when there, is kept apart for metrics, and
+each row's id (a named column, or its number) to join the answers back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.core.featurizer import Featurizer
+from training.errors import Problem, ValidationError
+from training.files import file_problem
+
+
+def header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh, skipinitialspace=True), [])
+
+
+def has_header(path: Path, featurizer: Featurizer) -> bool:
+    """Whether the CSV's first row names the model's input columns (a raw file)."""
+    try:
+        names = header(path)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return bool(names) and {c.name for c in featurizer.inputs} <= set(names)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    number: int  # 1 = the first row under the header
+    line: str  # the input columns in source order, as CSV
+    id: str  # the id column's cell, or the number
+    label: str | None  # the label's cell, when the file has the label column
+
+
+def raw_rows(
+    path: Path, featurizer: Featurizer, id_column: str | None = None, need_label: bool = False
+) -> Iterator[RawRow]:
+    """The data rows of a raw CSV with a header, streamed."""
+    path = Path(path)
+    unreadable = file_problem(path, fix="check --input")
+    if unreadable:
+        raise ValidationError([unreadable])
+    names = [c.name for c in featurizer.inputs]
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            columns = next(reader, [])
+            where = {name: i for i, name in enumerate(columns)}
+            _check_header(path, names, where, id_column, featurizer.label, need_label)
+            take = [where[n] for n in names]
+            label = where.get(featurizer.label) if featurizer.label else None
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="")
+            for number, row in enumerate(reader, start=1):
+                if not row:
+                    continue  # a blank line, as pandas skips it
+                if len(row) != len(columns):
+                    raise ValidationError(
+                        [
+                            Problem(
+                                str(path),
+                                f"has {len(row)} fields but the header has {len(columns)}",
+                                "fix the row (a stray comma? quote fields with commas)",
+                                row=number + 1,
+                            )
+                        ]
+                    )
+                buf.seek(0)
+                buf.truncate()
+                writer.writerow([row[i] for i in take])
+                yield RawRow(
+                    number,
+                    buf.getvalue(),
+                    row[where[id_column]] if id_column else str(number),
+                    row[label] if label is not None else None,
+                )
+    except UnicodeDecodeError as err:
+        raise ValidationError(
+            [Problem(str(path), f"not UTF-8 text (byte {err.start})", "save it as UTF-8")]
+        ) from None
+    except csv.Error as err:
+        raise ValidationError([Problem(str(path), f"not CSV: {err}", "fix the file")]) from None
+
+
+def _check_header(path, names, where, id_column, label, need_label) -> None:
+    problems = []
+    missing = [n for n in names if n not in where]
+    if missing:
+        problems.append(
+            Problem(
+                str(path),
+                f"the header lacks the model's column(s) {', '.join(missing)}",
+                "send the training file's columns (the label may be left out)",
+                row=1,
+            )
+        )
+    if id_column is not None and id_column not in where:
+        problems.append(Problem(str(path), f"no column '{id_column}'", "check --id-column", row=1))
+    if need_label and label not in where:
+        problems.append(
+            Problem(
+                str(path),
+                f"--labelled, but the header has no label column '{label}'",
+                "add it, or leave --labelled out",
+                row=1,
+            )
+        )
+    if problems:
+        raise ValidationError(problems)
