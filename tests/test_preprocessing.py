@@ -281,6 +281,17 @@ def test_a_repeated_label_column_is_refused_not_leaked(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def described(fitted, columns, label=""):
+    """The fitted transformer's portable description, read back from its JSON: what every
+    encoder (channels, endpoints, the SageMaker featurizer) uses."""
+    from training.core.featurizer import Featurizer
+    from training.data.fit import describe
+    from training.data.labels import LabelEncoding
+
+    featurizer = describe(fitted, list(columns), label, {}, LabelEncoding("regressor"))
+    return Featurizer.from_json(json.loads(json.dumps(featurizer.to_json())))
+
+
 def test_the_feature_encoder_equals_the_persisted_preprocessor_row_for_row():
     from training.data.encode import FeatureEncoder
     from training.data.fit import build_transformer
@@ -303,12 +314,13 @@ def test_the_feature_encoder_equals_the_persisted_preprocessor_row_for_row():
     unseen = frame.iloc[2000:].copy()
     unseen.loc[unseen.index[:50], "colour"] = "violet"  # unknown category: no 1 at all
     unseen.loc[unseen.index[50:60], "x"] = np.nan
+    encoder = FeatureEncoder(described(fitted, frame.columns))
     for part in (frame.iloc[:2000], unseen):
         expected = fitted.transform(part).astype(np.float32)
-        got = FeatureEncoder.from_fitted(fitted).transform(part)
+        got = encoder.transform(part)
         assert got.dtype == np.float32 and got.shape == expected.shape
         assert got.tobytes() == expected.tobytes()
-    assert FeatureEncoder.from_fitted(fitted).transform(unseen)[:50, 3:6].sum() == 0
+    assert encoder.transform(unseen)[:50, 3:6].sum() == 0
 
 
 def test_the_feature_encoder_equals_it_on_the_bundled_dataset(tmp_path):
@@ -320,7 +332,13 @@ def test_the_feature_encoder_equals_it_on_the_bundled_dataset(tmp_path):
     fitted = joblib.load(tmp_path / "out" / "preprocessor.joblib")["transformer"]
     raw = pd.read_csv(PENGUINS, skipinitialspace=True)
     expected = fitted.transform(raw).astype(np.float32)
-    assert FeatureEncoder.from_fitted(fitted).transform(raw).tobytes() == expected.tobytes()
+    encoder = FeatureEncoder(described(fitted, raw.columns, "species"))
+    assert encoder.transform(raw).tobytes() == expected.tobytes()
+    # prepare wrote that same description, with the label's classes
+    written = json.loads((tmp_path / "out" / "preprocessing.json").read_text())
+    ours = encoder.featurizer.to_json()
+    assert (written["columns"], written["features"]) == (ours["columns"], ours["features"])
+    assert written["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
 
 
 def _awkward_sample(n: int, seed: int) -> tuple[pd.DataFrame, list, list]:

@@ -20,9 +20,9 @@ from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.core.featurizer import Featurizer
 from training.data import recordio
 from training.data.channels import channel_files
+from training.data.raw_files import raw_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
-from training.raw_files import raw_rows
 
 ACCEPTS = (JSONLINES, JSON, RECORDIO)  # what Linear Learner can answer
 INPUTS = (CSV, JSONLINES, RECORDIO)  # what splits into records (JSON documents do not)

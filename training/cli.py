@@ -209,7 +209,7 @@ def _predict(args) -> int:
     from training import predict
     from training.core.featurizer import Featurizer, PreprocessingError
     from training.core.metrics import DEFAULT_PARAMS
-    from training.raw_files import has_header
+    from training.data.raw_files import has_header
 
     params = DEFAULT_PARAMS  # the model's F-beta and top-k for the metrics, when it is at hand
     served = None

@@ -28,9 +28,9 @@ from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
 from training.data import recordio
 from training.data.channels import detect_format
+from training.data.raw_files import raw_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
-from training.raw_files import raw_rows
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
 # between a pipeline's containers (SageMaker: "exceeded the maximum limit of 5 MB"), with room
@@ -80,7 +80,7 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
 
 @dataclass
 class RawRows:
-    """A raw CSV's data rows as requests carry them (:mod:`training.raw_files`); the labels,
+    """A raw CSV's data rows as requests carry them (:mod:`training.data.raw_files`); the labels,
     encoded, when asked for; each row's id (``--id-column``) or number."""
 
     path: Path

@@ -23,10 +23,11 @@ from training.batch_transform import (
 )
 from training.content_types import CSV
 from training.core.inference import InferencePipeline
+from training.core.model import LinearModel
+from training.data.raw_files import has_header
 from training.errors import Problem, ValidationError
 from training.local.server import RequestError, predict_body
 from training.progress import progress
-from training.raw_files import has_header
 
 
 def _refused(path: Path, first: int, last: int, message: str) -> ValidationError:
@@ -45,7 +46,9 @@ def _refused(path: Path, first: int, last: int, message: str) -> ValidationError
     )
 
 
-def transform_local(served: InferencePipeline, config: TransformConfig) -> list[Path]:
+def transform_local(
+    served: InferencePipeline | LinearModel, config: TransformConfig
+) -> list[Path]:
     """Every input file scored into ``<out>/<file name>.out``; returns the files written.
 
     With preprocessing, a CSV with a header is raw rows: its header is left out and its input
@@ -53,6 +56,8 @@ def transform_local(served: InferencePipeline, config: TransformConfig) -> list[
     sizes them. Memory holds one batch at a time. Each output is written to a temporary file
     and moved into place when its input is done; on an error nothing partial is left."""
     config.check()
+    if isinstance(served, LinearModel):
+        served = InferencePipeline(served)
     files = input_files(config.input)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -570,9 +570,10 @@ def serve(
     server = make_server(served, host, port, endpoint_name)
     url = f"http://{host}:{server.server_address[1]}"
     model = served.model
-    rows = "raw rows" if served.raw_rows else f"encoded vectors of {model.feature_dim} features"
+    rows = "raw rows" if served.raw_rows else "encoded vectors"
     print(
-        f"serving {source} ({model.predictor_type}, {rows}) on {url} "
+        f"serving {source} ({model.predictor_type}, feature_dim {model.feature_dim}, {rows}) "
+        f"on {url} "
         f"(GET /ping, POST /invocations; SageMaker Runtime API as endpoint '{endpoint_name}': "
         f"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={url}); Ctrl-C stops",
         file=sys.stderr,
