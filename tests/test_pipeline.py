@@ -55,7 +55,7 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
     assert set(summary.stage_seconds) == {
         "preflight + prepare",
         "train (local Linear Learner)",
-        "serve + predict the test split over HTTP",
+        "serve + predict the test split over HTTP, as raw rows",
         "evaluate + report",
     }
 

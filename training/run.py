@@ -1,8 +1,10 @@
 """``run``: the whole pipeline, each stage timed, offline (``--target local``) or on AWS.
 
 preflight -> prepare (preprocess, split, RecordIO channels) -> local Linear Learner training ->
-local endpoint started -> test split sent through HTTP -> evaluation -> report -> endpoint
-stopped -> CDK app synthesized (the infrastructure ``--target aws`` would deploy). Everything
+local endpoint started behind the model's preprocessing -> the test split sent through HTTP as
+raw rows, as the source had them -> evaluation -> report -> endpoint stopped -> CDK app
+synthesized with the run's own model as the endpoint stack's assets (what ``--target aws``
+would deploy). Everything
 lands in the run's folder; ``summary.json`` (:class:`RunSummary`) says where, with every
 metric by channel.
 """
@@ -16,21 +18,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from training import content_types, predict, report
+from training import predict, report
 from training.aws.naming import DEFAULT_PROJECT
-from training.core import artifact, hyperparameters
+from training.core import hyperparameters
 from training.core import metrics as lm
+from training.core.featurizer import Featurizer
 from training.core.losses import BINARY, MULTICLASS
 from training.core.metrics import Metrics, MetricsParams
 from training.core.model import Predictions
-from training.data.channels import read_channel
 from training.data.manifest import CHANNELS, Manifest
 from training.data.prepare import PrepareConfig, prepare
 from training.local.server import serving
 from training.local.trainer import MODEL_FILE, train_local
 from training.local.training_record import TrainingRecord
+from training.model_source import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "penguins.csv"
@@ -142,26 +143,32 @@ def _report_stage(
     config: RunConfig,
     manifest: Manifest,
     predicted: Predictions,
-    test,
+    test: predict.RawRows,
     params: MetricsParams,
     trained: TrainingRecord | None,
 ) -> Metrics:
     """predictions.csv, the plots and report.html; returns every metric of the run.
-    ``trained``: the local trainer's record (None for SageMaker: its metrics are in the
-    job's logs)."""
-    predictor = config.predictor_type
-    endpoint = lm.evaluate(predictor, predicted.score, predicted.predicted_label, test.y, params)
-    _write_predictions(out / "predictions.csv", test, predicted, manifest)
+    ``test``: the test split's raw rows with their labels; ``trained``: the local trainer's
+    record (None for SageMaker: its metrics are in the job's logs)."""
+    predictor, y = config.predictor_type, test.label
+    endpoint = lm.evaluate(predictor, predicted.score, predicted.predicted_label, y, params)
+    predict.write_predictions_csv(
+        out / "predictions.csv",
+        predicted,
+        test.ids,
+        test.id_name,
+        y,
+        test.label_name,
+        manifest.label.classes,
+    )
     images = [report.loss_curve(trained.history if trained else [], out)]
     classes = [str(c) for c in manifest.label.classes or ["0", "1"]]
     if predictor == BINARY:
-        images += report.binary_plots(
-            predicted.score, test.y, predicted.predicted_label, out, classes
-        )
+        images += report.binary_plots(predicted.score, y, predicted.predicted_label, out, classes)
     elif predictor == MULTICLASS:
-        images.append(report.confusion(predicted.predicted_label, test.y.astype(int), classes, out))
+        images.append(report.confusion(predicted.predicted_label, y.astype(int), classes, out))
     else:
-        images += report.regression_plots(predicted.score, test.y, out)
+        images += report.regression_plots(predicted.score, y, out)
     all_metrics = (trained.metrics if trained else Metrics({})) | Metrics.of(
         [(ENDPOINT_TEST, endpoint)]
     )
@@ -207,24 +214,29 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
             + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
         )
     model_path = out / "model" / MODEL_FILE
-    model = artifact.load(model_path)
-    test = read_channel(out / "data" / "test")
-    with stage("serve + predict the test split over HTTP"):
-        with serving(model) as port:
+    served = load_pipeline(str(model_path))  # behind the preprocessing train put beside it
+    test = _test_rows(out, manifest, served.featurizer)
+    with stage("serve + predict the test split over HTTP, as raw rows"):
+        with serving(served) as port:
             echo(f"    endpoint http://127.0.0.1:{port}/invocations")
-            predicted = predict.predict(
-                predict.local_invoker("127.0.0.1", port), test.X, content_types.RECORDIO
+            predicted = predict.predict_raw(
+                predict.local_invoker("127.0.0.1", port), test, served.featurizer.width
             )
-        echo(f"    {test.n} rows predicted; endpoint stopped")
+        echo(f"    {len(test)} rows predicted; endpoint stopped")
     with stage("evaluate + report"):
         all_metrics = _report_stage(
-            out, config, manifest, predicted, test, model.metrics_params, trained
+            out, config, manifest, predicted, test, served.model.metrics_params, trained
         )
     cdk_out = None
     if config.synth:
-        with stage("synthesize the CDK app (what --target aws deploys)"):
-            cdk_out = _synth(out / "cdk.out", echo)
+        with stage("synthesize the CDK app with this model (what --target aws deploys)"):
+            cdk_out = _synth(out / "cdk.out", echo, model_path)
     return _summary(out, stage, started, all_metrics, str(model_path), cdk_out)
+
+
+def _test_rows(out: Path, manifest: Manifest, featurizer) -> predict.RawRows:
+    """The test split as the source had it, with its labels (prepare's test_rows.csv)."""
+    return predict.read_raw(out / "data" / manifest.test_rows, featurizer, labelled=True)
 
 
 def run_aws(config: RunConfig, echo=print) -> RunSummary:
@@ -243,10 +255,12 @@ def run_aws(config: RunConfig, echo=print) -> RunSummary:
             echo=echo,
         )
     endpoint = deployed.endpoint.endpoint_name
-    test = read_channel(out / "data" / "test")
-    with stage(f"predict the test split through {endpoint}"):
+    featurizer = Featurizer.load(out / "data" / manifest.preprocessing)
+    test = _test_rows(out, manifest, featurizer)
+    with stage(f"predict the test split through {endpoint}, as raw rows"):
         sess = aws.session(config.profile, config.region)
-        predicted = predict.predict(predict.aws_invoker(sess, endpoint), test.X, content_types.CSV)
+        invoke = predict.aws_invoker(sess, endpoint)
+        predicted = predict.predict_raw(invoke, test, featurizer.width)
     # the job's F-beta and top-k, SageMaker's defaults for what it was not given
     trained_with = hyperparameters.validate(deployed.record.hyperparameters or {})
     params = MetricsParams(f_beta=trained_with.f_beta, accuracy_top_k=trained_with.accuracy_top_k)
@@ -276,27 +290,16 @@ def _summary(
     return summary
 
 
-def _write_predictions(path: Path, test, predicted: Predictions, manifest: Manifest) -> None:
-    classes = manifest.label.classes
-    lines = ["row,label,score,predicted_label" + (",predicted_class" if classes else "")]
-    for i in range(test.n):
-        score = predicted.score[i]
-        score_text = ";".join(f"{v:.6g}" for v in np.atleast_1d(score))
-        line = f"{i},{test.y[i]:g},{score_text}"
-        if predicted.predicted_label is not None:
-            label = int(predicted.predicted_label[i])
-            line += f",{label}" + (f",{classes[label]}" if classes else "")
-        lines.append(line)
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _synth(out: Path, echo) -> Path | None:
+def _synth(out: Path, echo, model_path: Path) -> Path | None:
+    """``cdk synth`` of the app with this run's model (and the preprocessing beside it) as
+    the endpoint stack's assets: what deploying it would create."""
     npx = shutil.which("npx")
     if npx is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
         echo("    skipped: the CDK CLI is not installed (bash scripts/setup.sh installs it)")
         return None
+    model = ["-c", f"model_path={Path(model_path).resolve()}"]
     res = subprocess.run(
-        [npx, "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out)],
+        [npx, "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out), *model],
         cwd=ROOT,
         capture_output=True,
         text=True,
