@@ -27,8 +27,8 @@ def wait_for_port(port: int, attempts: int = 100, pause_s: float = 0.1) -> bool:
     return False
 
 
-def serve_process(model, port: int, **popen) -> subprocess.Popen:
+def serve_process(model, port: int, *flags: str, **popen) -> subprocess.Popen:
     """``python -m training serve`` on a loopback port in another process, as a user starts it
     (the endpoint benchmark and the real-artifact test talk to it over HTTP)."""
-    command = [sys.executable, "-m", "training", "serve", "--model", str(model)]
+    command = [sys.executable, "-m", "training", "serve", "--model", str(model), *flags]
     return subprocess.Popen([*command, "--port", str(port)], **popen)

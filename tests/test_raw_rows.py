@@ -342,3 +342,28 @@ def test_a_damaged_or_foreign_description_is_refused_by_name(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(PreprocessingError, match="cannot be read as JSON"):
         Featurizer.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor", "not finite"])
+def test_answer_rows_are_rendered_as_json_would_render_them(kind):
+    """The endpoint formats its answers without a dict per row (a transform renders
+    millions): the text must be what json.dumps gives the row's object."""
+    from training.core.featurizer import with_classes
+    from training.core.model import Predictions
+
+    rng = np.random.default_rng(3)
+    classes = ()
+    if kind == "multiclass":
+        score = rng.dirichlet(np.ones(3), 50)
+        p = Predictions(score, score.argmax(axis=1))
+        classes = ("Adélie", 'say "hi"', 7)
+    elif kind == "regressor":
+        p = Predictions(rng.standard_normal(50) * 1e6)
+    else:
+        score = rng.random(50)
+        if kind == "not finite":
+            score[3] = np.nan
+        p = Predictions(score, (score > 0.5).astype(np.int64))
+        classes = (False, "yes\n")
+    expected = [json.dumps(row) for row in with_classes(p.rows(), classes)]
+    assert p.rows_json(classes) == expected

@@ -11,12 +11,20 @@ both make relying on the auto-delete handler alone unsafe) -> stop running train
 groups, the auto-delete handler's log group) -> the audit, which must find nothing.
 
 deploy a model (``python -m training deploy --model``): artifact checked locally -> uploaded
-under a content-addressed key -> recorded -> endpoint stack -> endpoint check -> a smoke
-prediction that must equal the artifact's own answer.
+under a content-addressed key (with the featurizer built from the preprocessing.json beside
+it, when there is one) -> recorded -> endpoint stack -> endpoint check -> a smoke prediction
+that must equal the artifact's own answer.
+
+A model with preprocessing is served on raw rows (the endpoint stack makes it a serial
+inference pipeline): the smoke prediction then sends raw CSV rows, the data's own test rows or
+a row of the preprocessing's fill values, and compares the endpoint's scores with what the
+featurizer and the model compute here.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shlex
 import subprocess
@@ -28,11 +36,13 @@ import numpy as np
 from training.aws import audit, notebook_bundle
 from training.aws import session as aws
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.aws.job import AwsTrainConfig, train_aws
+from training.aws.job import AwsTrainConfig, train_aws, upload_featurizer
 from training.aws.model_record import RECORD, ModelRecord
 from training.aws.naming import DEFAULT_PROJECT, LogGroup, Output, Prefix, Stack, stack_name, stamp
 from training.aws.upload import upload_files
+from training.core.featurizer import CATEGORICAL, NUMERIC, Featurizer
 from training.core.model import LinearModel
+from training.data.manifest import Manifest
 from training.errors import DeployStepError, Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +57,7 @@ class EndpointOutputs:
     model_data_url: str | None = None
     model_name: str | None = None
     image_uri: str | None = None
+    featurizer_data_url: str | None = None  # a serial pipeline on raw rows
 
     @classmethod
     def of(cls, outputs: dict[str, str]) -> EndpointOutputs:
@@ -56,6 +67,7 @@ class EndpointOutputs:
             model_data_url=outputs.get(Output.MODEL_DATA_URL),
             model_name=outputs.get(Output.MODEL_NAME),
             image_uri=outputs.get(Output.IMAGE_URI),
+            featurizer_data_url=outputs.get(Output.FEATURIZER_DATA_URL),
         )
 
 
@@ -125,6 +137,32 @@ def smoke_rows(data_dir: Path | None, feature_dim: int | None = None) -> np.ndar
     return np.zeros((5, feature_dim), np.float32)
 
 
+def smoke_raw_rows(data_dir: Path | None, featurizer: Featurizer) -> list[str]:
+    """Raw rows to send a freshly deployed pipeline, as a client sends them (CSV, the input
+    columns in source order, no header): the first five of the data's test rows (prepare's
+    ``test_rows.csv``), or, without data, one row of the preprocessing's fill values."""
+    from training import predict
+
+    manifest = Manifest.read(Path(data_dir)) if data_dir is not None else None
+    if manifest is not None and manifest.test_rows:
+        path = Path(data_dir) / manifest.test_rows
+        if path.is_file():
+            return predict.read_raw(path, featurizer, labelled=False).lines[:5]
+    return [fill_row(featurizer)]
+
+
+def fill_row(featurizer: Featurizer) -> str:
+    """One raw row of every input column's fill value (the median of a numeric column, the
+    most frequent category of a categorical one; a dropped column's cell left empty)."""
+    cells = [
+        "" if c.role not in (NUMERIC, CATEGORICAL) or c.fill is None else str(c.fill)
+        for c in featurizer.inputs
+    ]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(cells)
+    return buf.getvalue()
+
+
 def check_answers(model: LinearModel, X: np.ndarray, answers, endpoint: str) -> None:
     """The endpoint must answer what the artifact computes: else it serves another model."""
     expected = model.predict(X).score
@@ -148,29 +186,44 @@ def deploy_endpoint(
     data_dir: Path | None,
     model: LinearModel | None,
     echo,
+    featurizer: Featurizer | None = None,
 ) -> EndpointOutputs:
-    """The steps every deploy ends with: the endpoint stack (serving ``record``'s artifact),
-    the endpoint checked to run the new config, a smoke prediction (compared with
-    ``model``'s own answer when the artifact is at hand)."""
+    """The steps every deploy ends with: the endpoint stack (serving ``record``'s artifact,
+    behind its featurizer when it has one), the endpoint checked to run the new config, a smoke
+    prediction (raw rows through ``featurizer`` when given, else encoded features; compared
+    with ``model``'s own answer when the artifact is at hand)."""
     from training import predict
 
     endpoint_stack = stack_name(project, Stack.ENDPOINT)
     echo(f"==> {step}/{total} endpoint stack {endpoint_stack}")
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
     outputs = EndpointOutputs.of(aws.stack_outputs(sess, endpoint_stack))
-    if record.model_data_url and outputs.model_data_url != record.model_data_url:
-        _fail(
-            endpoint_stack,
-            f"serves {outputs.model_data_url}, not {record.model_data_url}",
-            "look at the stack's events in the CloudFormation console",
-        )
+    served = {
+        "model": (record.model_data_url, outputs.model_data_url),
+        "featurizer": (record.featurizer_data_url, outputs.featurizer_data_url),
+    }
+    for what, (recorded, deployed) in served.items():
+        if recorded and deployed != recorded:
+            _fail(
+                endpoint_stack,
+                f"serves the {what} {deployed}, not {recorded}",
+                "look at the stack's events in the CloudFormation console",
+            )
     echo(f"==> {step + 1}/{total} endpoint runs the new config")
     endpoint = outputs.endpoint_name
     check_endpoint(sess, endpoint, outputs.endpoint_config_name)
     compared = ", compared with the artifact's own answer" if model is not None else ""
-    echo(f"==> {step + 2}/{total} smoke prediction{compared}")
-    X = smoke_rows(data_dir, model.feature_dim if model is not None else None)
-    answers = predict.predict(predict.aws_invoker(sess, endpoint), X)
+    raw = " on raw rows" if featurizer is not None else ""
+    echo(f"==> {step + 2}/{total} smoke prediction{raw}{compared}")
+    invoke = predict.aws_invoker(sess, endpoint)
+    if featurizer is not None:
+        lines = smoke_raw_rows(data_dir, featurizer)
+        rows = predict.RawRows(Path("smoke"), lines, [str(i + 1) for i in range(len(lines))], "row")
+        answers = predict.predict_raw(invoke, rows, featurizer.width)
+        X = featurizer.features_from_csv("\n".join(lines) + "\n") if model is not None else None
+    else:
+        X = smoke_rows(data_dir, model.feature_dim if model is not None else None)
+        answers = predict.predict(invoke, X)
     if model is not None:
         check_answers(model, X, answers, endpoint)
     first = answers.rows()[0]
@@ -187,16 +240,24 @@ def deploy_model(
     data_dir: Path | None = None,
     show_progress: bool = True,
     echo=print,
+    preprocessing: Path | None = None,
+    use_preprocessing: bool = True,
 ) -> Deployed:
     """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
     copied around): check it locally, upload it content-addressed, record it where the endpoint
-    stack reads it, deploy that stack, then check the endpoint runs it and answers as it does."""
+    stack reads it, deploy that stack, then check the endpoint runs it and answers as it does.
+
+    With preprocessing (``preprocessing``, else the ``preprocessing.json`` train wrote beside
+    the model; ``use_preprocessing=False`` serves encoded features), its featurizer.tar.gz is
+    uploaded content-addressed too and recorded: the endpoint then takes raw rows."""
     from training.aws.images import linear_learner_image
     from training.checksums import file_sha256
-    from training.core import artifact
+    from training.model_source import load_pipeline, preprocessing_path
 
     model_path = Path(model_path)
-    model = artifact.load(model_path)  # a foreign or damaged file stops here, before upload
+    # a foreign or damaged file, or preprocessing that does not fit it, stops here
+    pipeline = load_pipeline(str(model_path), preprocessing, use_preprocessing, show_progress=False)
+    model, featurizer = pipeline.model, pipeline.featurizer
     digest = file_sha256(model_path)
     sess = aws.session(profile, region)
     echo(
@@ -205,23 +266,35 @@ def deploy_model(
     )
     bucket = aws.stack_outputs(sess, stack_name(project, Stack.BASE))[Output.BUCKET]
     key = Prefix.model_key(digest)
-    done = upload_files(aws.s3_client_for(sess, bucket), bucket, {key: model_path}, show_progress)
+    s3 = aws.s3_client_for(sess, bucket)
+    done = upload_files(s3, bucket, {key: model_path}, show_progress)
     echo(f"    s3://{bucket}/{key} ({'uploaded' if done['uploaded'] else 'already there'})")
+    featurizer_url = None
+    if featurizer is not None:
+        described = preprocessing_path(str(model_path), preprocessing, use_preprocessing)
+        featurizer_url, sent = upload_featurizer(s3, bucket, described, show_progress)
+        echo(
+            f"    {featurizer_url} ({'uploaded' if sent else 'already there'}), from "
+            f"{described}: the endpoint takes raw rows"
+        )
     entry = ModelRecord(
         model_data_url=f"s3://{bucket}/{key}",
         region=sess.region_name,
         image_uri=linear_learner_image(sess.region_name),
         bucket=bucket,
+        featurizer_data_url=featurizer_url,
+        predictor_type=model.predictor_type,
         source=str(model_path.resolve()),
         sha256=digest,
-        predictor_type=model.predictor_type,
         feature_dim=model.feature_dim,
         recorded=stamp(),
     )
     entry.write(record)
     echo(f"    recorded in {record}")
     context = _context(project, sess.region_name, record)
-    outputs = deploy_endpoint(sess, project, entry, context, 2, 4, data_dir, model, echo)
+    outputs = deploy_endpoint(
+        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
+    )
     return Deployed(entry, outputs)
 
 
@@ -269,7 +342,13 @@ def deploy_all(
         ),
         echo=echo,
     )
-    endpoint = deploy_endpoint(sess, project, trained, context, 3, 5, data_dir, None, echo)
+    featurizer = None
+    if trained.featurizer_data_url:  # the data's preprocessing: the endpoint takes raw rows
+        manifest = Manifest.load(data_dir)
+        featurizer = Featurizer.load(Path(data_dir) / manifest.preprocessing)
+    endpoint = deploy_endpoint(
+        sess, project, trained, context, 3, 5, data_dir, None, echo, featurizer
+    )
     return Deployed(trained, endpoint)
 
 

@@ -5,15 +5,21 @@ value fails here, before any upload or job. The job uses the region's Linear Lea
 from ``sagemaker.core.image_uris``, exact channel content types, and ShardedByS3Key for the
 train channel when more than one instance trains. Waiting shows the status and streams the
 job's log lines; a failure shows SageMaker's FailureReason and, for the known causes, the fix.
-The artifact is recorded where the endpoint stack reads it (``models/latest.json``).
+The artifact is recorded where the endpoint stack reads it (``models/latest.json``), with its
+predictor type and, when ``prepare`` fitted the data's preprocessing, the featurizer artifact
+built from it (``featurizer.tar.gz``, content-addressed): the endpoint stack then serves the
+model on raw rows, as a serial inference pipeline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from training.aws import featurizer_artifact
 from training.aws import session as aws
 from training.aws.images import linear_learner_image
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
@@ -32,10 +38,18 @@ from training.aws.naming import (
 )
 from training.aws.upload import upload_files
 from training.checksums import file_sha256
-from training.data.channel_checks import check_training_data
+from training.core.featurizer import Featurizer, PreprocessingError
+from training.data.channel_checks import TrainingData, check_training_data
 from training.data.channels import sharded_manifest
 from training.data.manifest import MANIFEST_FILE
-from training.errors import NOTHING_STARTED, JobFailedError, Problem, UserError, known_fix
+from training.errors import (
+    NOTHING_STARTED,
+    JobFailedError,
+    Problem,
+    UserError,
+    ValidationError,
+    known_fix,
+)
 
 # FailureReason patterns of known user mistakes -> the fix in plain words.
 KNOWN_FAILURES = [
@@ -87,6 +101,59 @@ class AwsTrainConfig:
     # the project key for the job's output and volume; None takes the base stack's KeyArn
     # when the stack is read for the bucket or role (given both, none unless given here)
     kms_key_arn: str | None = None
+    # record the data's preprocessing (the manifest's preprocessing.json) as the featurizer
+    # the endpoint serves raw rows with; False: the endpoint takes encoded features
+    use_preprocessing: bool = True
+
+
+def upload_featurizer(
+    s3, bucket: str, preprocessing: Path, show_progress: bool = True
+) -> tuple[str, bool]:
+    """``featurizer.tar.gz`` of ``preprocessing`` in the project bucket under its SHA-256
+    (``Prefix.featurizer_key``: the same preprocessing always lands on the same key, and an
+    unchanged one is not sent again); returns its ``s3://`` URL and whether it was sent."""
+    data = featurizer_artifact.to_bytes(preprocessing)
+    key = Prefix.featurizer_key(hashlib.sha256(data).hexdigest())
+    with tempfile.TemporaryDirectory(prefix="ll-featurizer-") as tmp:
+        path = Path(tmp) / featurizer_artifact.FILE
+        path.write_bytes(data)
+        done = upload_files(s3, bucket, {key: path}, show_progress)
+    return f"s3://{bucket}/{key}", bool(done["uploaded"])
+
+
+def job_preprocessing(checked: TrainingData) -> Path | None:
+    """The preprocessing.json ``prepare`` wrote for the data (None: channels without one),
+    checked to describe what the job trains on: its width and predictor type."""
+    manifest = checked.manifest
+    if manifest is None or not manifest.preprocessing:
+        return None
+    path = checked.data_dir / manifest.preprocessing
+    fix = "rerun `python -m training prepare`, which writes both"
+    try:
+        described = Featurizer.load(path)
+    except PreprocessingError as err:
+        raise ValidationError([Problem(str(path), str(err), fix)]) from None
+    problems = []
+    if described.width != manifest.feature_dim:
+        problems.append(
+            Problem(
+                str(path),
+                f"makes {described.width} features; the channels have {manifest.feature_dim}",
+                fix,
+            )
+        )
+    predictor = checked.hyperparameters.predictor_type
+    if described.predictor_type != predictor:
+        problems.append(
+            Problem(
+                str(path),
+                f"was fitted for a {described.predictor_type}; the job trains a {predictor}",
+                "train the predictor_type the data was prepared for, or prepare it again",
+            )
+        )
+    if problems:
+        raise ValidationError(problems)
+    return path
 
 
 def explain_failure(reason: str) -> str:
@@ -165,6 +232,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     manifest_path = data_dir / MANIFEST_FILE
     try:  # the same preflight as the local trainer
         checked = check_training_data(data_dir, config.hyperparameters)
+        preprocessing = job_preprocessing(checked) if config.use_preprocessing else None
     except UserError as err:
         raise err.after(NOTHING_STARTED) from None
     # send what was given, as strings; SageMaker fills in its defaults
@@ -233,6 +301,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
         bucket=bucket,
         training_job_name=name,
         hyperparameters=request["HyperParameters"],
+        predictor_type=checked.hyperparameters.predictor_type,
         data_manifest_sha256=file_sha256(manifest_path) if manifest_path.exists() else None,
         started=started,
     )
@@ -251,6 +320,13 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
             ]
         )
     record = replace(record, model_data_url=description["ModelArtifacts"]["S3ModelArtifacts"])
+    if preprocessing is not None:
+        url, sent = upload_featurizer(s3, bucket, preprocessing, config.show_progress)
+        record = replace(record, featurizer_data_url=url)
+        echo(
+            f"featurizer {url} ({'uploaded' if sent else 'already there'}), from "
+            f"{preprocessing.name}: the endpoint will take raw rows"
+        )
     record.write(config.record)
     echo(
         f"model artifact {record.model_data_url} recorded in {config.record}; "

@@ -1,8 +1,9 @@
 """``models/latest.json``: the model the endpoint stack serves, and where it came from.
 
 ``train --target aws`` writes it when its job completes; ``deploy --model`` writes it for a
-model made elsewhere; the CDK app (``stacks/settings.py``) reads it to build the endpoint and
-the run report reads the hyperparameters the job trained with. :class:`ModelRecord` is its one
+model made elsewhere; the CDK app (``stacks/settings.py``) reads it to build the endpoint (a
+serial inference pipeline on raw rows when it names a featurizer) and the run report reads the
+hyperparameters the job trained with. :class:`ModelRecord` is its one
 definition (the local trainer's record is :mod:`training.local.training_record`).
 """
 
@@ -24,6 +25,11 @@ class ModelRecord:
     region: str | None = None  # where the artifact is (the endpoint must be there too)
     image_uri: str | None = None  # the Linear Learner image it runs on
     bucket: str | None = None
+    # the model's fitted preprocessing as the serial pipeline's scikit-learn containers read
+    # it (s3://…/featurizer.tar.gz): the endpoint then takes raw rows; None: encoded vectors
+    featurizer_data_url: str | None = None
+    # decides whether the pipeline ends in the class decoder (regressors do not)
+    predictor_type: str | None = None
     # trained on SageMaker (train --target aws)
     training_job_name: str | None = None
     hyperparameters: dict | None = None
@@ -32,7 +38,6 @@ class ModelRecord:
     # a model made elsewhere (deploy --model)
     source: str | None = None
     sha256: str | None = None
-    predictor_type: str | None = None
     feature_dim: int | None = None
     recorded: str | None = None
 

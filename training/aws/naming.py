@@ -34,7 +34,19 @@ class Output:
     MODEL_NAME = "ModelName"  # the endpoint stack's
     MODEL_DATA_URL = "ModelDataUrl"  # the endpoint stack's: the artifact it serves
     IMAGE_URI = "ImageUri"  # the endpoint stack's
+    # the endpoint stack's, when it serves raw rows: the scikit-learn containers' artifact
+    FEATURIZER_DATA_URL = "FeaturizerDataUrl"
     ALARM_TOPIC = "AlarmTopicArn"  # the endpoint stack's, with alarms on
+
+
+class Container:
+    """The ContainerHostname of each container of the serial inference pipeline: SageMaker
+    names the pipeline's log streams ``<endpoint>/<variant>/<instance>/<hostname>`` and says
+    which container failed by it (set on every container or on none)."""
+
+    FEATURIZE = "featurize"  # scikit-learn image: raw rows -> Linear Learner's features
+    MODEL = "linear-learner"  # the Linear Learner image: the model artifact
+    DECODE = "decode"  # scikit-learn image: class indices -> the classes as the data spelled them
 
 
 class LogGroup:
@@ -71,6 +83,11 @@ class Prefix:
         """Content-addressed: the same artifact always lands on the same key, a new one never
         overwrites an object an endpoint may still be reading."""
         return f"{Prefix.MODELS}sha256/{sha256}/model.tar.gz"
+
+    @staticmethod
+    def featurizer_key(sha256: str) -> str:
+        """Content-addressed, as :meth:`model_key`: the serial pipeline's featurizer.tar.gz."""
+        return f"{Prefix.MODELS}featurizer/sha256/{sha256}/featurizer.tar.gz"
 
     @staticmethod
     def training_data(job: str) -> str:

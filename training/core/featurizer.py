@@ -181,7 +181,9 @@ class Featurizer:
         for i, row in enumerate(rows):
             if len(row) != expected:
                 raise RowError(self._width_message(i + 1, len(row)))
-        return self._features([dict(zip(range(expected), row)) for row in rows], by_name=False)
+        columns = list(zip(*rows))  # the rows' cells, column by column
+        cells = {c.name: cells for c, cells in zip(self.inputs, columns)}
+        return self._features(cells, text=True)
 
     def features_from_records(self, records: Sequence[Any]) -> np.ndarray:
         """JSON records keyed by column name -> features."""
@@ -203,23 +205,21 @@ class Featurizer:
                 raise RowError(
                     f"record {i}: column '{missing[0]}' is missing (send null for a missing value)"
                 )
-        return self._features(records, by_name=True)
+        used = self.numeric + self.categorical
+        return self._features({c.name: [r.get(c.name) for r in records] for c in used})
 
-    def _features(self, rows: list[dict], by_name: bool) -> np.ndarray:
-        position = {c.name: i for i, c in enumerate(self.inputs)}
-        key = (lambda c: c.name) if by_name else (lambda c: position[c.name])
-        X = np.empty((len(rows), len(self.numeric)), np.float64)
+    def _features(self, cells: dict[str, Sequence[Any]], text: bool = False) -> np.ndarray:
+        """Features from each used column's cells (text, numbers or None), column by column:
+        whole columns at C speed where every cell is plain, cell by cell only where one is
+        not (missing, spaced, or wrong, which the error then names)."""
+        n = len(next(iter(cells.values()))) if cells else 0
+        X = np.empty((n, len(self.numeric)), np.float64)
         for j, column in enumerate(self.numeric):
-            k = key(column)
-            for i, row in enumerate(rows):
-                X[i, j] = _number(row.get(k), i + 1, column.name)
-        codes = []
-        for column, (lookup, fill_code) in zip(self.categorical, self._lookups):
-            k = key(column)
-            code = np.empty(len(rows), np.int64)
-            for i, row in enumerate(rows):
-                code[i] = _category(row.get(k), lookup, fill_code, i + 1, column.name)
-            codes.append(code)
+            X[:, j] = _numbers(cells[column.name], column.name, text)
+        codes = [
+            _categories(cells[column.name], lookup, fill_code, column.name, text)
+            for column, (lookup, fill_code) in zip(self.categorical, self._lookups)
+        ]
         return self.encode(X, codes)
 
     def _width_message(self, row: int, got: int) -> str:
@@ -327,11 +327,11 @@ def negotiate(accept: str | None, answerable: Sequence[str]) -> str | None:
 
 
 def with_classes(rows: list, classes: Sequence[Any]) -> list:
-    """Linear Learner's answer rows, each classifier's with ``predicted_class``: the class
-    as the data spelled it."""
-    if not classes:
-        return rows
-    return [{**row, "predicted_class": classes[int(row["predicted_label"])]} for row in rows]
+    """Linear Learner's answer rows (changed in place), each classifier's with
+    ``predicted_class``: the class as the data spelled it."""
+    for row in rows if classes else ():
+        row["predicted_class"] = classes[int(row["predicted_label"])]
+    return rows
 
 
 def render(rows: list, media: str) -> bytes:
@@ -405,23 +405,44 @@ def _column(doc: dict) -> Column:
     return Column(str(doc["name"]), role, why=doc.get("why"))
 
 
+# a line break other than "\n" or "\r\n" (one CSV row per line); blank lines at the end
+_STRAY_BREAK = re.compile("\r(?!\n)|[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _csv_rows(text: str) -> list[list[str]]:
     """CSV rows as pandas reads them (quotes, spaces after commas skipped); empty lines at
     the end ignored. Line breaks other than ``\\n`` / ``\\r\\n`` inside a row are errors."""
-    lines = text.split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    for i, line in enumerate(lines, start=1):
-        body = line[:-1] if line.endswith("\r") else line
-        stray = re.search("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]", body)
-        if stray and '"' not in line:
+    text = _without_blank_end(text)
+    for stray in _STRAY_BREAK.finditer(text):
+        start = text.rfind("\n", 0, stray.start()) + 1
+        end = text.find("\n", stray.end())
+        if '"' not in text[start : end if end >= 0 else len(text)]:  # not inside a quoted cell
+            row = text.count("\n", 0, stray.start()) + 1
             raise RowError(
-                f"row {i} contains the line break {stray.group()!r}: separate rows with \\n only"
+                f"row {row} contains the line break {stray.group()!r}: separate rows with \\n only"
             )
     try:
-        return list(csv.reader(io.StringIO("\n".join(lines)), skipinitialspace=True))
+        return list(csv.reader(io.StringIO(text), skipinitialspace=True))
     except csv.Error as err:
         raise RowError(f"not CSV: {err}") from None
+
+
+def _without_blank_end(text: str) -> str:
+    """``text`` without the blank lines (and the line break) at its end."""
+    end = len(text)
+    while end:
+        j = end
+        while j and text[j - 1] in " \t\r":
+            j -= 1
+        if j and text[j - 1] == "\n":
+            end = j - 1
+        elif j == 0:
+            return ""
+        else:
+            break
+    if end < len(text) and end and text[end - 1] == "\r":  # the last row's "\r\n"
+        end -= 1
+    return text[:end]
 
 
 def _text(value: Any) -> str:
@@ -448,6 +469,47 @@ def _number(value: Any, row: int, column: str) -> float:
             raise RowError(f"row {row}, column '{column}': '{value[:40]}' is not a number")
         number = float(text)
     return number if np.isfinite(number) else np.nan
+
+
+# a whole column of plain numbers (no spaces, no missing or infinite spellings), one per line
+_NUMBERS = re.compile(r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\n)*")
+
+
+def _numbers(cells: Sequence[Any], column: str, text: bool) -> np.ndarray:
+    """A numeric column's cells as float64, NaN where missing or infinite (``text``: every
+    cell is a string, as CSV's are)."""
+    plain = None
+    if cells and (text or all(type(c) is str for c in cells)):
+        if _NUMBERS.fullmatch("\n".join(cells) + "\n"):
+            plain = np.array(cells, np.float64)  # each exactly as float() reads it
+        else:  # plain numbers but for empty (missing) cells?
+            cells_ = np.array(cells, dtype=object)
+            present = cells_ != ""
+            given = cells_[present].tolist()
+            if _NUMBERS.fullmatch("\n".join(given) + "\n"):
+                plain = np.full(len(cells), np.nan)
+                plain[present] = np.array(given, np.float64)
+    elif cells and all(type(c) in (int, float) for c in cells):
+        plain = np.array(cells, np.float64)
+    if plain is None:
+        return np.array([_number(c, i + 1, column) for i, c in enumerate(cells)], np.float64)
+    plain[~np.isfinite(plain)] = np.nan  # 1e400: infinite, so missing, as in training
+    return plain
+
+
+def _categories(
+    cells: Sequence[Any], lookup: dict, fill_code: int, column: str, text: bool
+) -> np.ndarray:
+    """A categorical column's cells as codes: the fill value's where missing, UNKNOWN where
+    not among the categories."""
+    if text or all(type(c) is str for c in cells):
+        codes = np.array([lookup.get(c, UNKNOWN) for c in cells], np.int64)
+        redo = np.flatnonzero(codes == UNKNOWN)  # missing, spaced, or indeed unknown
+    else:
+        codes, redo = np.full(len(cells), UNKNOWN, np.int64), range(len(cells))
+    for i in redo:
+        codes[i] = _category(cells[i], lookup, fill_code, i + 1, column)
+    return codes
 
 
 def _category(value: Any, lookup: dict, fill_code: int, row: int, column: str) -> int:

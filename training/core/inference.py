@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.core.featurizer import Featurizer, with_classes
-from training.core.model import LinearModel, Predictions
+from training.core.featurizer import Featurizer
+from training.core.model import LinearModel
 
 
 class PipelineMismatchError(ValueError):
@@ -53,7 +53,3 @@ class InferencePipeline:
     def classes(self) -> tuple:
         """The class names answers carry (none without preprocessing, or for a regressor)."""
         return tuple(self.featurizer.classes) if self.featurizer is not None else ()
-
-    def answer(self, predictions: Predictions) -> list[dict]:
-        """Linear Learner's answer rows, with ``predicted_class`` for classifiers."""
-        return with_classes(predictions.rows(), self.classes)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.core.featurizer import Featurizer
+from training.core.featurizer import SPACE, Featurizer
 from training.errors import Problem, ValidationError
 from training.files import file_problem
 
@@ -45,7 +45,9 @@ class RawRow:
 def raw_rows(
     path: Path, featurizer: Featurizer, id_column: str | None = None, need_label: bool = False
 ) -> Iterator[RawRow]:
-    """The data rows of a raw CSV with a header, streamed."""
+    """The data rows of a raw CSV with a header, streamed. A line without quotes is split on
+    its commas (its cells cannot hold one) and passed on as written; a quoted one is read
+    and written back by the csv module."""
     path = Path(path)
     unreadable = file_problem(path, fix="check --input")
     if unreadable:
@@ -53,17 +55,17 @@ def raw_rows(
     names = [c.name for c in featurizer.inputs]
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh, skipinitialspace=True)
-            columns = next(reader, [])
+            records = _records(fh)
+            columns = [c.lstrip(SPACE) for c in next(records, (None, []))[1]]
             where = {name: i for i, name in enumerate(columns)}
             _check_header(path, names, where, id_column, featurizer.label, need_label)
             take = [where[n] for n in names]
+            identity = take == list(range(len(columns)))
             label = where.get(featurizer.label) if featurizer.label else None
+            ident = where[id_column] if id_column else None
             buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="")
-            for number, row in enumerate(reader, start=1):
-                if not row:
-                    continue  # a blank line, as pandas skips it
+            writer = csv.writer(buf, lineterminator="\n")  # so a cell's line break is quoted
+            for number, (line, row) in enumerate(records, start=1):
                 if len(row) != len(columns):
                     raise ValidationError(
                         [
@@ -75,13 +77,17 @@ def raw_rows(
                             )
                         ]
                     )
-                buf.seek(0)
-                buf.truncate()
-                writer.writerow([row[i] for i in take])
+                if line is None:  # quoted: written back by the csv module
+                    buf.seek(0)
+                    buf.truncate()
+                    writer.writerow([row[i] for i in take])
+                    line = buf.getvalue()[:-1]
+                elif not identity:
+                    line = ",".join([row[i] for i in take])
                 yield RawRow(
                     number,
-                    buf.getvalue(),
-                    row[where[id_column]] if id_column else str(number),
+                    line,
+                    row[ident].lstrip(SPACE) if ident is not None else str(number),
                     row[label] if label is not None else None,
                 )
     except UnicodeDecodeError as err:
@@ -90,6 +96,28 @@ def raw_rows(
         ) from None
     except csv.Error as err:
         raise ValidationError([Problem(str(path), f"not CSV: {err}", "fix the file")]) from None
+
+
+def _records(fh) -> Iterator[tuple[str | None, list[str]]]:
+    """(the line as written, or None when quoted; its cells) per record; blank lines skipped
+    (as pandas skips them)."""
+    pending = ""
+    for line in fh:
+        if pending or '"' in line:
+            pending += line
+            if pending.count('"') % 2:  # a quoted cell goes on to the next line
+                continue
+            lines = pending.splitlines(keepends=True)
+            cells = next(csv.reader(lines, skipinitialspace=True), [])
+            pending = ""
+            if cells:
+                yield None, cells
+            continue
+        text = line.rstrip("\r\n")
+        if text.strip(SPACE):
+            yield text, text.split(",")
+    if pending:
+        raise csv.Error("a quoted cell is not closed at the end of the file")
 
 
 def _check_header(path, names, where, id_column, label, need_label) -> None:

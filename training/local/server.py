@@ -46,9 +46,8 @@ from training.core.featurizer import (
     media_type,
     negotiate,
 )
-from training.core.featurizer import render as render_rows
 from training.core.inference import InferencePipeline
-from training.core.model import LinearModel
+from training.core.model import LinearModel, Predictions
 from training.data import recordio
 from training.data.raw_checks import is_number
 
@@ -274,12 +273,17 @@ def _record(label: dict) -> bytes:
     return struct.pack("<II", recordio.MAGIC, len(payload)) + payload + pad
 
 
-def render(rows: list[dict], accept: str) -> tuple[bytes, str]:
-    """Answer rows in the accepted format (class names only in JSON or JSON lines)."""
+def render(predictions: Predictions, accept: str, classes=()) -> tuple[bytes, str]:
+    """The answers in the accepted format: Linear Learner's shapes, with ``predicted_class``
+    from ``classes`` (only in JSON or JSON lines, which the pipeline's last step speaks)."""
     if accept == RECORDIO:
+        rows = predictions.rows()
         body = b"".join(_record({k: np.atleast_1d(v) for k, v in r.items()}) for r in rows)
         return body, RECORDIO
-    return render_rows(rows, accept), accept
+    texts = predictions.rows_json(classes)
+    if accept == JSONLINES:
+        return ("\n".join(texts) + "\n").encode(), JSONLINES
+    return ('{"predictions": [' + ", ".join(texts) + "]}").encode(), JSON
 
 
 # --------------------------------------------------------------------------- server
@@ -310,7 +314,7 @@ def predict_body(
             content_type = RECORDIO
     if X is None:
         X = _encoded(model.feature_dim, body, content_type)
-    return render(served.answer(model.predict(X)), acc)
+    return render(model.predict(X), acc, served.classes)
 
 
 def _encoded(d: int, body: bytes, content_type: str | None):
