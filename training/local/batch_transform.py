@@ -46,9 +46,7 @@ def _refused(path: Path, first: int, last: int, message: str) -> ValidationError
     )
 
 
-def transform_local(
-    served: InferencePipeline | LinearModel, config: TransformConfig
-) -> list[Path]:
+def transform_local(served: InferencePipeline | LinearModel, config: TransformConfig) -> list[Path]:
     """Every input file scored into ``<out>/<file name>.out``; returns the files written.
 
     With preprocessing, a CSV with a header is raw rows: its header is left out and its input
