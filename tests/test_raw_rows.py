@@ -321,7 +321,10 @@ def test_serve_finds_the_preprocessing_beside_the_model_and_flags_turn_it(tmp_pa
     assert main([*argv, "--preprocessing", str(other / "data" / "preprocessing.json")]) == 2
     assert "the preprocessing makes 10 features, the model takes" in capsys.readouterr().err
     assert main(["inspect", str(model_dir / "model.tar.gz")]) == 0
-    assert "island_" in capsys.readouterr().out  # the preprocessing names the features
+    out = capsys.readouterr().out
+    assert "island_" in out  # the preprocessing names the features
+    assert "raw rows of 7 columns (2 categorical, 5 numeric)" in out
+    assert "classes        female, male" in out
 
 
 def test_a_damaged_or_foreign_description_is_refused_by_name(tmp_path):

@@ -387,7 +387,9 @@ def _inspect(args) -> int:
     names, classes = inspection.feature_names(args.manifest)
     if names is None and served.featurizer is not None:  # the preprocessing names them
         names, classes = served.featurizer.feature_names, list(served.classes) or None
-    summary = inspection.summarize(served.model, args.model, names, classes, args.top)
+    summary = inspection.summarize(
+        served.model, args.model, names, classes, args.top, served.featurizer
+    )
     print(inspection.to_json(summary) if args.json else inspection.to_text(summary))
     return 0
 

@@ -40,6 +40,9 @@ class ModelSummary:
     layout_verified: bool  # False: a layout inferred, never seen in a real artifact
     largest_weights: list[Weight]
     zero_weights: int
+    # what requests carry: raw rows of these columns (name -> role), or None: encoded vectors
+    raw_columns: dict[str, str] | None = None
+    classes: list | None = None  # the class names answers carry
 
 
 def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | None]:
@@ -51,8 +54,9 @@ def feature_names(manifest: Path | None) -> tuple[list[str] | None, list[str] | 
 
 
 def summarize(
-    model: LinearModel, source: str, names=None, classes=None, top: int = 10
+    model: LinearModel, source: str, names=None, classes=None, top: int = 10, featurizer=None
 ) -> ModelSummary:
+    """What ``model`` is; ``featurizer``: the preprocessing it is served behind."""
     if names is not None and len(names) != model.feature_dim:
         raise ValidationError(
             [
@@ -86,6 +90,8 @@ def summarize(
         layout_verified=(model.predictor_type, model.loss) in artifact.VERIFIED,
         largest_weights=largest,
         zero_weights=int((W == 0).all(axis=1).sum()),
+        raw_columns={c.name: c.role for c in featurizer.columns} if featurizer else None,
+        classes=list(featurizer.classes) or None if featurizer else None,
     )
 
 
@@ -110,6 +116,14 @@ def to_text(s: ModelSummary) -> str:
         lines.append(f"threshold      {s.threshold!r} (predicted_label = 1 when score > threshold)")
     biases = [s.bias] if isinstance(s.bias, float) else s.bias
     lines.append("bias           " + ", ".join(f"{b:.6g}" for b in biases))
+    if s.raw_columns is None:
+        lines.append(f"requests       encoded vectors of {s.feature_dim} features")
+    else:
+        roles = [r for r in s.raw_columns.values() if r != "label"]
+        counts = ", ".join(f"{roles.count(r)} {r}" for r in dict.fromkeys(roles))
+        lines.append(f"requests       raw rows of {len(roles)} columns ({counts})")
+        if s.classes:
+            lines.append("classes        " + ", ".join(map(str, s.classes)))
     if s.largest_weights:
         lines.append("largest weights (raw feature space: each also carries its feature's scale):")
         width = max(len(w.feature) for w in s.largest_weights)
