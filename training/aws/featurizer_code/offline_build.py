@@ -2,10 +2,14 @@
 network-isolated container.
 
 At start-up the scikit-learn container's serving stack copies ``code/`` and runs
-``pip install .`` on it. pip 23.1 and later builds a project in an isolated environment and
-fetches setuptools from the index for it, which a network-isolated container cannot reach (so
-SDK 2.x's repacked ``code/`` fails there). ``pyproject.toml`` names this module as the backend,
-with no build requirements: the wheel is written with ``zipfile`` alone (PEP 517, PEP 427).
+``pip install .`` on it. The image upgrades pip without a pin; pip 25.3 and later builds every
+project in an isolated environment and fetches setuptools from the index for it ("Could not
+find a version that satisfies the requirement setuptools>=40.8.0"), which a network-isolated
+container cannot reach, so the ``setup.py`` the stack writes (and SDK 2.x's repacked ``code/``)
+would stop installing there (pip 25.2 still took the old ``setup.py bdist_wheel`` path;
+measured in tests/test_featurizer_container.py's set-up). ``pyproject.toml`` names this module
+as the backend, with no build requirements: the wheel is written with ``zipfile`` alone
+(PEP 517, PEP 427).
 """
 
 import base64
