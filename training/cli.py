@@ -225,16 +225,7 @@ def _predict(args) -> int:
                     )
                 ]
             )
-        from training.model_source import load_pipeline
-
-        served = load_pipeline(
-            args.model,
-            args.preprocessing,
-            not args.no_preprocessing,
-            args.profile,
-            args.region,
-            not args.quiet,
-        )
+        served = _served(args)
         params = served.model.metrics_params
         featurizer = served.featurizer
     elif args.preprocessing and not args.no_preprocessing:
@@ -308,16 +299,8 @@ def _destroy_all(args) -> int:
 
 def _serve(args) -> int:
     from training.local.server import serve
-    from training.model_source import load_pipeline
 
-    served = load_pipeline(
-        args.model,
-        args.preprocessing,
-        not args.no_preprocessing,
-        args.profile,
-        args.region,
-        not args.quiet,
-    )
+    served = _served(args)
     serve(served, args.model, args.host, args.port, args.endpoint_name)
     return 0
 
@@ -357,16 +340,8 @@ def _transform(args) -> int:
             [Problem("--target local", "no model to score with", "pass --model model.tar.gz")]
         )
     from training.local.batch_transform import transform_local
-    from training.model_source import load_pipeline
 
-    served = load_pipeline(
-        args.model,
-        args.preprocessing,
-        not args.no_preprocessing,
-        args.profile,
-        args.region,
-        not args.quiet,
-    )
+    served = _served(args)
     for path in transform_local(served, config):
         print(f"{path}")
     return 0
@@ -374,16 +349,8 @@ def _transform(args) -> int:
 
 def _inspect(args) -> int:
     from training import inspection
-    from training.model_source import load_pipeline
 
-    served = load_pipeline(
-        args.model,
-        args.preprocessing,
-        not args.no_preprocessing,
-        args.profile,
-        args.region,
-        not args.quiet,
-    )
+    served = _served(args)
     names, classes = inspection.feature_names(args.manifest)
     if names is None and served.featurizer is not None:  # the preprocessing names them
         names, classes = served.featurizer.feature_names, list(served.classes) or None
@@ -433,6 +400,20 @@ def _positive_number(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number")
     return value
+
+
+def _served(args):
+    """The ``--model`` the command serves, behind its preprocessing (by the flags)."""
+    from training.model_source import load_pipeline
+
+    return load_pipeline(
+        args.model,
+        args.preprocessing,
+        not args.no_preprocessing,
+        args.profile,
+        args.region,
+        not args.quiet,
+    )
 
 
 def _preprocessing_flags(parser) -> None:

@@ -1,7 +1,9 @@
-"""Whether a path the user gave can be read as a file, said before opening it.
+"""Files the user gives and files the project writes.
 
-Checked first so a FIFO does not block, a folder is not "permission denied" and a symlink loop
-is not "file not found". Used by every reader of a user's file: data, channels, models.
+Whether a path the user gave can be read as a file is said before opening it, so a FIFO does
+not block, a folder is not "permission denied" and a symlink loop is not "file not found":
+every reader of a user's file asks :func:`file_problem`. An artifact is written whole or not
+at all (:func:`write_whole`).
 """
 
 from __future__ import annotations
@@ -41,3 +43,13 @@ def file_problem(path: Path, what: str = "file", fix: str = "check the path") ->
     except OSError as err:
         return Problem(name, f"cannot be read: {err.strerror}", "fix its permissions")
     return None
+
+
+def write_whole(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

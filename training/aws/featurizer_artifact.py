@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import tarfile
 from pathlib import Path
 
 from training.core import featurizer
+from training.files import write_whole
 
 FILE = "featurizer.tar.gz"
 CODE = Path(__file__).resolve().parent / "featurizer_code"
@@ -77,12 +77,7 @@ def to_bytes(preprocessing: Path) -> bytes:
 
 def build(preprocessing: Path, path: Path) -> Path:
     """Write ``featurizer.tar.gz`` whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(to_bytes(preprocessing))
-    os.replace(tmp, path)
-    return path
+    return write_whole(path, to_bytes(preprocessing))
 
 
 def environment(program: str) -> dict[str, str]:

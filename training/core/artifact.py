@@ -32,7 +32,6 @@ import calendar
 import gzip
 import io
 import json
-import os
 import tarfile
 import zipfile
 import zlib
@@ -45,7 +44,7 @@ from training.core.losses import LOSSES, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.core.metrics import MetricsParams
 from training.core.model import LinearModel
 from training.errors import ArtifactError
-from training.files import file_problem
+from training.files import file_problem, write_whole
 
 MEMBER = "model_algo-1"
 PARAMS, SYMBOL = "mx-mod-0000.params", "mx-mod-symbol.json"
@@ -180,12 +179,7 @@ def to_bytes(model: LinearModel) -> bytes:
 
 def save(model: LinearModel, path: Path) -> Path:
     """Write ``model.tar.gz`` whole or not at all (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(to_bytes(model))
-    os.replace(tmp, path)
-    return path
+    return write_whole(path, to_bytes(model))
 
 
 # --------------------------------------------------------------------------- reading

@@ -347,17 +347,18 @@ def recordio_rows(X: np.ndarray) -> bytes:
     Linear Learner, exact and a quarter the size of JSON."""
     X = np.ascontiguousarray(X, "<f4")
     packed = X.shape[1] * 4
-    tensor = b"\x0a" + _varint(packed)  # Float32Tensor.values, packed
-    value = b"\x12" + _varint(len(tensor) + packed) + tensor  # Value.float32_tensor
-    entry = b"\x0a\x06values" + b"\x12" + _varint(len(value) + packed) + value
-    payload = b"\x0a" + _varint(len(entry) + packed) + entry  # Record.features
+    tensor = b"\x0a" + varint(packed)  # Float32Tensor.values, packed
+    value = b"\x12" + varint(len(tensor) + packed) + tensor  # Value.float32_tensor
+    entry = b"\x0a\x06values" + b"\x12" + varint(len(value) + packed) + value
+    payload = b"\x0a" + varint(len(entry) + packed) + entry  # Record.features
     size = len(payload) + packed
     frame = struct.pack("<II", RECORDIO_MAGIC, size) + payload
     pad = b"\0" * (-size % 4)
     return b"".join(frame + row.tobytes() + pad for row in X)
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Protobuf's base-128 varint (RecordIO-protobuf's lengths)."""
     out = bytearray()
     while True:
         byte = value & 0x7F

@@ -25,6 +25,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from training.core.featurizer import varint
+
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _LENGTH_MASK = (1 << 29) - 1  # dmlc: upper 3 bits of the length word are a continuation flag
@@ -76,17 +78,8 @@ def _check_labels(array_shape, labels) -> tuple[np.ndarray | None, str | None]:
 
 # --------------------------------------------------------------------------- varints
 
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+# one encoder of single varints: the featurizer ships it to SageMaker's container too
+_varint = varint
 
 
 def _varint_len(values: np.ndarray) -> np.ndarray:
