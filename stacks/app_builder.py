@@ -8,7 +8,7 @@ import aws_cdk as cdk
 
 from stacks.base_stack import BaseStack
 from stacks.endpoint_stack import EndpointStack
-from stacks.images import linear_learner_image
+from stacks.images import linear_learner_image, sklearn_image
 from stacks.settings import Settings
 from training.aws.naming import TAG_KEY, Stack, stack_name
 
@@ -24,6 +24,7 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
         stack_name(settings.project, Stack.BASE),
         settings=settings,
         image_uri=image,
+        featurizer_image_uri=sklearn_image(settings.region),
         env=env,
         description=f"{settings.project}: bucket, SageMaker role, notebook",
     )
@@ -33,7 +34,8 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
         print(
             f"endpoint stack skipped: no model artifact yet (no {settings.model_record}); "
             "train first with `python -m training train --target aws …` or deploy a model "
-            "made elsewhere with -c model_data_url=s3://bucket/path/model.tar.gz",
+            "made elsewhere with -c model_data_url=s3://bucket/path/model.tar.gz (or a local "
+            "one with -c model_path=path/to/model.tar.gz)",
             file=sys.stderr,
         )
     else:
@@ -42,10 +44,16 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
             stack_name(settings.project, Stack.ENDPOINT),
             settings=settings,
             base=base,
-            model_data_url=artifact.model_data_url,
+            served=artifact,
             image_uri=artifact.image_uri or image,
             env=env,
-            description=f"{settings.project}: Linear Learner model, endpoint config, endpoint",
+            description=f"{settings.project}: "
+            + (
+                "serial pipeline (scikit-learn featurizer, Linear Learner)"
+                if artifact.raw_rows
+                else "Linear Learner model"
+            )
+            + ", endpoint config, endpoint",
         )
     cdk.Tags.of(app).add(TAG_KEY, settings.project)
     for stack in stacks.values():

@@ -67,8 +67,12 @@ def alarm_source_conditions(scope: cdk.Stack, alarm_stack: str) -> dict:
     }
 
 
-def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
-    """ECR pull of exactly one repository (the algorithm image)."""
+def pull_statement(images: dict | list[dict], scope: cdk.Stack) -> iam.PolicyStatement:
+    """ECR pull of exactly these repositories (``image_parts`` of each image), the scoped form
+    of the execution-role permissions SageMaker lists for CreateModel (DG sagemaker-roles,
+    "CreateModel API: Execution Role Permissions": BatchCheckLayerAvailability,
+    GetDownloadUrlForLayer, BatchGetImage on the image's repository)."""
+    images = [images] if isinstance(images, dict) else images
     return iam.PolicyStatement(
         actions=[
             "ecr:BatchCheckLayerAvailability",
@@ -86,6 +90,7 @@ def pull_statement(image: dict, scope: cdk.Stack) -> iam.PolicyStatement:
                 ),
                 scope,
             )
+            for image in images
         ],
     )
 
@@ -99,11 +104,20 @@ class BaseStack(cdk.Stack):
     """Bucket, KMS key, execution role, and the notebook instance with its own role."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, settings: Settings, image_uri: str, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        settings: Settings,
+        image_uri: str,
+        featurizer_image_uri: str,
+        **kwargs,
     ):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
-        self.image_uri = image_uri
+        self.image_uri = image_uri  # Linear Learner's
+        # SageMaker's scikit-learn image: the featurizer and decoder of a model served on raw
+        # rows (a serial inference pipeline), by the endpoint and by batch transform jobs
+        self.featurizer_image_uri = featurizer_image_uri
         self.key = kms.Key(
             self,
             "Key",
@@ -162,6 +176,11 @@ class BaseStack(cdk.Stack):
                 ],
             ),
         )
+
+    @property
+    def pulled_images(self) -> tuple[str, ...]:
+        """The images whose repositories the execution role may pull."""
+        return (self.image_uri, self.featurizer_image_uri)
 
     def export_name(self, output: str) -> str:
         return f"{self.stack_name}-{output}"
@@ -435,7 +454,10 @@ class BaseStack(cdk.Stack):
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             ),
-            pull_statement(image_parts(self.image_uri), self),
+            # the images every Model of the project runs: Linear Learner and, for a model
+            # with preprocessing, the scikit-learn image of its featurizer and decoder (a
+            # transform job's own pipeline Model runs as this role too, endpoint stack or not)
+            pull_statement([image_parts(i) for i in self.pulled_images], self),
         ]
         reasons = {
             **self._wildcard_reasons(self._execution_s3(), ("training", "transform", "endpoint")),

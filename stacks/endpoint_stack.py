@@ -1,16 +1,33 @@
-"""Endpoint stack: serve a Linear Learner model artifact.
+"""Endpoint stack: serve a Linear Learner model artifact, on raw rows when it has preprocessing.
 
     model.tar.gz (S3) + image ──► Model ──► EndpointConfig ──► Endpoint (fixed name)
                                    realtime (instances, KMS)    ├─ autoscaling (optional)
                                    or serverless (per request)  ├─ alarms ──► SNS (KMS)
                                    data capture ──► capture/    └─ logs
 
-CloudFormation replaces a Model or EndpointConfig on any change, so neither carries a fixed
-name: a new artifact creates a new Model and EndpointConfig, and the Endpoint (whose only
-create-only property is its name) is updated in place to the new config, without downtime.
+A model with preprocessing (a featurizer artifact) is a serial inference pipeline, one Model
+with ``Containers`` instead of a ``PrimaryContainer``:
+
+    raw rows ──► scikit-learn image  ──► Linear Learner image ──► scikit-learn image ──► answer
+                 featurizer.tar.gz       model.tar.gz              featurizer.tar.gz
+                 featurize.py            (float32 RecordIO in)     decode.py (classifiers:
+                 (rows -> features)                                 + predicted_class)
+
+The artifacts come from S3 (the model record, or ``-c model_data_url`` with
+``-c featurizer_data_url``) or from local files (``-c model_path``), which ``cdk deploy``
+uploads as assets to the bootstrap bucket; a local model's featurizer.tar.gz is built at synth
+from the preprocessing.json beside it, byte for byte the same for the same file.
+
+CloudFormation replaces a Model or EndpointConfig on any change (every property of
+``AWS::SageMaker::Model`` is create-only), so neither carries a fixed name: a new artifact
+creates a new Model and EndpointConfig, and the Endpoint (whose only create-only property is
+its name) is updated in place to the new config, without downtime.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -19,13 +36,16 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.base_stack import BaseStack, alarm_source_conditions, pull_statement
 from stacks.images import image_parts
-from stacks.settings import Settings
+from stacks.settings import ServedModel, Settings
+from training.aws import featurizer_artifact
+from training.aws.images import pipeline_containers
 from training.aws.instance_types import accepts_volume_key
 from training.aws.naming import VARIANT_NAME, LogGroup, Output, Prefix, split_s3_url
 from training.content_types import CSV, JSON, JSONLINES
@@ -40,7 +60,7 @@ class EndpointStack(cdk.Stack):
         construct_id: str,
         settings: Settings,
         base: BaseStack,
-        model_data_url: str,
+        served: ServedModel,
         image_uri: str,
         **kwargs,
     ):
@@ -51,20 +71,36 @@ class EndpointStack(cdk.Stack):
         role_arn = cdk.Fn.import_value(base.export_name(Output.ROLE))
         key_arn = cdk.Fn.import_value(base.export_name(Output.KEY))
         self.role = iam.Role.from_role_arn(self, "ExecutionRole", role_arn, mutable=True)
-        access = self._grant_model_access(base, model_data_url, image_uri)
+        model_data_url, model_object = self._artifact(served.model_data_url, served.model_path)
+        objects, images = [model_object], [image_uri]
+        featurizer_data_url = None
+        if served.raw_rows:
+            featurizer_data_url, featurizer_object = self._artifact(
+                served.featurizer_data_url,
+                served.preprocessing_path and self._featurizer_file(served.preprocessing_path),
+                "FeaturizerArtifact",
+            )
+            objects.append(featurizer_object)
+            images.append(base.featurizer_image_uri)
+        access = self._grant_model_access(base, objects, images)
 
-        model = sagemaker.CfnModel(
-            self,
-            "Model",
-            execution_role_arn=role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image_uri, model_data_url=model_data_url, mode="SingleModel"
-            ),
-            # Linear Learner needs no network from inside its container; SageMaker still
-            # fetches the artifact and the image for it. Serverless endpoints do not support
-            # network isolation (SageMaker refuses the model there).
-            enable_network_isolation=not serverless,
-        )
+        if featurizer_data_url is None:
+            model = sagemaker.CfnModel(
+                self,
+                "Model",
+                execution_role_arn=role_arn,
+                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=image_uri, model_data_url=model_data_url, mode="SingleModel"
+                ),
+                # Linear Learner needs no network from inside its container; SageMaker still
+                # fetches the artifact and the image for it. Serverless endpoints do not
+                # support network isolation (SageMaker refuses the model there).
+                enable_network_isolation=not serverless,
+            )
+        else:
+            model = self._pipeline_model(
+                role_arn, served, image_uri, model_data_url, base, featurizer_data_url
+            )
         if serverless:  # checkov's inline skip, where the reason holds
             model.add_metadata(
                 "checkov",
@@ -121,6 +157,100 @@ class EndpointStack(cdk.Stack):
         cdk.CfnOutput(self, Output.MODEL_NAME, value=model.attr_model_name)
         cdk.CfnOutput(self, Output.MODEL_DATA_URL, value=model_data_url)
         cdk.CfnOutput(self, Output.IMAGE_URI, value=image_uri)
+        if featurizer_data_url is not None:
+            cdk.CfnOutput(self, Output.FEATURIZER_DATA_URL, value=featurizer_data_url)
+
+    def _pipeline_model(
+        self,
+        role_arn: str,
+        served: ServedModel,
+        image_uri: str,
+        model_data_url: str,
+        base: BaseStack,
+        featurizer_data_url: str,
+    ) -> sagemaker.CfnModel:
+        """The serial inference pipeline (``training.aws.images.pipeline_containers``).
+
+        - ``Containers`` instead of ``PrimaryContainer``, two to fifteen of them; the first
+          takes the request, each answer is the next one's request, the last one's goes to
+          the client (DG inference-pipelines.md).
+        - ``InferenceExecutionConfig`` Mode Serial, said explicitly: it is the API's default
+          (DG multi-container-endpoints.md: "The default mode is Serial"), and Direct would
+          make it a multi-container endpoint whose caller picks one container.
+        - Network isolation covers every container (a CreateModel-level flag); the
+          scikit-learn containers need none either: their code is inside featurizer.tar.gz
+          (``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``), and SageMaker still fetches
+          the artifacts and images with the execution role outside the containers (DG
+          mkt-algo-model-internet-free.md). The DG feature matrix lists network isolation
+          for serial pipelines on real-time endpoints; serverless has neither (refused at
+          synth, ``Settings.model_artifact``).
+        - Every property of ``AWS::SageMaker::Model`` is create-only (the resource schema's
+          createOnlyProperties; "Update requires: Replacement" for InferenceExecutionConfig
+          in the CloudFormation reference): the Model has no fixed name, so a replacement
+          never collides with the old one.
+        """
+        containers = pipeline_containers(
+            base.featurizer_image_uri,
+            featurizer_data_url,
+            image_uri,
+            model_data_url,
+            served.predictor_type,
+        )
+        return sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=role_arn,
+            containers=[
+                sagemaker.CfnModel.ContainerDefinitionProperty(
+                    container_hostname=c["ContainerHostname"],
+                    image=c["Image"],
+                    model_data_url=c["ModelDataUrl"],
+                    environment=c.get("Environment"),
+                )
+                for c in containers
+            ],
+            inference_execution_config=sagemaker.CfnModel.InferenceExecutionConfigProperty(
+                mode="Serial"
+            ),
+            enable_network_isolation=True,
+        )
+
+    def _artifact(
+        self, url: str | None, path: Path | None, asset_id: str = "ModelArtifact"
+    ) -> tuple[str, str]:
+        """An artifact's ``s3://`` URL and its object's ARN (what the role may read): the URL
+        given, or a local file as a CDK asset, which ``cdk deploy`` uploads to the bootstrap
+        bucket before the stack (no AWS call at synth: the asset is copied into cdk.out).
+
+        The bootstrap bucket's default key lets any principal of the account decrypt through
+        S3 (bootstrap-template.yaml, FileAssetsBucketEncryptionKey: kms:CallerAccount +
+        kms:ViaService s3), so the execution role needs s3:GetObject on the object alone."""
+        if path is None:
+            bucket, key = split_s3_url(url)  # settings checked it is one
+            return url, self._object_arn(bucket, key)
+        asset = s3_assets.Asset(self, asset_id, path=str(path))
+        return asset.s3_object_url, asset.bucket.arn_for_objects(asset.s3_object_key)
+
+    def _featurizer_file(self, preprocessing: Path) -> Path:
+        """featurizer.tar.gz for ``preprocessing``, built into the app's output folder under
+        its SHA-256 (the same preprocessing gives the same bytes, so the same asset)."""
+        data = featurizer_artifact.to_bytes(preprocessing)
+        digest = hashlib.sha256(data).hexdigest()
+        path = Path(cdk.Stage.of(self).outdir) / ".featurizer" / digest / featurizer_artifact.FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path
+
+    def _object_arn(self, bucket: str, key: str) -> str:
+        return cdk.Arn.format(
+            cdk.ArnComponents(
+                service="s3", region="", account="", resource=bucket, resource_name=key
+            ),
+            self,
+        )
 
     def _variant(self, settings: Settings, model_name: str):
         if settings.endpoint_mode == "serverless":
@@ -142,7 +272,13 @@ class EndpointStack(cdk.Stack):
 
     def _data_capture(self, settings: Settings, base: BaseStack, key_arn: str):
         """Requests and responses, a share of them, to the project bucket's capture/ (which
-        the bucket's lifecycle expires), encrypted with the project key; text kept as text."""
+        the bucket's lifecycle expires), encrypted with the project key; text kept as text.
+
+        On a serial pipeline this captures what the client sent (raw rows, CSV or JSON) and
+        the last container's answer: "capturing and analyzing data is done for the entire
+        pipeline, not for individual containers" (DG model-monitor.md). The DG's feature
+        matrix marks data capture N/A for serial pipelines; the two pages disagree, and which
+        one is current is not verified here (no AWS account)."""
         if not settings.data_capture_percent:
             return None
         bucket = cdk.Fn.import_value(base.export_name(Output.BUCKET))
@@ -269,23 +405,12 @@ class EndpointStack(cdk.Stack):
             alarm.node.add_dependency(endpoint)
         cdk.CfnOutput(self, Output.ALARM_TOPIC, value=topic.topic_arn)
 
-    def _grant_model_access(self, base: BaseStack, model_data_url: str, image_uri: str):
-        """Read exactly this artifact (it may live outside the project bucket: a model made
-        elsewhere) and pull its image when it is not the region's Linear Learner image."""
-        bucket, key = split_s3_url(model_data_url)  # settings checked it is one
-        statements = [
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[
-                    cdk.Arn.format(
-                        cdk.ArnComponents(
-                            service="s3", region="", account="", resource=bucket, resource_name=key
-                        ),
-                        self,
-                    )
-                ],
-            )
-        ]
-        if image_uri != base.image_uri:
-            statements.append(pull_statement(image_parts(image_uri), self))
+    def _grant_model_access(self, base: BaseStack, objects: list[str], images: list[str]):
+        """Read exactly these artifacts (they may live outside the project bucket: a model
+        made elsewhere, or CDK assets) and pull the images the base stack does not already
+        let the role pull (an ``image_uri`` of one's own)."""
+        statements = [iam.PolicyStatement(actions=["s3:GetObject"], resources=objects)]
+        others = [image for image in dict.fromkeys(images) if image not in base.pulled_images]
+        if others:
+            statements.append(pull_statement([image_parts(i) for i in others], self))
         return iam.Policy(self, "ModelAccess", statements=statements, roles=[self.role])

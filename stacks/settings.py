@@ -14,6 +14,7 @@ from training.aws import naming
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.model_record import RECORD_FILE, ModelRecord
 from training.aws.naming import DEFAULT_PROJECT
+from training.core.losses import PREDICTOR_TYPES
 from training.errors import ModelRecordError, UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,21 @@ class SettingsError(UserError):
 
 @dataclass(frozen=True)
 class ServedModel:
-    """The model artifact the endpoint stack serves, its image, and where that was read."""
+    """The model artifact the endpoint stack serves, its image, and where that was read; with
+    the featurizer artifact when the model serves raw rows (a serial inference pipeline)."""
 
-    model_data_url: str
+    model_data_url: str | None  # s3://…/model.tar.gz; None: model_path, a CDK asset
     image_uri: str | None  # None: the region's Linear Learner image
-    source: str  # "context model_data_url", or the model record's path
+    source: str  # "context model_data_url", "context model_path", or the record's path
+    featurizer_data_url: str | None = None  # s3://…/featurizer.tar.gz
+    predictor_type: str | None = None  # None: unknown (a model made elsewhere, by URL)
+    model_path: Path | None = None  # a local model.tar.gz, uploaded as a CDK asset
+    preprocessing_path: Path | None = None  # its preprocessing.json: featurizer built at synth
+
+    @property
+    def raw_rows(self) -> bool:
+        """Whether the model is served behind its preprocessing (raw rows in)."""
+        return bool(self.featurizer_data_url or self.preprocessing_path)
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,14 @@ class Settings:
     model_record: str = RECORD_FILE
     model_data_url: str = ""
     image_uri: str = ""
+    # a model made elsewhere, by URL: its featurizer, and its predictor type (regressor: no
+    # decoder container); both read from the model record otherwise
+    featurizer_data_url: str = ""
+    predictor_type: str = ""
+    # a local model.tar.gz (and the preprocessing.json beside it, or this one), uploaded by
+    # `cdk deploy` as assets: what `python -m training run` synthesizes offline
+    model_path: str = ""
+    preprocessing_path: str = ""
     auto_delete_objects: bool = True
 
     @property
@@ -142,8 +161,48 @@ class Settings:
             )
         if self.image_uri and ".dkr.ecr." not in self.image_uri:
             problems.append(f"image_uri='{self.image_uri}' is not an ECR image URI")
+        problems += self._model_source_problems()
         if problems:
             raise SettingsError("invalid CDK context:\n  - " + "\n  - ".join(problems))
+
+    def _model_source_problems(self) -> list[str]:
+        """The model-source keys that contradict each other or name nothing."""
+        problems = []
+        if self.model_path and self.model_data_url:
+            problems.append(
+                "model_path and model_data_url both name the model to serve: pass one (a "
+                "local model.tar.gz, or an s3:// URL)"
+            )
+        if self.featurizer_data_url:
+            if not naming.split_s3_url(self.featurizer_data_url):
+                problems.append(
+                    f"featurizer_data_url='{self.featurizer_data_url}' must be an "
+                    "s3://bucket/key URL of a featurizer.tar.gz"
+                )
+            if not self.model_data_url:
+                problems.append(
+                    "featurizer_data_url goes with model_data_url (the model it preprocesses "
+                    "for); a local model takes its preprocessing.json from model_path's folder "
+                    "or preprocessing_path"
+                )
+        if self.predictor_type:
+            if self.predictor_type not in PREDICTOR_TYPES:
+                problems.append(
+                    f"predictor_type='{self.predictor_type}' must be one of "
+                    + ", ".join(PREDICTOR_TYPES)
+                )
+            elif not self.featurizer_data_url:
+                problems.append(
+                    "predictor_type only decides whether a pipeline given by "
+                    "featurizer_data_url ends in the class decoder: pass it with "
+                    "featurizer_data_url, or leave it out"
+                )
+        if self.preprocessing_path and not self.model_path:
+            problems.append(
+                "preprocessing_path goes with model_path (the local model it preprocesses for); "
+                "a model in S3 takes featurizer_data_url"
+            )
+        return problems
 
     def _endpoint_option_problems(self) -> list[str]:
         """Combinations SageMaker refuses, refused at synth (serverless endpoints have no
@@ -180,13 +239,33 @@ class Settings:
         return problems
 
     def model_artifact(self) -> ServedModel | None:
-        """The model to serve: context ``model_data_url`` wins, else the training record."""
+        """The model to serve: context ``model_path`` (local files), else context
+        ``model_data_url`` (S3), else the training record; None when there is none yet."""
+        served = self._served_model()
+        if served is not None and served.raw_rows and self.endpoint_mode == "serverless":
+            # DG serverless-endpoints.md, "Feature exclusions": "… network isolation, data
+            # capture, multiple production variants, Model Monitor, and inference pipelines"
+            raise SettingsError(
+                f"endpoint_mode=serverless cannot serve the model of {served.source}: it has "
+                "preprocessing (raw rows in), which SageMaker serves as a serial inference "
+                "pipeline, and serverless endpoints support neither inference pipelines nor "
+                "network isolation; use -c endpoint_mode=realtime, or score files with "
+                "`python -m training transform --target aws` (batch transform runs pipelines)"
+            )
+        return served
+
+    def _served_model(self) -> ServedModel | None:
+        if self.model_path:
+            return self._local_model()
         if self.model_data_url:
             return ServedModel(
-                self.model_data_url, self.image_uri or None, "context model_data_url"
+                self.model_data_url,
+                self.image_uri or None,
+                "context model_data_url",
+                featurizer_data_url=self.featurizer_data_url or None,
+                predictor_type=self.predictor_type or None,
             )
-        path = Path(self.model_record)
-        path = path if path.is_absolute() else ROOT / path
+        path = _in_project(self.model_record)
         if not path.exists():
             return None
         try:
@@ -204,7 +283,49 @@ class Settings:
                 f"{self.region}: SageMaker reads model artifacts from the endpoint's region; "
                 "pass -c region=" + record.region
             )
-        return ServedModel(url, self.image_uri or record.image_uri, str(path))
+        featurizer = record.featurizer_data_url
+        if featurizer is not None and not naming.split_s3_url(str(featurizer)):
+            raise SettingsError(
+                f"model_record {path}: featurizer_data_url '{featurizer}' is not s3://…"
+            )
+        return ServedModel(
+            url,
+            self.image_uri or record.image_uri,
+            str(path),
+            featurizer_data_url=featurizer,
+            predictor_type=record.predictor_type,
+        )
+
+    def _local_model(self) -> ServedModel:
+        """``model_path``, checked as ``deploy --model`` checks it (a foreign or damaged file,
+        or preprocessing that does not fit the model, fails synth), with its preprocessing:
+        ``preprocessing_path``, else the ``preprocessing.json`` train wrote beside it."""
+        from training.model_source import load_pipeline, preprocessing_path
+
+        model = _in_project(self.model_path)
+        given = _in_project(self.preprocessing_path) if self.preprocessing_path else None
+        fix = "pass the model.tar.gz `python -m training train` wrote"
+        if not model.is_file():
+            raise SettingsError(f"model_path='{self.model_path}': no such file; {fix}")
+        try:
+            pipeline = load_pipeline(str(model), given, show_progress=False)
+            preprocessing = preprocessing_path(str(model), given)
+        except UserError as err:
+            raise SettingsError(f"model_path='{self.model_path}': {err}") from None
+        return ServedModel(
+            None,
+            self.image_uri or None,
+            f"context model_path {model}",
+            predictor_type=pipeline.model.predictor_type,
+            model_path=model,
+            preprocessing_path=preprocessing,
+        )
+
+
+def _in_project(name: str) -> Path:
+    """A path from context: relative ones are the project folder's (where the CDK app runs)."""
+    path = Path(name)
+    return path if path.is_absolute() else ROOT / path
 
 
 def _coerce(name: str, raw, kind):
