@@ -6,10 +6,22 @@ in ``transform/<job>/output/<file>.out`` (or a given ``s3://`` prefix), encrypte
 project key, and are downloaded in input order when ``--out`` is a folder. The job carries the
 project tag and a name of the project's (``<project>-transform-<UTC stamp>``), so ``audit``
 and ``destroy-all`` find (and stop) it and nothing of another project.
+
+A model with preprocessing is scored as the endpoint serves it, on raw rows: the job's Model
+is the same serial inference pipeline (``training.aws.images.pipeline_containers``; SageMaker
+runs pipeline Models in batch transform too, DG inference-pipeline-batch.md). A local raw CSV
+with a header is sent without it (SplitType Line would send the header as a record of its
+own), its input columns in source order; MaxPayloadInMB keeps each batch's features under the
+5 MB a pipeline's containers may pass each other.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +32,7 @@ from training.aws.instance_types import accepts_volume_key
 from training.aws.naming import (
     DEFAULT_PROJECT,
     TAG_KEY,
+    Container,
     LogGroup,
     Output,
     Prefix,
@@ -31,7 +44,17 @@ from training.aws.naming import (
     transform_job_name,
 )
 from training.aws.upload import upload_files
-from training.batch_transform import TransformConfig, input_files
+from training.batch_transform import (
+    MB,
+    PIPELINE_BYTES,
+    TransformConfig,
+    input_files,
+    pipeline_payload_mb,
+    raw_records,
+    records,
+)
+from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.core.featurizer import PREPROCESSING_FILE, Featurizer, PreprocessingError
 from training.errors import Problem, TransformFailedError, ValidationError, known_fix
 from training.progress import progress
 
@@ -78,6 +101,20 @@ class AwsTransform:
     # Model is made for the job and deleted when the job ends
     model_path: str | None = None
     poll_s: float = 15.0
+    # model_path's preprocessing (default: the preprocessing.json beside a local model): the
+    # job's Model is then the serial pipeline on raw rows; False: encoded features
+    preprocessing: str | None = None
+    use_preprocessing: bool = True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The preprocessing a job's Model runs behind (its featurizer container), and whether
+    the Model ends in the class decoder."""
+
+    featurizer: Featurizer
+    decodes: bool
+    preprocessing: Path | None = None  # the local preprocessing.json (to build the artifact)
 
 
 def deployed_model(sm, project: str) -> str:
@@ -150,39 +187,61 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
     name = transform_job_name(where.project, stamp())
     made = None
     if where.model_path:
-        model = made = _model_from_artifact(sess, sm, where, outputs, name, config.show_progress)
-        echo(f"model {model} made for this job from {where.model_path}")
+        pipeline = artifact_pipeline(where)  # checked before anything is uploaded or made
     else:
         model = where.model_name or deployed_model(sm, where.project)
-    try:
-        s3 = aws.s3_client_for(sess, bucket)
-        if files:
-            prefix = Prefix.transform_input(name)
-            upload = {f"{prefix}/{f.name}": f for f in files}
-            upload_files(s3, bucket, upload, config.show_progress)
-            input_uri = f"s3://{bucket}/{prefix}/"
-        else:
-            input_uri = config.input
-        output_uri = (
-            config.out
-            if is_s3_url(config.out)
-            else f"s3://{bucket}/{Prefix.transform_output(name)}"
-        )
-        request = transform_request(
-            config, where, name, model, input_uri, output_uri, outputs.get(Output.KEY)
-        )
-        sm.create_transform_job(**request)
-        echo(
-            f"transform job {name} started ({where.instance_count} x {where.instance_type}, "
-            f"model {model})"
-        )
-        described = wait_for_transform(sm, name, where.poll_s, echo)
-    except KeyboardInterrupt:
-        raise  # the job may still run on its model: both are tagged, and audit lists them
-    except BaseException:
-        if made:
-            sm.delete_model(ModelName=made)
-        raise
+        pipeline = served_pipeline(sess, sm.describe_model(ModelName=model))
+    with tempfile.TemporaryDirectory(prefix="ll-transform-") as tmp:
+        if pipeline is not None:
+            check_pipeline_accept(config, pipeline)
+            sampled = (
+                None
+                if files
+                else s3_shortest(sess, config.input, pipeline.featurizer, config.content_type)
+            )
+            files, payload_mb = pipeline_input(
+                config, pipeline.featurizer, files, Path(tmp), sampled
+            )
+            config = dataclasses.replace(config, max_payload_mb=payload_mb)
+            echo(
+                f"raw rows through the model's preprocessing ({len(pipeline.featurizer.inputs)}"
+                f" input columns): MaxPayloadInMB {payload_mb}"
+            )
+        if where.model_path:
+            model = made = _model_from_artifact(
+                sess, sm, where, outputs, name, config.show_progress, pipeline
+            )
+            kind = "serial pipeline" if pipeline is not None else "model"
+            echo(f"{kind} {model} made for this job from {where.model_path}")
+        try:
+            s3 = aws.s3_client_for(sess, bucket)
+            if files:
+                prefix = Prefix.transform_input(name)
+                upload = {f"{prefix}/{f.name}": f for f in files}
+                upload_files(s3, bucket, upload, config.show_progress)
+                input_uri = f"s3://{bucket}/{prefix}/"
+            else:
+                input_uri = config.input
+            output_uri = (
+                config.out
+                if is_s3_url(config.out)
+                else f"s3://{bucket}/{Prefix.transform_output(name)}"
+            )
+            request = transform_request(
+                config, where, name, model, input_uri, output_uri, outputs.get(Output.KEY)
+            )
+            sm.create_transform_job(**request)
+            echo(
+                f"transform job {name} started ({where.instance_count} x "
+                f"{where.instance_type}, model {model})"
+            )
+            described = wait_for_transform(sm, name, where.poll_s, echo)
+        except KeyboardInterrupt:
+            raise  # the job may still run on its model: both are tagged, and audit lists them
+        except BaseException:
+            if made:
+                sm.delete_model(ModelName=made)
+            raise
     if made:  # the job has ended: its model is no longer needed
         sm.delete_model(ModelName=made)
     status = described["TransformJobStatus"]
@@ -200,11 +259,164 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
     return TransformResult(name, status, output_uri, downloaded)
 
 
-def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str, show) -> str:
+def artifact_pipeline(where: AwsTransform) -> Pipeline | None:
+    """The preprocessing ``where.model_path`` is served behind (None: encoded features): a
+    local model is checked against it (width, predictor type, classes) before anything is
+    uploaded; a model in S3 takes ``where.preprocessing`` as given."""
+    from training.model_source import load_pipeline, preprocessing_path
+
+    if not where.use_preprocessing:
+        return None
+    path = preprocessing_path(where.model_path, where.preprocessing, where.use_preprocessing)
+    if path is None:
+        return None
+    if is_s3_url(where.model_path):
+        try:
+            featurizer = Featurizer.load(path)
+        except PreprocessingError as err:
+            raise ValidationError([Problem(str(path), str(err), "check --preprocessing")]) from None
+    else:
+        featurizer = load_pipeline(where.model_path, path, show_progress=False).featurizer
+    from training.aws.images import decodes
+
+    return Pipeline(featurizer, decodes(featurizer.predictor_type), Path(path))
+
+
+def served_pipeline(sess, described: dict) -> Pipeline | None:
+    """The preprocessing of a deployed Model (DescribeModel), when it is the project's serial
+    pipeline: read from its featurizer container's artifact (the preprocessing.json inside
+    featurizer.tar.gz), so raw files are sent as the pipeline takes them."""
+    containers = described.get("Containers") or []
+    hosts = [c.get("ContainerHostname") for c in containers]
+    if not containers or hosts[0] != Container.FEATURIZE:
+        return None
+    url = containers[0]["ModelDataUrl"]
+    bucket, key = split_s3_url(url)
+    body = aws.s3_client_for(sess, bucket).get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            doc = json.load(tar.extractfile(PREPROCESSING_FILE))
+        featurizer = Featurizer.from_json(doc, url)
+    except (tarfile.TarError, KeyError, AttributeError, ValueError) as err:
+        raise ValidationError(
+            [
+                Problem(
+                    url,
+                    f"the deployed pipeline's featurizer artifact cannot be read ({err})",
+                    "redeploy the model (python -m training deploy --model …)",
+                )
+            ]
+        ) from None
+    return Pipeline(featurizer, Container.DECODE in hosts)
+
+
+def check_pipeline_accept(config: TransformConfig, pipeline: Pipeline) -> None:
+    """A classifier pipeline ends in the decoder, which answers JSON or JSON lines only
+    (``featurizer_code/decode.py``): RecordIO is refused here, not by a failed job."""
+    if pipeline.decodes and config.accept not in (JSON, JSONLINES):
+        raise ValidationError(
+            [
+                Problem(
+                    "--accept",
+                    f"'{config.accept}': the model's pipeline ends in the class decoder, "
+                    f"which answers {JSONLINES} or {JSON} (with predicted_class) only",
+                    f"use --accept {JSONLINES} (the default), or --no-preprocessing to score "
+                    "encoded features with Linear Learner alone",
+                )
+            ]
+        )
+
+
+def pipeline_input(
+    config: TransformConfig,
+    featurizer: Featurizer,
+    files: list[Path],
+    folder: Path,
+    s3_shortest: int | None = None,
+) -> tuple[list[Path], int]:
+    """The files to upload for a job on a pipeline Model, and its MaxPayloadInMB.
+
+    A raw CSV with a header is rewritten into ``folder`` (same name) as the records the
+    pipeline takes: headerless, the input columns in source order
+    (``training.batch_transform.raw_records``), since SplitType Line would send the header as
+    a record. MaxPayloadInMB comes from the shortest record (``pipeline_payload_mb``): a batch
+    of rows that short has the most rows, so the most features to pass on. An S3 input is not
+    read here: ``s3_shortest`` is its sampled shortest record (:func:`s3_shortest`). RecordIO
+    passes the featurizer unchanged, so its batches stay under the same 4 MB."""
+    if config.content_type == RECORDIO:
+        return files, max(1, min(int(config.max_payload_mb), PIPELINE_BYTES // MB))
+    from training.data.raw_files import has_header
+
+    out, lengths = [], []
+    for path in files:
+        if config.content_type == CSV and has_header(path, featurizer):
+            target = folder / path.name
+            with open(target, "wb") as fh:
+                for _, record in raw_records(path, featurizer):
+                    fh.write(record)
+                    lengths.append(len(record))
+            out.append(target)
+        else:
+            lengths += [len(record) for _, record in records(path, config.content_type)]
+            out.append(path)
+    if s3_shortest is not None:
+        lengths.append(s3_shortest)
+    shortest = min(lengths, default=len(featurizer.inputs))
+    return out, pipeline_payload_mb(config.max_payload_mb, featurizer.width, max(1, shortest))
+
+
+SAMPLE_BYTES = 1 << 20  # read of each S3 input object to size a pipeline job's batches
+SAMPLE_OBJECTS = 20
+
+
+def s3_shortest(sess, uri: str, featurizer: Featurizer, content_type: str) -> int:
+    """The shortest record (line, with its newline) in the first MiB of the first objects of
+    an S3 input, for :func:`pipeline_input`: a sample, so rows further in may be shorter (a
+    job failing on the 5 MB between containers then needs a lower --max-payload-mb). A raw
+    CSV with a header is refused: it cannot be rewritten in S3, and SplitType Line would send
+    its header as a row."""
+    import csv
+
+    bucket, prefix = split_s3_url(uri)
+    s3 = aws.s3_client_for(sess, bucket)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=SAMPLE_OBJECTS)
+    names = {c.name for c in featurizer.inputs}
+    shortest = None
+    for obj in listed.get("Contents", []):
+        if obj["Size"] == 0:
+            continue
+        body = s3.get_object(Bucket=bucket, Key=obj["Key"], Range=f"bytes=0-{SAMPLE_BYTES - 1}")
+        lines = body["Body"].read().split(b"\n")
+        if obj["Size"] > SAMPLE_BYTES or not lines[-1]:
+            lines = lines[:-1]  # cut by the range, or the empty rest after the last newline
+        first = next(csv.reader([lines[0].decode("utf-8", "replace")]), []) if lines else []
+        if content_type == CSV and names <= {cell.strip() for cell in first}:
+            raise ValidationError(
+                [
+                    Problem(
+                        f"s3://{bucket}/{obj['Key']}",
+                        "a raw CSV with a header: SplitType Line would send the header as a "
+                        "row, which the featurizer refuses",
+                        "pass the local file (its header is left out before upload), or "
+                        "remove the header in S3",
+                    )
+                ]
+            )
+        for line in lines:
+            size = len(line.rstrip(b"\r")) + 1
+            shortest = size if shortest is None else min(shortest, size)
+    return shortest if shortest is not None else len(featurizer.inputs)
+
+
+def _model_from_artifact(
+    sess, sm, where: AwsTransform, outputs: dict, name: str, show, pipeline: Pipeline | None
+) -> str:
     """A Model for the job from an artifact: a local file is checked and uploaded
     content-addressed (as ``deploy --model`` does); an S3 one must be in the project
-    bucket's models/, which the execution role may read."""
-    from training.aws.images import linear_learner_image
+    bucket's models/, which the execution role may read. With preprocessing, the Model is the
+    endpoint's serial pipeline, its featurizer.tar.gz uploaded content-addressed too."""
+    from training.aws.images import linear_learner_image, sklearn_image
+    from training.aws.job import upload_featurizer
     from training.checksums import file_sha256
     from training.core import artifact
 
@@ -228,24 +440,48 @@ def _model_from_artifact(sess, sm, where: AwsTransform, outputs: dict, name: str
         key = Prefix.model_key(file_sha256(path))
         upload_files(aws.s3_client_for(sess, bucket), bucket, {key: path}, show)
         url = f"s3://{bucket}/{key}"
+    region = sess.region_name
+    featurizer = None
+    if pipeline is not None:
+        featurizer_url, _ = upload_featurizer(
+            aws.s3_client_for(sess, bucket), bucket, pipeline.preprocessing, show
+        )
+        featurizer = (sklearn_image(region), featurizer_url, pipeline.featurizer.predictor_type)
     sm.create_model(
         **model_request(
-            name, outputs[Output.ROLE], linear_learner_image(sess.region_name), url, where.project
+            name, outputs[Output.ROLE], linear_learner_image(region), url, where.project, featurizer
         )
     )
     return name
 
 
-def model_request(name: str, role_arn: str, image: str, url: str, project: str) -> dict:
+def model_request(
+    name: str,
+    role_arn: str,
+    image: str,
+    url: str,
+    project: str,
+    featurizer: tuple[str, str, str | None] | None = None,
+) -> dict:
     """CreateModel for a job's own model: as the endpoint stack's (network-isolated, run as
-    the execution role), named after the job and tagged, so audit knows it (pure)."""
-    return {
-        "ModelName": name,
-        "ExecutionRoleArn": role_arn,
-        "PrimaryContainer": {"Image": image, "ModelDataUrl": url},
-        "EnableNetworkIsolation": True,
-        "Tags": [{"Key": TAG_KEY, "Value": project}],
-    }
+    the execution role), named after the job and tagged, so audit knows it (pure).
+
+    With ``featurizer`` (the scikit-learn image, the featurizer.tar.gz URL, the predictor
+    type), the endpoint stack's serial pipeline: the same ``Containers``, Mode Serial."""
+    request = {"ModelName": name, "ExecutionRoleArn": role_arn}
+    if featurizer is None:
+        request["PrimaryContainer"] = {"Image": image, "ModelDataUrl": url}
+    else:
+        from training.aws.images import pipeline_containers
+
+        featurizer_image, featurizer_url, predictor_type = featurizer
+        request["Containers"] = pipeline_containers(
+            featurizer_image, featurizer_url, image, url, predictor_type
+        )
+        request["InferenceExecutionConfig"] = {"Mode": "Serial"}
+    request["EnableNetworkIsolation"] = True
+    request["Tags"] = [{"Key": TAG_KEY, "Value": project}]
+    return request
 
 
 def explain_failure(reason: str) -> str:
