@@ -6,7 +6,10 @@ Taken out, each because moto cannot do it: the bootstrap-version rule (moto does
 SSM parameter types), the custom resources (CloudFormation would invoke their Lambda, which
 needs Docker in moto: the notebook bundle's BucketDeployment, S3 auto-delete) with anything
 that depends on them, and the KMS key's tags (moto's CloudFormation hands them to KMS in
-CloudFormation's {Key, Value} shape and crashes).
+CloudFormation's {Key, Value} shape and crashes). Added, also for moto alone: an empty
+PrimaryContainer beside a serial pipeline Model's Containers (moto's CloudFormation reads
+PrimaryContainer unconditionally and fails with a KeyError on a Containers-only Model; its
+SageMaker keeps the Containers as given).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def for_moto(template: dict) -> list[str]:
                 del resource["DependsOn"]
         if resource["Type"] == "AWS::KMS::Key":
             resource["Properties"].pop("Tags", None)
+        if resource["Type"] == "AWS::SageMaker::Model" and "Containers" in resource["Properties"]:
+            resource["Properties"].setdefault("PrimaryContainer", {})
     return removed
 
 

@@ -467,3 +467,23 @@ def test_cfn_lint_and_checkov_pass_on_the_pipeline_templates(cli_synth):
         for c in r["results"]["failed_checks"]
     ]
     assert failed == [] and res.returncode == 0, failed or res.stderr[-2000:]
+
+
+def test_the_moto_rehearsal_adds_only_an_empty_primary_container_to_the_pipeline():
+    """moto's CloudFormation reads PrimaryContainer unconditionally: tests/rehearsal_app.py
+    gives the pipeline Model an empty one for moto alone, and changes nothing else."""
+    from rehearsal_app import for_moto
+
+    template = pipeline()["endpoint"]
+    rewritten = json.loads(json.dumps(template))
+    assert for_moto(rewritten) == []
+    model = next(
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::SageMaker::Model"
+    )
+    assert rewritten["Resources"][model]["Properties"] == {
+        **template["Resources"][model]["Properties"],
+        "PrimaryContainer": {},
+    }
+    for key, resource in rewritten["Resources"].items():
+        if key != model:
+            assert resource == template["Resources"][key], key

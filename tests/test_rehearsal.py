@@ -21,11 +21,12 @@ import sys
 from pathlib import Path
 
 import boto3
-import numpy as np
 import pytest
 import requests
 from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
 from ports import free_port, wait_for_port
+
+from training.aws import featurizer_artifact
 
 ROOT = Path(__file__).parents[1]
 MOTO = Path(sys.executable).parent / "moto_server"
@@ -132,7 +133,14 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
     model = session.client("sagemaker", endpoint_url=url).describe_model(
         ModelName=models[0]["ModelName"]
     )
-    assert model["PrimaryContainer"]["ModelDataUrl"] == record["model_data_url"]
+    # prepare fitted the data's preprocessing: the endpoint is the serial pipeline on raw rows
+    assert [c["ModelDataUrl"] for c in model["Containers"]] == [
+        record["featurizer_data_url"],
+        record["model_data_url"],
+        record["featurizer_data_url"],
+    ]
+    assert record["predictor_type"] == "binary_classifier"
+    assert "5/5 smoke prediction on raw rows" in out
     # the notebook instance's OnStart sync finds the notebook with its training package
     outputs = cfn.describe_stacks(StackName="LlE2eBase")["Stacks"][0]["Outputs"]
     bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "BucketName")
@@ -199,7 +207,19 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
         "kms_key_arn": next(o["OutputValue"] for o in outputs if o["OutputKey"] == "KeyArn"),
     }
     (folder / "project.json").write_text(json.dumps(project))
-    answer = {"predictions": [{"score": s, "predicted_label": int(s > 0.5)} for s in PLANTED]}
+    # the pipeline's answer: Linear Learner's, plus the decoder's predicted_class (the classes
+    # of deploy-all's data: the same file and label as the notebook's)
+    label = json.loads((tmp_path / "data" / "manifest.json").read_text())["label"]
+    answer = {
+        "predictions": [
+            {
+                "score": s,
+                "predicted_label": int(s > 0.5),
+                "predicted_class": label["classes"][int(s > 0.5)],
+            }
+            for s in PLANTED
+        ]
+    }
     requests.post(
         f"{url}/moto-api/static/sagemaker/endpoint-results",
         timeout=10,
@@ -212,7 +232,7 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
     assert f"bucket: {bucket} | region: us-east-1" in text
     assert "artifact: s3://" in text and "training job ll-e2e-" in text
     assert f"endpoint {project['endpoint_name']}: InService" in text
-    # the endpoint's answers, decoded by the notebook into class names, row by row in order
+    # the endpoint's answers as the notebook shows them: class names, row by row in order
     classes = json.loads((tmp_path / "nb-run" / "data" / "manifest.json").read_text())["label"]
     table = text[re.search(r"actual\s+predicted\s+score", text).start() :].splitlines()[1:6]
     decoded = [(line.split()[2], float(line.split()[3])) for line in table]
@@ -229,7 +249,9 @@ def run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env):
 def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     """A model trained here goes to the running endpoint through `deploy --model`: uploaded
     under its SHA-256, recorded, and the endpoint stack's Model serves exactly that object."""
+    from training.aws.deploy import fill_row
     from training.core import artifact
+    from training.core.featurizer import Featurizer
 
     rc, out = run(
         sys.executable, "-m", "training", "-q", "train", "--data-dir", str(data),
@@ -238,7 +260,10 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     assert rc == 0, out
     model_file = tmp_path / "local-model" / "model.tar.gz"
     model = artifact.load(model_file)
-    expected = model.predict(np.zeros((5, model.feature_dim), np.float32))  # no --data-dir
+    # train put the preprocessing beside the model: the smoke prediction (no --data-dir) sends
+    # one raw row of its fill values, and must get what the model answers for it here
+    featurizer = Featurizer.load(model_file.parent / "preprocessing.json")
+    expected = model.predict(featurizer.features_from_csv(fill_row(featurizer) + "\n"))
     answer = {
         "predictions": [
             {"score": float(s), "predicted_label": int(p)}
@@ -258,7 +283,7 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     assert rc == 0, out[-4000:]
     for step in ("1/4 upload", "2/4 endpoint stack", "3/4 endpoint runs", "4/4 smoke"):
         assert step in out, step
-    assert "as the artifact does" in out
+    assert "smoke prediction on raw rows" in out and "as the artifact does" in out
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
     key = f"models/sha256/{digest}/model.tar.gz"
     record = json.loads(record_file.read_text())
@@ -266,9 +291,18 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     assert (record["sha256"], record["feature_dim"]) == (digest, model.feature_dim)
     s3 = session.client("s3", endpoint_url=url)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == model_file.read_bytes()
+    featurizer_key = record["featurizer_data_url"].split(f"s3://{bucket}/", 1)[1]
+    assert featurizer_key.startswith("models/featurizer/sha256/")
+    assert s3.get_object(Bucket=bucket, Key=featurizer_key)["Body"].read() == (
+        featurizer_artifact.to_bytes(model_file.parent / "preprocessing.json")
+    )
     sm = session.client("sagemaker", endpoint_url=url)
     served = [
-        sm.describe_model(ModelName=m["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+        [c["ModelDataUrl"] for c in sm.describe_model(ModelName=m["ModelName"])["Containers"]]
         for m in sm.list_models()["Models"]
     ]
-    assert record["model_data_url"] in served, served
+    assert [
+        record["featurizer_data_url"],
+        record["model_data_url"],
+        record["featurizer_data_url"],
+    ] in served, served
