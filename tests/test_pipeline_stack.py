@@ -487,3 +487,23 @@ def test_the_moto_rehearsal_adds_only_an_empty_primary_container_to_the_pipeline
     for key, resource in rewritten["Resources"].items():
         if key != model:
             assert resource == template["Resources"][key], key
+
+
+def test_image_lookups_are_remembered_by_the_sdk_table_and_the_arguments(tmp_path, monkeypatch):
+    """sagemaker-core takes seconds to import and every synth needs two lookups: the answer
+    is kept under the installed table's bytes, the SDK version and the arguments."""
+    from sagemaker.core import image_uris
+
+    from training.aws import images
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    args = {"framework": "sklearn", "region": "eu-west-1", "version": "1.2-1"}
+    assert images._retrieve(**args) == image_uris.retrieve(**args)
+    kept = images._cache_file(args)
+    assert kept.parent == tmp_path / "ll-e2e" / "image-uris" and kept.is_file()
+    kept.write_text("remembered")  # the next lookup reads it, sagemaker-core not asked
+    assert images._retrieve(**args) == "remembered"
+    assert images._cache_file({**args, "region": "us-east-1"}) != kept
+    with pytest.raises(ValueError, match="Unsupported region"):
+        images._retrieve(**{**args, "region": "xx-west-9"})
+    assert len(list(kept.parent.iterdir())) == 1  # a failed lookup is not remembered

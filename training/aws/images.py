@@ -11,6 +11,12 @@ transform job's own Model (``training/aws/batch_transform.py``).
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+from pathlib import Path
 
 from training.aws.featurizer_artifact import DECODE, FEATURIZE, SKLEARN_VERSION, environment
 from training.aws.naming import Container
@@ -20,9 +26,49 @@ from training.core.losses import REGRESSOR
 @functools.cache
 def linear_learner_image(region: str) -> str:
     """``<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1``; ValueError if none."""
+    return _retrieve(framework="linear-learner", region=region)
+
+
+def _retrieve(**args) -> str:
+    """``sagemaker.core.image_uris.retrieve(**args)``, remembered per user (``~/.cache/ll-e2e``)
+    under the installed sagemaker-core's version, the bytes of the table it reads (its
+    ``image_uri_config/<framework>.json``) and the arguments: importing sagemaker-core takes
+    seconds (7 s on the test machine), the lookup itself none, and every ``cdk synth`` (the
+    offline main job's too) needs two. An upgrade or an edited table is a new key; a region the
+    table lacks raises ValueError and is not remembered."""
+    cached = _cache_file(args)
+    if cached is not None and cached.is_file():
+        return cached.read_text().strip()
     from sagemaker.core import image_uris
 
-    return image_uris.retrieve(framework="linear-learner", region=region)
+    uri = image_uris.retrieve(**args)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+            tmp.write_text(uri)
+            tmp.replace(cached)
+        except OSError:
+            pass  # a read-only home: looked up each time, as without the cache
+    return uri
+
+
+def _cache_file(args: dict) -> Path | None:
+    """Where :func:`_retrieve` keeps the answer for ``args`` (None: the table is not where
+    sagemaker-core keeps it, so nothing is remembered). Found without importing sagemaker."""
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    table = Path(spec.submodule_search_locations[0], "core", "image_uri_config")
+    table = table / f"{args['framework']}.json"
+    try:
+        digest = hashlib.sha256(table.read_bytes())
+        digest.update(importlib.metadata.version("sagemaker-core").encode())
+    except (OSError, importlib.metadata.PackageNotFoundError):
+        return None
+    digest.update(json.dumps(args, sort_keys=True).encode())
+    home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home) / "ll-e2e" / "image-uris" / digest.hexdigest()
 
 
 @functools.cache
@@ -38,9 +84,7 @@ def sklearn_image(region: str) -> str:
     "training" scope, whose image is the same one that serves (its Dockerfile sets
     ``SAGEMAKER_SERVING_MODULE``; ``_get_final_image_scope``: "Training and inference configs
     for XGB/SKLearn are identical")."""
-    from sagemaker.core import image_uris
-
-    return image_uris.retrieve(framework="sklearn", region=region, version=SKLEARN_VERSION)
+    return _retrieve(framework="sklearn", region=region, version=SKLEARN_VERSION)
 
 
 def decodes(predictor_type: str | None) -> bool:
