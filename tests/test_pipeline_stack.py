@@ -276,9 +276,10 @@ def test_model_source_keys_that_contradict_each_other_fail_synth(context, messag
         Settings.from_context(context.get)
 
 
-def test_cdk_nag_passes_on_the_pipeline():
+def test_cdk_nag_passes_on_the_pipeline(trained):
     for context in (
         {"model_data_url": MODEL, "featurizer_data_url": FEATURIZER},
+        {"model_path": str(trained), "data_capture_percent": 5},
         {
             "model_data_url": MODEL,
             "featurizer_data_url": FEATURIZER,
