@@ -418,21 +418,11 @@ def test_the_notebooks_availability_zone_comes_from_context():
         Settings.from_context({"notebook_platform": "notebook-al1-v1"}.get)
 
 
-# The model-source keys the serial pipeline added. cdk.json is not this change's file to
-# edit: until they are added there (at these defaults), an absent key is read as its default
-# (Settings.from_context skips what the context lacks), which is what cdk.json would say.
-NOT_YET_IN_CDK_JSON = {"featurizer_data_url", "predictor_type", "model_path", "preprocessing_path"}
-
-
 def test_cdk_json_context_states_every_setting_at_its_default():
     """One source for each default: cdk.json shows users the values Settings would use."""
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     defaults = {f.name: f.default for f in dataclasses.fields(Settings) if f.name != "account"}
-    pending = NOT_YET_IN_CDK_JSON - set(context)
-    assert {k: v for k, v in context.items() if not k.startswith("@")} == {
-        k: v for k, v in defaults.items() if k not in pending
-    }
-    assert all(defaults[k] == "" for k in pending)
+    assert {k: v for k, v in context.items() if not k.startswith("@")} == defaults
 
 
 def test_lifecycle_script_is_valid_bash():

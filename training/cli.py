@@ -329,6 +329,8 @@ def _transform(args) -> int:
                 profile=args.profile,
                 region=args.region,
                 model_path=str(args.model) if args.model else None,
+                preprocessing=args.preprocessing,
+                use_preprocessing=not args.no_preprocessing,
             ),
         )
         print(f"transform job {job.name}: {job.status}; output {job.output}")
@@ -372,6 +374,8 @@ def _deploy(args) -> int:
         record=args.record,
         data_dir=args.data_dir,
         show_progress=not args.quiet,
+        preprocessing=args.preprocessing,
+        use_preprocessing=not args.no_preprocessing,
     )
     return 0
 
@@ -652,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--project", default=DEFAULT_PROJECT)
     m.add_argument("--profile")
     m.add_argument("--region")
+    _preprocessing_flags(m)
     m.set_defaults(func=_deploy)
     return parser
 
