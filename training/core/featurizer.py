@@ -98,11 +98,22 @@ class Featurizer:
     columns: tuple[Column, ...]  # every column of the source, in source order
     predictor_type: str
     classes: tuple[Any, ...] = ()  # classifiers: the label's values, index = encoded value
-    _lookups: list = field(default_factory=list, repr=False, compare=False)
+    # what every request reuses, derived once from the columns (a single-row request is
+    # otherwise mostly this bookkeeping)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
+        d = self._derived
+        d["numeric"] = [c for c in self.columns if c.role == NUMERIC]
+        d["categorical"] = [c for c in self.columns if c.role == CATEGORICAL]
+        d["inputs"] = [c for c in self.columns if c.role != LABEL]
+        numeric = d["numeric"]
+        for key in ("fill", "mean", "scale"):
+            d[key] = np.array([getattr(c, key) for c in numeric], np.float64)
+        d["width"] = len(numeric) + sum(len(c.categories) for c in d["categorical"])
         # per categorical column, cell text -> code (the JSON keeps categories as values)
-        for column in self.categorical:
+        d["lookups"] = []
+        for column in d["categorical"]:
             lookup = {}
             for code, value in enumerate(column.categories):
                 if isinstance(value, bool):
@@ -110,22 +121,22 @@ class Featurizer:
                         lookup[spelling] = code
                 else:
                     lookup[str(value)] = code
-            self._lookups.append((lookup, lookup.get(_text(column.fill), UNKNOWN)))
+            d["lookups"].append((lookup, lookup.get(_text(column.fill), UNKNOWN)))
 
     # ------------------------------------------------------------------ layout
 
     @property
     def numeric(self) -> list[Column]:
-        return [c for c in self.columns if c.role == NUMERIC]
+        return self._derived["numeric"]
 
     @property
     def categorical(self) -> list[Column]:
-        return [c for c in self.columns if c.role == CATEGORICAL]
+        return self._derived["categorical"]
 
     @property
     def inputs(self) -> list[Column]:
         """What a raw row holds: every column but the label, in source order."""
-        return [c for c in self.columns if c.role != LABEL]
+        return self._derived["inputs"]
 
     @property
     def label(self) -> str | None:
@@ -141,7 +152,7 @@ class Featurizer:
 
     @property
     def width(self) -> int:
-        return len(self.numeric) + sum(len(c.categories) for c in self.categorical)
+        return self._derived["width"]
 
     # ------------------------------------------------------------------ the kernel
 
@@ -150,22 +161,19 @@ class Featurizer:
         imputed in place) and, per categorical column, each row's category code (the fill
         value's code where missing; UNKNOWN: all zeros). The same float64 operations in the
         same order as scikit-learn's fitted transformer, so the same bits."""
-        out = np.zeros((len(X), self.width), np.float32)
-        numeric = self.numeric
-        k = len(numeric)
+        d = self._derived
+        out = np.zeros((len(X), d["width"]), np.float32)
+        k = len(d["numeric"])
         if k:
-            fills = np.array([c.fill for c in numeric], np.float64)
-            means = np.array([c.mean for c in numeric], np.float64)
-            scales = np.array([c.scale for c in numeric], np.float64)
             missing = np.isnan(X)
             if missing.any():
-                X[missing] = np.broadcast_to(fills, X.shape)[missing]
-            X -= means
-            X /= scales
+                X[missing] = np.broadcast_to(d["fill"], X.shape)[missing]
+            X -= d["mean"]
+            X /= d["scale"]
             out[:, :k] = X
         at = k
-        for column, code in zip(self.categorical, codes):
-            known = np.flatnonzero(code >= 0)
+        for column, code in zip(d["categorical"], codes):
+            known = code >= 0
             out[known, at + code[known]] = 1.0
             at += len(column.categories)
         return out
@@ -218,7 +226,7 @@ class Featurizer:
             X[:, j] = _numbers(cells[column.name], column.name, text)
         codes = [
             _categories(cells[column.name], lookup, fill_code, column.name, text)
-            for column, (lookup, fill_code) in zip(self.categorical, self._lookups)
+            for column, (lookup, fill_code) in zip(self.categorical, self._derived["lookups"])
         ]
         return self.encode(X, codes)
 
