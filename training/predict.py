@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
 from training.core.featurizer import SPACE, Featurizer
@@ -33,9 +34,6 @@ from training.errors import Problem, ValidationError
 from training.files import file_problem
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
-# between a pipeline's containers (SageMaker: "exceeded the maximum limit of 5 MB"), with room
-PIPELINE_LIMIT = 4 * 1024 * 1024
-RECORD_OVERHEAD = 32  # bytes a featurized RecordIO record adds to its 4 bytes per feature
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
 
 
@@ -132,7 +130,7 @@ def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
 def raw_bodies(lines: list[str], feature_dim: int, limit: int = LIMIT) -> Iterator[bytes]:
     """Bodies of whole raw CSV rows, each under ``limit`` bytes, and few enough rows that
     their features stay under the 5 MB a pipeline's containers may pass each other."""
-    most = max(1, PIPELINE_LIMIT // (4 * feature_dim + RECORD_OVERHEAD))
+    most = max(1, PIPELINE_BYTES // (4 * feature_dim + RECORD_OVERHEAD))
     batch, size = [], 0
     for line in lines:
         nbytes = len(line.encode()) + 1
