@@ -22,7 +22,7 @@ import requests
 
 from training.cli import main
 from training.core import artifact
-from training.core.featurizer import Featurizer, PreprocessingError, recordio_rows
+from training.core.featurizer import Featurizer, PreprocessingError, RowError, recordio_rows
 from training.core.losses import scores
 from training.data import recordio
 from training.data.prepare import PrepareConfig, prepare
@@ -370,3 +370,12 @@ def test_answer_rows_are_rendered_as_json_would_render_them(kind):
         classes = (False, "yes\n")
     expected = [json.dumps(row) for row in with_classes(p.rows(), classes)]
     assert p.rows_json(classes) == expected
+
+
+@pytest.mark.parametrize("cell", ["1_0", "١٢", "1.2.3", "0x10", "1e", "--1"])
+def test_numbers_only_python_reads_are_refused_naming_the_cell(awkward, cell):
+    """prepare read numbers as polars and pandas do (ASCII decimal notation); the endpoint
+    holds to the same rule, so a cell float() alone would take is refused, not scored."""
+    featurizer = Featurizer.load(awkward[3] / "preprocessing.json")
+    with pytest.raises(RowError, match=f"row 2, column 'x': '{cell}' is not a number"):
+        featurizer.features_from_csv(f"C1,0.5,red,True,2\nC2,{cell},red,True,2\n")

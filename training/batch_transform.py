@@ -137,8 +137,7 @@ def pipeline_payload_mb(max_payload_mb: float, feature_dim: int, shortest: int) 
     """MaxPayloadInMB for a job on a pipeline model: whole MB (the API's unit) of raw rows
     whose features, even if every row were as short as the shortest, stay under
     PIPELINE_BYTES; ValidationError when not even 1 MB of them does."""
-    rows = PIPELINE_BYTES // (4 * feature_dim + RECORD_OVERHEAD)
-    fits = int(rows * shortest // MB)
+    fits = int(pipeline_records(feature_dim) * shortest // MB)
     if fits < 1:
         raise ValidationError(
             [
@@ -156,11 +155,18 @@ def pipeline_payload_mb(max_payload_mb: float, feature_dim: int, shortest: int) 
     return min(int(max_payload_mb), fits) if max_payload_mb >= 1 else fits
 
 
+def pipeline_records(feature_dim: int) -> int:
+    """How many records a batch to a pipeline model may hold: their features (RecordIO)
+    under PIPELINE_BYTES, whatever their length."""
+    return max(1, PIPELINE_BYTES // (4 * feature_dim + RECORD_OVERHEAD))
+
+
 def batches(
-    path: Path, content_type: str, max_bytes: int, numbered=None
+    path: Path, content_type: str, max_bytes: int, numbered=None, max_records: int | None = None
 ) -> Iterator[tuple[int, int, bytes]]:
-    """MultiRecord: (first, last record number, body) with as many whole records as fit;
-    ``numbered`` records instead of the file's own (e.g. :func:`raw_records`)."""
+    """MultiRecord: (first, last record number, body) with as many whole records as fit in
+    ``max_bytes`` (and, given, ``max_records``); ``numbered`` records instead of the file's
+    own (e.g. :func:`raw_records`)."""
     parts: list[bytes] = []
     size, first, last = 0, 0, 0
     for number, record in numbered if numbered is not None else records(path, content_type):
@@ -176,7 +182,7 @@ def batches(
                     )
                 ]
             )
-        if parts and size + len(record) > max_bytes:
+        if parts and (size + len(record) > max_bytes or len(parts) == max_records):
             yield first, last, b"".join(parts)
             parts, size = [], 0
         if not parts:

@@ -47,7 +47,7 @@ NA_VALUES = frozenset(
 )  # fmt: skip
 TRUE_VALUES, FALSE_VALUES = ("True", "TRUE", "true"), ("False", "FALSE", "false")
 SPACE = " \t"  # what pandas' skipinitialspace skips before a cell
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")  # ASCII digits only
 _INFINITY = re.compile(r"[+-]?(inf|infinity)$", re.IGNORECASE)
 UNKNOWN = -1  # a category code: not seen in training (encodes as all zeros)
 # what a request may carry: raw rows as CSV, JSON records or JSON lines, or encoded vectors
@@ -480,8 +480,20 @@ def _number(value: Any, row: int, column: str) -> float:
     return number if np.isfinite(number) else np.nan
 
 
-# a whole column of plain numbers (no spaces, no missing or infinite spellings), one per line
-_NUMBERS = re.compile(r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\n)*")
+# the characters of plain decimal numbers: a column of only these that float() reads is a
+# column of numbers as _NUMBER reads them (no spaces, underscores, other digits or spellings)
+_NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
+
+
+def _plain_numbers(cells: Sequence[str]) -> np.ndarray | None:
+    """Cells that are all plain decimal numbers, as float64 (each exactly as float() reads
+    it); None when any is not."""
+    if not _NUMBER_CHARS.fullmatch("\n".join(cells)):
+        return None
+    try:
+        return np.array(cells, np.float64)
+    except ValueError:  # "1.2.3", "1e", "" …
+        return None
 
 
 def _numbers(cells: Sequence[Any], column: str, text: bool) -> np.ndarray:
@@ -489,15 +501,14 @@ def _numbers(cells: Sequence[Any], column: str, text: bool) -> np.ndarray:
     cell is a string, as CSV's are)."""
     plain = None
     if cells and (text or all(type(c) is str for c in cells)):
-        if _NUMBERS.fullmatch("\n".join(cells) + "\n"):
-            plain = np.array(cells, np.float64)  # each exactly as float() reads it
-        else:  # plain numbers but for empty (missing) cells?
+        plain = _plain_numbers(cells)
+        if plain is None:  # plain numbers but for empty (missing) cells?
             cells_ = np.array(cells, dtype=object)
             present = cells_ != ""
-            given = cells_[present].tolist()
-            if _NUMBERS.fullmatch("\n".join(given) + "\n"):
+            given = _plain_numbers(cells_[present].tolist())
+            if given is not None:
                 plain = np.full(len(cells), np.nan)
-                plain[present] = np.array(given, np.float64)
+                plain[present] = given
     elif cells and all(type(c) in (int, float) for c in cells):
         plain = np.array(cells, np.float64)
     if plain is None:

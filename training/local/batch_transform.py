@@ -17,9 +17,8 @@ from training.batch_transform import (
     TransformConfig,
     batches,
     input_files,
-    pipeline_payload_mb,
+    pipeline_records,
     raw_records,
-    records,
 )
 from training.content_types import CSV
 from training.core.inference import InferencePipeline
@@ -57,6 +56,7 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
     if isinstance(served, LinearModel):
         served = InferencePipeline(served)
     files = input_files(config.input)
+    max_bytes = int(config.max_payload_mb * MB)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     separator = b"" if config.assemble_with() == "None" else b"\n"
@@ -66,12 +66,12 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
     try:
         for path in files:
             target = out / f"{path.name}.out"
-            numbered, max_bytes = _requests(served, config, path)
+            numbered, max_records = _requests(served, config, path)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     for first, last, body in batches(
-                        path, config.content_type, max_bytes, numbered
+                        path, config.content_type, max_bytes, numbered, max_records
                     ):
                         try:
                             answer, _ = predict_body(
@@ -94,13 +94,12 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
 
 
 def _requests(served: InferencePipeline, config: TransformConfig, path: Path):
-    """The file's records (None: its own, as SplitType splits them) and the batch limit."""
-    max_bytes = int(config.max_payload_mb * MB)
+    """The file's records (None: its own, as SplitType splits them) and how many a batch may
+    hold (None: as many as MaxPayloadInMB takes). Behind preprocessing, few enough that their
+    features fit what a SageMaker pipeline's containers may pass each other: the job on AWS
+    gets there with a smaller MaxPayloadInMB (``pipeline_payload_mb``), the same answers."""
     featurizer = served.featurizer
     if featurizer is None or config.content_type != CSV:
-        return None, max_bytes
-    raw = has_header(path, featurizer)
-    lines = (lambda: raw_records(path, featurizer)) if raw else (lambda: records(path, CSV))
-    shortest = min((len(r) for _, r in lines()), default=1)
-    mb = pipeline_payload_mb(config.max_payload_mb, featurizer.width, shortest)
-    return (lines() if raw else None), min(max_bytes, mb * MB)
+        return None, None
+    numbered = raw_records(path, featurizer) if has_header(path, featurizer) else None
+    return numbered, pipeline_records(featurizer.width)
