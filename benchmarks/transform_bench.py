@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from prepare_bench import generated  # the benchmarks' own directory: a sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -50,6 +51,13 @@ def run(args: list[str]) -> tuple[float, float]:
     return wall, int(res.stderr.split("PEAK_KB")[-1]) / 1024
 
 
+def make_features(rows: int, cols: int, path: Path) -> None:
+    """Encoded features only: what ``transform`` and ``predict`` score without preprocessing."""
+    print(f"generating {path} …", file=sys.stderr)
+    X = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
+    np.savetxt(path, X, fmt="%.5g", delimiter=",")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -61,10 +69,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     csv = OUT / f"transform_{args.rows}x{args.cols}.csv"
     rng = np.random.default_rng(0)
-    if not csv.exists():
-        print(f"generating {csv} …", file=sys.stderr)
-        X = rng.standard_normal((args.rows, args.cols)).astype(np.float32)
-        np.savetxt(csv, X, fmt="%.5g", delimiter=",")
+    generated(make_features, args.rows, args.cols, csv)
     model_path = OUT / "transform_model.tar.gz"
     w = rng.standard_normal(args.cols).astype(np.float32)
     artifact.save(
@@ -93,22 +98,50 @@ def main() -> None:
     raw_vs_encoded(args, rng)
 
 
-def raw_vs_encoded(args, rng) -> None:
-    """The same rows, raw (header, categories, missing cells) and encoded."""
+LEVELS = ("alpha", "beta", "gamma", "delta", "epsilon")
+
+
+def bench_featurizer(cols: int):
+    """Three numbers for every category column, five levels each, ``no``/``yes`` labels."""
+    from training.core.featurizer import CATEGORICAL, NUMERIC, Column, Featurizer
+
+    k_cat = max(1, cols // 4)
+    columns = [
+        Column(f"x{j}", NUMERIC, fill=0.0, mean=0.1 * j, scale=1.0 + j / 10)
+        for j in range(cols - k_cat)
+    ] + [Column(f"c{j}", CATEGORICAL, fill="alpha", categories=LEVELS) for j in range(k_cat)]
+    return Featurizer(tuple(columns), "binary_classifier", ("no", "yes"))
+
+
+def make_raw_and_encoded(n: int, cols: int, raw_csv: Path, encoded_csv: Path) -> None:
+    """Raw rows (header, categories, 5% of x0 missing) and the features they encode to."""
     import polars as pl
 
+    print(f"generating {raw_csv} and {encoded_csv} …", file=sys.stderr)
+    rng = np.random.default_rng(2)
+    featurizer = bench_featurizer(cols)
+    k_cat = max(1, cols // 4)
+    data = {f"x{j}": rng.standard_normal(n).round(4) for j in range(cols - k_cat)}
+    data |= {f"c{j}": rng.choice(LEVELS, n) for j in range(k_cat)}
+    frame = pl.DataFrame(data)
+    frame = frame.with_columns(
+        pl.when(pl.Series(rng.random(n) < 0.05)).then(None).otherwise(pl.col("x0")).alias("x0")
+    )
+    frame.write_csv(raw_csv)
+    with open(encoded_csv, "w") as fh:  # in chunks, as a user's own encoder would
+        for start in range(0, n, 100_000):
+            part = frame.slice(start, 100_000).write_csv(include_header=False)
+            np.savetxt(fh, featurizer.features_from_csv(part), fmt="%.9g", delimiter=",")
+
+
+def raw_vs_encoded(args, rng) -> None:
+    """The same rows, raw (header, categories, missing cells) and encoded."""
     from training.core import artifact
-    from training.core.featurizer import CATEGORICAL, NUMERIC, Column, Featurizer
     from training.core.model import LinearModel
 
-    n, k_cat = args.rows, max(1, args.cols // 4)
-    k_num = args.cols - k_cat
+    n = args.rows
     raw_csv, encoded_csv = OUT / f"raw_{n}x{args.cols}.csv", OUT / f"encoded_{n}x{args.cols}.csv"
-    levels = ["alpha", "beta", "gamma", "delta", "epsilon"]
-    columns = [
-        Column(f"x{j}", NUMERIC, fill=0.0, mean=0.1 * j, scale=1.0 + j / 10) for j in range(k_num)
-    ] + [Column(f"c{j}", CATEGORICAL, fill="alpha", categories=tuple(levels)) for j in range(k_cat)]
-    featurizer = Featurizer(tuple(columns), "binary_classifier", ("no", "yes"))
+    featurizer = bench_featurizer(args.cols)
     model_dir = OUT / "raw_model"
     model_dir.mkdir(exist_ok=True)
     w = rng.standard_normal(featurizer.width).astype(np.float32)
@@ -117,20 +150,9 @@ def raw_vs_encoded(args, rng) -> None:
         model_dir / "model.tar.gz",
     )
     featurizer.save(model_dir / "preprocessing.json")
-    if not raw_csv.exists() or not encoded_csv.exists():
-        print(f"generating {raw_csv} and {encoded_csv} …", file=sys.stderr)
-        data = {f"x{j}": rng.standard_normal(n).round(4) for j in range(k_num)}
-        data |= {f"c{j}": rng.choice(levels, n) for j in range(k_cat)}
-        frame = pl.DataFrame(data)
-        frame = frame.with_columns(
-            pl.when(pl.Series(rng.random(n) < 0.05)).then(None).otherwise(pl.col("x0")).alias("x0")
-        )
-        frame.write_csv(raw_csv)
-        with open(encoded_csv, "w") as fh:  # the features those rows encode to, in chunks
-            for start in range(0, n, 100_000):
-                part = frame.slice(start, 100_000).write_csv(include_header=False)
-                X = featurizer.features_from_csv(part)
-                np.savetxt(fh, X, fmt="%.9g", delimiter=",")
+    if not raw_csv.exists():
+        encoded_csv.unlink(missing_ok=True)
+    generated(make_raw_and_encoded, n, args.cols, raw_csv, encoded_csv)
     model = str(model_dir / "model.tar.gz")
     raw = run(["-q", "transform", "--input", str(raw_csv), "--out", str(OUT / "raw_out"),
                "--model", model])  # fmt: skip
