@@ -72,7 +72,8 @@ def _prepare(args) -> int:
         show_progress=not args.quiet,
     )
     manifest = prepare(config)
-    print(f"prepared {manifest.source.rows} rows of {args.data} -> {args.out}/")
+    used = sum(channel.rows for channel in manifest.channels.values())
+    print(f"prepared {used} of {manifest.source.rows} rows of {args.data} -> {args.out}/")
     for name, channel in manifest.channels.items():
         print(
             f"  {name:<10} {channel.rows:>9} rows  {channel.content_type}  "

@@ -384,9 +384,11 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
     featurizer.save(out / PREPROCESSING_FILE)
     manifest = _manifest(config, source, learned, featurizer, channels)
     manifest.write(out)
+    used = sum(channel.rows for channel in manifest.channels.values())
     log.info(
-        "prepared %d rows in %.1fs -> %s", scan.rows, time.perf_counter() - started, config.out
-    )
+        "prepared %d of %d rows in %.1fs -> %s",
+        used, scan.rows, time.perf_counter() - started, config.out,
+    )  # fmt: skip
     return manifest
 
 
