@@ -119,6 +119,23 @@ def test_preprocessor_applies_the_same_transform_to_raw_rows(tmp_path):
     assert pre.decode(np.array([2, 0])) == ["Gentoo", "Adelie"]
 
 
+def test_a_preprocessor_saved_before_the_data_path_moved_still_loads(tmp_path, monkeypatch):
+    """Files written before the move pickle the label mapping as
+    ``training.preprocessing.LabelEncoding``: the module path stays importable."""
+    import joblib
+
+    from training.data.labels import LabelEncoding
+
+    run(tmp_path)
+    saved = joblib.load(tmp_path / "out" / "preprocessor.joblib")
+    with monkeypatch.context() as patch:  # pickle it under the module path it had then
+        patch.setattr(LabelEncoding, "__module__", "training.preprocessing")
+        joblib.dump(saved, tmp_path / "out" / "preprocessor.joblib")
+    assert b"training.preprocessing" in (tmp_path / "out" / "preprocessor.joblib").read_bytes()
+    pre = Preprocessor(tmp_path / "out")
+    assert pre.decode(np.array([2, 0])) == ["Gentoo", "Adelie"]
+
+
 def test_index_and_identifier_columns_are_dropped(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
