@@ -131,6 +131,13 @@ def test_run_command_prints_each_stage_and_where_things_are(tmp_path):
         assert text in res.stdout, text
     assert re.search(r"done in \d+\.\ds", res.stdout)
     assert (tmp_path / "r" / "cdk.out" / "LlE2eBase.template.json").exists()
+    # the endpoint stack too, fed by this run's model (synthesized beside serving and the report)
+    assert (tmp_path / "r" / "cdk.out" / "LlE2eEndpoint.template.json").exists()
+    assert "started when training ended" in res.stdout
+    # a log, not a terminal: progress comes as plain lines, counting the rows prepare kept
+    assert "\r" not in res.stderr
+    assert "write recordio: 333/333 rows (100%)" in res.stderr
+    assert "prepared 333 of 344 rows" in res.stderr
 
 
 def test_run_with_a_csv_but_no_label_is_a_clear_error(tmp_path):

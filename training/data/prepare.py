@@ -359,7 +359,8 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
                 learned.transformer, learned.columns, config.label, learned.dropped, learned.labels
             )
             encoder = FeatureEncoder(featurizer)  # the same, vectorised
-            channels = _write_channels(config, out, spill, encoder, learned.labels, scan.rows)
+            kept = scan.rows - scan.unlabeled
+            channels = _write_channels(config, out, spill, encoder, learned.labels, kept)
             log.debug(
                 "read %.2fs, sample and fit %.2fs, write %.2fs",
                 read - started,
@@ -384,10 +385,9 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
     featurizer.save(out / PREPROCESSING_FILE)
     manifest = _manifest(config, source, learned, featurizer, channels)
     manifest.write(out)
-    used = sum(channel.rows for channel in manifest.channels.values())
     log.info(
         "prepared %d of %d rows in %.1fs -> %s",
-        used, scan.rows, time.perf_counter() - started, config.out,
+        scan.rows - scan.unlabeled, scan.rows, time.perf_counter() - started, config.out,
     )  # fmt: skip
     return manifest
 
