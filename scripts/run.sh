@@ -2,7 +2,7 @@
 # The main job: set up (if needed), then run the whole pipeline offline on the bundled
 # dataset: preflight -> preprocess -> split -> RecordIO -> local Linear Learner -> local
 # endpoint -> predictions over HTTP -> metrics and report -> CDK synth.
-# Extra arguments go to `python -m training run` (e.g. --data my.csv --label y ...).
+# Extra arguments go to `python -m training run` (e.g. -q, or --data my.csv --label y ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -86,6 +86,18 @@ def test_prepare_then_validate_round_trip(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.parametrize("where", ["before", "after", "absent"])
+def test_quiet_goes_before_or_after_the_command(tmp_path, where):
+    """``scripts/run.sh -q`` passes -q after ``run``: both places silence progress."""
+    args = ["prepare", "--data", ROOT / "data" / "penguins.csv", "--label", "island"]
+    args += ["--predictor-type", "multiclass_classifier", "--out", tmp_path / "prep"]
+    args = {"before": ["-q", *args], "after": [*args, "-q"], "absent": args}[where]
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    progress = "write recordio: 344/344 rows (100%)"
+    assert (progress in res.stderr) == (where == "absent"), res.stderr
+
+
 def test_prepare_with_a_wrong_label_name(tmp_path):
     res = cli(
         "prepare",

@@ -435,12 +435,15 @@ def _preprocessing_flags(parser) -> None:
     )
 
 
+QUIET_HELP = "no progress (bars or lines) and no notices"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Amazon SageMaker Linear Learner end to end: data, training, serving.",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
@@ -659,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--region")
     _preprocessing_flags(m)
     m.set_defaults(func=_deploy)
+    for command in sub.choices.values():  # -q after the command too: `scripts/run.sh -q`
+        command.add_argument(
+            "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP
+        )
     return parser
 
 
