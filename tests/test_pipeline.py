@@ -28,19 +28,19 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
         "report.html",
         "predictions.csv",
         "summary.json",
-        "loss.png",
-        "roc.png",
-        "precision_recall.png",
-        "confusion_matrix.png",
         "model/model.tar.gz",
         "data/manifest.json",
         "data/train/train-00000.rec",
     ):
         assert (out / name).exists(), name
+    assert not list(out.glob("*.png"))  # every plot is inside the report
     page = (out / "report.html").read_text()
-    for image in re.findall(r'src="([^"]+)"', page):
-        assert (out / image).exists()
-    assert "test:roc_auc_score" in page
+    assert figures(page) == [
+        "Loss per epoch",
+        "ROC curve",
+        "Precision-recall curve",
+        "Confusion matrix",
+    ]
     metrics = json.loads((out / "summary.json").read_text())["metrics"]
     assert metrics == dict(summary.metrics)
     assert not (out / "metrics.json").exists()  # the training record's name, beside the model
@@ -58,6 +58,84 @@ def test_default_run_on_the_bundled_dataset(tmp_path):
         "serve + predict the test split over HTTP, as raw rows",
         "evaluate + report",
     }
+
+
+def figures(page: str) -> list[str]:
+    """The report's plots by title; each must be inline, so the page stands alone."""
+    sources = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)
+    assert all(src.startswith("data:image/png;base64,") for src, _ in sources)
+    return [alt for _, alt in sources]
+
+
+def cells(page: str, first: str) -> list[str]:
+    """The cells of the report's table row that starts with ``first``."""
+    row = re.search(r"<tr><td[^>]*>" + re.escape(first) + r"</td>(.*?)</tr>", page)
+    assert row, first
+    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+
+
+def test_the_report_reads_as_a_page(tmp_path):
+    """What a person looks for first: how it scored, the data, metrics by channel, the model
+    chosen, the hyperparameters, the weights by feature name."""
+    summary = run_local(
+        RunConfig(out=tmp_path / "run", synth=False, show_progress=False), echo=quiet
+    )
+    page = (summary.out / "report.html").read_text()
+    m = summary.metrics
+    accuracy = m["endpoint_test:binary_classification_accuracy"]
+    assert f"The served model on the 50 test rows: accuracy {accuracy:.4g}" in page
+    # class balance per channel, from the manifest prepare wrote
+    manifest = json.loads((summary.out / "data" / "manifest.json").read_text())
+    train = manifest["channels"]["train"]
+    assert sum(train["label_counts"]) == train["rows"]
+    female = train["label_counts"][0]
+    assert cells(page, "train")[:2] == [
+        str(train["rows"]),
+        f"{female} ({100 * female / train['rows']:.0f}%)",
+    ]
+    # metrics: a row per metric, a column per channel
+    header = re.search(r"<tr><th>metric</th>(.*?)</tr>", page).group(1)
+    assert re.findall(r"<th>(.*?)</th>", header) == ["train", "validation", "test", "endpoint_test"]
+    assert cells(page, "roc_auc_score")[1:] == [
+        f"{m['validation:roc_auc_score']:.6g}",
+        f"{m['test:roc_auc_score']:.6g}",
+        f"{m['endpoint_test:roc_auc_score']:.6g}",
+    ]
+    record = json.loads((summary.out / "model" / "metrics.json").read_text())
+    assert cells(page, "epoch") == [str(record["selected_model"]["epoch"])]
+    assert cells(page, "feature_dim") == ["11", "11"]  # given (by the data) and resolved
+    assert cells(page, "epochs") == ["", record["hyperparameters"]["epochs"]]
+    # the largest weight by name, as inspect reports it
+    from training.core import artifact
+    from training.inspection import summarize
+
+    top = summarize(
+        artifact.load(summary.out / "model" / "model.tar.gz"), "", manifest["feature_names"]
+    ).largest_weights[0]
+    assert cells(page, top.feature) == [f"{top.weight:.6g}"]
+
+
+def test_a_reused_out_folder_says_so_and_keeps_nothing_of_the_old_run(tmp_path):
+    out = tmp_path / "run"
+    multiclass = RunConfig(
+        out=out, label="species", predictor_type="multiclass_classifier", synth=False,
+        show_progress=False,
+    )  # fmt: skip
+    run_local(multiclass, echo=quiet)
+    (out / "roc.png").write_bytes(b"a plot an older version wrote")
+    (out / "cdk.out").mkdir()
+    (out / "notes.txt").write_text("mine")  # not a run's: stays
+    said = []
+    run_local(RunConfig(out=out, synth=False, show_progress=False), echo=said.append)
+    assert said[0].startswith(f"note: {out} holds a previous run (finished ")
+    assert not (out / "roc.png").exists() and not (out / "cdk.out").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["label"]["column"] == "sex"
+    assert "Confusion matrix" in figures((out / "report.html").read_text())
+    first = []
+    run_local(RunConfig(out=tmp_path / "new", synth=False, show_progress=False), echo=first.append)
+    assert not any(line.startswith("note:") for line in first)
 
 
 def test_any_csv_regression_gets_regression_plots(tmp_path):
@@ -80,7 +158,11 @@ def test_any_csv_regression_gets_regression_plots(tmp_path):
         echo=quiet,
     )
     out = summary.out
-    assert (out / "predicted_vs_actual.png").exists() and (out / "residuals.png").exists()
+    page = (out / "report.html").read_text()
+    assert figures(page) == ["Loss per epoch", "Predicted vs actual", "Residuals"]
+    assert "on scaled labels" in page  # the loss plot says its scale is not the table's
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert not any("label_counts" in c for c in manifest["channels"].values())  # no classes
     assert summary.metrics["endpoint_test:mse"] == pytest.approx(
         summary.metrics["test:mse"], rel=1e-5
     )
@@ -98,7 +180,14 @@ def test_multiclass_run_has_a_confusion_matrix_with_class_names(tmp_path):
         echo=quiet,
     )
     assert summary.metrics["endpoint_test:multiclass_accuracy"] > 0.9
-    assert (summary.out / "confusion_matrix.png").exists()
+    page = (summary.out / "report.html").read_text()
+    assert "Confusion matrix" in figures(page)
+    assert re.findall(r"<th>(Adelie|Chinstrap|Gentoo)</th>", page) == [
+        "Adelie",
+        "Chinstrap",
+        "Gentoo",
+    ]
+    assert re.search(r"<th>class</th>", page)  # each largest weight says the class it scores
 
 
 def test_run_command_prints_each_stage_and_where_things_are(tmp_path):
@@ -212,7 +301,9 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
         )
         summary = run_aws(config, echo=quiet)
     out = summary.out
-    assert (out / "report.html").exists() and (out / "roc.png").exists()
+    page = (out / "report.html").read_text()
+    assert "ROC curve" in figures(page)
+    assert "Trained on SageMaker" in page  # what the report cannot show, and where it is
     # the metrics are the planted answers scored against the test channel's labels, in order
     from training.data.channels import read_channel
 

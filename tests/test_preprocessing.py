@@ -60,9 +60,10 @@ def test_penguins_multiclass_recordio(tmp_path):
     splits = [recordio.read_arrays(out / n / manifest.channels[n].files[0]) for n in CHANNELS]
     whole = np.vstack([a.X[:, :5] for a in splits]).astype(np.float64)
     assert np.abs(whole.mean(axis=0)).max() > 1e-3
-    # every split holds every class (stratified)
-    for split in splits:
+    # every split holds every class (stratified), and the manifest counts them as written
+    for name, split in zip(CHANNELS, splits):
         assert set(split.y.tolist()) == {0.0, 1.0, 2.0}
+        assert manifest.channels[name].label_counts == np.bincount(split.y.astype(int)).tolist()
     assert json.loads((out / "manifest.json").read_text()) == manifest.to_json()
 
 

@@ -17,17 +17,18 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from training import predict, report
+from training import inspection, predict, report
 from training.aws.naming import DEFAULT_PROJECT
 from training.core import hyperparameters
 from training.core import metrics as lm
 from training.core.featurizer import Featurizer
-from training.core.losses import BINARY, MULTICLASS
+from training.core.losses import BINARY, MULTICLASS, REGRESSOR
 from training.core.metrics import Metrics, MetricsParams
-from training.core.model import Predictions
-from training.data.manifest import CHANNELS, Manifest
+from training.core.model import LinearModel, Predictions
+from training.data.manifest import Manifest
 from training.data.prepare import PrepareConfig, prepare
 from training.local.server import serving
 from training.local.trainer import MODEL_FILE, train_local
@@ -37,6 +38,13 @@ from training.model_source import load_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "penguins.csv"
 SUMMARY_FILE = "summary.json"
+PREDICTIONS_FILE = "predictions.csv"
+DATA_DIR, MODEL_DIR, CDK_OUT_DIR = "data", "model", "cdk.out"  # inside the run's folder
+# everything a run writes in its folder: what a re-run into the same folder replaces
+RUN_OUTPUTS = (
+    SUMMARY_FILE, PREDICTIONS_FILE, report.REPORT_FILE, DATA_DIR, MODEL_DIR, CDK_OUT_DIR,
+    *report.LEGACY_PLOTS,
+)  # fmt: skip
 ENDPOINT_TEST = "endpoint_test"  # the test split as the endpoint answered it
 CDK_VALIDATION_ENV = "CDK_VALIDATION"  # "false" turns off aws-cdk-lib's own template checks
 
@@ -86,11 +94,28 @@ def _begin(config: RunConfig, echo):
     """Both targets start alike: the output folder, the stage timer, preflight + prepare."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    _clear_previous_run(out, echo)
     stage = Stages(echo)
     started = time.perf_counter()
     with stage("preflight + prepare"):
         manifest = _prepare_stage(config, out)
     return out, stage, started, manifest
+
+
+def _clear_previous_run(out: Path, echo) -> None:
+    """A reused ``--out``: say so first, then remove what the previous run wrote (those names
+    only; anything else in the folder stays), so nothing of it sits beside the new run."""
+    summary = out / SUMMARY_FILE
+    if not summary.exists():
+        return
+    when = datetime.fromtimestamp(summary.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    echo(f"note: {out} holds a previous run (finished {when}); this run replaces it")
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _prepare_stage(config: RunConfig, out: Path) -> Manifest:
@@ -99,7 +124,7 @@ def _prepare_stage(config: RunConfig, out: Path) -> Manifest:
             data=config.data,
             label=config.label,
             predictor_type=config.predictor_type,
-            out=out / "data",
+            out=out / DATA_DIR,
             seed=config.seed,
             positive_class=config.positive_class,
             drop_unlabeled=config.drop_unlabeled,
@@ -148,14 +173,17 @@ def _report_stage(
     test: predict.RawRows,
     params: MetricsParams,
     trained: TrainingRecord | None,
+    model: LinearModel | None = None,
+    given: dict | None = None,
 ) -> Metrics:
-    """predictions.csv, the plots and report.html; returns every metric of the run.
-    ``test``: the test split's raw rows with their labels; ``trained``: the local trainer's
-    record (None for SageMaker: its metrics are in the job's logs)."""
+    """predictions.csv and report.html; returns every metric of the run. ``test``: the test
+    split's raw rows with their labels; ``trained`` and ``model``: the local trainer's record
+    and model (None for SageMaker: its metrics are in the job's logs); ``given``: the
+    hyperparameters as the training was given them."""
     predictor, y = config.predictor_type, test.label
     endpoint = lm.evaluate(predictor, predicted.score, predicted.predicted_label, y, params)
     predict.write_predictions_csv(
-        out / "predictions.csv",
+        out / PREDICTIONS_FILE,
         predicted,
         test.ids,
         test.id_name,
@@ -163,37 +191,88 @@ def _report_stage(
         test.label_name,
         manifest.label.classes,
     )
-    images = [report.loss_curve(trained.history if trained else [], out)]
+    selected = trained.selected_model if trained else None
+    figures = [
+        report.loss_curve(
+            trained.history if trained else [], selected.epoch if selected else None,
+            predictor == REGRESSOR,
+        )
+    ]  # fmt: skip
     classes = [str(c) for c in manifest.label.classes or ["0", "1"]]
     if predictor == BINARY:
-        images += report.binary_plots(predicted.score, y, predicted.predicted_label, out, classes)
+        threshold = None if model is None else float(model.threshold)
+        figures += report.binary_plots(
+            predicted.score, y, predicted.predicted_label, classes, threshold
+        )
     elif predictor == MULTICLASS:
-        images.append(report.confusion(predicted.predicted_label, y.astype(int), classes, out))
+        figures.append(report.confusion(predicted.predicted_label, y.astype(int), classes))
     else:
-        images += report.regression_plots(predicted.score, y, out)
+        figures += report.regression_plots(predicted.score, y)
     all_metrics = (trained.metrics if trained else Metrics({})) | Metrics.of(
         [(ENDPOINT_TEST, endpoint)]
     )
+    notes = []
+    weights = []
+    if model is not None:
+        summary = inspection.summarize(model, "", list(manifest.feature_names), classes, top=10)
+        weights = [(w.feature, w.label or "", w.weight) for w in summary.largest_weights]
+    else:
+        notes.append("Trained on SageMaker: per-epoch losses and resolved hyperparameters are "
+                     "in the training job's CloudWatch logs.")  # fmt: skip
     report.write_html(
         out,
-        f"Linear Learner on {Path(config.data).name} ({config.target})",
-        all_metrics.flat(),
-        images,
-        {
-            "data": config.data,
-            "label": config.label,
-            "predictor type": predictor,
-            "target": config.target,
-            "rows (train/validation/test)": "/".join(
-                str(manifest.channels[c].rows) for c in CHANNELS
-            ),
-            "feature_dim": manifest.feature_dim,
-            "selected model": json.dumps(
-                trained.selected_model.to_json() if trained and trained.selected_model else "n/a"
-            ),
-        },
+        report.RunReport(
+            title=f"Linear Learner on {Path(config.data).name}",
+            headline=_headline(predictor, endpoint, len(y)),
+            facts={
+                "data": str(config.data),
+                "label": config.label,
+                "predictor type": predictor,
+                "trained and served": "locally" if config.target == "local" else "on SageMaker",
+            },
+            profile=_profile(manifest),
+            metrics=all_metrics,
+            selected_model=selected.to_json() if selected else None,
+            hyperparameters_given={
+                k: str(v) for k, v in {**manifest.hyperparameters, **(given or {})}.items()
+            },
+            hyperparameters_resolved=dict(trained.hyperparameters) if trained else {},
+            largest_weights=weights,
+            figures=[f for f in figures if f is not None],
+            notes=notes,
+        ),
     )
     return all_metrics
+
+
+HEADLINE_METRICS = {  # what the report's first sentence says, per predictor type
+    BINARY: (("binary_classification_accuracy", "accuracy"), ("roc_auc_score", "ROC AUC")),
+    MULTICLASS: (("multiclass_accuracy", "accuracy"), ("macro_f_beta", "macro F-beta")),
+    REGRESSOR: (("rmse", "RMSE"), ("absolute_loss", "mean absolute error")),
+}
+
+
+def _headline(predictor: str, endpoint: dict, rows: int) -> str:
+    said = [f"{label} {endpoint[name]:.4g}" for name, label in HEADLINE_METRICS[predictor]
+            if name in endpoint]  # fmt: skip
+    return f"The served model on the {rows} test rows: {', '.join(said)}."
+
+
+def _profile(manifest: Manifest) -> report.DataProfile:
+    return report.DataProfile(
+        source=Path(manifest.source.path).name,
+        source_rows=manifest.source.rows,
+        unlabeled_rows_dropped=manifest.source.unlabeled_rows_dropped,
+        rows={name: c.rows for name, c in manifest.channels.items()},
+        classes=list(manifest.label.classes),
+        label_counts={
+            name: c.label_counts for name, c in manifest.channels.items() if c.label_counts
+        },
+        numeric=list(manifest.input_columns.numeric),
+        categorical=list(manifest.input_columns.categorical),
+        dropped=dict(manifest.input_columns.dropped),
+        feature_dim=manifest.feature_dim,
+    )
 
 
 def run_local(config: RunConfig, echo=print) -> RunSummary:
@@ -201,8 +280,8 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
     out, stage, started, manifest = _begin(config, echo)
     with stage("train (local Linear Learner)"):
         trained = train_local(
-            out / "data",
-            out / "model",
+            out / DATA_DIR,
+            out / MODEL_DIR,
             config.hyperparameters,
             seed=config.seed,
             show_progress=config.show_progress,
@@ -215,8 +294,8 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
             f"learning_rate {selected.learning_rate:.4g}, wd {selected.wd:.3g}"
             + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
         )
-    model_path = out / "model" / MODEL_FILE
-    synthesis = Synthesis(out / "cdk.out", model_path, echo) if config.synth else None
+    model_path = out / MODEL_DIR / MODEL_FILE
+    synthesis = Synthesis(out / CDK_OUT_DIR, model_path, echo) if config.synth else None
     try:
         served = load_pipeline(str(model_path))  # behind the preprocessing train put beside it
         test = _test_rows(out, manifest, served.featurizer)
@@ -229,8 +308,9 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
             echo(f"    {len(test)} rows predicted; endpoint stopped")
         with stage("evaluate + report"):
             all_metrics = _report_stage(
-                out, config, manifest, predicted, test, served.model.metrics_params, trained
-            )
+                out, config, manifest, predicted, test, served.model.metrics_params, trained,
+                served.model, config.hyperparameters,
+            )  # fmt: skip
         cdk_out = None
         if synthesis is not None:
             with stage("synthesize the CDK app with this model (what --target aws deploys)"):
@@ -243,7 +323,7 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
 
 def _test_rows(out: Path, manifest: Manifest, featurizer) -> predict.RawRows:
     """The test split as the source had it, with its labels (prepare's test_rows.csv)."""
-    return predict.read_raw(out / "data" / manifest.test_rows, featurizer, labelled=True)
+    return predict.read_raw(out / DATA_DIR / manifest.test_rows, featurizer, labelled=True)
 
 
 def run_aws(config: RunConfig, echo=print) -> RunSummary:
@@ -255,14 +335,14 @@ def run_aws(config: RunConfig, echo=print) -> RunSummary:
     out, stage, started, manifest = _begin(config, echo)
     with stage("deploy: base stack, training on SageMaker, endpoint stack"):
         deployed = deploy_all(
-            out / "data",
+            out / DATA_DIR,
             project=config.project,
             profile=config.profile,
             region=config.region,
             echo=echo,
         )
     endpoint = deployed.endpoint.endpoint_name
-    featurizer = Featurizer.load(out / "data" / manifest.preprocessing)
+    featurizer = Featurizer.load(out / DATA_DIR / manifest.preprocessing)
     test = _test_rows(out, manifest, featurizer)
     with stage(f"predict the test split through {endpoint}, as raw rows"):
         sess = aws.session(config.profile, config.region)
@@ -272,7 +352,10 @@ def run_aws(config: RunConfig, echo=print) -> RunSummary:
     trained_with = hyperparameters.validate(deployed.record.hyperparameters or {})
     params = MetricsParams(f_beta=trained_with.f_beta, accuracy_top_k=trained_with.accuracy_top_k)
     with stage("evaluate + report"):
-        all_metrics = _report_stage(out, config, manifest, predicted, test, params, None)
+        all_metrics = _report_stage(
+            out, config, manifest, predicted, test, params, None, None,
+            deployed.record.hyperparameters,
+        )  # fmt: skip
     echo(
         f"    the endpoint {endpoint} keeps running (and billing): "
         "bash scripts/destroy-all.sh removes everything"
@@ -285,9 +368,9 @@ def _summary(
 ) -> RunSummary:
     summary = RunSummary(
         out=out,
-        report=out / "report.html",
+        report=out / report.REPORT_FILE,
         model=model,
-        predictions=out / "predictions.csv",
+        predictions=out / PREDICTIONS_FILE,
         metrics=metrics,
         stage_seconds=stage.times,
         total_seconds=time.perf_counter() - started,

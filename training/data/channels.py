@@ -60,12 +60,14 @@ class ChannelWriter:
     name: str
     fmt: str = "recordio"
     shard_bytes: int | None = None
+    classes: int = 0  # classifiers: count the rows of each label 0 .. classes - 1
     rows: int = 0
     files: list[Path] = field(default_factory=list)
     _fh: object = None
     _written: int = 0
     _per_row: int | None = None
     _announced: set = field(default_factory=set)
+    _label_counts: np.ndarray | None = None
 
     def __post_init__(self):
         if self.fmt not in EXTENSIONS:
@@ -82,6 +84,10 @@ class ChannelWriter:
         y = self._float32(np.asarray(y).reshape(-1), "labels")
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"{X.shape[0]} feature rows but {y.shape[0]} labels")
+        if self.classes:
+            counts = np.bincount(y.astype(np.int64), minlength=self.classes)[: self.classes]
+            before = self._label_counts
+            self._label_counts = counts if before is None else before + counts
         start, n = 0, X.shape[0]
         while start < n:
             if self._fh is None or (self.shard_bytes and self._written >= self.shard_bytes):
@@ -141,7 +147,11 @@ class ChannelWriter:
             content_type=self.content_type,
             files=[p.name for p in self.files],
             bytes=sum(p.stat().st_size for p in self.files),
+            label_counts=None if not self.classes else self._counts(),
         )
+
+    def _counts(self) -> list[int]:
+        return [0] * self.classes if self._label_counts is None else self._label_counts.tolist()
 
     def __enter__(self):
         return self

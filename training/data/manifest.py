@@ -58,12 +58,14 @@ class Label:
 
 @dataclass(frozen=True)
 class Channel:
-    """One written channel: its files (in its folder), rows, bytes and content type."""
+    """One written channel: its files (in its folder), rows, bytes and content type, and for
+    classifiers its rows per label in encoded order (absent in manifests before it was kept)."""
 
     rows: int
     content_type: str
     files: list[str]
     bytes: int
+    label_counts: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,10 @@ class Manifest:
             "feature_names": list(self.feature_names),
             "input_columns": vars(self.input_columns),
             "format": self.format,
-            "channels": {name: vars(c) for name, c in self.channels.items()},
+            "channels": {
+                name: {k: v for k, v in vars(c).items() if v is not None}
+                for name, c in self.channels.items()
+            },
             "split": dict(self.split),
             "seed": self.seed,
             "fit_sample": vars(self.fit_sample),

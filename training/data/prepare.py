@@ -480,7 +480,8 @@ def _write_channels(
     this thread appends the finished ones, in order.
     """
     writers = {
-        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes) for name in CHANNELS
+        name: ChannelWriter(out / name, name, config.fmt, config.shard_bytes, len(labels.classes))
+        for name in CHANNELS
     }
     test_rows = RawRowsWriter(out / TEST_ROWS_FILE)
     bar = progress(
