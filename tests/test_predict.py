@@ -70,6 +70,30 @@ def test_local_predict_command_writes_predictions_and_metrics(tmp_path, model_pa
     assert len(lines) == 200 and set(json.loads(lines[0])) == {"score", "predicted_label"}
 
 
+def test_predictions_of_a_channel_file_land_beside_the_data_not_in_its_channel(
+    tmp_path, model_path, capsys
+):
+    """A channel folder is read whole by `train` and SageMaker: predict's default output for
+    an input inside a prepared data folder goes to predictions/ beside that folder, and the
+    next `train` preflight still passes."""
+    from training.data.channel_checks import validate_channels
+    from training.data.channels import ChannelWriter
+
+    X, y = rows()
+    data = tmp_path / "run" / "data"
+    writer = ChannelWriter(data / "test", "test")
+    writer.write(X, y)
+    writer.close()
+    (data / "manifest.json").write_text("{}")  # what marks prepare's folder
+    channel = data / "test" / "test-00000.rec"
+    assert main(["predict", "--model", str(model_path), "--input", str(channel)]) == 0
+    written = tmp_path / "run" / "predictions" / "test-00000.rec.predictions.jsonl"
+    assert f"200 predictions -> {written}" in capsys.readouterr().out
+    assert len(written.read_text().splitlines()) == 200
+    assert [f.name for f in (data / "test").iterdir()] == ["test-00000.rec"]
+    validate_channels([data / "test"], "binary_classifier")  # nothing stray in the channel
+
+
 def test_local_predict_names_a_wrong_feature_count(tmp_path, model_path, capsys):
     data = tmp_path / "bad.csv"
     data.write_text("1,2\n3,4\n")

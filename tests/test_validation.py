@@ -126,6 +126,29 @@ def test_folders_expand_to_their_files(tmp_path):
     assert "b.csv" in str(err.value) and "a.csv" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "name, content, what",
+    [
+        ("test.rec.predictions.jsonl", '{"score": 0.9, "predicted_label": 1}\n', "predictions"),
+        ("notes", '  [{"a": 1}]', "JSON"),
+        ("report.html", "<html></html>", "a .html file"),
+    ],
+)
+def test_a_file_in_a_channel_folder_that_is_not_channel_data_is_named(
+    tmp_path, name, content, what
+):
+    """Not parsed as CSV and reported as a header row: named as what it is, with the fix."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.csv").write_text((BAD / "good.csv").read_text())
+    (tmp_path / "train" / name).write_text(content)
+    with pytest.raises(ValidationError) as err:
+        channel_checks.validate_channels([tmp_path / "train"], "binary_classifier")
+    (problem,) = err.value.problems
+    assert problem.file == str(tmp_path / "train" / name)
+    assert problem.message.startswith(f"not a channel file ({what}")
+    assert "move it out of the channel folder" in problem.fix
+
+
 def test_problems_in_many_files_are_all_reported():
     files = [BAD / "header.csv", BAD / "float64.rec", BAD / "ragged.csv"]
     with pytest.raises(ValidationError) as err:

@@ -263,13 +263,13 @@ def _predict(args) -> int:
             predictions = predict.predict_raw(invoke, rows, featurizer.width)
         else:
             predictions = predict.predict(invoke, X, args.content_type)
+    out = args.out or predict.default_output(Path(args.input), ".csv" if raw else ".jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if raw:
-        out = args.out or Path(str(args.input) + ".predictions.csv")
         predict.write_predictions_csv(
             out, predictions, rows.ids, rows.id_name, y, rows.label_name, featurizer.classes
         )
     else:
-        out = args.out or Path(str(args.input) + ".predictions.jsonl")
         predict.write_predictions(out, predictions)
     print(f"{len(predictions)} predictions -> {out}")
     if y is not None:
@@ -533,7 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=content_types.CSV,
         choices=(content_types.CSV, content_types.JSON, content_types.RECORDIO),
     )
-    pr.add_argument("--out", type=Path, help="default: INPUT.predictions.jsonl")
+    pr.add_argument(
+        "--out",
+        type=Path,
+        help="default: INPUT.predictions.csv (raw rows) or .jsonl beside the input; for an "
+        "input inside a prepared data folder, in predictions/ beside that folder",
+    )
     pr.add_argument(
         "--model", help="local: a Linear Learner model.tar.gz (path or s3://…) to serve for the run"
     )

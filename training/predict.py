@@ -5,8 +5,9 @@ its label column, if there, is left out of the requests and used for metrics), w
 model has preprocessing; or encoded features (CSV without a label, a label-first CSV with
 ``--labelled``, or RecordIO). Sends them in requests under SageMaker's payload limits (6 MB
 from the client, 5 MB between a pipeline's containers), writes the predictions beside the
-input (raw rows: ``predictions.csv`` in input order, one column per class score, the rows'
-id or number, so it joins back), and prints the test metrics when the input carries labels.
+input, or beside a prepared data folder the input is in (:func:`default_output`), in input
+order (raw rows: a CSV with one column per class score and the rows' id or number, so it
+joins back), and prints the test metrics when the input carries labels.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
 from training.data import recordio
 from training.data.channels import detect_format
+from training.data.manifest import MANIFEST_FILE
 from training.data.raw_files import raw_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
@@ -260,6 +262,22 @@ def metrics_for(
     return lm.evaluate(
         predictions.predictor_type, predictions.score, predictions.predicted_label, y, params
     )
+
+
+PREDICTIONS_DIR = "predictions"  # beside a prepared data folder
+
+
+def default_output(input_path: Path, extension: str) -> Path:
+    """Where predictions go without ``--out``: ``<input>.predictions<extension>`` beside the
+    input, except inside a prepared data folder (``manifest.json`` in the input's folder or
+    the one above it): ``train`` and SageMaker read every file in a channel folder, so there
+    they go to a ``predictions/`` folder beside the data folder."""
+    input_path = Path(input_path)
+    name = f"{input_path.name}.predictions{extension}"
+    for folder in (input_path.parent, input_path.parent.parent):
+        if (folder / MANIFEST_FILE).is_file():
+            return folder.parent / PREDICTIONS_DIR / name
+    return input_path.with_name(name)
 
 
 def write_predictions(path: Path, predictions: Predictions) -> Path:

@@ -99,6 +99,10 @@ def validate_channels(
         if unreadable:
             problems.append(unreadable)
             continue
+        foreign = not_a_channel_file(path)
+        if foreign:
+            problems.append(foreign)
+            continue
         checker = _check_recordio if detect_format(path) == "recordio" else _check_csv
         info, found = checker(path, predictor_type, num_classes, keep_data)
         results.append(info)
@@ -107,6 +111,30 @@ def validate_channels(
     if problems:
         raise ValidationError(problems, NOTHING_STARTED)  # it only reads
     return results
+
+
+# files that end up in channel folders and are never channel data (predict's output, a
+# transform's .out, a manifest copied in, a report)
+NOT_CHANNEL_SUFFIXES = (".json", ".jsonl", ".out", ".html", ".png", ".joblib")
+
+
+def not_a_channel_file(path: Path) -> Problem | None:
+    """A file in a channel folder that is not channel data (JSON, an output, a plot), named as
+    such, rather than parsed as CSV and reported as a bad header: SageMaker reads every file
+    under a channel's prefix, so it would fail the job too."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip()
+    if path.suffix.lower() in NOT_CHANNEL_SUFFIXES or head[:1] in (b"{", b"["):
+        what = "predictions written by `predict`" if ".predictions." in path.name else (
+            "JSON" if head[:1] in (b"{", b"[") else f"a {path.suffix} file"
+        )  # fmt: skip
+        return Problem(
+            str(path),
+            f"not a channel file ({what}); SageMaker reads every file under a channel's "
+            "prefix as training data",
+            "move it out of the channel folder (channels hold only CSV or RecordIO files)",
+        )
+    return None
 
 
 @dataclass(frozen=True)
