@@ -166,3 +166,39 @@ def test_the_cli_refuses_csv_output_before_reading_anything(tmp_path, model):
     )
     assert res.returncode == 0, res.stderr
     assert len((tmp_path / "out" / "rows.csv.out").read_text().splitlines()) == 3
+
+
+def test_the_input_format_is_detected_as_validate_detects_it(tmp_path, model, capsys):
+    """`transform --input <a RecordIO channel folder>` without --content-type scores it as
+    RecordIO; a mixed folder, or a --content-type the files contradict, is refused by file."""
+    from training.cli import main
+
+    artifact.save(model, tmp_path / "model.tar.gz")
+    X = np.random.default_rng(3).standard_normal((40, 4)).astype(np.float32)
+    folder = tmp_path / "test"
+    folder.mkdir()
+    with open(folder / "test-00000.rec", "wb") as fh:
+        recordio.write_numpy_to_dense_tensor(fh, X)
+    cli = ["-q", "transform", "--model", str(tmp_path / "model.tar.gz"), "--input", str(folder)]
+    assert main([*cli, "--out", str(tmp_path / "out")]) == 0
+    answers = (tmp_path / "out" / "test-00000.rec.out").read_text().splitlines()
+    scores = [json.loads(line)["score"] for line in answers]
+    np.testing.assert_allclose(scores, model.predict(X).score, rtol=1e-6)
+    # JSON lines are detected too
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    (lines / "a.jsonl").write_text(
+        "".join(json.dumps({"features": row.tolist()}) + "\n" for row in X[:5])
+    )
+    assert main([*cli[:-1], str(lines), "--out", str(tmp_path / "out2")]) == 0
+    assert len((tmp_path / "out2" / "a.jsonl.out").read_text().splitlines()) == 5
+    capsys.readouterr()
+    assert main([*cli, "--out", str(tmp_path / "o3"), "--content-type", "text/csv"]) == 2
+    err = capsys.readouterr().err
+    assert "test-00000.rec: is application/x-recordio-protobuf, but --content-type says" in err
+    write_csv(folder / "more.csv", X[:3])
+    assert main([*cli, "--out", str(tmp_path / "o4")]) == 2
+    err = capsys.readouterr().err
+    assert "test-00000.rec: is application/x-recordio-protobuf, but other files" in err
+    assert "a transform job has one ContentType" in err
+    assert not (tmp_path / "o3").exists() and not (tmp_path / "o4").exists()

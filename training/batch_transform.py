@@ -197,6 +197,55 @@ def batches(
 # --------------------------------------------------------------------------- local
 
 
+def detected_content_type(input_path: str, given: str | None) -> str:
+    """The input's content type: as given, else from the files' first bytes as ``validate``
+    detects them (RecordIO's magic number; JSON lines start with ``{``; else CSV). A job has
+    one ContentType for every file, so a mix, or a file that contradicts the one given, is
+    refused by name before anything is sent. An s3:// input is not read: CSV unless given."""
+    if str(input_path).startswith("s3://"):
+        return given or CSV
+    found = {path: _sniff(path) for path in input_files(input_path)}
+    if given is not None:
+        wrong = [p for p, kind in found.items() if (kind == RECORDIO) != (given == RECORDIO)]
+        return given if not wrong else _contradiction(wrong, found, given)
+    kinds = set(found.values())
+    if len(kinds) > 1:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    f"is {kind}, but other files of the input are "
+                    f"{', '.join(sorted(kinds - {kind}))}: a transform job has one ContentType",
+                    "score each format from its own folder",
+                )
+                for path, kind in found.items()
+                if kind != CSV
+            ]
+        )
+    return kinds.pop()
+
+
+def _sniff(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head[:4] == recordio._MAGIC_BYTES:
+        return RECORDIO
+    return JSONLINES if head.lstrip()[:1] == b"{" else CSV
+
+
+def _contradiction(wrong: list[Path], found: dict, given: str):
+    raise ValidationError(
+        [
+            Problem(
+                str(path),
+                f"is {found[path]}, but --content-type says {given}",
+                f"leave --content-type out (detected), or pass {found[path]}",
+            )
+            for path in wrong
+        ]
+    )
+
+
 def input_files(path: str | Path) -> list[Path]:
     """The files a transform reads: one file, or every file of a folder (sorted)."""
     path = Path(path)

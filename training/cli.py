@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -307,17 +308,20 @@ def _serve(args) -> int:
 
 
 def _transform(args) -> int:
-    from training.batch_transform import TransformConfig
+    from training.batch_transform import TransformConfig, detected_content_type
 
     config = TransformConfig(
         input=args.input,
         out=args.out,
-        content_type=args.content_type,
+        content_type=args.content_type or content_types.CSV,
         accept=args.accept,
         max_payload_mb=args.max_payload_mb,
         show_progress=not args.quiet,
     )
     config.check()  # before a model is downloaded or anything is read
+    config = dataclasses.replace(
+        config, content_type=detected_content_type(args.input, args.content_type)
+    )
     if args.target == "aws":
         from training.aws.batch_transform import AwsTransform, transform_aws
 
@@ -624,7 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model.tar.gz (or local: model_algo-1), a path or s3://…; aws: default the "
         "model the project's endpoint serves",
     )
-    x.add_argument("--content-type", default=content_types.CSV, help="of the input records")
+    x.add_argument(
+        "--content-type",
+        help="of the input records (default: detected from the files, as validate does; "
+        "CSV for an s3:// input)",
+    )
     x.add_argument(
         "--accept", default=content_types.JSONLINES, help="answer format (no CSV: LL has none)"
     )
