@@ -139,3 +139,78 @@ def test_the_aws_cli_invokes_the_local_endpoint(endpoint, tmp_path):
     assert json.loads(res.stdout)["ContentType"] == "application/json"
     predictions = json.loads((tmp_path / "out.json").read_text())["predictions"]
     assert [p["predicted_label"] for p in predictions] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "parameter, value, message",
+    [
+        (
+            "TargetModel",
+            "model-a.tar.gz",
+            "Endpoint ll-e2e-endpoint is not a multi-model endpoint and does not support "
+            "target model header.",
+        ),
+        ("TargetContainerHostname", "linear-learner", "TargetContainerHostname: endpoint"),
+        ("EnableExplanations", "`true`", "EnableExplanations: endpoint ll-e2e-endpoint has no"),
+        ("InferenceComponentName", "ic-1", "InferenceComponentName: endpoint ll-e2e-endpoint"),
+        ("SessionId", "NEW_SESSION", "SessionId: endpoint ll-e2e-endpoint does not support"),
+        ("TargetVariant", "Canary", "TargetVariant: endpoint ll-e2e-endpoint has no variant"),
+    ],
+)
+def test_parameters_for_features_the_endpoint_lacks_are_refused_not_ignored(
+    runtime, parameter, value, message
+):
+    """A parameter silently ignored answers as if it worked: a canary test would pass against
+    a variant that does not exist. SageMaker refuses them; so does the twin."""
+    with pytest.raises(runtime.exceptions.ValidationError) as raised:
+        runtime.invoke_endpoint(
+            EndpointName="ll-e2e-endpoint",
+            ContentType="text/csv",
+            Body=b"1,2,3\n",
+            **{parameter: value},
+        )
+    assert message in raised.value.response["Error"]["Message"]
+    # what the endpoint does have is accepted: its one variant, an inference id
+    answer = runtime.invoke_endpoint(
+        EndpointName="ll-e2e-endpoint",
+        ContentType="text/csv",
+        Body=b"1,2,3\n",
+        TargetVariant="AllTraffic",
+        InferenceId="abc-123",
+    )
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_response_streaming_is_refused_with_the_call_to_use(runtime):
+    with pytest.raises(runtime.exceptions.ValidationError) as raised:
+        runtime.invoke_endpoint_with_response_stream(
+            EndpointName="ll-e2e-endpoint", ContentType="text/csv", Body=b"1,2,3\n"
+        )
+    message = raised.value.response["Error"]["Message"]
+    assert "does not stream responses; call InvokeEndpoint on ll-e2e-endpoint" in message
+
+
+def test_the_request_log_has_a_line_a_request_and_never_the_payload():
+    lines = []
+    model = LinearModel("binary_classifier", "logistic", W, np.float32(0.25), 0.5)
+    server = make_server(model, "127.0.0.1", 0, request_log=lines.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        secret = b"3.14159,2.71828,1.41421\n"
+        for body in (secret, b"1,2\n"):  # a good request, then one the model refuses
+            conn.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+            conn.getresponse().read()
+        conn.request("GET", "/ping")
+        conn.getresponse().read()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(lines) == 3
+    first, refused, ping = (line.split() for line in lines)
+    assert first[1:5] == ["POST", "/invocations", "200", f"in={len(secret)}B"]
+    assert refused[1:4] == ["POST", "/invocations", "400"]
+    assert ping[1:5] == ["GET", "/ping", "200", "in=0B"]
+    assert all(line.split()[-1].endswith("ms") for line in lines)
+    assert not any("3.14159" in line or "1,2" in line for line in lines)

@@ -303,7 +303,8 @@ def _serve(args) -> int:
     from training.local.server import serve
 
     served = _served(args)
-    serve(served, args.model, args.host, args.port, args.endpoint_name)
+    quiet = (lambda line: None) if args.quiet else None  # -q: no request log either
+    serve(served, args.model, args.host, args.port, args.endpoint_name, quiet)
     return 0
 
 

@@ -19,7 +19,13 @@ and ``x-Amzn-Invoked-Production-Variant``, and errors as the service raises them
 container's 4xx as ``ModelError`` (424, with OriginalStatusCode and OriginalMessage), an
 unknown endpoint name, an oversized payload or malformed CustomAttributes as
 ``ValidationError`` (400). CustomAttributes are accepted and, as Linear Learner's container
-sets none, not echoed.
+sets none, not echoed. Parameters for features such an endpoint does not have (TargetModel,
+TargetContainerHostname, EnableExplanations, InferenceComponentName, SessionId, a
+TargetVariant other than its one variant) and response streaming or async invocation are
+refused as ValidationError, never silently ignored.
+
+``serve`` writes a request log on stderr, one line a request (time, method, path, status,
+bytes in and out, milliseconds), never the payload.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import re
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -340,7 +347,53 @@ def _encoded(d: int, body: bytes, content_type: str | None):
 ACCOUNT = "000000000000"  # what the local twin reports where SageMaker names an account
 DEFAULT_ENDPOINT = naming.endpoint_name(naming.DEFAULT_PROJECT)  # the name the endpoint stack gives
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
+# InvokeEndpointWithResponseStream and InvokeEndpointAsync: Linear Learner has neither
+OTHER_RUNTIME_PATH = re.compile(
+    r"^/endpoints/([^/?]+)/(invocations-response-stream|async-invocations)$"
+)
 CUSTOM_ATTRIBUTES = re.compile(r"^[\x20-\x7e]{0,1024}$")  # visible US-ASCII, <= 1024
+# InvokeEndpoint parameters (their headers in botocore's sagemaker-runtime model) for features
+# an endpoint like ours (one model, one variant, a serial pipeline, no explainer, no inference
+# components, no sessions) does not have: refused, as the service refuses them, not ignored.
+UNSUPPORTED_PARAMETERS = {
+    "X-Amzn-SageMaker-Target-Model": "TargetModel",
+    "X-Amzn-SageMaker-Target-Container-Hostname": "TargetContainerHostname",
+    "X-Amzn-SageMaker-Enable-Explanations": "EnableExplanations",
+    "X-Amzn-SageMaker-Inference-Component": "InferenceComponentName",
+    "X-Amzn-SageMaker-Session-Id": "SessionId",
+    "X-Amzn-SageMaker-Prefix-Aware-Id": "PrefixAwareId",
+}
+TARGET_VARIANT = "X-Amzn-SageMaker-Target-Variant"
+
+
+def unsupported_parameter(endpoint: str, headers) -> str | None:
+    """The refusal for an InvokeEndpoint parameter this endpoint has no feature for, or None.
+    TargetModel's is the service's own wording (aws/amazon-sagemaker-examples#1026, #1216);
+    the others say what is missing in the same form."""
+    for header, parameter in UNSUPPORTED_PARAMETERS.items():
+        if headers.get(header) is None:
+            continue
+        if parameter == "TargetModel":
+            return (
+                f"Endpoint {endpoint} is not a multi-model endpoint and does not support "
+                "target model header."
+            )
+        why = {
+            "TargetContainerHostname": "is not a multi-container endpoint with direct "
+            "invocation (its containers run as a serial pipeline)",
+            "EnableExplanations": "has no ExplainerConfig",
+            "InferenceComponentName": "hosts no inference components",
+            "SessionId": "does not support stateful sessions",
+            "PrefixAwareId": "does not support prefix-aware routing",
+        }[parameter]
+        return f"{parameter}: endpoint {endpoint} {why}; this local twin implements it neither"
+    variant = headers.get(TARGET_VARIANT)
+    if variant is not None and variant != naming.VARIANT_NAME:
+        return (
+            f"TargetVariant: endpoint {endpoint} has no variant '{variant}' (its one "
+            f"production variant is '{naming.VARIANT_NAME}')"
+        )
+    return None
 
 
 def runtime_error(kind: str, message: str, **fields) -> tuple[int, bytes, dict]:
@@ -366,7 +419,19 @@ def model_error(endpoint: str, err: RequestError) -> tuple[int, bytes, dict]:
     )
 
 
-def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
+def request_log_line(method: str, path: str, status: int, sent: int, received: int, ms: float):
+    """One line a request: when, what, the answer's status, bytes in and out, and time.
+    Never the payload: requests carry the user's rows."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path = path.split("?", 1)[0][:200]
+    return f"{when} {method} {path} {status} in={received}B out={sent}B {ms:.1f}ms"
+
+
+def make_handler(
+    served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT, request_log=None
+):
+    """``request_log``: called with each request's :func:`request_log_line` (None: none)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "LinearLearnerLocal/1"
@@ -374,8 +439,12 @@ def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOIN
         # client's delayed ACK (~40 ms per request on keep-alive connections).
         disable_nagle_algorithm = True
 
-        def log_message(self, fmt, *args):  # quiet: the caller shows what matters
+        def log_message(self, fmt, *args):  # quiet: the request log says what matters
             pass
+
+        def parse_request(self) -> bool:
+            self._started, self._received = time.perf_counter(), 0
+            return super().parse_request()
 
         def _send(
             self, status: int, body: bytes, ctype: str = "text/plain", headers: dict | None = None
@@ -387,6 +456,11 @@ def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOIN
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            if request_log is not None:
+                ms = (time.perf_counter() - getattr(self, "_started", time.perf_counter())) * 1e3
+                request_log(
+                    request_log_line(self.command, self.path, status, len(body), self._received, ms)
+                )
 
         def _drain(self, size: int, cap: int = 64 * 1024 * 1024) -> None:
             left = min(size, cap)
@@ -439,12 +513,17 @@ def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOIN
                 raise RequestError(
                     413, f"body of {size} bytes is over the 6 MB limit: split the request"
                 )
-            return self.rfile.read(size)
+            body = self.rfile.read(size)
+            self._received = len(body)
+            return body
 
         def do_POST(self):  # noqa: N802
             runtime = RUNTIME_PATH.match(self.path)
             if runtime:
                 return self._runtime(urllib.parse.unquote(runtime.group(1)))
+            other = OTHER_RUNTIME_PATH.match(self.path)
+            if other:
+                return self._other_runtime(urllib.parse.unquote(other.group(1)), other.group(2))
             try:
                 if self.path != "/invocations":
                     raise RequestError(
@@ -480,6 +559,8 @@ def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOIN
                         "ValidationError",
                         "CustomAttributes must be at most 1024 visible US-ASCII characters",
                     )
+                elif unsupported := unsupported_parameter(endpoint, headers):
+                    error = runtime_error("ValidationError", unsupported)
                 else:
                     try:
                         out, ctype = predict_body(
@@ -498,6 +579,24 @@ def make_handler(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOIN
             status, payload, extra = error
             self._send(status, payload, extra.pop("Content-Type"), extra)
 
+        def _other_runtime(self, endpoint: str, path: str) -> None:
+            """Response streaming and async invocations: refused, body drained first."""
+            try:
+                self._read_body(required=False)
+            except RequestError as err:
+                status, payload, extra = runtime_error("ValidationError", str(err))
+            else:
+                operation = {
+                    "invocations-response-stream": "InvokeEndpointWithResponseStream: Linear "
+                    "Learner's container does not stream responses",
+                    "async-invocations": "InvokeEndpointAsync: the endpoint has no "
+                    "AsyncInferenceConfig",
+                }[path]
+                status, payload, extra = runtime_error(
+                    "ValidationError", f"{operation}; call InvokeEndpoint on {endpoint} instead"
+                )
+            self._send(status, payload, extra.pop("Content-Type"), extra)
+
     return Handler
 
 
@@ -506,14 +605,16 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
+    request_log=None,
 ):
     """A server for ``model`` (a pipeline, a loaded model, or the path of any Linear Learner
-    artifact, served on encoded vectors), answering the runtime API for ``endpoint_name``."""
+    artifact, served on encoded vectors), answering the runtime API for ``endpoint_name``;
+    ``request_log`` gets a line per request."""
     if isinstance(model, Path | str):
         model = artifact.load(model)
     if isinstance(model, LinearModel):
         model = InferencePipeline(model)
-    return BoundedServer((host, port), make_handler(model, endpoint_name))
+    return BoundedServer((host, port), make_handler(model, endpoint_name, request_log))
 
 
 class BoundedServer(ThreadingHTTPServer):
@@ -570,8 +671,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
+    request_log=None,
 ) -> None:
-    server = make_server(served, host, port, endpoint_name)
+    """Serve until Ctrl-C; ``request_log`` (default: a line a request on stderr)."""
+    if request_log is None:
+        request_log = _stderr_line
+    server = make_server(served, host, port, endpoint_name, request_log)
     url = f"http://{host}:{server.server_address[1]}"
     model = served.model
     rows = "raw rows" if served.raw_rows else "encoded vectors"
@@ -588,3 +693,7 @@ def serve(
         pass
     finally:
         server.server_close()
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
