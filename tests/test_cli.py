@@ -98,6 +98,23 @@ def test_quiet_goes_before_or_after_the_command(tmp_path, where):
     assert (progress in res.stderr) == (where == "absent"), res.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["prepare", "--data", "s3://bucket/train.csv", "--label", "y"],
+        ["run", "--data", "s3://bucket/train.csv", "--label", "y"],
+        ["validate", "s3://bucket/train/", "--predictor-type", "regressor"],
+        ["train", "--data-dir", "s3://bucket/prepared/", "--out", "m"],
+    ],
+)
+def test_an_s3_url_where_a_local_path_is_read_says_so(args):
+    """Not 's3:/bucket/train.csv: file not found' (a Path folds the double slash)."""
+    res = cli(*args, "--predictor-type", "regressor", "--out", "o")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    url = next(a for a in args if a.startswith("s3://"))
+    assert f"'{url}': local files only here; copy it first (aws s3 cp {url} .)" in res.stderr
+
+
 def test_prepare_with_a_wrong_label_name(tmp_path):
     res = cli(
         "prepare",

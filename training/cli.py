@@ -443,6 +443,17 @@ def _preprocessing_flags(parser) -> None:
 QUIET_HELP = "no progress (bars or lines) and no notices"
 
 
+def _local_path(text: str) -> Path:
+    """A path argument read or written on this machine. A URL is refused by name: ``Path``
+    would fold ``s3://bucket/x.csv`` into ``s3:/bucket/x.csv`` and report that as missing."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': local files only here; copy it first (aws s3 cp {text} .) and pass "
+            "the local path"
+        )
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
@@ -452,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
-    v.add_argument("files", nargs="+", help="channel files or folders (format is detected)")
+    v.add_argument(
+        "files", nargs="+", type=_local_path, help="channel files or folders (format is detected)"
+    )
     v.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
     v.add_argument("--feature-dim", type=_count(1), help="the feature_dim hyperparameter, if set")
     v.add_argument("--num-classes", type=_count(3), help="num_classes (multiclass_classifier)")
@@ -462,10 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_validate)
 
     p = sub.add_parser("prepare", help="raw CSV -> train/validation/test channels + manifest")
-    p.add_argument("--data", required=True, type=Path, help="raw CSV with a header row")
+    p.add_argument("--data", required=True, type=_local_path, help="raw CSV with a header row")
     p.add_argument("--label", required=True, help="name of the label column")
     p.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=_local_path, help="output folder")
     p.add_argument("--format", choices=("recordio", "csv"), default="recordio")
     p.add_argument("--seed", type=_count(0), default=0)
     p.add_argument(
@@ -498,8 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train Linear Learner on prepared channels")
     t.add_argument("--target", choices=("local", "aws"), default="local")
-    t.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
-    t.add_argument("--out", required=True, type=Path, help="where model.tar.gz goes")
+    t.add_argument("--data-dir", required=True, type=_local_path, help="the folder prepare wrote")
+    t.add_argument("--out", required=True, type=_local_path, help="where model.tar.gz goes")
     t.add_argument(
         "--hyperparameters",
         nargs="*",
@@ -524,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--input",
         required=True,
-        type=Path,
+        type=_local_path,
         help="a raw CSV with a header (a model with preprocessing), or encoded features: a "
         "CSV without a header, or RecordIO",
     )
@@ -540,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--out",
-        type=Path,
+        type=_local_path,
         help="default: INPUT.predictions.csv (raw rows) or .jsonl beside the input; for an "
         "input inside a prepared data folder, in predictions/ beside that folder",
     )
@@ -561,11 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_predict)
 
     d = sub.add_parser("deploy-all", help="base stack, training, endpoint, smoke prediction")
-    d.add_argument("--data-dir", required=True, type=Path, help="the folder prepare wrote")
+    d.add_argument("--data-dir", required=True, type=_local_path, help="the folder prepare wrote")
     d.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
     d.add_argument(
         "--record",
-        type=Path,
+        type=_local_path,
         default=RECORD,
         help="where the training record goes (the endpoint stack reads it)",
     )
@@ -586,8 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the whole pipeline: prepare, train, serve, predict, report")
     r.add_argument("--target", choices=("local", "aws"), default="local")
-    r.add_argument("--out", required=True, type=Path, help="the run's output folder")
-    r.add_argument("--data", type=Path, help="your CSV (default: the bundled penguins data)")
+    r.add_argument("--out", required=True, type=_local_path, help="the run's output folder")
+    r.add_argument("--data", type=_local_path, help="your CSV (default: the bundled penguins data)")
     r.add_argument("--label", help="label column of --data")
     r.add_argument("--predictor-type", choices=PREDICTOR_TYPES)
     r.add_argument("--positive-class", help="binary: the label value that becomes 1")
@@ -649,7 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
     i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")
     i.add_argument(
-        "--manifest", type=Path, help="prepare's manifest.json (or its folder): feature names"
+        "--manifest",
+        type=_local_path,
+        help="prepare's manifest.json (or its folder): feature names",
     )
     i.add_argument("--top", type=_count(0), default=10, help="how many of the largest weights")
     i.add_argument("--json", action="store_true", help="machine-readable output")
@@ -661,13 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser(
         "deploy", help="deploy a model made elsewhere (e.g. train --target local) to SageMaker"
     )
-    m.add_argument("--model", required=True, type=Path, help="a Linear Learner model.tar.gz")
+    m.add_argument("--model", required=True, type=_local_path, help="a Linear Learner model.tar.gz")
     m.add_argument(
-        "--data-dir", type=Path, help="prepared data: the smoke prediction sends its test rows"
+        "--data-dir",
+        type=_local_path,
+        help="prepared data: the smoke prediction sends its test rows",
     )
     m.add_argument(
         "--record",
-        type=Path,
+        type=_local_path,
         default=RECORD,
         help="where the model is recorded (the endpoint stack reads it)",
     )
