@@ -236,3 +236,34 @@ def test_raw_csv_good(tmp_path):
     path = tmp_path / "ok.csv"
     frame.to_csv(path, index=False)
     raw_checks.validate_raw_csv(path, "y", "binary_classifier")
+
+
+def test_a_notebook_export_gets_every_problem_in_one_run(tmp_path):
+    """df.to_csv(path) of a frame with gaps: header, index column and empty cells, reported
+    together (it took three rounds of fixing when the check stopped at the first)."""
+    frame = pd.DataFrame({"label": [1, 0] * 10, "a": [0.5] * 20, "b": [-1.5] * 20}, dtype=float)
+    frame.loc[3, "a"] = None
+    frame.loc[7, "b"] = None  # the last column: an empty cell, not a trailing delimiter
+    path = tmp_path / "export.csv"
+    frame.to_csv(path)
+    with pytest.raises(ValidationError) as err:
+        channel_checks.validate_channels([path], "binary_classifier", feature_dim=2)
+    said = [(p.row, p.column, p.message.split(":")[0]) for p in err.value.problems]
+    assert said[:4] == [
+        (1, None, "header row present (, label, a, b); SageMaker reads it as data"),
+        (5, 3, "empty cell"),
+        (9, 4, "empty cell"),
+        (None, 1, "column 1 counts 0, 1, 2, …"),
+    ]
+    assert "has 3 features but feature_dim=2" in str(err.value)
+
+
+def test_label_problems_after_a_header_name_the_files_rows(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("y,a,b\n" + "1,0.5,0.5\n" * 5 + "2,0.5,0.5\n" + "1,2\n" + "0,1,1\n" * 5)
+    with pytest.raises(ValidationError) as err:
+        channel_checks.validate_channels([path], "binary_classifier")
+    text = str(err.value)
+    assert "row 1: header row present" in text
+    assert "row 8: has 2 fields but the other rows have 3" in text
+    assert "row 7: label 2 is not 0 or 1" in text  # line 7 of the file, not the 6th label

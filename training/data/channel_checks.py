@@ -12,7 +12,7 @@ run it first. The user's raw CSV, before ``prepare``, is checked by
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from training.data.raw_checks import check_predictor_type, empty_file, is_number
 from training.errors import NOTHING_STARTED, Problem, ValidationError
 from training.files import file_problem
 
-MAX_PROBLEMS_PER_FILE = 10
+MAX_PROBLEMS_PER_FILE = 30  # every kind: each shows 3 rows and counts the rest
 _BLOCK_BYTES = 32 << 20
 
 
@@ -317,35 +317,74 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             line_no += len(block)
 
 
+class Findings:
+    """A file's problems by kind, in the order first seen: the first ``SHOWN_PER_KIND`` rows
+    of each kind, then one line counting the rest, so one run reports every kind of mistake
+    (a notebook export's header, index column and empty cells together), not the first."""
+
+    SHOWN_PER_KIND = 3
+
+    def __init__(self):
+        self.kinds: dict[str, list[Problem]] = {}
+        self.more: dict[str, int] = {}
+
+    def add(self, kind: str, problem: Problem) -> None:
+        shown = self.kinds.setdefault(kind, [])
+        if len(shown) < self.SHOWN_PER_KIND:
+            shown.append(problem)
+        else:
+            self.more[kind] = self.more.get(kind, 0) + 1
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def problems(self) -> list[Problem]:
+        out = []
+        for kind, shown in self.kinds.items():
+            out += shown
+            if self.more.get(kind):
+                first = shown[0]
+                out.append(
+                    Problem(first.file, f"... and {self.more[kind]} more rows like that", first.fix)
+                )
+        return out
+
+
 def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_data: bool = False):
     """Label-first, headerless, numeric, rectangular, finite; plus label rules.
 
     Streams the file in blocks; keeps only the label column and per-column summaries (and
-    the features, with ``keep_data``).
+    the features, with ``keep_data``). Every kind of problem is reported in one pass: rows
+    of the wrong width are left out, unreadable cells read as missing, and the checks go on.
     """
     info = ChannelFile(path, "csv")
     name = str(path)
-    problems: list[Problem] = []
+    findings = Findings()
     width: int | None = None
     labels: list[np.ndarray] = []
+    label_rows: list[np.ndarray] = []  # each label's row in the file (rows left out skipped)
     features: list[np.ndarray] = []
     label_like: np.ndarray | None = None  # per feature column: could it be the label?
     try:
         for first_line, lines in _lines(path):
+            rows = np.arange(first_line, first_line + len(lines))
             if first_line == 1:
-                problems += _first_line_problems(name, lines[0])
-                width = _common_width(lines)
-                if problems:
-                    lines = lines[1:]
-                    first_line = 2
-            problems += _structure(name, first_line, lines, width)
-            if problems:
-                break
-            block, found = _parse_block(name, first_line, lines)
-            if found:
-                problems += found
-                break
+                kind, first = _first_line(name, lines[0])
+                if kind in ("binary", "quoted"):  # the whole file's cause: nothing more to say
+                    return info, first
+                for problem in first:
+                    findings.add(kind, problem)
+                if kind == "bom":
+                    lines = [lines[0].removeprefix("\ufeff"), *lines[1:]]
+                width = _common_width(lines[1:] if kind == "header" else lines)
+                if kind == "header":
+                    lines, rows = lines[1:], rows[1:]
+            lines, rows = _structure(findings, name, rows, lines, width)
+            if not lines:
+                continue
+            block = _parse_block(findings, name, rows, lines)
             labels.append(block[:, 0])
+            label_rows.append(rows)
             if keep_data:
                 features.append(block[:, 1:].astype(np.float32))
             fits = _fits_label(block[:, 1:], predictor_type)
@@ -358,9 +397,7 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
                 "write a label-first CSV or RecordIO",
             )
         ]
-    if problems:
-        return info, problems[:MAX_PROBLEMS_PER_FILE]
-    if width is None:
+    if width is None or (not labels and not findings):
         return info, [empty_file(name)]
     if width < 2:
         return info, [
@@ -371,22 +408,31 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
                 row=1,
             )
         ]
-    y = np.concatenate(labels)
+    y = np.concatenate(labels) if labels else np.empty(0)
     info.rows, info.feature_dim, info.labels = y.size, width - 1, y
-    if keep_data:
+    if keep_data and features:
         info.features = np.vstack(features)
-    problems = _index_column(name, y)
-    if not problems:
-        problems = label_problems(name, y, predictor_type, num_classes)
-        if problems:
-            problems += _label_elsewhere(name, label_like, predictor_type)
+    problems = findings.problems()
+    index = _index_column(name, y)
+    problems += index
+    finite = np.isfinite(y)
+    if not index and finite.any():
+        # the label checks number rows by position: map them back to the file's rows
+        file_rows = np.concatenate(label_rows)[finite]
+        found = [
+            replace(p, row=int(file_rows[p.row - 1])) if p.row else p
+            for p in label_problems(name, y[finite], predictor_type, num_classes)
+        ]
+        if found:
+            problems += found + _label_elsewhere(name, label_like, predictor_type)
     return info, problems[:MAX_PROBLEMS_PER_FILE]
 
 
-def _first_line_problems(name: str, line: str) -> list[Problem]:
-    """What is wrong with line 1 of a label-first CSV, by its likeliest cause."""
+def _first_line(name: str, line: str) -> tuple[str | None, list[Problem]]:
+    """What is wrong with line 1 of a label-first CSV, by its likeliest cause, and that
+    cause's kind: ``binary``, ``bom``, ``quoted``, ``header`` or None."""
     if "\x00" in line:
-        return [
+        return "binary", [
             Problem(
                 name,
                 "holds NUL bytes: binary data, not CSV text",
@@ -395,7 +441,7 @@ def _first_line_problems(name: str, line: str) -> list[Problem]:
             )
         ]
     if line.startswith("\ufeff"):
-        return [
+        return "bom", [
             Problem(
                 name,
                 "starts with a UTF-8 byte-order mark, which Linear Learner reads "
@@ -405,7 +451,7 @@ def _first_line_problems(name: str, line: str) -> list[Problem]:
             )
         ]
     if '"' in line and all(map(is_number, line.replace('"', "").split(","))):
-        return [
+        return "quoted", [
             Problem(
                 name,
                 'values are quoted ("1.5"); Linear Learner reads bare numbers',
@@ -413,7 +459,8 @@ def _first_line_problems(name: str, line: str) -> list[Problem]:
                 row=1,
             )
         ]
-    return _header_row(name, line)
+    header = _header_row(name, line)
+    return ("header" if header else None), header
 
 
 def _header_row(name: str, line: str) -> list[Problem]:
@@ -444,93 +491,104 @@ def _common_width(lines: list[str]) -> int:
     return int(np.bincount([_row_width(ln) for ln in lines[:1000]]).argmax())
 
 
-def _structure(name: str, first_line: int, lines: list[str], width: int) -> list[Problem]:
-    """Empty lines, trailing delimiters and ragged rows, counted without parsing numbers."""
-    kinds: dict[str, list[int]] = {}
-    for i, line in enumerate(lines):
-        if line.count(",") + 1 == width and line and line[-1] != ",":
+def _structure(findings: Findings, name: str, rows: np.ndarray, lines: list[str], width: int):
+    """Empty lines, trailing delimiters and ragged rows, counted without parsing numbers.
+    Returns the lines that can be parsed (a trailing delimiter dropped) and their rows; an
+    empty last cell (``1,2,``) is the cell check's to report, not a trailing delimiter."""
+    odd = [i for i, line in enumerate(lines) if not line or line.count(",") + 1 != width]
+    if not odd:  # the usual block: every row as wide as the rest
+        return lines, rows
+    keep_lines, keep_rows = [], []
+    odd_set = set(odd)
+    for i, (row, line) in enumerate(zip(rows.tolist(), lines)):
+        fields = line.count(",") + 1
+        if i not in odd_set:
+            keep_lines.append(line)
+        elif not line.strip():
+            findings.add("empty", Problem(name, "empty line", "delete empty lines", row=row))
             continue
-        if not line.strip():
-            kind = "empty"
-        elif line.endswith(","):
-            kind = "trailing"
-        else:
-            kind = f"ragged:{line.count(',') + 1}"
-        kinds.setdefault(kind, []).append(first_line + i)
-    problems = []
-    for kind, rows in kinds.items():
-        if kind == "empty":
-            msg, fix = "empty line", "delete empty lines"
-        elif kind == "trailing":
-            msg, fix = (
-                "row ends with a trailing ',' (an empty extra field)",
-                ("remove the trailing delimiter"),
+        elif fields == width + 1 and line.endswith(","):
+            findings.add(
+                "trailing",
+                Problem(
+                    name,
+                    "row ends with a trailing ',' (an empty extra field)",
+                    "remove the trailing delimiter",
+                    row=row,
+                ),
             )
+            keep_lines.append(line[:-1])
         else:
-            msg = (
-                f"has {kind.split(':')[1]} fields but the other rows have {width} (SageMaker: "
-                f"'different fields than the expected size {width}')"
+            findings.add(
+                f"ragged:{fields}",
+                Problem(
+                    name,
+                    f"has {fields} fields but the other rows have {width} (SageMaker: "
+                    f"'different fields than the expected size {width}')",
+                    "every row needs the label plus the same feature columns",
+                    row=row,
+                ),
             )
-            fix = "every row needs the label plus the same feature columns"
-        problems += [Problem(name, msg, fix, row=r) for r in rows[:3]]
-        if len(rows) > 3:
-            problems.append(Problem(name, f"... and {len(rows) - 3} more rows like that", fix))
-    return problems
+            continue
+        keep_rows.append(row)
+    return keep_lines, np.array(keep_rows, np.int64)
 
 
-def _parse_block(name: str, first_line: int, lines: list[str]):
-    """Parse with numpy; on failure, find the offending cells for the message."""
+def _parse_block(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
+    """Parse with numpy; a cell that is not a number is reported and read as missing, so the
+    label checks still see the rest. Non-finite values (nan, inf) are reported too."""
     try:
         block = np.array([ln.split(",") for ln in lines], dtype=np.float64)
+        unreadable = None
     except ValueError:
-        return None, _locate_bad_cells(name, first_line, lines)
+        block, unreadable = _read_cells(findings, name, rows, lines)
     bad = ~np.isfinite(block)
-    if not bad.any():
-        return block, []
-    problems = []
-    for r, c in np.argwhere(bad)[:3]:
-        what = "label" if c == 0 else "feature"
-        fix = (
-            "drop rows without a valid label"
-            if c == 0
-            else "impute missing values before writing (python -m training prepare does)"
-        )
-        problems.append(
+    if unreadable is not None:
+        bad &= ~unreadable
+    for r, c in np.argwhere(bad):
+        label = c == 0
+        findings.add(
+            "nonfinite-label" if label else "nonfinite-feature",
             Problem(
                 name,
-                f"{what} is {block[r, c]}",
-                fix,
-                row=first_line + int(r),
+                f"{'label' if label else 'feature'} is {block[r, c]}",
+                "drop rows without a valid label"
+                if label
+                else "impute missing values before writing (python -m training prepare does)",
+                row=int(rows[r]),
                 column=int(c) + 1,
-            )
+            ),
         )
-    return None, problems
+    return block
+
+
+def _read_cells(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
+    """The block cell by cell: NaN (and ``True`` in the mask) where a cell is empty or text."""
+    block = np.full((len(lines), lines[0].count(",") + 1), np.nan)
+    unreadable = np.zeros(block.shape, bool)
+    for i, line in enumerate(lines):
+        for j, cell in enumerate(line.split(",")):
+            if is_number(cell):
+                block[i, j] = float(cell)
+                continue
+            unreadable[i, j] = True
+            if cell.strip() == "":
+                kind, msg = "empty-cell", "empty cell"
+                fix = "impute missing values (python -m training prepare does)"
+            else:
+                kind, msg = "text-cell", f"'{cell}' is not a number"
+                fix = (
+                    "one-hot encode categorical columns and map string labels to numbers "
+                    "(python -m training prepare does both)"
+                )
+            findings.add(kind, Problem(name, msg, fix, row=int(rows[i]), column=j + 1))
+    return block, unreadable
 
 
 def _fits_label(X: np.ndarray, predictor_type: str) -> np.ndarray:
     if predictor_type == BINARY:
         return np.all((X == 0) | (X == 1), axis=0)
     return np.all((np.round(X) == X) & (X >= 0), axis=0)
-
-
-def _locate_bad_cells(name: str, first_line: int, lines: list[str]) -> list[Problem]:
-    problems = []
-    for i, line in enumerate(lines):
-        for j, cell in enumerate(line.split(",")):
-            if is_number(cell):
-                continue
-            if cell.strip() == "":
-                msg, fix = "empty cell", "impute missing values (python -m training prepare does)"
-            else:
-                msg = f"'{cell}' is not a number"
-                fix = (
-                    "one-hot encode categorical columns and map string labels to numbers "
-                    "(python -m training prepare does both)"
-                )
-            problems.append(Problem(name, msg, fix, row=first_line + i, column=j + 1))
-            if len(problems) >= 3:
-                return problems
-    return problems
 
 
 def _index_column(name: str, first: np.ndarray) -> list[Problem]:
