@@ -267,3 +267,31 @@ def test_label_problems_after_a_header_name_the_files_rows(tmp_path):
     assert "row 1: header row present" in text
     assert "row 8: has 2 fields but the other rows have 3" in text
     assert "row 7: label 2 is not 0 or 1" in text  # line 7 of the file, not the 6th label
+
+
+def test_a_predictor_type_the_data_was_not_prepared_for_is_warned_about(tmp_path, caplog):
+    from training.data.prepare import PrepareConfig, prepare
+
+    data = tmp_path / "data"
+    prepare(
+        PrepareConfig(
+            Path(__file__).parents[1] / "data" / "penguins.csv",
+            "sex",
+            "binary_classifier",
+            data,
+            drop_unlabeled=True,
+            show_progress=False,
+        )
+    )
+    with caplog.at_level("WARNING", logger="training"):
+        channel_checks.check_training_data(data, {"predictor_type": "binary_classifier"})
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="training"):
+        channel_checks.check_training_data(
+            data, {"predictor_type": "multiclass_classifier", "num_classes": "3"}
+        )
+    (record,) = caplog.records
+    assert (
+        f"predictor_type=multiclass_classifier, but {data / 'manifest.json'} was prepared for "
+        "binary_classifier (label 'sex': female, male)" in record.getMessage()
+    )

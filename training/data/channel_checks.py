@@ -11,6 +11,7 @@ run it first. The user's raw CSV, before ``prepare``, is checked by
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,11 +26,12 @@ from training.core.losses import BINARY, REGRESSOR
 from training.data import recordio
 from training.data.channels import channel_files, detect_format
 from training.data.labels import label_problems
-from training.data.manifest import CHANNELS, Manifest
+from training.data.manifest import CHANNELS, MANIFEST_FILE, Manifest
 from training.data.raw_checks import check_predictor_type, empty_file, is_number
 from training.errors import NOTHING_STARTED, Problem, ValidationError
 from training.files import file_problem
 
+log = logging.getLogger("training")
 MAX_PROBLEMS_PER_FILE = 30  # every kind: each shows 3 rows and counts the rest
 _BLOCK_BYTES = 32 << 20
 
@@ -169,6 +171,16 @@ def check_training_data(
     ``data_dir`` checked against them."""
     data_dir = Path(data_dir)
     manifest = Manifest.read(data_dir)
+    asked = (overrides or {}).get("predictor_type")
+    if manifest and asked and asked != manifest.label.predictor_type:
+        classes = ", ".join(map(str, manifest.label.classes)) or "numbers"
+        log.warning(
+            "warning: --hyperparameters predictor_type=%s, but %s was prepared for %s "
+            "(label '%s': %s); the model will not be what the data was encoded for: "
+            "prepare again with --predictor-type %s",
+            asked, data_dir / MANIFEST_FILE, manifest.label.predictor_type,
+            manifest.label.column, classes, asked,
+        )  # fmt: skip
     given = {**(manifest.hyperparameters if manifest else {}), **(overrides or {})}
     hp = hyperparameters.validate(given)
     present = [c for c in CHANNELS if (data_dir / c).exists()]
