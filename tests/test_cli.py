@@ -298,3 +298,24 @@ def test_inspect_into_a_closed_pipe_ends_quietly(tmp_path):
     )
     assert res.stdout.strip() == "{"
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+
+
+def test_help_lists_commands_in_workflow_order_and_every_flag_says_what_it_does():
+    import argparse
+
+    from training.cli import build_parser
+    from training.core.hyperparameters import TABLE
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == [
+        "run", "prepare", "validate", "train", "inspect", "serve", "predict", "transform",
+        "deploy", "deploy-all", "destroy-all", "audit",
+    ]  # fmt: skip
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, (name, action.dest)  # a line for every flag
+    train_help = sub.choices["train"].format_help()
+    assert "(default: 0)" in train_help  # --seed: defaults are shown
+    for hyperparameter in TABLE:  # where the names are listed: in train --help itself
+        assert f"\n  {hyperparameter} " in train_help, hyperparameter

@@ -454,19 +454,142 @@ def _local_path(text: str) -> Path:
     return Path(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training",
-        description="Amazon SageMaker Linear Learner end to end: data, training, serving.",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each flag's default after its help (a flag left unset, or a switch that is off, has
+    none to show: its help says what unset means); epilogs kept as written."""
 
-    v = sub.add_parser("validate", help="preflight-check channel files (CSV or RecordIO)")
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _aws_flags(parser, project_help: str = "the project: its stacks, resources and tags") -> None:
+    group = parser.add_argument_group("AWS")
+    group.add_argument("--project", default=DEFAULT_PROJECT, help=project_help)
+    group.add_argument(
+        "--profile", help="AWS credentials profile (unset: the environment's credentials)"
+    )
+    group.add_argument("--region", help="AWS region (unset: the profile's, or AWS_REGION)")
+
+
+def _target(parser, what: str) -> None:
+    parser.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help=f"local: {what} on this machine; aws: on SageMaker",
+    )
+
+
+def _predictor_type(parser, required: bool = True) -> None:
+    parser.add_argument(
+        "--predictor-type",
+        required=required,
+        choices=PREDICTOR_TYPES,
+        help="what the label is: two classes, three or more, or a number",
+    )
+
+
+def _hyperparameters_epilog() -> str:
+    """Every hyperparameter ``--hyperparameters`` takes, its rule and default, from the one
+    table (``training/core/hyperparameters.py``)."""
+    from training.core import hyperparameters as h
+
+    lines = ["hyperparameters (SageMaker's names; NAME=VALUE, values as SageMaker takes them):"]
+    for name, spec in h.TABLE.items():
+        default = spec.default
+        if default is None or default is h.REQUIRED:
+            default = "from the data (prepare's manifest)"
+        elif isinstance(default, bool):
+            default = str(default).lower()
+        lines.append(f"  {name:<44} {h.rule(name)}; default {default}")
+    return "\n".join(lines)
+
+
+def _add_run(sub) -> None:
+    r = sub.add_parser(
+        "run",
+        help="the whole pipeline: prepare, train, serve, predict, report",
+        formatter_class=_Help,
+        epilog=_hyperparameters_epilog(),
+    )
+    _target(r, "train and serve")
+    r.add_argument("--out", required=True, type=_local_path, help="the run's output folder")
+    r.add_argument(
+        "--data", type=_local_path, help="your CSV with a header (default: the bundled penguins)"
+    )
+    r.add_argument("--label", help="label column of --data")
+    _predictor_type(r, required=False)
+    r.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    r.add_argument(
+        "--drop-unlabeled",
+        action="store_true",
+        help="leave out rows of --data whose label is empty (the bundled data: always)",
+    )
+    r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE", help="see the list below")
+    r.add_argument("--seed", type=_count(0), default=0, help="split and training seed")
+    r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
+    _aws_flags(r, "aws: the deployed project's name")
+    r.set_defaults(func=_run)
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="raw CSV -> train/validation/test channels + manifest",
+        formatter_class=_Help,
+    )
+    p.add_argument("--data", required=True, type=_local_path, help="raw CSV with a header row")
+    p.add_argument("--label", required=True, help="name of the label column")
+    _predictor_type(p)
+    p.add_argument("--out", required=True, type=_local_path, help="output folder")
+    p.add_argument(
+        "--format",
+        choices=("recordio", "csv"),
+        default="recordio",
+        help="channel files: RecordIO-protobuf, or label-first headerless CSV",
+    )
+    p.add_argument("--seed", type=_count(0), default=0, help="the split's seed")
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="fractions of the rows, stratified by class for classifiers",
+    )
+    p.add_argument("--positive-class", help="binary: the label value that becomes 1")
+    p.add_argument("--drop", action="append", metavar="COLUMN", help="exclude a column")
+    p.add_argument(
+        "--drop-unlabeled",
+        action="store_true",
+        help="drop rows whose label is empty (otherwise they are refused)",
+    )
+    p.add_argument("--chunk-rows", type=_count(1), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--fit-sample-rows",
+        type=_count(2),
+        help="fit the preprocessor on at most this many training rows (unset: 200 000, "
+        "fewer for files of over 25 columns or with free text)",
+    )
+    p.add_argument(
+        "--shard-mb",
+        type=_positive_number,
+        help="split channel files into shards of about this size (multi-instance; unset: "
+        "one file a channel)",
+    )
+    p.set_defaults(func=_prepare)
+
+
+def _add_validate(sub) -> None:
+    v = sub.add_parser(
+        "validate", help="preflight-check channel files (CSV or RecordIO)", formatter_class=_Help
+    )
     v.add_argument(
         "files", nargs="+", type=_local_path, help="channel files or folders (format is detected)"
     )
-    v.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
+    _predictor_type(v)
     v.add_argument("--feature-dim", type=_count(1), help="the feature_dim hyperparameter, if set")
     v.add_argument("--num-classes", type=_count(3), help="num_classes (multiclass_classifier)")
     v.add_argument(
@@ -474,66 +597,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.set_defaults(func=_validate)
 
-    p = sub.add_parser("prepare", help="raw CSV -> train/validation/test channels + manifest")
-    p.add_argument("--data", required=True, type=_local_path, help="raw CSV with a header row")
-    p.add_argument("--label", required=True, help="name of the label column")
-    p.add_argument("--predictor-type", required=True, choices=PREDICTOR_TYPES)
-    p.add_argument("--out", required=True, type=_local_path, help="output folder")
-    p.add_argument("--format", choices=("recordio", "csv"), default="recordio")
-    p.add_argument("--seed", type=_count(0), default=0)
-    p.add_argument(
-        "--split",
-        type=float,
-        nargs=3,
-        default=(0.7, 0.15, 0.15),
-        metavar=("TRAIN", "VALIDATION", "TEST"),
-    )
-    p.add_argument("--positive-class", help="binary: the label value that becomes 1")
-    p.add_argument("--drop", action="append", metavar="COLUMN", help="exclude a column")
-    p.add_argument(
-        "--drop-unlabeled",
-        action="store_true",
-        help="drop rows whose label is empty (default: refuse them)",
-    )
-    p.add_argument("--chunk-rows", type=_count(1), help=argparse.SUPPRESS)
-    p.add_argument(
-        "--fit-sample-rows",
-        type=_count(2),
-        help="fit the preprocessor on at most this many training rows (default: 200 000, "
-        "fewer for files of over 25 columns or with free text)",
-    )
-    p.add_argument(
-        "--shard-mb",
-        type=_positive_number,
-        help="split channel files into shards of about this size (multi-instance)",
-    )
-    p.set_defaults(func=_prepare)
 
-    t = sub.add_parser("train", help="train Linear Learner on prepared channels")
-    t.add_argument("--target", choices=("local", "aws"), default="local")
+def _add_train(sub) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train Linear Learner on prepared channels",
+        formatter_class=_Help,
+        epilog=_hyperparameters_epilog(),
+    )
+    _target(t, "the local Linear Learner")
     t.add_argument("--data-dir", required=True, type=_local_path, help="the folder prepare wrote")
     t.add_argument("--out", required=True, type=_local_path, help="where model.tar.gz goes")
     t.add_argument(
         "--hyperparameters",
         nargs="*",
         metavar="NAME=VALUE",
-        help="Linear Learner hyperparameters, SageMaker names and values",
+        help="Linear Learner hyperparameters, SageMaker's names and values: see the list below",
     )
-    t.add_argument("--seed", type=_count(0), default=0)
+    t.add_argument("--seed", type=_count(0), default=0, help="local: the trainer's seed")
     aws_flags = t.add_argument_group("--target aws")
-    aws_flags.add_argument("--bucket", help="default: the base stack's BucketName output")
-    aws_flags.add_argument("--role", help="default: the base stack's RoleArn output")
-    aws_flags.add_argument("--project", default=DEFAULT_PROJECT)
-    aws_flags.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
-    aws_flags.add_argument("--instance-count", type=_count(1), default=1)
-    aws_flags.add_argument("--max-runtime", type=_count(1), default=3600, help="seconds")
-    aws_flags.add_argument("--no-wait", action="store_true")
-    aws_flags.add_argument("--profile")
-    aws_flags.add_argument("--region")
+    aws_flags.add_argument("--bucket", help="S3 bucket (unset: the base stack's BucketName)")
+    aws_flags.add_argument("--role", help="execution role (unset: the base stack's RoleArn)")
+    aws_flags.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="training")
+    aws_flags.add_argument("--instance-count", type=_count(1), default=1, help="training instances")
+    aws_flags.add_argument(
+        "--max-runtime", type=_count(1), default=3600, help="seconds before SageMaker stops it"
+    )
+    aws_flags.add_argument(
+        "--no-wait", action="store_true", help="start the job and return without polling it"
+    )
+    _aws_flags(t)
     t.set_defaults(func=_train)
 
-    pr = sub.add_parser("predict", help="send rows to the deployed or the local endpoint")
-    pr.add_argument("--target", choices=("local", "aws"), default="local")
+
+def _add_inspect(sub) -> None:
+    i = sub.add_parser(
+        "inspect",
+        help="what a Linear Learner model is and its largest weights",
+        formatter_class=_Help,
+    )
+    i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")
+    i.add_argument(
+        "--manifest",
+        type=_local_path,
+        help="prepare's manifest.json (or its folder): feature names",
+    )
+    i.add_argument("--top", type=_count(0), default=10, help="how many of the largest weights")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--profile", help="s3:// models: credentials profile")
+    i.add_argument("--region", help="s3:// models: region of the credentials")
+    _preprocessing_flags(i)
+    i.set_defaults(func=_inspect)
+
+
+def _add_serve(sub) -> None:
+    s = sub.add_parser(
+        "serve",
+        help="serve a Linear Learner model like a SageMaker endpoint",
+        formatter_class=_Help,
+    )
+    s.add_argument(
+        "--model",
+        required=True,
+        help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
+    )
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
+    )
+    s.add_argument("--port", type=_count(0), default=SERVING_PORT, help="0: a free port")
+    s.add_argument(
+        "--endpoint-name",
+        default=endpoint_name(DEFAULT_PROJECT),
+        help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
+    )
+    s.add_argument("--profile", help="s3:// models: credentials profile")
+    s.add_argument("--region", help="s3:// models: region of the credentials")
+    _preprocessing_flags(s)
+    s.set_defaults(func=_serve)
+
+
+def _add_predict(sub) -> None:
+    pr = sub.add_parser(
+        "predict", help="send rows to the deployed or the local endpoint", formatter_class=_Help
+    )
+    _target(pr, "a local endpoint")
     pr.add_argument(
         "--input",
         required=True,
@@ -550,11 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-type",
         default=content_types.CSV,
         choices=(content_types.CSV, content_types.JSON, content_types.RECORDIO),
+        help="encoded input: how requests carry it",
     )
     pr.add_argument(
         "--out",
         type=_local_path,
-        help="default: INPUT.predictions.csv (raw rows) or .jsonl beside the input; for an "
+        help="unset: INPUT.predictions.csv (raw rows) or .jsonl beside the input; for an "
         "input inside a prepared data folder, in predictions/ beside that folder",
     )
     pr.add_argument(
@@ -563,118 +711,50 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--port", type=_count(1), help="local: port of a running local endpoint")
     pr.add_argument(
         "--id-column",
-        help="raw input: a column carried into predictions.csv to join it back (default: "
-        "the row's number)",
+        help="raw input: a column carried into predictions.csv to join it back (unset: the "
+        "row's number)",
     )
     _preprocessing_flags(pr)
-    pr.add_argument("--endpoint", help="aws: endpoint name (default: <project>-endpoint)")
-    pr.add_argument("--project", default=DEFAULT_PROJECT)
-    pr.add_argument("--profile")
-    pr.add_argument("--region")
+    pr.add_argument("--endpoint", help="aws: endpoint name (unset: <project>-endpoint)")
+    _aws_flags(pr)
     pr.set_defaults(func=_predict)
 
-    d = sub.add_parser("deploy-all", help="base stack, training, endpoint, smoke prediction")
-    d.add_argument("--data-dir", required=True, type=_local_path, help="the folder prepare wrote")
-    d.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
-    d.add_argument(
-        "--record",
-        type=_local_path,
-        default=RECORD,
-        help="where the training record goes (the endpoint stack reads it)",
-    )
-    x = sub.add_parser("destroy-all", help="everything deployed, then the audit")
-    for p_ in (d, x):
-        p_.add_argument("--project", default=DEFAULT_PROJECT)
-        p_.add_argument("--profile")
-        p_.add_argument("--region")
-    d.set_defaults(func=_deploy_all)
-    x.set_defaults(func=_destroy_all)
 
-    a = sub.add_parser("audit", help="list (and --delete) billable leftovers of the project")
-    a.add_argument("--project", default=DEFAULT_PROJECT)
-    a.add_argument("--profile")
-    a.add_argument("--region")
-    a.add_argument("--delete", action="store_true")
-    a.set_defaults(func=_audit)
-
-    r = sub.add_parser("run", help="the whole pipeline: prepare, train, serve, predict, report")
-    r.add_argument("--target", choices=("local", "aws"), default="local")
-    r.add_argument("--out", required=True, type=_local_path, help="the run's output folder")
-    r.add_argument("--data", type=_local_path, help="your CSV (default: the bundled penguins data)")
-    r.add_argument("--label", help="label column of --data")
-    r.add_argument("--predictor-type", choices=PREDICTOR_TYPES)
-    r.add_argument("--positive-class", help="binary: the label value that becomes 1")
-    r.add_argument("--drop-unlabeled", action="store_true")
-    r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE")
-    r.add_argument("--seed", type=_count(0), default=0)
-    r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
-    r.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed project's name")
-    r.add_argument("--profile", help="aws: credentials profile")
-    r.add_argument("--region", help="aws: region")
-    r.set_defaults(func=_run)
-
-    s = sub.add_parser("serve", help="serve a Linear Learner model like a SageMaker endpoint")
-    s.add_argument(
-        "--model",
-        required=True,
-        help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
-    )
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_count(0), default=SERVING_PORT)
-    s.add_argument(
-        "--endpoint-name",
-        default=endpoint_name(DEFAULT_PROJECT),
-        help="the name the SageMaker Runtime API answers to (POST /endpoints/NAME/invocations)",
-    )
-    s.add_argument("--profile", help="s3:// models: credentials profile")
-    s.add_argument("--region", help="s3:// models: region of the credentials")
-    _preprocessing_flags(s)
-    s.set_defaults(func=_serve)
-
+def _add_transform(sub) -> None:
     x = sub.add_parser(
-        "transform", help="score whole files without an endpoint (SageMaker Batch Transform)"
+        "transform",
+        help="score whole files without an endpoint (SageMaker Batch Transform)",
+        formatter_class=_Help,
     )
     x.add_argument("--input", required=True, help="a file or folder (local), or s3://prefix/")
     x.add_argument("--out", required=True, help="a folder (local), or s3://prefix/ (aws)")
-    x.add_argument("--target", choices=("local", "aws"), default="local")
+    _target(x, "a transform")
     x.add_argument(
         "--model",
-        help="model.tar.gz (or local: model_algo-1), a path or s3://…; aws: default the "
+        help="model.tar.gz (or local: model_algo-1), a path or s3://…; aws: unset, the "
         "model the project's endpoint serves",
     )
     x.add_argument(
         "--content-type",
-        help="of the input records (default: detected from the files, as validate does; "
+        help="of the input records (unset: detected from the files, as validate does; "
         "CSV for an s3:// input)",
     )
     x.add_argument(
         "--accept", default=content_types.JSONLINES, help="answer format (no CSV: LL has none)"
     )
     x.add_argument("--max-payload-mb", type=float, default=6.0, help="MaxPayloadInMB per request")
-    x.add_argument("--project", default=DEFAULT_PROJECT, help="aws: the deployed model's project")
-    x.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="aws")
-    x.add_argument("--instance-count", type=_count(1), default=1, help="aws")
-    x.add_argument("--profile")
-    x.add_argument("--region")
+    x.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="aws: the job's")
+    x.add_argument("--instance-count", type=_count(1), default=1, help="aws: the job's")
     _preprocessing_flags(x)
+    _aws_flags(x, "aws: the deployed model's project")
     x.set_defaults(func=_transform)
 
-    i = sub.add_parser("inspect", help="what a Linear Learner model is and its largest weights")
-    i.add_argument("model", help="model.tar.gz or model_algo-1; a path or s3://…")
-    i.add_argument(
-        "--manifest",
-        type=_local_path,
-        help="prepare's manifest.json (or its folder): feature names",
-    )
-    i.add_argument("--top", type=_count(0), default=10, help="how many of the largest weights")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
-    i.add_argument("--profile")
-    i.add_argument("--region")
-    _preprocessing_flags(i)
-    i.set_defaults(func=_inspect)
 
+def _add_deploy(sub) -> None:
     m = sub.add_parser(
-        "deploy", help="deploy a model made elsewhere (e.g. train --target local) to SageMaker"
+        "deploy",
+        help="deploy a model made elsewhere (e.g. train --target local) to SageMaker",
+        formatter_class=_Help,
     )
     m.add_argument("--model", required=True, type=_local_path, help="a Linear Learner model.tar.gz")
     m.add_argument(
@@ -688,11 +768,76 @@ def build_parser() -> argparse.ArgumentParser:
         default=RECORD,
         help="where the model is recorded (the endpoint stack reads it)",
     )
-    m.add_argument("--project", default=DEFAULT_PROJECT)
-    m.add_argument("--profile")
-    m.add_argument("--region")
     _preprocessing_flags(m)
+    _aws_flags(m)
     m.set_defaults(func=_deploy)
+
+
+def _add_deploy_all(sub) -> None:
+    d = sub.add_parser(
+        "deploy-all",
+        help="base stack, training, endpoint, smoke prediction",
+        formatter_class=_Help,
+    )
+    d.add_argument("--data-dir", required=True, type=_local_path, help="the folder prepare wrote")
+    d.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="training's")
+    d.add_argument(
+        "--record",
+        type=_local_path,
+        default=RECORD,
+        help="where the training record goes (the endpoint stack reads it)",
+    )
+    _aws_flags(d)
+    d.set_defaults(func=_deploy_all)
+
+
+def _add_destroy_all(sub) -> None:
+    x = sub.add_parser(
+        "destroy-all", help="everything deployed, then the audit", formatter_class=_Help
+    )
+    _aws_flags(x)
+    x.set_defaults(func=_destroy_all)
+
+
+def _add_audit(sub) -> None:
+    a = sub.add_parser(
+        "audit", help="list (and --delete) billable leftovers of the project", formatter_class=_Help
+    )
+    a.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete what is listed (only what the project's tag and exact names prove ours)",
+    )
+    _aws_flags(a)
+    a.set_defaults(func=_audit)
+
+
+# the subcommands in the order of the work: the whole pipeline, then each stage in turn
+COMMANDS = (
+    _add_run,
+    _add_prepare,
+    _add_validate,
+    _add_train,
+    _add_inspect,
+    _add_serve,
+    _add_predict,
+    _add_transform,
+    _add_deploy,
+    _add_deploy_all,
+    _add_destroy_all,
+    _add_audit,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Amazon SageMaker Linear Learner end to end: data, training, serving.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     for command in sub.choices.values():  # -q after the command too: `scripts/run.sh -q`
         command.add_argument(
             "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP
