@@ -39,7 +39,7 @@ def train_model(work: Path) -> Path:
         + [
             "prepare",
             "--data",
-            str(ROOT / "data" / "penguins.csv"),
+            str(ROOT / "training" / "datasets" / "penguins.csv"),
             "--label",
             "species",
             "--predictor-type",

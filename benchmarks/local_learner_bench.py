@@ -48,7 +48,7 @@ def datasets():
     yield "diabetes", "regressor", X, y
     X, y = load_digits(return_X_y=True)
     yield "digits (8 vs rest)", "binary_classifier", X, (y == 8).astype(int)
-    frame = pd.read_csv(ROOT / "data" / "penguins.csv").dropna()
+    frame = pd.read_csv(ROOT / "training" / "datasets" / "penguins.csv").dropna()
     yield "penguins (species)", "multiclass_classifier", *_one_hot(frame, "species")
     yield "penguins (sex)", "binary_classifier", *_one_hot(frame, "sex")  # the main job's task
     try:

@@ -10,7 +10,7 @@ bash scripts/setup.sh
 export CDK_DISABLE_CLI_TELEMETRY=1
 data=${1:-runs/aws/data}
 if [ ! -f "$data/manifest.json" ]; then
-  .venv/bin/python -m training prepare --data data/penguins.csv --label sex \
+  .venv/bin/python -m training prepare --data training/datasets/penguins.csv --label sex \
       --predictor-type binary_classifier --drop-unlabeled --out "$data"
 fi
 exec .venv/bin/python -m training deploy-all --data-dir "$data" ${PROJECT:+--project "$PROJECT"} \

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.setup-stamp
-want=$(cat requirements.txt requirements-dev.txt requirements-checkov.txt package.json \
+want=$(cat pyproject.toml requirements.txt requirements-dev.txt requirements-checkov.txt package.json \
   package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
 
 # The scikit-learn container's Python (framework 1.2-1: Python 3.9 and the image's pins, see

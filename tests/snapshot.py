@@ -38,7 +38,7 @@ def penguins_predictions(work: Path) -> dict:
         d = work / ptype
         prepare(
             PrepareConfig(
-                data=ROOT / "data" / "penguins.csv",
+                data=ROOT / "training" / "datasets" / "penguins.csv",
                 label=label,
                 predictor_type=ptype,
                 out=d / "data",

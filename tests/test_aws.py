@@ -118,7 +118,7 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prep")
     prepare(
         PrepareConfig(
-            ROOT / "data" / "penguins.csv",
+            ROOT / "training" / "datasets" / "penguins.csv",
             "species",
             "multiclass_classifier",
             out,
@@ -287,7 +287,7 @@ def test_multi_instance_training_uploads_a_shard_manifest(moto_aws, tmp_path):
     data = tmp_path / "sharded"
     prepare(
         PrepareConfig(
-            ROOT / "data" / "penguins.csv",
+            ROOT / "training" / "datasets" / "penguins.csv",
             "species",
             "multiclass_classifier",
             data,

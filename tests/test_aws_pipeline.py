@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("penguins")
     prepare(
         PrepareConfig(
-            ROOT / "data" / "penguins.csv",
+            ROOT / "training" / "datasets" / "penguins.csv",
             "sex",
             "binary_classifier",
             out / "data",

@@ -58,7 +58,7 @@ def test_prepare_then_validate_round_trip(tmp_path):
     res = cli(
         "prepare",
         "--data",
-        ROOT / "data" / "penguins.csv",
+        ROOT / "training" / "datasets" / "penguins.csv",
         "--label",
         "island",
         "--predictor-type",
@@ -89,7 +89,7 @@ def test_prepare_then_validate_round_trip(tmp_path):
 @pytest.mark.parametrize("where", ["before", "after", "absent"])
 def test_quiet_goes_before_or_after_the_command(tmp_path, where):
     """``scripts/run.sh -q`` passes -q after ``run``: both places silence progress."""
-    args = ["prepare", "--data", ROOT / "data" / "penguins.csv", "--label", "island"]
+    args = ["prepare", "--data", ROOT / "training" / "datasets" / "penguins.csv", "--label", "island"]
     args += ["--predictor-type", "multiclass_classifier", "--out", tmp_path / "prep"]
     args = {"before": ["-q", *args], "after": [*args, "-q"], "absent": args}[where]
     res = cli(*args)
@@ -119,7 +119,7 @@ def test_prepare_with_a_wrong_label_name(tmp_path):
     res = cli(
         "prepare",
         "--data",
-        ROOT / "data" / "penguins.csv",
+        ROOT / "training" / "datasets" / "penguins.csv",
         "--label",
         "Species",
         "--predictor-type",
@@ -192,7 +192,7 @@ def test_prepare_refuses_bad_flags_with_the_flag_named(tmp_path, args, message):
     res = cli(
         "prepare",
         "--data",
-        ROOT / "data" / "penguins.csv",
+        ROOT / "training" / "datasets" / "penguins.csv",
         "--label",
         "species",
         "--predictor-type",

@@ -44,7 +44,7 @@ from training.local.trainer import train_local
 from training.model_source import load_model, load_pipeline
 
 ROOT = Path(__file__).parents[1]
-PENGUINS = ROOT / "data" / "penguins.csv"
+PENGUINS = ROOT / "training" / "datasets" / "penguins.csv"
 VENV = ROOT / ".venv-sklearn-container"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".setup-stamp"  # written last by scripts/setup.sh: the venv is complete

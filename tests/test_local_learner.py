@@ -243,7 +243,7 @@ def test_train_command_end_to_end(tmp_path):
     res = run(
         "prepare",
         "--data",
-        ROOT / "data" / "penguins.csv",
+        ROOT / "training" / "datasets" / "penguins.csv",
         "--label",
         "sex",
         "--predictor-type",
@@ -292,7 +292,7 @@ def test_train_local_on_csv_channels_uses_every_row(tmp_path):
 
     manifest = prepare(
         PrepareConfig(
-            ROOT / "data" / "penguins.csv",
+            ROOT / "training" / "datasets" / "penguins.csv",
             "species",
             "multiclass_classifier",
             tmp_path / "csv",

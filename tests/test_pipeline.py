@@ -239,7 +239,7 @@ def test_run_with_a_csv_but_no_label_is_a_clear_error(tmp_path):
             "--out",
             str(tmp_path),
             "--data",
-            str(ROOT / "data" / "penguins.csv"),
+            str(ROOT / "training" / "datasets" / "penguins.csv"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -278,7 +278,7 @@ def test_run_aws_predicts_the_test_split_through_the_deployed_endpoint(tmp_path,
         rows = (
             prepare(
                 PrepareConfig(
-                    ROOT / "data" / "penguins.csv",
+                    ROOT / "training" / "datasets" / "penguins.csv",
                     "sex",
                     "binary_classifier",
                     tmp_path / "probe",

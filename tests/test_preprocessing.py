@@ -15,7 +15,7 @@ from training.data.prepare import PrepareConfig, prepare
 from training.data.split import assign_splits
 from training.errors import ValidationError
 
-PENGUINS = Path(__file__).parents[1] / "data" / "penguins.csv"
+PENGUINS = Path(__file__).parents[1] / "training" / "datasets" / "penguins.csv"
 
 
 def run(tmp_path, **kw):

@@ -31,7 +31,7 @@ from training.local.trainer import train_local
 from training.model_source import load_pipeline
 
 ROOT = Path(__file__).parents[1]
-PENGUINS = ROOT / "data" / "penguins.csv"
+PENGUINS = ROOT / "training" / "datasets" / "penguins.csv"
 
 
 def awkward_csv(path, n=600, seed=0):

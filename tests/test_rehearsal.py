@@ -90,7 +90,7 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         "-q",
         "prepare",
         "--data",
-        str(ROOT / "data" / "penguins.csv"),
+        str(ROOT / "training" / "datasets" / "penguins.csv"),
         "--label",
         "sex",
         "--predictor-type",
@@ -152,7 +152,7 @@ def test_deploy_all_then_destroy_all_leaves_nothing(moto_server, tmp_path):
         "notebooks/linear_learner.ipynb",
         "notebooks/training/__init__.py",
         "notebooks/training/local/learner.py",
-        "notebooks/data/penguins.csv",
+        "notebooks/training/datasets/penguins.csv",
     } <= keys, sorted(keys)
     run_notebook_on_aws(session, url, bucket, outputs, record, tmp_path, env)
     deploy_a_local_model(session, url, bucket, data, tmp_path, run)

@@ -275,7 +275,7 @@ def test_a_predictor_type_the_data_was_not_prepared_for_is_warned_about(tmp_path
     data = tmp_path / "data"
     prepare(
         PrepareConfig(
-            Path(__file__).parents[1] / "data" / "penguins.csv",
+            Path(__file__).parents[1] / "training" / "datasets" / "penguins.csv",
             "sex",
             "binary_classifier",
             data,

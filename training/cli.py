@@ -17,7 +17,6 @@ from pathlib import Path
 
 from training import content_types
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.aws.model_record import RECORD
 from training.aws.naming import DEFAULT_PROJECT, endpoint_name
 from training.core.losses import PREDICTOR_TYPES
 from training.errors import Problem, UserError, ValidationError
@@ -158,8 +157,8 @@ def _run(args) -> int:
         config.drop_unlabeled = args.drop_unlabeled
     else:
         print(
-            f"dataset: {DEFAULT_DATA.relative_to(DEFAULT_DATA.parents[1])} "
-            "(Palmer penguins; label 'sex', binary; rows without a label are left out)"
+            f"dataset: the bundled {DEFAULT_DATA.name} (Palmer penguins; label 'sex', binary; "
+            "rows without a label are left out)"
         )
     config.positive_class = args.positive_class
     config.target, config.project = args.target, args.project
@@ -765,8 +764,8 @@ def _add_deploy(sub) -> None:
     m.add_argument(
         "--record",
         type=_local_path,
-        default=RECORD,
-        help="where the model is recorded (the endpoint stack reads it)",
+        help="where the model is recorded (unset: the project's models/latest.json, which "
+        "the endpoint stack reads)",
     )
     _preprocessing_flags(m)
     _aws_flags(m)
@@ -784,8 +783,8 @@ def _add_deploy_all(sub) -> None:
     d.add_argument(
         "--record",
         type=_local_path,
-        default=RECORD,
-        help="where the training record goes (the endpoint stack reads it)",
+        help="where the model is recorded (unset: the project's models/latest.json, which "
+        "the endpoint stack reads)",
     )
     _aws_flags(d)
     d.set_defaults(func=_deploy_all)

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from training import inspection, predict, report
+from training import project as project_folder
 from training.aws.naming import DEFAULT_PROJECT
 from training.core import hyperparameters
 from training.core import metrics as lm
@@ -30,13 +31,13 @@ from training.core.metrics import Metrics, MetricsParams
 from training.core.model import LinearModel, Predictions
 from training.data.manifest import Manifest
 from training.data.prepare import PrepareConfig, prepare
+from training.datasets import PENGUINS
 from training.local.server import serving
 from training.local.trainer import MODEL_FILE, train_local
 from training.local.training_record import TrainingRecord
 from training.model_source import load_pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT / "data" / "penguins.csv"
+DEFAULT_DATA = PENGUINS
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.csv"
 DATA_DIR, MODEL_DIR, CDK_OUT_DIR = "data", "model", "cdk.out"  # inside the run's folder
@@ -392,13 +393,16 @@ class Synthesis:
     def __init__(self, out: Path, model_path: Path, echo):
         self.out, self.echo, self.process = out, echo, None
         self.started = time.perf_counter()
+        self.root = project_folder.find()  # the CDK app of the project this runs in
         npx = shutil.which("npx")
-        if npx is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
+        if self.root is None or npx is None:
+            return
+        if not (self.root / "node_modules" / ".bin" / "cdk").exists():
             return
         model = ["-c", f"model_path={Path(model_path).resolve()}"]
         self.process = subprocess.Popen(
             [npx, "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out), *model],
-            cwd=ROOT,
+            cwd=self.root,
             env={**os.environ, CDK_VALIDATION_ENV: "false"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -408,7 +412,11 @@ class Synthesis:
     def result(self) -> Path | None:
         """Wait for it; the cdk.out folder, or None (said why) if it could not run."""
         if self.process is None:
-            self.echo("    skipped: no CDK CLI here (bash scripts/setup.sh installs it)")
+            self.echo(
+                "    skipped: not inside the project (no cdk.json here or above)"
+                if self.root is None
+                else "    skipped: no CDK CLI here (bash scripts/setup.sh installs it)"
+            )
             return None
         _, stderr = self.process.communicate()
         self.echo(

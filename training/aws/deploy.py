@@ -33,19 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
+from training import project as project_folder
 from training.aws import audit, notebook_bundle
 from training.aws import session as aws
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.job import AwsTrainConfig, train_aws, upload_featurizer
-from training.aws.model_record import RECORD, ModelRecord
+from training.aws.model_record import ModelRecord, default_path
 from training.aws.naming import DEFAULT_PROJECT, LogGroup, Output, Prefix, Stack, stack_name, stamp
 from training.aws.upload import upload_files
 from training.core.featurizer import CATEGORICAL, NUMERIC, Featurizer
 from training.core.model import LinearModel
 from training.data.manifest import Manifest
 from training.errors import DeployStepError, Problem, ValidationError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def cdk(args: list[str], echo) -> None:
         extra += shlex.split(os.environ.get("CDK_DEPLOY_ARGS", ""))
     cmd = ["npx", "--no-install", "cdk", *args, "--no-notices", *extra]
     echo("$ " + " ".join(cmd))
-    res = subprocess.run(cmd, cwd=ROOT)
+    res = subprocess.run(cmd, cwd=project_folder.root("the CDK app (cdk.json)"))
     if res.returncode != 0:
         _fail(" ".join(cmd[:5]), f"exited {res.returncode}", "read the CDK output above")
 
@@ -236,7 +235,7 @@ def deploy_model(
     project: str = DEFAULT_PROJECT,
     profile: str | None = None,
     region: str | None = None,
-    record: Path = RECORD,
+    record: Path | None = None,
     data_dir: Path | None = None,
     show_progress: bool = True,
     echo=print,
@@ -255,6 +254,7 @@ def deploy_model(
     from training.model_source import load_pipeline, preprocessing_path
 
     model_path = Path(model_path)
+    record = Path(record) if record else default_path()  # outside a project: stops here
     # a foreign or damaged file, or preprocessing that does not fit it, stops here
     pipeline = load_pipeline(str(model_path), preprocessing, use_preprocessing, show_progress=False)
     model, featurizer = pipeline.model, pipeline.featurizer
@@ -316,9 +316,10 @@ def deploy_all(
     profile: str | None = None,
     region: str | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
-    record: Path = RECORD,
+    record: Path | None = None,
     echo=print,
 ) -> Deployed:
+    record = Path(record) if record else default_path()  # outside a project: stops here
     sess = aws.session(profile, region)
     base = stack_name(project, Stack.BASE)
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")

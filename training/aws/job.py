@@ -24,7 +24,7 @@ from training.aws import session as aws
 from training.aws.images import linear_learner_image
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.instance_types import accepts_volume_key
-from training.aws.model_record import RECORD, ModelRecord
+from training.aws.model_record import ModelRecord, default_path
 from training.aws.naming import (
     DEFAULT_PROJECT,
     TAG_KEY,
@@ -92,7 +92,7 @@ class AwsTrainConfig:
     region: str | None = None
     wait: bool = True
     poll_s: float = 15.0
-    record: Path = RECORD
+    record: Path | None = None  # unset: the project's models/latest.json
     show_progress: bool = True
     job_name: str | None = None
     # the region's Linear Learner image; None looks it up in sagemaker-core's offline table
@@ -230,6 +230,8 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     """Preflight, upload, start, wait, record. Returns the training record."""
     data_dir = Path(config.data_dir)
     manifest_path = data_dir / MANIFEST_FILE
+    # where the record goes, decided before anything is uploaded or billed
+    config = replace(config, record=Path(config.record) if config.record else default_path())
     try:  # the same preflight as the local trainer
         checked = check_training_data(data_dir, config.hyperparameters)
         preprocessing = job_preprocessing(checked) if config.use_preprocessing else None

@@ -16,7 +16,14 @@ from pathlib import Path
 from training.errors import ModelRecordError
 
 RECORD_FILE = "models/latest.json"  # relative to the project folder, where the CDK app runs
-RECORD = Path(__file__).resolve().parents[2] / RECORD_FILE  # where commands write it
+
+
+def default_path() -> Path:
+    """Where commands write the record by default: in the project they run in (the CDK app
+    there reads it), never beside the installed package."""
+    from training import project
+
+    return project.root(f"the model record ({RECORD_FILE})") / RECORD_FILE
 
 
 @dataclass(frozen=True)

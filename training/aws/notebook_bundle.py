@@ -1,5 +1,6 @@
-"""What the notebook instance gets: the notebooks, the ``training`` package they import, and the
-bundled dataset, laid out as the instance's OnStart sync puts them in one folder.
+"""What the notebook instance gets: the project's notebooks and the ``training`` package they
+import (its bundled dataset included), laid out as the instance's OnStart sync puts them in one
+folder.
 
 Dependency-free on purpose: the CDK app stages this bundle into a ``BucketDeployment`` (so the
 bucket holds it before the notebook instance first starts), and ``deploy-all`` uploads what
@@ -13,19 +14,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from training import project
+
+PACKAGE = Path(__file__).resolve().parents[1]  # the package bundles itself: code and datasets
 PREFIX = "notebooks/"  # where the bundle lives in the project bucket
+PACKAGE_FILES = ("*.py", "datasets/*.csv", "datasets/*.md")
 
 
 def files() -> list[tuple[Path, str]]:
-    """(file, path under the notebook folder) for every file of the bundle."""
-    out = [(p, p.name) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    """(file, path under the notebook folder) for every file of the bundle: the notebooks
+    of the project it is built in, then the package as ``training/…``."""
+    notebooks = project.root("the notebook bundle") / "notebooks"
+    out = [(p, p.name) for p in sorted(notebooks.glob("*.ipynb"))]
+    package = sorted({p for pattern in PACKAGE_FILES for p in PACKAGE.rglob(pattern)})
     out += [
-        (p, p.relative_to(ROOT).as_posix())
-        for p in sorted((ROOT / "training").rglob("*.py"))
+        (p, f"training/{p.relative_to(PACKAGE).as_posix()}")
+        for p in package
         if "__pycache__" not in p.parts
     ]
-    out += [(ROOT / "data" / name, f"data/{name}") for name in ("penguins.csv", "README.md")]
     return out
 
 
