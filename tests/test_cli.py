@@ -89,7 +89,8 @@ def test_prepare_then_validate_round_trip(tmp_path):
 @pytest.mark.parametrize("where", ["before", "after", "absent"])
 def test_quiet_goes_before_or_after_the_command(tmp_path, where):
     """``scripts/run.sh -q`` passes -q after ``run``: both places silence progress."""
-    args = ["prepare", "--data", ROOT / "training" / "datasets" / "penguins.csv", "--label", "island"]
+    penguins = ROOT / "training" / "datasets" / "penguins.csv"
+    args = ["prepare", "--data", penguins, "--label", "island"]
     args += ["--predictor-type", "multiclass_classifier", "--out", tmp_path / "prep"]
     args = {"before": ["-q", *args], "after": [*args, "-q"], "absent": args}[where]
     res = cli(*args)

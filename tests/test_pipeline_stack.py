@@ -84,7 +84,8 @@ def trained(tmp_path_factory):
     """A real model with its preprocessing: prepare + train --target local on the penguins."""
     out = tmp_path_factory.mktemp("penguins")
     for cmd in (
-        ["prepare", "--data", str(ROOT / "training" / "datasets" / "penguins.csv"), "--label", "sex"]
+        ["prepare", "--data", str(ROOT / "training" / "datasets" / "penguins.csv")]
+        + ["--label", "sex"]
         + ["--predictor-type", "binary_classifier", "--drop-unlabeled", "--out", str(out / "data")],
         ["train", "--data-dir", str(out / "data"), "--out", str(out / "model")]
         + ["--hyperparameters", "epochs=2"],

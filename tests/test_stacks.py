@@ -146,7 +146,11 @@ def test_the_notebook_bundle_is_in_the_bucket_before_the_notebook_first_starts()
     staged = Path(app.outdir) / f"asset.{key.removesuffix('.zip')}"
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
     assert files == {key for _, key in notebook_bundle.files()}
-    assert {"linear_learner.ipynb", "training/core/artifact.py", "training/datasets/penguins.csv"} <= files
+    assert {
+        "linear_learner.ipynb",
+        "training/core/artifact.py",
+        "training/datasets/penguins.csv",
+    } <= files
 
 
 def test_the_moto_rehearsal_takes_out_only_what_moto_cannot_run():
