@@ -93,6 +93,13 @@ class HyperparameterError(UserError):
     """One or more hyperparameters are invalid; the message lists each with its fix."""
 
 
+class TuningError(UserError):
+    """A tuning definition (ranges, objective, strategy, limits) that would fail or mislead;
+    raised before any data is read or any job started, naming the flag and the fix."""
+
+    outcome = NOTHING_STARTED
+
+
 class ArtifactError(UserError):
     """The file is not a Linear Learner model artifact (or it is damaged); says what it is."""
 

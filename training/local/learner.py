@@ -546,11 +546,16 @@ class PackedTrainer:
         seed: int = 0,
         log: Callable[[str], None] = print,
         progress=None,
+        on_epoch: Callable[[int, float], bool] | None = None,
     ):
         self.hp = hyperparameters
         self.seed = seed
         self.log = log
         self.progress = progress
+        # called after each epoch with its best selection loss (what Linear Learner reports
+        # per epoch); False stops training there, as a tuner stops a hopeless trial
+        self.on_epoch = on_epoch
+        self.stopped_by_tuner_ = False
 
     # ------------------------------------------------------------------ fit
 
@@ -601,6 +606,10 @@ class PackedTrainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{val_name} loss {val_loss[top]:.4f}")
+            if self.on_epoch is not None and not self.on_epoch(epoch, float(val_loss[top])):
+                self.log(f"Epoch {epoch}: stopped by the tuner (early stopping of the trial).")
+                self.stopped_by_tuner_ = True
+                break
             # Stop when no packed model has improved for `patience` epochs: slower models
             # (small learning rate, strong L2) keep training while faster ones have peaked.
             if progressed:

@@ -30,7 +30,7 @@ from training.core.hyperparameters import Resolved
 from training.core.losses import LOSSES, MULTICLASS, make_loss
 from training.core.metrics import OBJECTIVE_LOSS, Metrics
 from training.core.model import LinearModel
-from training.data.channel_checks import check_training_data
+from training.data.channel_checks import TrainingData, check_training_data
 from training.data.channels import Data, stack
 from training.errors import Problem, ValidationError
 from training.local.learner import PackedTrainer
@@ -71,14 +71,31 @@ def train_local(
     echo=print,
 ) -> TrainingRecord:
     """Train on ``data_dir``'s channels; returns the record written to metrics.json."""
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
     # the preflight parses every file anyway: keep what it read instead of parsing twice
-    checked = check_training_data(data_dir, overrides, keep_data=True)
-    channels = {
+    checked = check_training_data(Path(data_dir), overrides, keep_data=True)
+    return train_checked(checked, load_channels(checked), out_dir, seed, show_progress, echo)
+
+
+def load_channels(checked: TrainingData) -> dict[str, Data]:
+    """Each channel's rows as one :class:`Data`, from the files the preflight kept."""
+    return {
         name: stack([(f.features, f.labels) for f in files])
         for name, files in checked.channels.items()
     }
 
+
+def train_checked(
+    checked: TrainingData,
+    channels: dict[str, Data],
+    out_dir: Path,
+    seed: int = 0,
+    show_progress: bool = True,
+    echo=print,
+    on_epoch=None,
+) -> TrainingRecord:
+    """Train on channels already checked and loaded (a tuner loads them once for all its
+    trials); ``on_epoch`` as :class:`PackedTrainer` takes it."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_lines: list[str] = []
 
@@ -92,7 +109,9 @@ def train_local(
     )
     started = time.perf_counter()
     bar = (lambda **kw: progress(**kw)) if show_progress else None
-    trainer = PackedTrainer(checked.hyperparameters, seed=seed, log=log, progress=bar)
+    trainer = PackedTrainer(
+        checked.hyperparameters, seed=seed, log=log, progress=bar, on_epoch=on_epoch
+    )
     model = trainer.fit(channels["train"], channels.get("validation"))
     seconds = time.perf_counter() - started
     resolved = trainer.resolved_
