@@ -137,7 +137,18 @@ def _run(args) -> int:
         seed=args.seed,
         synth=not args.no_synth,
         show_progress=not args.quiet,
+        tune=args.tune,
     )
+    if args.tune and args.target == "aws":
+        raise ValidationError(
+            [
+                Problem(
+                    "--tune",
+                    "run tunes locally only",
+                    "tune on SageMaker with `python -m training tune --target aws`, then `deploy`",
+                )
+            ]
+        )
     if args.data:
         if not (args.label and args.predictor_type):
             raise ValidationError(
@@ -529,6 +540,13 @@ def _add_run(sub) -> None:
     r.add_argument("--hyperparameters", nargs="*", metavar="NAME=VALUE", help="see the list below")
     r.add_argument("--seed", type=_count(0), default=0, help="split and training seed")
     r.add_argument("--no-synth", action="store_true", help="skip synthesizing the CDK app")
+    r.add_argument(
+        "--tune",
+        type=_count(0),
+        default=0,
+        metavar="N",
+        help="local: N tuning jobs (learning_rate, wd) choose the model; 0: one packed run",
+    )
     _aws_flags(r, "aws: the deployed project's name")
     r.set_defaults(func=_run)
 
@@ -627,6 +645,12 @@ def _add_train(sub) -> None:
     )
     _aws_flags(t)
     t.set_defaults(func=_train)
+
+
+def _add_tune(sub) -> None:
+    from training import tune
+
+    tune.add_parser(sub, _Help, _aws_flags, _target, _local_path, _count)
 
 
 def _add_inspect(sub) -> None:
@@ -817,6 +841,7 @@ COMMANDS = (
     _add_prepare,
     _add_validate,
     _add_train,
+    _add_tune,
     _add_inspect,
     _add_serve,
     _add_predict,

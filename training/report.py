@@ -73,6 +73,18 @@ class RunReport:
     largest_weights: list[tuple[str, str, float]] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what is missing and why
+    tuning: TuningSection | None = None  # run --tune N: the search that chose the model
+
+
+@dataclass(frozen=True)
+class TuningSection:
+    """The tuning jobs that chose the model: a sentence, their table, the search's plot."""
+
+    summary: str
+    header: list[str]
+    rows: list[list[str]]
+    best: str  # the best job's id, marked in the table
+    plot: bytes  # tuning.png
 
 
 # ------------------------------------------------------------------ plots
@@ -291,6 +303,16 @@ def write_html(out: Path, report: RunReport) -> Path:
                 "and l1 above and the others with values spread around them: the selected "
                 "model's own are under <i>Selected model</i>.</p>"
             )
+    if report.tuning is not None:
+        t = report.tuning
+        rows = [[("★ " if r[0] == t.best else "") + r[0], *r[1:]] for r in t.rows]
+        data = base64.b64encode(t.plot).decode("ascii")
+        sections += [
+            "<h2>Tuning</h2>",
+            f"<p>{html.escape(t.summary)}</p>",
+            f'<img class="wide" src="data:image/png;base64,{data}" alt="tuning">',
+            _table(t.header, rows, numeric_from=2),
+        ]
     if report.largest_weights:
         with_class = any(c for _, c, _ in report.largest_weights)
         header = ["feature"] + (["class"] if with_class else []) + ["weight"]
@@ -320,6 +342,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .headline {{ font-size: 1.2rem; }}
 figure {{ display: inline-block; margin: .5rem; vertical-align: top; max-width: 500px; }}
 figcaption {{ font-size: .9rem; color: #555; }}
+img.wide {{ max-width: 100%; }}
 </style></head><body>
 {chr(10).join(sections)}
 </body></html>

@@ -41,10 +41,14 @@ DEFAULT_DATA = PENGUINS
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.csv"
 DATA_DIR, MODEL_DIR, CDK_OUT_DIR = "data", "model", "cdk.out"  # inside the run's folder
+TUNING_DIR = "tuning"  # run --tune N: the search's table, jobs and plot
+# run --tune N searches AWS's recommended ranges of these, two jobs at a time at most
+RUN_TUNE_RANGES = ("learning_rate", "wd")
+RUN_TUNE_PARALLEL = 2
 # everything a run writes in its folder: what a re-run into the same folder replaces
 RUN_OUTPUTS = (
     SUMMARY_FILE, PREDICTIONS_FILE, report.REPORT_FILE, DATA_DIR, MODEL_DIR, CDK_OUT_DIR,
-    *report.LEGACY_PLOTS,
+    TUNING_DIR, *report.LEGACY_PLOTS,
 )  # fmt: skip
 ENDPOINT_TEST = "endpoint_test"  # the test split as the endpoint answered it
 CDK_VALIDATION_ENV = "CDK_VALIDATION"  # "false" turns off aws-cdk-lib's own template checks
@@ -66,6 +70,7 @@ class RunConfig:
     project: str = DEFAULT_PROJECT
     profile: str | None = None
     region: str | None = None
+    tune: int = 0  # > 0: that many tuning jobs choose the model (local only)
 
 
 class Stages:
@@ -176,11 +181,13 @@ def _report_stage(
     trained: TrainingRecord | None,
     model: LinearModel | None = None,
     given: dict | None = None,
+    tuned=None,
 ) -> Metrics:
     """predictions.csv and report.html; returns every metric of the run. ``test``: the test
     split's raw rows with their labels; ``trained`` and ``model``: the local trainer's record
     and model (None for SageMaker: its metrics are in the job's logs); ``given``: the
-    hyperparameters as the training was given them."""
+    hyperparameters as the training was given them; ``tuned``: the search that chose the
+    model (:class:`training.local.tuner.TuningResult`), if one did."""
     predictor, y = config.predictor_type, test.label
     endpoint = lm.evaluate(predictor, predicted.score, predicted.predicted_label, y, params)
     predict.write_predictions_csv(
@@ -241,6 +248,7 @@ def _report_stage(
             largest_weights=weights,
             figures=[f for f in figures if f is not None],
             notes=notes,
+            tuning=_tuning_section(tuned) if tuned is not None else None,
         ),
     )
     return all_metrics
@@ -257,6 +265,29 @@ def _headline(predictor: str, endpoint: dict, rows: int) -> str:
     said = [f"{label} {endpoint[name]:.4g}" for name, label in HEADLINE_METRICS[predictor]
             if name in endpoint]  # fmt: skip
     return f"The served model on the {rows} test rows: {', '.join(said)}."
+
+
+def _tuning_section(tuned) -> report.TuningSection:
+    """The search's table as tuning.csv holds it, and its plot."""
+    import csv
+
+    with tuned.table.open(newline="") as f:
+        rows = list(csv.reader(f))
+    spec, best = tuned.spec, tuned.best
+    keep = ["job", "status", *spec.tuned, spec.objective.metric, "epochs", "seconds"]
+    index = [rows[0].index(name) for name in keep]
+    return report.TuningSection(
+        summary=(
+            f"{len(tuned.trials)} training jobs ({spec.strategy} search, one model each) "
+            f"toward {spec.objective.direction.lower()} {spec.objective.metric}; the served "
+            f"model is {best.job}'s ({spec.objective.metric} {best.objective:.4g}). Every "
+            f"job's metrics: {TUNING_DIR}/tuning.csv."
+        ),
+        header=keep,
+        rows=[[row[i] for i in index] for row in rows[1:]],
+        best=best.job,
+        plot=tuned.plot.read_bytes(),
+    )
 
 
 def _profile(manifest: Manifest) -> report.DataProfile:
@@ -279,22 +310,28 @@ def _profile(manifest: Manifest) -> report.DataProfile:
 def run_local(config: RunConfig, echo=print) -> RunSummary:
     """Run every stage; returns the summary (paths, metrics, stage times)."""
     out, stage, started, manifest = _begin(config, echo)
-    with stage("train (local Linear Learner)"):
-        trained = train_local(
-            out / DATA_DIR,
-            out / MODEL_DIR,
-            config.hyperparameters,
-            seed=config.seed,
-            show_progress=config.show_progress,
-            echo=lambda line: None,
-        )
-        selected = trained.selected_model
-        averaged = len(selected.averaged_models)
-        echo(
-            f"    selected model {selected.model} of {trained.hyperparameters['num_models']}: "
-            f"learning_rate {selected.learning_rate:.4g}, wd {selected.wd:.3g}"
-            + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
-        )
+    tuned = None
+    if config.tune:
+        with stage(f"tune ({config.tune} local training jobs choose the model)"):
+            tuned, trained = _tune_stage(config, out, echo)
+    else:
+        with stage("train (local Linear Learner)"):
+            trained = train_local(
+                out / DATA_DIR,
+                out / MODEL_DIR,
+                config.hyperparameters,
+                seed=config.seed,
+                show_progress=config.show_progress,
+                echo=lambda line: None,
+            )
+            selected = trained.selected_model
+            averaged = len(selected.averaged_models)
+            echo(
+                f"    selected model {selected.model} of "
+                f"{trained.hyperparameters['num_models']}: learning_rate "
+                f"{selected.learning_rate:.4g}, wd {selected.wd:.3g}"
+                + (f" (exported: the average of the {averaged} best)" if averaged > 1 else "")
+            )
     model_path = out / MODEL_DIR / MODEL_FILE
     synthesis = Synthesis(out / CDK_OUT_DIR, model_path, echo) if config.synth else None
     try:
@@ -310,7 +347,7 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
         with stage("evaluate + report"):
             all_metrics = _report_stage(
                 out, config, manifest, predicted, test, served.model.metrics_params, trained,
-                served.model, config.hyperparameters,
+                served.model, config.hyperparameters, tuned,
             )  # fmt: skip
         cdk_out = None
         if synthesis is not None:
@@ -320,6 +357,35 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
         if synthesis is not None:
             synthesis.stop()
     return _summary(out, stage, started, all_metrics, str(model_path), cdk_out)
+
+
+def _tune_stage(config: RunConfig, out: Path, echo):
+    """``tune --target local`` on the run's channels (AWS's recommended ranges of
+    RUN_TUNE_RANGES); the best job's files become the run's model."""
+    from training.local.tuner import BEST_DIR, BEST_FILES, tune_local
+    from training.tune import spec_for
+
+    spec = spec_for(
+        out / DATA_DIR,
+        list(RUN_TUNE_RANGES),
+        max_jobs=config.tune,
+        max_parallel_jobs=min(RUN_TUNE_PARALLEL, config.tune),
+        hyperparameters=config.hyperparameters,
+        seed=config.seed,
+        echo=echo,
+    )
+    tuned = tune_local(spec, out / DATA_DIR, out / TUNING_DIR, echo=lambda line: None)
+    (out / MODEL_DIR).mkdir(exist_ok=True)
+    for name in BEST_FILES:
+        if (out / TUNING_DIR / BEST_DIR / name).exists():
+            shutil.copyfile(out / TUNING_DIR / BEST_DIR / name, out / MODEL_DIR / name)
+    best = tuned.best
+    echo(
+        f"    best of {len(tuned.trials)}: {best.job}, {spec.objective.metric} "
+        f"{best.objective:.4g} with "
+        + ", ".join(f"{k} {float(v):.3g}" for k, v in best.params.items())
+    )
+    return tuned, TrainingRecord.load(out / MODEL_DIR)
 
 
 def _test_rows(out: Path, manifest: Manifest, featurizer) -> predict.RawRows:

@@ -1,7 +1,7 @@
 """``audit``: find everything billable this project left in a region, and optionally remove it.
 
-Looks for endpoints, endpoint configs, models, notebook instances, running training and batch
-transform jobs, buckets (with their old versions and delete markers), log groups and log
+Looks for endpoints, endpoint configs, models, notebook instances, running tuning, training and
+batch transform jobs, buckets (with their old versions and delete markers), log groups and log
 streams, the endpoint's alarms and their SNS topic, and KMS keys not yet scheduled for
 deletion. Exits non-zero when anything is left.
 ``--delete`` removes what it found: jobs are stopped, notebooks are stopped first (waiting out
@@ -10,12 +10,13 @@ are scheduled for deletion (7 days).
 
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
 a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
-everything they create; training and transform jobs are tagged when started), or when its name
-is exactly one this project gives (``training.aws.naming.owned_patterns``: the endpoint, the
-notebook, training and transform jobs) and no other project's tag is on it. What cannot carry
-a tag is taken by exact name only: the endpoint's log group, log streams of the project's
-jobs and notebook, and the log groups of Lambda functions CloudFormation named after the
-project's stacks (``<Stack>-…``). Another team's ``ll-e2e-prod`` or ``ll-e2ex-…`` shares a
+everything they create; tuning, training and transform jobs are tagged when started, and a
+tuning job's tags reach the training jobs it launches), or when its name is exactly one this
+project gives (``training.aws.naming.owned_patterns``: the endpoint, the notebook, tuning,
+training and transform jobs) and no other project's tag is on it. What cannot carry a tag is
+taken by exact name only: the endpoint's log group, log streams of the project's jobs and
+notebook, and the log groups of Lambda functions CloudFormation named after the project's
+stacks (``<Stack>-…``). Another team's ``ll-e2e-prod`` or ``ll-e2ex-…`` shares a
 prefix, not a name, and is left alone.
 """
 
@@ -36,6 +37,7 @@ COST = {
     "endpoint-config": "free, but keeps its model referenced",
     "model": "free (its artifact is stored in S3)",
     "notebook-instance": "instance-hours while InService, volume GB-month while it exists",
+    "tuning-job": "instance-seconds of every training job it runs",
     "training-job": "instance-seconds while it runs",
     "transform-job": "instance-seconds while it runs",
     "bucket": "GB-month of every object version it holds",
@@ -116,6 +118,7 @@ def _sagemaker(sess, own: Ownership) -> list[Leftover]:
                         "notebook-instance", n["NotebookInstanceName"], n["NotebookInstanceStatus"]
                     )
                 )
+    found += [Leftover("tuning-job", name, "InProgress") for name in running_tuning_jobs(sess, own)]
     found += [Leftover("training-job", name, "InProgress") for name in running_jobs(sess, own)]
     found += [
         Leftover("transform-job", name, "InProgress") for name in running_transforms(sess, own)
@@ -126,6 +129,20 @@ def _sagemaker(sess, own: Ownership) -> list[Leftover]:
 def running_jobs(sess, own: Ownership) -> list[str]:
     """The project's training jobs still running (destroy-all stops exactly these)."""
     return _running(sess, own, "training")
+
+
+def running_tuning_jobs(sess, own: Ownership) -> list[str]:
+    """The project's tuning jobs still running (destroy-all stops exactly these; stopping one
+    stops the training jobs it launched)."""
+    sm = sess.client("sagemaker")
+    names = []
+    pages = sm.get_paginator("list_hyper_parameter_tuning_jobs").paginate(StatusEquals="InProgress")
+    for page in pages:
+        for j in page["HyperParameterTuningJobSummaries"]:
+            tags = sm.list_tags(ResourceArn=j["HyperParameterTuningJobArn"]).get("Tags", [])
+            if own.owns("tuning-job", j["HyperParameterTuningJobName"], tags):
+                names.append(j["HyperParameterTuningJobName"])
+    return names
 
 
 def running_transforms(sess, own: Ownership) -> list[str]:
@@ -289,6 +306,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
     sm, logs, kms = sess.client("sagemaker"), sess.client("logs"), sess.client("kms")
     cloudwatch, sns = sess.client("cloudwatch"), sess.client("sns")
     order = [
+        "tuning-job",
         "training-job",
         "transform-job",
         "endpoint",
@@ -302,7 +320,9 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         "kms-key",
     ]
     for item in sorted(leftovers, key=lambda x: order.index(x.kind)):
-        if item.kind == "training-job":
+        if item.kind == "tuning-job":
+            sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=item.name)
+        elif item.kind == "training-job":
             sm.stop_training_job(TrainingJobName=item.name)
         elif item.kind == "transform-job":
             sm.stop_transform_job(TransformJobName=item.name)

@@ -368,9 +368,12 @@ def destroy_all(
         bucket = None
     if bucket:
         echo(f"    {audit.empty_bucket(sess, bucket)} versions and markers removed from {bucket}")
-    echo("==> 2/4 stop running training and batch transform jobs")
+    echo("==> 2/4 stop running tuning, training and batch transform jobs")
     sm = sess.client("sagemaker")
     own = audit.Ownership(project)
+    for job in audit.running_tuning_jobs(sess, own):  # stops the training jobs it launched
+        sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=job)
+        echo(f"    stopped tuning job {job}")
     for job in audit.running_jobs(sess, own):
         sm.stop_training_job(TrainingJobName=job)
         echo(f"    stopped {job}")

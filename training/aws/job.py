@@ -226,19 +226,40 @@ def training_request(
     }
 
 
-def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
-    """Preflight, upload, start, wait, record. Returns the training record."""
+@dataclass(frozen=True)
+class Staged:
+    """A job's inputs in place: the preflight passed, the channels uploaded under the job's
+    name, and what the request needs (a training job and a tuning job alike)."""
+
+    sess: object
+    checked: TrainingData
+    preprocessing: Path | None
+    name: str
+    started: str
+    bucket: str
+    role_arn: str
+    key_arn: str | None
+    image: str
+    run_prefix: str
+    channels: dict[str, str]  # channel -> content type
+    train_manifest: str | None
+
+    def s3(self):
+        return aws.s3_client_for(self.sess, self.bucket)
+
+
+def stage(config: AwsTrainConfig, name_for, echo=print, before_upload=None) -> Staged:
+    """Preflight (the local trainer's), find the project's bucket, role and key, upload the
+    channels under ``name_for(stamp)``. ``before_upload(checked)`` runs the caller's own
+    checks once the data is known and before anything is sent."""
     data_dir = Path(config.data_dir)
-    manifest_path = data_dir / MANIFEST_FILE
-    # where the record goes, decided before anything is uploaded or billed
-    config = replace(config, record=Path(config.record) if config.record else default_path())
     try:  # the same preflight as the local trainer
         checked = check_training_data(data_dir, config.hyperparameters)
         preprocessing = job_preprocessing(checked) if config.use_preprocessing else None
+        if before_upload is not None:
+            before_upload(checked)
     except UserError as err:
         raise err.after(NOTHING_STARTED) from None
-    # send what was given, as strings; SageMaker fills in its defaults
-    user_hp = checked.hyperparameters.to_strings(checked.given)
     found = checked.files
     channels = {name: files[0].content_type for name, files in checked.channels.items()}
     if config.instance_count > 1:
@@ -260,7 +281,7 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     aws.check_bucket_name(bucket)
     image = config.image_uri or linear_learner_image(region)
     started = stamp()
-    name = config.job_name or training_job_name(config.project, started)
+    name = config.job_name or name_for(started)
     run_prefix = Prefix.training_data(name)
 
     s3 = aws.s3_client_for(sess, bucket)
@@ -278,38 +299,52 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
         body = json.dumps(sharded_manifest(f"s3://{bucket}/{run_prefix}/train/", shards))
         s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
         train_manifest = f"s3://{bucket}/{key}"
+    return Staged(
+        sess,
+        checked,
+        preprocessing,
+        name,
+        started,
+        bucket,
+        role_arn,
+        key_arn,
+        image,
+        run_prefix,
+        channels,
+        train_manifest,
+    )
+
+
+def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
+    """Preflight, upload, start, wait, record. Returns the training record."""
+    # where the record goes, decided before anything is uploaded or billed
+    config = replace(config, record=Path(config.record) if config.record else default_path())
+    staged = stage(config, lambda when: training_job_name(config.project, when), echo)
+    checked, name = staged.checked, staged.name
+    # send what was given, as strings; SageMaker fills in its defaults
+    user_hp = checked.hyperparameters.to_strings(checked.given)
     request = training_request(
         config,
         user_hp,
-        channels,
-        bucket,
-        run_prefix,
-        image,
-        role_arn,
+        staged.channels,
+        staged.bucket,
+        staged.run_prefix,
+        staged.image,
+        staged.role_arn,
         name,
-        train_manifest,
-        key_arn,
+        staged.train_manifest,
+        staged.key_arn,
     )
-    sm = sess.client("sagemaker")
+    sm = staged.sess.client("sagemaker")
     sm.create_training_job(**request)
     echo(
         f"training job {name} started ({config.instance_count} x {config.instance_type}, "
-        f"image {image})"
+        f"image {staged.image})"
     )
-    record = ModelRecord(
-        model_data_url=None,
-        region=region,
-        image_uri=image,
-        bucket=bucket,
-        training_job_name=name,
-        hyperparameters=request["HyperParameters"],
-        predictor_type=checked.hyperparameters.predictor_type,
-        data_manifest_sha256=file_sha256(manifest_path) if manifest_path.exists() else None,
-        started=started,
-    )
+    record = unfinished_record(staged, name, request["HyperParameters"])
     if not config.wait:
         return record
-    description = wait_for_job(sess, name, config.poll_s, echo, config.show_progress)
+    description = wait_for_job(staged.sess, name, config.poll_s, echo, config.show_progress)
     if description["TrainingJobStatus"] != "Completed":
         reason = description.get("FailureReason", "(no reason given)")
         raise JobFailedError(
@@ -321,13 +356,37 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
                 )
             ]
         )
-    record = replace(record, model_data_url=description["ModelArtifacts"]["S3ModelArtifacts"])
-    if preprocessing is not None:
-        url, sent = upload_featurizer(s3, bucket, preprocessing, config.show_progress)
+    url = description["ModelArtifacts"]["S3ModelArtifacts"]
+    return keep_model(config, staged, replace(record, model_data_url=url), echo)
+
+
+def unfinished_record(staged: Staged, job: str, hyperparameters: dict) -> ModelRecord:
+    """The record of ``job`` before its artifact exists."""
+    manifest_path = Path(staged.checked.data_dir) / MANIFEST_FILE
+    return ModelRecord(
+        model_data_url=None,
+        region=staged.sess.region_name,
+        image_uri=staged.image,
+        bucket=staged.bucket,
+        training_job_name=job,
+        hyperparameters=dict(hyperparameters),
+        predictor_type=staged.checked.hyperparameters.predictor_type,
+        data_manifest_sha256=file_sha256(manifest_path) if manifest_path.exists() else None,
+        started=staged.started,
+    )
+
+
+def keep_model(config: AwsTrainConfig, staged: Staged, record: ModelRecord, echo) -> ModelRecord:
+    """A finished job's model: its featurizer uploaded beside it (raw rows), the record
+    written where the endpoint stack and ``deploy`` read it."""
+    if staged.preprocessing is not None:
+        url, sent = upload_featurizer(
+            staged.s3(), staged.bucket, staged.preprocessing, config.show_progress
+        )
         record = replace(record, featurizer_data_url=url)
         echo(
             f"featurizer {url} ({'uploaded' if sent else 'already there'}), from "
-            f"{preprocessing.name}: the endpoint will take raw rows"
+            f"{staged.preprocessing.name}: the endpoint will take raw rows"
         )
     record.write(config.record)
     echo(

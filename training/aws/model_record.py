@@ -39,6 +39,8 @@ class ModelRecord:
     predictor_type: str | None = None
     # trained on SageMaker (train --target aws)
     training_job_name: str | None = None
+    # the tuning job that chose it (tune --target aws): training_job_name is its best job
+    tuning_job_name: str | None = None
     hyperparameters: dict | None = None
     data_manifest_sha256: str | None = None
     started: str | None = None

@@ -140,6 +140,19 @@ def training_job_name(project: str, when: str) -> str:
     return f"{project}-{when}"
 
 
+# A tuning job's name is at most 32 characters of letters, digits and hyphens (botocore's
+# HyperParameterTuningJobName) and prefixes its training jobs' names (observed:
+# <tuning job>-<NNN>-<8 hex>), so it carries the stamp without the century.
+TUNING_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+TUNING_STAMP_PATTERN = r"\d{6}-\d{6}"
+TUNED_JOB_SUFFIX = r"-\d{3}-[0-9a-f]{8}"  # what the tuner appends for each training job
+
+
+def tuning_job_name(project: str, when: str) -> str:
+    """``<project>-hpo-YYmmdd-HHMMSS`` (``when`` as :func:`stamp` makes it)."""
+    return f"{project}-hpo-{when[2:]}"
+
+
 def transform_job_name(project: str, when: str) -> str:
     """``<project>-transform-YYYYmmdd-HHMMSS`` (UTC): every batch transform job it starts."""
     return f"{project}-transform-{when}"
@@ -153,7 +166,9 @@ def owned_patterns(project: str) -> dict[str, str]:
     return {
         "endpoint": f"^{re.escape(endpoint_name(project))}$",
         "notebook": rf"^{p}-notebook-[0-9a-f]{{6}}$",
-        "training-job": rf"^{p}-{STAMP_PATTERN}$",
+        # its own training jobs, and those its tuning jobs launch
+        "training-job": rf"^{p}-({STAMP_PATTERN}|hpo-{TUNING_STAMP_PATTERN}{TUNED_JOB_SUFFIX})$",
+        "tuning-job": rf"^{p}-hpo-{TUNING_STAMP_PATTERN}$",
         "transform-job": rf"^{p}-transform-{STAMP_PATTERN}$",
     }
 

@@ -239,7 +239,7 @@ def parse_range(text: str, flag: str = "--ranges") -> ParameterRange:
                 f"{flag} {text}: {name} takes values, not a range: write "
                 f"{name}={','.join(tunable.recommended)}."
             )
-        scale = parts[2].lower() if len(parts) == 3 else tunable.scale
+        scale = parts[2].lower() if len(parts) == 3 else "auto"  # SageMaker's default
         if scale not in SCALES:
             raise TuningError(
                 f"{flag} {text}: unknown scale '{parts[2]}': use one of {', '.join(SCALES)}."
@@ -407,13 +407,16 @@ def define(
     max_parallel_jobs: int,
     objective: str | None = None,
     strategy: str = "bayesian",
-    early_stopping: str = "off",
+    early_stopping: str | None = None,
     static: Mapping[str, str] | None = None,
     seed: int = 0,
     warn=print,
 ) -> TuningSpec:
     """Check the whole definition against what SageMaker accepts and what the data can
-    measure; every flag named in the refusal. ``channels``: the data's channel folders."""
+    measure; every flag named in the refusal. ``channels``: the data's channel folders.
+    ``early_stopping`` unset: ``auto`` where SageMaker allows it (bayesian or random search
+    toward validation:objective_loss, the one metric Linear Learner emits every epoch: AWS,
+    "Stop Training Jobs Early"), ``off`` otherwise."""
     if not ranges:
         raise TuningError(
             "--ranges: name at least one hyperparameter to tune, e.g. --ranges "
@@ -470,6 +473,9 @@ def define(
 
     if strategy not in STRATEGIES:
         raise TuningError(f"--strategy {strategy}: use one of {', '.join(STRATEGIES)}.")
+    if early_stopping is None:  # Auto where SageMaker allows it for Linear Learner
+        allowed = strategy in ("bayesian", "random") and metric == DEFAULT_OBJECTIVE
+        early_stopping = "auto" if allowed else "off"
     if early_stopping not in EARLY_STOPPING:
         raise TuningError(
             f"--early-stopping {early_stopping}: use one of {', '.join(EARLY_STOPPING)}."
