@@ -543,4 +543,7 @@ def plot(result: TuningResult) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (KeyboardInterrupt, BrokenPipeError, EOFError):  # the tuner stopped or went away
+        pass
