@@ -74,7 +74,7 @@ def run(args) -> int:
         early_stopping=args.early_stopping,
         hyperparameters=hps.parse_assignments(args.hyperparameters),
         seed=args.seed,
-        echo=print,
+        echo=echo,
     )
     if args.target == "aws":
         from training.aws.job import AwsTrainConfig
@@ -96,7 +96,7 @@ def run(args) -> int:
                 show_progress=not args.quiet,
                 job_name=args.job_name,
             ),
-            echo=print,
+            echo=echo,
         )
         if record is not None:
             print(f"best model: {record.model_data_url} ({record.training_job_name})")

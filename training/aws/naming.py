@@ -143,7 +143,8 @@ def training_job_name(project: str, when: str) -> str:
 # A tuning job's name is at most 32 characters of letters, digits and hyphens (botocore's
 # HyperParameterTuningJobName) and prefixes its training jobs' names (observed:
 # <tuning job>-<NNN>-<8 hex>), so it carries the stamp without the century.
-TUNING_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+# (botocore's pattern lets repeated hyphens run past 32: the length is checked on its own)
+TUNING_JOB_NAME = re.compile(r"^(?=.{1,32}$)[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 TUNING_STAMP_PATTERN = r"\d{6}-\d{6}"
 TUNED_JOB_SUFFIX = r"-\d{3}-[0-9a-f]{8}"  # what the tuner appends for each training job
 

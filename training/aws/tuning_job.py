@@ -61,7 +61,13 @@ KNOWN_FAILURES = [
         "built-in algorithms take no MetricDefinitions: SageMaker defines Linear Learner's.",
     ),
     (
-        r"(?i)(hyperparameter|range|scaling)",
+        r"(?i)already exists|ResourceInUse",
+        "a tuning job of that name exists (names are unique per account and region, even "
+        "after it ended): pass another --job-name, or wait a second and run again.",
+    ),
+    (
+        r"(?i)(parameter ?ranges|scaling ?type|static ?hyper ?parameters|"
+        r"hyper ?parameter(?! ?tuning ?job)s?\b)",
         "a range or value the algorithm refuses: check --ranges against "
         "`python -m training tune --help`.",
     ),
@@ -179,9 +185,11 @@ def tune_aws(spec: TuningSpec, config: AwsTrainConfig, echo=print) -> ModelRecor
     try:
         sm.create_hyper_parameter_tuning_job(**request)
     except botocore.exceptions.ClientError as err:
+        said = err.response.get("Error", {})
+        message = f"{said.get('Code', '')}: {said.get('Message', '')}"
         raise UserError(
             f"SageMaker refused tuning job {name}: {err}\n    fix: "
-            + known_fix(str(err), KNOWN_FAILURES, "see the message above"),
+            + known_fix(message, KNOWN_FAILURES, "see the message above"),
             "the channels were uploaded; no job started.",
         ) from None
     echo(

@@ -543,7 +543,5 @@ def plot(result: TuningResult) -> Path:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError, EOFError):  # tuner went away
         main()
-    except (KeyboardInterrupt, BrokenPipeError, EOFError):  # the tuner stopped or went away
-        pass
