@@ -261,7 +261,7 @@ def test_tune_aws_a_taken_job_name_is_not_blamed_on_the_ranges(sess, prepared):
         tune(prepared, *flags, "--job-name", "ll-e2e-mine", "--no-wait")
     message = str(refused.value)
     assert "ResourceInUse" in message and "the channels were uploaded; no job started" in message
-    assert "check --ranges" not in message
+    assert "check --ranges" not in message and "pass another --job-name" in message
 
 
 # ----------------------------------------------------------------------------- the outcome
