@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from training.core import metrics as lm
 from training.core.losses import BINARY, MULTICLASS, REGRESSOR
 from training.data.channels import read_channel
 from training.data.prepare import PrepareConfig, prepare
-from training.errors import TuningError
+from training.errors import TuningError, UserError
 from training.local.trainer import objective_loss, train_local
 from training.local.training_record import TrainingRecord
 from training.local.tuner import tune_local
@@ -76,6 +77,37 @@ def test_ranges_file_takes_both_shapes_and_round_trips_sagemakers(tmp_path):
     assert parsed["wd"].low == 1e-6 and parsed["wd"].scale == "log"
     assert parsed["use_bias"].values == ("true", "false")
     assert parsed["l1"].high == 1.0  # a bare name: AWS's recommended range
+    wrapped = tmp_path / "described.json"  # as DescribeHyperParameterTuningJob shows them
+    wrapped.write_text(json.dumps({"ParameterRanges": spec.parameter_ranges()}))
+    assert sorted(tuning.ranges_from_json(wrapped), key=lambda r: r.name) == sorted(
+        spec.ranges, key=lambda r: r.name
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc", "said"),
+    [
+        (
+            {
+                "ContinuousParameterRanges": [
+                    {"Name": "wd", "MinValue": "0.1", "MaxValue": "1", "ScalingType": ["Auto"]}
+                ]
+            },
+            "wd's ScalingType must be one of",
+        ),
+        ({"ContinuousParameterRanges": [{"Name": "wd", "MaxValue": "1"}]}, "needs MinValue"),
+        ({"CategoricalParameterRanges": [{"Name": "wd", "Values": ["0.001:1"]}]}, "outside"),
+        ({"CategoricalParameterRanges": [{"Name": "use_bias", "Values": "true"}]}, "a list"),
+        ({"wd": {"min": 0.1}}, '"wd" must be "LOW:HIGH[:SCALE]", a list of values, or null'),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
+def test_a_bad_ranges_file_is_one_clear_error(tmp_path, doc, said):
+    path = tmp_path / "ranges.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TuningError) as err:
+        tuning.ranges_from_json(path)
+    assert f"--ranges-file {path}" in str(err.value) and said in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +126,12 @@ def test_ranges_file_takes_both_shapes_and_round_trips_sagemakers(tmp_path):
         ("use_bias=true:false", "takes values, not a range"),
         ("wd=1e-7:1:cubic", "unknown scale 'cubic'"),
         ("mini_batch_size=1.5:100", "'1.5' is not an integer"),
-        ("learning_rate=nan:1", "not a finite number"),
+        ("learning_rate=nan:1", "'nan' is not a number"),
+        ("learning_rate=1e309:2e309", "not a finite number"),
+        ("mini_batch_size=١٠٠:200", "is not an integer"),
+        ("wd=1_0:20", "is not a number"),
+        ("use_bias=true,TRUE", "a value is listed twice"),
+        ("learning_rate=1e-1,0.1", "a value is listed twice"),
     ],
 )
 def test_a_bad_range_is_refused_naming_the_flag_and_the_fix(text, said):
@@ -131,6 +168,15 @@ def test_a_bad_range_is_refused_naming_the_flag_and_the_fix(text, said):
         ),
         (["wd"], {"strategy": "hyperband", "early_stopping": "auto"}, "SageMaker takes early"),
         ([], {}, "name at least one hyperparameter to tune"),
+        (["wd"], {"seed": 2**31}, "--seed 2147483648: use 0 to 2147483647"),
+        (
+            [
+                "mini_batch_size=" + ",".join(map(str, range(1, 31))),
+                "l1=" + ",".join(str(i / 100) for i in range(1, 31)),
+            ],
+            {"strategy": "grid", "max_jobs": None},
+            "900 combinations; a grid runs each as a job, and SageMaker runs at most 750",
+        ),
     ],
 )
 def test_a_bad_definition_is_refused_before_anything_runs(texts, kw, said):
@@ -271,3 +317,47 @@ def test_run_tune_serves_the_best_job_and_reports_the_search(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "<h2>Tuning</h2>" in page and f"★ {best['job']}" in page
     assert summary.metrics["endpoint_test:binary_classification_accuracy"] > 0.8
+
+
+def test_a_local_grid_runs_every_combination_once(cancer, tmp_path):
+    spec = _define(
+        ["use_bias", "mini_batch_size=50,100,200"], strategy="grid", max_jobs=None,
+        max_parallel_jobs=2,
+    )  # fmt: skip
+    result = tune_local(spec, cancer / "data", tmp_path, echo=lambda _: None)
+    rows = _rows(tmp_path / "tuning.csv")
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"Completed"}
+    assert sorted((r["use_bias"], r["mini_batch_size"]) for r in rows) == sorted(
+        (b, m) for b in ("true", "false") for m in ("50", "100", "200")
+    )
+    assert (tmp_path / "best" / "model.tar.gz").exists() and result.best is not None
+
+
+def test_a_data_problem_is_named_and_a_previous_search_survives_it(cancer, searched, tmp_path):
+    out = cancer / "tune"  # holds the module's search
+    before = (out / "tuning.csv").read_bytes()
+    spec = _define(["wd"], static={"feature_dim": "7"})
+    with pytest.raises(UserError) as err:
+        tune_local(spec, cancer / "data", out, echo=lambda _: None)
+    assert "feature_dim" in str(err.value) and "30" in str(err.value)
+    assert (out / "tuning.csv").read_bytes() == before and (out / "best").is_dir()
+    broken = tmp_path / "data"
+    shutil.copytree(cancer / "data", broken)
+    (broken / "preprocessing.json").write_text("{not json")
+    with pytest.raises(UserError, match="preprocessing.json"):
+        tune_local(_define(["wd"]), broken, tmp_path / "out", echo=lambda _: None)
+
+
+def test_one_search_at_a_time_in_an_out_folder_and_never_inside_a_channel(cancer, tmp_path):
+    from training.local.tuner import LOCK_FILE, _lock
+
+    held = _lock(tmp_path)
+    try:
+        with pytest.raises(UserError, match=r"a search is running there \(pid \d+\)"):
+            tune_local(_define(["wd"]), cancer / "data", tmp_path, echo=lambda _: None)
+    finally:
+        held.close()
+    assert (tmp_path / LOCK_FILE).exists()  # the holder's, untouched
+    with pytest.raises(UserError, match="inside the train/ channel"):
+        tune_local(_define(["wd"]), cancer / "data", cancer / "data" / "train" / "t")
+    assert not (cancer / "data" / "train" / "t").exists()

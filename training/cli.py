@@ -545,7 +545,8 @@ def _add_run(sub) -> None:
         type=_count(0),
         default=0,
         metavar="N",
-        help="local: N tuning jobs (learning_rate, wd) choose the model; 0: one packed run",
+        help="local: N tuning jobs (learning_rate, wd; one model each) choose the model "
+        "(fewer than ~16 rarely beat the default packed run); 0: one packed run",
     )
     _aws_flags(r, "aws: the deployed project's name")
     r.set_defaults(func=_run)

@@ -32,6 +32,7 @@ from training.core.model import LinearModel, Predictions
 from training.data.manifest import Manifest
 from training.data.prepare import PrepareConfig, prepare
 from training.datasets import PENGUINS
+from training.errors import UserError
 from training.local.server import serving
 from training.local.trainer import MODEL_FILE, train_local
 from training.local.training_record import TrainingRecord
@@ -309,6 +310,8 @@ def _profile(manifest: Manifest) -> report.DataProfile:
 
 def run_local(config: RunConfig, echo=print) -> RunSummary:
     """Run every stage; returns the summary (paths, metrics, stage times)."""
+    if config.tune:
+        _tune_ranges(config)  # before anything is written
     out, stage, started, manifest = _begin(config, echo)
     tuned = None
     if config.tune:
@@ -359,6 +362,17 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
     return _summary(out, stage, started, all_metrics, str(model_path), cdk_out)
 
 
+def _tune_ranges(config: RunConfig) -> list[str]:
+    """What ``run --tune`` searches: RUN_TUNE_RANGES less what --hyperparameters fixes."""
+    ranges = [name for name in RUN_TUNE_RANGES if name not in config.hyperparameters]
+    if not ranges:
+        raise UserError(
+            f"--tune: {' and '.join(RUN_TUNE_RANGES)} are all fixed by --hyperparameters, "
+            "so run has nothing to tune; drop one, or use `python -m training tune --ranges`."
+        )
+    return ranges
+
+
 def _tune_stage(config: RunConfig, out: Path, echo):
     """``tune --target local`` on the run's channels (AWS's recommended ranges of
     RUN_TUNE_RANGES); the best job's files become the run's model."""
@@ -367,7 +381,7 @@ def _tune_stage(config: RunConfig, out: Path, echo):
 
     spec = spec_for(
         out / DATA_DIR,
-        list(RUN_TUNE_RANGES),
+        _tune_ranges(config),
         max_jobs=config.tune,
         max_parallel_jobs=min(RUN_TUNE_PARALLEL, config.tune),
         hyperparameters=config.hyperparameters,

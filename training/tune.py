@@ -132,7 +132,13 @@ def add_parser(sub, formatter, aws_flags, target, local_path, count) -> None:
     t.add_argument(
         "--objective", help=f"the metric to optimize (unset: {tuning.DEFAULT_OBJECTIVE})"
     )
-    t.add_argument("--strategy", choices=tuple(tuning.STRATEGIES), default="bayesian")
+    t.add_argument(
+        "--strategy",
+        choices=tuple(tuning.STRATEGIES),
+        default="bayesian",
+        help="how jobs are chosen: bayesian (TPE locally), random, grid (every listed "
+        "combination), hyperband (stops jobs by epochs)",
+    )
     t.add_argument(
         "--early-stopping",
         choices=tuple(tuning.EARLY_STOPPING),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ MAXIMIZE, MINIMIZE = "Maximize", "Minimize"
 
 # CreateHyperParameterTuningJob's limits (botocore's SageMaker model, ParameterRanges)
 MAX_CATEGORICAL_VALUES = 30  # values of one categorical range
+MAX_GRID_JOBS = 750  # training jobs of a grid tuning job (SageMaker's limit, not raised)
+MAX_SEED = 2**31 - 1  # RandomSeed is a 32-bit integer >= 0
 DEFAULT_OBJECTIVE = "validation:objective_loss"  # every predictor type emits it
 
 
@@ -253,7 +256,7 @@ def parse_range(text: str, flag: str = "--ranges") -> ParameterRange:
 def ranges_from_json(path: Path) -> list[ParameterRange]:
     """A JSON file of ranges: ``{"learning_rate": "0.0001:1:log", "use_bias": ["true",
     "false"]}``, or SageMaker's own ``ParameterRanges`` object (what a tuning job's
-    description shows)."""
+    description shows, with or without its ``ParameterRanges`` key around it)."""
     flag = f"--ranges-file {path}"
     try:
         doc = json.loads(Path(path).read_text())
@@ -261,6 +264,8 @@ def ranges_from_json(path: Path) -> list[ParameterRange]:
         raise TuningError(f"{flag}: no such file.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise TuningError(f"{flag}: not a JSON file ({err}).") from None
+    if isinstance(doc, dict) and isinstance(doc.get("ParameterRanges"), dict):
+        doc = doc["ParameterRanges"]
     if not isinstance(doc, dict):
         raise TuningError(f"{flag}: expected a JSON object of ranges by hyperparameter name.")
     if any(key.endswith("ParameterRanges") for key in doc):
@@ -268,17 +273,31 @@ def ranges_from_json(path: Path) -> list[ParameterRange]:
     out = []
     for name, spec in doc.items():
         if isinstance(spec, list):
-            text = f"{name}={','.join(_value_text(v) for v in spec)}"
+            out.append(_categorical(name, spec, flag))
         elif spec is None:
-            text = name
+            out.append(parse_range(name, flag))
+        elif isinstance(spec, str) and ":" in spec:
+            out.append(parse_range(f"{name}={spec}", flag))
         else:
-            text = f"{name}={spec}"
-        out.append(parse_range(text, flag))
+            raise TuningError(
+                f'{flag}: "{name}" must be "LOW:HIGH[:SCALE]", a list of values, or null '
+                "(AWS's recommended range)."
+            )
     return out
+
+
+def _categorical(name: str, values, flag: str) -> ParameterRange:
+    _tunable(name, flag)
+    if not isinstance(values, list) or not all(
+        isinstance(v, (str, bool, int, float)) for v in values
+    ):
+        raise TuningError(f"{flag}: {name}'s values must be a list of strings or numbers.")
+    return _checked(ParameterRange(name, CATEGORICAL, values=tuple(map(_value_text, values))), flag)
 
 
 def _from_aws(doc: Mapping, flag: str) -> list[ParameterRange]:
     out = []
+    scales = {v: k for k, v in SCALES.items()}
     for key, entries in doc.items():
         kind = key.removesuffix("ParameterRanges")
         if kind not in (INTEGER, CONTINUOUS, CATEGORICAL) or not isinstance(entries, list):
@@ -287,21 +306,22 @@ def _from_aws(doc: Mapping, flag: str) -> list[ParameterRange]:
                 "ContinuousParameterRanges, CategoricalParameterRanges (each a list)."
             )
         for entry in entries:
-            if not isinstance(entry, dict) or "Name" not in entry:
+            if not isinstance(entry, dict) or not isinstance(entry.get("Name"), str):
                 raise TuningError(f"{flag}: every entry of {key} needs a Name.")
             name = entry["Name"]
             if kind == CATEGORICAL:
-                values = entry.get("Values") or []
-                text = f"{name}={','.join(_value_text(v) for v in values)}"
-            else:
-                scale = {v: k for k, v in SCALES.items()}.get(entry.get("ScalingType", "Auto"))
-                if scale is None:
-                    raise TuningError(
-                        f"{flag}: {name}'s ScalingType must be one of {', '.join(SCALES.values())}."
-                    )
-                text = f"{name}={entry.get('MinValue')}:{entry.get('MaxValue')}:{scale}"
-            parsed = parse_range(text, flag)
-            if kind == INTEGER and parsed.kind != INTEGER and parsed.kind != CATEGORICAL:
+                out.append(_categorical(name, entry.get("Values"), flag))
+                continue
+            low, high = entry.get("MinValue"), entry.get("MaxValue")
+            scale = entry.get("ScalingType", "Auto")
+            if not (isinstance(low, str) and isinstance(high, str)):
+                raise TuningError(f"{flag}: {name} needs MinValue and MaxValue, as strings.")
+            if not isinstance(scale, str) or scale not in scales:
+                raise TuningError(
+                    f"{flag}: {name}'s ScalingType must be one of {', '.join(SCALES.values())}."
+                )
+            parsed = parse_range(f"{name}={low}:{high}:{scales[scale]}", flag)
+            if kind == INTEGER and parsed.kind != INTEGER:
                 raise TuningError(f"{flag}: {name} is not an integer hyperparameter.")
             out.append(parsed)
     return out
@@ -324,8 +344,13 @@ def _tunable(name: str, flag: str) -> Tunable:
     )
 
 
+_ASCII_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
 def _number(text: str, kind: str, whole: str, flag: str):
     try:
+        if not _ASCII_NUMBER.fullmatch(text):  # not 1_0, not Arabic-Indic digits
+            raise ValueError(text)
         value = int(text) if kind == INTEGER else float(text)
     except ValueError:
         noun = "an integer" if kind == INTEGER else "a number"
@@ -341,7 +366,10 @@ def _checked(r: ParameterRange, flag: str) -> ParameterRange:
     if r.kind == CATEGORICAL:
         if not r.values:
             raise TuningError(f"{where}: give at least one value, e.g. {r.name}=true,false.")
-        if len(set(r.values)) != len(r.values):
+        if not all(v.isascii() for v in r.values):
+            raise TuningError(f"{where}: values are ASCII text, as SageMaker takes them.")
+        meanings = [hps.parse(r.name, v) if _parses(r.name, v) else v for v in r.values]
+        if len(set(map(repr, meanings))) != len(meanings):
             raise TuningError(f"{where}: a value is listed twice.")
         if len(r.values) > MAX_CATEGORICAL_VALUES:
             raise TuningError(
@@ -368,6 +396,14 @@ def _checked(r: ParameterRange, flag: str) -> ParameterRange:
             f"{where}: reverse_log is for continuous ranges within 0 <= x < 1; use :log or :linear."
         )
     return r
+
+
+def _parses(name: str, value: str) -> bool:
+    try:
+        hps.parse(name, value)
+    except ValueError:
+        return False
+    return True
 
 
 def _valid_value(name: str, value: str, where: str) -> None:
@@ -471,6 +507,8 @@ def define(
             + "."
         )
 
+    if not 0 <= seed <= MAX_SEED:
+        raise TuningError(f"--seed {seed}: use 0 to {MAX_SEED} (SageMaker's RandomSeed).")
     if strategy not in STRATEGIES:
         raise TuningError(f"--strategy {strategy}: use one of {', '.join(STRATEGIES)}.")
     if early_stopping is None:  # Auto where SageMaker allows it for Linear Learner
@@ -488,6 +526,12 @@ def define(
                 "is a range: list its values (e.g. mini_batch_size=100,500,1000)."
             )
         size = math.prod(len(r.values) for r in ranges)
+        if size > MAX_GRID_JOBS:
+            raise TuningError(
+                f"--strategy grid: {size} combinations; a grid runs each as a job, and "
+                f"SageMaker runs at most {MAX_GRID_JOBS}: list fewer values, or use "
+                "--strategy bayesian."
+            )
         if max_jobs is not None and max_jobs != size:
             raise TuningError(
                 f"--max-jobs {max_jobs}: a grid runs every combination, {size} here; "

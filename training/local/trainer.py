@@ -151,17 +151,26 @@ def train_checked(
     return record
 
 
-def _carry_preprocessing(checked, out_dir: Path) -> Path | None:
-    """The data's ``preprocessing.json``, copied beside the model: what it must be served
-    behind (serve, predict and transform find it there). None for channels made by hand."""
+def preprocessing_source(checked: TrainingData) -> Path | None:
+    """The data's ``preprocessing.json``, checked to load (None for channels made by hand): a
+    damaged description stops training here, not serving later."""
     manifest = checked.manifest
     if manifest is None or not manifest.preprocessing:
-        (out_dir / PREPROCESSING_FILE).unlink(missing_ok=True)  # not a stale one of before
         return None
     source = checked.data_dir / manifest.preprocessing
     try:
-        Featurizer.load(source)  # a damaged description stops here, not at serving time
+        Featurizer.load(source)
     except PreprocessingError as err:
         fix = "run prepare again: it writes the preprocessing beside the channels"
         raise ValidationError([Problem(str(source), str(err), fix)]) from None
+    return source
+
+
+def _carry_preprocessing(checked, out_dir: Path) -> Path | None:
+    """The data's ``preprocessing.json``, copied beside the model: what it must be served
+    behind (serve, predict and transform find it there). None for channels made by hand."""
+    source = preprocessing_source(checked)
+    if source is None:
+        (out_dir / PREPROCESSING_FILE).unlink(missing_ok=True)  # not a stale one of before
+        return None
     return Path(shutil.copyfile(source, out_dir / PREPROCESSING_FILE))

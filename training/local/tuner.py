@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
+import itertools
 import json
 import math
 import os
@@ -41,6 +43,7 @@ TABLE_FILE = "tuning.csv"
 PLOT_FILE = "tuning.png"
 JOBS_DIR = "jobs"
 BEST_DIR = "best"
+LOCK_FILE = ".tuning.lock"  # held while a search writes to its --out
 STUDY_NAME = "linear-learner"  # fixed: Optuna's Hyperband brackets hash it with trial numbers
 COMPLETED, STOPPED, FAILED = "Completed", "Stopped", "Failed"  # SageMaker's job statuses
 BEST_FILES = ("model.tar.gz", "metrics.json", "preprocessing.json", "training.log")
@@ -90,11 +93,8 @@ def _sampler_and_pruner(spec: TuningSpec):
     startup = max(2, min(10, spec.max_jobs // 3))  # random trials before TPE models the rest
     tpe = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup)
     pruner = optuna.pruners.NopPruner()
-    if spec.strategy == "random":
+    if spec.strategy in ("random", "grid"):  # grid: every combination is queued (_grid)
         sampler = optuna.samplers.RandomSampler(seed=spec.seed)
-    elif spec.strategy == "grid":
-        space = {r.name: list(r.values) for r in spec.ranges}
-        sampler = optuna.samplers.GridSampler(space, seed=spec.seed)
     else:
         sampler = tpe
     if spec.strategy == "hyperband":
@@ -102,6 +102,15 @@ def _sampler_and_pruner(spec: TuningSpec):
     elif spec.early_stopping == "auto":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     return sampler, pruner
+
+
+def _grid(spec: TuningSpec) -> list[dict]:
+    """Every combination of the listed values, in a fixed order (Optuna's GridSampler stops
+    the study itself when it runs out, which an ask-and-tell loop cannot take)."""
+    names = [r.name for r in spec.ranges]
+    return [
+        dict(zip(names, combo)) for combo in itertools.product(*(r.values for r in spec.ranges))
+    ]
 
 
 def _distributions(spec: TuningSpec) -> dict:
@@ -150,7 +159,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from training.data.channel_checks import check_training_data
-    from training.local.trainer import load_channels
+    from training.local.trainer import load_channels, preprocessing_source
 
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     sys.stdout = sys.stderr
@@ -159,9 +168,10 @@ def main() -> None:
     with threadpool_limits(setup["threads"]):
         try:
             base = check_training_data(Path(setup["data_dir"]), setup["static"], keep_data=True)
+            preprocessing_source(base)
             channels = load_channels(base)
         except UserError as err:
-            pipe.send(["refused", err.message])
+            pipe.send(["refused", err.report()])
             return
         pipe.send(["ready"])
         while (message := pipe.recv()) is not None:
@@ -211,7 +221,7 @@ def _run_trial(pipe, base, channels, seed: int, jobs_dir: Path, number, job, par
         record = train_checked(checked, channels, jobs_dir / job, seed, False, _quiet, on_epoch)
         result = [record.metrics.flat(), stopped, epochs, None]
     except UserError as err:  # a combination the algorithm refuses: the trial fails
-        result = [{}, False, epochs, err.message]
+        result = [{}, False, epochs, err.report() or type(err).__name__]
     return ["done", number, *result, time.perf_counter() - started]
 
 
@@ -296,10 +306,7 @@ def tune_local(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    _clear_previous(out_dir, echo)
-    jobs_dir = out_dir / JOBS_DIR
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-
+    _check_out(out_dir, data_dir)
     sampler, pruner = _sampler_and_pruner(spec)
     study = optuna.create_study(
         study_name=STUDY_NAME,
@@ -307,9 +314,27 @@ def tune_local(
         sampler=sampler,
         pruner=pruner,
     )
+    if spec.strategy == "grid":
+        for params in _grid(spec):
+            study.enqueue_trial(params)
     sign = -1.0 if spec.objective.direction == MAXIMIZE else 1.0
     report = spec.strategy == "hyperband" or spec.early_stopping == "auto"
     distributions = _distributions(spec)
+    cores = os.cpu_count() or 1
+    if spec.max_parallel_jobs > cores:
+        echo(
+            f"note: {spec.max_parallel_jobs} jobs at a time on {cores} cores: they share the "
+            "cores (each worker is a Python process of its own)"
+        )
+    lock = _lock(out_dir)
+    jobs_dir = out_dir / JOBS_DIR
+    try:
+        workers = _Workers(spec.max_parallel_jobs, data_dir, spec, jobs_dir)  # reads the data
+    except BaseException:
+        lock.close()
+        raise
+    _clear_previous(out_dir, echo)  # only now: every check above has passed
+    jobs_dir.mkdir(parents=True, exist_ok=True)
     echo(
         f"tuning {', '.join(r.describe() for r in spec.ranges)} toward "
         f"{spec.objective.direction.lower()} {spec.objective.metric}: {spec.max_jobs} jobs, "
@@ -318,7 +343,6 @@ def tune_local(
     )
     trials: list[Trial] = []
     best: Trial | None = None
-    workers = _Workers(spec.max_parallel_jobs, data_dir, spec, jobs_dir)
     try:
         while len(trials) < spec.max_jobs:
             size = min(spec.max_parallel_jobs, spec.max_jobs - len(trials))
@@ -342,10 +366,12 @@ def tune_local(
                     best = trial
                 echo(_line(spec, trial, best))
             write_table(out_dir / TABLE_FILE, spec, trials)
+        if best is not None:
+            _keep_best(jobs_dir / best.job, out_dir / BEST_DIR)
     finally:
         workers.close()
-    if best is not None:
-        _keep_best(jobs_dir / best.job, out_dir / BEST_DIR)
+        (out_dir / LOCK_FILE).unlink(missing_ok=True)
+        lock.close()
     result = TuningResult(spec, trials, best, out_dir)
     plot(result)
     counts = {s: sum(t.status == s for t in trials) for s in (COMPLETED, STOPPED, FAILED)}
@@ -395,11 +421,14 @@ def _run_batch(
             else:
                 _, _, metrics, stopped, epochs, failure, seconds = message
                 trial.metrics, trial.epochs, trial.seconds = metrics, epochs, seconds
-                if failure:
+                if failure is not None:
                     trial.status, trial.failure = FAILED, failure
+                elif not math.isfinite(metrics.get(metric, math.nan)):
+                    trial.status = FAILED
+                    trial.failure = f"the job emitted no finite {metric}"
                 else:
                     trial.status = STOPPED if stopped else COMPLETED
-                    trial.objective = metrics.get(metric, math.nan)
+                    trial.objective = metrics[metric]
                 del running[conn]
         if report and running and set(pending) == set(running):
             for conn in sorted(pending, key=lambda c: running[c][1].number):
@@ -448,7 +477,48 @@ def _clear_previous(out_dir: Path, echo) -> None:
             path.unlink()
 
 
+def _check_out(out_dir: Path, data_dir: Path) -> None:
+    """``--out`` must be a folder (or not exist yet) outside the data's channel folders, which
+    training reads whole."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file: pass a folder.", NOTHING_STARTED)
+    resolved = out_dir.resolve()
+    for channel in ("train", "validation", "test"):
+        folder = (data_dir / channel).resolve()
+        if resolved == folder or folder in resolved.parents:
+            raise UserError(
+                f"--out {out_dir} is inside the {channel}/ channel, which training reads "
+                "whole: pass a folder outside the data's channels.",
+                NOTHING_STARTED,
+            )
+
+
+def _lock(out_dir: Path):
+    """An exclusive lock on ``--out`` for the whole search: a second search into the same
+    folder would remove the first's jobs under it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = (out_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(
+            f"--out {out_dir}: a search is running there ({holder}): wait for it, or pass "
+            "another --out.",
+            NOTHING_STARTED,
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def _keep_best(job_dir: Path, best_dir: Path) -> None:
+    if not (job_dir / "model.tar.gz").exists():
+        raise UserError(f"the best job's model is missing: {job_dir / 'model.tar.gz'}")
     best_dir.mkdir(parents=True, exist_ok=True)
     for name in BEST_FILES:
         if (job_dir / name).exists():
@@ -462,6 +532,15 @@ def write_table(path: Path, spec: TuningSpec, trials: list[Trial]) -> None:
     header = ["job", "status", *spec.tuned, spec.objective.metric, *others]
     header += ["epochs", "seconds", "failure"]
     tmp = path.with_name(path.name + ".partial")
+    try:
+        _write_rows(tmp, spec, trials, others, header)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def _write_rows(tmp: Path, spec: TuningSpec, trials, others, header) -> None:
     with tmp.open("w", newline="") as f:
         out = csv.writer(f)
         out.writerow(header)
@@ -471,7 +550,6 @@ def write_table(path: Path, spec: TuningSpec, trials: list[Trial]) -> None:
             row += [_cell(t.metrics.get(k)) for k in others]
             row += [t.epochs, f"{t.seconds:.2f}", t.failure]
             out.writerow(row)
-    tmp.replace(path)
 
 
 def _cell(value) -> str:
