@@ -170,6 +170,11 @@ def test_a_bad_range_is_refused_naming_the_flag_and_the_fix(text, said):
         ([], {}, "name at least one hyperparameter to tune"),
         (["wd"], {"seed": 2**31}, "--seed 2147483648: use 0 to 2147483647"),
         (
+            ["wd"],
+            {"strategy": "hyperband", "static": {"epochs": "20001"}},
+            "SageMaker's Hyperband hands out at most 20000",
+        ),
+        (
             [
                 "mini_batch_size=" + ",".join(map(str, range(1, 31))),
                 "l1=" + ",".join(str(i / 100) for i in range(1, 31)),

@@ -48,6 +48,7 @@ MAXIMIZE, MINIMIZE = "Maximize", "Minimize"
 MAX_CATEGORICAL_VALUES = 30  # values of one categorical range
 MAX_GRID_JOBS = 750  # training jobs of a grid tuning job (SageMaker's limit, not raised)
 MAX_SEED = 2**31 - 1  # RandomSeed is a 32-bit integer >= 0
+MAX_HYPERBAND_EPOCHS = 20_000  # HyperbandStrategyConfig.MaxResource's limit
 DEFAULT_OBJECTIVE = "validation:objective_loss"  # every predictor type emits it
 
 
@@ -573,7 +574,7 @@ def define(
             f"at the end. Tune toward {DEFAULT_OBJECTIVE}, or use --strategy bayesian "
             "without early stopping."
         )
-    return TuningSpec(
+    spec = TuningSpec(
         ranges=tuple(ranges),
         objective=chosen,
         strategy=strategy,
@@ -583,3 +584,9 @@ def define(
         early_stopping=early_stopping,
         seed=seed,
     )
+    if strategy == "hyperband" and spec.epochs > MAX_HYPERBAND_EPOCHS:
+        raise TuningError(
+            f"--strategy hyperband: epochs={spec.epochs} is the most a job may train, and "
+            f"SageMaker's Hyperband hands out at most {MAX_HYPERBAND_EPOCHS}: lower epochs."
+        )
+    return spec
