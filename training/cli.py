@@ -312,10 +312,31 @@ def _destroy_all(args) -> int:
 def _serve(args) -> int:
     from training.local.server import serve
 
+    if args.approved:
+        args.model, args.preprocessing = _approved_model(args)
+    elif args.model is None:
+        raise ValidationError(
+            [Problem("serve", "no model to serve", "pass --model M/model.tar.gz or --approved")]
+        )
     served = _served(args)
     quiet = (lambda line: None) if args.quiet else None  # -q: no request log either
     serve(served, args.model, args.host, args.port, args.endpoint_name, quiet)
     return 0
+
+
+def _approved_model(args) -> tuple[str, str | None]:
+    """The latest Approved version of the local registry: its model and preprocessing."""
+    from training.core.registry import latest_approved
+    from training.registry_commands import open_registry
+
+    if args.model is not None:
+        raise ValidationError(
+            [Problem("--approved", "serves the registry's model", "drop --model, or --approved")]
+        )
+    registry = open_registry("local", args.registry, DEFAULT_PROJECT, None, None)
+    version = latest_approved(registry.versions())
+    print(f"serving {version.group} version {version.version} (Approved): {version.model}")
+    return version.model, version.preprocessing
 
 
 def _transform(args) -> int:
@@ -654,6 +675,12 @@ def _add_tune(sub) -> None:
     tune.add_parser(sub, _Help, _aws_flags, _target, _local_path, _count)
 
 
+def _add_registry(sub) -> None:
+    from training import registry_commands
+
+    registry_commands.add_parsers(sub, _Help, _aws_flags, _target, _local_path, _count)
+
+
 def _add_inspect(sub) -> None:
     i = sub.add_parser(
         "inspect",
@@ -682,8 +709,17 @@ def _add_serve(sub) -> None:
     )
     s.add_argument(
         "--model",
-        required=True,
         help="model.tar.gz or model_algo-1, trained here or by SageMaker; a path or s3://…",
+    )
+    s.add_argument(
+        "--approved",
+        action="store_true",
+        help="serve the local registry's latest Approved version instead of --model",
+    )
+    s.add_argument(
+        "--registry",
+        type=_local_path,
+        help="with --approved: the registry folder (unset: models/registry in the project)",
     )
     s.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
@@ -843,6 +879,7 @@ COMMANDS = (
     _add_validate,
     _add_train,
     _add_tune,
+    _add_registry,
     _add_inspect,
     _add_serve,
     _add_predict,

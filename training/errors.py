@@ -100,6 +100,11 @@ class TuningError(UserError):
     outcome = NOTHING_STARTED
 
 
+class RegistryError(UserError):
+    """A registry request that cannot be honoured: no such version, a status that does not
+    allow it (approving a rejected version, deploying a pending one)."""
+
+
 class ArtifactError(UserError):
     """The file is not a Linear Learner model artifact (or it is damaged); says what it is."""
 

@@ -129,6 +129,11 @@ def endpoint_name(project: str) -> str:
     return f"{project}-endpoint"
 
 
+def model_package_group_name(project: str) -> str:
+    """``<project>-models``: the base stack's model package group (the registry)."""
+    return f"{project}-models"
+
+
 def notebook_name(project: str, fingerprint: str) -> str:
     """``<project>-notebook-<6 hex>``: the fingerprint of the create-only settings, so a change
     to one of them replaces the instance instead of failing on a custom-named resource."""

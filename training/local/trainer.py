@@ -32,6 +32,7 @@ from training.core.metrics import OBJECTIVE_LOSS, Metrics
 from training.core.model import LinearModel
 from training.data.channel_checks import TrainingData, check_training_data
 from training.data.channels import Data, stack
+from training.data.manifest import MANIFEST_FILE
 from training.errors import Problem, ValidationError
 from training.local.learner import PackedTrainer
 from training.local.training_record import TrainingRecord
@@ -145,10 +146,16 @@ def train_checked(
         rows={c: d.n for c, d in channels.items()},
         preprocessing_file=preprocessing.name if preprocessing else None,
         preprocessing_sha256=file_sha256(preprocessing) if preprocessing else None,
+        data_manifest_sha256=_manifest_sha256(checked),
     )
     record.write(out_dir)
     (out_dir / LOG_FILE).write_text("\n".join(log_lines) + "\n")
     return record
+
+
+def _manifest_sha256(checked: TrainingData) -> str | None:
+    path = checked.data_dir / MANIFEST_FILE
+    return file_sha256(path) if checked.manifest is not None and path.is_file() else None
 
 
 def preprocessing_source(checked: TrainingData) -> Path | None:

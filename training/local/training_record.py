@@ -74,6 +74,8 @@ class TrainingRecord:
     # channels were made by hand, and the model takes encoded vectors)
     preprocessing_file: str | None = None
     preprocessing_sha256: str | None = None
+    # the data it was trained on: the SHA-256 of prepare's manifest.json (None: no manifest)
+    data_manifest_sha256: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -90,6 +92,7 @@ class TrainingRecord:
                 if self.preprocessing_file
                 else None
             ),
+            "data_manifest_sha256": self.data_manifest_sha256,
         }
 
     def write(self, directory: Path) -> Path:
@@ -115,4 +118,5 @@ class TrainingRecord:
             rows=doc["rows"],
             preprocessing_file=(doc.get("preprocessing") or {}).get("file"),
             preprocessing_sha256=(doc.get("preprocessing") or {}).get("sha256"),
+            data_manifest_sha256=doc.get("data_manifest_sha256"),
         )

@@ -1,0 +1,155 @@
+"""The local model registry: SageMaker Model Registry's records in a folder, so register →
+approve → serve runs offline.
+
+``DIR/<N>/`` holds one version: ``version.json`` (a :class:`training.core.registry.ModelVersion`),
+the model's ``model.tar.gz``, its ``preprocessing.json`` when it has one, and its training
+record ``metrics.json`` when there was one. Numbers start at 1, as SageMaker's versions do. A
+version is written to a hidden folder and renamed into place under the registry's lock, so two
+registrations never take one number and a reader never sees half a version; a status change
+rewrites ``version.json`` the same way (write, then rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from training.checksums import file_sha256
+from training.core import artifact
+from training.core.featurizer import PREPROCESSING_FILE
+from training.core.registry import PENDING, ModelVersion, check_transition, find
+from training.errors import RegistryError
+from training.local.training_record import RECORD_FILE, TrainingRecord
+
+VERSION_FILE = "version.json"
+MODEL_FILE = "model.tar.gz"
+DEFAULT_DIR = "models/registry"  # in the project folder
+LOCK_FILE = ".lock"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def who() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return None
+
+
+class LocalRegistry:
+    """The versions of one model group kept under ``root``."""
+
+    def __init__(self, root: Path, group: str):
+        self.root, self.group = Path(root), group
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, oldest first (an empty registry: none)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"--registry {self.root} is a file: pass a folder.")
+        out = []
+        for folder in sorted(self.root.glob("[0-9]*"), key=lambda p: int(p.name)):
+            if not (folder / VERSION_FILE).is_file():
+                continue
+            try:
+                doc = json.loads((folder / VERSION_FILE).read_text())
+                version = ModelVersion.from_json(doc)
+            except (OSError, ValueError, TypeError) as err:
+                raise RegistryError(
+                    f"{folder / VERSION_FILE} is not a registry record ({err})."
+                ) from None
+            preprocessing = folder / PREPROCESSING_FILE
+            out.append(
+                replace(
+                    version,
+                    model=str(folder / MODEL_FILE),
+                    preprocessing=str(preprocessing) if preprocessing.exists() else None,
+                )
+            )
+        return out
+
+    def register(self, model: Path, preprocessing: Path | None = None) -> ModelVersion:
+        """A new PendingManualApproval version of ``model`` (checked to be Linear Learner's
+        artifact), with the preprocessing and training record found beside it."""
+        model = Path(model)
+        loaded = artifact.load(model)  # not a Linear Learner artifact: ArtifactError here
+        record_path = model.parent / RECORD_FILE
+        record = TrainingRecord.load(record_path) if record_path.is_file() else None
+        if record is not None and record.model_sha256 != file_sha256(model):
+            record = None  # the record beside it is another model's
+        with self._locked():
+            number = max((v.version for v in self.versions()), default=0) + 1
+            staging = Path(tempfile.mkdtemp(prefix=f".{number}-", dir=self.root))
+            try:
+                staging.chmod(0o755)  # mkdtemp's 0700 is for secrets; a version is not one
+                shutil.copyfile(model, staging / MODEL_FILE)
+                if preprocessing is not None:
+                    shutil.copyfile(preprocessing, staging / PREPROCESSING_FILE)
+                if record is not None:
+                    shutil.copyfile(record_path, staging / RECORD_FILE)
+                version = ModelVersion(
+                    group=self.group,
+                    version=number,
+                    status=PENDING,
+                    model=MODEL_FILE,
+                    model_sha256=file_sha256(staging / MODEL_FILE),
+                    predictor_type=loaded.predictor_type,
+                    feature_dim=loaded.feature_dim,
+                    created=now(),
+                    created_by=who(),
+                    preprocessing=PREPROCESSING_FILE if preprocessing is not None else None,
+                    data_manifest_sha256=record.data_manifest_sha256 if record else None,
+                    metrics=record.metrics.flat() if record else {},
+                    hyperparameters=dict(record.hyperparameters) if record else {},
+                )
+                _write_json(staging / VERSION_FILE, version.to_json())
+                staging.rename(self.root / str(number))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        return self.versions()[-1]
+
+    def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
+        """Approve or reject version ``number`` (the rules: :func:`check_transition`)."""
+        with self._locked():
+            version = find(self.versions(), number)
+            check_transition(version, status)
+            changed = replace(
+                version,
+                status=status,
+                modified=now(),
+                modified_by=who(),
+                approval_description=reason or version.approval_description,
+            )
+            folder = self.root / str(number)
+            stored = {**changed.to_json(), "model": MODEL_FILE}
+            stored["preprocessing"] = PREPROCESSING_FILE if changed.preprocessing else None
+            _write_json(folder / VERSION_FILE, stored)
+        return find(self.versions(), number)
+
+    @contextmanager
+    def _locked(self):
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"--registry {self.root} is a file: pass a folder.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # registrations queue; they are quick
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.partial")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(path)
