@@ -116,7 +116,7 @@ class LocalRegistry:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-        return self.versions()[-1]
+        return find(self.versions(), number)
 
     def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
         """Approve or reject version ``number`` (the rules: :func:`check_transition`)."""

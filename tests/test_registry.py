@@ -1,0 +1,148 @@
+"""The model registry, locally: register -> PendingManualApproval -> approve -> serve; reject
+blocks; every refusal says why before anything changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from training.checksums import file_sha256
+from training.cli import main
+from training.core.registry import APPROVED, PENDING, REJECTED
+from training.errors import ArtifactError, RegistryError
+from training.local.registry import LocalRegistry
+from training.local.trainer import train_local
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two real models of the bundled data (prepared once), as train writes them."""
+    from training.data.prepare import PrepareConfig, prepare
+    from training.datasets import PENGUINS
+
+    root = tmp_path_factory.mktemp("trained")
+    prepare(
+        PrepareConfig(
+            PENGUINS, "sex", "binary_classifier", root / "data", drop_unlabeled=True,
+            show_progress=False,
+        )
+    )  # fmt: skip
+    for name, seed in (("a", 0), ("b", 1)):
+        train_local(root / "data", root / name, seed=seed, show_progress=False, echo=lambda _: 0)
+    return root
+
+
+def test_register_records_the_model_its_hash_metrics_and_data(trained, tmp_path):
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    version = registry.register(
+        trained / "a" / "model.tar.gz", trained / "a" / "preprocessing.json"
+    )
+    assert (version.version, version.status, version.group) == (1, PENDING, "ll-e2e-models")
+    assert version.model_sha256 == file_sha256(trained / "a" / "model.tar.gz")
+    assert version.data_manifest_sha256 == file_sha256(trained / "data" / "manifest.json")
+    record = json.loads((trained / "a" / "metrics.json").read_text())
+    assert version.metrics == record["metrics"] and version.hyperparameters["num_models"] == "32"
+    assert Path(version.model).read_bytes() == (trained / "a" / "model.tar.gz").read_bytes()
+    assert Path(version.preprocessing).name == "preprocessing.json"
+    assert registry.register(trained / "b" / "model.tar.gz").version == 2
+
+
+def test_approve_then_serve_the_approved_version_over_http(trained, tmp_path, capsys):
+    reg = ["--registry", str(tmp_path)]
+    for name in ("a", "b"):
+        assert main(["register", "--model", str(trained / name / "model.tar.gz"), *reg]) == 0
+    assert "approve it with `python -m training approve --version 2`" in capsys.readouterr().out
+    assert main(["registry", *reg]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count(PENDING) == 2 and "test:roc_auc_score" in listing
+    assert main(["approve", "--version", "1", "--reason", "first", *reg]) == 0
+    assert capsys.readouterr().out == "ll-e2e-models version 1: Approved\n"
+    assert main(["registry", "--json", *reg]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [v["status"] for v in listed] == [APPROVED, PENDING]
+    assert listed[0]["approval_description"] == "first" and listed[0]["modified_by"]
+
+    from ports import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "training", "serve", "--approved", *reg, "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = server.stdout.readline()
+        assert "version 1 (Approved)" in first
+        answer = _invoke(port, b"Adelie,Torgersen,39.1,18.7,181,3750,2007")
+        assert answer["predictions"][0]["predicted_class"] in ("female", "male")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _invoke(port: int, body: bytes) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "text/csv"}
+    )
+    for _ in range(100):  # until it listens
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return json.loads(answer.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the server never answered")
+
+
+def test_reject_blocks_and_a_rejected_version_is_not_approved_again(trained, tmp_path):
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    registry.register(trained / "a" / "model.tar.gz")
+    rejected = registry.set_status(1, REJECTED, "leaks the label")
+    assert (rejected.status, rejected.approval_description) == (REJECTED, "leaks the label")
+    with pytest.raises(RegistryError, match="was Rejected \\(leaks the label\\): a rejected"):
+        registry.set_status(1, APPROVED)
+    with pytest.raises(RegistryError, match="no version 3 in the registry \\(versions: 1\\)"):
+        registry.set_status(3, APPROVED)
+    assert main(["serve", "--approved", "--registry", str(tmp_path)]) == 2  # nothing approved
+
+
+def test_an_approved_version_can_be_withdrawn_and_a_pending_one_is_not_served(trained, tmp_path):
+    from training.core.registry import check_deployable, latest_approved
+
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    registry.register(trained / "a" / "model.tar.gz")
+    registry.register(trained / "b" / "model.tar.gz")
+    with pytest.raises(RegistryError, match="pending: 1, 2 \\(approve --version N\\)"):
+        latest_approved(registry.versions())
+    with pytest.raises(RegistryError, match="is PendingManualApproval, not Approved"):
+        check_deployable(registry.versions()[0])
+    registry.set_status(1, APPROVED)
+    registry.set_status(2, APPROVED)
+    assert latest_approved(registry.versions()).version == 2
+    registry.set_status(2, REJECTED, "withdrawn")
+    assert latest_approved(registry.versions()).version == 1
+
+
+def test_a_file_that_is_not_a_model_registers_nothing(tmp_path):
+    registry = LocalRegistry(tmp_path / "r", "ll-e2e-models")
+    with pytest.raises(ArtifactError, match="not a Linear Learner model"):
+        registry.register(ROOT / "README.md")
+    assert registry.versions() == []
+
+
+def test_concurrent_registrations_take_distinct_numbers(trained, tmp_path):
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    with ThreadPoolExecutor(4) as pool:
+        numbers = list(
+            pool.map(lambda _: registry.register(trained / "a" / "model.tar.gz").version, range(8))
+        )
+    assert sorted(numbers) == list(range(1, 9))
+    assert [v.version for v in registry.versions()] == list(range(1, 9))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()]
