@@ -122,7 +122,29 @@ def _train(args) -> int:
     print(f"model: {args.out}/model.tar.gz  ({record.training_seconds:.2f}s)")
     for name in sorted(metrics):
         print(f"  {name:<42} {metrics[name]:.6g}")
+    if args.register:
+        _register_trained(args, Path(args.out) / "model.tar.gz")
     return 0
+
+
+def _register_trained(args, model: Path) -> None:
+    """``--register``: the model just trained becomes a registry version, pending approval."""
+    from training.registry_commands import register
+
+    register("local", model, None, args.registry, args.project, None, None, print)
+
+
+def _register_flags(parser) -> None:
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="local: register the model in the local registry, pending approval",
+    )
+    parser.add_argument(
+        "--registry",
+        type=_local_path,
+        help="with --register: the registry folder (unset: models/registry in the project)",
+    )
 
 
 def _run(args) -> int:
@@ -665,6 +687,7 @@ def _add_train(sub) -> None:
     aws_flags.add_argument(
         "--no-wait", action="store_true", help="start the job and return without polling it"
     )
+    _register_flags(t)
     _aws_flags(t)
     t.set_defaults(func=_train)
 
@@ -673,6 +696,7 @@ def _add_tune(sub) -> None:
     from training import tune
 
     tune.add_parser(sub, _Help, _aws_flags, _target, _local_path, _count)
+    _register_flags(sub.choices["tune"])
 
 
 def _add_registry(sub) -> None:

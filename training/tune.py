@@ -105,7 +105,13 @@ def run(args) -> int:
         raise TuningError("--out: say where the local search writes its jobs and table.")
     from training.local.tuner import tune_local
 
-    tune_local(spec, args.data_dir, args.out, echo=echo, show_progress=not args.quiet)
+    result = tune_local(spec, args.data_dir, args.out, echo=echo, show_progress=not args.quiet)
+    if args.register:
+        from training.local.tuner import BEST_DIR
+        from training.registry_commands import register
+
+        best = result.out_dir / BEST_DIR / "model.tar.gz"
+        register("local", best, None, args.registry, args.project, None, None, print)
     return 0
 
 
