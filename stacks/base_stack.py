@@ -6,24 +6,31 @@
                      (BucketDeployment)                      idle stop; created after the
                                                              bundle is in the bucket)
 
+    model package group (the registry) ◄── register; a cleanup custom resource deletes its
+                                             versions on destroy, before the group
+
 Everything here is deleted by ``cdk destroy``: the bucket is emptied of every object version
-and delete marker first (auto-delete), the KMS key is scheduled for deletion.
+and delete marker first (auto-delete), the model group of every version first (cleanup), the
+KMS key is scheduled for deletion.
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks import registry_cleanup
 from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
@@ -132,6 +139,7 @@ class BaseStack(cdk.Stack):
         self.notebook = self._notebook()
         # OnStart syncs notebooks/ when the instance is created: the bundle must be there
         self.notebook.node.add_dependency(self._notebook_bundle())
+        self.model_group = self._model_registry()
 
         cdk.CfnOutput(
             self,
@@ -163,6 +171,9 @@ class BaseStack(cdk.Stack):
             self, Output.KEY, value=self.key.key_arn, export_name=self.export_name(Output.KEY)
         )
         cdk.CfnOutput(self, "NotebookInstanceName", value=self.notebook.attr_notebook_instance_name)
+        cdk.CfnOutput(
+            self, Output.MODEL_PACKAGE_GROUP, value=self.model_group.model_package_group_name
+        )
         cdk.CfnOutput(
             self,
             "NotebookUrl",
@@ -267,6 +278,95 @@ class BaseStack(cdk.Stack):
         }.items():
             acknowledge(handler, rule, reason)
         return deployment
+
+    # ------------------------------------------------------------------ model registry
+
+    def _model_registry(self) -> sagemaker.CfnModelPackageGroup:
+        """The model package group ``register --target aws`` adds versions to, and what lets
+        ``cdk destroy`` delete it: CloudFormation deletes a group with one
+        DeleteModelPackageGroup call, which fails while versions are in it (its resource
+        handler deletes no versions), so a custom resource created after the group, hence
+        deleted before it, deletes every version first (``stacks/registry_cleanup.py``).
+
+        The name is the project's fixed ``<project>-models`` (the commands find the group by
+        it); name and description are create-only, so the description never changes."""
+        name = naming.model_package_group_name(self.settings.project)
+        group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=name,
+            model_package_group_description=(
+                "Linear Learner model versions: register, approve, and only an Approved "
+                "version is deployed"
+            ),
+        )
+        group.apply_removal_policy(cdk.RemovalPolicy.DESTROY)
+        role = iam.Role(
+            self,
+            "RegistryCleanupRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{self.settings.project}: delete the model group's versions on destroy",
+        )
+        function = lambda_.Function(
+            self,
+            "RegistryCleanup",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(Path(registry_cleanup.__file__).read_text()),
+            timeout=cdk.Duration.seconds(registry_cleanup.WAIT_S + 120),
+            role=role,
+            description=f"{self.settings.project}: delete {name}'s versions before the group",
+        )
+        policy = iam.Policy(
+            self,
+            "RegistryCleanupPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ListTheGroupsVersions",
+                    actions=["sagemaker:ListModelPackages"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="DeleteTheGroupsVersions",
+                    actions=["sagemaker:DeleteModelPackage"],
+                    resources=[self._arn("sagemaker", "model-package", f"{name}/*")],
+                ),
+                iam.PolicyStatement(
+                    sid="OwnLogs",
+                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[
+                        self._arn(
+                            "logs",
+                            "log-group",
+                            f"/aws/lambda/{self.stack_name}-RegistryCleanup*",
+                            colon=True,
+                        )
+                    ],
+                ),
+            ],
+        )
+        policy.attach_to_role(role)
+        function.node.add_dependency(policy)
+        for finding, reason in {
+            "Resource::*": "ListModelPackages has no resource-level permission; the handler "
+            "lists only the project's group by name",
+            f"Resource::arn:<AWS::Partition>:sagemaker:{self.region}:<AWS::AccountId>:"
+            f"model-package/{name}/*": "every version of the project's own group, whatever "
+            "its number",
+            f"Resource::arn:<AWS::Partition>:logs:{self.region}:<AWS::AccountId>:log-group:"
+            f"/aws/lambda/{self.stack_name}-RegistryCleanup*": "the function's own log group, "
+            "named by Lambda after the generated function name",
+        }.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        cleanup = cdk.CustomResource(
+            self,
+            "ModelPackageGroupCleanup",
+            service_token=function.function_arn,
+            resource_type="Custom::ModelPackageGroupCleanup",
+            properties={"GroupName": name},
+        )
+        cleanup.node.add_dependency(group)  # created after the group: deleted before it
+        return group
 
     # ------------------------------------------------------------------ roles
 

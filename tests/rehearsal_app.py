@@ -4,12 +4,12 @@ Only this file knows about moto; the production settings have no switch for it.
 
 Taken out, each because moto cannot do it: the bootstrap-version rule (moto does not resolve
 SSM parameter types), the custom resources (CloudFormation would invoke their Lambda, which
-needs Docker in moto: the notebook bundle's BucketDeployment, S3 auto-delete) with anything
-that depends on them, and the KMS key's tags (moto's CloudFormation hands them to KMS in
-CloudFormation's {Key, Value} shape and crashes). Added, also for moto alone: an empty
-PrimaryContainer beside a serial pipeline Model's Containers (moto's CloudFormation reads
-PrimaryContainer unconditionally and fails with a KeyError on a Containers-only Model; its
-SageMaker keeps the Containers as given).
+needs Docker in moto: the notebook bundle's BucketDeployment, S3 auto-delete, the model
+group's version cleanup) with anything that depends on them, and the KMS key's tags (moto's
+CloudFormation hands them to KMS in CloudFormation's {Key, Value} shape and crashes).
+Added, also for moto alone: an empty PrimaryContainer beside a serial pipeline Model's
+Containers (moto's CloudFormation reads PrimaryContainer unconditionally and fails with a
+KeyError on a Containers-only Model; its SageMaker keeps the Containers as given).
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ import aws_cdk as cdk  # noqa: E402
 
 from stacks.app_builder import build_app  # noqa: E402
 
-CUSTOM_RESOURCE_TYPES = ("Custom::CDKBucketDeployment", "Custom::S3AutoDeleteObjects")
+CUSTOM_RESOURCE_TYPES = (
+    "Custom::CDKBucketDeployment",
+    "Custom::S3AutoDeleteObjects",
+    "Custom::ModelPackageGroupCleanup",
+)
 
 
 def for_moto(template: dict) -> list[str]:

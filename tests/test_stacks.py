@@ -163,7 +163,11 @@ def test_the_moto_rehearsal_takes_out_only_what_moto_cannot_run():
     rewritten = json.loads(json.dumps(template))
     removed = for_moto(rewritten)
     kinds = {template["Resources"][k]["Type"] for k in removed}
-    assert kinds == {"Custom::CDKBucketDeployment", "Custom::S3AutoDeleteObjects"}
+    assert kinds == {
+        "Custom::CDKBucketDeployment",
+        "Custom::S3AutoDeleteObjects",
+        "Custom::ModelPackageGroupCleanup",
+    }
     assert "Rules" not in rewritten and "BootstrapVersion" not in rewritten["Parameters"]
     assert set(rewritten["Resources"]) == set(template["Resources"]) - set(removed)
     for key, resource in rewritten["Resources"].items():

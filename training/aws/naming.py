@@ -37,6 +37,7 @@ class Output:
     # the endpoint stack's, when it serves raw rows: the scikit-learn containers' artifact
     FEATURIZER_DATA_URL = "FeaturizerDataUrl"
     ALARM_TOPIC = "AlarmTopicArn"  # the endpoint stack's, with alarms on
+    MODEL_PACKAGE_GROUP = "ModelPackageGroupName"  # the base stack's: the model registry
 
 
 class Container:
@@ -88,6 +89,11 @@ class Prefix:
     def featurizer_key(sha256: str) -> str:
         """Content-addressed, as :meth:`model_key`: the serial pipeline's featurizer.tar.gz."""
         return f"{Prefix.MODELS}featurizer/sha256/{sha256}/featurizer.tar.gz"
+
+    @staticmethod
+    def metrics_key(sha256: str) -> str:
+        """Content-addressed: a registered version's metrics (ModelMetrics' statistics)."""
+        return f"{Prefix.MODELS}metrics/sha256/{sha256}/metrics.json"
 
     @staticmethod
     def training_data(job: str) -> str:

@@ -1,0 +1,234 @@
+"""SageMaker Model Registry: the base stack's model package group (``<project>-models``), its
+versions as :class:`training.core.registry.ModelVersion`, the same records the local registry
+keeps.
+
+A version is a model package whose inference specification is what the endpoint stack would
+run: Linear Learner alone, or the serial pipeline (featurizer, Linear Learner, decoder: the
+same ``pipeline_containers``) when the model has preprocessing. The artifacts are uploaded
+content-addressed (an unchanged one is not sent again); the training's metrics go beside them
+as the package's ``ModelMetrics.ModelQuality.Statistics``; the artifact's and the data's
+SHA-256, the predictor type, the width and the listed metrics are its
+``CustomerMetadataProperties``, so ``registry`` lists versions without reading S3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.aws import session as aws
+from training.aws.images import linear_learner_image, pipeline_containers, sklearn_image
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
+from training.aws.naming import (
+    Container,
+    Output,
+    Prefix,
+    Stack,
+    model_package_group_name,
+    stack_name,
+)
+from training.aws.upload import upload_files
+from training.checksums import file_sha256
+from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.core import artifact
+from training.core.registry import (
+    LISTED_METRICS,
+    PENDING,
+    ModelVersion,
+    check_transition,
+    find,
+)
+from training.errors import RegistryError
+from training.local.training_record import RECORD_FILE, TrainingRecord
+
+# what a version says it serves and where (the endpoint stack's choices; each in botocore's
+# ProductionVariantInstanceType and TransformInstanceType enums: ml.c5.large is real-time only)
+RESPONSE_TYPES = [JSON, JSONLINES, CSV]
+REALTIME_TYPES = [DEFAULT_INSTANCE_TYPE, "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlarge"]
+TRANSFORM_TYPES = [DEFAULT_INSTANCE_TYPE, "ml.m5.xlarge", "ml.c5.xlarge"]
+
+
+@dataclass
+class AwsRegistry:
+    sess: object
+    project: str
+    group: str
+
+    @classmethod
+    def open(cls, project: str, profile=None, region=None) -> AwsRegistry:
+        return cls(aws.session(profile, region), project, model_package_group_name(project))
+
+    @property
+    def sm(self):
+        return self.sess.client("sagemaker")
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version of the group, oldest first."""
+        import botocore.exceptions
+
+        arns = []
+        pages = self.sm.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=self.group, SortBy="CreationTime", SortOrder="Ascending"
+        )
+        try:
+            for page in pages:
+                arns += [p["ModelPackageArn"] for p in page["ModelPackageSummaryList"]]
+        except botocore.exceptions.ClientError as err:
+            raise RegistryError(
+                f"cannot list model package group {self.group} ({err}): deploy the base "
+                "stack first (it owns the group)."
+            ) from None
+        described = [self.sm.describe_model_package(ModelPackageName=arn) for arn in arns]
+        return sorted((self._version(d) for d in described), key=lambda v: v.version)
+
+    def _version(self, d: dict) -> ModelVersion:
+        meta = d.get("CustomerMetadataProperties", {})
+        containers = d.get("InferenceSpecification", {}).get("Containers", [])
+        by_host = {c.get("ContainerHostname"): c for c in containers}
+        model = by_host.get(Container.MODEL, containers[0] if containers else {})
+        featurizer = by_host.get(Container.FEATURIZE)
+        metrics = {k: float(v) for k, v in meta.items() if ":" in k}
+        return ModelVersion(
+            group=d["ModelPackageGroupName"],
+            version=int(d["ModelPackageVersion"]),
+            status=d.get("ModelApprovalStatus", PENDING),
+            model=model.get("ModelDataUrl", ""),
+            model_sha256=meta.get("model_sha256", ""),
+            predictor_type=meta.get("predictor_type", ""),
+            feature_dim=int(meta.get("feature_dim", 0)),
+            created=d["CreationTime"].isoformat(timespec="seconds"),
+            created_by=_who(d.get("CreatedBy")),
+            preprocessing=featurizer.get("ModelDataUrl") if featurizer else None,
+            data_manifest_sha256=meta.get("data_manifest_sha256"),
+            metrics=metrics,
+            modified=d["LastModifiedTime"].isoformat(timespec="seconds")
+            if d.get("LastModifiedTime")
+            else None,
+            modified_by=_who(d.get("LastModifiedBy")),
+            approval_description=d.get("ApprovalDescription"),
+            arn=d["ModelPackageArn"],
+        )
+
+    def register(self, model: Path, preprocessing: Path | None = None) -> ModelVersion:
+        """Upload ``model`` (checked first), its featurizer and metrics; create the version."""
+        from training.aws.job import upload_featurizer
+
+        model = Path(model)
+        loaded = artifact.load(model)  # not a Linear Learner artifact: ArtifactError here
+        digest = file_sha256(model)
+        record_path = model.parent / RECORD_FILE
+        record = TrainingRecord.load(record_path) if record_path.is_file() else None
+        if record is not None and record.model_sha256 != digest:
+            record = None  # the record beside it is another model's
+        bucket = aws.stack_outputs(self.sess, stack_name(self.project, Stack.BASE))[Output.BUCKET]
+        s3 = aws.s3_client_for(self.sess, bucket)
+        key = Prefix.model_key(digest)
+        upload_files(s3, bucket, {key: model}, show_progress=False)
+        model_url = f"s3://{bucket}/{key}"
+        featurizer_url = None
+        if preprocessing is not None:
+            featurizer_url, _ = upload_featurizer(s3, bucket, preprocessing, show_progress=False)
+        metrics = record.metrics.flat() if record else {}
+        metrics_url = None
+        if metrics:
+            body = json.dumps({"metrics": metrics}, indent=2, sort_keys=True).encode()
+            metrics_key = Prefix.metrics_key(hashlib.sha256(body).hexdigest())
+            s3.put_object(Bucket=bucket, Key=metrics_key, Body=body)
+            metrics_url = f"s3://{bucket}/{metrics_key}"
+        request = package_request(
+            self.group,
+            linear_learner_image(self.sess.region_name),
+            model_url,
+            loaded.predictor_type,
+            loaded.feature_dim,
+            digest,
+            featurizer_url=featurizer_url,
+            featurizer_image=sklearn_image(self.sess.region_name) if featurizer_url else None,
+            metrics=metrics,
+            metrics_url=metrics_url,
+            data_manifest_sha256=record.data_manifest_sha256 if record else None,
+        )
+        arn = self.sm.create_model_package(**request)["ModelPackageArn"]
+        return self._version(self.sm.describe_model_package(ModelPackageName=arn))
+
+    def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
+        version = find(self.versions(), number)
+        check_transition(version, status)
+        described = self.sm.describe_model_package(ModelPackageName=version.arn)
+        self.sm.update_model_package(
+            ModelPackageArn=version.arn,
+            ModelApprovalStatus=status,
+            **({"ApprovalDescription": reason} if reason else {}),
+            # sent again unchanged: the update keeps them (and moto would drop them)
+            **(
+                {"CustomerMetadataProperties": described["CustomerMetadataProperties"]}
+                if described.get("CustomerMetadataProperties")
+                else {}
+            ),
+        )
+        return self._version(self.sm.describe_model_package(ModelPackageName=version.arn))
+
+
+def package_request(
+    group: str,
+    image: str,
+    model_url: str,
+    predictor_type: str,
+    feature_dim: int,
+    model_sha256: str,
+    featurizer_url: str | None = None,
+    featurizer_image: str | None = None,
+    metrics: dict[str, float] | None = None,
+    metrics_url: str | None = None,
+    data_manifest_sha256: str | None = None,
+) -> dict:
+    """The CreateModelPackage request of one version (pure: tested without AWS). Its
+    containers are what the endpoint stack runs: the serial pipeline
+    (``pipeline_containers``, every container with a hostname) when there is a featurizer,
+    else Linear Learner alone."""
+    if featurizer_url is not None:
+        containers = pipeline_containers(
+            featurizer_image, featurizer_url, image, model_url, predictor_type
+        )
+        content_types = [CSV, JSON, JSONLINES]  # raw rows, as the pipeline endpoint takes
+    else:
+        containers = [{"Image": image, "ModelDataUrl": model_url}]
+        content_types = [RECORDIO, CSV, JSON, JSONLINES]  # encoded vectors
+    listed = LISTED_METRICS.get(predictor_type, ())
+    metadata = {
+        "model_sha256": model_sha256,
+        "predictor_type": predictor_type,
+        "feature_dim": str(feature_dim),
+        **({"data_manifest_sha256": data_manifest_sha256} if data_manifest_sha256 else {}),
+        **{name: repr(float((metrics or {})[name])) for name in listed if name in (metrics or {})},
+    }
+    request = {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": f"Linear Learner {predictor_type}, {feature_dim} features, "
+        f"sha256 {model_sha256[:12]}",
+        "InferenceSpecification": {
+            "Containers": containers,
+            "SupportedContentTypes": content_types,
+            "SupportedResponseMIMETypes": RESPONSE_TYPES,
+            "SupportedRealtimeInferenceInstanceTypes": REALTIME_TYPES,
+            "SupportedTransformInstanceTypes": TRANSFORM_TYPES,
+        },
+        "ModelApprovalStatus": PENDING,
+        "CustomerMetadataProperties": metadata,
+        # no Tags: a version takes its group's ("you cannot supply a tag argument" with
+        # ModelPackageGroupName, botocore's CreateModelPackageInput.Tags)
+    }
+    if metrics_url:
+        request["ModelMetrics"] = {
+            "ModelQuality": {"Statistics": {"ContentType": JSON, "S3Uri": metrics_url}}
+        }
+    return request
+
+
+def _who(identity: dict | None) -> str | None:
+    """SageMaker's UserContext: a Studio user profile, else the IAM identity's ARN."""
+    if not identity:
+        return None
+    return identity.get("UserProfileName") or (identity.get("IamIdentity") or {}).get("Arn")
