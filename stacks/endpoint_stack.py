@@ -71,8 +71,15 @@ class EndpointStack(cdk.Stack):
         role_arn = cdk.Fn.import_value(base.export_name(Output.ROLE))
         key_arn = cdk.Fn.import_value(base.export_name(Output.KEY))
         self.role = iam.Role.from_role_arn(self, "ExecutionRole", role_arn, mutable=True)
-        model_data_url, model_object = self._artifact(served.model_data_url, served.model_path)
-        objects, images = [model_object], [image_uri]
+        if served.model_package_arn and served.model_data_url is None:
+            # a version by ARN alone: the registry put its artifacts under models/ of the
+            # project bucket, with both images (training.aws.registry)
+            model_data_url = None
+            objects = [base.bucket.arn_for_objects(f"{Prefix.MODELS}*")]
+            images = [image_uri, base.featurizer_image_uri]
+        else:
+            model_data_url, model_object = self._artifact(served.model_data_url, served.model_path)
+            objects, images = [model_object], [image_uri]
         featurizer_data_url = None
         if served.raw_rows:
             featurizer_data_url, featurizer_object = self._artifact(
@@ -84,7 +91,9 @@ class EndpointStack(cdk.Stack):
             images.append(base.featurizer_image_uri)
         access = self._grant_model_access(base, objects, images)
 
-        if featurizer_data_url is None:
+        if served.model_package_arn:
+            model = self._package_model(role_arn, served.model_package_arn)
+        elif featurizer_data_url is None:
             model = sagemaker.CfnModel(
                 self,
                 "Model",
@@ -155,10 +164,26 @@ class EndpointStack(cdk.Stack):
         cdk.CfnOutput(self, Output.ENDPOINT, value=endpoint.attr_endpoint_name)
         cdk.CfnOutput(self, Output.ENDPOINT_CONFIG, value=config.attr_endpoint_config_name)
         cdk.CfnOutput(self, Output.MODEL_NAME, value=model.attr_model_name)
-        cdk.CfnOutput(self, Output.MODEL_DATA_URL, value=model_data_url)
+        if model_data_url is not None:
+            cdk.CfnOutput(self, Output.MODEL_DATA_URL, value=model_data_url)
+        if served.model_package_arn:
+            cdk.CfnOutput(self, Output.MODEL_PACKAGE_ARN, value=served.model_package_arn)
         cdk.CfnOutput(self, Output.IMAGE_URI, value=image_uri)
         if featurizer_data_url is not None:
             cdk.CfnOutput(self, Output.FEATURIZER_DATA_URL, value=featurizer_data_url)
+
+    def _package_model(self, role_arn: str, arn: str) -> sagemaker.CfnModel:
+        """A registry version: one container naming the model package, whose own
+        containers SageMaker runs (one or the serial pipeline; "Deploy a Model from the
+        Registry": ``Containers=[{'ModelPackageName': arn}]``). Network isolation as for the
+        pipeline built here: the featurizer's code is inside its artifact."""
+        return sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=role_arn,
+            containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=arn)],
+            enable_network_isolation=True,
+        )
 
     def _pipeline_model(
         self,

@@ -47,10 +47,13 @@ class ServedModel:
     predictor_type: str | None = None  # None: unknown (a model made elsewhere, by URL)
     model_path: Path | None = None  # a local model.tar.gz, uploaded as a CDK asset
     preprocessing_path: Path | None = None  # its preprocessing.json: featurizer built at synth
+    # a registry version (model package) to serve: the Model runs it by ModelPackageName
+    model_package_arn: str | None = None
 
     @property
     def raw_rows(self) -> bool:
-        """Whether the model is served behind its preprocessing (raw rows in)."""
+        """Whether the model is served behind its preprocessing (raw rows in). A registry
+        version by ARN alone may be either: its package says, and SageMaker runs it."""
         return bool(self.featurizer_data_url or self.preprocessing_path)
 
 
@@ -87,6 +90,8 @@ class Settings:
     # a model made elsewhere, by URL: its featurizer, and its predictor type (regressor: no
     # decoder container); both read from the model record otherwise
     featurizer_data_url: str = ""
+    # a version of the project's model package group (the registry) to serve instead
+    model_package_arn: str = ""
     predictor_type: str = ""
     # a local model.tar.gz (and the preprocessing.json beside it, or this one), uploaded by
     # `cdk deploy` as assets: what `python -m training run` synthesizes offline
@@ -168,6 +173,12 @@ class Settings:
     def _model_source_problems(self) -> list[str]:
         """The model-source keys that contradict each other or name nothing."""
         problems = []
+        if self.model_package_arn:
+            problems += self._package_problems(self.model_package_arn, "model_package_arn")
+            if self.model_path or self.model_data_url:
+                problems.append(
+                    "model_package_arn names the model to serve: drop model_path / model_data_url"
+                )
         if self.model_path and self.model_data_url:
             problems.append(
                 "model_path and model_data_url both name the model to serve: pass one (a "
@@ -203,6 +214,22 @@ class Settings:
                 "a model in S3 takes featurizer_data_url"
             )
         return problems
+
+    def _package_problems(self, arn: str, key: str) -> list[str]:
+        """A version of this project's own group, in the app's region (a package of another
+        region cannot be served: SageMaker reads artifacts and images from the endpoint's)."""
+        group = naming.model_package_group_name(self.project)
+        pattern = (
+            rf"arn:aws[a-z-]*:sagemaker:{re.escape(self.region)}:\d{{12}}:model-package/"
+            rf"{re.escape(group)}/\d+"
+        )
+        if re.fullmatch(pattern, arn):
+            return []
+        return [
+            f"{key}='{arn}' is not a version of this project's model group {group} in "
+            f"{self.region} (arn:aws:sagemaker:{self.region}:<account>:model-package/{group}/<N>)"
+            "; register the model in this project and region"
+        ]
 
     def _endpoint_option_problems(self) -> list[str]:
         """Combinations SageMaker refuses, refused at synth (serverless endpoints have no
@@ -242,6 +269,12 @@ class Settings:
         """The model to serve: context ``model_path`` (local files), else context
         ``model_data_url`` (S3), else the training record; None when there is none yet."""
         served = self._served_model()
+        if served is not None and served.model_package_arn and self.endpoint_mode == "serverless":
+            raise SettingsError(
+                "endpoint_mode=serverless cannot serve a registry version: a version with "
+                "preprocessing is a serial inference pipeline, which serverless endpoints do "
+                "not support; use -c endpoint_mode=realtime"
+            )
         if served is not None and served.raw_rows and self.endpoint_mode == "serverless":
             # DG serverless-endpoints.md, "Feature exclusions": "… network isolation, data
             # capture, multiple production variants, Model Monitor, and inference pipelines"
@@ -255,6 +288,13 @@ class Settings:
         return served
 
     def _served_model(self) -> ServedModel | None:
+        if self.model_package_arn:
+            return ServedModel(
+                None,
+                self.image_uri or None,
+                "context model_package_arn",
+                model_package_arn=self.model_package_arn,
+            )
         if self.model_path:
             return self._local_model()
         if self.model_data_url:
@@ -288,12 +328,18 @@ class Settings:
             raise SettingsError(
                 f"model_record {path}: featurizer_data_url '{featurizer}' is not s3://…"
             )
+        package = record.model_package_arn
+        if package and self._package_problems(package, "model_package_arn"):
+            raise SettingsError(
+                f"model_record {path}: " + self._package_problems(package, "model_package_arn")[0]
+            )
         return ServedModel(
             url,
             self.image_uri or record.image_uri,
             str(path),
             featurizer_data_url=featurizer,
             predictor_type=record.predictor_type,
+            model_package_arn=package,
         )
 
     def _local_model(self) -> ServedModel:

@@ -119,10 +119,18 @@ class StandInCdk:
                 served.featurizer_data_url,
                 served.predictor_type,
             )
-        request = model_request(
-            name, ROLE, served.image_uri, served.model_data_url, "ll-e2e", featurizer
-        )
-        sm.create_model(**{k: v for k, v in request.items() if k != "InferenceExecutionConfig"})
+        if served.model_package_arn:  # a registry version: one container naming it
+            sm.create_model(
+                ModelName=name,
+                ExecutionRoleArn=ROLE,
+                Containers=[{"ModelPackageName": served.model_package_arn}],
+                EnableNetworkIsolation=True,
+            )
+        else:
+            request = model_request(
+                name, ROLE, served.image_uri, served.model_data_url, "ll-e2e", featurizer
+            )
+            sm.create_model(**{k: v for k, v in request.items() if k != "InferenceExecutionConfig"})
         sm.create_endpoint_config(
             EndpointConfigName=config,
             ProductionVariants=[
@@ -146,6 +154,8 @@ class StandInCdk:
         }
         if served.featurizer_data_url:
             outputs["FeaturizerDataUrl"] = served.featurizer_data_url
+        if served.model_package_arn:
+            outputs["ModelPackageArn"] = served.model_package_arn
         template = {
             "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
             "Outputs": {k: {"Value": v} for k, v in outputs.items()},
@@ -501,3 +511,47 @@ def test_an_s3_input_is_sampled_for_its_shortest_row_and_a_header_there_refused(
     s3.put_object(Bucket=BUCKET, Key="raw/rows.csv", Body=header)
     with pytest.raises(ValidationError, match="a raw CSV with a header"):
         aws_transform.s3_shortest(moto_aws, f"s3://{BUCKET}/raw/", featurizer, "text/csv")
+
+
+# ----------------------------------------------------------------------------- deploy --approved
+
+
+def test_deploy_approved_serves_the_registrys_approved_version_and_refuses_otherwise(
+    moto_aws, trained, tmp_path, monkeypatch, sent
+):
+    from training.aws.registry import AwsRegistry
+    from training.core.registry import APPROVED, REJECTED
+    from training.errors import RegistryError
+
+    base_stack(moto_aws)
+    moto_aws.client("sagemaker").create_model_package_group(
+        ModelPackageGroupName="ll-e2e-models", Tags=[{"Key": "project", "Value": "ll-e2e"}]
+    )
+    stand_in = StandInCdk(moto_aws)
+    monkeypatch.setattr(deploy, "cdk", stand_in)
+    registry = AwsRegistry(moto_aws, "ll-e2e", "ll-e2e-models")
+    model_file = trained / "model" / "model.tar.gz"
+    registry.register(model_file, trained / "model" / "preprocessing.json")
+    record_file = tmp_path / "latest.json"
+    with pytest.raises(RegistryError, match="no Approved version .* pending: 1"):
+        deploy.deploy_approved(record=record_file, echo=lambda line: None)
+    assert not record_file.exists() and stand_in.deploys == 0  # nothing written or deployed
+
+    approved = registry.set_status(1, APPROVED, "beats the baseline")
+    featurizer = Featurizer.load(trained / "model" / "preprocessing.json")
+    plant(local_answer(model_file, [deploy.fill_row(featurizer)]))
+    lines = []
+    done = deploy.deploy_approved(record=record_file, echo=lines.append)
+    record = ModelRecord.load(record_file)
+    assert record.model_package_arn == approved.arn and record.model_data_url == approved.model
+    assert record.featurizer_data_url == approved.preprocessing
+    assert stand_in.served.model_package_arn == approved.arn  # the app serves the package
+    model = moto_aws.client("sagemaker").describe_model(ModelName=done.endpoint.model_name)
+    assert model["Containers"] == [{"ModelPackageName": approved.arn}]
+    assert done.endpoint.model_package_arn == approved.arn
+    assert any("version 1 (Approved: beats the baseline)" in line for line in lines)
+    assert any("as the artifact does" in line for line in lines)  # smoke-tested on raw rows
+
+    registry.set_status(1, REJECTED, "withdrawn")
+    with pytest.raises(RegistryError, match="no Approved version"):
+        deploy.deploy_approved(record=record_file, echo=lambda line: None)

@@ -978,3 +978,48 @@ def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options):
 def test_endpoint_options_that_sagemaker_would_refuse_fail_synth(context, message):
     with pytest.raises(SettingsError, match=re.escape(message)):
         Settings.from_context(context.get)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/ll-e2e-models/3"
+
+
+def test_a_registry_version_is_served_by_its_package_arn():
+    t = synth(model_package_arn=PACKAGE)[2]["endpoint"]
+    model = only(t, "AWS::SageMaker::Model")["Properties"]
+    assert model["Containers"] == [{"ModelPackageName": PACKAGE}]
+    assert "PrimaryContainer" not in model and "InferenceExecutionConfig" not in model
+    assert model["EnableNetworkIsolation"] is True
+    outputs = t.find_outputs("*")
+    assert outputs["ModelPackageArn"]["Value"] == PACKAGE and "ModelDataUrl" not in outputs
+
+
+@pytest.mark.parametrize(
+    ("context", "said"),
+    [
+        (
+            {"model_package_arn": PACKAGE.replace("ll-e2e-models", "other-models")},
+            "is not a version of this project's model group ll-e2e-models in us-east-1",
+        ),
+        (
+            {"model_package_arn": PACKAGE.replace("us-east-1", "eu-west-1")},
+            "is not a version of this project's model group ll-e2e-models in us-east-1",
+        ),
+        (
+            {"model_package_arn": PACKAGE, "model_data_url": MODEL},
+            "model_package_arn names the model to serve",
+        ),
+        (
+            {"model_package_arn": PACKAGE, **SERVERLESS},
+            "serverless cannot serve a registry version",
+        ),
+    ],
+)
+def test_a_package_outside_the_projects_group_or_region_is_refused_at_synth(context, said):
+    from stacks.settings import SettingsError
+
+    with pytest.raises(SettingsError) as err:
+        synth(**context)
+    assert said in str(err.value)

@@ -423,8 +423,19 @@ def _inspect(args) -> int:
 
 
 def _deploy(args) -> int:
-    from training.aws.deploy import deploy_model
+    from training.aws.deploy import deploy_approved, deploy_model
 
+    if args.approved:
+        if args.model is not None:
+            raise ValidationError(
+                [Problem("--approved", "deploys the registry's version", "drop --model")]
+            )
+        deploy_approved(args.project, args.profile, args.region, args.record, args.data_dir)
+        return 0
+    if args.model is None:
+        raise ValidationError(
+            [Problem("deploy", "no model to deploy", "pass --model M/model.tar.gz or --approved")]
+        )
     deploy_model(
         args.model,
         project=args.project,
@@ -840,7 +851,12 @@ def _add_deploy(sub) -> None:
         help="deploy a model made elsewhere (e.g. train --target local) to SageMaker",
         formatter_class=_Help,
     )
-    m.add_argument("--model", required=True, type=_local_path, help="a Linear Learner model.tar.gz")
+    m.add_argument("--model", type=_local_path, help="a Linear Learner model.tar.gz")
+    m.add_argument(
+        "--approved",
+        action="store_true",
+        help="deploy the latest Approved version of the project's model registry instead",
+    )
     m.add_argument(
         "--data-dir",
         type=_local_path,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shlex
 import subprocess
@@ -39,8 +40,18 @@ from training.aws import session as aws
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.job import AwsTrainConfig, train_aws, upload_featurizer
 from training.aws.model_record import ModelRecord, default_path
-from training.aws.naming import DEFAULT_PROJECT, LogGroup, Output, Prefix, Stack, stack_name, stamp
+from training.aws.naming import (
+    DEFAULT_PROJECT,
+    LogGroup,
+    Output,
+    Prefix,
+    Stack,
+    split_s3_url,
+    stack_name,
+    stamp,
+)
 from training.aws.upload import upload_files
+from training.core import artifact
 from training.core.featurizer import CATEGORICAL, NUMERIC, Featurizer
 from training.core.model import LinearModel
 from training.data.manifest import Manifest
@@ -57,6 +68,7 @@ class EndpointOutputs:
     model_name: str | None = None
     image_uri: str | None = None
     featurizer_data_url: str | None = None  # a serial pipeline on raw rows
+    model_package_arn: str | None = None  # a registry version
 
     @classmethod
     def of(cls, outputs: dict[str, str]) -> EndpointOutputs:
@@ -67,6 +79,7 @@ class EndpointOutputs:
             model_name=outputs.get(Output.MODEL_NAME),
             image_uri=outputs.get(Output.IMAGE_URI),
             featurizer_data_url=outputs.get(Output.FEATURIZER_DATA_URL),
+            model_package_arn=outputs.get(Output.MODEL_PACKAGE_ARN),
         )
 
 
@@ -197,10 +210,14 @@ def deploy_endpoint(
     echo(f"==> {step}/{total} endpoint stack {endpoint_stack}")
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
     outputs = EndpointOutputs.of(aws.stack_outputs(sess, endpoint_stack))
-    served = {
-        "model": (record.model_data_url, outputs.model_data_url),
-        "featurizer": (record.featurizer_data_url, outputs.featurizer_data_url),
-    }
+    served = (
+        {"registry version": (record.model_package_arn, outputs.model_package_arn)}
+        if record.model_package_arn
+        else {
+            "model": (record.model_data_url, outputs.model_data_url),
+            "featurizer": (record.featurizer_data_url, outputs.featurizer_data_url),
+        }
+    )
     for what, (recorded, deployed) in served.items():
         if recorded and deployed != recorded:
             _fail(
@@ -296,6 +313,73 @@ def deploy_model(
         sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
     )
     return Deployed(entry, outputs)
+
+
+def deploy_approved(
+    project: str = DEFAULT_PROJECT,
+    profile: str | None = None,
+    region: str | None = None,
+    record: Path | None = None,
+    data_dir: Path | None = None,
+    echo=print,
+) -> Deployed:
+    """Serve the registry's latest Approved version (``deploy --approved``): refused, naming
+    its status, when none is approved; recorded with its package ARN, which the endpoint
+    stack's Model runs; then checked and smoke-tested as every deploy is, against the
+    version's own artifact."""
+    from training.aws.images import linear_learner_image
+    from training.aws.registry import AwsRegistry
+    from training.core.registry import check_deployable, latest_approved
+
+    record = Path(record) if record else default_path()  # outside a project: stops here
+    registry = AwsRegistry.open(project, profile, region)
+    sess = registry.sess
+    version = latest_approved(registry.versions())
+    check_deployable(version)
+    echo(
+        f"==> 1/4 {version.group} version {version.version} (Approved"
+        + (f": {version.approval_description}" if version.approval_description else "")
+        + f"), {version.model}"
+    )
+    model, featurizer = _version_pipeline(version, sess)
+    entry = ModelRecord(
+        model_data_url=version.model,
+        region=sess.region_name,
+        image_uri=linear_learner_image(sess.region_name),
+        bucket=split_s3_url(version.model)[0],
+        featurizer_data_url=version.preprocessing,
+        predictor_type=version.predictor_type,
+        sha256=version.model_sha256,
+        feature_dim=version.feature_dim,
+        model_package_arn=version.arn,
+        source=f"{version.group} version {version.version}",
+        recorded=stamp(),
+    )
+    entry.write(record)
+    echo(f"    recorded in {record}")
+    context = _context(project, sess.region_name, record)
+    outputs = deploy_endpoint(
+        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
+    )
+    return Deployed(entry, outputs)
+
+
+def _version_pipeline(version, sess):
+    """The version's model and featurizer, read from S3, to compare the endpoint with."""
+    import tarfile
+
+    from training.aws.download import fetch
+    from training.core.featurizer import PREPROCESSING_FILE
+
+    region = sess.region_name
+    model = artifact.from_bytes(fetch(version.model, None, region, False), version.model)
+    if not version.preprocessing:
+        return model, None
+    data = fetch(version.preprocessing, None, region, False)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        member = tar.extractfile(PREPROCESSING_FILE)
+        described = json.loads(member.read()) if member else None
+    return model, Featurizer.from_json(described)
 
 
 def _context(project: str, region: str, record: Path) -> list[str]:

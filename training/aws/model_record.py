@@ -41,6 +41,8 @@ class ModelRecord:
     training_job_name: str | None = None
     # the tuning job that chose it (tune --target aws): training_job_name is its best job
     tuning_job_name: str | None = None
+    # the registry version it is (deploy --approved): the endpoint's Model runs that package
+    model_package_arn: str | None = None
     hyperparameters: dict | None = None
     data_manifest_sha256: str | None = None
     started: str | None = None

@@ -38,6 +38,7 @@ class Output:
     FEATURIZER_DATA_URL = "FeaturizerDataUrl"
     ALARM_TOPIC = "AlarmTopicArn"  # the endpoint stack's, with alarms on
     MODEL_PACKAGE_GROUP = "ModelPackageGroupName"  # the base stack's: the model registry
+    MODEL_PACKAGE_ARN = "ModelPackageArn"  # the endpoint stack's, serving a registry version
 
 
 class Container:
