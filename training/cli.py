@@ -226,6 +226,8 @@ def _audit(args) -> int:
     from training.aws.session import session
 
     sess = session(args.profile, args.region)
+    for note in audit.stale_pending(sess, args.project):
+        print(f"note: {note}")
     found = audit.find_leftovers(sess, args.project)
     if not found:
         print(f"nothing billable of project '{args.project}' left in {sess.region_name}")

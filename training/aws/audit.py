@@ -1,12 +1,13 @@
 """``audit``: find everything billable this project left in a region, and optionally remove it.
 
-Looks for endpoints, endpoint configs, models, notebook instances, running tuning, training and
-batch transform jobs, buckets (with their old versions and delete markers), log groups and log
-streams, the endpoint's alarms and their SNS topic, and KMS keys not yet scheduled for
-deletion. Exits non-zero when anything is left.
+Looks for endpoints, endpoint configs, models, notebook instances, the model package group
+(the registry, with its versions), running tuning, training and batch transform jobs, buckets
+(with their old versions and delete markers), log groups and log streams, the endpoint's
+alarms and their SNS topic, and KMS keys not yet scheduled for deletion. Exits non-zero when
+anything is left; says which registry versions have waited for approval over a week.
 ``--delete`` removes what it found: jobs are stopped, notebooks are stopped first (waiting out
-Pending and Updating), versioned buckets are emptied of every version and delete marker, keys
-are scheduled for deletion (7 days).
+Pending and Updating), the group's versions are deleted before the group, versioned buckets
+are emptied of every version and delete marker, keys are scheduled for deletion (7 days).
 
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
 a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
@@ -26,9 +27,16 @@ import re
 from dataclasses import dataclass
 
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
-from training.aws.naming import TAG_KEY, LogGroup, endpoint_name, owned_patterns
+from training.aws.naming import (
+    TAG_KEY,
+    LogGroup,
+    endpoint_name,
+    model_package_group_name,
+    owned_patterns,
+)
 
 NOTEBOOK_POLL_S = 10.0
+PENDING_DAYS = 7  # a registry version pending approval longer than this is reported
 TRAINING_LOGS = LogGroup.TRAINING_JOBS
 TRANSFORM_LOGS = LogGroup.TRANSFORM_JOBS
 NOTEBOOK_LOGS = LogGroup.NOTEBOOK_INSTANCES
@@ -40,6 +48,7 @@ COST = {
     "tuning-job": "instance-seconds of every training job it runs",
     "training-job": "instance-seconds while it runs",
     "transform-job": "instance-seconds while it runs",
+    "model-package-group": "free (its versions' artifacts are stored in S3)",
     "bucket": "GB-month of every object version it holds",
     "log-group": "GB-month stored",
     "alarm": "$0.10 per alarm-month",
@@ -118,12 +127,48 @@ def _sagemaker(sess, own: Ownership) -> list[Leftover]:
                         "notebook-instance", n["NotebookInstanceName"], n["NotebookInstanceStatus"]
                     )
                 )
+    for page in sm.get_paginator("list_model_package_groups").paginate():
+        for g in page["ModelPackageGroupSummaryList"]:
+            if g.get("ModelPackageGroupStatus") in ("Deleting",):
+                continue  # going: deletes are asynchronous
+            name = g["ModelPackageGroupName"]
+            if mine("model-package-group", name, g["ModelPackageGroupArn"]):
+                versions = len(group_versions(sm, name))
+                found.append(Leftover("model-package-group", name, f"{versions} versions"))
     found += [Leftover("tuning-job", name, "InProgress") for name in running_tuning_jobs(sess, own)]
     found += [Leftover("training-job", name, "InProgress") for name in running_jobs(sess, own)]
     found += [
         Leftover("transform-job", name, "InProgress") for name in running_transforms(sess, own)
     ]
     return found
+
+
+def group_versions(sm, group: str) -> list[dict]:
+    """Every version of a model package group (summaries, any status)."""
+    pages = sm.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, ModelPackageType="Versioned"
+    )
+    return [p for page in pages for p in page["ModelPackageSummaryList"]]
+
+
+def stale_pending(sess, project: str, days: int = PENDING_DAYS) -> list[str]:
+    """The project registry's versions waiting for approval longer than ``days``: someone
+    registered a model and nobody decided (not billable: said beside the audit)."""
+    import datetime as dt
+
+    sm = sess.client("sagemaker")
+    group = model_package_group_name(project)
+    try:
+        versions = group_versions(sm, group)
+    except sm.exceptions.ClientError:
+        return []  # no registry (the base stack is not deployed)
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    return [
+        f"{group} version {v['ModelPackageVersion']} has waited for approval since "
+        f"{v['CreationTime']:%Y-%m-%d} (more than {days} days): approve or reject it"
+        for v in versions
+        if v.get("ModelApprovalStatus") == "PendingManualApproval" and v["CreationTime"] < cutoff
+    ]
 
 
 def running_jobs(sess, own: Ownership) -> list[str]:
@@ -313,6 +358,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         "endpoint-config",
         "model",
         "notebook-instance",
+        "model-package-group",
         "bucket",
         "log-group",
         "alarm",
@@ -334,6 +380,10 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
             sm.delete_model(ModelName=item.name)
         elif item.kind == "notebook-instance":
             _delete_notebook(sm, item.name, echo)
+        elif item.kind == "model-package-group":  # a group with versions cannot be deleted
+            for version in group_versions(sm, item.name):
+                sm.delete_model_package(ModelPackageName=version["ModelPackageArn"])
+            sm.delete_model_package_group(ModelPackageGroupName=item.name)
         elif item.kind == "bucket":
             removed = empty_bucket(sess, item.name)
             sess.client("s3").delete_bucket(Bucket=item.name)

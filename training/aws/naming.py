@@ -182,6 +182,7 @@ def owned_patterns(project: str) -> dict[str, str]:
         # its own training jobs, and those its tuning jobs launch
         "training-job": rf"^{p}-({STAMP_PATTERN}|hpo-{TUNING_STAMP_PATTERN}{TUNED_JOB_SUFFIX})$",
         "tuning-job": rf"^{p}-hpo-{TUNING_STAMP_PATTERN}$",
+        "model-package-group": f"^{re.escape(model_package_group_name(project))}$",
         "transform-job": rf"^{p}-transform-{STAMP_PATTERN}$",
     }
 
