@@ -310,8 +310,9 @@ def test_help_lists_commands_in_workflow_order_and_every_flag_says_what_it_does(
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == [
-        "run", "prepare", "validate", "train", "tune", "inspect", "serve", "predict",
-        "transform", "deploy", "deploy-all", "destroy-all", "audit",
+        "run", "prepare", "validate", "train", "tune", "register", "approve", "reject",
+        "registry", "inspect", "serve", "predict", "transform", "deploy", "deploy-all",
+        "destroy-all", "audit",
     ]  # fmt: skip
     for name, command in sub.choices.items():
         for action in command._actions:

@@ -107,6 +107,8 @@ def _train(args) -> int:
             )
         )
         print(json.dumps(record.to_json(), indent=2))
+        if args.register:
+            _register_on_aws(args, record)
         return 0
     from training.local.trainer import train_local
 
@@ -134,11 +136,18 @@ def _register_trained(args, model: Path) -> None:
     register("local", model, None, args.registry, args.project, None, None, print)
 
 
+def _register_on_aws(args, record) -> None:
+    from training.registry_commands import register_job
+
+    register_job(record, args.project, args.profile, args.region, print)
+
+
 def _register_flags(parser) -> None:
     parser.add_argument(
         "--register",
         action="store_true",
-        help="local: register the model in the local registry, pending approval",
+        help="register the model (local: the local registry; aws: the project's model "
+        "package group), pending approval",
     )
     parser.add_argument(
         "--registry",

@@ -46,6 +46,24 @@ def register(target, model: Path, preprocessing, registry_dir, project, profile,
     return version
 
 
+def register_job(record, project: str, profile, region, echo) -> ModelVersion:
+    """``train`` / ``tune --target aws --register``: the job's model (its model record)
+    becomes a version of the project's model package group, pending approval."""
+    from training.aws.registry import AwsRegistry
+    from training.errors import Problem, ValidationError
+
+    if record is None or record.model_data_url is None:
+        raise ValidationError(
+            [Problem("--register", "the job has no model yet (--no-wait)", "register it later")]
+        )
+    version = AwsRegistry.open(project, profile, region).register_trained(record)
+    echo(
+        f"registered {version.group} version {version.version} ({version.status}); approve "
+        f"it with `python -m training approve --target aws --version {version.version}`"
+    )
+    return version
+
+
 def _register(args) -> int:
     register(
         args.target, args.model, args.preprocessing, args.registry, args.project,

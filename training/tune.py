@@ -100,6 +100,10 @@ def run(args) -> int:
         )
         if record is not None:
             print(f"best model: {record.model_data_url} ({record.training_job_name})")
+        if args.register:
+            from training.registry_commands import register_job
+
+            register_job(record, args.project, args.profile, args.region, echo)
         return 0
     if args.out is None:
         raise TuningError("--out: say where the local search writes its jobs and table.")

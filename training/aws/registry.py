@@ -130,7 +130,40 @@ class AwsRegistry:
         featurizer_url = None
         if preprocessing is not None:
             featurizer_url, _ = upload_featurizer(s3, bucket, preprocessing, show_progress=False)
-        metrics = record.metrics.flat() if record else {}
+        return self._create(
+            bucket,
+            model_url,
+            featurizer_url,
+            loaded,
+            digest,
+            record.metrics.flat() if record else {},
+            record.data_manifest_sha256 if record else None,
+        )
+
+    def register_trained(self, record) -> ModelVersion:
+        """A SageMaker training job's model (its :class:`ModelRecord`), already in S3
+        (``train`` / ``tune --target aws --register``): its bytes are read back to check and
+        hash them; its metrics are the job's final metrics (SageMaker's names, as ours)."""
+        from training.aws.download import fetch
+        from training.aws.naming import split_s3_url
+
+        url = record.model_data_url
+        data = fetch(url, None, self.sess.region_name, False)
+        loaded = artifact.from_bytes(data, url)
+        described = self.sm.describe_training_job(TrainingJobName=record.training_job_name)
+        metrics = {m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])}
+        return self._create(
+            split_s3_url(url)[0],
+            url,
+            record.featurizer_data_url,
+            loaded,
+            hashlib.sha256(data).hexdigest(),
+            metrics,
+            record.data_manifest_sha256,
+        )
+
+    def _create(self, bucket, model_url, featurizer_url, loaded, digest, metrics, data_sha):
+        s3 = aws.s3_client_for(self.sess, bucket)
         metrics_url = None
         if metrics:
             body = json.dumps({"metrics": metrics}, indent=2, sort_keys=True).encode()
@@ -148,7 +181,7 @@ class AwsRegistry:
             featurizer_image=sklearn_image(self.sess.region_name) if featurizer_url else None,
             metrics=metrics,
             metrics_url=metrics_url,
-            data_manifest_sha256=record.data_manifest_sha256 if record else None,
+            data_manifest_sha256=data_sha,
         )
         arn = self.sm.create_model_package(**request)["ModelPackageArn"]
         return self._version(self.sm.describe_model_package(ModelPackageName=arn))
