@@ -72,11 +72,11 @@ class EndpointStack(cdk.Stack):
         key_arn = cdk.Fn.import_value(base.export_name(Output.KEY))
         self.role = iam.Role.from_role_arn(self, "ExecutionRole", role_arn, mutable=True)
         if served.model_package_arn and served.model_data_url is None:
-            # a version by ARN alone: the registry put its artifacts under models/ of the
-            # project bucket, with both images (training.aws.registry)
+            # a version by ARN alone: the registry put its artifacts under the project
+            # bucket's models/, which the execution role reads already (the base stack's
+            # EXECUTION_S3), and its images are the two the role pulls already
             model_data_url = None
-            objects = [base.bucket.arn_for_objects(f"{Prefix.MODELS}*")]
-            images = [image_uri, base.featurizer_image_uri]
+            objects, images = [], [image_uri, base.featurizer_image_uri]
         else:
             model_data_url, model_object = self._artifact(served.model_data_url, served.model_path)
             objects, images = [model_object], [image_uri]
@@ -123,7 +123,8 @@ class EndpointStack(cdk.Stack):
                     ]
                 },
             )
-        model.node.add_dependency(access)  # the role can read the artifact before CreateModel
+        if access is not None:  # the role can read the artifact before CreateModel
+            model.node.add_dependency(access)
         # Options change the config, and CloudFormation then makes a new one (it has no fixed
         # name) and updates the endpoint to it in place.
         config = sagemaker.CfnEndpointConfig(
@@ -434,8 +435,12 @@ class EndpointStack(cdk.Stack):
         """Read exactly these artifacts (they may live outside the project bucket: a model
         made elsewhere, or CDK assets) and pull the images the base stack does not already
         let the role pull (an ``image_uri`` of one's own)."""
-        statements = [iam.PolicyStatement(actions=["s3:GetObject"], resources=objects)]
+        statements = (
+            [iam.PolicyStatement(actions=["s3:GetObject"], resources=objects)] if objects else []
+        )
         others = [image for image in dict.fromkeys(images) if image not in base.pulled_images]
         if others:
             statements.append(pull_statement([image_parts(i) for i in others], self))
+        if not statements:  # nothing the base stack's role cannot do already
+            return None
         return iam.Policy(self, "ModelAccess", statements=statements, roles=[self.role])

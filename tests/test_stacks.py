@@ -25,6 +25,7 @@ from training.aws.instance_types import accepts_volume_key
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/ll-e2e-models/3"
 SERVERLESS = {"endpoint_mode": "serverless", "serverless_memory_mb": 3072}
 SCALED = {
     "endpoint_instance_count": 2,
@@ -709,6 +710,7 @@ def synthesized(tmp_path_factory):
     for variant, ctx in (
         ("default", []),
         ("endpoint", ["-c", f"model_data_url={MODEL}"]),
+        ("package", ["-c", f"model_package_arn={PACKAGE}"]),
         (
             "vpc",
             [
@@ -763,7 +765,7 @@ def test_the_cdks_own_cloudformation_validation_finds_nothing_in_any_variant(syn
     "CloudFormation Validate" plugin) but only warns; this makes its findings fail the suite.
     ``python -m training run`` skips that check to save its ~5.5 s, relying on this test."""
     variants = sorted(p.name for p in synthesized.iterdir())
-    assert len(variants) == 5
+    assert len(variants) == 6
     for variant in variants:
         report = json.loads((synthesized / variant / "validation-report.json").read_text())
         findings = [
@@ -801,7 +803,7 @@ def test_cli_synth_without_credentials_writes_templates(synthesized):
 
 def test_cfn_lint_passes_on_every_synthesized_template(synthesized):
     templates = sorted(str(p) for p in synthesized.glob("*/*.template.json"))
-    assert len(templates) == 9
+    assert len(templates) == 11
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     res = subprocess.run(
         [str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -981,9 +983,6 @@ def test_endpoint_options_that_sagemaker_would_refuse_fail_synth(context, messag
 
 
 # ----------------------------------------------------------------------------- registry
-
-
-PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/ll-e2e-models/3"
 
 
 def test_a_registry_version_is_served_by_its_package_arn():

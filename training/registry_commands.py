@@ -86,7 +86,10 @@ def _list(args) -> int:
         print(json.dumps([v.to_json() for v in versions], indent=2))
         return 0
     if not versions:
-        print("no versions registered yet: python -m training register --model M/model.tar.gz")
+        where = " --target aws" if args.target == "aws" else ""
+        print(
+            f"no versions registered yet: python -m training register --model M/model.tar.gz{where}"
+        )
         return 0
     for line in table(versions):
         print(line)

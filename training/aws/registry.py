@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.aws import session as aws
@@ -55,6 +55,7 @@ class AwsRegistry:
     sess: object
     project: str
     group: str
+    _client: object = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, project: str, profile=None, region=None) -> AwsRegistry:
@@ -62,7 +63,9 @@ class AwsRegistry:
 
     @property
     def sm(self):
-        return self.sess.client("sagemaker")
+        if self._client is None:
+            self._client = self.sess.client("sagemaker")
+        return self._client
 
     def versions(self) -> list[ModelVersion]:
         """Every version of the group, oldest first."""
@@ -73,6 +76,9 @@ class AwsRegistry:
             ModelPackageGroupName=self.group, SortBy="CreationTime", SortOrder="Ascending"
         )
         try:
+            # the group first: what ListModelPackages answers for a missing group is not
+            # documented (moto lists nothing)
+            self.sm.describe_model_package_group(ModelPackageGroupName=self.group)
             for page in pages:
                 arns += [p["ModelPackageArn"] for p in page["ModelPackageSummaryList"]]
         except botocore.exceptions.ClientError as err:
@@ -138,6 +144,7 @@ class AwsRegistry:
             digest,
             record.metrics.flat() if record else {},
             record.data_manifest_sha256 if record else None,
+            dict(record.hyperparameters) if record else {},
         )
 
     def register_trained(self, record) -> ModelVersion:
@@ -160,13 +167,19 @@ class AwsRegistry:
             hashlib.sha256(data).hexdigest(),
             metrics,
             record.data_manifest_sha256,
+            described.get("HyperParameters", {}),
         )
 
-    def _create(self, bucket, model_url, featurizer_url, loaded, digest, metrics, data_sha):
+    def _create(
+        self, bucket, model_url, featurizer_url, loaded, digest, metrics, data_sha, hps=None
+    ):
+        """Upload the metrics (with the hyperparameters they were trained with) and create
+        the version."""
         s3 = aws.s3_client_for(self.sess, bucket)
         metrics_url = None
         if metrics:
-            body = json.dumps({"metrics": metrics}, indent=2, sort_keys=True).encode()
+            doc = {"metrics": metrics, "hyperparameters": hps or {}}
+            body = json.dumps(doc, indent=2, sort_keys=True).encode()
             metrics_key = Prefix.metrics_key(hashlib.sha256(body).hexdigest())
             s3.put_object(Bucket=bucket, Key=metrics_key, Body=body)
             metrics_url = f"s3://{bucket}/{metrics_key}"
