@@ -448,3 +448,82 @@ def test_cleanup_handler_reports_a_failure_to_cloudformation(sess, cfnresponse, 
     [(status, data, physical, reason)] = cfnresponse
     assert (status, data, physical) == ("FAILED", {}, f"{GROUP}-cleanup")
     assert reason.startswith("ClientError: An error occurred (AccessDeniedException)")
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+@pytest.fixture
+def group_deleted(monkeypatch) -> list[str]:
+    """DeleteModelPackageGroup for moto, refusing a group that still has versions (as
+    CloudFormation's handler reports AWS doing); each call recorded."""
+    calls = []
+
+    def delete_model_package_group(self):
+        name = self._get_param("ModelPackageGroupName")
+        calls.append(name)
+        backend = self.sagemaker_backend
+        if any(p.model_package_group_name == name for p in backend.model_packages.values()):
+            raise MotoValidationError(f"Model Package Group {name} contains model packages")
+        backend.model_package_groups.pop(name)
+        return EmptyResult()
+
+    monkeypatch.setattr(SageMakerResponse, "delete_model_package_group",
+                        delete_model_package_group, raising=False)  # fmt: skip
+    return calls
+
+
+def test_audit_lists_the_registry_deletes_versions_first_and_spares_look_alikes(
+    sess, deleted, group_deleted
+):
+    from training.aws import audit
+
+    sm = sess.client("sagemaker")
+    spec = {"Containers": [{"Image": linear_learner_image("us-east-1"),
+                            "ModelDataUrl": "s3://b/m.tar.gz"}]}  # fmt: skip
+    tags = {GROUP: "ll-e2e", f"{GROUP}-prod": "ll-e2e-prod", "ll-e2ex-models": "ll-e2ex"}
+    for group, project in tags.items():
+        sm.create_model_package_group(
+            ModelPackageGroupName=group, Tags=[{"Key": "project", "Value": project}]
+        )
+        for _ in range(2):
+            sm.create_model_package(
+                ModelPackageGroupName=group, InferenceSpecification=spec,
+                ModelApprovalStatus=PENDING,
+            )  # fmt: skip
+    found = [f for f in audit.find_leftovers(sess, "ll-e2e") if f.kind == "model-package-group"]
+    assert [(f.name, f.detail) for f in found] == [(GROUP, "2 versions")]
+    audit.delete(sess, found, echo=lambda _: None)
+    assert group_deleted == [GROUP] and len(deleted) == 2  # the versions, then the group
+    left = {g["ModelPackageGroupName"] for g in sm.list_model_package_groups()[
+        "ModelPackageGroupSummaryList"]}  # fmt: skip
+    assert left == {f"{GROUP}-prod", "ll-e2ex-models"}
+    assert len(packages(sess, f"{GROUP}-prod")) == 2
+
+
+def test_audit_says_which_versions_have_waited_for_approval_over_a_week(sess, monkeypatch):
+    import datetime as dt
+
+    from training.aws import audit
+
+    sm = sess.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    spec = {"Containers": [{"Image": linear_learner_image("us-east-1"),
+                            "ModelDataUrl": "s3://b/m.tar.gz"}]}  # fmt: skip
+    for status in (PENDING, PENDING, APPROVED):
+        sm.create_model_package(
+            ModelPackageGroupName=GROUP, InferenceSpecification=spec, ModelApprovalStatus=status
+        )
+    assert audit.stale_pending(sess, "ll-e2e") == []  # all just registered
+    real_now = dt.datetime.now(dt.timezone.utc)
+
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_now + dt.timedelta(days=8)
+
+    monkeypatch.setattr(dt, "datetime", Later)
+    notes = audit.stale_pending(sess, "ll-e2e")
+    assert len(notes) == 2 and all("has waited for approval since" in n for n in notes)
+    assert "version 1 " in notes[0] and "version 2 " in notes[1]
+    assert audit.stale_pending(sess, "ll-e2ex") == []  # no registry there: nothing to say
