@@ -552,6 +552,12 @@ def test_deploy_approved_serves_the_registrys_approved_version_and_refuses_other
     assert any("version 1 (Approved: beats the baseline)" in line for line in lines)
     assert any("as the artifact does" in line for line in lines)  # smoke-tested on raw rows
 
+    registry.register(model_file)  # version 2: pending
+    with pytest.raises(RegistryError, match="version 2 is PendingManualApproval, not Approved"):
+        deploy.deploy_approved(record=record_file, echo=lambda line: None, version_number=2)
     registry.set_status(1, REJECTED, "withdrawn")
+    with pytest.raises(RegistryError, match="version 1 is Rejected, not Approved"):
+        deploy.deploy_approved(record=record_file, echo=lambda line: None, version_number=1)
     with pytest.raises(RegistryError, match="no Approved version"):
         deploy.deploy_approved(record=record_file, echo=lambda line: None)
+    assert ModelRecord.load(record_file) == record and stand_in.deploys == 1  # untouched

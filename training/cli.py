@@ -441,7 +441,10 @@ def _deploy(args) -> int:
             raise ValidationError(
                 [Problem("--approved", "deploys the registry's version", "drop --model")]
             )
-        deploy_approved(args.project, args.profile, args.region, args.record, args.data_dir)
+        deploy_approved(
+            args.project, args.profile, args.region, args.record, args.data_dir,
+            version_number=args.version,
+        )  # fmt: skip
         return 0
     if args.model is None:
         raise ValidationError(
@@ -867,6 +870,11 @@ def _add_deploy(sub) -> None:
         "--approved",
         action="store_true",
         help="deploy the latest Approved version of the project's model registry instead",
+    )
+    m.add_argument(
+        "--version",
+        type=_count(1),
+        help="with --approved: this version (refused unless it is Approved)",
     )
     m.add_argument(
         "--data-dir",

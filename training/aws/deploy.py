@@ -322,19 +322,25 @@ def deploy_approved(
     record: Path | None = None,
     data_dir: Path | None = None,
     echo=print,
+    version_number: int | None = None,
 ) -> Deployed:
-    """Serve the registry's latest Approved version (``deploy --approved``): refused, naming
-    its status, when none is approved; recorded with its package ARN, which the endpoint
-    stack's Model runs; then checked and smoke-tested as every deploy is, against the
-    version's own artifact."""
+    """Serve the registry's latest Approved version (``deploy --approved``), or version
+    ``version_number`` (refused, naming its status, unless it is Approved); recorded with its
+    package ARN, which the endpoint stack's Model runs; then checked and smoke-tested as
+    every deploy is, against the version's own artifact. Nothing is written or deployed for a
+    version that is not approved."""
     from training.aws.images import linear_learner_image
     from training.aws.registry import AwsRegistry
-    from training.core.registry import check_deployable, latest_approved
+    from training.core.registry import check_deployable, find, latest_approved
 
     record = Path(record) if record else default_path()  # outside a project: stops here
     registry = AwsRegistry.open(project, profile, region)
     sess = registry.sess
-    version = latest_approved(registry.versions())
+    versions = registry.versions()
+    if version_number is None:
+        version = latest_approved(versions)
+    else:
+        version = find(versions, version_number)
     check_deployable(version)
     echo(
         f"==> 1/4 {version.group} version {version.version} (Approved"
