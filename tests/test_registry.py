@@ -146,3 +146,20 @@ def test_concurrent_registrations_take_distinct_numbers(trained, tmp_path):
     assert sorted(numbers) == list(range(1, 9))
     assert [v.version for v in registry.versions()] == list(range(1, 9))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()]
+
+
+def test_preprocessing_that_does_not_fit_the_model_registers_nothing(trained, tmp_path):
+    from training.data.prepare import PrepareConfig, prepare
+    from training.datasets import PENGUINS
+
+    narrower = tmp_path / "data"
+    prepare(
+        PrepareConfig(
+            PENGUINS, "sex", "binary_classifier", narrower, drop=("island",),
+            drop_unlabeled=True, show_progress=False,
+        )
+    )  # fmt: skip
+    registry = LocalRegistry(tmp_path / "r", "ll-e2e-models")
+    with pytest.raises(RegistryError, match="makes 8 features, the model takes 11"):
+        registry.register(trained / "a" / "model.tar.gz", narrower / "preprocessing.json")
+    assert registry.versions() == []

@@ -436,6 +436,10 @@ def _inspect(args) -> int:
 def _deploy(args) -> int:
     from training.aws.deploy import deploy_approved, deploy_model
 
+    if args.version is not None and not args.approved:
+        raise ValidationError(
+            [Problem("--version", "picks a registry version", "add --approved (or drop it)")]
+        )
     if args.approved:
         if args.model is not None:
             raise ValidationError(

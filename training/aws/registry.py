@@ -37,6 +37,7 @@ from training.core.registry import (
     LISTED_METRICS,
     PENDING,
     ModelVersion,
+    check_preprocessing,
     check_transition,
     find,
 )
@@ -123,6 +124,8 @@ class AwsRegistry:
 
         model = Path(model)
         loaded = artifact.load(model)  # not a Linear Learner artifact: ArtifactError here
+        if preprocessing is not None:
+            check_preprocessing(loaded, preprocessing)
         digest = file_sha256(model)
         record_path = model.parent / RECORD_FILE
         record = TrainingRecord.load(record_path) if record_path.is_file() else None

@@ -62,6 +62,21 @@ class ModelVersion:
         return {n: self.metrics[n] for n in names if n in self.metrics}
 
 
+def check_preprocessing(model, preprocessing) -> None:
+    """The preprocessing registered with ``model`` must load and make the features it takes:
+    a mismatch is refused before a version exists, not found when it is served."""
+    from training.core.featurizer import Featurizer, PreprocessingError
+    from training.core.inference import InferencePipeline, PipelineMismatchError
+
+    try:
+        InferencePipeline(model, Featurizer.load(preprocessing))
+    except (PreprocessingError, PipelineMismatchError) as err:
+        raise RegistryError(
+            f"{preprocessing}: {err}; nothing was registered (pass the preprocessing.json "
+            "the model was trained behind, or none)"
+        ) from None
+
+
 def check_transition(version: ModelVersion, to: str) -> None:
     """Whether ``version`` may go to status ``to`` (APPROVED or REJECTED); says why not."""
     where = f"{version.group} version {version.version}"

@@ -25,7 +25,13 @@ from pathlib import Path
 from training.checksums import file_sha256
 from training.core import artifact
 from training.core.featurizer import PREPROCESSING_FILE
-from training.core.registry import PENDING, ModelVersion, check_transition, find
+from training.core.registry import (
+    PENDING,
+    ModelVersion,
+    check_preprocessing,
+    check_transition,
+    find,
+)
 from training.errors import RegistryError
 from training.local.training_record import RECORD_FILE, TrainingRecord
 
@@ -82,6 +88,8 @@ class LocalRegistry:
         artifact), with the preprocessing and training record found beside it."""
         model = Path(model)
         loaded = artifact.load(model)  # not a Linear Learner artifact: ArtifactError here
+        if preprocessing is not None:
+            check_preprocessing(loaded, preprocessing)
         record_path = model.parent / RECORD_FILE
         record = TrainingRecord.load(record_path) if record_path.is_file() else None
         if record is not None and record.model_sha256 != file_sha256(model):
