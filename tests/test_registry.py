@@ -163,3 +163,28 @@ def test_preprocessing_that_does_not_fit_the_model_registers_nothing(trained, tm
     with pytest.raises(RegistryError, match="makes 8 features, the model takes 11"):
         registry.register(trained / "a" / "model.tar.gz", narrower / "preprocessing.json")
     assert registry.versions() == []
+
+
+def test_a_swapped_model_is_not_served_as_the_approved_one(trained, tmp_path, capsys):
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    registry.register(trained / "a" / "model.tar.gz", trained / "a" / "preprocessing.json")
+    registry.set_status(1, APPROVED, "reviewed")
+    (tmp_path / "1" / "model.tar.gz").write_bytes((trained / "b" / "model.tar.gz").read_bytes())
+    assert main(["serve", "--approved", "--registry", str(tmp_path)]) == 2
+    assert "is missing or is not the model registered" in capsys.readouterr().err
+
+
+def test_stray_entries_and_a_killed_registration_do_not_break_the_registry(trained, tmp_path):
+    (tmp_path / "12abc").mkdir(parents=True)  # not a version number: ignored
+    (tmp_path / "1").write_text("a stray file")  # a taken number
+    (tmp_path / ".2-killed").mkdir()  # a registration killed mid-copy
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    assert registry.register(trained / "a" / "model.tar.gz").version == 2
+    assert not (tmp_path / ".2-killed").exists()
+    rejected = registry.set_status(2, APPROVED, "first\nlook")
+    assert rejected.approval_description == "first look"  # one line in the table
+    assert registry.set_status(2, REJECTED).approval_description is None  # not "first look"
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / "version.json").write_text('["not", "a", "record"]')
+    with pytest.raises(RegistryError, match="3/version.json is not a registry record"):
+        registry.versions()

@@ -86,6 +86,11 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from training.core.hyperparameters import parse_assignments
 
+    if args.register and args.target == "local":  # where it goes, found before training
+        from training.registry_commands import open_registry
+
+        open_registry("local", args.registry, args.project, None, None)
+
     overrides = parse_assignments(args.hyperparameters)
     if args.target == "aws":
         from training.aws.job import AwsTrainConfig, train_aws
@@ -367,7 +372,7 @@ def _approved_model(args) -> tuple[str, str | None]:
             [Problem("--approved", "serves the registry's model", "drop --model, or --approved")]
         )
     registry = open_registry("local", args.registry, DEFAULT_PROJECT, None, None)
-    version = latest_approved(registry.versions())
+    version = registry.verified(latest_approved(registry.versions()))
     print(f"serving {version.group} version {version.version} (Approved): {version.model}")
     return version.model, version.preprocessing
 

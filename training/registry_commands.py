@@ -24,7 +24,10 @@ def open_registry(target: str, registry_dir: Path | None, project: str, profile,
     if registry_dir is None:
         from training import project as project_folder
 
-        registry_dir = project_folder.root(f"the local registry ({DEFAULT_DIR})") / DEFAULT_DIR
+        registry_dir = (
+            project_folder.root(f"the local registry ({DEFAULT_DIR}; or pass --registry DIR)")
+            / DEFAULT_DIR
+        )
     return LocalRegistry(registry_dir, group)
 
 

@@ -107,6 +107,10 @@ def run(args) -> int:
         return 0
     if args.out is None:
         raise TuningError("--out: say where the local search writes its jobs and table.")
+    if args.register:  # where it goes, found before the search
+        from training.registry_commands import open_registry
+
+        open_registry("local", args.registry, args.project, None, None)
     from training.local.tuner import tune_local
 
     result = tune_local(spec, args.data_dir, args.out, echo=echo, show_progress=not args.quiet)

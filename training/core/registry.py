@@ -54,8 +54,21 @@ class ModelVersion:
 
     @classmethod
     def from_json(cls, doc: dict) -> ModelVersion:
+        """A stored record, its shape checked (ValueError says what is wrong)."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        version = cls(**{k: v for k, v in doc.items() if k in known})
+        if not isinstance(version.version, int) or isinstance(version.version, bool):
+            raise ValueError(f"version {version.version!r} is not a number")
+        if version.status not in STATUSES:
+            raise ValueError(f"status {version.status!r} is not one of {', '.join(STATUSES)}")
+        if not isinstance(version.metrics, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for v in version.metrics.values()
+        ):
+            raise ValueError("metrics are not numbers by name")
+        return version
 
     def listed_metrics(self) -> dict[str, float]:
         names = LISTED_METRICS.get(self.predictor_type, ())

@@ -63,25 +63,42 @@ class LocalRegistry:
         if self.root.exists() and not self.root.is_dir():
             raise RegistryError(f"--registry {self.root} is a file: pass a folder.")
         out = []
-        for folder in sorted(self.root.glob("[0-9]*"), key=lambda p: int(p.name)):
+        for folder in sorted(_numbered(self.root), key=lambda p: int(p.name)):
             if not (folder / VERSION_FILE).is_file():
                 continue
             try:
                 doc = json.loads((folder / VERSION_FILE).read_text())
                 version = ModelVersion.from_json(doc)
+                if version.version != int(folder.name):
+                    raise ValueError(f"it says version {version.version}")
             except (OSError, ValueError, TypeError) as err:
                 raise RegistryError(
-                    f"{folder / VERSION_FILE} is not a registry record ({err})."
+                    f"{folder / VERSION_FILE} is not a registry record ({err}): move the "
+                    "folder out of the registry"
                 ) from None
-            preprocessing = folder / PREPROCESSING_FILE
             out.append(
                 replace(
                     version,
                     model=str(folder / MODEL_FILE),
-                    preprocessing=str(preprocessing) if preprocessing.exists() else None,
+                    # recorded with one: kept even if the file went missing, so serving it
+                    # fails on the missing file instead of quietly taking encoded vectors
+                    preprocessing=str(folder / PREPROCESSING_FILE)
+                    if version.preprocessing
+                    else None,
                 )
             )
         return out
+
+    def verified(self, version: ModelVersion) -> ModelVersion:
+        """``version``, its model file checked to be the one registered (by SHA-256)."""
+        model = Path(version.model)
+        if not model.is_file() or file_sha256(model) != version.model_sha256:
+            raise RegistryError(
+                f"{version.group} version {version.version}: {model} is missing or is not the "
+                f"model registered (sha256 {version.model_sha256[:12]}…); register the model "
+                "again"
+            )
+        return version
 
     def register(self, model: Path, preprocessing: Path | None = None) -> ModelVersion:
         """A new PendingManualApproval version of ``model`` (checked to be Linear Learner's
@@ -95,7 +112,9 @@ class LocalRegistry:
         if record is not None and record.model_sha256 != file_sha256(model):
             record = None  # the record beside it is another model's
         with self._locked():
-            number = max((v.version for v in self.versions()), default=0) + 1
+            _clear_stale_staging(self.root)
+            # every numbered entry counts as taken, a stray file or folder too
+            number = max((int(p.name) for p in _numbered(self.root)), default=0) + 1
             staging = Path(tempfile.mkdtemp(prefix=f".{number}-", dir=self.root))
             try:
                 staging.chmod(0o755)  # mkdtemp's 0700 is for secrets; a version is not one
@@ -136,7 +155,8 @@ class LocalRegistry:
                 status=status,
                 modified=now(),
                 modified_by=who(),
-                approval_description=reason or version.approval_description,
+                # this decision's reason only (one line), never the previous decision's
+                approval_description=" ".join(reason.split()) if reason else None,
             )
             folder = self.root / str(number)
             stored = {**changed.to_json(), "model": MODEL_FILE}
@@ -155,6 +175,21 @@ class LocalRegistry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _numbered(root: Path) -> list[Path]:
+    """The registry's entries named by a version number (digits only)."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.name.isascii() and p.name.isdigit()]
+
+
+def _clear_stale_staging(root: Path) -> None:
+    """Hidden staging folders (``.<N>-…``) a killed registration left: under the lock, no
+    registration is running, so none is in use."""
+    for path in root.glob(".[0-9]*-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_json(path: Path, doc: dict) -> None:
