@@ -333,7 +333,7 @@ class BaseStack(cdk.Stack):
                 ),
                 iam.PolicyStatement(
                     sid="OwnLogs",
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    actions=LOG_WRITE,
                     resources=[
                         self._arn(
                             "logs",

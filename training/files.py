@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -45,11 +46,26 @@ def file_problem(path: Path, what: str = "file", fix: str = "check the path") ->
     return None
 
 
+def remove_named(folder: Path, names) -> None:
+    """Remove these entries of ``folder`` (files, folders, links; a link itself, never what it
+    points to) and nothing else: what a command re-run into the same folder replaces."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def write_whole(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` whole or not at all: a temporary file renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # interrupted or failed: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -33,6 +33,7 @@ from training.data.manifest import Manifest
 from training.data.prepare import PrepareConfig, prepare
 from training.datasets import PENGUINS
 from training.errors import UserError
+from training.files import remove_named
 from training.local.server import serving
 from training.local.trainer import MODEL_FILE, train_local
 from training.local.training_record import TrainingRecord
@@ -117,12 +118,7 @@ def _clear_previous_run(out: Path, echo) -> None:
         return
     when = datetime.fromtimestamp(summary.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     echo(f"note: {out} holds a previous run (finished {when}); this run replaces it")
-    for name in RUN_OUTPUTS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+    remove_named(out, RUN_OUTPUTS)
 
 
 def _prepare_stage(config: RunConfig, out: Path) -> Manifest:

@@ -173,37 +173,30 @@ def stale_pending(sess, project: str, days: int = PENDING_DAYS) -> list[str]:
 
 def running_jobs(sess, own: Ownership) -> list[str]:
     """The project's training jobs still running (destroy-all stops exactly these)."""
-    return _running(sess, own, "training")
+    return _running(sess, own, "training", "Training", "training-job")
 
 
 def running_tuning_jobs(sess, own: Ownership) -> list[str]:
     """The project's tuning jobs still running (destroy-all stops exactly these; stopping one
     stops the training jobs it launched)."""
-    sm = sess.client("sagemaker")
-    names = []
-    pages = sm.get_paginator("list_hyper_parameter_tuning_jobs").paginate(StatusEquals="InProgress")
-    for page in pages:
-        for j in page["HyperParameterTuningJobSummaries"]:
-            tags = sm.list_tags(ResourceArn=j["HyperParameterTuningJobArn"]).get("Tags", [])
-            if own.owns("tuning-job", j["HyperParameterTuningJobName"], tags):
-                names.append(j["HyperParameterTuningJobName"])
-    return names
+    return _running(sess, own, "hyper_parameter_tuning", "HyperParameterTuning", "tuning-job")
 
 
 def running_transforms(sess, own: Ownership) -> list[str]:
     """The project's batch transform jobs still running (destroy-all stops exactly these)."""
-    return _running(sess, own, "transform")
+    return _running(sess, own, "transform", "Transform", "transform-job")
 
 
-def _running(sess, own: Ownership, what: str) -> list[str]:
+def _running(sess, own: Ownership, operation: str, noun: str, kind: str) -> list[str]:
+    """The ``kind`` jobs ``own`` owns that are InProgress: ``list_<operation>_jobs`` answers
+    ``<noun>JobSummaries`` with ``<noun>JobName`` and ``<noun>JobArn``."""
     sm = sess.client("sagemaker")
-    noun = "Training" if what == "training" else "Transform"
     names = []
-    pages = sm.get_paginator(f"list_{what}_jobs").paginate(StatusEquals="InProgress")
+    pages = sm.get_paginator(f"list_{operation}_jobs").paginate(StatusEquals="InProgress")
     for page in pages:
         for j in page[f"{noun}JobSummaries"]:
             tags = sm.list_tags(ResourceArn=j[f"{noun}JobArn"]).get("Tags", [])
-            if own.owns(f"{what}-job", j[f"{noun}JobName"], tags):
+            if own.owns(kind, j[f"{noun}JobName"], tags):
                 names.append(j[f"{noun}JobName"])
     return names
 

@@ -306,6 +306,12 @@ def deploy_model(
         feature_dim=model.feature_dim,
         recorded=stamp(),
     )
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
+
+
+def _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo):
+    """Write the model record the endpoint stack reads, then deploy and check that stack
+    (steps 2-4 of a deploy)."""
     entry.write(record)
     echo(f"    recorded in {record}")
     context = _context(project, sess.region_name, record)
@@ -361,13 +367,7 @@ def deploy_approved(
         source=f"{version.group} version {version.version}",
         recorded=stamp(),
     )
-    entry.write(record)
-    echo(f"    recorded in {record}")
-    context = _context(project, sess.region_name, record)
-    outputs = deploy_endpoint(
-        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
-    )
-    return Deployed(entry, outputs)
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
 
 
 def _version_pipeline(version, sess):

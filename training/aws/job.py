@@ -247,6 +247,22 @@ class Staged:
     def s3(self):
         return aws.s3_client_for(self.sess, self.bucket)
 
+    def training_request(self, config: AwsTrainConfig) -> dict:
+        """The CreateTrainingJob request for these inputs, sending the hyperparameters as
+        they were given (strings; SageMaker fills in its defaults)."""
+        return training_request(
+            config,
+            self.checked.hyperparameters.to_strings(self.checked.given),
+            self.channels,
+            self.bucket,
+            self.run_prefix,
+            self.image,
+            self.role_arn,
+            self.name,
+            self.train_manifest,
+            self.key_arn,
+        )
+
 
 def stage(config: AwsTrainConfig, name_for, echo=print, before_upload=None) -> Staged:
     """Preflight (the local trainer's), find the project's bucket, role and key, upload the
@@ -320,21 +336,8 @@ def train_aws(config: AwsTrainConfig, echo=print) -> ModelRecord:
     # where the record goes, decided before anything is uploaded or billed
     config = replace(config, record=Path(config.record) if config.record else default_path())
     staged = stage(config, lambda when: training_job_name(config.project, when), echo)
-    checked, name = staged.checked, staged.name
-    # send what was given, as strings; SageMaker fills in its defaults
-    user_hp = checked.hyperparameters.to_strings(checked.given)
-    request = training_request(
-        config,
-        user_hp,
-        staged.channels,
-        staged.bucket,
-        staged.run_prefix,
-        staged.image,
-        staged.role_arn,
-        name,
-        staged.train_manifest,
-        staged.key_arn,
-    )
+    name = staged.name
+    request = staged.training_request(config)
     sm = staged.sess.client("sagemaker")
     sm.create_training_job(**request)
     echo(

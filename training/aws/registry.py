@@ -42,7 +42,7 @@ from training.core.registry import (
     find,
 )
 from training.errors import RegistryError
-from training.local.training_record import RECORD_FILE, TrainingRecord
+from training.local.training_record import TrainingRecord
 
 # what a version says it serves and where (the endpoint stack's choices; each in botocore's
 # ProductionVariantInstanceType and TransformInstanceType enums: ml.c5.large is real-time only)
@@ -127,10 +127,7 @@ class AwsRegistry:
         if preprocessing is not None:
             check_preprocessing(loaded, preprocessing)
         digest = file_sha256(model)
-        record_path = model.parent / RECORD_FILE
-        record = TrainingRecord.load(record_path) if record_path.is_file() else None
-        if record is not None and record.model_sha256 != digest:
-            record = None  # the record beside it is another model's
+        record = TrainingRecord.beside(model, digest)
         bucket = aws.stack_outputs(self.sess, stack_name(self.project, Stack.BASE))[Output.BUCKET]
         s3 = aws.s3_client_for(self.sess, bucket)
         key = Prefix.model_key(digest)

@@ -23,7 +23,6 @@ from training.aws.job import (
     AwsTrainConfig,
     keep_model,
     stage,
-    training_request,
     unfinished_record,
 )
 from training.aws.model_record import ModelRecord, default_path
@@ -166,18 +165,7 @@ def tune_aws(spec: TuningSpec, config: AwsTrainConfig, echo=print) -> ModelRecor
 
     staged = stage(config, lambda when: tuning_job_name(config.project, when), echo, same_channels)
     name = staged.name
-    training = training_request(
-        config,
-        staged.checked.hyperparameters.to_strings(staged.checked.given),
-        staged.channels,
-        staged.bucket,
-        staged.run_prefix,
-        staged.image,
-        staged.role_arn,
-        name,
-        staged.train_manifest,
-        staged.key_arn,
-    )
+    training = staged.training_request(config)
     request = tuning_request(spec, training, name, training["Tags"])
     sm = staged.sess.client("sagemaker")
     import botocore.exceptions

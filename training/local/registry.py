@@ -15,7 +15,6 @@ import datetime as dt
 import fcntl
 import getpass
 import json
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from training.core.registry import (
     find,
 )
 from training.errors import RegistryError
+from training.files import write_whole
 from training.local.training_record import RECORD_FILE, TrainingRecord
 
 VERSION_FILE = "version.json"
@@ -107,10 +107,7 @@ class LocalRegistry:
         loaded = artifact.load(model)  # not a Linear Learner artifact: ArtifactError here
         if preprocessing is not None:
             check_preprocessing(loaded, preprocessing)
-        record_path = model.parent / RECORD_FILE
-        record = TrainingRecord.load(record_path) if record_path.is_file() else None
-        if record is not None and record.model_sha256 != file_sha256(model):
-            record = None  # the record beside it is another model's
+        record = TrainingRecord.beside(model, file_sha256(model))
         with self._locked():
             _clear_stale_staging(self.root)
             # every numbered entry counts as taken, a stray file or folder too
@@ -122,7 +119,7 @@ class LocalRegistry:
                 if preprocessing is not None:
                     shutil.copyfile(preprocessing, staging / PREPROCESSING_FILE)
                 if record is not None:
-                    shutil.copyfile(record_path, staging / RECORD_FILE)
+                    shutil.copyfile(model.parent / RECORD_FILE, staging / RECORD_FILE)
                 version = ModelVersion(
                     group=self.group,
                     version=number,
@@ -193,6 +190,4 @@ def _clear_stale_staging(root: Path) -> None:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.partial")
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(path)
+    write_whole(path, json.dumps(doc, indent=2).encode())

@@ -101,6 +101,14 @@ class TrainingRecord:
         return path
 
     @classmethod
+    def beside(cls, model: Path, model_sha256: str) -> TrainingRecord | None:
+        """The record train wrote beside ``model``, when it is that model's (its SHA-256);
+        None when there is none or it belongs to another model."""
+        path = Path(model).parent / RECORD_FILE
+        record = cls.load(path) if path.is_file() else None
+        return record if record is not None and record.model_sha256 == model_sha256 else None
+
+    @classmethod
     def load(cls, path: Path) -> TrainingRecord:
         """The record at ``path`` (a metrics.json, or the folder holding one)."""
         path = Path(path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import io
 import itertools
 import json
 import math
@@ -38,6 +39,7 @@ from pathlib import Path
 from training.core import hyperparameters as hps
 from training.core.tuning import CATEGORICAL, INTEGER, MAXIMIZE, TuningSpec
 from training.errors import NOTHING_STARTED, UserError
+from training.files import remove_named, write_whole
 
 TABLE_FILE = "tuning.csv"
 PLOT_FILE = "tuning.png"
@@ -467,14 +469,10 @@ def _short(value: str) -> str:
 
 def _clear_previous(out_dir: Path, echo) -> None:
     """A reused --out: the previous search's outputs go, by name; other files stay."""
-    old = [out_dir / name for name in (TABLE_FILE, PLOT_FILE, JOBS_DIR, BEST_DIR)]
-    if any(p.exists() for p in old):
+    names = (TABLE_FILE, PLOT_FILE, JOBS_DIR, BEST_DIR)
+    if any((out_dir / name).exists() for name in names):
         echo(f"note: {out_dir} holds a previous search; this one replaces its outputs")
-    for path in old:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    remove_named(out_dir, names)
 
 
 def _check_out(out_dir: Path, data_dir: Path) -> None:
@@ -531,25 +529,16 @@ def write_table(path: Path, spec: TuningSpec, trials: list[Trial]) -> None:
     others = sorted({k for t in trials for k in t.metrics} - {spec.objective.metric})
     header = ["job", "status", *spec.tuned, spec.objective.metric, *others]
     header += ["epochs", "seconds", "failure"]
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        _write_rows(tmp, spec, trials, others, header)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-
-
-def _write_rows(tmp: Path, spec: TuningSpec, trials, others, header) -> None:
-    with tmp.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(header)
-        for t in sorted(trials, key=lambda t: t.number):
-            row = [t.job, t.status, *(t.params[n] for n in spec.tuned)]
-            row += [_cell(t.metrics.get(spec.objective.metric))]
-            row += [_cell(t.metrics.get(k)) for k in others]
-            row += [t.epochs, f"{t.seconds:.2f}", t.failure]
-            out.writerow(row)
+    text = io.StringIO(newline="")
+    out = csv.writer(text)
+    out.writerow(header)
+    for t in sorted(trials, key=lambda t: t.number):
+        row = [t.job, t.status, *(t.params[n] for n in spec.tuned)]
+        row += [_cell(t.metrics.get(spec.objective.metric))]
+        row += [_cell(t.metrics.get(k)) for k in others]
+        row += [t.epochs, f"{t.seconds:.2f}", t.failure]
+        out.writerow(row)
+    write_whole(path, text.getvalue().encode())
 
 
 def _cell(value) -> str:
