@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "training"
 FOUNDATION = {"training", "training.errors", "training.files", "training.content_types"}
-FOUNDATION |= {"training.checksums", "training.progress"}
+FOUNDATION |= {"training.checksums", "training.progress", "training.limits"}
 
 
 def modules() -> dict[str, Path]:
