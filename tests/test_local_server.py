@@ -13,6 +13,7 @@ import pytest
 from training.core import artifact
 from training.core.model import LinearModel
 from training.data import recordio
+from training.local.http_server import ServerLimits
 from training.local.server import make_server
 
 W = np.array([1.0, -2.0, 0.5], np.float32)
@@ -295,7 +296,7 @@ def test_accept_lists_and_methods(servers):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request(method, "/invocations", body=b"1,0,0")
         res = conn.getresponse()
-        assert (res.status, res.getheader("Allow")) == (405, "GET, POST"), method
+        assert (res.status, res.getheader("Allow")) == (405, "GET, HEAD, POST"), method
         conn.close()
 
 
@@ -317,37 +318,36 @@ def test_a_negative_or_absurd_content_length_is_answered_not_waited_on(servers):
         assert answer.startswith(b"HTTP/1.1 400") and b"is not a byte count" in answer, answer
 
 
-def test_a_silent_client_is_dropped_after_the_socket_timeout(monkeypatch, tmp_path):
-    """Headers that never finish must not hold a thread forever."""
+def test_a_silent_client_is_dropped_after_the_header_deadline(tmp_path):
+    """Headers that never finish must not hold the connection forever."""
     import socket
     import time
 
-    from training.local import server as server_module
-
-    monkeypatch.setattr(server_module, "SOCKET_TIMEOUT_S", 0.5)
     model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
-    srv = make_server(model, "127.0.0.1", 0)
+    srv = make_server(model, "127.0.0.1", 0, settings=ServerLimits(header_deadline_s=0.5))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as sock:
             sock.sendall(b"POST /invocations HTTP/1.1\r\nContent-Le")  # and then nothing
             started = time.monotonic()
-            assert sock.recv(1024) == b""  # closed by the server
+            answer = sock.recv(1024)  # 408, then closed by the server
+            assert answer.startswith(b"HTTP/1.1 408") and b"within 0.5 s" in answer, answer
+            assert sock.recv(1024) == b""
             assert time.monotonic() - started < 5
     finally:
         srv.shutdown()
         srv.server_close()
 
 
-def test_the_listen_backlog_and_connection_cap_are_set():
-    from training.local.server import LISTEN_BACKLOG, MAX_CONNECTIONS, BoundedServer
+def test_the_server_runs_under_training_limits():
+    from training import limits
 
     model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
     srv = make_server(model, "127.0.0.1", 0)
     try:
-        assert isinstance(srv, BoundedServer)
-        assert srv.request_queue_size == LISTEN_BACKLOG == 1024
-        assert srv._slots._value == MAX_CONNECTIONS
+        assert srv.limits == ServerLimits()
+        assert srv.limits.listen_backlog == limits.SERVER_LISTEN_BACKLOG == 1024
+        assert srv.limits.max_body == limits.SERVER_MAX_BODY == 6 * 1024 * 1024
     finally:
         srv.server_close()
 
@@ -371,8 +371,6 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
     import socket
     import time
 
-    from training.local.server import MAX_CONNECTIONS
-
     model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
     srv = make_server(model, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -382,9 +380,10 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # an RST mid-body, as a killed client sends
         deadline = time.monotonic() + 10  # until the reset connection's handler has ended
-        while srv._slots._value < MAX_CONNECTIONS:
+        while srv._connections:
             assert time.monotonic() < deadline, "the reset connection is still being served"
             time.sleep(0.01)
+        assert srv._in_flight == 0  # the body it announced is no longer held against others
         assert call(srv.server_address[1], b"1,2,3")[0] == 200
     finally:
         srv.shutdown()

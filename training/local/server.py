@@ -24,6 +24,11 @@ TargetContainerHostname, EnableExplanations, InferenceComponentName, SessionId, 
 TargetVariant other than its one variant) and response streaming or async invocation are
 refused as ValidationError, never silently ignored.
 
+The HTTP layer (:mod:`training.local.http_server`) reads each request whole under deadlines
+and a memory budget (``training.limits``, docs/limits.md): slow senders are cut off without
+holding a worker, ambiguous framing is a 400 that closes, and a busy endpoint answers 503 with
+Retry-After (ServiceUnavailable on the runtime API's paths, which boto3 retries).
+
 ``serve`` writes a request log on stderr, one line a request (time, method, path, status,
 bytes in and out, milliseconds), never the payload.
 """
@@ -39,7 +44,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +61,11 @@ from training.core.inference import InferencePipeline
 from training.core.model import LinearModel, Predictions
 from training.data import recordio
 from training.data.raw_checks import is_number
+from training.local.http_server import HTTPServer, Request, Response, ServerLimits
 
 # where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
 SERVING_PORT = 8080
-MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 _FLOAT_MAX = 2**1024  # a JSON integer at or beyond this has no float value
-# Bounds that keep one slow or hostile client from holding the server: a socket that sends
-# nothing for this long (headers or body) is closed, at most this many connections are served
-# at once (the rest wait in the listen backlog, which is this deep).
-SOCKET_TIMEOUT_S = 30.0
-MAX_CONNECTIONS = 256
-LISTEN_BACKLOG = 1024
 
 
 class RequestError(Exception):
@@ -427,177 +425,113 @@ def request_log_line(method: str, path: str, status: int, sent: int, received: i
     return f"{when} {method} {path} {status} in={received}B out={sent}B {ms:.1f}ms"
 
 
-def make_handler(
-    served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT, request_log=None
-):
-    """``request_log``: called with each request's :func:`request_log_line` (None: none)."""
+def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
+    """The endpoint's routes as a function of a whole :class:`Request`: the container's
+    ``/ping`` and ``/invocations``, and the runtime API's paths in front of them."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "LinearLearnerLocal/1"
-        # Headers and body go out in separate writes; with Nagle on, the body waits for the
-        # client's delayed ACK (~40 ms per request on keep-alive connections).
-        disable_nagle_algorithm = True
-
-        def log_message(self, fmt, *args):  # quiet: the request log says what matters
-            pass
-
-        def parse_request(self) -> bool:
-            self._started, self._received = time.perf_counter(), 0
-            return super().parse_request()
-
-        def _send(
-            self, status: int, body: bytes, ctype: str = "text/plain", headers: dict | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            if request_log is not None:
-                ms = (time.perf_counter() - getattr(self, "_started", time.perf_counter())) * 1e3
-                request_log(
-                    request_log_line(self.command, self.path, status, len(body), self._received, ms)
-                )
-
-        def _drain(self, size: int, cap: int = 64 * 1024 * 1024) -> None:
-            left = min(size, cap)
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                left -= len(chunk)
-
-        def do_GET(self):  # noqa: N802 (http.server API)
-            if self.path == "/ping":
-                self._send(200, b"")
-            else:
-                self._send(404, b"not found: use GET /ping or POST /invocations\n")
-
-        def _not_allowed(self):
-            with contextlib.suppress(RequestError):  # a bad length closes the connection
-                self._drain(self._length() or 0)
-            self._send(
-                405,
-                b"method not allowed: GET /ping, POST /invocations\n",
-                headers={"Allow": "GET, POST"},
+    def respond(request: Request) -> Response:
+        method, path = request.method, request.path
+        if method in ("GET", "HEAD"):  # HEAD: the same answer, its body left out
+            if path == "/ping":
+                return Response(200)
+            return Response(404, b"not found: use GET /ping or POST /invocations\n")
+        if method != "POST":
+            allowed = (("Allow", "GET, HEAD, POST"),)
+            if method not in KNOWN_METHODS:
+                return Response(501, f"method {method[:40]} is not implemented\n".encode())
+            return Response(
+                405, b"method not allowed: GET /ping, POST /invocations\n", headers=allowed
             )
-
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
-
-        def _length(self) -> int | None:
-            """Content-Length as a non-negative integer; None when absent; RequestError
-            when it is not one (a negative length would read until the client hangs up)."""
-            raw = self.headers.get("Content-Length")
-            if raw is None:
-                return None
-            if not raw.strip().isdigit() or len(raw.strip()) > 18:
-                self.close_connection = True  # where this body ends is unknown
-                raise RequestError(400, f"Content-Length '{raw[:40]}' is not a byte count")
-            return int(raw)
-
-        def _read_body(self, required: bool = True) -> bytes:
-            """The request body, at most MAX_BODY; RequestError (411, 413 or 400) otherwise,
-            after draining what was sent so the client reads the answer, not a broken pipe.
-            Not ``required``: no Content-Length is an empty body."""
-            size = self._length()
-            if size is None and not required:
-                size = 0
-            if size is None:
-                raise RequestError(411, "Content-Length required")
-            if size > MAX_BODY:
-                self._drain(size)
-                self.close_connection = True  # any undrained rest must not become a request
+        runtime = RUNTIME_PATH.match(path)
+        if runtime:
+            return _runtime(urllib.parse.unquote(runtime.group(1)), request)
+        other = OTHER_RUNTIME_PATH.match(path)
+        if other:
+            return _other_runtime(urllib.parse.unquote(other.group(1)), other.group(2))
+        try:
+            if path != "/invocations":
                 raise RequestError(
-                    413, f"body of {size} bytes is over the 6 MB limit: split the request"
+                    404, "not found: POST /invocations or /endpoints/<name>/invocations"
                 )
-            body = self.rfile.read(size)
-            self._received = len(body)
-            return body
+            if not request.framed:
+                raise RequestError(411, "Content-Length (or chunked Transfer-Encoding) required")
+            out, ctype = predict_body(
+                served,
+                request.body,
+                request.headers.get("Content-Type"),
+                request.headers.get("Accept"),
+            )
+            return Response(200, out, ctype)
+        except RequestError as err:
+            return Response(err.status, (str(err) + "\n").encode())
 
-        def do_POST(self):  # noqa: N802
-            runtime = RUNTIME_PATH.match(self.path)
-            if runtime:
-                return self._runtime(urllib.parse.unquote(runtime.group(1)))
-            other = OTHER_RUNTIME_PATH.match(self.path)
-            if other:
-                return self._other_runtime(urllib.parse.unquote(other.group(1)), other.group(2))
+    def _runtime(endpoint: str, request: Request) -> Response:
+        """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container:
+        what the service itself refuses is a ValidationError, what the container refuses
+        a ModelError."""
+        headers = request.headers
+        attributes = headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        if endpoint != endpoint_name:
+            error = runtime_error(
+                "ValidationError",
+                f"Endpoint {endpoint} of account {ACCOUNT} not found. "
+                f"(this local endpoint serves '{endpoint_name}')",
+            )
+        elif attributes is not None and not CUSTOM_ATTRIBUTES.match(attributes):
+            error = runtime_error(
+                "ValidationError",
+                "CustomAttributes must be at most 1024 visible US-ASCII characters",
+            )
+        elif unsupported := unsupported_parameter(endpoint, headers):
+            error = runtime_error("ValidationError", unsupported)
+        else:
             try:
-                if self.path != "/invocations":
-                    raise RequestError(
-                        404, "not found: POST /invocations or /endpoints/<name>/invocations"
-                    )
-                body = self._read_body()
                 out, ctype = predict_body(
-                    served, body, self.headers.get("Content-Type"), self.headers.get("Accept")
+                    served, request.body, headers.get("Content-Type"), headers.get("Accept")
                 )
-                self._send(200, out, ctype)
             except RequestError as err:
-                self._send(err.status, (str(err) + "\n").encode())
-
-        def _runtime(self, endpoint: str) -> None:
-            """``InvokeEndpoint`` of the SageMaker Runtime API, in front of the container:
-            what the service itself refuses is a ValidationError, what the container refuses
-            a ModelError."""
-            headers = self.headers
-            attributes = headers.get("X-Amzn-SageMaker-Custom-Attributes")
-            try:
-                body = self._read_body(required=False)
-            except RequestError as err:
-                error = runtime_error("ValidationError", str(err))
+                error = model_error(endpoint, err)
             else:
-                if endpoint != endpoint_name:
-                    error = runtime_error(
-                        "ValidationError",
-                        f"Endpoint {endpoint} of account {ACCOUNT} not found. "
-                        f"(this local endpoint serves '{endpoint_name}')",
-                    )
-                elif attributes is not None and not CUSTOM_ATTRIBUTES.match(attributes):
-                    error = runtime_error(
-                        "ValidationError",
-                        "CustomAttributes must be at most 1024 visible US-ASCII characters",
-                    )
-                elif unsupported := unsupported_parameter(endpoint, headers):
-                    error = runtime_error("ValidationError", unsupported)
-                else:
-                    try:
-                        out, ctype = predict_body(
-                            served, body, headers.get("Content-Type"), headers.get("Accept")
-                        )
-                    except RequestError as err:
-                        error = model_error(endpoint, err)
-                    else:
-                        self._send(
-                            200,
-                            out,
-                            ctype,
-                            {"x-Amzn-Invoked-Production-Variant": naming.VARIANT_NAME},
-                        )
-                        return
-            status, payload, extra = error
-            self._send(status, payload, extra.pop("Content-Type"), extra)
+                variant = (("x-Amzn-Invoked-Production-Variant", naming.VARIANT_NAME),)
+                return Response(200, out, ctype, variant)
+        return _runtime_response(error)
 
-        def _other_runtime(self, endpoint: str, path: str) -> None:
-            """Response streaming and async invocations: refused, body drained first."""
-            try:
-                self._read_body(required=False)
-            except RequestError as err:
-                status, payload, extra = runtime_error("ValidationError", str(err))
-            else:
-                operation = {
-                    "invocations-response-stream": "InvokeEndpointWithResponseStream: Linear "
-                    "Learner's container does not stream responses",
-                    "async-invocations": "InvokeEndpointAsync: the endpoint has no "
-                    "AsyncInferenceConfig",
-                }[path]
-                status, payload, extra = runtime_error(
-                    "ValidationError", f"{operation}; call InvokeEndpoint on {endpoint} instead"
-                )
-            self._send(status, payload, extra.pop("Content-Type"), extra)
+    def _other_runtime(endpoint: str, path: str) -> Response:
+        """Response streaming and async invocations: refused."""
+        operation = {
+            "invocations-response-stream": "InvokeEndpointWithResponseStream: Linear "
+            "Learner's container does not stream responses",
+            "async-invocations": "InvokeEndpointAsync: the endpoint has no AsyncInferenceConfig",
+        }[path]
+        return _runtime_response(
+            runtime_error(
+                "ValidationError", f"{operation}; call InvokeEndpoint on {endpoint} instead"
+            )
+        )
 
-    return Handler
+    return respond
+
+
+KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+
+
+def _runtime_response(error: tuple[int, bytes, dict]) -> Response:
+    status, payload, extra = error
+    ctype = extra.pop("Content-Type")
+    return Response(status, payload, ctype, tuple(extra.items()))
+
+
+def refuse(path: str, status: int, message: str, headers: tuple = ()) -> Response:
+    """What the HTTP layer's refusals (framing, size, deadlines, a full server) look like on
+    ``path``: plain text from the container; on the runtime API's paths the service's errors,
+    ServiceUnavailable (503, which boto3 retries) for a busy endpoint and ValidationError for
+    the rest (InvokeEndpoint's errors in botocore's sagemaker-runtime model)."""
+    if not path.startswith("/endpoints/"):
+        return Response(status, (message + "\n").encode(), headers=headers)
+    kind = "ServiceUnavailable" if status == 503 else "ValidationError"
+    status, payload, extra = runtime_error(kind, message)
+    ctype = extra.pop("Content-Type")
+    return Response(status, payload, ctype, tuple(extra.items()) + tuple(headers))
 
 
 def make_server(
@@ -606,51 +540,23 @@ def make_server(
     port: int = SERVING_PORT,
     endpoint_name: str = DEFAULT_ENDPOINT,
     request_log=None,
-):
+    settings: ServerLimits | None = None,
+) -> HTTPServer:
     """A server for ``model`` (a pipeline, a loaded model, or the path of any Linear Learner
     artifact, served on encoded vectors), answering the runtime API for ``endpoint_name``;
-    ``request_log`` gets a line per request."""
+    ``request_log`` gets a :func:`request_log_line` per request; ``settings``: its limits
+    (default: ``training.limits``')."""
     if isinstance(model, Path | str):
         model = artifact.load(model)
     if isinstance(model, LinearModel):
         model = InferencePipeline(model)
-    return BoundedServer((host, port), make_handler(model, endpoint_name, request_log))
+    log = None
+    if request_log is not None:
 
+        def log(*fields):
+            request_log(request_log_line(*fields))
 
-class BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, at most MAX_CONNECTIONS at once (the rest wait in a
-    LISTEN_BACKLOG-deep queue instead of being reset), each socket timing out after
-    SOCKET_TIMEOUT_S of silence."""
-
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
-
-    def __init__(self, address, handler):
-        handler.timeout = SOCKET_TIMEOUT_S
-        super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request, client_address):
-        self._slots.acquire()  # a full server stops accepting; the backlog holds the rest
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request, client_address):
-        """A client that hangs up or stalls is routine: no traceback in the log for it; any
-        other failure gets one line, not a stack."""
-        error = sys.exc_info()[1]
-        if isinstance(error, (ConnectionError, TimeoutError)):
-            return
-        print(f"error serving {client_address[0]}: {error!r}", file=sys.stderr)
+    return HTTPServer((host, port), make_app(model, endpoint_name), refuse, settings, log)
 
 
 @contextlib.contextmanager
