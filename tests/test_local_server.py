@@ -1,10 +1,14 @@
 """The local endpoint over real HTTP: formats in and out, client errors, concurrency."""
 
+import contextlib
 import http.client
 import io
 import json
+import re
+import socket
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,7 +18,7 @@ from training.core import artifact
 from training.core.model import LinearModel
 from training.data import recordio
 from training.local.http_server import ServerLimits
-from training.local.server import make_server
+from training.local.server import DEFAULT_ENDPOINT, make_server
 
 W = np.array([1.0, -2.0, 0.5], np.float32)
 RECORDIO_TYPE = "application/x-recordio-protobuf"
@@ -389,3 +393,265 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
         srv.shutdown()
         srv.server_close()
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- hostile input, 3
+# Issue 29: slow senders that locked every client out, header values read with Unicode rules,
+# ambiguous framing that ran a body as a second request, memory growing with requests in
+# flight, HEAD and Expect: 100-continue. Raw sockets, against the real server.
+
+
+@contextlib.contextmanager
+def running(**settings):
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(model, "127.0.0.1", 0, settings=ServerLimits(**settings))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def responses(data: bytes) -> list[bytes]:
+    """The status lines of every response in what a connection sent back."""
+    return re.findall(rb"HTTP/1\.1 \d{3}[^\r]*", data)
+
+
+def read_response(sock) -> tuple[int, dict, bytes]:
+    """One response from a connection that stays open (status, headers, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", 0))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, rest
+
+
+def test_slow_senders_holding_connections_do_not_lock_out_a_ping():
+    """The adversarial run: 256 clients trickling a header byte every 10 s kept /ping waiting
+    for the whole attack. Here twice as many slow senders as connections, half still sending
+    headers and half a body: the ping, on a new connection, is answered while they hold."""
+    with running(header_deadline_s=60, body_deadline_s=60, max_connections=32) as port:
+        slow = []
+        for i in range(64):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            head = b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+            sock.sendall(head + (b"X-Slow: " if i % 2 else b"Content-Length: 1000\r\n\r\n1,"))
+            slow.append(sock)
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.2):
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.send(b"1")
+
+        threading.Thread(target=trickle, daemon=True).start()
+        try:
+            assert call(port, None, None, method="GET", path="/ping")[0] == 200
+            held = 0
+            for sock in slow:
+                sock.setblocking(False)
+                try:
+                    held += sock.recv(1) != b""
+                except BlockingIOError:
+                    held += 1  # still open, still unanswered
+                except OSError:
+                    pass
+            assert held >= 16, held  # answered while slow senders held the connections
+        finally:
+            stop.set()
+            for sock in slow:
+                sock.close()
+
+
+@pytest.mark.parametrize(
+    "head, trickled, message",
+    [
+        (b"POST /invocations HTTP/1.1\r\nX-Slow: ", b"a", b"headers not received within 0.5 s"),
+        (
+            b"POST /invocations HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
+            b"1",
+            b"body not received within 0.5 s",
+        ),
+    ],
+)
+def test_a_client_trickling_bytes_is_cut_off_at_the_request_deadline(head, trickled, message):
+    """Each byte arrives well within any per-receive timeout; the request's deadline ends it."""
+    with (
+        running(header_deadline_s=0.5, body_deadline_s=0.5) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        sock.sendall(head)
+        answer = b""
+        for _ in range(100):  # 10 s of trickling, far past the deadline
+            time.sleep(0.1)
+            try:
+                sock.sendall(trickled)
+            except OSError:
+                break
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                answer += sock.recv(65536)
+            sock.setblocking(True)
+            if answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408") and message in answer, answer
+
+
+NOT_A_BYTE_COUNT = [b"\xb2", b"\xb9", b"1\xb3", b"+5", b"0x10", b"5 5", b"1_0", b"-1", b"\xd9\xa3"]
+
+
+@pytest.mark.parametrize("length", NOT_A_BYTE_COUNT)
+def test_a_content_length_that_is_not_ascii_digits_is_400_and_closes(servers, length):
+    """'²' (byte 0xB2) passes str.isdigit() and fails int(): it got no reply at all."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    answer = raw_request(servers["binary"], head + b"Content-Length: " + length + b"\r\n\r\n1,0,0")
+    assert responses(answer) == [b"HTTP/1.1 400 Bad Request"], answer
+    assert b"is not a byte count" in answer
+
+
+@pytest.mark.parametrize("size", [b"\xb2", b"1_0", b"+3", b"0x5", b"zz", b" "])
+def test_a_chunk_size_that_is_not_ascii_hex_is_400_and_closes(servers, size):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = raw_request(servers["binary"], head + size + b"\r\n1,0,0\r\n0\r\n\r\n")
+    assert responses(answer) == [b"HTTP/1.1 400 Bad Request"], answer
+    assert b"is not a hexadecimal byte count" in answer
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"  # a second request hidden in a body
+FRAMING = [
+    # (headers, body, status, message): every one answered once and the connection closed
+    (
+        b"Content-Length: 5\r\nContent-Length: 41\r\n",
+        b"1,0,0" + SMUGGLED,
+        400,
+        b"more than one Content-Length",
+    ),
+    (b"Content-Length: 5, 5\r\n", b"1,0,0", 400, b"more than one Content-Length"),
+    (
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"5\r\n1,0,0\r\n0\r\n\r\n",
+        400,
+        b"both Content-Length and Transfer-Encoding",
+    ),
+    (
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        b"1,0,0",
+        400,
+        b"both Content-Length and Transfer-Encoding",
+    ),
+    (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501, b"only chunked"),
+    (b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n", 400, b"is not chunked once, last"),
+    (
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        400,
+        b"is not chunked once, last",
+    ),
+    (b"Content-Length : 5\r\n", b"1,0,0", 400, b"malformed header line"),
+    (b"X-A: 1\r\n Content-Length: 5\r\n", b"1,0,0", 400, b"folded header line"),
+    (b"Transfer-Encoding: chunked\r\n", b"5\r\n1,0,0,1\r\n0\r\n\r\n", 400, b"runs past its chunk"),
+    (b"Expect: 200-ok\r\nContent-Length: 5\r\n", b"1,0,0", 417, b"only 100-continue"),
+]
+
+
+@pytest.mark.parametrize("headers, body, status, message", FRAMING)
+def test_ambiguous_framing_is_answered_once_and_closes(servers, headers, body, status, message):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n" + headers
+    answer = raw_request(servers["binary"], head + b"\r\n" + body + SMUGGLED)
+    assert [line.split()[1] for line in responses(answer)] == [str(status).encode()], answer
+    assert message in answer and b"Connection: close" in answer
+
+
+def test_transfer_encoding_in_http_1_0_is_400(servers):
+    head = (
+        b"POST /invocations HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n1,0,0\r\n0\r\n\r\n"
+    )
+    answer = raw_request(servers["binary"], head)
+    assert responses(answer) == [b"HTTP/1.1 400 Bad Request"] and b"HTTP/1.0" in answer, answer
+
+
+def test_a_chunked_body_is_read_whole_and_the_next_request_follows_it(servers):
+    """Chunks (with an extension and a trailer) make one body; the request after it on the same
+    connection is answered as its own, not from the chunk data."""
+    rows = b"1,0,0\n0,1,0\n"
+    chunked = b"4;ext=1\r\n" + rows[:4] + b"\r\n" + b"%x\r\n" % (len(rows) - 4) + rows[4:]
+    chunked += b"\r\n0\r\nX-Trailer: t\r\n\r\n"
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+        sock.sendall(head + chunked + b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(sock)
+        assert status == 200 and len(json.loads(body)["predictions"]) == 2, body
+        assert read_response(sock)[0] == 200
+
+
+def test_a_chunked_body_over_6mb_is_413(servers):
+    chunk = b"1,0,0\n" * 100_000
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 12 + b"0\r\n\r\n"
+    answer = raw_request(servers["binary"], head + body)
+    assert responses(answer) == [b"HTTP/1.1 413 Request Entity Too Large"], answer[:300]
+
+
+def test_head_ping_answers_like_get_without_a_body(servers):
+    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+        sock.sendall(
+            b"HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1") < 3:
+            data += sock.recv(65536)
+    first, second, third = data.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200") and first.endswith(b"Content-Length: 0\r\n\r\n")
+    assert second.startswith(b"404") and second.endswith(b"\r\n\r\n")  # its length, no body
+    assert third.startswith(b"200")
+
+
+def test_expect_100_continue_is_refused_before_the_100_when_over_the_limit(servers):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+        sock.sendall(head + b"Content-Length: 7000000\r\n\r\n")  # and waits for the 100
+        status, headers, body = read_response(sock)
+    assert status == 413 and b"over the 6 MB limit" in body
+    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+        sock.sendall(head + b"Content-Type: text/csv\r\nContent-Length: 5\r\n\r\n")
+        assert read_response(sock)[0] == 100
+        sock.sendall(b"1,0,0")
+        assert read_response(sock)[0] == 200
+
+
+def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
+    """A body still arriving holds its bytes; the next that does not fit is told to come back
+    (before its 100-continue), a request without a body is still served, and the runtime API's
+    path answers ServiceUnavailable, which boto3 retries."""
+    with running(max_bytes_in_flight=1000, body_deadline_s=60) as port:
+        holder = socket.create_connection(("127.0.0.1", port), timeout=10)
+        holder.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 900\r\n\r\n1,")
+        time.sleep(0.2)  # its headers read: 900 bytes held
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n"
+            )
+            status, headers, body = read_response(sock)
+        assert (status, headers["retry-after"]) == (503, "1"), body
+        assert b"the endpoint is busy" in body
+        assert call(port, None, None, method="GET", path="/ping")[0] == 200
+        assert call(port, b"1,2,3")[0] == 200  # 5 bytes fit beside the 900
+        path = b"/endpoints/" + DEFAULT_ENDPOINT.encode() + b"/invocations"
+        answer = raw_request(port, b"POST " + path + b" HTTP/1.1\r\nContent-Length: 200\r\n\r\n")
+        assert (
+            answer.startswith(b"HTTP/1.1 503") and b"x-amzn-ErrorType: ServiceUnavailable" in answer
+        )
+        assert b"Retry-After: 1" in answer
+        holder.close()  # its bytes are released: the same request now fits
+        time.sleep(0.2)
+        assert call(port, b"1,2,3" + b" " * 195)[0] == 200

@@ -398,7 +398,7 @@ def runtime_error(kind: str, message: str, **fields) -> tuple[int, bytes, dict]:
     """A SageMaker Runtime error as the real service sends it (rest-json: the type in the
     ``x-amzn-ErrorType`` header, the members in the body), so boto3 raises the same
     exception class with the same fields."""
-    status = {"ValidationError": 400, "ModelError": 424}[kind]
+    status = {"ValidationError": 400, "ModelError": 424, "ServiceUnavailable": 503}[kind]
     body = json.dumps({"message": message, **fields}).encode()
     return status, body, {"x-amzn-ErrorType": kind, "Content-Type": JSON}
 
