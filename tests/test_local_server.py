@@ -655,3 +655,59 @@ def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
         holder.close()  # its bytes are released: the same request now fits
         time.sleep(0.2)
         assert call(port, b"1,2,3" + b" " * 195)[0] == 200
+
+
+BOUNDED_CHILD = r"""
+import resource, sys, threading, time
+import numpy as np
+from training.core.model import LinearModel
+from training.local.server import make_server
+model = LinearModel("regressor", "squared_loss", np.ones(3, np.float32), np.float32(0))
+srv = make_server(model, "127.0.0.1", 0)  # the limits a user gets
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+time.sleep(0.3)  # its workers started
+size = next(int(line.split()[1]) for line in open("/proc/self/status") if "VmSize" in line)
+cap = size * 1024 + int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+print(srv.server_address[1], flush=True)
+threading.Event().wait()
+"""
+
+
+def test_memory_stays_bounded_under_many_large_requests_at_once():
+    """A 6 MB JSON-lines request takes ~160 MB to answer; 48 at once took 5 GB and, under a
+    3 GB cap, killed the server. Under an address-space cap of 700 MB above its start, 12 at
+    once: the ones past the bytes-in-flight bound get 503 with Retry-After, the server stays
+    up and then serves normally (without the bound: MemoryErrors, then the process died)."""
+    import os
+    import subprocess
+    import sys
+
+    headroom = 700 * 1024 * 1024
+    child = subprocess.Popen(
+        [sys.executable, "-c", BOUNDED_CHILD, str(headroom)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"},  # glibc's per-thread arenas: no slack
+    )
+    try:
+        port = int(child.stdout.readline())
+        line = b'{"features": [1.5, 2.5, 3.5]}\n'
+        body = line * (6_000_000 // len(line))
+
+        def one(_):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("POST", "/invocations", body, {"Content-Type": "application/jsonlines"})
+            res = conn.getresponse()
+            res.read()
+            conn.close()
+            return res.status, res.getheader("Retry-After")
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(one, range(12)))
+        assert set(answers) == {(200, None), (503, "1")}, answers
+        assert child.poll() is None
+        assert call(port, b"1,2,3")[0] == 200
+        assert call(port, body, "application/jsonlines")[0] == 200  # a full one, alone
+    finally:
+        child.kill()
+        child.wait()
