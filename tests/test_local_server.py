@@ -636,7 +636,7 @@ def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
     with running(max_bytes_in_flight=1000, body_deadline_s=60) as port:
         holder = socket.create_connection(("127.0.0.1", port), timeout=10)
         holder.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 900\r\n\r\n1,")
-        time.sleep(0.2)  # its headers read: 900 bytes held
+        time.sleep(0.5)  # its headers read: 900 bytes held (else the 503 below fails)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
                 b"POST /invocations HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n"

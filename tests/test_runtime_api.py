@@ -5,8 +5,10 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
+import time
 
 import boto3
 import numpy as np
@@ -214,3 +216,82 @@ def test_the_request_log_has_a_line_a_request_and_never_the_payload():
     assert ping[1:5] == ["GET", "/ping", "200", "in=0B"]
     assert all(line.split()[-1].endswith("ms") for line in lines)
     assert not any("3.14159" in line or "1,2" in line for line in lines)
+
+
+def exchange(endpoint: str, data: bytes) -> bytes:
+    """A raw request on its own connection, and everything answered until the server closes."""
+    host, port = endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+INVOKE = b"POST /endpoints/ll-e2e-endpoint/invocations HTTP/1.1\r\nHost: x\r\n"
+
+
+def test_a_chunked_body_on_the_runtime_path_is_the_request_not_an_empty_one(endpoint):
+    """It was read as an empty body, and its chunk data as the next request."""
+    rows = BODIES["text/csv"]
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(rows), rows)
+    answer = exchange(
+        endpoint,
+        INVOKE
+        + b"Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + chunked,
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"x-Amzn-Invoked-Production-Variant" in head
+    assert len(json.loads(body)["predictions"]) == 2
+    assert answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_ambiguous_framing_on_the_runtime_path_is_a_validation_error_and_closes(endpoint):
+    answer = exchange(
+        endpoint,
+        INVOKE + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"x-amzn-ErrorType: ValidationError" in head
+    assert b"Connection: close" in head and answer.count(b"HTTP/1.1 ") == 1
+    assert "both Content-Length and Transfer-Encoding" in json.loads(body)["message"]
+
+
+def test_a_busy_endpoint_is_service_unavailable_to_boto3(monkeypatch):
+    """Past the bytes in flight, InvokeEndpoint's ServiceUnavailable (503, "Try your call
+    again"), with Retry-After; boto3 retries it like any 503, then raises it."""
+    from botocore.config import Config
+
+    from training.local.http_server import ServerLimits
+
+    model = LinearModel("binary_classifier", "logistic", W, np.float32(0.25), 0.5)
+    settings = ServerLimits(max_bytes_in_flight=100)
+    server = make_server(model, "127.0.0.1", 0, endpoint_name="ll-e2e-endpoint", settings=settings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    holder = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        holder.sendall(INVOKE + b"Content-Length: 100\r\n\r\n1,")  # holds all 100 bytes
+        deadline = time.monotonic() + 10
+        while server._in_flight < 100:  # until its headers are read
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{port}")
+        runtime = boto3.client(
+            "sagemaker-runtime", region_name="us-east-1", config=Config(retries={"max_attempts": 1})
+        )
+        with pytest.raises(runtime.exceptions.ServiceUnavailable) as raised:
+            runtime.invoke_endpoint(
+                EndpointName="ll-e2e-endpoint", ContentType="text/csv", Body=b"1,2,3"
+            )
+        response = raised.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "1"
+        assert "the endpoint is busy" in response["Error"]["Message"]
+    finally:
+        holder.close()
+        server.shutdown()
+        server.server_close()
