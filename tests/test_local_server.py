@@ -711,3 +711,11 @@ def test_memory_stays_bounded_under_many_large_requests_at_once():
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("header", [b"Content-Type: text/csv\x85", b"Accept: application/json\xa0"])
+def test_a_media_type_matched_only_by_unicode_rules_is_400(servers, header):
+    """str.strip() removes U+0085 and U+00A0, so these matched 'text/csv' and were answered."""
+    head = b"POST /invocations HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n"
+    answer = raw_request(servers["binary"], head + header + b"\r\n\r\n1,0,0")
+    assert answer.startswith(b"HTTP/1.1 400") and b"must be at most 1024 US-ASCII" in answer

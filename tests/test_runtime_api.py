@@ -295,3 +295,13 @@ def test_a_busy_endpoint_is_service_unavailable_to_boto3(monkeypatch):
         holder.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_content_type_that_is_not_ascii_is_a_validation_error(endpoint):
+    answer = exchange(
+        endpoint,
+        INVOKE
+        + b"Content-Type: text/csv\x85\r\nContent-Length: 5\r\nConnection: close\r\n\r\n1,2,3",
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and b"x-amzn-ErrorType: ValidationError" in answer
+    assert b"ContentType 'text/csv\\u0085' must be at most 1024 US-ASCII characters" in answer

@@ -364,6 +364,23 @@ UNSUPPORTED_PARAMETERS = {
 TARGET_VARIANT = "X-Amzn-SageMaker-Target-Variant"
 
 
+# InvokeEndpoint's ContentType and Accept: "\p{ASCII}*", at most 1024 (botocore's
+# sagemaker-runtime model). Media types are matched by ASCII rules: a value that needs Unicode
+# ones to match ('text/csv' with a trailing U+0085, which str.strip() removes) is refused.
+TYPE_HEADERS = {"Content-Type": "ContentType", "Accept": "Accept"}
+ASCII_TYPE = re.compile(r"[\x00-\x7f]{0,1024}")
+
+
+def non_ascii_type(headers, runtime: bool = False) -> str | None:
+    """The refusal for a Content-Type or Accept that is not at most 1024 ASCII characters."""
+    for header, parameter in TYPE_HEADERS.items():
+        value = headers.get(header)
+        if value is not None and not ASCII_TYPE.fullmatch(value):
+            name = parameter if runtime else header
+            return f"{name} '{value[:40]}' must be at most 1024 US-ASCII characters"
+    return None
+
+
 def unsupported_parameter(endpoint: str, headers) -> str | None:
     """The refusal for an InvokeEndpoint parameter this endpoint has no feature for, or None.
     TargetModel's is the service's own wording (aws/amazon-sagemaker-examples#1026, #1216);
@@ -455,6 +472,8 @@ def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
                 )
             if not request.framed:
                 raise RequestError(411, "Content-Length (or chunked Transfer-Encoding) required")
+            if problem := non_ascii_type(request.headers):
+                raise RequestError(400, problem)
             out, ctype = predict_body(
                 served,
                 request.body,
@@ -482,6 +501,8 @@ def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
                 "ValidationError",
                 "CustomAttributes must be at most 1024 visible US-ASCII characters",
             )
+        elif problem := non_ascii_type(headers, runtime=True):
+            error = runtime_error("ValidationError", problem)
         elif unsupported := unsupported_parameter(endpoint, headers):
             error = runtime_error("ValidationError", unsupported)
         else:
