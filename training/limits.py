@@ -21,7 +21,8 @@ SERVER_MAX_CHUNK_LINE = 1024
 # when its headers (from their first byte) or its body (from the end of the headers) are late.
 # 10 s for headers, which a client sends in one packet; 60 s for a body of up to 6 MB (100 KB/s),
 # the time SageMaker gives a container to answer ("A customer's model containers must respond
-# to requests within 60 seconds", InvokeEndpoint API reference).
+# to requests within 60 seconds", InvokeEndpoint API reference,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html).
 SERVER_HEADER_DEADLINE_S = 10.0
 SERVER_BODY_DEADLINE_S = 60.0
 # A keep-alive connection waiting for its next request (the stdlib server's socket timeout was

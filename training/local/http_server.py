@@ -316,18 +316,27 @@ class HTTPServer:
 
     def _accept(self) -> None:
         while True:
-            if len(self._connections) >= self.limits.max_connections and not self._evict():
+            full = len(self._connections) >= self.limits.max_connections
+            if full and not any(c.phase != "busy" for c in self._connections):
                 self._listen(False)  # every connection is being answered; the backlog waits
                 return
             try:
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as err:  # out of file descriptors: stop accepting for a while
-                print(f"endpoint: cannot accept: {err}", file=sys.stderr)
+            except OSError as err:  # out of file descriptors: make room, or wait for it
+                print(f"endpoint: cannot accept a connection: {err}", file=sys.stderr)
+                if not self._evict():
+                    self._listen(False)
                 return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if full:
+                self._evict()  # the one that has waited longest for its request
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # reset before it was accepted
+                sock.close()
+                continue
             now = time.monotonic()
             conn = _Connection(sock, address, now, now + self.limits.idle_timeout_s)
             self._connections.add(conn)
