@@ -402,12 +402,13 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capsys):
 
 
 @contextlib.contextmanager
-def running(**settings):
-    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+def running(model=None, **settings):
+    """A server (of ``model``, default a regressor) with these limits on a free port."""
+    model = model or LinearModel("regressor", "squared_loss", W, np.float32(10.0))
     srv = make_server(model, "127.0.0.1", 0, settings=ServerLimits(**settings))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        yield srv.server_address[1]
+        yield srv
     finally:
         srv.shutdown()
         srv.server_close()
@@ -443,7 +444,8 @@ def test_slow_senders_holding_connections_do_not_lock_out_a_ping(senders, settin
     for the whole attack. The same 256 against the default limits, then twice as many as the
     connections allowed; half still sending headers, half a body: the ping, on a new
     connection, is answered while they hold theirs."""
-    with running(**settings) as port:
+    with running(**settings) as srv:
+        port = srv.server_address[1]
         slow = []
         for i in range(senders):
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -491,8 +493,8 @@ def test_slow_senders_holding_connections_do_not_lock_out_a_ping(senders, settin
 def test_a_client_trickling_bytes_is_cut_off_at_the_request_deadline(head, trickled, message):
     """Each byte arrives well within any per-receive timeout; the request's deadline ends it."""
     with (
-        running(header_deadline_s=0.5, body_deadline_s=0.5) as port,
-        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        running(header_deadline_s=0.5, body_deadline_s=0.5) as srv,
+        socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as sock,
     ):
         sock.sendall(head)
         answer = b""
@@ -634,14 +636,23 @@ def test_expect_100_continue_is_refused_before_the_100_when_over_the_limit(serve
         assert read_response(sock)[0] == 200
 
 
+def held_by(srv, size: int) -> None:
+    """Wait until the server holds ``size`` bytes of bodies in flight."""
+    deadline = time.monotonic() + 10
+    while srv._in_flight != size:
+        assert time.monotonic() < deadline, f"{srv._in_flight} bytes in flight, not {size}"
+        time.sleep(0.01)
+
+
 def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
     """A body still arriving holds its bytes; the next that does not fit is told to come back
     (before its 100-continue), a request without a body is still served, and the runtime API's
     path answers ServiceUnavailable, which boto3 retries."""
-    with running(max_bytes_in_flight=1000, body_deadline_s=60) as port:
+    with running(max_bytes_in_flight=1000, body_deadline_s=60) as srv:
+        port = srv.server_address[1]
         holder = socket.create_connection(("127.0.0.1", port), timeout=10)
         holder.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 900\r\n\r\n1,")
-        time.sleep(0.5)  # its headers read: 900 bytes held (else the 503 below fails)
+        held_by(srv, 900)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
                 b"POST /invocations HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n"
@@ -658,7 +669,7 @@ def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
         )
         assert b"Retry-After: 1" in answer
         holder.close()  # its bytes are released: the same request now fits
-        time.sleep(0.2)
+        held_by(srv, 0)
         assert call(port, b"1,2,3" + b" " * 195)[0] == 200
 
 
@@ -724,3 +735,25 @@ def test_a_media_type_matched_only_by_unicode_rules_is_400(servers, header):
     head = b"POST /invocations HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n"
     answer = raw_request(servers["binary"], head + header + b"\r\n\r\n1,0,0")
     assert answer.startswith(b"HTTP/1.1 400") and b"must be at most 1024 US-ASCII" in answer
+
+
+def test_a_client_that_does_not_read_its_answer_frees_the_worker_at_the_send_deadline():
+    """One worker, and a client that asks for 6 MB of answers (100 class scores a row) and
+    never reads them: past the send deadline the worker is free, the next client answered."""
+    weights = np.tile(W[:, None], (1, 100)).astype(np.float32)
+    classes = LinearModel("multiclass_classifier", "softmax_loss", weights, np.zeros(100, "f4"))
+    with running(classes, workers=1, send_deadline_s=0.5) as srv:
+        port = srv.server_address[1]
+        rows = b"1,0,0\n" * 10_000
+        with socket.socket() as stalled:
+            # a fixed small receive buffer (no autotuning up to tcp_rmem's 32 MB): the server's
+            # send buffer (at most 4 MB) and this one fill, and the rest of the answer waits
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.settimeout(10)
+            stalled.connect(("127.0.0.1", port))
+            stalled.sendall(
+                b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(rows), rows)
+            )
+            assert stalled.recv(1) == b"H"  # the worker is sending its answer, unread
+            assert call(port, b"1,2,3")[0] == 200

@@ -393,10 +393,12 @@ class HTTPServer:
     def _expired(self, conn: _Connection) -> None:
         limits_ = self.limits
         if conn.phase == "head":
-            message = f"headers not received within {limits_.header_deadline_s} s"
+            message = (
+                f"headers not received within {limits_.header_deadline_s} s: send them at once"
+            )
             self._answer_refusal(conn, RefusalError(408, message))
         elif conn.phase == "body":
-            message = f"body not received within {limits_.body_deadline_s} s"
+            message = f"body not received within {limits_.body_deadline_s} s: send it at once"
             self._answer_refusal(conn, RefusalError(408, message))
         else:  # idle keep-alive, or the drain after a refusal, is over
             self._close(conn)
@@ -454,7 +456,9 @@ class HTTPServer:
         first = _REQUEST_LINE.fullmatch(lines[0])
         if first is None:
             conn.path = lines[0][:80].decode("latin-1")
-            raise RefusalError(400, f"malformed request line '{conn.path}'")
+            raise RefusalError(
+                400, f"malformed request line '{conn.path}': send METHOD /path HTTP/1.1"
+            )
         conn.method = first.group(1).decode()
         conn.path = first.group(2).decode()
         if first.group(3) != b"1":
@@ -468,7 +472,7 @@ class HTTPServer:
             match = _FIELD.fullmatch(line)
             if match is None:
                 shown = line[:60].decode("latin-1")
-                raise RefusalError(400, f"malformed header line '{shown}'")
+                raise RefusalError(400, f"malformed header line '{shown}': send Name: value")
             fields.append((match.group(1).decode().lower(), match.group(2).decode("latin-1")))
         conn.headers = headers = Headers(fields)
         http10 = first.group(4) == b"0"
@@ -518,7 +522,9 @@ class HTTPServer:
         if len(lengths) > 1 or "," in raw:
             raise RefusalError(400, "more than one Content-Length: send exactly one")
         if not _DIGITS.fullmatch(raw):
-            raise RefusalError(400, f"Content-Length '{raw[:40]}' is not a byte count")
+            raise RefusalError(
+                400, f"Content-Length '{raw[:40]}' is not a byte count: send ASCII digits"
+            )
         size = int(raw)
         if size > self.limits.max_body:
             mb = self.limits.max_body / (1024 * 1024)
