@@ -419,20 +419,27 @@ def responses(data: bytes) -> list[bytes]:
     return re.findall(rb"HTTP/1\.1 \d{3}[^\r]*", data)
 
 
-def read_response(sock) -> tuple[int, dict, bytes]:
-    """One response from a connection that stays open (status, headers, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before a whole response: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", 0))
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(lines[0].split()[1]), headers, rest
+@contextlib.contextmanager
+def connection(port: int):
+    """A raw connection and its buffered reader (what one response's read takes beyond it
+    stays there for the next)."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        sock.makefile("rb") as reader,
+    ):
+        yield sock, reader
+
+
+def read_response(reader) -> tuple[int, dict, bytes]:
+    """One response from a connection that stays open: status, headers, body."""
+    status = reader.readline()
+    assert status.startswith(b"HTTP/1.1 "), f"not a response: {status!r}"
+    headers = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.lower()] = value.strip()
+    body = reader.read(int(headers.get("content-length", 0)))
+    return int(status.split()[1]), headers, body
 
 
 @pytest.mark.parametrize(
@@ -593,11 +600,11 @@ def test_a_chunked_body_is_read_whole_and_the_next_request_follows_it(servers):
     chunked = b"4;ext=1\r\n" + rows[:4] + b"\r\n" + b"%x\r\n" % (len(rows) - 4) + rows[4:]
     chunked += b"\r\n0\r\nX-Trailer: t\r\n\r\n"
     head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+    with connection(servers["binary"]) as (sock, reader):
         sock.sendall(head + chunked + b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = read_response(sock)
+        status, _, body = read_response(reader)
         assert status == 200 and len(json.loads(body)["predictions"]) == 2, body
-        assert read_response(sock)[0] == 200
+        assert read_response(reader)[0] == 200
 
 
 def test_a_chunked_body_over_6mb_is_413(servers):
@@ -625,15 +632,15 @@ def test_head_ping_answers_like_get_without_a_body(servers):
 
 def test_expect_100_continue_is_refused_before_the_100_when_over_the_limit(servers):
     head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+    with connection(servers["binary"]) as (sock, reader):
         sock.sendall(head + b"Content-Length: 7000000\r\n\r\n")  # and waits for the 100
-        status, headers, body = read_response(sock)
+        status, headers, body = read_response(reader)
     assert status == 413 and b"over the 6 MB limit" in body
-    with socket.create_connection(("127.0.0.1", servers["binary"]), timeout=10) as sock:
+    with connection(servers["binary"]) as (sock, reader):
         sock.sendall(head + b"Content-Type: text/csv\r\nContent-Length: 5\r\n\r\n")
-        assert read_response(sock)[0] == 100
+        assert read_response(reader)[0] == 100
         sock.sendall(b"1,0,0")
-        assert read_response(sock)[0] == 200
+        assert read_response(reader)[0] == 200
 
 
 def held_by(srv, size: int) -> None:
@@ -653,11 +660,11 @@ def test_past_the_bytes_in_flight_a_request_gets_503_with_retry_after():
         holder = socket.create_connection(("127.0.0.1", port), timeout=10)
         holder.sendall(b"POST /invocations HTTP/1.1\r\nContent-Length: 900\r\n\r\n1,")
         held_by(srv, 900)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with connection(port) as (sock, reader):
             sock.sendall(
                 b"POST /invocations HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n"
             )
-            status, headers, body = read_response(sock)
+            status, headers, body = read_response(reader)
         assert (status, headers["retry-after"]) == (503, "1"), body
         assert b"the endpoint is busy" in body
         assert call(port, None, None, method="GET", path="/ping")[0] == 200
