@@ -703,8 +703,11 @@ def test_memory_stays_bounded_under_many_large_requests_at_once():
     once: the ones past the bytes-in-flight bound get 503 with Retry-After, the server stays
     up and then serves normally (without the bound: MemoryErrors, then the process died)."""
     import os
+    import select
     import subprocess
     import sys
+
+    from training import limits
 
     headroom = 700 * 1024 * 1024
     child = subprocess.Popen(
@@ -717,17 +720,35 @@ def test_memory_stays_bounded_under_many_large_requests_at_once():
         line = b'{"features": [1.5, 2.5, 3.5]}\n'
         body = line * (6_000_000 // len(line))
 
-        def one(_):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            conn.request("POST", "/invocations", body, {"Content-Type": "application/jsonlines"})
-            res = conn.getresponse()
-            res.read()
-            conn.close()
-            return res.status, res.getheader("Retry-After")
+        head = (
+            b"POST /invocations HTTP/1.1\r\nContent-Type: application/jsonlines\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        # All eight announce their bodies before any sends one, so which fit is certain: as
+        # many as the bytes-in-flight bound holds; the rest are told at once to come back.
+        fit = limits.SERVER_MAX_BYTES_IN_FLIGHT // len(body)
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=120) for _ in range(8)]
+        for sock in socks:
+            sock.sendall(head)
+        refused = set()
+        while len(refused) < 8 - fit:
+            ready, _, _ = select.select([s for s in socks if s not in refused], [], [], 30)
+            assert ready, f"{len(refused)} of {8 - fit} refused"
+            refused.update(ready)
+
+        def one(sock):
+            if sock not in refused:
+                sock.sendall(body)  # both at once: ~2 x 220 MB to answer
+            answer = b""
+            while chunk := sock.recv(1 << 16):
+                answer += chunk
+            sock.close()
+            status = int(answer.split()[1])
+            return status, re.search(rb"Retry-After: (\d+)", answer) is not None
 
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(one, range(8)))
-        assert set(answers) == {(200, None), (503, "1")}, answers
+            answers = list(pool.map(one, socks))
+        assert sorted(answers) == [(200, False)] * fit + [(503, True)] * (8 - fit), answers
         assert child.poll() is None
         assert call(port, b"1,2,3")[0] == 200
         assert call(port, body, "application/jsonlines")[0] == 200  # a full one, alone
