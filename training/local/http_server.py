@@ -90,12 +90,12 @@ class Response:
 
 
 class RefusalError(Exception):
-    """A request this layer answers itself (status and a message naming the problem); the
-    connection is closed after it unless ``close`` is False."""
+    """A request this layer answers itself (status and a message naming the problem), then
+    closes the connection: after a refusal where the next request begins is not trusted."""
 
-    def __init__(self, status: int, message: str, close: bool = True, headers=()):
+    def __init__(self, status: int, message: str, headers=()):
         super().__init__(message)
-        self.status, self.close, self.headers = status, close, tuple(headers)
+        self.status, self.headers = status, tuple(headers)
 
 
 Application = Callable[[Request], Response]
@@ -565,11 +565,10 @@ class HTTPServer:
             pass
         while self._returned:
             conn, keep = self._returned.popleft()
-            conn.phase = "idle"  # so that _close unregisters nothing it did not register
             if not keep or self._stop.is_set():
-                conn.phase = "busy"
-                self._close(conn)
+                self._close(conn)  # still "busy": not registered, nothing to unregister
                 continue
+            conn.phase = "idle"
             now = time.monotonic()
             conn.since, conn.deadline = now, now + self.limits.idle_timeout_s
             self._selector.register(conn.sock, selectors.EVENT_READ, conn)
@@ -579,16 +578,11 @@ class HTTPServer:
     # ------------------------------------------------------------------ answers
 
     def _answer_refusal(self, conn: _Connection, refusal: RefusalError) -> None:
-        """Answer from the reading thread (a refusal is small), then close or carry on."""
+        """Answer from the reading thread (a refusal is small), then close."""
         response = self._refuse(conn.path, refusal.status, str(refusal), refusal.headers)
-        data = self._serialize(response, conn.method == "HEAD", keep=not refusal.close)
-        self._send_now(conn, data)
+        self._send_now(conn, self._serialize(response, conn.method == "HEAD", keep=False))
         self._log(conn, response.status, len(response.body), len(conn.body))
         self._release(conn)
-        if not refusal.close:
-            conn.phase, conn.since = "idle", time.monotonic()
-            conn.deadline = conn.since + self.limits.idle_timeout_s
-            return
         # Read and discard the rest of what the client sends for a while, so that it reads
         # this answer rather than a connection reset (a close with unread data sends RST).
         conn.phase, conn.buf, conn.body = "drain", bytearray(), bytearray()
