@@ -20,6 +20,8 @@ import struct
 
 import numpy as np
 
+from training.limits import MAX_NDARRAY_DIMS
+
 LIST_MAGIC = 0x112
 V2_MAGIC = 0xF993FAC9
 V1_MAGIC = 0xF993FAC8
@@ -130,12 +132,12 @@ def _load_array(r: _Reader, i: int) -> np.ndarray:
                 "arrays are supported"
             )
         (ndim,) = r.take("<I", f"array {i}'s ndim")
-        if ndim > 32:
+        if ndim > MAX_NDARRAY_DIMS:
             raise MXNetFormatError(f"array {i} (byte {at}) claims {ndim} dimensions")
         shape = r.take(f"<{ndim}q", f"array {i}'s shape")
     else:  # legacy: the magic is ndim, dims are u32
         ndim = magic
-        if ndim > 32:
+        if ndim > MAX_NDARRAY_DIMS:
             raise MXNetFormatError(f"array {i} (byte {at}): unknown array magic {magic:#x}")
         shape = r.take(f"<{ndim}I", f"array {i}'s shape")
     if ndim == 0:
@@ -147,7 +149,10 @@ def _load_array(r: _Reader, i: int) -> np.ndarray:
         raise MXNetFormatError(f"array {i} (byte {at}): unknown type flag {flag}")
     dtype = np.dtype(DTYPES[flag])
     size = int(np.prod(shape, dtype=object))
-    if size * dtype.itemsize > len(r.data):
+    # a zero dimension empties the array, but not what numpy allocates for the others: measure
+    # the shape with zeros counted as ones (Python ints: a product that overflows int64 is big)
+    extent = int(np.prod([max(d, 1) for d in shape], dtype=object))
+    if extent * dtype.itemsize > len(r.data):
         raise MXNetFormatError(f"array {i} (byte {at}): shape {shape} is larger than the file")
     raw = r.raw(size * dtype.itemsize, f"array {i}'s data")
     return np.frombuffer(raw, dtype).reshape(shape).copy()
