@@ -217,7 +217,7 @@ def load(path: Path) -> LinearModel:
         if size > MAX_ARCHIVE_BYTES:
             raise too_large(str(path), "the file is", size, MAX_ARCHIVE_BYTES)
         with open(path, "rb") as f:
-            data = f.read(MAX_ARCHIVE_BYTES + 1)  # the file may grow while it is read
+            data = f.read(size + 1)  # (read allocates what it is asked for)
     except OSError as err:
         raise ArtifactError(f"{path}: cannot read it ({err.strerror})") from None
     return from_bytes(data, str(path))
@@ -358,22 +358,24 @@ class _OverCapError(Exception):
 def _untar(data: bytes, source: str) -> bytes:
     """model_algo-1 from a tar.gz, read as a stream: each member's size is decided from its
     header before its bytes are decompressed, and all of it through a cap."""
-    names, found, claimed = [], None, 0
+    names, found, claimed, count = [], None, 0, 0
     stream = _Capped(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_ARCHIVE_BYTES)
     try:
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=_Header) as tar:
-            for member in tar:
-                if len(names) == MAX_TAR_MEMBERS:
+            for member in tar:  # tarfile keeps every header: count them all
+                count += 1
+                if count > MAX_TAR_MEMBERS:
                     raise _RefusedError(f"over {MAX_TAR_MEMBERS} members; SageMaker's holds one")
-                if not member.isfile():
-                    continue
-                names.append(member.name)
-                model = member.name.lstrip("./") == MEMBER and found is None
+                # every member's data is counted: tarfile reads through any it does not know
+                model = member.isfile() and member.name.lstrip("./") == MEMBER and found is None
                 if model and member.size > MAX_MODEL_BYTES:
                     raise too_large(source, f"{MEMBER} claims", member.size, MAX_MODEL_BYTES)
                 claimed += member.size
                 if claimed > MAX_ARCHIVE_BYTES:
                     raise too_large(source, "its members claim", claimed, MAX_ARCHIVE_BYTES)
+                if not member.isfile():
+                    continue
+                names.append(member.name)
                 if model:
                     found = tar.extractfile(member).read()
     except _OverCapError:
