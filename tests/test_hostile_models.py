@@ -20,9 +20,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from training.cli import main
 from training.core import artifact, mxnet
 from training.core.model import LinearModel
+from training.errors import ArtifactError
 
 ROOT = Path(__file__).parents[1]
 REAL = ROOT.parent / "shared" / "fixtures" / "ll-artifacts"
@@ -274,3 +277,222 @@ def test_the_cap_is_real_a_model_bigger_than_it_fails_the_driver(tmp_path):
         timeout=60,
     )
     assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+# ----------------------------------------------------------------------- hostile values
+
+
+def multiclass(classes: int) -> LinearModel:
+    w = np.ones((20, classes), np.float32)
+    return LinearModel("multiclass_classifier", "softmax_loss", w, np.zeros(classes, np.float32))
+
+
+def graph_with(op) -> bytes:
+    graph = artifact.symbol_graph(20, 1, "LogisticRegressionOutput")
+    graph["nodes"][6]["op"] = op
+    return json.dumps(graph).encode()
+
+
+def zero_classes() -> bytes:
+    members = members_of(multiclass(3))
+    members[artifact.PARAMS] = mxnet.save_ndarrays(
+        {"arg:fc0_weight": np.zeros((20, 0), np.float32), "arg:fc0_bias": np.zeros((1, 0))}
+    )
+    return zip_of(members)
+
+
+def hostile_values() -> dict:
+    """model_algo-1 files, each broken one way: (bytes, the member and fault the error names)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nan_weights = np.linspace(-1, 1, 20, dtype=np.float32)
+    nan_weights[7] = np.nan
+    regressor = LinearModel("regressor", "logistic", np.ones(20, np.float32), 0.0)
+    return {
+        # JSON that Python's parser answers with a traceback
+        "deep additional-params.json": (
+            with_member(artifact.ADDITIONAL, deep),
+            "additional-params.json nests 100000 levels deep",
+        ),
+        "deep symbol json in a string-heavy file": (
+            with_member(artifact.SYMBOL, b'{"a": "[[[[", "b": ' + b"[" * 40 + b"]" * 40 + b"}"),
+            "mx-mod-symbol.json nests 41 levels deep",
+        ),
+        "deep manifest.json": (
+            with_member(artifact.MANIFEST, b'{"mx-mod": ' + deep + b"}"),
+            "manifest.json nests 100001 levels deep",
+        ),
+        "5000-digit threshold": (
+            with_member(artifact.ADDITIONAL, b'{"threshold": ' + b"9" * 5000 + b"}"),
+            "additional-params.json holds a 5000-digit number",
+        ),
+        "threshold 1e400": (
+            with_member(artifact.ADDITIONAL, b'{"threshold": 1e400}'),
+            "additional-params.json holds the number 1e400, beyond float64",
+        ),
+        "threshold NaN": (
+            with_member(artifact.ADDITIONAL, b'{"threshold": NaN}'),
+            "additional-params.json holds NaN, which is not a JSON number",
+        ),
+        "threshold -Infinity": (
+            with_member(artifact.ADDITIONAL, b'{"threshold": -Infinity}'),
+            "additional-params.json holds -Infinity, which is not a JSON number",
+        ),
+        "threshold true": (with_additional(threshold=True), "numeric threshold .*threshold True"),
+        "f_beta 1e999": (
+            with_member(
+                artifact.ADDITIONAL,
+                json.dumps(artifact.additional_params(binary()))
+                .replace('"f_beta": 1.0', '"f_beta": 1e999')
+                .encode(),
+            ),
+            "additional-params.json holds the number 1e999",
+        ),
+        "predictor_type a list": (with_additional(predictor_type=["x"]), r"predictor_type \['x'\]"),
+        "op that is a list": (
+            with_member(artifact.SYMBOL, graph_with(["LogisticRegressionOutput"])),
+            r"mx-mod-symbol.json has an op that is not a name: \['LogisticRegressionOutput'\]",
+        ),
+        "op that is a dict": (
+            with_member(artifact.SYMBOL, graph_with({"op": 1})),
+            "mx-mod-symbol.json has an op that is not a name",
+        ),
+        "4 MiB symbol json": (
+            with_member(artifact.SYMBOL, b'{"pad": "' + b"x" * (4 << 20) + b'"}'),
+            r"model is larger than 4 MiB \(model_algo-1's mx-mod-symbol.json is 4 MiB\)",
+        ),
+        "65 ZIP members": (
+            zip_of({**members_of(binary()), **{f"x{i}": b"" for i in range(61)}}),
+            "ZIP lists 65 members",
+        ),
+        # models that would be served broken
+        "NaN weight": (
+            zip_of(members_of(binary(nan_weights))),
+            r"mx-mod-0000.params: arg:fc0_weight holds 1 NaN or infinite value\(s\) "
+            r"\(the first at \[7, 0\]\)",
+        ),
+        "infinite bias": (
+            zip_of(members_of(binary(bias=np.inf))),
+            "arg:fc0_bias holds 1 NaN or infinite",
+        ),
+        "float64 weight beyond float32": (
+            with_params(
+                **{
+                    "arg:fc0_weight": np.full((20, 1), 1e300),
+                    "arg:fc0_bias": np.zeros((1, 1), np.float32),
+                }
+            ),
+            "arg:fc0_weight holds 20 NaN or infinite",
+        ),
+        "regressor with a logistic output": (
+            zip_of(members_of(regressor)),
+            "loss_type logistic, which a regressor cannot have",
+        ),
+        "multiclass of 0 classes": (zero_classes(), "a multiclass_classifier with 0 output column"),
+        "multiclass of 2 classes": (
+            zip_of(members_of(multiclass(2))),
+            "a multiclass_classifier with 2 output column",
+        ),
+        "weights of zero rows": (
+            with_raw_params(("arg:fc0_weight", (0, 1), b""), BIAS),
+            r"arg:fc0_weight \(0, 1\) and arg:fc0_bias \(1, 1\) do not fit",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(hostile_values()))
+def test_a_hostile_value_is_refused_in_one_line_naming_the_member(tmp_path, case, capsys):
+    data, message = hostile_values()[case]
+    path = tmp_path / "model_algo-1"
+    path.write_bytes(data)
+    with pytest.raises(ArtifactError, match=message) as raised:
+        artifact.load(path)
+    assert str(raised.value).startswith(f"{path}: ") and "\n" not in str(raised.value)
+    assert len(str(raised.value)) < 400  # a hostile value is cut, never echoed whole
+    packed = tmp_path / "model.tar.gz"  # the same inside a model.tar.gz, through the CLI
+    packed.write_bytes(artifact.tar_gz(data, 0))
+    for command in (["inspect", str(packed)], ["inspect", "--json", str(packed)]):
+        assert main(command) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert re.search(message, captured.err) and captured.err.count("\n") == 1
+        assert captured.err.startswith(f"error: {packed}: ") and "Traceback" not in captured.err
+
+
+def test_python_m_training_inspect_answers_one_line_and_exit_code_2(tmp_path):
+    """Through the real command line: the issue's sparse file and a deep JSON."""
+    cases = {
+        "sparse.tar.gz": (bombs()["sparse member"][0], "a sparse tar member"),
+        "deep.tar.gz": (
+            artifact.tar_gz(hostile_values()["deep manifest.json"][0], 0),
+            "manifest.json nests 100001 levels deep",
+        ),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        done = subprocess.run(
+            [sys.executable, "-m", "training", "inspect", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.startswith(f"error: {tmp_path / name}: ")
+        assert message in done.stderr and done.stderr.count("\n") == 1
+
+
+def strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"{constant} in inspect --json output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/fixtures not laid out")
+def test_inspect_json_is_strict_json_for_real_and_extreme_models(tmp_path, capsys):
+    """Every model that loads prints as JSON without NaN or Infinity, even with float32's
+    largest weights and a threshold at float64's edge."""
+    extreme = tmp_path / "model.tar.gz"
+    weights = np.full(20, np.finfo(np.float32).max, np.float32)
+    artifact.save(binary(weights, bias=-np.finfo(np.float32).max, threshold=1.7e308), extreme)
+    for path in [*sorted(REAL.glob("*/model*")), extreme]:
+        assert main(["inspect", "--json", str(path)]) == 0
+        summary = strict_json(capsys.readouterr().out)
+        assert summary["feature_dim"] >= 1 and summary["largest_weights"]
+    assert summary["threshold"] == 1.7e308
+
+
+# ----------------------------------------------------------------------- nothing written outside
+
+
+def test_traversal_and_link_members_write_nothing_and_read_no_link(tmp_path, capsys):
+    """The reader unpacks in memory only: a member named ../model_algo-1 or /abs/model_algo-1
+    writes nothing anywhere; a link named model_algo-1 is never followed."""
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_bytes(MODEL)  # a valid model: following the link would load it
+    cases = {
+        "traversal": tar_of({"../model_algo-1": MODEL}),
+        "absolute": tar_of({str(tmp_path / "written" / "model_algo-1"): MODEL}),
+        "symlink": tar_of(
+            {"model_algo-1": str(secret).encode()}, {"model_algo-1": tarfile.SYMTYPE}
+        ),
+        "hardlink": tar_of(
+            {"model_algo-1": str(secret).encode()}, {"model_algo-1": tarfile.LNKTYPE}
+        ),
+    }
+    before = sorted(tmp_path.rglob("*"))
+    for name, data in cases.items():
+        (work / f"{name}.tar.gz").write_bytes(data)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        codes = {name: main(["inspect", f"{name}.tar.gz"]) for name in cases}
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert codes == {"traversal": 0, "absolute": 2, "symlink": 2, "hardlink": 2}
+    assert err.count("a tar.gz without model_algo-1 (it holds no files)") == 2  # the links
+    after = sorted(tmp_path.rglob("*"))
+    assert after == sorted([*before, *(work / f"{n}.tar.gz" for n in cases)])

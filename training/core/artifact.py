@@ -528,7 +528,8 @@ def _model(members: dict, source: str) -> LinearModel:
     if (k == 1) == (predictor == MULTICLASS) or (predictor == MULTICLASS and k < 3):
         # multiclass: SageMaker's num_classes is at least 3 (two classes are binary_classifier)
         raise ArtifactError(f"{source}: a {predictor} with {k} output column(s)")
-    W, b = W.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
+        W, b = W.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
     for name, values in ((WEIGHT, W), (BIAS, b)):
         broken = ~np.isfinite(values)
         if broken.any():  # NaN or infinity (also a float64 beyond float32): every score NaN
