@@ -496,3 +496,36 @@ def test_traversal_and_link_members_write_nothing_and_read_no_link(tmp_path, cap
     assert err.count("a tar.gz without model_algo-1 (it holds no files)") == 2  # the links
     after = sorted(tmp_path.rglob("*"))
     assert after == sorted([*before, *(work / f"{n}.tar.gz" for n in cases)])
+
+
+# ----------------------------------------------------------------------- models in S3
+
+
+def test_a_hostile_model_in_s3_is_refused_in_one_line_and_a_huge_one_before_download(
+    monkeypatch, capsys
+):
+    """The same reader behind ``s3://``; an object larger than a model may be is refused from
+    HeadObject's ContentLength, before its bytes are fetched (the limit lowered here to the
+    size of a small file: moto cannot hold 1 GiB)."""
+    import boto3
+    from moto import mock_aws
+
+    from training.aws import download
+    from training.aws import session as aws
+
+    with mock_aws():
+        sess = boto3.Session(region_name="us-east-1")
+        aws.create_bucket(sess, "team-models", "us-east-1")
+        s3 = sess.client("s3")
+        s3.put_object(Bucket="team-models", Key="sparse.tar.gz", Body=bombs()["sparse member"][0])
+        s3.put_object(Bucket="team-models", Key="big/model_algo-1", Body=MODEL)
+        assert main(["-q", "inspect", "s3://team-models/sparse.tar.gz"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: s3://team-models/sparse.tar.gz: {err.split(': ', 2)[2]}"
+        assert "a sparse tar member" in err and err.count("\n") == 1
+        monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", len(MODEL) - 1)
+        assert main(["-q", "inspect", "s3://team-models/big/model_algo-1"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: s3://team-models/big/model_algo-1: model is larger than ")
+        # "the object is": HeadObject's size, not the downloaded file's ("the file is")
+        assert f"(the object is {len(MODEL) / 1024:.4g} KiB)" in err
