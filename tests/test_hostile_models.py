@@ -529,3 +529,16 @@ def test_a_hostile_model_in_s3_is_refused_in_one_line_and_a_huge_one_before_down
         assert err.startswith("error: s3://team-models/big/model_algo-1: model is larger than ")
         # "the object is": HeadObject's size, not the downloaded file's ("the file is")
         assert f"(the object is {len(MODEL) / 1024:.4g} KiB)" in err
+
+
+def test_what_headers_do_not_count_is_still_capped_while_decompressed(tmp_path, monkeypatch):
+    """The cap behind the headers' sizes: long names are not members, so their bytes count
+    only as decompressed (the cap lowered to 64 KiB here: at 1 GiB the test would take
+    seconds)."""
+    monkeypatch.setattr(artifact, "MAX_ARCHIVE_BYTES", 64 << 10)
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(tar_of({"a" * (40 << 10): b"", "b" * (40 << 10): b"", "model_algo-1": MODEL}))
+    with pytest.raises(ArtifactError, match=r"model is larger than 64 KiB \(unpacked, it is over"):
+        artifact.load(path)
+    monkeypatch.setattr(artifact, "MAX_ARCHIVE_BYTES", 1 << 20)
+    assert artifact.load(path).feature_dim == 20  # the same file, under a cap it fits
