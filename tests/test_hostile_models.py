@@ -347,6 +347,22 @@ def hostile_values() -> dict:
             ),
             "additional-params.json holds the number 1e999",
         ),
+        "f_beta negative": (
+            with_additional(metrics_params={"f_beta": -1.0}),
+            r"metrics_params.f_beta is -1.0, not a number > 0 as the hyperparameter f_beta must",
+        ),
+        "accuracy_top_k 1e300": (
+            with_additional(metrics_params={"accuracy_top_k": 1e300}),
+            "metrics_params.accuracy_top_k is 1e[+]300, not an integer > 0 and <= 1000000",
+        ),
+        "accuracy_top_k 0": (
+            with_additional(metrics_params={"accuracy_top_k": 0}),
+            "metrics_params.accuracy_top_k is 0, not an integer > 0",
+        ),
+        "class_weights a dict": (
+            with_additional(metrics_params={"class_weights": {"a": 1}}),
+            r"metrics_params.class_weights is \{'a': 1\}, not a list",
+        ),
         "predictor_type a list": (with_additional(predictor_type=["x"]), r"predictor_type \['x'\]"),
         "op that is a list": (
             with_member(artifact.SYMBOL, graph_with(["LogisticRegressionOutput"])),
@@ -410,7 +426,11 @@ def test_a_hostile_value_is_refused_in_one_line_naming_the_member(tmp_path, case
     assert len(str(raised.value)) < 400  # a hostile value is cut, never echoed whole
     packed = tmp_path / "model.tar.gz"  # the same inside a model.tar.gz, through the CLI
     packed.write_bytes(artifact.tar_gz(data, 0))
-    for command in (["inspect", str(packed)], ["inspect", "--json", str(packed)]):
+    for command in (
+        ["inspect", str(packed)],
+        ["inspect", "--json", str(packed)],
+        ["serve", "--model", str(packed), "--port", "0"],  # refused before it listens
+    ):
         assert main(command) == 2
         captured = capsys.readouterr()
         assert captured.out == ""

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.core import mxnet
+from training.core import hyperparameters, mxnet
 from training.core.losses import LOSSES, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.core.metrics import MetricsParams
 from training.core.model import LinearModel
@@ -565,6 +565,20 @@ def _metrics_params(doc, predictor: str, source: str) -> MetricsParams:
         if numeric and value is not None and not _is_number(value):
             raise ArtifactError(
                 f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not a number"
+            )
+        if numeric and value is not None:  # what the metrics use: the hyperparameter's rule
+            try:
+                hyperparameters.parse(name, value)
+            except ValueError:
+                raise ArtifactError(
+                    f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not "
+                    f"{hyperparameters.rule(name)} as the hyperparameter {name} must be"
+                ) from None
+        kind = {"eps_insensitive_loss_type": str, "class_weights": list}.get(name)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ArtifactError(
+                f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not a "
+                f"{'name' if kind is str else 'list'}"
             )
         values[name] = value
     return MetricsParams(**values)
