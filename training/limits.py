@@ -9,8 +9,9 @@ SageMaker's own (payload sizes, quotas) stay beside the AWS rule they mirror.
 # The largest realistic Linear Learner model is its float32 weights, feature_dim x outputs x 4
 # bytes: the biggest real artifact found holds 5000 features (20 KB); hashed text features reach
 # 2**24 (64 MiB, binary) and a 1M-feature, 100-class multiclass model is 400 MB. 1 GiB keeps
-# 2.5x over that; loading one takes about 4x its size in memory (measured: 271 MiB for a
-# 64 MiB model: the unpacked tar read in chunks, the ZIP member, the arrays).
+# 2.5x over that. Loading one takes 3 to 4x its size in memory (a 64 MiB model: 192 MiB
+# allocated from a bare model_algo-1 - the file, its params member, the arrays - 129 MiB from
+# a model.tar.gz; the process's peak RSS grows by 256-271 MiB), so at most ~4 GiB.
 MAX_MODEL_BYTES = 1 << 30
 # model.tar.gz, compressed or unpacked: the model plus its tar headers and padding (SageMaker's
 # holds 10 KiB of them), with room for a few small files a user added.

@@ -77,15 +77,19 @@ class _Reader:
         self.pos += size
         return values
 
-    def raw(self, size: int, what: str) -> bytes:
+    def span(self, size: int, what: str) -> int:
+        """Where the next ``size`` bytes start, checked to be there; the reader moves past."""
         if size < 0 or self.pos + size > len(self.data):
             raise MXNetFormatError(
                 f"truncated at byte {self.pos}: {what} needs {size} bytes, "
                 f"{len(self.data) - self.pos} left"
             )
-        chunk = self.data[self.pos : self.pos + size]
         self.pos += size
-        return chunk
+        return self.pos - size
+
+    def raw(self, size: int, what: str) -> bytes:
+        start = self.span(size, what)
+        return self.data[start : start + size]
 
 
 def load_ndarrays(data: bytes) -> dict[str, np.ndarray]:
@@ -154,8 +158,9 @@ def _load_array(r: _Reader, i: int) -> np.ndarray:
     extent = int(np.prod([max(d, 1) for d in shape], dtype=object))
     if extent * dtype.itemsize > len(r.data):
         raise MXNetFormatError(f"array {i} (byte {at}): shape {shape} is larger than the file")
-    raw = r.raw(size * dtype.itemsize, f"array {i}'s data")
-    return np.frombuffer(raw, dtype).reshape(shape).copy()
+    start = r.span(size * dtype.itemsize, f"array {i}'s data")
+    # one copy, out of the file's bytes (slicing them first would make a second)
+    return np.frombuffer(r.data, dtype, count=size, offset=start).reshape(shape).copy()
 
 
 # --------------------------------------------------------------------------- symbol JSON
