@@ -130,6 +130,26 @@ def sparse_header(name: str, claimed: int) -> bytes:
     return checksum(block)
 
 
+def pax_raw(records: bytes) -> bytes:
+    """A PAX extended header ('x') holding ``records`` as they are."""
+    return (
+        bytes(header("././@PaxHeader", len(records), tarfile.XHDTYPE))
+        + records
+        + b"\0" * (-len(records) % 512)
+    )
+
+
+def pax(fields: dict) -> bytes:
+    """A PAX extended header of ``fields`` (each record "<length> key=value\n")."""
+    records = b""
+    for key, value in fields.items():
+        body = f" {key}={value}\n".encode()
+        n = len(body) + len(str(len(body)))
+        n += len(str(n)) - len(str(len(body)))
+        records += str(n).encode() + body
+    return pax_raw(records)
+
+
 def tar_gz(*blocks: bytes, zeros: int = 0) -> bytes:
     """gzip of the blocks then ``zeros`` zero bytes (as concatenated gzip members: a bomb of
     many MiB costs a few KiB to build and to store)."""
@@ -177,6 +197,40 @@ def bombs() -> dict:
                 bytes(header("././@LongLink", 2 * GIB, tarfile.GNUTYPE_LONGNAME)), zeros=8 << 20
             ),
             "a tar header .* of 2 GiB",
+        ),
+        "PAX sparse 1.0 member": (
+            tar_gz(
+                pax(
+                    {
+                        "GNU.sparse.major": "1",
+                        "GNU.sparse.minor": "0",
+                        "GNU.sparse.realsize": str(TIB),
+                        "GNU.sparse.name": "model_algo-1",
+                    }
+                ),
+                bytes(header("model_algo-1", 512)),
+                b"1\n%d\n512\n" % (TIB - 512),
+            ),
+            "a sparse tar member",
+        ),
+        "PAX sparse 0.1 member": (
+            tar_gz(
+                pax({"GNU.sparse.map": f"{TIB - 512},512", "GNU.sparse.size": str(TIB)}),
+                bytes(header("model_algo-1", 512)),
+            ),
+            "a sparse tar member",
+        ),
+        "2000 chained PAX headers": (
+            tar_gz(*[pax({"comment": "x"})] * 2000, bytes(header("model_algo-1", 0))),
+            r"a damaged or truncated tar.gz \(maximum recursion depth",
+        ),
+        "5000-digit PAX record length": (
+            tar_gz(pax_raw(b"9" * 5000 + b" path=x\n"), bytes(header("model_algo-1", 0))),
+            "a damaged or truncated tar.gz",
+        ),
+        "65 tar members": (
+            tar_of({f"f{i}": b"" for i in range(65)}),
+            "over 64 members; SageMaker's holds one",
         ),
         "zip bomb member": (
             claim_zip_size(
