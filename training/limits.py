@@ -9,9 +9,10 @@ SageMaker's own (payload sizes, quotas) stay beside the AWS rule they mirror.
 # The largest realistic Linear Learner model is its float32 weights, feature_dim x outputs x 4
 # bytes: the biggest real artifact found holds 5000 features (20 KB); hashed text features reach
 # 2**24 (64 MiB, binary) and a 1M-feature, 100-class multiclass model is 400 MB. 1 GiB keeps
-# 2.5x over that. Loading one takes 3 to 4x its size in memory (a 64 MiB model: 192 MiB
-# allocated from a bare model_algo-1 - the file, its params member, the arrays - 129 MiB from
-# a model.tar.gz; the process's peak RSS grows by 256-271 MiB), so at most ~4 GiB.
+# 2.5x over that. Loading one takes 2 to 3x its size in memory (measured on a 64 MiB model:
+# 128 MiB allocated at the peak - two of the file, its params member, the arrays - and the
+# process's peak RSS grows by 128 MiB from a bare model_algo-1, 193 MiB from a model.tar.gz),
+# so at most about 3 GiB.
 MAX_MODEL_BYTES = 1 << 30
 # model.tar.gz, compressed or unpacked: the model plus its tar headers and padding (SageMaker's
 # holds 10 KiB of them), with room for a few small files a user added.

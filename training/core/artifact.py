@@ -212,15 +212,18 @@ def load(path: Path) -> LinearModel:
     unreadable = file_problem(path, "model file")
     if unreadable:
         raise ArtifactError(f"{path}: {unreadable.message}")
+    return from_bytes(_read(path), str(path))  # (no name here keeps the file's bytes alive)
+
+
+def _read(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_ARCHIVE_BYTES:
             raise too_large(str(path), "the file is", size, MAX_ARCHIVE_BYTES)
         with open(path, "rb") as f:
-            data = f.read(size + 1)  # (read allocates what it is asked for)
+            return f.read(size + 1)  # (read allocates what it is asked for; +1: it grew)
     except OSError as err:
         raise ArtifactError(f"{path}: cannot read it ({err.strerror})") from None
-    return from_bytes(data, str(path))
 
 
 def too_large(source: str, what: str, size: int, limit: int) -> ArtifactError:
