@@ -7,6 +7,7 @@ in a subprocess under an address-space cap (RLIMIT_AS), so a regression fails th
 the machine.
 """
 
+import functools
 import gzip
 import io
 import json
@@ -174,6 +175,7 @@ def tar_of(files: dict, kinds: dict | None = None) -> bytes:
 MODEL = artifact.model_algo_bytes(binary())
 
 
+@functools.cache
 def bombs() -> dict:
     """Files whose headers claim more than a model may be: (bytes, what the error says)."""
     body = header("model_algo-1", 10 * GIB)
@@ -242,6 +244,17 @@ def bombs() -> dict:
                 0xFFFF0000,
             ),
             "model_algo-1's mx-mod-0000.params is 4 GiB",
+        ),
+        "zip member expanding past its stated size": (
+            claim_zip_size(
+                zip_of(
+                    members_of(binary(), **{artifact.PARAMS: b"\0" * (16 << 20)}),
+                    zipfile.ZIP_DEFLATED,
+                ),
+                artifact.PARAMS,
+                238,
+            ),
+            r"a damaged ZIP \(Bad CRC-32 for file 'mx-mod-0000.params'\)",
         ),
         "1.5 GiB symbol JSON": (
             claim_zip_size(MODEL, artifact.SYMBOL, 3 * GIB // 2),
