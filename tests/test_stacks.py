@@ -996,6 +996,14 @@ def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options, n
         ({"alarm_email": "ops"}, "is not an e-mail address"),
         ({"endpoint_mode": "batch"}, "endpoint_mode='batch' must be one of realtime, serverless"),
         ({"data_capture_percent": "101"}, "data_capture_percent=101 must be between 0 and 100"),
+        (
+            {
+                "project": "a-thirty-two-character-project-x",
+                "autoscaling_max_instances": "2",
+                "endpoint_instance_type": "ml.abcdefghijklmnopqrstu.24xlarge",
+            },
+            "is over 63 characters (SageMaker's limit): use a shorter project name",
+        ),
     ],
 )
 def test_endpoint_options_that_sagemaker_would_refuse_fail_synth(context, message):
