@@ -511,11 +511,12 @@ class BaseStack(cdk.Stack):
         self.key.grant_encrypt_decrypt(role)
         # EBS volumes encrypted with the key (the notebook's, a training job's) are created
         # through KMS grants made for that AWS resource: allowed, and nothing else. Only
-        # CreateGrant: kms:GrantIsForAWSResource exists on grant operations alone (KMS
-        # developer guide, "kms:GrantIsForAWSResource"), so a DescribeKey under it would never
-        # be allowed; and SageMaker asks of a volume key kms:CreateGrant, of an output key
-        # kms:Encrypt (DG sagemaker-roles.html, "CreateTrainingJob API: Execution Role
-        # Permissions"), which grant_encrypt_decrypt gives: nothing here calls DescribeKey.
+        # CreateGrant: kms:GrantIsForAWSResource is set on CreateGrant, ListGrants and
+        # RevokeGrant alone (KMS developer guide, grant-authorization.html, "Controlling access
+        # to grants"), so a DescribeKey under it would never be allowed; and SageMaker asks of
+        # a volume key kms:CreateGrant, of an output key kms:Encrypt (DG sagemaker-roles.html,
+        # "CreateTrainingJob API: Execution Role Permissions"; Encrypt is in
+        # grant_encrypt_decrypt): nothing here calls DescribeKey.
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ProjectKeyGrantsForAwsResources",

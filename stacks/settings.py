@@ -107,9 +107,11 @@ class Settings:
 
     @property
     def endpoint_name(self) -> str:
-        """The one name of this project's endpoint under these settings (deploy, audit,
-        predict and the notebook all take it from here): the mode, and with autoscaling the
-        instance type, are in it, since SageMaker cannot change those in place."""
+        """This project's endpoint under these settings (the endpoint stack, its IAM and log
+        group, and the notebook's project.json take it from here): the mode, and with
+        autoscaling the instance type, are in it, since SageMaker cannot change those in
+        place (``naming.endpoint_name``; audit knows every such name by
+        ``naming.owned_patterns``)."""
         scaled = self.endpoint_instance_type if self.autoscaling_max_instances else None
         return naming.endpoint_name(self.project, self.endpoint_mode, scaled)
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
+import botocore.session
 import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
@@ -980,6 +981,10 @@ def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options, n
     assert Settings.from_context({**options, "model_data_url": MODEL}.get).endpoint_name == name
     # audit and destroy-all recognise it as this project's by its exact name
     assert re.match(owned_patterns("ll-e2e")["endpoint"], name)
+    # and SageMaker takes it (botocore's model of CreateEndpoint's EndpointName)
+    shape = botocore.session.get_session().get_service_model("sagemaker")
+    rule = shape.shape_for("EndpointName").metadata
+    assert len(name) <= rule["max"] and re.fullmatch(rule["pattern"], name)
     log_group = only(t, "AWS::Logs::LogGroup")["Properties"]["LogGroupName"]
     assert log_group == f"/aws/sagemaker/Endpoints/{name}"
     if options.get("alarms") == "false":
@@ -1116,6 +1121,15 @@ def test_with_autoscaling_a_new_model_keeps_the_scaled_out_capacity():
     scaled = only(endpoint(**SCALED), "AWS::SageMaker::Endpoint")["Properties"]
     assert scaled["RetainAllVariantProperties"] is True
     assert scaled["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredWeight"}]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    assert {"RetainAllVariantProperties", "ExcludeRetainedVariantProperties"} <= set(
+        model.operation_model("UpdateEndpoint").input_shape.members
+    )
+    assert model.shape_for("VariantPropertyType").enum == [
+        "DesiredInstanceCount",
+        "DesiredWeight",
+        "DataCaptureConfig",
+    ]
     # the model and the instance type are not variant properties: the new config's own
     variant = only(endpoint(**SCALED), "AWS::SageMaker::EndpointConfig")["Properties"][
         "ProductionVariants"
