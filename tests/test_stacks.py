@@ -1084,7 +1084,7 @@ def test_a_mode_change_replaces_the_endpoint_instead_of_updating_it():
     # the notebook's role may invoke the endpoint of its own settings
     invoke = next(
         s
-        for s in role_statements(base(**SERVERLESS), "Notebook")
+        for s in role_statements(synth(model_data_url=MODEL, **SERVERLESS)[2]["base"], "Notebook")
         if s.get("Sid") == "InvokeProjectEndpoint"
     )
     assert json.dumps(invoke["Resource"]).endswith(':endpoint/ll-e2e-endpoint-serverless"]]}')
