@@ -34,6 +34,7 @@ from stacks import registry_cleanup
 from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
+from training import limits
 from training.aws import naming, notebook_bundle
 from training.aws.naming import LogGroup, Output, Prefix, Stack
 
@@ -509,11 +510,17 @@ class BaseStack(cdk.Stack):
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
         self.key.grant_encrypt_decrypt(role)
         # EBS volumes encrypted with the key (the notebook's, a training job's) are created
-        # through KMS grants made for that AWS resource: allowed, and nothing else
+        # through KMS grants made for that AWS resource: allowed, and nothing else. Only
+        # CreateGrant: kms:GrantIsForAWSResource is set on CreateGrant, ListGrants and
+        # RevokeGrant alone (KMS developer guide, grant-authorization.html, "Controlling access
+        # to grants"), so a DescribeKey under it would never be allowed; and SageMaker asks of
+        # a volume key kms:CreateGrant, of an output key kms:Encrypt (DG sagemaker-roles.html,
+        # "CreateTrainingJob API: Execution Role Permissions"; Encrypt is in
+        # grant_encrypt_decrypt): nothing here calls DescribeKey.
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ProjectKeyGrantsForAwsResources",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                actions=["kms:CreateGrant"],
                 resources=[self.key.key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
@@ -586,10 +593,10 @@ class BaseStack(cdk.Stack):
             # its own logs; and reading its training jobs' logs (train_aws streams them)
             *self._log_statements("NotebookLogs", [*LOG_WRITE, *LOG_READ], ("notebook",)),
             *self._log_statements("TrainingJobLogs", LOG_READ, ("training",)),
+            self._bounded_training_jobs(),
             iam.PolicyStatement(
                 sid="ProjectTrainingJobs",
                 actions=[
-                    "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",
@@ -620,6 +627,38 @@ class BaseStack(cdk.Stack):
         # key, and a condition SageMaker does not satisfy would keep the instance from starting
         return self._role(
             "Notebook", "the notebook instance", statements, reasons, same_account_only=False
+        )
+
+    def _bounded_training_jobs(self) -> iam.PolicyStatement:
+        """CreateTrainingJob for the notebook's user, only as the project trains: on the
+        instance types and within the run time ``training.limits`` allows, network-isolated,
+        the artifact and the volume encrypted with the project key (what ``train_aws`` sends
+        from the notebook: ``training_request``; the notebook gets the key's ARN from OnStart).
+
+        The keys are the ones the Service Authorization Reference lists for
+        sagemaker:CreateTrainingJob ("Actions, resources, and condition keys for Amazon
+        SageMaker"): sagemaker:InstanceTypes (ArrayOfString), sagemaker:MaxRuntimeInSeconds
+        (Numeric), sagemaker:NetworkIsolation (Bool), sagemaker:VolumeKmsKey and
+        sagemaker:OutputKmsKey (ARN). A key absent from the request fails every operator but
+        ForAllValues, which an absent list passes: hence the Null check on InstanceTypes.
+        AddTags, Describe and Stop have none of these keys: they are in their own statement.
+        """
+        key = self.key.key_arn
+        return iam.PolicyStatement(
+            sid="StartBoundedProjectTrainingJobs",
+            actions=["sagemaker:CreateTrainingJob"],
+            resources=[self._project_arn("training-job")],
+            conditions={
+                "ForAllValues:StringEquals": {
+                    "sagemaker:InstanceTypes": list(limits.NOTEBOOK_TRAINING_INSTANCE_TYPES)
+                },
+                "Null": {"sagemaker:InstanceTypes": "false"},
+                "NumericLessThanEquals": {
+                    "sagemaker:MaxRuntimeInSeconds": str(limits.NOTEBOOK_TRAINING_MAX_RUNTIME_S)
+                },
+                "Bool": {"sagemaker:NetworkIsolation": "true"},
+                "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key},
+            },
         )
 
     # ------------------------------------------------------------------ notebook

@@ -13,7 +13,7 @@ from pathlib import Path
 from training.aws import naming
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.model_record import RECORD_FILE, ModelRecord
-from training.aws.naming import DEFAULT_PROJECT
+from training.aws.naming import DEFAULT_PROJECT, ENDPOINT_MODES
 from training.core.losses import PREDICTOR_TYPES
 from training.errors import ModelRecordError, UserError
 
@@ -22,7 +22,13 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ENDPOINT_MODES = ("realtime", "serverless")
+# The stacks' names drop the project's hyphens (naming.stack_prefix: ll-e2e -> LlE2e), and the
+# capital letters mark where each part began: only when every part starts with a letter. A
+# hyphen before a digit or another hyphen would make two projects one pair of stacks
+# (a1b-x and a-1b-x are both A1bX), so those names are refused.
+_PROJECT_PART = re.compile(r"-(?![a-z])")
+# EndpointName: at most 63 characters (botocore's sagemaker model, EndpointName)
+ENDPOINT_NAME_MAX = 63
 
 
 # Pinned, so the instance's OS and Jupyter do not change under the OnStart script. AL2 + JupyterLab
@@ -101,7 +107,13 @@ class Settings:
 
     @property
     def endpoint_name(self) -> str:
-        return naming.endpoint_name(self.project)
+        """This project's endpoint under these settings (the endpoint stack, its IAM and log
+        group, and the notebook's project.json take it from here): the mode, and with
+        autoscaling the instance type, are in it, since SageMaker cannot change those in
+        place (``naming.endpoint_name``; audit knows every such name by
+        ``naming.owned_patterns``)."""
+        scaled = self.endpoint_instance_type if self.autoscaling_max_instances else None
+        return naming.endpoint_name(self.project, self.endpoint_mode, scaled)
 
     @classmethod
     def from_context(cls, get) -> Settings:
@@ -122,6 +134,15 @@ class Settings:
             problems.append(
                 f"project='{self.project}': use 3-32 lower-case letters, digits and hyphens, "
                 "starting with a letter (it prefixes resource names and tags)"
+            )
+        elif _PROJECT_PART.search(self.project):
+            prefix = naming.stack_prefix(self.project)
+            problems.append(
+                f"project='{self.project}': start every hyphen-separated part with a letter "
+                f"(e.g. '{_PROJECT_PART.sub('-v', self.project)}'): stack names drop the "
+                f"hyphens, so '{self.project}' and '{_PROJECT_PART.sub('', self.project)}' "
+                f"would both be the stacks {prefix}{naming.Stack.BASE} and "
+                f"{prefix}{naming.Stack.ENDPOINT}"
             )
         if not _REGION.match(self.region):
             problems.append(f"region='{self.region}' is not an AWS region name (e.g. eu-west-1)")
@@ -263,6 +284,11 @@ class Settings:
             )
         if self.alarm_email and not _EMAIL.match(self.alarm_email):
             problems.append(f"alarm_email='{self.alarm_email}' is not an e-mail address")
+        if len(self.endpoint_name) > ENDPOINT_NAME_MAX:
+            problems.append(
+                f"the endpoint's name {self.endpoint_name} is over {ENDPOINT_NAME_MAX} "
+                "characters (SageMaker's limit): use a shorter project name"
+            )
         return problems
 
     def model_artifact(self) -> ServedModel | None:
