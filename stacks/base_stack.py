@@ -66,8 +66,11 @@ GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest a
 # AWS::SageMaker::NotebookInstance's create-only properties besides its name, CloudFormation
 # name -> CDK keyword (the resource schema's createOnlyProperties, as cfn-lint ships it:
 # aws-cloudformation/cfn-lint, src/cfnlint/data/schemas/providers/us_east_1/
-# aws-sagemaker-notebookinstance.json). Changing one replaces the instance, which CloudFormation
-# refuses for a custom-named resource, so each goes into the name (notebook_fingerprint).
+# aws-sagemaker-notebookinstance.json). Changing one replaces the instance, and "you can't perform
+# an update that causes a custom-named resource to be replaced. If you must replace the resource,
+# specify a new name" (CloudFormation resource custom naming,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-name.html),
+# so each goes into the name (notebook_fingerprint).
 NOTEBOOK_CREATE_ONLY = {
     "KmsKeyId": "kms_key_id",
     "SecurityGroupIds": "security_group_ids",

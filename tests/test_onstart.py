@@ -10,6 +10,7 @@ runs this project's pip, resolving the bundle's requirements.txt offline (``--dr
 ``systemd-analyze verify`` (systemd 252, as AL2023's) where it is installed.
 """
 
+import ast
 import getpass
 import json
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from stacks.notebook_lifecycle import (
+    BUNDLE_UPDATE,
     IDLE_STOP,
     INSTALLED,
     NO_INTERNET,
@@ -277,6 +279,13 @@ def test_onstart_when_the_bundle_cannot_be_fetched_leaves_the_folder_alone(tmp_p
     out = instance.start()
     assert "is empty" in out
     assert (instance.notebooks / "training" / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("asset", [IDLE_STOP, BUNDLE_UPDATE], ids=lambda p: p.name)
+def test_onstart_programs_are_python_37_as_on_al2(asset):
+    """AL2's /usr/bin/python3 is 3.7: what the script embeds must parse as 3.7."""
+    ast.parse(program(asset), feature_version=(3, 7))
+    ast.parse(asset.read_text(), feature_version=(3, 7))
 
 
 def test_onstart_script_fits_sagemakers_limit_with_real_names():
