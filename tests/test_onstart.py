@@ -369,3 +369,26 @@ def test_the_notebooks_name_changes_with_each_create_only_input(synth):
     # audit and destroy-all still own each by its exact name
     owned = re.compile(naming.owned_patterns("ll-e2e")["notebook"])
     assert all(owned.match(n) for n in names)
+
+
+def test_onstart_bundle_update_with_an_unreadable_manifest_overwrites_nothing(tmp_path):
+    """No record of what was delivered: every file that differs from the bundle is the user's."""
+    pristine, folder, manifest = tmp_path / "pristine", tmp_path / "folder", tmp_path / "m.json"
+    for root, text in ((pristine, "bundle"), (folder, "edited")):
+        (root / "training").mkdir(parents=True)
+        (root / NOTEBOOK).write_text(text)
+        (root / "training" / "same.py").write_text("x = 1\n")
+    (pristine / "new.txt").write_text("new")
+    manifest.write_text("{not json")
+    res = subprocess.run(
+        [sys.executable, str(BUNDLE_UPDATE), str(pristine), str(folder), str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (folder / NOTEBOOK).read_text() == "edited"
+    assert (folder / "new.txt").read_text() == "new"
+    assert res.stdout.splitlines()[0] == "notebook bundle: 1 added, 0 updated, 1 kept, 0 removed"
+    # the manifest is rewritten whole: what is now known to be delivered
+    assert set(json.loads(manifest.read_text())) == {"new.txt", "training/same.py"}
