@@ -17,6 +17,7 @@ KMS key is scheduled for deletion.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -61,6 +62,31 @@ PROJECT_NAMES = {
     "notebook-instance": lambda project: naming.notebook_name(project, "*"),
 }
 GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
+
+
+# AWS::SageMaker::NotebookInstance's create-only properties besides its name, CloudFormation
+# name -> CDK keyword (the resource schema's createOnlyProperties, as cfn-lint ships it:
+# aws-cloudformation/cfn-lint, src/cfnlint/data/schemas/providers/us_east_1/
+# aws-sagemaker-notebookinstance.json). Changing one replaces the instance, and "you can't perform
+# an update that causes a custom-named resource to be replaced. If you must replace the resource,
+# specify a new name" (CloudFormation resource custom naming,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-name.html),
+# so each goes into the name (notebook_fingerprint).
+NOTEBOOK_CREATE_ONLY = {
+    "KmsKeyId": "kms_key_id",
+    "SecurityGroupIds": "security_group_ids",
+    "SubnetId": "subnet_id",
+    "DirectInternetAccess": "direct_internet_access",
+    "PlatformIdentifier": "platform_identifier",
+}
+
+
+def notebook_fingerprint(project: str, create_only: dict) -> str:
+    """6 hex of the project and the notebook's create-only values as the template states them
+    (a key or subnet by its logical ID, so a replaced one is a new value), plus anything that
+    replaces what they refer to without changing the reference (the subnet's zone)."""
+    text = json.dumps({"project": project, **create_only}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
 
 
 def alarm_source_conditions(scope: cdk.Stack, alarm_stack: str) -> dict:
@@ -674,7 +700,8 @@ class BaseStack(cdk.Stack):
                         on_start_script(
                             self.bucket.bucket_name,
                             s.notebook_idle_minutes,
-                            {
+                            internet=not s.notebook_in_vpc,
+                            project={
                                 "project": s.project,
                                 "region": self.region,
                                 "bucket": self.bucket.bucket_name,
@@ -689,27 +716,34 @@ class BaseStack(cdk.Stack):
             ],
         )
         network, endpoints = self._notebook_network() if s.notebook_in_vpc else ({}, [])
-        # Create-only properties (KMS key, subnet, internet access) change the name, so a
-        # change replaces the instance instead of failing on a custom-named resource.
-        fingerprint = hashlib.sha256(f"{s.notebook_in_vpc}|{s.project}".encode()).hexdigest()[:6]
-        notebook = sagemaker.CfnNotebookInstance(
-            self,
-            "Notebook",
-            notebook_instance_name=naming.notebook_name(s.project, fingerprint),
-            instance_type=s.notebook_instance_type,
-            role_arn=self.notebook_role.role_arn,
-            kms_key_id=self.key.key_id,
-            volume_size_in_gb=s.notebook_volume_gb,
-            root_access="Enabled" if s.notebook_root_access else "Disabled",
-            lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
-            default_code_repository=s.code_repository or None,
-            platform_identifier=s.notebook_platform,
-            instance_metadata_service_configuration=(
+        properties = {
+            "instance_type": s.notebook_instance_type,
+            "role_arn": self.notebook_role.role_arn,
+            "kms_key_id": self.key.key_id,
+            "volume_size_in_gb": s.notebook_volume_gb,
+            "root_access": "Enabled" if s.notebook_root_access else "Disabled",
+            "lifecycle_config_name": lifecycle.attr_notebook_instance_lifecycle_config_name,
+            "default_code_repository": s.code_repository or None,
+            "platform_identifier": s.notebook_platform,
+            "instance_metadata_service_configuration": (
                 sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                     minimum_instance_metadata_service_version="2"
                 )
             ),
             **network,
+        }
+        create_only = {
+            name: self.resolve(properties.get(key)) for name, key in NOTEBOOK_CREATE_ONLY.items()
+        }
+        if s.notebook_in_vpc:  # the subnet's zone: a new zone replaces the subnet, same Ref
+            create_only["subnet_zone"] = self.resolve(self._notebook_subnet.availability_zone)
+        notebook = sagemaker.CfnNotebookInstance(
+            self,
+            "Notebook",
+            notebook_instance_name=naming.notebook_name(
+                s.project, notebook_fingerprint(s.project, create_only)
+            ),
+            **properties,
         )
         # OnStart runs as soon as the instance exists: its role's permissions (and, in a VPC,
         # the endpoints it reaches AWS through) must exist first. CloudFormation only orders
@@ -784,7 +818,7 @@ class BaseStack(cdk.Stack):
                     name, service=service, open=False, security_groups=[endpoint_group]
                 )
             )
-        subnet = vpc.isolated_subnets[0]
+        subnet = self._notebook_subnet = vpc.isolated_subnets[0]
         network = {
             "subnet_id": subnet.subnet_id,
             "security_group_ids": [group.security_group_id],

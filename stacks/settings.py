@@ -31,9 +31,11 @@ _PROJECT_PART = re.compile(r"-(?![a-z])")
 ENDPOINT_NAME_MAX = 63
 
 
-# Pinned, so the instance's OS and Jupyter do not change under the OnStart script. AL2 + JupyterLab
-# 4 is what the script (cron.d, /usr/bin/python3, the AWS CLI) and AWS's own auto-stop sample
-# are written for; notebook-al2023-v1 is accepted but the script is not verified there.
+# Pinned, so the instance's OS and Jupyter do not change under the OnStart script, which is run
+# for both (tests/test_onstart.py): AL2 with cron, AL2023 without (a systemd timer there).
+# AL2023 is the default: "Amazon Linux 2 reached end-of-support on June 30, 2026"
+# (https://aws.amazon.com/amazon-linux-2/). The platform is create-only: changing it replaces
+# the instance and its volume (docs/aws.md).
 NOTEBOOK_PLATFORMS = ("notebook-al2-v3", "notebook-al2023-v1")
 
 
@@ -76,7 +78,7 @@ class Settings:
     notebook_idle_minutes: int = 60
     notebook_in_vpc: bool = False
     notebook_availability_zone: str = ""  # notebook_in_vpc: "" lets CDK take the first AZ
-    notebook_platform: str = "notebook-al2-v3"
+    notebook_platform: str = "notebook-al2023-v1"
     code_repository: str = ""
     noncurrent_version_days: int = 30
     endpoint_instance_type: str = DEFAULT_INSTANCE_TYPE

@@ -20,6 +20,7 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.app_builder import build_app
 from stacks.assets import idle_stop
 from stacks.images import linear_learner_image
+from stacks.notebook_lifecycle import program
 from stacks.settings import Settings, SettingsError
 from training import limits
 from training.aws import notebook_bundle
@@ -377,10 +378,10 @@ def test_lifecycle_script_syncs_notebooks_and_stops_when_idle(minutes):
     script = lifecycle_script(base() if minutes == 60 else base(notebook_idle_minutes=minutes))
     assert script.startswith("#!/bin/bash")
     assert 'aws s3 sync "s3://<BUCKET>/notebooks/"' in script
-    assert f"idle_stop.py {minutes} \\\n--region us-east-1 >>" in script
-    assert "/etc/cron.d/idle-stop" in script
-    assert '"stop-notebook-instance"' in script
-    assert (ROOT / "stacks" / "assets" / "idle_stop.py").read_text() in script
+    assert f"idle_stop.py {minutes} --region us-east-1 >>" in script
+    assert "/etc/cron.d/idle-stop" in script and "/etc/systemd/system/idle-stop.timer" in script
+    assert "'stop-notebook-instance'" in script
+    assert program(ROOT / "stacks" / "assets" / "idle_stop.py") in script
     assert len(base64.b64encode(script.encode())) < 16384  # SageMaker's limit per script
 
 
@@ -417,7 +418,7 @@ def test_the_notebook_waits_for_its_permissions_and_network(tmp_path):
         assert kinds >= {"Custom::CDKBucketDeployment", "AWS::IAM::Role"}
         vpc_endpoints = {n for n, r in t.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
         assert len(vpc_endpoints) == endpoints and vpc_endpoints <= after
-        assert notebook["Properties"]["PlatformIdentifier"] == "notebook-al2-v3"
+        assert notebook["Properties"]["PlatformIdentifier"] == "notebook-al2023-v1"
 
 
 def test_the_notebooks_availability_zone_comes_from_context():
