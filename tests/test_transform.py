@@ -115,7 +115,7 @@ def test_a_bad_record_names_its_batch_and_leaves_no_output(tmp_path, model):
     with pytest.raises(ValidationError, match="row 2: empty line"):
         transform_local(model, config)
     src.write_text("1," * 200 + "1\n")
-    with pytest.raises(ValidationError, match="over MaxPayloadInMB"):
+    with pytest.raises(ValidationError, match=r"row 1: a line over MaxPayloadInMB \(209 bytes"):
         transform_local(model, config)
     assert list((tmp_path / "out").iterdir()) == []
 
