@@ -324,7 +324,7 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     (a ``\\r`` before it dropped), as the container splits them; a line over MAX_ROW_BYTES is
     refused after reading that much (raises UnicodeDecodeError for text that is not UTF-8)."""
     fix = "end each row with \\n (a file of lone \\r line ends, or none, is one long line)"
-    limit = "the longest row validate reads"
+    limit = "validate's row limit"
     for first, block in line_blocks(path, _BLOCK_BYTES, MAX_ROW_BYTES, fix, limit):
         yield first, [line.decode("utf-8").removesuffix("\r") for line in block]
 
