@@ -328,7 +328,7 @@ def post_csv(port: int, body: str) -> tuple[int, str]:
     return res.status, res.read().decode()
 
 
-# cell -> what both validate and the endpoint make of it (training/csv_numbers.py)
+# cell -> what both validate and the endpoint make of it (training/core/csv_numbers.py)
 CELLS = [
     ("0.5", "number"),
     (" 1 ", "number"),

@@ -25,10 +25,10 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_rows
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
-from training.csv_numbers import OTHER_BREAKS, is_number, parse_rows
 from training.data import recordio
 from training.data.channels import detect_format
 from training.data.manifest import MANIFEST_FILE
@@ -73,7 +73,7 @@ _CSV_FIX = "send numeric features only, no header (or --labelled with the label 
 def read_csv_rows(path: Path) -> np.ndarray:
     """A headerless numeric CSV as float32 rows, streamed in blocks of whole lines: a line
     longer than a request may be (LIMIT) is refused before it is read whole, and each cell
-    must be a finite number by Linear Learner's rule (:mod:`training.csv_numbers`); the
+    must be a finite number by Linear Learner's rule (:mod:`training.core.csv_numbers`); the
     first problem is named by row and column."""
     name, parts, width = str(path), [], None
     fix = "one row of features per line; a row must fit in one request (6 MB)"

@@ -21,9 +21,9 @@ import numpy as np
 from training import content_types
 from training.content_types import CSV, RECORDIO
 from training.core import hyperparameters
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_number, parse_rows
 from training.core.hyperparameters import Hyperparameters
 from training.core.losses import BINARY, REGRESSOR
-from training.csv_numbers import OTHER_BREAKS, is_number, parse_number, parse_rows
 from training.data import recordio
 from training.data.channels import channel_files, detect_format
 from training.data.labels import label_problems
@@ -573,7 +573,7 @@ def _structure(findings: Findings, name: str, rows: np.ndarray, lines: list[str]
 
 
 def _parse_block(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
-    """Parse by Linear Learner's number rule (:mod:`training.csv_numbers`); a cell that is not
+    """Parse by Linear Learner's number rule (:mod:`training.core.csv_numbers`); a cell that is not
     a number is reported and read as missing, so the label checks still see the rest.
     Non-finite values (nan, inf) are reported too."""
     try:

@@ -47,6 +47,7 @@ import numpy as np
 import training.aws.naming as naming
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.core import artifact
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_number
 from training.core.featurizer import (
     RowError,
     UnsupportedContentTypeError,
@@ -55,7 +56,6 @@ from training.core.featurizer import (
 )
 from training.core.inference import InferencePipeline
 from training.core.model import LinearModel, Predictions
-from training.csv_numbers import OTHER_BREAKS, is_number, parse_number
 from training.data import recordio
 
 # where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
@@ -92,7 +92,7 @@ def _accepted(header: str | None, answerable=(JSON, JSONLINES, RECORDIO)) -> str
     return media
 
 
-_OTHER_BREAKS = OTHER_BREAKS  # Linear Learner's rows end at "\n" only (training.csv_numbers)
+_OTHER_BREAKS = OTHER_BREAKS  # Linear Learner's rows end at "\n" only (training.core.csv_numbers)
 
 
 def _lines(text: str, what: str) -> list[str]:
