@@ -385,3 +385,27 @@ def test_a_lone_cr_file_is_refused_by_validate_as_the_endpoint_refuses_its_rows(
     data.write_bytes(b"1,0.5,0\r\n0,1,1\r\n1,0,1\r\n")  # CRLF: rows end at \n
     assert main(["validate", "--predictor-type", "binary_classifier", str(data)]) == 0
     assert post_csv(endpoint, "0.5,0\r\n1,1\r\n")[0] == 200
+
+
+def test_the_fast_parse_reads_numbers_exactly_as_the_rule_does():
+    """parse_rows hands most blocks to polars at once: for ASCII tokens without spaces, polars
+    must accept exactly the rule's numbers, with float()'s values; any other token must send
+    the block to the cell-by-cell parse, which refuses it."""
+    from training.core.csv_numbers import _polars_rows, is_number, parse_rows
+
+    rng = np.random.default_rng(5)
+    alphabet = list("0123456789" * 3 + "+-.eEinfatyINFATYxXdD#")
+    tokens = sorted(
+        {"".join(rng.choice(alphabet, rng.integers(1, 8))) for _ in range(6000)}
+        | {"1.", ".5", "-.5e-3", "+1E+05", "Infinity", "-nan", "1e", ".", "+", "e5", "1.5.5"}
+    )
+    numbers = [t for t in tokens if is_number(t)]
+    others = [t for t in tokens if not is_number(t)]
+    assert len(numbers) > 500 and len(others) > 1000
+    fast = _polars_rows("\n".join(numbers), len(numbers))
+    assert fast is not None
+    np.testing.assert_array_equal(fast[:, 0], [float(t) for t in numbers])
+    for token in others:
+        assert _polars_rows(token, 1) is None, token
+        with pytest.raises(ValueError, match="not a number"):
+            parse_rows([token])

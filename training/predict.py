@@ -25,7 +25,7 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
-from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_rows
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
@@ -78,47 +78,52 @@ def read_csv_rows(path: Path) -> np.ndarray:
     name, parts, width = str(path), [], None
     fix = "one row of features per line; a row must fit in one request (6 MB)"
     for first, block in line_blocks(path, _BLOCK_BYTES, LIMIT, fix, "what one request holds"):
-        rows = []
-        for number, raw in enumerate(block, start=first):
-            try:
-                line = raw.decode("utf-8").removesuffix("\r")
-            except UnicodeDecodeError as err:
-                raise ValidationError(
-                    [Problem(name, f"not UTF-8 text (byte {err.start})", _CSV_FIX, row=number)]
-                ) from None
-            stray = OTHER_BREAKS.search(line)
-            if stray or not line.strip():
-                what = f"holds the line break {stray.group()!r}" if stray else "empty line"
-                fix = "end rows with \\n (or \\r\\n) only" if stray else "delete empty lines"
-                raise ValidationError([Problem(name, what, fix, row=number)])
-            cells = line.split(",")
-            width = width or len(cells)
-            if len(cells) != width:
-                problem = f"has {len(cells)} fields, the rows above have {width}"
-                raise ValidationError([Problem(name, problem, _CSV_FIX, row=number)])
-            rows.append(cells)
         try:
-            values = parse_rows(rows)
-        except ValueError:
-            i, j = next(
-                (i, j) for i, r in enumerate(rows) for j, c in enumerate(r) if not is_number(c)
-            )
-            problem = f"{rows[i][j][:40]!r} is not a number"
-            raise ValidationError(
-                [Problem(name, problem, _CSV_FIX, row=first + i, column=j + 1)]
-            ) from None
+            text = b"\n".join(block).decode("utf-8").replace("\r\n", "\n").removesuffix("\r")
+            values = parse_text(text)
+        except (UnicodeDecodeError, ValueError):
+            _first_problem(name, first, block, width)
+            raise  # pragma: no cover - _first_problem names every way parse_rows fails
+        width = width or values.shape[1]
+        if values.shape[1] != width:
+            problem = f"has {values.shape[1]} fields, the rows above have {width}"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=first)])
         bad = ~np.isfinite(values)
         if bad.any():
-            i, j = np.argwhere(bad)[0]
-            problem = f"{rows[i][j].strip()!r} is not a finite number (Linear Learner refuses it)"
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            cell = text.split("\n")[i].split(",")[j].strip()
+            problem = f"{cell!r} is not a finite number (Linear Learner refuses it)"
             fix = "impute missing values first (python -m training prepare does)"
-            raise ValidationError(
-                [Problem(name, problem, fix, row=first + int(i), column=int(j) + 1)]
-            )
+            raise ValidationError([Problem(name, problem, fix, row=first + i, column=j + 1)])
         parts.append(values.astype(np.float32))
     if not parts:
         raise ValidationError([Problem(name, "no rows", "write one row of features per line")])
     return np.vstack(parts)
+
+
+def _first_problem(name: str, first: int, block: list[bytes], width: int | None) -> None:
+    """Raise the first problem of a block that did not parse, by row (and column)."""
+    for number, raw in enumerate(block, start=first):
+        try:
+            line = raw.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError as err:
+            raise ValidationError(
+                [Problem(name, f"not UTF-8 text (byte {err.start})", _CSV_FIX, row=number)]
+            ) from None
+        stray = OTHER_BREAKS.search(line)
+        if stray or not line.strip():
+            what = f"holds the line break {stray.group()!r}" if stray else "empty line"
+            fix = "end rows with \\n (or \\r\\n) only" if stray else "delete empty lines"
+            raise ValidationError([Problem(name, what, fix, row=number)])
+        cells = line.split(",")
+        width = width or len(cells)
+        if len(cells) != width:
+            problem = f"has {len(cells)} fields, the rows above have {width}"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=number)])
+        bad = next((j for j, cell in enumerate(cells) if not is_number(cell)), None)
+        if bad is not None:
+            problem = f"{cells[bad][:40]!r} is not a number"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=number, column=bad + 1)])
 
 
 @dataclass

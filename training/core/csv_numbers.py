@@ -36,9 +36,18 @@ NUMBER = re.compile(
 # Line breaks other than "\n" (with an optional "\r" before it): Linear Learner's CSV is one
 # row per line, and a row split by a stray CR, form feed or U+2028 is a client bug to report.
 OTHER_BREAKS = re.compile("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-# Text made only of these characters reads the same with numpy (float()) as by NUMBER; any
-# other character sends a block through the cell-by-cell check.
-_OUTSIDE = re.compile(r"[^0-9eE+\-.,\n \tnaiftyNAIFTY]")
+# In ASCII text, what float() reads and NUMBER does not: underscores, and the ASCII spaces float()
+# strips other than space and tab; text with them, or not ASCII, is parsed cell by cell.
+_FLOAT_ONLY = "_\r\v\f\x1c\x1d\x1e\x1f"
+_ASCII_BREAKS = "\r\v\f\x1c\x1d\x1e"  # OTHER_BREAKS within ASCII
+
+
+def has_other_break(text: str) -> bool:
+    """Whether ``text`` holds a line break other than ``\\n`` (:data:`OTHER_BREAKS`); fast for
+    ASCII text, which is most of it."""
+    if text.isascii():
+        return any(char in text for char in _ASCII_BREAKS)
+    return OTHER_BREAKS.search(text) is not None
 
 
 def is_number(cell: str) -> bool:
@@ -53,9 +62,40 @@ def parse_number(cell: str) -> float:
     return float(cell)
 
 
-def parse_rows(rows: list[list[str]]) -> np.ndarray:
-    """Rows of cells as a float64 matrix, fast (numpy) where the text allows nothing but the
-    rule's characters; ValueError for a cell outside the rule or rows of different lengths."""
-    if not any(_OUTSIDE.search(",".join(cells)) for cells in rows):
-        return np.array(rows, dtype=np.float64)
-    return np.array([[parse_number(c) for c in cells] for cells in rows], dtype=np.float64)
+def parse_rows(lines: list[str]) -> np.ndarray:
+    """Comma-separated lines (no line ends) as a float64 matrix: :func:`parse_text`."""
+    return parse_text("\n".join(lines))
+
+
+def parse_text(text: str) -> np.ndarray:
+    """Lines of comma-separated numbers, joined by ``\\n``, as a float64 matrix; ValueError
+    for a cell outside the rule, an empty cell or line, or rows of different lengths. ASCII
+    text without what only float() reads (most files) is parsed by polars at once, whose
+    float grammar is the rule's once spaces are left out (a test compares them); anything
+    else cell by cell."""
+    rows = text.count("\n") + 1
+    if text.isascii() and not any(char in text for char in _FLOAT_ONLY):
+        values = _polars_rows(text, rows)
+        if values is not None:
+            return values
+    cells = [line.split(",") for line in text.split("\n")]
+    return np.array([[parse_number(c) for c in row] for row in cells], dtype=np.float64)
+
+
+def _polars_rows(text: str, rows: int) -> np.ndarray | None:
+    """The rows parsed by polars; None when it refuses them or reads them differently (a space
+    around a number, an empty cell, a quote, a ragged or blank line): the caller's
+    cell-by-cell parse then says exactly what is wrong, if anything."""
+    import polars as pl
+
+    if not text or '"' in text:
+        return None
+    width = text.split("\n", 1)[0].count(",") + 1
+    schema = {f"c{i}": pl.Float64 for i in range(width)}
+    try:
+        frame = pl.read_csv(text.encode(), has_header=False, schema=schema)
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != rows or any(frame.null_count().row(0)):
+        return None
+    return frame.to_numpy()

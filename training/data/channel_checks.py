@@ -21,7 +21,13 @@ import numpy as np
 from training import content_types
 from training.content_types import CSV, RECORDIO
 from training.core import hyperparameters
-from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_number, parse_rows
+from training.core.csv_numbers import (
+    OTHER_BREAKS,
+    has_other_break,
+    is_number,
+    parse_number,
+    parse_rows,
+)
 from training.core.hyperparameters import Hyperparameters
 from training.core.losses import BINARY, REGRESSOR
 from training.data import recordio
@@ -508,13 +514,13 @@ def _header_row(name: str, line: str) -> list[Problem]:
 def _breaks(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
     """Rows holding a line break other than \\n (a lone \\r, a form feed, U+2028): reported
     and left out; the container would not split there, and the endpoint refuses them."""
+    if not has_other_break("\n".join(lines)):
+        return lines, rows
     odd = [i for i, line in enumerate(lines) if OTHER_BREAKS.search(line)]
     for i in odd:
         char = OTHER_BREAKS.search(lines[i]).group()
         problem = f"holds the line break {char!r} inside the row: rows end at \\n only"
         findings.add("break", Problem(name, problem, "write \\n line ends", row=int(rows[i])))
-    if not odd:
-        return lines, rows
     keep = np.ones(len(lines), bool)
     keep[odd] = False
     return [line for line, k in zip(lines, keep) if k], rows[keep]
@@ -577,7 +583,7 @@ def _parse_block(findings: Findings, name: str, rows: np.ndarray, lines: list[st
     a number is reported and read as missing, so the label checks still see the rest.
     Non-finite values (nan, inf) are reported too."""
     try:
-        block = parse_rows([ln.split(",") for ln in lines])
+        block = parse_rows(lines)
         unreadable = None
     except ValueError:
         block, unreadable = _read_cells(findings, name, rows, lines)
