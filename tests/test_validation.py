@@ -396,12 +396,12 @@ def test_the_fast_parse_reads_numbers_exactly_as_the_rule_does():
     rng = np.random.default_rng(5)
     alphabet = list("0123456789" * 3 + "+-.eEinfatyINFATYxXdD#")
     tokens = sorted(
-        {"".join(rng.choice(alphabet, rng.integers(1, 8))) for _ in range(6000)}
+        {"".join(rng.choice(alphabet, rng.integers(1, 8))) for _ in range(3000)}
         | {"1.", ".5", "-.5e-3", "+1E+05", "Infinity", "-nan", "1e", ".", "+", "e5", "1.5.5"}
     )
     numbers = [t for t in tokens if is_number(t)]
     others = [t for t in tokens if not is_number(t)]
-    assert len(numbers) > 500 and len(others) > 1000
+    assert len(numbers) > 250 and len(others) > 500
     fast = _polars_rows("\n".join(numbers), len(numbers))
     assert fast is not None
     np.testing.assert_array_equal(fast[:, 0], [float(t) for t in numbers])
