@@ -307,3 +307,27 @@ def test_a_failed_run_keeps_whole_outputs_only_and_says_which(tmp_path, model, c
     assert "2.csv, row 2: records 1-2: the model refused the batch" in err
     assert sorted(p.name for p in out.iterdir()) == [".2.csv.out.partial.keep", "1.csv.out"]
     assert len((out / "1.csv.out").read_text().splitlines()) == 3
+
+
+def test_a_raw_row_over_the_payload_is_refused_by_row_before_it_is_read_whole(tmp_path, model):
+    """Behind preprocessing, a raw CSV with a header is read by the raw-row reader: a row (or
+    a quoted cell running on) over MaxPayloadInMB is refused naming the file's line."""
+    from training.core.featurizer import NUMERIC, Column, Featurizer
+    from training.core.inference import InferencePipeline
+
+    columns = tuple(Column(n, NUMERIC, fill=0.0, mean=0.0, scale=1.0) for n in "abcd")
+    served = InferencePipeline(model, Featurizer(columns, "binary_classifier"))
+    src = tmp_path / "raw.csv"
+    config = TransformConfig(str(src), str(tmp_path / "out"), max_payload_mb=0.001)
+    src.write_text("a,b,c,d\n1,2,3,4\n" + "1," * 600 + "1\n")
+    with pytest.raises(ValidationError, match=r"raw.csv, row 3: a line over what one request"):
+        transform_local(served, config)
+    src.write_text('a,b,c,d\n1,2,3,4\n1,2,3,"4' + "\n5" * 600 + '"\n')
+    with pytest.raises(ValidationError, match=r"raw.csv, row 3: a line over what one request"):
+        transform_local(served, config)
+    src.write_text("a,b,c,d\n1,2,3,4\n4,3,2,1\n")
+    (out,) = transform_local(served, config)
+    assert [json.loads(line)["score"] for line in out.read_text().splitlines()] == pytest.approx(
+        model.predict(np.array([[1, 2, 3, 4], [4, 3, 2, 1]], np.float32)).score
+    )
+    assert list((tmp_path / "out").iterdir()) == [out]
