@@ -52,11 +52,14 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
 
     With preprocessing, a CSV with a header is raw rows: its header is left out and its input
     columns sent in source order, in batches sized as the SageMaker job on the pipeline model
-    sizes them. Memory holds one batch at a time. As on SageMaker, an output exists only for
-    an input scored whole: each is written to ``.<name>.out.partial`` (mode as the umask
-    says) and renamed into place when its input is done; a failure removes it and says which
-    outputs were written before it, and the partial file a killed run leaves is removed by the
-    next run that writes that output."""
+    sizes them. Memory holds one batch at a time. As on SageMaker ("Batch transform doesn't
+    upload partially processed objects … uploads only the output for successfully processed
+    objects", and fails the job: TransformOutput, SageMaker API reference,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html), an
+    output exists only for an input scored whole: each is written to ``.<name>.out.partial``
+    (mode as the umask says) and renamed into place when its input is done; a failure removes
+    it and says which outputs were written before it, and the partial file a killed run leaves
+    is removed by the next run that writes that output."""
     config.check()
     if isinstance(served, LinearModel):
         served = InferencePipeline(served)
