@@ -2,8 +2,10 @@
 
 Whether a path the user gave can be read as a file is said before opening it, so a FIFO does
 not block, a folder is not "permission denied" and a symlink loop is not "file not found":
-every reader of a user's file asks :func:`file_problem`. An artifact is written whole or not
-at all (:func:`write_whole`).
+every reader of a user's file asks :func:`file_problem`. A user's text file is read line by
+line with a cap on a line's length (:func:`lines`, :func:`line_blocks`), so a file without
+line breaks is refused early instead of read whole. An artifact is written whole or not at
+all (:func:`write_whole`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from training.errors import Problem
+from training.errors import Problem, ValidationError
 
 
 def file_problem(path: Path, what: str = "file", fix: str = "check the path") -> Problem | None:
@@ -69,3 +71,58 @@ def write_whole(path: Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def lines(path: Path, max_bytes: int, fix: str, limit: str = "the limit", unit: str = "row"):
+    """(line number, bytes) of a text file, each with its ``\\n`` (a last line without one
+    gets it): split at ``\\n`` only, streamed; a line longer than ``max_bytes`` with its
+    ``\\n`` is refused (ValidationError naming the file and line) after reading at most that
+    much of it, so a file without line breaks costs ``max_bytes`` of memory, not its size."""
+    with open(path, "rb") as fh:
+        number = 0
+        while line := fh.readline(max_bytes + 1):
+            number += 1
+            line = line if line.endswith(b"\n") else line + b"\n"
+            if len(line) > max_bytes:
+                raise ValidationError([too_long(path, number, max_bytes, fix, limit, unit)])
+            yield number, line
+
+
+def line_blocks(
+    path: Path, block_bytes: int, max_bytes: int, fix: str, limit: str = "the limit", unit="row"
+):
+    """(first line number, lines without ``\\n``) in blocks of about ``block_bytes``: lines
+    split at ``\\n`` only, and one longer than ``max_bytes`` refused as :func:`lines` does;
+    memory holds a block and at most one line."""
+    first, pending = 1, b""
+    with open(path, "rb") as fh:
+        while data := fh.read(block_bytes):
+            pending += data
+            cut = pending.rfind(b"\n") + 1
+            if not cut:
+                if len(pending) > max_bytes:
+                    raise ValidationError([too_long(path, first, max_bytes, fix, limit, unit)])
+                continue
+            block = pending[: cut - 1].split(b"\n")
+            pending = pending[cut:]
+            if max(map(len, block)) > max_bytes:
+                long = next(i for i, line in enumerate(block) if len(line) > max_bytes)
+                raise ValidationError([too_long(path, first + long, max_bytes, fix, limit, unit)])
+            yield first, block
+            first += len(block)
+    if pending:
+        yield first, [pending]
+
+
+def too_long(
+    path, number: int, max_bytes: int, fix: str, limit: str = "the limit", unit: str = "row"
+) -> Problem:
+    """A line over ``limit`` (``max_bytes``), said before it is read whole."""
+    return Problem(
+        str(path),
+        f"a line over {limit} ({max_bytes:,} bytes; a file without line breaks?), "
+        "refused before it is read whole",
+        fix,
+        row=number,
+        unit=unit,
+    )
