@@ -1,6 +1,8 @@
 """prepare: raw CSV -> validated, encoded, split channels with a manifest and a saved transform."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,12 @@ from training.data.channel_checks import validate_channels
 from training.data.fit import Preprocessor
 from training.data.manifest import CHANNELS
 from training.data.prepare import PrepareConfig, prepare
-from training.data.split import assign_splits
+from training.data.raw_csv import Text
+from training.data.split import Splitter
 from training.errors import ValidationError
 
-PENGUINS = Path(__file__).parents[1] / "training" / "datasets" / "penguins.csv"
+ROOT = Path(__file__).parents[1]
+PENGUINS = ROOT / "training" / "datasets" / "penguins.csv"
 
 
 def run(tmp_path, **kw):
@@ -171,11 +175,89 @@ def test_bad_inputs_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_assign_splits_is_stratified():
+def test_splits_are_stratified_and_hold_the_fractions_however_chunked():
     codes = np.repeat([0, 1], [80, 20])
-    splits = assign_splits(codes, (0.7, 0.15, 0.15), np.random.default_rng(0), stratify=True)
-    assert np.bincount(splits[codes == 1]).tolist() == [14, 3, 3]
-    assert np.bincount(splits[codes == 0]).tolist() == [56, 12, 12]
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.where(codes == 1, "yes", "no"))
+    for size in (100, 7, 1):  # one chunk; several; a row a chunk
+        splitter = Splitter((0.7, 0.15, 0.15), seed=0, stratify=True)
+        splits = np.concatenate(
+            [
+                splitter.split(Text(*_text_codes(labels[i : i + size])), i // size)
+                for i in range(0, 100, size)
+            ]
+        )
+        for value, n in (("yes", 20), ("no", 80)):
+            counts = np.bincount(splits[labels == value], minlength=3)
+            assert np.abs(counts - n * np.array([0.7, 0.15, 0.15])).max() <= 1.5, (size, counts)
+            assert splitter.per_class()[value] == tuple(counts)
+
+
+def _text_codes(values):
+    distinct, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int32), distinct.astype(object)
+
+
+def prepare_cli(*args):
+    """``python -m training prepare …`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training", "prepare", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_rare_class_reaches_every_split_though_each_chunk_holds_one_row(tmp_path):
+    """40 positives in 4000 rows read 100 rows at a time: one positive a chunk, which the
+    old per-chunk rounding always put in train (28 / 12 / 0 on 2M rows)."""
+    rng = np.random.default_rng(5)
+    y = np.zeros(4000, int)
+    y[np.arange(40) * 100 + rng.integers(0, 100, 40)] = 1
+    frame = pd.DataFrame({"x": rng.standard_normal(4000).round(3), "y": y})
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "rare.csv", "--label", "y", "--predictor-type",
+        "binary_classifier", "--out", tmp_path / "out", "--chunk-rows", 100, "--format", "csv",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    positives = {name: c["label_counts"][1] for name, c in manifest["channels"].items()}
+    assert sum(positives.values()) == 40
+    for name, share in zip(CHANNELS, (0.7, 0.15, 0.15)):
+        assert abs(positives[name] - 40 * share) <= 1.5, positives
+        rows = manifest["channels"][name]["rows"]
+        assert abs(rows - 4000 * share) <= 3, (name, rows)
+
+
+def test_a_split_too_small_for_the_classes_is_named_before_anything_is_written(tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(6)))
+    res = prepare_cli(
+        "--data", path, "--label", "y", "--predictor-type", "binary_classifier",
+        "--out", tmp_path / "out", "--split", 0.98, 0.01, 0.01,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "split would be empty: 6 labelled rows (rows of each class: 'a' 3, 'b' 3)" in (
+        res.stderr
+    )
+    assert "too few for a 0.01 share (--split 0.98 0.01 0.01)" in res.stderr
+    assert "raise that fraction in --split" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.csv"]
+
+
+def test_a_class_too_rare_for_a_split_is_warned_about(tmp_path):
+    rng = np.random.default_rng(1)
+    y = np.array(["a", "b"] * 100 + ["rare"] * 2)
+    frame = pd.DataFrame({"x": rng.standard_normal(y.size).round(3), "y": rng.permutation(y)})
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "rare.csv", "--label", "y", "--predictor-type",
+        "multiclass_classifier", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "class 'rare' has 2 rows, too few for --split 0.7 0.15 0.15: none in" in res.stderr
 
 
 def test_sharded_manifest_format():

@@ -56,7 +56,7 @@ from training.data.manifest import (
 )
 from training.data.raw_csv import Numbers, RawChunk, RawRowsWriter, Text
 from training.data.sizing import Sizes
-from training.data.split import assign_splits
+from training.data.split import Splitter
 from training.errors import Problem, ValidationError
 from training.progress import progress
 
@@ -81,12 +81,6 @@ class PrepareConfig:
     fit_sample_rows: int | None = None  # None: by the file's width and text (Sizes)
     shard_bytes: int | None = None
     show_progress: bool = True
-
-
-def _chunk_splits(config: PrepareConfig, i: int, codes: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng([config.seed, i])
-    stratify = config.predictor_type != REGRESSOR
-    return assign_splits(codes, config.fractions, rng, stratify)
 
 
 class Spill:
@@ -126,6 +120,7 @@ class Scan:
     unlabeled: int
     classes: set
     sample_rows: np.ndarray  # data row numbers of the fit sample, ascending
+    split_counts: dict  # class value (None: regressor) -> rows in train, validation, test
 
 
 def _scan(config: PrepareConfig, spill: Spill, check_rows: int) -> Scan:
@@ -145,6 +140,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
     rows, unlabeled, classes, missing = 0, 0, set(), []
     keys, sample = np.zeros(0), np.zeros(0, np.int64)
     rng = np.random.default_rng([config.seed, 1 << 20])
+    splitter = Splitter(config.fractions, config.seed, config.predictor_type != REGRESSOR)
     bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
 
     def consume(chunk: RawChunk) -> None:
@@ -159,7 +155,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             y = y.take(labelled)
         if config.predictor_type != REGRESSOR:
             classes.update(_distinct(y))
-        splits = _chunk_splits(config, chunk.index, _provisional_codes(y, config.predictor_type))
+        splits = splitter.split(y, chunk.index)
         train = chunk.first_row + labelled[splits == 0]
         keys = np.concatenate([keys, rng.random(len(train))])
         sample = np.concatenate([sample, train])
@@ -195,7 +191,43 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
         )
     if unlabeled:
         log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
-    return Scan(rows, unlabeled, classes, sample)
+    return Scan(rows, unlabeled, classes, sample, splitter.per_class())
+
+
+def _check_split(config: PrepareConfig, scan: Scan) -> None:
+    """Every split gets rows, and each class a share of each split when it has rows enough;
+    a split that would come out empty is refused before anything is fitted or written,
+    naming the classes too small for the requested fractions."""
+    per_class = scan.split_counts
+    totals = np.sum([counts for counts in per_class.values()], axis=0, dtype=np.int64)
+    empty = [i for i, name in enumerate(CHANNELS) if totals.size and totals[i] == 0]
+    split = " ".join(f"{f:g}" for f in config.fractions)
+    if totals.size == 0 or empty:
+        names = ", ".join(CHANNELS[i] for i in empty) or "every"
+        share = min(config.fractions[i] for i in empty) if empty else min(config.fractions)
+        rows = ", ".join(
+            f"'{value}' {sum(counts)}" for value, counts in itertools.islice(per_class.items(), 5)
+        )
+        classes = f" (rows of each class: {rows}{', …' if len(per_class) > 5 else ''})"
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"the {names} split would be empty: {int(totals.sum())} labelled rows"
+                    f"{classes if config.predictor_type != REGRESSOR else ''} are too few for "
+                    f"a {share:g} share (--split {split}); a split needs about "
+                    f"{int(np.ceil(1 / share))} rows of a class to get one",
+                    "add rows (of the classes named), or raise that fraction in --split",
+                )
+            ]
+        )
+    for value, counts in per_class.items():
+        missing = [name for name, n in zip(CHANNELS, counts) if n == 0]
+        if missing and config.predictor_type != REGRESSOR:
+            log.warning(
+                "class '%s' has %d rows, too few for --split %s: none in %s",
+                value, sum(counts), split, " or ".join(missing),
+            )  # fmt: skip
 
 
 def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> None:
@@ -214,14 +246,6 @@ def _distinct(column: Numbers | Text) -> list:
     if isinstance(column, Text):
         return column.values[np.unique(column.codes)].tolist()
     return np.unique(column.values).tolist()
-
-
-def _provisional_codes(y: Numbers | Text, predictor_type: str) -> np.ndarray:
-    """Per-class codes for stratifying one chunk, in order of appearance (so a rerun agrees;
-    no salted ``hash``)."""
-    if predictor_type == REGRESSOR:
-        return np.zeros(len(y), np.int64)
-    return pd.factorize(y.codes if isinstance(y, Text) else y.values)[0]
 
 
 def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
@@ -352,6 +376,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         source_sha256 = pool.submit(file_sha256, config.data)
         try:
             scan = _scan(config, spill, sizes.check_rows)
+            _check_split(config, scan)
             read = time.perf_counter()
             learned = _learn(config, spill, scan)
             fitted = time.perf_counter()
@@ -370,17 +395,6 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         finally:
             spill.close()
         source = Source(str(config.data), source_sha256.result(), scan.rows, scan.unlabeled)
-    empty = [name for name, channel in channels.items() if channel.rows == 0]
-    if empty:
-        raise ValidationError(
-            [
-                Problem(
-                    str(config.data),
-                    f"the {', '.join(empty)} split came out empty from {scan.rows} rows",
-                    "add rows or change --split",
-                )
-            ]
-        )
     save_preprocessor(learned.transformer, learned.labels, out)
     featurizer.save(out / PREPROCESSING_FILE)
     manifest = _manifest(config, source, learned, featurizer, channels)

@@ -275,6 +275,8 @@ def finite_frame(frame, numeric: list[str], source: str = ""):
             raise ValidationError([not_a_number(source, col, frame[col][row], row)])
         frame[col] = coerced
     values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    if not values.flags.writeable and np.isinf(values).any():
+        values = values.copy()  # a read-only view of the frame (copy-on-write pandas)
     if infinities_missing(values, numeric):
         frame = frame if copied else frame.copy()
         frame[numeric] = values
