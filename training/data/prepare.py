@@ -18,8 +18,7 @@ import itertools
 import logging
 import os
 import pickle
-import shutil
-import tempfile
+import signal
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +56,16 @@ from training.data.manifest import (
 from training.data.raw_csv import Numbers, RawChunk, RawRowsWriter, Text
 from training.data.sizing import Sizes
 from training.data.split import Splitter
-from training.errors import Problem, ValidationError
+from training.errors import Problem, UserError, ValidationError
+from training.files import (
+    OWNER_FILE,
+    FileLock,
+    Locked,
+    is_owned,
+    make_owned_folder,
+    remove_owned,
+    stale_folders,
+)
 from training.progress import progress
 
 log = logging.getLogger("training")
@@ -262,43 +270,121 @@ def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
 
 
 TEST_ROWS_FILE = "test_rows.csv"  # the test split as the source had it (header, label too)
+OWNER = "python -m training prepare"  # files.OWNER_FILE's text in prepare's folders
 # what prepare owns in out/
 OUTPUTS = frozenset(
-    (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE)
+    (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE, OWNER_FILE)
 )
+# Tests only: "<checkpoint>:<KILL|STOP>" sends prepare that signal at one of its checkpoints
+# (locked, staged, out-moved, swapped), on the real code path, to kill or pause it there.
+SIGNAL_AT_ENV = "TRAINING_PREPARE_SIGNAL_AT"
+
+
+@dataclass(frozen=True)
+class Beside:
+    """The entries ``prepare`` keeps beside ``--out`` (``.<name>.prepare…``): its lock, its
+    staging folders, and the previous output while the new one is swapped in."""
+
+    out: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.prepare.lock")
+
+    @property
+    def staging_prefix(self) -> str:
+        return f".{self.out.name}.prepare-"
+
+    @property
+    def previous(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.prepare.previous")
 
 
 def prepare(config: PrepareConfig) -> Manifest:
     """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
 
-    Everything is written into a staging folder beside ``out`` and moved into place only
-    when complete: a failed run leaves the previous output untouched and nothing partial.
+    Under a lock beside ``out`` (a second ``prepare`` into it is refused, naming the holder),
+    everything is written into a staging folder beside ``out`` and swapped in only when
+    complete: a failed run leaves the previous output untouched and nothing partial. A run
+    killed at any point leaves ``out`` whole (old or new) or recoverable, and the next run
+    finishes the job: it restores or clears the previous output and removes the staging
+    folders of killed runs, proven ours by their exact name and owner file.
     """
     config.data, config.out = Path(config.data), Path(config.out)
-    _check_out(config.out)
+    beside = Beside(config.out)
     try:
         config.out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{config.out.name}.prepare-", dir=config.out.parent)
-        )
-    except OSError as err:
-        raise ValidationError(
-            [
-                Problem(
-                    str(config.out),
-                    f"cannot create a folder beside --out: {err.strerror}",
-                    "pass an --out path in a folder you can write to",
-                )
-            ]
+        lock = FileLock(beside.lock).acquire()
+    except Locked as held:
+        raise UserError(
+            f"--out {config.out} is locked by another prepare ({held.holder}): wait for it to "
+            "finish, or pass another --out."
         ) from None
+    except OSError as err:
+        raise _beside_error(config.out, err) from None
     try:
-        manifest = _prepare_into(config, staging)
-        staging.chmod(0o777 & ~_umask())
-        _replace_folder(staging, config.out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        _checkpoint("locked")
+        _recover(beside)
+        _check_out(config.out)
+        try:
+            staging = make_owned_folder(config.out.parent, beside.staging_prefix, OWNER)
+        except OSError as err:
+            raise _beside_error(config.out, err) from None
+        try:
+            manifest = _prepare_into(config, staging)
+            staging.chmod(0o777 & ~_umask())
+            _checkpoint("staged")
+            _replace_folder(staging, beside)
+        except BaseException:
+            remove_owned(staging)
+            raise
+    finally:
+        lock.release()
     return manifest
+
+
+def _beside_error(out: Path, err: OSError) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                str(out),
+                f"cannot create a folder beside --out: {err.strerror}",
+                "pass an --out path in a folder you can write to",
+            )
+        ]
+    )
+
+
+def _checkpoint(name: str) -> None:
+    point, _, sig = os.environ.get(SIGNAL_AT_ENV, "").partition(":")
+    if point == name:
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+
+
+def _recover(beside: Beside) -> None:
+    """Finish what a killed run left (under the lock, so no run is using any of it): the
+    previous output back in place if the swap was cut before the new one arrived, else
+    removed; the staging folders of killed runs removed."""
+    out, previous = beside.out, beside.previous
+    if previous.exists() or previous.is_symlink():
+        if not is_owned(previous, OWNER):
+            raise ValidationError(
+                [
+                    Problem(
+                        str(previous),
+                        "is in the way of prepare's swap of --out and is not prepare's",
+                        "move it elsewhere",
+                    )
+                ]
+            )
+        if out.exists() or out.is_symlink():
+            remove_owned(previous)
+        else:
+            os.rename(previous, out)
+            log.info("%s: restored the output a killed prepare had moved aside", out)
+    for stale in stale_folders(out.parent, beside.staging_prefix, OWNER):
+        remove_owned(stale)
+        log.info("removed %s, left by a killed prepare", stale)
 
 
 def _check_out(out: Path) -> None:
@@ -322,15 +408,21 @@ def _check_out(out: Path) -> None:
         )
 
 
-def _replace_folder(new: Path, out: Path) -> None:
-    """Swap ``new`` in for ``out`` with renames; the old folder is removed only afterwards."""
+def _replace_folder(new: Path, beside: Beside) -> None:
+    """Swap ``new`` in for ``out`` by renames: ``out`` moves aside (marked ours first, so a
+    kill here leaves it recoverable), ``new`` takes its name, the old one is removed last."""
+    out = beside.out
     if not out.exists():
         os.rename(new, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
-    os.rename(out, old / out.name)
+    mark = out / OWNER_FILE
+    if not is_owned(out, OWNER):  # an empty folder, or an output of before owner files
+        mark.write_text(OWNER + "\n")
+    os.rename(out, beside.previous)
+    _checkpoint("out-moved")
     os.rename(new, out)
-    shutil.rmtree(old, ignore_errors=True)
+    _checkpoint("swapped")
+    remove_owned(beside.previous)
 
 
 def _umask() -> int:
