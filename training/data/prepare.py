@@ -311,9 +311,13 @@ def prepare(config: PrepareConfig) -> Manifest:
     folders of killed runs, proven ours by their exact name and owner file.
     """
     config.data, config.out = Path(config.data), Path(config.out)
-    beside = Beside(config.out)
+    beside = Beside(Path(os.path.abspath(config.out)))  # "." and "x/.." have a name too
+    if not beside.out.name:
+        raise ValidationError(
+            [Problem(str(config.out), "--out is the root folder", "pass a folder path for --out")]
+        )
     try:
-        config.out.parent.mkdir(parents=True, exist_ok=True)
+        beside.out.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(beside.lock).acquire()
     except Locked as held:
         raise UserError(
@@ -327,7 +331,7 @@ def prepare(config: PrepareConfig) -> Manifest:
         _recover(beside)
         _check_out(config.out)
         try:
-            staging = make_owned_folder(config.out.parent, beside.staging_prefix, OWNER)
+            staging = make_owned_folder(beside.out.parent, beside.staging_prefix, OWNER)
         except OSError as err:
             raise _beside_error(config.out, err) from None
         try:
