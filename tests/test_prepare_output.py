@@ -32,12 +32,13 @@ def _start(data: Path, out: Path, signal_at: str | None = None, seed: int = 0):
     env = {k: v for k, v in os.environ.items() if k != SIGNAL_AT_ENV}
     if signal_at:
         env[SIGNAL_AT_ENV] = signal_at
+    args = [
+        sys.executable, "-m", "training", "prepare", "--quiet", "--data", str(data),
+        "--label", "y", "--predictor-type", "binary_classifier", "--out", str(out),
+        "--format", "csv", "--seed", str(seed),
+    ]  # fmt: skip
     return subprocess.Popen(
-        [
-            sys.executable, "-m", "training", "prepare", "--quiet", "--data", str(data),
-            "--label", "y", "--predictor-type", "binary_classifier", "--out", str(out),
-            "--format", "csv", "--seed", str(seed),
-        ],  # fmt: skip
+        args,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -3,13 +3,14 @@ in order: read (:mod:`raw_csv`) -> check (:mod:`raw_checks`) -> labels and split
 (:mod:`fit`) -> encode (:mod:`encode`) -> write (:mod:`channels`, :mod:`manifest`).
 
 The CSV is parsed once, in chunks: pass 1 checks the first rows, counts rows, collects the
-label classes, splits each chunk, draws a bounded uniform sample of training rows and spills
-the parsed chunks to a scratch file; the ``ColumnTransformer`` is fitted on the sample; pass 2
-reads the spilled chunks back, encodes them and appends them to the channel files. Memory stays
-bounded by the chunk and sample sizes, whatever the file's length, and those are set by budgets
-of cells and of distinct text (:class:`training.data.sizing.Sizes`), whatever its width or
-text. The split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
-where it went.
+label classes, checks the features the first rows showed to be copies of the label on every
+row, splits each chunk (:mod:`split`: the fractions held per class across the file), draws a
+bounded uniform sample of training rows and spills the parsed chunks to a scratch file; the
+``ColumnTransformer`` is fitted on the sample; pass 2 reads the spilled chunks back, encodes
+them and appends them to the channel files. Memory stays bounded by the chunk and sample sizes,
+whatever the file's length, and those are set by budgets of cells and of distinct text
+(:class:`training.data.sizing.Sizes`), whatever its width or text. The split is seeded, so any
+rerun puts each row where it went.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from training.data.fit import (
     fit_transformer,
     save_preprocessor,
 )
+from training.data.label_copies import LabelCopies
 from training.data.labels import LabelEncoding, label_problems
 from training.data.manifest import (
     CHANNELS,
@@ -180,23 +182,26 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             head.append(chunk)
             if sum(c.rows for c in head) >= check_rows:
                 break
-        _check_first_rows(config, head, check_rows)
+        # candidate copies of the label, from the first rows; every row checks them again
+        copies = replace(_check_first_rows(config, head, check_rows), rows=0)
         for chunk in itertools.chain(head, chunks):
             consume(chunk)
+            copies.update(chunk)
     finally:
         bar.close()
+    problems = copies.problems(str(config.data))
     if missing and not config.drop_unlabeled:
-        raise ValidationError(
-            [
-                Problem(
-                    str(config.data),
-                    f"label '{config.label}' is empty ({unlabeled} rows in all)",
-                    "fill the labels in, or pass --drop-unlabeled to leave those rows out",
-                    row=r,
-                )
-                for r in missing
-            ]
-        )
+        problems += [
+            Problem(
+                str(config.data),
+                f"label '{config.label}' is empty ({unlabeled} rows in all)",
+                "fill the labels in, or pass --drop-unlabeled to leave those rows out",
+                row=r,
+            )
+            for r in missing
+        ]
+    if problems:
+        raise ValidationError(problems)
     if unlabeled:
         log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
     return Scan(rows, unlabeled, classes, sample, splitter.per_class())
@@ -238,15 +243,21 @@ def _check_split(config: PrepareConfig, scan: Scan) -> None:
             )  # fmt: skip
 
 
-def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> None:
-    """``validate``'s column checks on the first ``rows`` rows, before any of them is used."""
+def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> LabelCopies:
+    """``validate``'s column checks on the first ``rows`` rows, before any of them is used;
+    the columns these rows show to be copies of the label."""
     frame = (
         raw_csv.to_frame(head).iloc[:rows]
         if head
         else pd.DataFrame(columns=raw_csv.header(config.data))
     )
-    raw_checks.check_raw_sample(
-        config.data, frame, config.label, config.predictor_type, config.drop_unlabeled
+    return raw_checks.check_raw_sample(
+        config.data,
+        frame,
+        config.label,
+        config.predictor_type,
+        config.drop_unlabeled,
+        config.drop,
     )
 
 
