@@ -716,6 +716,7 @@ COPIES = {  # a feature that is the label under other values -> the mapping the 
     "code": (lambda s: np.where(s == "M", "man", "woman"), "'F' -> 'woman', 'M' -> 'man'"),
     # a flag set for one class and left empty for the other
     "male_flag": (lambda s: np.where(s == "M", 1.0, np.nan), "'F' -> (empty), 'M' -> 1"),
+    "gender": (lambda s: s, None),  # the label's own values under an unrelated name
 }
 
 
@@ -731,9 +732,10 @@ def test_a_feature_that_is_the_label_under_other_values_is_refused(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
     for column, (name, (_, shown)) in enumerate(COPIES.items(), start=3):
+        values = f"under other values ({shown})" if shown else "with the same values"
         assert (
-            f"leak.csv, column {column}: column '{name}' is the label 'sex' under other values "
-            f"({shown}) in all 3000 labelled rows"
+            f"leak.csv, column {column}: column '{name}' is the label 'sex' {values} in all "
+            "3000 labelled rows"
         ) in res.stderr, res.stderr
         assert f"remove the column, or pass --drop '{name}'" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.csv"]

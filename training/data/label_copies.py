@@ -101,11 +101,13 @@ class LabelCopies:
         for col, forward in self.forward.items():
             pairs = [f"{_show(a)} -> {_show(b)}" for a, b in list(forward.items())[:4]]
             shown = ", ".join(pairs) + (", …" if len(forward) > 4 else "")
+            same = all(a == b for a, b in forward.items())
+            values = "with the same values" if same else f"under other values ({shown})"
             found.append(
                 Problem(
                     source,
-                    f"column '{col}' is the label '{self.label}' under other values ({shown}) "
-                    f"in all {self.rows} labelled rows: a copy of the label among the features "
+                    f"column '{col}' is the label '{self.label}' {values} in all {self.rows} "
+                    "labelled rows: a copy of the label among the features "
                     "leaks the answer (test accuracy 1.0, a model that learns nothing)",
                     f"remove the column, or pass --drop '{col}'",
                     column=self.positions.get(col),

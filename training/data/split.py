@@ -28,27 +28,33 @@ class Splitter:
         self.bounds = np.cumsum(fractions)[:-1]
         self.seed, self.stratify = seed, stratify
         self.classes: dict = {}  # class value -> its number, numbered as met
-        self._seen: list[int] = []  # rows of each class so far
         self._offsets: list[float] = []
-        self.counts: list[np.ndarray] = []  # per class: rows in train, validation, test
+        self._counts = np.zeros((0, 3), np.int64)  # per class: rows in train, validation, test
 
     def split(self, labels: Numbers | Text, chunk_index: int) -> np.ndarray:
         """0/1/2 (train/validation/test) for each row of one chunk's (present) labels."""
         codes = self._codes(labels)
-        out = np.empty(codes.size, np.int8)
+        k = len(self.classes)
+        if len(self._counts) < k:
+            self._counts = np.vstack([self._counts, np.zeros((k - len(self._counts), 3), np.int64)])
+        # the rows in a seeded random order, grouped by class: each class's rows take its
+        # next places in that order
         rng = np.random.default_rng([self.seed, chunk_index])
-        for c in np.unique(codes):
-            rows = rng.permutation(np.flatnonzero(codes == c))
-            place = self._seen[c] + np.arange(rows.size)
-            u = (self._offsets[c] + place * _PHI) % 1.0
-            out[rows] = np.searchsorted(self.bounds, u, side="right")
-            self._seen[c] += rows.size
-            self.counts[c] += np.bincount(out[rows], minlength=3)
+        order = rng.permutation(codes.size)
+        order = order[np.argsort(codes[order], kind="stable")]
+        grouped = codes[order]
+        sizes = np.bincount(grouped, minlength=k)
+        rank = np.arange(codes.size) - (np.cumsum(sizes) - sizes)[grouped]
+        place = self._counts.sum(axis=1)[grouped] + rank
+        u = (np.asarray(self._offsets)[grouped] + place * _PHI) % 1.0
+        out = np.empty(codes.size, np.int8)
+        out[order] = np.searchsorted(self.bounds, u, side="right")
+        self._counts += np.bincount(codes * 3 + out, minlength=3 * k).reshape(k, 3)
         return out
 
     def per_class(self) -> dict:
         """Class value -> rows in (train, validation, test); regressors: one entry, None."""
-        return {value: tuple(self.counts[c].tolist()) for value, c in self.classes.items()}
+        return {value: tuple(self._counts[c].tolist()) for value, c in self.classes.items()}
 
     def _codes(self, labels: Numbers | Text) -> np.ndarray:
         """Each row's class number (0 for every row when not stratified)."""
@@ -67,7 +73,5 @@ class Splitter:
         if value not in self.classes:
             c = len(self.classes)
             self.classes[value] = c
-            self._seen.append(0)
             self._offsets.append(float(np.random.default_rng([self.seed, 3 << 20, c]).random()))
-            self.counts.append(np.zeros(3, np.int64))
         return self.classes[value]
