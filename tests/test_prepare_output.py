@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.data.prepare import OWNER, SIGNAL_AT_ENV
+from training.data.prepare import SIGNAL_AT_ENV, Beside
 from training.files import OWNER_FILE
 
 ROOT = Path(__file__).parents[1]
@@ -67,17 +67,21 @@ def _seed(out: Path) -> int:
 
 def _plant_look_alikes(tmp_path: Path) -> dict:
     """Folders beside --out that resemble prepare's staging but are not this --out's:
-    wrong length, capitals, no owner file, another owner, another --out's, no leading dot, a
-    link to an owned folder. Returns their contents, to find again untouched."""
+    wrong length, capitals, no owner file, another owner, another --out's (by name, and by
+    owner file), no leading dot, a link to an owned folder. Returns their contents, to find
+    again untouched."""
+    ours = Beside(tmp_path / "out").owner + "\n"
     planted = {
         ".out.prepare-abcdefgh": {"notes.txt": "mine, no owner file"},
         ".out.prepare-zzzzzzzz": {OWNER_FILE: "someone else\n", "data.bin": "theirs"},
         ".out.prepare-abc": {},
         ".out.prepare-ABCDEFGH": {},
         ".out.prepare-abcdefghi": {},
-        ".out2.prepare-abcdefgh": {OWNER_FILE: OWNER + "\n"},
+        ".out2.prepare-abcdefgh": {OWNER_FILE: ours},
+        # prepared as an --out of its own, under a name of our staging's shape
+        ".out.prepare-12345678": {OWNER_FILE: Beside(tmp_path / "other").owner + "\n"},
         "out.prepare-abcdefgh": {},
-        "elsewhere": {OWNER_FILE: OWNER + "\n", "keep.txt": "kept"},
+        "elsewhere": {OWNER_FILE: ours, "keep.txt": "kept"},
     }
     for name, files in planted.items():
         (tmp_path / name).mkdir()
@@ -98,7 +102,7 @@ def test_killed_runs_leave_staging_that_the_next_run_clears_and_look_alikes_surv
     ]
     # the second run cleared the first's staging; its own, killed, is left to the next run
     assert len(ours) == 1 and (ours[0] / "manifest.json").exists()
-    assert (ours[0] / OWNER_FILE).read_text() == OWNER + "\n"
+    assert (ours[0] / OWNER_FILE).read_text() == Beside(out).owner + "\n"
     assert not out.exists()
     code, _, stderr = _run(data, out)
     assert code == 0, stderr
@@ -109,7 +113,7 @@ def test_killed_runs_leave_staging_that_the_next_run_clears_and_look_alikes_surv
     assert (tmp_path / ".out.prepare-linktoit").is_symlink()
 
 
-def test_a_kill_after_the_old_output_moved_aside_is_recovered_by_the_next_run(tmp_path):
+def test_a_kill_between_or_after_the_swaps_renames_is_recovered_by_the_next_run(tmp_path):
     data, out = _data(tmp_path), tmp_path / "out"
     assert _run(data, out)[0] == 0
     before = _tree(out)
@@ -121,18 +125,14 @@ def test_a_kill_after_the_old_output_moved_aside_is_recovered_by_the_next_run(tm
     assert code == 2 and "'x' holds 'oops'" in stderr and "Traceback" not in stderr
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "data.csv", "out"]
-
-
-def test_a_kill_after_the_swap_leaves_the_new_output_and_the_next_run_clears_the_old(tmp_path):
-    data, out = _data(tmp_path), tmp_path / "out"
-    assert _run(data, out)[0] == 0
+    # killed after the new output took --out's name, before the old one was removed
     code, _, _ = _run(data, out, "swapped:KILL", seed=1)
     assert code == -signal.SIGKILL and _seed(out) == 1
-    assert (tmp_path / ".out.prepare.previous").is_dir()  # the old output, not yet removed
+    assert (tmp_path / ".out.prepare.previous").is_dir()
     code, _, stderr = _run(data, out, seed=2)
     assert code == 0, stderr
     assert _seed(out) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "data.csv", "out"]
 
 
 def _stopped(pid: int) -> bool:
@@ -161,4 +161,15 @@ def test_a_second_prepare_into_the_same_out_is_told_who_holds_it(tmp_path):
     assert first.returncode == 0, stderr
     assert _seed(out) == 0  # the holder's output; the refused run wrote nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
-    assert _run(data, out, seed=1)[0] == 0  # the lock is free again
+
+
+def test_a_link_planted_as_the_lock_is_never_followed(tmp_path):
+    data, out = _data(tmp_path), tmp_path / "out"
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / ".out.prepare.lock").symlink_to(precious)
+    code, _, stderr = _run(data, out)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"cannot take the lock {tmp_path / '.out.prepare.lock'}" in stderr
+    assert "remove it if it is a link or a folder" in stderr
+    assert precious.read_text() == "keep me" and not out.exists()

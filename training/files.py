@@ -107,7 +107,9 @@ class FileLock:
     def acquire(self) -> FileLock:
 
         while True:
-            handle = open(self.path, "a+")  # noqa: SIM115 (kept open while held)
+            # never through a link: a planted one would have us truncate what it points to
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            handle = os.fdopen(fd, "r+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -15,6 +15,7 @@ rerun puts each row where it went.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -281,7 +282,6 @@ def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
 
 
 TEST_ROWS_FILE = "test_rows.csv"  # the test split as the source had it (header, label too)
-OWNER = "python -m training prepare"  # files.OWNER_FILE's text in prepare's folders
 # what prepare owns in out/
 OUTPUTS = frozenset(
     (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE, OWNER_FILE)
@@ -310,6 +310,13 @@ class Beside:
     def previous(self) -> Path:
         return self.out.with_name(f".{self.out.name}.prepare.previous")
 
+    @property
+    def owner(self) -> str:
+        """files.OWNER_FILE's text in the folders prepare writes for this --out (its staging,
+        its output): a folder of the exact staging name written for another --out is not
+        this run's to remove."""
+        return f"python -m training prepare --out {self.out}"
+
 
 def prepare(config: PrepareConfig) -> Manifest:
     """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
@@ -336,13 +343,16 @@ def prepare(config: PrepareConfig) -> Manifest:
             "finish, or pass another --out."
         ) from None
     except OSError as err:
-        raise _beside_error(config.out, err) from None
+        raise UserError(
+            f"--out {config.out}: cannot take the lock {beside.lock}: {err.strerror}: remove "
+            "it if it is a link or a folder, or pass an --out in a folder you can write to."
+        ) from None
     try:
         _checkpoint("locked")
         _recover(beside)
         _check_out(config.out)
         try:
-            staging = make_owned_folder(beside.out.parent, beside.staging_prefix, OWNER)
+            staging = make_owned_folder(beside.out.parent, beside.staging_prefix, beside.owner)
         except OSError as err:
             raise _beside_error(config.out, err) from None
         try:
@@ -351,7 +361,8 @@ def prepare(config: PrepareConfig) -> Manifest:
             _checkpoint("staged")
             _replace_folder(staging, beside)
         except BaseException:
-            remove_owned(staging)
+            with contextlib.suppress(OSError):  # else the next run removes it
+                remove_owned(staging)
             raise
     finally:
         lock.release()
@@ -382,7 +393,7 @@ def _recover(beside: Beside) -> None:
     removed; the staging folders of killed runs removed."""
     out, previous = beside.out, beside.previous
     if previous.exists() or previous.is_symlink():
-        if not is_owned(previous, OWNER):
+        if not is_owned(previous, beside.owner):
             raise ValidationError(
                 [
                     Problem(
@@ -397,7 +408,7 @@ def _recover(beside: Beside) -> None:
         else:
             os.rename(previous, out)
             log.info("%s: restored the output a killed prepare had moved aside", out)
-    for stale in stale_folders(out.parent, beside.staging_prefix, OWNER):
+    for stale in stale_folders(out.parent, beside.staging_prefix, beside.owner):
         remove_owned(stale)
         log.info("removed %s, left by a killed prepare", stale)
 
@@ -431,8 +442,8 @@ def _replace_folder(new: Path, beside: Beside) -> None:
         os.rename(new, out)
         return
     mark = out / OWNER_FILE
-    if not is_owned(out, OWNER):  # an empty folder, or an output of before owner files
-        mark.write_text(OWNER + "\n")
+    if not is_owned(out, beside.owner):  # empty, an output of before owner files, or moved
+        mark.write_text(beside.owner + "\n")
     os.rename(out, beside.previous)
     _checkpoint("out-moved")
     os.rename(new, out)
