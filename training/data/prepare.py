@@ -336,6 +336,9 @@ def prepare(config: PrepareConfig) -> Manifest:
         )
     try:
         beside.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _beside_error(config.out, err) from None
+    try:
         lock = FileLock(beside.lock).acquire()
     except Locked as held:
         raise UserError(
