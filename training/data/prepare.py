@@ -406,9 +406,22 @@ def _recover(beside: Beside) -> None:
                     )
                 ]
             )
-        if out.exists() or out.is_symlink():
+        if is_owned(out, beside.owner):  # the new output had arrived: the old one goes
             remove_owned(previous)
-        else:
+        else:  # cut between the renames: the old output goes back (over an empty folder)
+            if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+                out.rmdir()
+            if out.exists() or out.is_symlink():
+                raise ValidationError(
+                    [
+                        Problem(
+                            str(out),
+                            f"a killed prepare left the previous output in {previous.name}, "
+                            "and --out now holds something else",
+                            f"move {out} elsewhere, then rerun (its previous output returns)",
+                        )
+                    ]
+                )
             os.rename(previous, out)
             log.info("%s: restored the output a killed prepare had moved aside", out)
     for stale in stale_folders(out.parent, beside.staging_prefix, beside.owner):
