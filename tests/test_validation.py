@@ -234,6 +234,23 @@ def test_raw_csv_missing_labels(tmp_path):
     raw_checks.validate_raw_csv(path, "y", "binary_classifier", allow_unlabeled=True)
 
 
+def test_raw_csv_copies_of_the_label_are_named_and_drop_is_the_way_out(tmp_path):
+    """The notebook's check names both kinds of copy on the rows it reads: the label spelt
+    another way, and a feature that is the label under other values."""
+    rng = np.random.default_rng(0)
+    y = rng.choice(["yes", "no"], 40)
+    frame = pd.DataFrame({"y": y, "x": rng.standard_normal(40), "is_yes": (y == "yes") * 1})
+    frame.to_csv(tmp_path / "copy.csv", index=False)
+    with pytest.raises(ValidationError, match=r"column 3: column 'is_yes' is the label 'y' under"):
+        raw_checks.validate_raw_csv(tmp_path / "copy.csv", "y", "binary_classifier")
+    raw_checks.validate_raw_csv(tmp_path / "copy.csv", "y", "binary_classifier", drop=("is_yes",))
+    frame.rename(columns={"is_yes": "Y\u200b"}).assign(**{"Y\u200b": 0}).to_csv(
+        tmp_path / "spelt.csv", index=False
+    )
+    with pytest.raises(ValidationError, match=r"column 'Y\\u200b' is the label 'y' \(column 1\)"):
+        raw_checks.validate_raw_csv(tmp_path / "spelt.csv", "y", "binary_classifier")
+
+
 def test_raw_csv_good(tmp_path):
     frame = pd.DataFrame({"x": range(10), "c": list("ab") * 5, "y": [0, 1] * 5})
     path = tmp_path / "ok.csv"

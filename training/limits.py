@@ -51,6 +51,12 @@ MAX_NDARRAY_DIMS = 32
 # payload; MaxPayloadInMB): those limits stay beside that rule.
 MAX_ROW_BYTES = 16 << 20
 
+# A feature column that maps one to one onto the label is reported as a copy of it only when
+# the first rows hold at least this many rows beyond one per label value: a column independent
+# of a balanced binary label then maps one to one by chance about once in 2**30 (1e-9), so a
+# real column is never refused by luck, while a copied label in any file of over 30 rows is.
+LABEL_COPY_MIN_REPEATS = 30
+
 # -- batch transform (local) -------------------------------------------------------------------
 
 # -- stacks: what the notebook role may start (stacks/base_stack.py) -------------------------
