@@ -239,14 +239,18 @@ def _count_versions(sess, bucket: str) -> tuple[int, int]:
 def _log_groups(sess, own: Ownership) -> list[Leftover]:
     logs = sess.client("logs")
     found = []
+    # the endpoint's log group under each name the endpoint may have had (its mode, and its
+    # instance type when autoscaled), matched exactly: another project's is left alone
     endpoint_logs = LogGroup.endpoint(endpoint_name(own.project))
+    endpoint_group = LogGroup.endpoint("")
     lambdas = LogGroup.stack_lambdas(own.project)
     groups = logs.get_paginator("describe_log_groups")
     for prefix in (endpoint_logs, *lambdas):
         for page in groups.paginate(logGroupNamePrefix=prefix):
             for g in page["logGroups"]:
                 name = g["logGroupName"]
-                if name == endpoint_logs or name.startswith(lambdas):
+                endpoint = name.removeprefix(endpoint_group) if prefix == endpoint_logs else ""
+                if own.names["endpoint"].match(endpoint) or name.startswith(lambdas):
                     found.append(Leftover("log-group", name))
     streams = logs.get_paginator("describe_log_streams")
     for group, prefix in (
