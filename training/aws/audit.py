@@ -310,7 +310,8 @@ def _vpc_endpoints(sess, own: Ownership) -> list[Leftover]:
     found = []
     for e in (e for page in pages for e in page["VpcEndpoints"]):
         state = e["State"]
-        if e["VpcEndpointType"] != "Interface" or state.lower() in ("deleted", "rejected"):
+        kind = e.get("VpcEndpointType", "Gateway")  # CreateVpcEndpoint's default type
+        if kind != "Interface" or state.lower() in ("deleted", "rejected"):
             continue
         if _project_tag(e.get("Tags", [])) == own.project:  # the filter searched; this proves
             detail = f"{e['ServiceName']}, {state}"
