@@ -234,3 +234,25 @@ def test_buckets_are_listed_in_pages_of_this_region_only(sess, monkeypatch):
     assert found == [ours]
     assert [r["ContinuationToken"] for r in paged.requests] == [None, "5", "10"]
     assert {(r["MaxBuckets"], r["BucketRegion"]) for r in paged.requests} == {("5", "us-east-1")}
+
+
+def test_what_the_audit_looks_for_in_vpc_mode_is_what_the_base_stack_makes():
+    """The flow-log group (named by CloudFormation ``<stack>-<logical id>-<suffix>``) and the
+    interface endpoints, synthesized: the audit's name and tag are theirs."""
+    from test_stacks import base
+
+    from training.aws.naming import LogGroup
+
+    resources = base(notebook_in_vpc=True).to_json()["Resources"]
+    flow_log = next(r for r in resources.values() if r["Type"] == "AWS::EC2::FlowLog")
+    group = flow_log["Properties"]["LogGroupName"]["Ref"]
+    assert f"LlE2eBase-{group}-".startswith(LogGroup.flow_logs("ll-e2e"))
+    assert {"Key": "project", "Value": "ll-e2e"} in resources[group]["Properties"]["Tags"]
+    interfaces = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint"
+        and r["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    assert len(interfaces) == 4
+    assert all({"Key": "project", "Value": "ll-e2e"} in p["Tags"] for p in interfaces)
