@@ -10,6 +10,7 @@ answers ListBuckets in one page whatever MaxBuckets says. AWS, as its documentat
   window to save the model artifacts" (StopTrainingJob API reference): here a stopping job
   turns Stopped after ``reads`` Describe calls, and a training job uploads its artifact to
   ``<S3OutputPath>/<job>/output/model.tar.gz`` at that moment.
+- DeleteVpcEndpoints: Deleting, then Deleted.
 - DeleteEndpoint / DeleteNotebookInstance: Deleting, then gone (the SageMaker waiters'
   EndpointDeleted / NotebookInstanceDeleted wait for Describe* to answer ValidationException).
 - ListBuckets: pages of MaxBuckets with a ContinuationToken, each bucket with its BucketRegion;
@@ -144,6 +145,35 @@ class AsyncSageMaker:
             SageMakerModelBackend, "delete_notebook_instance", delete_notebook_instance
         )
         monkeypatch.setattr(SageMakerModelBackend, "get_notebook_instance", notebook)
+
+
+class AsyncVpcEndpoints:
+    """DeleteVpcEndpoints as on AWS: the endpoint is Deleting for ``reads`` DescribeVpcEndpoints,
+    then Deleted (moto deletes at once); each look at a deleting endpoint counted in
+    ``looks``."""
+
+    def __init__(self, monkeypatch, reads: int = 2):
+        from moto.ec2.models import EC2Backend
+
+        self.looks: dict[str, int] = {}
+        stand_in = self
+        delete, describe = EC2Backend.delete_vpc_endpoints, EC2Backend.describe_vpc_endpoints
+
+        def delete_vpc_endpoints(ec2_backend, vpce_ids=None):
+            delete(ec2_backend, vpce_ids)  # moto's own cleanup, then still on its way
+            for vpce_id in vpce_ids or []:
+                ec2_backend.vpc_end_points[vpce_id].state = "deleting"
+
+        def describe_vpc_endpoints(ec2_backend, vpc_end_point_ids, filters=None):
+            for e in ec2_backend.vpc_end_points.values():
+                if e.state == "deleting":
+                    stand_in.looks[e.id] = stand_in.looks.get(e.id, 0) + 1
+                    if stand_in.looks[e.id] >= reads:
+                        e.state = "deleted"
+            return describe(ec2_backend, vpc_end_point_ids, filters)
+
+        monkeypatch.setattr(EC2Backend, "delete_vpc_endpoints", delete_vpc_endpoints)
+        monkeypatch.setattr(EC2Backend, "describe_vpc_endpoints", describe_vpc_endpoints)
 
 
 class PagedBuckets:

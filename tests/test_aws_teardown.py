@@ -10,7 +10,14 @@ import json
 
 import boto3
 import pytest
-from aws_async import AsyncSageMaker, PagedBuckets, artifact_key, backend, record_emptying
+from aws_async import (
+    AsyncSageMaker,
+    AsyncVpcEndpoints,
+    PagedBuckets,
+    artifact_key,
+    backend,
+    record_emptying,
+)
 from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
 from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
@@ -143,7 +150,10 @@ def plant_network(sess) -> str:
     return interface
 
 
-def test_audit_sees_a_failed_stack_and_what_it_holds_and_deletes_nothing_under_it(sess, capsys):
+def test_audit_sees_a_failed_stack_and_what_it_holds_and_deletes_nothing_under_it(
+    sess, monkeypatch, capsys
+):
+    deleting = AsyncVpcEndpoints(monkeypatch, reads=2)
     planted = plant_look_alikes(sess)
     interface = plant_network(sess)
     stack(sess, "LlE2eBase")
@@ -167,6 +177,8 @@ def test_audit_sees_a_failed_stack_and_what_it_holds_and_deletes_nothing_under_i
     # once the stack is gone (its delete retried), --delete removes what it left
     sess.client("cloudformation").delete_stack(StackName="LlE2eBase")
     assert main(["audit", "--region", "us-east-1", "--delete"]) == 0
+    assert f"waiting for vpc-endpoint {interface} to be gone" in capsys.readouterr().out
+    assert deleting.looks == {interface: 2}  # Deleting, looked at until Deleted
     assert audit.find_leftovers(sess, "ll-e2e") == []
     states = {
         e["VpcEndpointId"]: e["State"]

@@ -15,8 +15,8 @@ recreate it (``destroy-all`` or ``cdk destroy`` first; ``destroy-all`` destroys 
 then removes what they leave). Jobs are stopped and waited for until none is InProgress or
 Stopping before any bucket is emptied (a stopping training job still uploads its artifact);
 notebooks are stopped first (waiting out Pending and Updating); deleted endpoints and
-notebooks are waited for with SageMaker's waiters, so the audit that follows sees what is
-really left; the group's versions are deleted before the group, versioned buckets are emptied
+notebooks are waited for with SageMaker's waiters (deleted VPC endpoints are polled), so the
+audit that follows sees what is really left; the group's versions are deleted before the group, versioned buckets are emptied
 of every version and delete marker, keys are scheduled for deletion (7 days).
 
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
@@ -586,6 +586,9 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
     for item in leftovers:
         if item.kind in ("endpoint", "notebook-instance"):
             _wait_deleted(sm, item, echo)
+    vpc_endpoints = [item.name for item in leftovers if item.kind == "vpc-endpoint"]
+    if vpc_endpoints:
+        _wait_vpc_endpoints_deleted(sess.client("ec2"), vpc_endpoints, echo)
 
 
 def _wait_deleted(sm, item: Leftover, echo) -> None:
@@ -607,6 +610,21 @@ def _wait_deleted(sm, item: Leftover, echo) -> None:
         )
     except botocore.exceptions.WaiterError as err:  # the recheck reports it as left
         echo(f"  {item.kind} {item.name} is not gone: {err}")
+
+
+def _wait_vpc_endpoints_deleted(ec2, ids: list[str], echo) -> None:
+    """An interface endpoint goes Deleting, then Deleted, once its network interfaces are
+    deleted (DeleteVpcEndpoints, docs.aws.amazon.com/AWSEC2/latest/APIReference/
+    API_DeleteVpcEndpoints.html; VpcEndpoint State in botocore's EC2 model). botocore has no
+    waiter for it: look every DELETE_POLL_S, up to TEARDOWN_DELETE_WAIT_S."""
+    echo(f"  waiting for vpc-endpoint {', '.join(ids)} to be gone (deletes are asynchronous) …")
+    deadline = time.monotonic() + TEARDOWN_DELETE_WAIT_S
+    while True:
+        described = ec2.describe_vpc_endpoints(VpcEndpointIds=ids)["VpcEndpoints"]
+        going = [e["VpcEndpointId"] for e in described if e["State"].lower() == "deleting"]
+        if not going or time.monotonic() > deadline:  # the recheck reports what is left
+            return
+        time.sleep(DELETE_POLL_S)
 
 
 def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) -> list[Leftover]:
