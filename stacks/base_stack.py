@@ -17,6 +17,7 @@ KMS key is scheduled for deletion.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -34,6 +35,7 @@ from stacks import registry_cleanup
 from stacks.images import image_parts
 from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
+from training import limits
 from training.aws import naming, notebook_bundle
 from training.aws.naming import LogGroup, Output, Prefix, Stack
 
@@ -60,6 +62,31 @@ PROJECT_NAMES = {
     "notebook-instance": lambda project: naming.notebook_name(project, "*"),
 }
 GROUP_ACTIONS = {"logs:CreateLogGroup", "logs:DescribeLogStreams"}  # the rest act on streams
+
+
+# AWS::SageMaker::NotebookInstance's create-only properties besides its name, CloudFormation
+# name -> CDK keyword (the resource schema's createOnlyProperties, as cfn-lint ships it:
+# aws-cloudformation/cfn-lint, src/cfnlint/data/schemas/providers/us_east_1/
+# aws-sagemaker-notebookinstance.json). Changing one replaces the instance, and "you can't perform
+# an update that causes a custom-named resource to be replaced. If you must replace the resource,
+# specify a new name" (CloudFormation resource custom naming,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-name.html),
+# so each goes into the name (notebook_fingerprint).
+NOTEBOOK_CREATE_ONLY = {
+    "KmsKeyId": "kms_key_id",
+    "SecurityGroupIds": "security_group_ids",
+    "SubnetId": "subnet_id",
+    "DirectInternetAccess": "direct_internet_access",
+    "PlatformIdentifier": "platform_identifier",
+}
+
+
+def notebook_fingerprint(project: str, create_only: dict) -> str:
+    """6 hex of the project and the notebook's create-only values as the template states them
+    (a key or subnet by its logical ID, so a replaced one is a new value), plus anything that
+    replaces what they refer to without changing the reference (the subnet's zone)."""
+    text = json.dumps({"project": project, **create_only}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
 
 
 def alarm_source_conditions(scope: cdk.Stack, alarm_stack: str) -> dict:
@@ -509,11 +536,17 @@ class BaseStack(cdk.Stack):
             acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
         self.key.grant_encrypt_decrypt(role)
         # EBS volumes encrypted with the key (the notebook's, a training job's) are created
-        # through KMS grants made for that AWS resource: allowed, and nothing else
+        # through KMS grants made for that AWS resource: allowed, and nothing else. Only
+        # CreateGrant: kms:GrantIsForAWSResource is set on CreateGrant, ListGrants and
+        # RevokeGrant alone (KMS developer guide, grant-authorization.html, "Controlling access
+        # to grants"), so a DescribeKey under it would never be allowed; and SageMaker asks of
+        # a volume key kms:CreateGrant, of an output key kms:Encrypt (DG sagemaker-roles.html,
+        # "CreateTrainingJob API: Execution Role Permissions"; Encrypt is in
+        # grant_encrypt_decrypt): nothing here calls DescribeKey.
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ProjectKeyGrantsForAwsResources",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                actions=["kms:CreateGrant"],
                 resources=[self.key.key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
@@ -586,10 +619,10 @@ class BaseStack(cdk.Stack):
             # its own logs; and reading its training jobs' logs (train_aws streams them)
             *self._log_statements("NotebookLogs", [*LOG_WRITE, *LOG_READ], ("notebook",)),
             *self._log_statements("TrainingJobLogs", LOG_READ, ("training",)),
+            self._bounded_training_jobs(),
             iam.PolicyStatement(
                 sid="ProjectTrainingJobs",
                 actions=[
-                    "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",
@@ -622,6 +655,38 @@ class BaseStack(cdk.Stack):
             "Notebook", "the notebook instance", statements, reasons, same_account_only=False
         )
 
+    def _bounded_training_jobs(self) -> iam.PolicyStatement:
+        """CreateTrainingJob for the notebook's user, only as the project trains: on the
+        instance types and within the run time ``training.limits`` allows, network-isolated,
+        the artifact and the volume encrypted with the project key (what ``train_aws`` sends
+        from the notebook: ``training_request``; the notebook gets the key's ARN from OnStart).
+
+        The keys are the ones the Service Authorization Reference lists for
+        sagemaker:CreateTrainingJob ("Actions, resources, and condition keys for Amazon
+        SageMaker"): sagemaker:InstanceTypes (ArrayOfString), sagemaker:MaxRuntimeInSeconds
+        (Numeric), sagemaker:NetworkIsolation (Bool), sagemaker:VolumeKmsKey and
+        sagemaker:OutputKmsKey (ARN). A key absent from the request fails every operator but
+        ForAllValues, which an absent list passes: hence the Null check on InstanceTypes.
+        AddTags, Describe and Stop have none of these keys: they are in their own statement.
+        """
+        key = self.key.key_arn
+        return iam.PolicyStatement(
+            sid="StartBoundedProjectTrainingJobs",
+            actions=["sagemaker:CreateTrainingJob"],
+            resources=[self._project_arn("training-job")],
+            conditions={
+                "ForAllValues:StringEquals": {
+                    "sagemaker:InstanceTypes": list(limits.NOTEBOOK_TRAINING_INSTANCE_TYPES)
+                },
+                "Null": {"sagemaker:InstanceTypes": "false"},
+                "NumericLessThanEquals": {
+                    "sagemaker:MaxRuntimeInSeconds": str(limits.NOTEBOOK_TRAINING_MAX_RUNTIME_S)
+                },
+                "Bool": {"sagemaker:NetworkIsolation": "true"},
+                "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key},
+            },
+        )
+
     # ------------------------------------------------------------------ notebook
 
     def _notebook(self) -> sagemaker.CfnNotebookInstance:
@@ -635,7 +700,8 @@ class BaseStack(cdk.Stack):
                         on_start_script(
                             self.bucket.bucket_name,
                             s.notebook_idle_minutes,
-                            {
+                            internet=not s.notebook_in_vpc,
+                            project={
                                 "project": s.project,
                                 "region": self.region,
                                 "bucket": self.bucket.bucket_name,
@@ -650,27 +716,34 @@ class BaseStack(cdk.Stack):
             ],
         )
         network, endpoints = self._notebook_network() if s.notebook_in_vpc else ({}, [])
-        # Create-only properties (KMS key, subnet, internet access) change the name, so a
-        # change replaces the instance instead of failing on a custom-named resource.
-        fingerprint = hashlib.sha256(f"{s.notebook_in_vpc}|{s.project}".encode()).hexdigest()[:6]
-        notebook = sagemaker.CfnNotebookInstance(
-            self,
-            "Notebook",
-            notebook_instance_name=naming.notebook_name(s.project, fingerprint),
-            instance_type=s.notebook_instance_type,
-            role_arn=self.notebook_role.role_arn,
-            kms_key_id=self.key.key_id,
-            volume_size_in_gb=s.notebook_volume_gb,
-            root_access="Enabled" if s.notebook_root_access else "Disabled",
-            lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
-            default_code_repository=s.code_repository or None,
-            platform_identifier=s.notebook_platform,
-            instance_metadata_service_configuration=(
+        properties = {
+            "instance_type": s.notebook_instance_type,
+            "role_arn": self.notebook_role.role_arn,
+            "kms_key_id": self.key.key_id,
+            "volume_size_in_gb": s.notebook_volume_gb,
+            "root_access": "Enabled" if s.notebook_root_access else "Disabled",
+            "lifecycle_config_name": lifecycle.attr_notebook_instance_lifecycle_config_name,
+            "default_code_repository": s.code_repository or None,
+            "platform_identifier": s.notebook_platform,
+            "instance_metadata_service_configuration": (
                 sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                     minimum_instance_metadata_service_version="2"
                 )
             ),
             **network,
+        }
+        create_only = {
+            name: self.resolve(properties.get(key)) for name, key in NOTEBOOK_CREATE_ONLY.items()
+        }
+        if s.notebook_in_vpc:  # the subnet's zone: a new zone replaces the subnet, same Ref
+            create_only["subnet_zone"] = self.resolve(self._notebook_subnet.availability_zone)
+        notebook = sagemaker.CfnNotebookInstance(
+            self,
+            "Notebook",
+            notebook_instance_name=naming.notebook_name(
+                s.project, notebook_fingerprint(s.project, create_only)
+            ),
+            **properties,
         )
         # OnStart runs as soon as the instance exists: its role's permissions (and, in a VPC,
         # the endpoints it reaches AWS through) must exist first. CloudFormation only orders
@@ -745,7 +818,7 @@ class BaseStack(cdk.Stack):
                     name, service=service, open=False, security_groups=[endpoint_group]
                 )
             )
-        subnet = vpc.isolated_subnets[0]
+        subnet = self._notebook_subnet = vpc.isolated_subnets[0]
         network = {
             "subnet_id": subnet.subnet_id,
             "security_group_ids": [group.security_group_id],

@@ -1,6 +1,6 @@
 """Endpoint stack: serve a Linear Learner model artifact, on raw rows when it has preprocessing.
 
-    model.tar.gz (S3) + image ──► Model ──► EndpointConfig ──► Endpoint (fixed name)
+    model.tar.gz (S3) + image ──► Model ──► EndpointConfig ──► Endpoint (named by mode)
                                    realtime (instances, KMS)    ├─ autoscaling (optional)
                                    or serverless (per request)  ├─ alarms ──► SNS (KMS)
                                    data capture ──► capture/    └─ logs
@@ -21,7 +21,10 @@ from the preprocessing.json beside it, byte for byte the same for the same file.
 CloudFormation replaces a Model or EndpointConfig on any change (every property of
 ``AWS::SageMaker::Model`` is create-only), so neither carries a fixed name: a new artifact
 creates a new Model and EndpointConfig, and the Endpoint (whose only create-only property is
-its name) is updated in place to the new config, without downtime.
+its name) is updated in place to the new config, without downtime. What SageMaker cannot
+update in place (the mode; with autoscaling, the instance type) is in the endpoint's name
+(``training.aws.naming.endpoint_name``), so changing it creates a new endpoint under the new
+name and deletes the old one.
 """
 
 from __future__ import annotations
@@ -155,6 +158,7 @@ class EndpointStack(cdk.Stack):
             "Endpoint",
             endpoint_name=settings.endpoint_name,
             endpoint_config_name=config.attr_endpoint_config_name,
+            **self._retained_capacity(settings),
         )
         endpoint.node.add_dependency(log_group)
         if settings.autoscaling_max_instances:
@@ -322,10 +326,32 @@ class EndpointStack(cdk.Stack):
             ),
         )
 
+    @staticmethod
+    def _retained_capacity(settings: Settings) -> dict:
+        """With autoscaling, an update (a new model, a new count) keeps the instances the
+        variant has scaled to: UpdateEndpoint's RetainAllVariantProperties "defaults to false",
+        which resets the variant to the config's InitialInstanceCount (API_UpdateEndpoint).
+
+        Retained "variant properties" are only DesiredInstanceCount, DesiredWeight and
+        DataCaptureConfig (API_VariantProperty); the model and the instance type come from the
+        new config regardless (and an instance type change is a new endpoint, by its name).
+        The weight is excluded, so the config's 1.0 holds; the count is the one kept;
+        DataCaptureConfig cannot be excluded ("Not currently supported")."""
+        if not settings.autoscaling_max_instances:
+            return {}
+        return {
+            "retain_all_variant_properties": True,
+            "exclude_retained_variant_properties": [
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DesiredWeight")
+            ],
+        }
+
     def _autoscaling(self, settings: Settings, endpoint: sagemaker.CfnEndpoint) -> None:
         """Instances between endpoint_instance_count and autoscaling_max_instances, tracking
         invocations per instance; scale-in waits longer than scale-out (SageMaker's advice:
-        add capacity fast, remove it slowly)."""
+        add capacity fast, remove it slowly). The variant is registered under the endpoint's
+        name, which carries the instance type: SageMaker refuses to change the instance type
+        of a registered variant, so a new type is a new endpoint and a new scalable target."""
         target = appscaling.CfnScalableTarget(
             self,
             "ScalableTarget",

@@ -13,7 +13,7 @@ from pathlib import Path
 from training.aws import naming
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.model_record import RECORD_FILE, ModelRecord
-from training.aws.naming import DEFAULT_PROJECT
+from training.aws.naming import DEFAULT_PROJECT, ENDPOINT_MODES
 from training.core.losses import PREDICTOR_TYPES
 from training.errors import ModelRecordError, UserError
 
@@ -22,12 +22,20 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*[a-z]+$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ENDPOINT_MODES = ("realtime", "serverless")
+# The stacks' names drop the project's hyphens (naming.stack_prefix: ll-e2e -> LlE2e), and the
+# capital letters mark where each part began: only when every part starts with a letter. A
+# hyphen before a digit or another hyphen would make two projects one pair of stacks
+# (a1b-x and a-1b-x are both A1bX), so those names are refused.
+_PROJECT_PART = re.compile(r"-(?![a-z])")
+# EndpointName: at most 63 characters (botocore's sagemaker model, EndpointName)
+ENDPOINT_NAME_MAX = 63
 
 
-# Pinned, so the instance's OS and Jupyter do not change under the OnStart script. AL2 + JupyterLab
-# 4 is what the script (cron.d, /usr/bin/python3, the AWS CLI) and AWS's own auto-stop sample
-# are written for; notebook-al2023-v1 is accepted but the script is not verified there.
+# Pinned, so the instance's OS and Jupyter do not change under the OnStart script, which is run
+# for both (tests/test_onstart.py): AL2 with cron, AL2023 without (a systemd timer there).
+# AL2023 is the default: "Amazon Linux 2 reached end-of-support on June 30, 2026"
+# (https://aws.amazon.com/amazon-linux-2/). The platform is create-only: changing it replaces
+# the instance and its volume (docs/aws.md).
 NOTEBOOK_PLATFORMS = ("notebook-al2-v3", "notebook-al2023-v1")
 
 
@@ -70,7 +78,7 @@ class Settings:
     notebook_idle_minutes: int = 60
     notebook_in_vpc: bool = False
     notebook_availability_zone: str = ""  # notebook_in_vpc: "" lets CDK take the first AZ
-    notebook_platform: str = "notebook-al2-v3"
+    notebook_platform: str = "notebook-al2023-v1"
     code_repository: str = ""
     noncurrent_version_days: int = 30
     endpoint_instance_type: str = DEFAULT_INSTANCE_TYPE
@@ -101,7 +109,13 @@ class Settings:
 
     @property
     def endpoint_name(self) -> str:
-        return naming.endpoint_name(self.project)
+        """This project's endpoint under these settings (the endpoint stack, its IAM and log
+        group, and the notebook's project.json take it from here): the mode, and with
+        autoscaling the instance type, are in it, since SageMaker cannot change those in
+        place (``naming.endpoint_name``; audit knows every such name by
+        ``naming.owned_patterns``)."""
+        scaled = self.endpoint_instance_type if self.autoscaling_max_instances else None
+        return naming.endpoint_name(self.project, self.endpoint_mode, scaled)
 
     @classmethod
     def from_context(cls, get) -> Settings:
@@ -122,6 +136,15 @@ class Settings:
             problems.append(
                 f"project='{self.project}': use 3-32 lower-case letters, digits and hyphens, "
                 "starting with a letter (it prefixes resource names and tags)"
+            )
+        elif _PROJECT_PART.search(self.project):
+            prefix = naming.stack_prefix(self.project)
+            problems.append(
+                f"project='{self.project}': start every hyphen-separated part with a letter "
+                f"(e.g. '{_PROJECT_PART.sub('-v', self.project)}'): stack names drop the "
+                f"hyphens, so '{self.project}' and '{_PROJECT_PART.sub('', self.project)}' "
+                f"would both be the stacks {prefix}{naming.Stack.BASE} and "
+                f"{prefix}{naming.Stack.ENDPOINT}"
             )
         if not _REGION.match(self.region):
             problems.append(f"region='{self.region}' is not an AWS region name (e.g. eu-west-1)")
@@ -263,6 +286,11 @@ class Settings:
             )
         if self.alarm_email and not _EMAIL.match(self.alarm_email):
             problems.append(f"alarm_email='{self.alarm_email}' is not an e-mail address")
+        if len(self.endpoint_name) > ENDPOINT_NAME_MAX:
+            problems.append(
+                f"the endpoint's name {self.endpoint_name} is over {ENDPOINT_NAME_MAX} "
+                "characters (SageMaker's limit): use a shorter project name"
+            )
         return problems
 
     def model_artifact(self) -> ServedModel | None:

@@ -411,6 +411,10 @@ def plant_leftovers(sess):
     )
     endpoint_config(sm, "EndpointConfig-abc", "CfnGenerated-Model-1", Tags=tags)
     sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="EndpointConfig-abc")
+    # the endpoint of another mode (untagged: its exact name is the proof)
+    sm.create_endpoint(
+        EndpointName="ll-e2e-endpoint-serverless", EndpointConfigName="EndpointConfig-abc"
+    )
     sm.create_notebook_instance(
         NotebookInstanceName="ll-e2e-notebook-abc123", InstanceType="ml.t3.medium", RoleArn=role
     )
@@ -424,7 +428,8 @@ def plant_leftovers(sess):
         s3.put_object(Bucket="lle2ebase-bucket", Key="data/train.rec", Body=body)
     s3.delete_object(Bucket="lle2ebase-bucket", Key="data/train.rec")  # a delete marker
     logs = sess.client("logs")
-    logs.create_log_group(logGroupName="/aws/sagemaker/Endpoints/ll-e2e-endpoint")
+    for name in ("", "-serverless", "-ml-m5-large"):  # every name the endpoint may have had
+        logs.create_log_group(logGroupName=f"/aws/sagemaker/Endpoints/ll-e2e-endpoint{name}")
     logs.create_log_group(logGroupName="/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x")
     logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     logs.create_log_stream(
@@ -478,13 +483,10 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
         "alarm",
         "bucket",
         "endpoint",
+        "endpoint",
         "endpoint-config",
         "kms-key",
-        "log-group",
-        "log-group",
-        "log-group",
-        "log-group",
-        "log-group",
+        *["log-group"] * 7,
         "model",
         "notebook-instance",
         "sns-topic",
@@ -492,6 +494,8 @@ def test_audit_finds_every_leftover_and_delete_removes_them(moto_aws):
     assert [i.name for i in found if i.kind == "alarm"] == ["LlE2eEndpoint-LatencyP99-ABC"]
     assert {i.name for i in found if i.kind == "log-group"} == {
         "/aws/sagemaker/Endpoints/ll-e2e-endpoint",
+        "/aws/sagemaker/Endpoints/ll-e2e-endpoint-serverless",
+        "/aws/sagemaker/Endpoints/ll-e2e-endpoint-ml-m5-large",
         "/aws/lambda/LlE2eBase-CustomS3AutoDeleteObjects-x",
         "/aws/sagemaker/TrainingJobs:ll-e2e-20261125-120000/algo-1-1764072000",
         "/aws/sagemaker/NotebookInstances:ll-e2e-notebook-abc123/LifecycleConfigOnStart",

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import requests
+from memory_cap import run_capped, sparse_file
 from moto import mock_aws
 
 from training import predict
@@ -193,3 +194,47 @@ def test_a_port_with_nothing_listening_is_an_error_not_a_traceback(tmp_path, cap
     assert main(["-q", "predict", "--port", port, "--input", str(data)]) == 2
     err = capsys.readouterr().err
     assert "nothing answers there" in err and "Traceback" not in err
+
+
+def test_a_file_without_line_breaks_is_refused_with_bounded_memory(tmp_path, model_path):
+    """A 384 MB file of NUL bytes (pandas read it whole: 6.4 GB for 1 GB, then a traceback
+    quoting it) is refused once a request's worth is read, under an address-space cap."""
+    huge = sparse_file(tmp_path / "huge.csv")
+    res = run_capped("-q", "predict", "--model", model_path, "--input", huge)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{huge}, row 1: a line over what one request holds (5,242,880 bytes" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr) < 1000
+    assert list(tmp_path.glob("huge.csv.predictions*")) == []
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("1,2,3\n1_0,2,3\n", "row 2, column 1: '1_0' is not a number"),
+        ("1,2,3\n1,\u0663,3\n", "row 2, column 2: '\u0663' is not a number"),  # Arabic-Indic 3
+        ("1,2,3\n1,2,\uff13\n", "row 2, column 3: '\uff13' is not a number"),  # full-width 3
+        ("1,2,3\n1,2,infinity\n", "row 2, column 3: 'infinity' is not a finite number"),
+        ("1,2,3\r1,2,3\r", "row 1: holds the line break '\\r'"),
+        ("1,2,3\n\n1,2,3\n", "row 2: empty line"),
+        ("1,2,3\n1,2\n", "row 2: has 2 fields, the rows above have 3"),
+    ],
+)
+def test_a_cell_linear_learner_would_not_read_is_named_by_row_and_column(
+    tmp_path, model_path, capsys, text, where
+):
+    data = tmp_path / "rows.csv"
+    data.write_text(text, encoding="utf-8")
+    assert main(["-q", "predict", "--model", str(model_path), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, {where}" in err and "Traceback" not in err
+    assert not (tmp_path / "rows.csv.predictions.jsonl").exists()
+
+
+def test_numbers_as_linear_learner_writes_them_are_read(tmp_path, model_path, capsys):
+    data = tmp_path / "rows.csv"
+    data.write_text(" 1 ,\t-2.5e0,+.5\r\n3.,0,1E-3\n")  # spaces, CRLF, exponents: all ASCII
+    assert main(["-q", "predict", "--model", str(model_path), "--input", str(data)]) == 0
+    out = data.with_name("rows.csv.predictions.jsonl")
+    scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    X = np.array([[1, -2.5, 0.5], [3, 0, 1e-3]], np.float32)
+    np.testing.assert_allclose(scores, artifact.load(model_path).predict(X).score, rtol=1e-6)

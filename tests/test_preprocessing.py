@@ -1,6 +1,8 @@
 """prepare: raw CSV -> validated, encoded, split channels with a manifest and a saved transform."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,12 @@ from training.data.channel_checks import validate_channels
 from training.data.fit import Preprocessor
 from training.data.manifest import CHANNELS
 from training.data.prepare import PrepareConfig, prepare
-from training.data.split import assign_splits
+from training.data.raw_csv import Text
+from training.data.split import Splitter
 from training.errors import ValidationError
 
-PENGUINS = Path(__file__).parents[1] / "training" / "datasets" / "penguins.csv"
+ROOT = Path(__file__).parents[1]
+PENGUINS = ROOT / "training" / "datasets" / "penguins.csv"
 
 
 def run(tmp_path, **kw):
@@ -171,11 +175,89 @@ def test_bad_inputs_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_assign_splits_is_stratified():
+def test_splits_are_stratified_and_hold_the_fractions_however_chunked():
     codes = np.repeat([0, 1], [80, 20])
-    splits = assign_splits(codes, (0.7, 0.15, 0.15), np.random.default_rng(0), stratify=True)
-    assert np.bincount(splits[codes == 1]).tolist() == [14, 3, 3]
-    assert np.bincount(splits[codes == 0]).tolist() == [56, 12, 12]
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.where(codes == 1, "yes", "no"))
+    for size in (100, 7, 1):  # one chunk; several; a row a chunk
+        splitter = Splitter((0.7, 0.15, 0.15), seed=0, stratify=True)
+        splits = np.concatenate(
+            [
+                splitter.split(Text(*_text_codes(labels[i : i + size])), i // size)
+                for i in range(0, 100, size)
+            ]
+        )
+        for value, n in (("yes", 20), ("no", 80)):
+            counts = np.bincount(splits[labels == value], minlength=3)
+            assert np.abs(counts - n * np.array([0.7, 0.15, 0.15])).max() < 1, (size, counts)
+            assert splitter.per_class()[value] == tuple(counts)
+
+
+def _text_codes(values):
+    distinct, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int32), distinct.astype(object)
+
+
+def prepare_cli(*args):
+    """``python -m training prepare …`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training", "prepare", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_rare_class_reaches_every_split_though_each_chunk_holds_one_row(tmp_path):
+    """40 positives in 4000 rows read 100 rows at a time: one positive a chunk, which the
+    old per-chunk rounding always put in train (28 / 12 / 0 on 2M rows)."""
+    rng = np.random.default_rng(5)
+    y = np.zeros(4000, int)
+    y[np.arange(40) * 100 + rng.integers(0, 100, 40)] = 1
+    frame = pd.DataFrame({"x": rng.standard_normal(4000).round(3), "y": y})
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "rare.csv", "--label", "y", "--predictor-type",
+        "binary_classifier", "--out", tmp_path / "out", "--chunk-rows", 100, "--format", "csv",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    positives = {name: c["label_counts"][1] for name, c in manifest["channels"].items()}
+    assert sum(positives.values()) == 40
+    assert positives == {"train": 28, "validation": 6, "test": 6}
+    for name, share in zip(CHANNELS, (0.7, 0.15, 0.15)):
+        rows = manifest["channels"][name]["rows"]
+        assert abs(rows - 4000 * share) < 2, (name, rows)  # within a row for each class
+
+
+def test_a_split_too_small_for_the_classes_is_named_before_anything_is_written(tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(6)))
+    res = prepare_cli(
+        "--data", path, "--label", "y", "--predictor-type", "binary_classifier",
+        "--out", tmp_path / "out", "--split", 0.98, 0.01, 0.01,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "split would be empty: 6 labelled rows (rows of each class: 'a' 3, 'b' 3)" in (
+        res.stderr
+    )
+    assert "too few for a 0.01 share (--split 0.98 0.01 0.01)" in res.stderr
+    assert "raise that fraction in --split" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.csv"]
+
+
+def test_a_class_too_rare_for_a_split_is_warned_about(tmp_path):
+    rng = np.random.default_rng(1)
+    y = np.array(["a", "b"] * 100 + ["rare"] * 2)
+    frame = pd.DataFrame({"x": rng.standard_normal(y.size).round(3), "y": rng.permutation(y)})
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "rare.csv", "--label", "y", "--predictor-type",
+        "multiclass_classifier", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "class 'rare' has 2 rows, too few for --split 0.7 0.15 0.15: none in" in res.stderr
 
 
 def test_sharded_manifest_format():
@@ -557,3 +639,141 @@ def test_validate_raw_csv_reads_the_first_rows_prepare_checks(tmp_path, monkeypa
     frame.to_csv(path, index=False)
     with pytest.raises(ValidationError, match="(?s)3 distinct values.*multiclass_classifier"):
         raw_checks.validate_raw_csv(path, "y", "binary_classifier")
+
+
+def _sex_file(path: Path, copy_name: str | None = None, copy=None, rows: int = 120) -> Path:
+    """Label ``sex`` (M/F), a feature, and a copy of the label named ``copy_name`` whose
+    values are ``copy(sex)`` (default: the label's own)."""
+    rng = np.random.default_rng(3)
+    sex = rng.choice(["M", "F"], rows)
+    frame = pd.DataFrame({"sex": sex, "x": rng.standard_normal(rows).round(3)})
+    if copy_name is not None:
+        frame[copy_name] = copy(sex) if copy else sex
+    frame.to_csv(path, index=False)
+    return path
+
+
+SPELLINGS = {  # the label 'sex' spelt another way -> as the error shows it
+    "Sex": "'Sex'",
+    "SEX": "'SEX'",
+    "sex\u00a0": "'sex\\xa0'",  # non-breaking space
+    "sex\u200b": "'sex\\u200b'",  # zero-width space
+    "\ufeffsex": "'\\ufeffsex'",  # a byte-order mark inside the header
+    "s\u200dex": "'s\\u200dex'",  # zero-width joiner
+    "\uff53\uff45\uff58": "'\uff53\uff45\uff58'",  # fullwidth letters
+    "\uff33ex\u3000": "'\\uff33ex\\u3000'",  # fullwidth capital, ideographic space
+}
+
+
+def test_the_label_under_another_spelling_is_refused_not_leaked(tmp_path):
+    path = _sex_file(tmp_path / "leak.csv", "sex_copy")
+    frame = pd.read_csv(path)
+    for spelling in SPELLINGS:
+        frame[spelling] = frame["sex"]
+    frame.drop(columns="sex_copy").to_csv(path, index=False)
+    res = prepare_cli(
+        "--data", path, "--label", "sex", "--predictor-type", "binary_classifier",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{len(SPELLINGS)} problems found" in res.stderr
+    for column, shown in enumerate(SPELLINGS.values(), start=3):
+        assert (
+            f"leak.csv, row 1, column {column}: column {shown} is the label 'sex' (column 1) "
+            "spelt another way (case, spaces, invisible or fullwidth characters)"
+        ) in res.stderr, (shown, res.stderr)
+        assert f"or pass --drop {shown}\n" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.csv"]
+
+
+def test_a_trailing_space_is_a_spelling_too_and_drop_is_the_way_out(tmp_path):
+    path = tmp_path / "leak.csv"
+    path.write_text(_sex_file(tmp_path / "plain.csv", "copy").read_text().replace(
+        "sex,x,copy", 'sex,x,"sex "', 1
+    ))  # fmt: skip
+    args = ["--data", path, "--label", "sex", "--predictor-type", "binary_classifier"]
+    res = prepare_cli(*args, "--out", tmp_path / "out")
+    assert res.returncode == 2 and "column 'sex ' is the label 'sex'" in res.stderr
+    res = prepare_cli(*args, "--out", tmp_path / "out", "--drop", "sex ")
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["input_columns"]["dropped"] == {"sex ": "dropped on request (--drop)"}
+
+
+def test_a_label_spelt_another_way_in_the_header_is_suggested(tmp_path):
+    path = _sex_file(tmp_path / "plain.csv")
+    path.write_text(path.read_text().replace("sex,x", "sex\u00a0,x", 1))
+    res = prepare_cli(
+        "--data", path, "--label", "sex", "--predictor-type", "binary_classifier",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "no column named 'sex'" in res.stderr and "did you mean 'sex\\xa0'?" in res.stderr
+
+
+COPIES = {  # a feature that is the label under other values -> the mapping the error shows
+    "is_male": (lambda s: (s == "M").astype(int), "'F' -> 0, 'M' -> 1"),
+    "code": (lambda s: np.where(s == "M", "man", "woman"), "'F' -> 'woman', 'M' -> 'man'"),
+    # a flag set for one class and left empty for the other
+    "male_flag": (lambda s: np.where(s == "M", 1.0, np.nan), "'F' -> (empty), 'M' -> 1"),
+    "gender": (lambda s: s, None),  # the label's own values under an unrelated name
+}
+
+
+def test_a_feature_that_is_the_label_under_other_values_is_refused(tmp_path):
+    path = _sex_file(tmp_path / "leak.csv", rows=3000)
+    frame = pd.read_csv(path)
+    for name, (copy, _) in COPIES.items():
+        frame[name] = copy(frame["sex"].to_numpy())
+    frame.to_csv(path, index=False)
+    res = prepare_cli(
+        "--data", path, "--label", "sex", "--predictor-type", "binary_classifier",
+        "--out", tmp_path / "out", "--chunk-rows", 500,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    for column, (name, (_, shown)) in enumerate(COPIES.items(), start=3):
+        values = f"under other values ({shown})" if shown else "with the same values"
+        assert (
+            f"leak.csv, column {column}: column '{name}' is the label 'sex' {values} in all "
+            "3000 labelled rows"
+        ) in res.stderr, res.stderr
+        assert f"remove the column, or pass --drop '{name}'" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.csv"]
+
+
+def test_a_regression_label_copied_under_other_values_is_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    rating = rng.integers(1, 6, 400)
+    frame = pd.DataFrame({"x": rng.standard_normal(400).round(3), "rating": rating})
+    frame["stars"] = ["*" * r for r in rating]
+    frame.to_csv(tmp_path / "leak.csv", index=False)
+    with pytest.raises(ValidationError, match=r"column 'stars' is the label 'rating' under other"):
+        run(tmp_path, data=tmp_path / "leak.csv", label="rating", predictor_type="regressor")
+
+
+def test_columns_that_only_look_like_the_label_are_kept(tmp_path, monkeypatch):
+    """No false alarms: a label with no repeats (a continuous target beside an identifier),
+    too few rows to tell, and a column that maps one to one onto the label in the first rows
+    but departs from it in a later chunk."""
+    from training.data import sizing
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"x": rng.standard_normal(300), "y": rng.standard_normal(300)})
+    frame["id"] = [f"r{i}" for i in range(300)]
+    frame.to_csv(tmp_path / "continuous.csv", index=False)
+    run(tmp_path, data=tmp_path / "continuous.csv", label="y", predictor_type="regressor")
+    small = _sex_file(tmp_path / "small.csv", "is_male", lambda s: (s == "M").astype(int), 31)
+    run(tmp_path, data=small, label="sex", predictor_type="binary_classifier")
+    # the first 100 rows checked (the rows prepare holds at once, shrunk), 400 in all
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    later = _sex_file(tmp_path / "later.csv", "group", lambda s: (s == "M").astype(int), 400)
+    frame = pd.read_csv(later)
+    frame.loc[350, "group"] = 1 - frame.loc[350, "group"]  # row 352: a departure
+    frame.to_csv(later, index=False)
+    manifest = run(tmp_path, data=later, label="sex", predictor_type="binary_classifier")
+    assert "group" in manifest.input_columns.numeric
+    frame.loc[350, "group"] = 1 - frame.loc[350, "group"]  # a copy again, in every row
+    frame.to_csv(later, index=False)
+    with pytest.raises(ValidationError, match="'group' is the label 'sex' under other values"):
+        run(tmp_path, data=later, label="sex", predictor_type="binary_classifier")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
+import botocore.session
 import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
@@ -19,9 +20,14 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.app_builder import build_app
 from stacks.assets import idle_stop
 from stacks.images import linear_learner_image
+from stacks.notebook_lifecycle import program
 from stacks.settings import Settings, SettingsError
+from training import limits
 from training.aws import notebook_bundle
+from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.instance_types import accepts_volume_key
+from training.aws.job import AwsTrainConfig, training_request
+from training.aws.naming import owned_patterns
 
 ROOT = Path(__file__).parents[1]
 MODEL = "s3://some-bucket/runs/ll-e2e-20261125/output/model.tar.gz"
@@ -265,6 +271,9 @@ def test_role_policies_are_scoped_and_split_by_duty():
         grants = next(s for s in statements if s.get("Sid") == "ProjectKeyGrantsForAwsResources")
         assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
         assert grants["Resource"]["Fn::GetAtt"][0].startswith("Key")
+        # the condition key exists on grant operations only: nothing else may sit under it
+        assert grants["Action"] == "kms:CreateGrant"
+        assert "kms:DescribeKey" not in actions_of(statements)
     # what a training container runs as cannot start jobs, pass roles or call the endpoint
     assert not actions_of(execution) & {
         "sagemaker:CreateTrainingJob",
@@ -283,6 +292,7 @@ def test_role_policies_are_scoped_and_split_by_duty():
     }
     jobs = next(s for s in notebook if s.get("Sid") == "ProjectTrainingJobs")
     assert "training-job/ll-e2e-*" in json.dumps(jobs["Resource"])
+    assert "sagemaker:CreateTrainingJob" not in actions_of([jobs])  # only bounded, below
     invoke = next(s for s in notebook if s.get("Sid") == "InvokeProjectEndpoint")
     assert json.dumps(invoke["Resource"]).endswith(':endpoint/ll-e2e-endpoint"]]}')
     stop = next(s for s in notebook if s.get("Sid") == "StopOwnNotebookWhenIdle")
@@ -368,10 +378,10 @@ def test_lifecycle_script_syncs_notebooks_and_stops_when_idle(minutes):
     script = lifecycle_script(base() if minutes == 60 else base(notebook_idle_minutes=minutes))
     assert script.startswith("#!/bin/bash")
     assert 'aws s3 sync "s3://<BUCKET>/notebooks/"' in script
-    assert f"idle_stop.py {minutes} \\\n--region us-east-1 >>" in script
-    assert "/etc/cron.d/idle-stop" in script
-    assert '"stop-notebook-instance"' in script
-    assert (ROOT / "stacks" / "assets" / "idle_stop.py").read_text() in script
+    assert f"idle_stop.py {minutes} --region us-east-1 >>" in script
+    assert "/etc/cron.d/idle-stop" in script and "/etc/systemd/system/idle-stop.timer" in script
+    assert "'stop-notebook-instance'" in script
+    assert program(ROOT / "stacks" / "assets" / "idle_stop.py") in script
     assert len(base64.b64encode(script.encode())) < 16384  # SageMaker's limit per script
 
 
@@ -408,7 +418,7 @@ def test_the_notebook_waits_for_its_permissions_and_network(tmp_path):
         assert kinds >= {"Custom::CDKBucketDeployment", "AWS::IAM::Role"}
         vpc_endpoints = {n for n, r in t.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
         assert len(vpc_endpoints) == endpoints and vpc_endpoints <= after
-        assert notebook["Properties"]["PlatformIdentifier"] == "notebook-al2-v3"
+        assert notebook["Properties"]["PlatformIdentifier"] == "notebook-al2023-v1"
 
 
 def test_the_notebooks_availability_zone_comes_from_context():
@@ -925,7 +935,7 @@ def test_serverless_has_no_instances_no_volume_key_no_isolation_and_watches_satu
 def test_autoscaling_data_capture_and_an_alarm_email():
     t = endpoint(**SCALED)
     target = only(t, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
-    assert target["ResourceId"] == "endpoint/ll-e2e-endpoint/variant/AllTraffic"
+    assert target["ResourceId"] == "endpoint/ll-e2e-endpoint-ml-m5-large/variant/AllTraffic"
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     policy = only(t, "AWS::ApplicationAutoScaling::ScalingPolicy")["Properties"]
@@ -955,12 +965,29 @@ def test_autoscaling_data_capture_and_an_alarm_email():
     assert [r["Fn::Join"][1][1] for r in writes] == ["/models/*", "/transform/*", "/capture/*"]
 
 
-@pytest.mark.parametrize("options", [{}, SERVERLESS, SCALED, {"alarms": "false"}])
-def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options):
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({}, "ll-e2e-endpoint"),
+        (SERVERLESS, "ll-e2e-endpoint-serverless"),
+        (SCALED, "ll-e2e-endpoint-ml-m5-large"),
+        ({"alarms": "false"}, "ll-e2e-endpoint"),
+    ],
+)
+def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options, name):
     t = endpoint(**options)
     assert "EndpointConfigName" not in only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
     assert "ModelName" not in only(t, "AWS::SageMaker::Model")["Properties"]
-    assert only(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == "ll-e2e-endpoint"
+    assert only(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == name
+    assert Settings.from_context({**options, "model_data_url": MODEL}.get).endpoint_name == name
+    # audit and destroy-all recognise it as this project's by its exact name
+    assert re.match(owned_patterns("ll-e2e")["endpoint"], name)
+    # and SageMaker takes it (botocore's model of CreateEndpoint's EndpointName)
+    shape = botocore.session.get_session().get_service_model("sagemaker")
+    rule = shape.shape_for("EndpointName").metadata
+    assert len(name) <= rule["max"] and re.fullmatch(rule["pattern"], name)
+    log_group = only(t, "AWS::Logs::LogGroup")["Properties"]["LogGroupName"]
+    assert log_group == f"/aws/sagemaker/Endpoints/{name}"
     if options.get("alarms") == "false":
         assert not resources(t, "AWS::CloudWatch::Alarm") and not resources(t, "AWS::SNS::Topic")
 
@@ -975,6 +1002,14 @@ def test_every_option_keeps_the_config_unnamed_and_the_endpoint_named(options):
         ({"alarm_email": "ops"}, "is not an e-mail address"),
         ({"endpoint_mode": "batch"}, "endpoint_mode='batch' must be one of realtime, serverless"),
         ({"data_capture_percent": "101"}, "data_capture_percent=101 must be between 0 and 100"),
+        (
+            {
+                "project": "a-thirty-two-character-project-x",
+                "autoscaling_max_instances": "2",
+                "endpoint_instance_type": "ml.abcdefghijklmnopqrstu.24xlarge",
+            },
+            "is over 63 characters (SageMaker's limit): use a shorter project name",
+        ),
     ],
 )
 def test_endpoint_options_that_sagemaker_would_refuse_fail_synth(context, message):
@@ -1022,3 +1057,168 @@ def test_a_package_outside_the_projects_group_or_region_is_refused_at_synth(cont
     with pytest.raises(SettingsError) as err:
         synth(**context)
     assert said in str(err.value)
+
+
+# ----------------------------------------------------------------------------- real-account rules
+
+
+def create_only(resource_type: str) -> list[str]:
+    """The resource's create-only properties, from CloudFormation's own resource schema (the
+    copy cfn-lint ships): a change to one of them replaces the resource."""
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    return schema["createOnlyProperties"]
+
+
+def test_a_mode_change_replaces_the_endpoint_instead_of_updating_it():
+    """SageMaker cannot update a real-time endpoint to serverless (DG
+    serverless-endpoints-update.html): the mode is in the name, which is create-only, so
+    CloudFormation creates the new endpoint and deletes the old one, no UpdateEndpoint."""
+    assert create_only("AWS::SageMaker::Endpoint") == ["/properties/EndpointName"]
+    realtime, serverless = (
+        only(endpoint(**options), "AWS::SageMaker::Endpoint")["Properties"]
+        for options in ({}, SERVERLESS)
+    )
+    assert realtime["EndpointName"] == "ll-e2e-endpoint"  # the default's name, as before
+    assert serverless["EndpointName"] == "ll-e2e-endpoint-serverless"
+    # the notebook's role may invoke the endpoint of its own settings
+    invoke = next(
+        s
+        for s in role_statements(synth(model_data_url=MODEL, **SERVERLESS)[2]["base"], "Notebook")
+        if s.get("Sid") == "InvokeProjectEndpoint"
+    )
+    assert json.dumps(invoke["Resource"]).endswith(':endpoint/ll-e2e-endpoint-serverless"]]}')
+
+
+def test_with_autoscaling_an_instance_type_change_replaces_the_endpoint_and_its_target():
+    """SageMaker fails an update that changes the instance type of a variant registered for
+    autoscaling (DG endpoint-scaling-update.html): with autoscaling the type is in the name;
+    without it, a new type updates the endpoint in place (same name)."""
+    assert "/properties/ResourceId" in create_only("AWS::ApplicationAutoScaling::ScalableTarget")
+    before, after = (
+        endpoint(**SCALED, **extra) for extra in ({}, {"endpoint_instance_type": "ml.c5.xlarge"})
+    )
+    names = [
+        only(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] for t in (before, after)
+    ]
+    assert names == ["ll-e2e-endpoint-ml-m5-large", "ll-e2e-endpoint-ml-c5-xlarge"]
+    targets = [
+        only(t, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]["ResourceId"]
+        for t in (before, after)
+    ]
+    assert targets == [f"endpoint/{n}/variant/AllTraffic" for n in names]
+    # without autoscaling (the synth of the volume-key test), the type changes in place
+    unscaled = endpoint(endpoint_instance_type="ml.c5.xlarge", endpoint_instance_count=2)
+    assert only(unscaled, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == (
+        "ll-e2e-endpoint"
+    )
+
+
+def test_with_autoscaling_a_new_model_keeps_the_scaled_out_capacity():
+    """UpdateEndpoint resets the variant to the config's InitialInstanceCount unless
+    RetainAllVariantProperties (API_UpdateEndpoint: "The default is false"); retained are the
+    count and the weight (API_VariantProperty), the weight given back to the config."""
+    scaled = only(endpoint(**SCALED), "AWS::SageMaker::Endpoint")["Properties"]
+    assert scaled["RetainAllVariantProperties"] is True
+    assert scaled["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredWeight"}]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    assert {"RetainAllVariantProperties", "ExcludeRetainedVariantProperties"} <= set(
+        model.operation_model("UpdateEndpoint").input_shape.members
+    )
+    assert model.shape_for("VariantPropertyType").enum == [
+        "DesiredInstanceCount",
+        "DesiredWeight",
+        "DataCaptureConfig",
+    ]
+    # the model and the instance type are not variant properties: the new config's own
+    variant = only(endpoint(**SCALED), "AWS::SageMaker::EndpointConfig")["Properties"][
+        "ProductionVariants"
+    ][0]
+    assert variant["InstanceType"] == "ml.m5.large" and "Fn::GetAtt" in variant["ModelName"]
+    for options in ({}, SERVERLESS):  # nothing scales them: the config's count is the count
+        props = only(endpoint(**options), "AWS::SageMaker::Endpoint")["Properties"]
+        assert not {"RetainAllVariantProperties", "ExcludeRetainedVariantProperties"} & set(props)
+
+
+def test_the_notebook_starts_only_bounded_training_jobs_and_its_own_requests_pass():
+    """CreateTrainingJob for the notebook's role carries the condition keys the Service
+    Authorization Reference lists for it; the request train_aws sends from the notebook (its
+    defaults, the key OnStart hands it) satisfies every one of them."""
+    t = base()
+    notebook = role_statements(t, "Notebook")
+    (create,) = [s for s in notebook if "sagemaker:CreateTrainingJob" in actions_of([s])]
+    assert create["Action"] == "sagemaker:CreateTrainingJob"
+    assert "training-job/ll-e2e-*" in json.dumps(create["Resource"])
+    conditions = create["Condition"]
+    key = conditions["ArnEquals"]["sagemaker:VolumeKmsKey"]
+    assert key["Fn::GetAtt"][0].startswith("Key") and key["Fn::GetAtt"][1] == "Arn"
+    assert conditions == {
+        "ForAllValues:StringEquals": {
+            "sagemaker:InstanceTypes": list(limits.NOTEBOOK_TRAINING_INSTANCE_TYPES)
+        },
+        "Null": {"sagemaker:InstanceTypes": "false"},
+        "NumericLessThanEquals": {
+            "sagemaker:MaxRuntimeInSeconds": str(limits.NOTEBOOK_TRAINING_MAX_RUNTIME_S)
+        },
+        "Bool": {"sagemaker:NetworkIsolation": "true"},
+        "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key},
+    }
+    # the key the notebook is given is that key's ARN (the OnStart script's project.json)
+    lifecycle = only(t, "AWS::SageMaker::NotebookInstanceLifecycleConfig")
+    assert key in lifecycle["Properties"]["OnStart"][0]["Content"]["Fn::Base64"]["Fn::Join"][1]
+    # the notebook trains with train_aws's defaults for type and run time (the cell sets none)
+    cells = json.loads((ROOT / "notebooks" / "linear_learner.ipynb").read_text())["cells"]
+    train = next("".join(c["source"]) for c in cells if "train_aws(" in "".join(c["source"]))
+    assert "instance_type" not in train and "max_runtime_s" not in train
+    assert "kms_key_arn=PROJECT" in train
+    config = AwsTrainConfig(data_dir=Path("data"), kms_key_arn="arn:aws:kms:k")
+    request = training_request(
+        config,
+        {},
+        {"train": "application/x-recordio-protobuf"},
+        "b",
+        "data/j",
+        "img",
+        "arn:aws:iam::1:role/r",
+        "ll-e2e-20261205-000000",
+        kms_key_arn=config.kms_key_arn,
+    )
+    resources_of = request["ResourceConfig"]
+    assert {resources_of["InstanceType"]} <= set(limits.NOTEBOOK_TRAINING_INSTANCE_TYPES)
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] <= (
+        limits.NOTEBOOK_TRAINING_MAX_RUNTIME_S
+    )
+    assert request["EnableNetworkIsolation"] is True
+    assert (
+        resources_of["VolumeKmsKeyId"]
+        == request["OutputDataConfig"]["KmsKeyId"]
+        == (config.kms_key_arn)
+    )
+    # every allowed type takes the volume key the policy requires, the default among them
+    assert DEFAULT_INSTANCE_TYPE in limits.NOTEBOOK_TRAINING_INSTANCE_TYPES
+    assert all(accepts_volume_key(i) for i in limits.NOTEBOOK_TRAINING_INSTANCE_TYPES)
+
+
+@pytest.mark.parametrize(
+    "project, partner",
+    [("a-1b-x", "a1b-x"), ("ll--e2e", "ll-e2e"), ("ll-e2e-2024", "ll-e2e2024")],
+)
+def test_project_names_that_would_share_stacks_are_refused(project, partner):
+    """Stack names drop the hyphens (LlE2eBase): a part starting with a digit or a hyphen
+    would make two projects one pair of stacks, and the second deploy would overwrite the
+    first's."""
+    from training.aws.naming import stack_prefix
+
+    assert stack_prefix(project) == stack_prefix(partner)
+    with pytest.raises(SettingsError) as err:
+        Settings.from_context({"project": project}.get)
+    said = str(err.value)
+    assert f"project='{project}': start every hyphen-separated part with a letter" in said
+    assert f"'{project}' and '{partner}' would both be the stacks" in said
+    assert f"{stack_prefix(project)}Base and {stack_prefix(project)}Endpoint" in said
+    # the names that are accepted map to stacks one to one
+    accepted = ["a1b-x", "ll-e2e", "ll-e2e2024", "ab-c", "abc", "a-bc", "ll-e2e-v2024"]
+    for name in accepted:
+        assert Settings.from_context({"project": name}.get).project == name
+    assert len({stack_prefix(n) for n in accepted}) == len(accepted)

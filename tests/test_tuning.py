@@ -358,11 +358,11 @@ def test_one_search_at_a_time_in_an_out_folder_and_never_inside_a_channel(cancer
 
     held = _lock(tmp_path)
     try:
-        with pytest.raises(UserError, match=r"a search is running there \(pid \d+\)"):
+        with pytest.raises(UserError, match=r"a search is running there \(pid \d+ on \S+ since "):
             tune_local(_define(["wd"]), cancer / "data", tmp_path, echo=lambda _: None)
+        assert (tmp_path / LOCK_FILE).exists()  # the holder's, untouched
     finally:
-        held.close()
-    assert (tmp_path / LOCK_FILE).exists()  # the holder's, untouched
+        held.release()
     with pytest.raises(UserError, match="inside the train/ channel"):
         tune_local(_define(["wd"]), cancer / "data", cancer / "data" / "train" / "t")
     assert not (cancer / "data" / "train" / "t").exists()

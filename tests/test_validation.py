@@ -1,9 +1,12 @@
 """Preflight validation: one bad file per mistake, each message naming the problem and the fix."""
 
+import http.client
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from memory_cap import run_capped, sparse_file
 
 from training.data import channel_checks, raw_checks
 from training.errors import ValidationError
@@ -231,6 +234,23 @@ def test_raw_csv_missing_labels(tmp_path):
     raw_checks.validate_raw_csv(path, "y", "binary_classifier", allow_unlabeled=True)
 
 
+def test_raw_csv_copies_of_the_label_are_named_and_drop_is_the_way_out(tmp_path):
+    """The notebook's check names both kinds of copy on the rows it reads: the label spelt
+    another way, and a feature that is the label under other values."""
+    rng = np.random.default_rng(0)
+    y = rng.choice(["yes", "no"], 40)
+    frame = pd.DataFrame({"y": y, "x": rng.standard_normal(40), "is_yes": (y == "yes") * 1})
+    frame.to_csv(tmp_path / "copy.csv", index=False)
+    with pytest.raises(ValidationError, match=r"column 3: column 'is_yes' is the label 'y' under"):
+        raw_checks.validate_raw_csv(tmp_path / "copy.csv", "y", "binary_classifier")
+    raw_checks.validate_raw_csv(tmp_path / "copy.csv", "y", "binary_classifier", drop=("is_yes",))
+    frame.rename(columns={"is_yes": "Y\u200b"}).assign(**{"Y\u200b": 0}).to_csv(
+        tmp_path / "spelt.csv", index=False
+    )
+    with pytest.raises(ValidationError, match=r"column 'Y\\u200b' is the label 'y' \(column 1\)"):
+        raw_checks.validate_raw_csv(tmp_path / "spelt.csv", "y", "binary_classifier")
+
+
 def test_raw_csv_good(tmp_path):
     frame = pd.DataFrame({"x": range(10), "c": list("ab") * 5, "y": [0, 1] * 5})
     path = tmp_path / "ok.csv"
@@ -296,3 +316,113 @@ def test_a_predictor_type_the_data_was_not_prepared_for_is_warned_about(tmp_path
         f"predictor_type=multiclass_classifier, but {data / 'manifest.json'} was prepared for "
         "binary_classifier (label 'sex': female, male)" in record.getMessage()
     )
+
+
+def test_one_long_row_is_refused_with_bounded_memory(tmp_path):
+    """A 384 MB row (one 300 MB row cost 3.1 GB) is refused once MAX_ROW_BYTES of it is read,
+    under an address-space cap that reading it whole cannot fit in."""
+    huge = sparse_file(tmp_path / "train.csv")
+    res = run_capped("validate", "--predictor-type", "binary_classifier", huge)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{huge}, row 1: a line over validate's row limit (16,777,216 bytes" in res.stderr
+    assert "fix: end each row with \\n" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    from training.core.model import LinearModel
+    from training.local.server import serving
+
+    model = LinearModel("binary_classifier", "logistic", np.ones(2, np.float32), np.float32(0), 0.5)
+    with serving(model) as port:
+        yield port
+
+
+def post_csv(port: int, body: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/invocations", body.encode(), {"Content-Type": "text/csv"})
+    res = conn.getresponse()
+    return res.status, res.read().decode()
+
+
+# cell -> what both validate and the endpoint make of it (training/core/csv_numbers.py)
+CELLS = [
+    ("0.5", "number"),
+    (" 1 ", "number"),
+    ("\t+1.5e-3", "number"),
+    (".5", "number"),
+    ("5.", "number"),
+    ("1_0", "text"),  # Python's float() reads 10
+    ("\u0661", "text"),  # Arabic-Indic 1: float() reads 1
+    ("\uff11", "text"),  # full-width 1
+    ("\u20031", "text"),  # an em space before it
+    ("0x10", "text"),
+    ("1e", "text"),
+    ("nan", "not finite"),
+    ("-Infinity", "not finite"),
+    ("inf", "not finite"),
+]
+
+
+@pytest.mark.parametrize("cell, verdict", CELLS, ids=[repr(c) for c, _ in CELLS])
+def test_validate_and_the_endpoint_read_a_cell_by_one_rule(
+    tmp_path, endpoint, capsys, cell, verdict
+):
+    from training.cli import main
+
+    data = tmp_path / "train.csv"
+    data.write_text(f"0,1,1\n1,{cell},0\n1,0,1\n", encoding="utf-8")  # row 1 may be a header
+    code = main(["validate", "--predictor-type", "binary_classifier", str(data)])
+    status, answer = post_csv(endpoint, f"{cell},0\n")
+    if verdict == "number":
+        assert (code, status) == (0, 200), answer
+        return
+    assert (code, status) == (2, 400)
+    err = capsys.readouterr().err
+    if verdict == "text":
+        assert f"{data}, row 2, column 2: '{cell}' is not a number" in err
+        assert f"row 1, column 1: '{cell}' is not a number" in answer
+    else:
+        assert f"{data}, row 2, column 2: feature is {float(cell)}" in err
+        assert f"row 1, column 1 is {float(cell)}: send finite numbers" in answer
+
+
+def test_a_lone_cr_file_is_refused_by_validate_as_the_endpoint_refuses_its_rows(
+    tmp_path, endpoint, capsys
+):
+    from training.cli import main
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"1,0.5,0\r0,1,1\r1,0,1\r")
+    assert main(["validate", "--predictor-type", "binary_classifier", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, row 1: rows end with a lone CR" in err and "write \\n line ends" in err
+    status, answer = post_csv(endpoint, "0.5,0\r1,1\r")
+    assert status == 400 and "row 1 contains the line break '\\r'" in answer
+    data.write_bytes(b"1,0.5,0\r\n0,1,1\r\n1,0,1\r\n")  # CRLF: rows end at \n
+    assert main(["validate", "--predictor-type", "binary_classifier", str(data)]) == 0
+    assert post_csv(endpoint, "0.5,0\r\n1,1\r\n")[0] == 200
+
+
+def test_the_fast_parse_reads_numbers_exactly_as_the_rule_does():
+    """parse_rows hands most blocks to polars at once: for ASCII tokens without spaces, polars
+    must accept exactly the rule's numbers, with float()'s values; any other token must send
+    the block to the cell-by-cell parse, which refuses it."""
+    from training.core.csv_numbers import _polars_rows, is_number, parse_rows
+
+    rng = np.random.default_rng(5)
+    alphabet = list("0123456789" * 3 + "+-.eEinfatyINFATYxXdD#")
+    tokens = sorted(
+        {"".join(rng.choice(alphabet, rng.integers(1, 8))) for _ in range(3000)}
+        | {"1.", ".5", "-.5e-3", "+1E+05", "Infinity", "-nan", "1e", ".", "+", "e5", "1.5.5"}
+    )
+    numbers = [t for t in tokens if is_number(t)]
+    others = [t for t in tokens if not is_number(t)]
+    assert len(numbers) > 250 and len(others) > 500
+    fast = _polars_rows("\n".join(numbers), len(numbers))
+    assert fast is not None
+    np.testing.assert_array_equal(fast[:, 0], [float(t) for t in numbers])
+    for token in others:
+        assert _polars_rows(token, 1) is None, token
+        with pytest.raises(ValueError, match="not a number"):
+            parse_rows([token])

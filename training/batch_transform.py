@@ -22,7 +22,8 @@ from training.data import recordio
 from training.data.channels import channel_files
 from training.data.raw_files import raw_rows
 from training.errors import Problem, ValidationError
-from training.files import file_problem
+from training.files import file_problem, lines
+from training.limits import MAX_ROW_BYTES
 
 ACCEPTS = (JSONLINES, JSON, RECORDIO)  # what Linear Learner can answer
 INPUTS = (CSV, JSONLINES, RECORDIO)  # what splits into records (JSON documents do not)
@@ -73,6 +74,8 @@ class TransformConfig:
             problems.append(
                 Problem("--max-payload-mb", f"{self.max_payload_mb}", "use a value in (0, 100]")
             )
+        if not str(self.out).startswith("s3://"):
+            problems += filter(None, [out_folder_problem(Path(self.out))])
         if problems:
             raise ValidationError(problems)
 
@@ -80,45 +83,51 @@ class TransformConfig:
 # --------------------------------------------------------------------------- records
 
 
-def records(path: Path, content_type: str) -> Iterator[tuple[int, bytes]]:
+def records(path: Path, content_type: str, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(line or record number, the record's bytes) of one input file, streamed.
 
     Lines keep their ``\\n``; a final line without one gets it, so batches join cleanly.
-    An empty line is an error (the container would refuse the whole batch for it)."""
+    A line longer than ``max_bytes`` (MaxPayloadInMB) is refused after reading that much
+    of it: a file without line breaks is not read whole. An empty line is an error (the
+    container would refuse the whole batch for it)."""
     if content_type == RECORDIO:
-        yield from _recordio_records(path)
+        yield from _recordio_records(path, max_bytes)
         return
-    with open(path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.rstrip(b"\r\n"):
-                raise ValidationError(
-                    [
-                        Problem(
-                            str(path),
-                            "empty line: SplitType Line sends it as a record of its own, "
-                            "which the container refuses",
-                            "delete empty lines",
-                            row=number,
-                        )
-                    ]
-                )
-            yield number, line if line.endswith(b"\n") else line + b"\n"
-
-
-def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
-    number = 0
-    with open(path, "rb") as fh:
-        try:
-            for _, record in recordio.iter_frames(fh):
-                number += 1
-                yield number, record
-        except recordio.RecordIOError as err:
+    fix = "raise --max-payload-mb (up to 100), or split the record: one line is one record"
+    for number, line in lines(path, max_bytes, fix, "MaxPayloadInMB"):
+        if not line.rstrip(b"\r\n"):
             raise ValidationError(
                 [
                     Problem(
                         str(path),
-                        f"corrupt RecordIO-protobuf: {err}",
-                        "rewrite the file (python -m training prepare)",
+                        "empty line: SplitType Line sends it as a record of its own, "
+                        "which the container refuses",
+                        "delete empty lines",
+                        row=number,
+                    )
+                ]
+            )
+        yield number, line
+
+
+def _recordio_records(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    number = 0
+    with open(path, "rb") as fh:
+        try:
+            for _, record in recordio.iter_frames(fh, max_bytes):
+                number += 1
+                yield number, record
+        except recordio.RecordIOError as err:
+            over = isinstance(err, recordio.RecordTooLarge)
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path),
+                        f"{'' if over else 'corrupt RecordIO-protobuf: '}{err}"
+                        + (" (MaxPayloadInMB)" if over else ""),
+                        "raise --max-payload-mb (up to 100)"
+                        if over
+                        else "rewrite the file (python -m training prepare)",
                         row=number + 1,
                         unit="record",
                     )
@@ -126,10 +135,13 @@ def _recordio_records(path: Path) -> Iterator[tuple[int, bytes]]:
             ) from None
 
 
-def raw_records(path: Path, featurizer: Featurizer) -> Iterator[tuple[int, bytes]]:
+def raw_records(
+    path: Path, featurizer: Featurizer, max_bytes: int = MAX_ROW_BYTES
+) -> Iterator[tuple[int, bytes]]:
     """A raw CSV with a header as the records a pipeline takes: each data row's input
-    columns in source order, without the header, numbered from 1 under it."""
-    for row in raw_rows(path, featurizer):
+    columns in source order, without the header, numbered from 1 under it; a row longer than
+    ``max_bytes`` is refused before it is read whole."""
+    for row in raw_rows(path, featurizer, max_row=max_bytes):
         yield row.number, (row.line + "\n").encode()
 
 
@@ -169,7 +181,8 @@ def batches(
     own (e.g. :func:`raw_records`)."""
     parts: list[bytes] = []
     size, first, last = 0, 0, 0
-    for number, record in numbered if numbered is not None else records(path, content_type):
+    numbered = numbered if numbered is not None else records(path, content_type, max_bytes)
+    for number, record in numbered:
         if len(record) > max_bytes:
             raise ValidationError(
                 [
@@ -244,6 +257,31 @@ def _contradiction(wrong: list[Path], found: dict, given: str):
             for path in wrong
         ]
     )
+
+
+def out_folder_problem(out: Path) -> Problem | None:
+    """Why ``out`` cannot be the folder the outputs go to (it, or a folder above it, is a
+    file), or None; a folder that does not exist yet is made."""
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            if folder.is_dir():
+                return None
+            where = "is a file" if folder == out else f"is inside {folder}, which is a file"
+            return Problem(
+                "--out", f"{out} {where}, not a folder", "pass a folder (made if missing)"
+            )
+    return None
+
+
+def output_path(out: Path, input_path: str | Path, path: Path) -> Path:
+    """Where the answers to input file ``path`` go: ``<out>/<its path under the input
+    folder>.out`` (just ``<name>.out`` for a file given alone), as SageMaker keeps each object's
+    key below the input prefix (TransformOutput S3OutputPath, SageMaker API reference:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html), so
+    ``a/x.csv`` and ``b/x.csv`` each get their own answers."""
+    root = Path(input_path)
+    relative = path.relative_to(root) if root.is_dir() else Path(path.name)
+    return out / relative.parent / f"{relative.name}.out"
 
 
 def input_files(path: str | Path) -> list[Path]:

@@ -96,7 +96,9 @@ def summarize(
 
 
 def to_json(summary: ModelSummary) -> str:
-    return json.dumps(asdict(summary), indent=2)
+    # allow_nan=False: the reader refuses non-finite weights, bias and thresholds, so JSON
+    # without Infinity or NaN is always possible; a regression fails here, not in a user's parser
+    return json.dumps(asdict(summary), indent=2, allow_nan=False)
 
 
 def to_text(s: ModelSummary) -> str:

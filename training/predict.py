@@ -25,6 +25,7 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
@@ -33,7 +34,7 @@ from training.data.channels import detect_format
 from training.data.manifest import MANIFEST_FILE
 from training.data.raw_files import raw_rows
 from training.errors import Problem, ValidationError
-from training.files import file_problem
+from training.files import file_problem, line_blocks
 
 LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
@@ -41,8 +42,6 @@ Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response
 
 def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Features (and labels) from a CSV or RecordIO file."""
-    import pandas as pd
-
     path = Path(path)
     unreadable = file_problem(path, fix="check --input")
     if unreadable:
@@ -61,21 +60,70 @@ def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | Non
                 ]
             ) from None
         return arrays.dense(), arrays.y
-    try:
-        values = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
-    except ValueError as err:
-        raise ValidationError(
-            [
-                Problem(
-                    str(path),
-                    f"not a numeric CSV ({err})",
-                    "send features only, no header (or --labelled with the label first)",
-                )
-            ]
-        ) from None
+    values = read_csv_rows(path)
     if labelled:
         return values[:, 1:], values[:, 0]
     return values, None
+
+
+_BLOCK_BYTES = 4 << 20  # lines parsed at a time: memory is a few times this, not the file's
+_CSV_FIX = "send numeric features only, no header (or --labelled with the label first)"
+
+
+def read_csv_rows(path: Path) -> np.ndarray:
+    """A headerless numeric CSV as float32 rows, streamed in blocks of whole lines: a line
+    longer than a request may be (LIMIT) is refused before it is read whole, and each cell
+    must be a finite number by Linear Learner's rule (:mod:`training.core.csv_numbers`); the
+    first problem is named by row and column."""
+    name, parts, width = str(path), [], None
+    fix = "one row of features per line; a row must fit in one request (6 MB)"
+    for first, block in line_blocks(path, _BLOCK_BYTES, LIMIT, fix, "what one request holds"):
+        try:
+            text = b"\n".join(block).decode("utf-8").replace("\r\n", "\n").removesuffix("\r")
+            values = parse_text(text)
+        except (UnicodeDecodeError, ValueError):
+            _first_problem(name, first, block, width)
+            raise  # pragma: no cover - _first_problem names every way parse_rows fails
+        width = width or values.shape[1]
+        if values.shape[1] != width:
+            problem = f"has {values.shape[1]} fields, the rows above have {width}"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=first)])
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            cell = text.split("\n")[i].split(",")[j].strip()
+            problem = f"{cell!r} is not a finite number (Linear Learner refuses it)"
+            fix = "impute missing values first (python -m training prepare does)"
+            raise ValidationError([Problem(name, problem, fix, row=first + i, column=j + 1)])
+        parts.append(values.astype(np.float32))
+    if not parts:
+        raise ValidationError([Problem(name, "no rows", "write one row of features per line")])
+    return np.vstack(parts)
+
+
+def _first_problem(name: str, first: int, block: list[bytes], width: int | None) -> None:
+    """Raise the first problem of a block that did not parse, by row (and column)."""
+    for number, raw in enumerate(block, start=first):
+        try:
+            line = raw.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError as err:
+            raise ValidationError(
+                [Problem(name, f"not UTF-8 text (byte {err.start})", _CSV_FIX, row=number)]
+            ) from None
+        stray = OTHER_BREAKS.search(line)
+        if stray or not line.strip():
+            what = f"holds the line break {stray.group()!r}" if stray else "empty line"
+            fix = "end rows with \\n (or \\r\\n) only" if stray else "delete empty lines"
+            raise ValidationError([Problem(name, what, fix, row=number)])
+        cells = line.split(",")
+        width = width or len(cells)
+        if len(cells) != width:
+            problem = f"has {len(cells)} fields, the rows above have {width}"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=number)])
+        bad = next((j for j, cell in enumerate(cells) if not is_number(cell)), None)
+        if bad is not None:
+            problem = f"{cells[bad][:40]!r} is not a number"
+            raise ValidationError([Problem(name, problem, _CSV_FIX, row=number, column=bad + 1)])
 
 
 @dataclass
@@ -99,7 +147,7 @@ def read_raw(
 ) -> RawRows:
     """The rows of a raw CSV with a header, for a model served behind ``featurizer``."""
     lines, ids, labels = [], [], []
-    for row in raw_rows(path, featurizer, id_column, need_label=labelled):
+    for row in raw_rows(path, featurizer, id_column, need_label=labelled, max_row=LIMIT):
         lines.append(row.line)
         ids.append(row.id)
         if labelled:

@@ -1,8 +1,8 @@
 """Stop this SageMaker notebook instance after N idle minutes (installed by the lifecycle config).
 
-Runs from cron every 5 minutes on the notebook instance with the system python3 (standard
-library only). Idleness is decided as AWS's auto-stop-idle lifecycle sample decides it, from
-what users do, never from API traffic:
+Runs every 5 minutes on the notebook instance (from cron on AL2, a systemd timer on AL2023)
+with the system python3 (standard library, Python 3.7: AL2's). Idleness is decided as AWS's
+auto-stop-idle lifecycle sample decides it, from what users do, never from API traffic:
 
 - no kernel (``/api/kernels``, which includes those of ``/api/sessions``) is ``busy``, and every
   kernel's ``last_activity`` (kernel messages: execution, output) is N minutes old. Other

@@ -16,8 +16,9 @@ then removes what they leave). Jobs are stopped and waited for until none is InP
 Stopping before any bucket is emptied (a stopping training job still uploads its artifact);
 notebooks are stopped first (waiting out Pending and Updating); deleted endpoints and
 notebooks are waited for with SageMaker's waiters (deleted VPC endpoints are polled), so the
-audit that follows sees what is really left; the group's versions are deleted before the group, versioned buckets are emptied
-of every version and delete marker, keys are scheduled for deletion (7 days).
+audit that follows sees what is really left; the group's versions are deleted before the group,
+versioned buckets are emptied of every version and delete marker, keys are scheduled for
+deletion (7 days).
 
 Ownership is proved, never guessed, since ``--delete`` and ``destroy-all`` act on the answer:
 a resource is this project's when it carries the tag ``project=<project>`` (the stacks tag
@@ -340,14 +341,18 @@ def _flow_log_groups(sess, own: Ownership) -> list[Leftover]:
 def _log_groups(sess, own: Ownership) -> list[Leftover]:
     logs = sess.client("logs")
     found = _flow_log_groups(sess, own)
+    # the endpoint's log group under each name the endpoint may have had (its mode, and its
+    # instance type when autoscaled), matched exactly: another project's is left alone
     endpoint_logs = LogGroup.endpoint(endpoint_name(own.project))
+    endpoint_group = LogGroup.endpoint("")
     lambdas = LogGroup.stack_lambdas(own.project)
     groups = logs.get_paginator("describe_log_groups")
     for prefix in (endpoint_logs, *lambdas):
         for page in groups.paginate(logGroupNamePrefix=prefix):
             for g in page["logGroups"]:
                 name = g["logGroupName"]
-                if name == endpoint_logs or name.startswith(lambdas):
+                endpoint = name.removeprefix(endpoint_group) if prefix == endpoint_logs else ""
+                if own.names["endpoint"].match(endpoint) or name.startswith(lambdas):
                     found.append(Leftover("log-group", name))
     streams = logs.get_paginator("describe_log_streams")
     for group, prefix in (

@@ -357,7 +357,8 @@ def pipeline_input(
                     lengths.append(len(record))
             out.append(target)
         else:
-            lengths += [len(record) for _, record in records(path, config.content_type)]
+            every = records(path, config.content_type, int(config.max_payload_mb * MB))
+            lengths += [len(record) for _, record in every]
             out.append(path)
     if s3_shortest is not None:
         lengths.append(s3_shortest)

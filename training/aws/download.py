@@ -7,7 +7,9 @@ import io
 
 from training.aws import naming
 from training.aws import session as aws
+from training.core.artifact import too_large
 from training.errors import Problem, ValidationError
+from training.limits import MAX_ARCHIVE_BYTES
 from training.progress import progress
 
 
@@ -29,7 +31,13 @@ def fetch(url: str, profile: str | None = None, region: str | None = None, show_
     sess = aws.session(profile, region)
     try:
         s3 = aws.s3_client_for(sess, bucket)
+        # HeadObject's ContentLength: "Size of the body in bytes" (AWS SDK reference,
+        # HeadObjectResponse.contentLength, docs.aws.amazon.com/sdk-for-kotlin/api/latest/s3/
+        # aws.sdk.kotlin.services.s3.model/-head-object-response/content-length.html): a file
+        # larger than a model may be is refused before a byte is downloaded
         size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        if size > MAX_ARCHIVE_BYTES:
+            raise too_large(url, "the object is", size, MAX_ARCHIVE_BYTES)
         buf = io.BytesIO()
         bar = progress(total=size, desc="download", unit="B", enabled=show_progress)
         try:

@@ -141,8 +141,32 @@ def stack_name(project: str, role: str) -> str:
     return stack_prefix(project) + role
 
 
-def endpoint_name(project: str) -> str:
-    """The endpoint's fixed name (the endpoint updates in place; Model and config are unnamed)."""
+# What an endpoint's name carries beyond the project: the changes SageMaker cannot make to a
+# live endpoint, so that making one creates a new endpoint (EndpointName is the only
+# create-only property of AWS::SageMaker::Endpoint; its resource schema) instead of an
+# UpdateEndpoint that fails:
+# - the mode: "Updating a real-time inference endpoint to ... serverless ... is currently not
+#   supported" (DG serverless-endpoints-update.html, and its "Feature exclusions");
+# - with autoscaling, the instance type: "If the update would change the instance type for
+#   any model that is a target for auto scaling, the update fails" (DG
+#   endpoint-scaling-update.html, "Update endpoints that use auto scaling").
+# Everything else (a new model, a count, instances without autoscaling) updates in place.
+REALTIME, SERVERLESS = "realtime", "serverless"
+ENDPOINT_MODES = (REALTIME, SERVERLESS)
+# an instance type as it stands in a name (dots are not allowed there): ml.m5.large -> ml-m5-large
+_INSTANCE_IN_NAME = r"ml-[a-z0-9]+-[0-9]*[a-z]+"
+
+
+def endpoint_name(
+    project: str, mode: str = REALTIME, autoscaled_instance_type: str | None = None
+) -> str:
+    """``<project>-endpoint`` (real-time, the default), ``<project>-endpoint-serverless``, or,
+    real-time with autoscaling, ``<project>-endpoint-ml-m5-large`` (its instance type): a
+    change between them replaces the endpoint (see above); Model and config are unnamed."""
+    if mode == SERVERLESS:
+        return f"{project}-endpoint-serverless"
+    if autoscaled_instance_type:
+        return f"{project}-endpoint-{autoscaled_instance_type.replace('.', '-')}"
     return f"{project}-endpoint"
 
 
@@ -187,7 +211,8 @@ def owned_patterns(project: str) -> dict[str, str]:
     by name alone."""
     p = re.escape(project)
     return {
-        "endpoint": f"^{re.escape(endpoint_name(project))}$",
+        # every name endpoint_name gives: each mode, and each autoscaled instance type
+        "endpoint": rf"^{p}-endpoint(-serverless|-{_INSTANCE_IN_NAME})?$",
         "notebook": rf"^{p}-notebook-[0-9a-f]{{6}}$",
         # its own training jobs, and those its tuning jobs launch
         "training-job": rf"^{p}-({STAMP_PATTERN}|hpo-{TUNING_STAMP_PATTERN}{TUNED_JOB_SUFFIX})$",

@@ -32,6 +32,9 @@ import calendar
 import gzip
 import io
 import json
+import math
+import re
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -39,12 +42,23 @@ from pathlib import Path
 
 import numpy as np
 
-from training.core import mxnet
+from training.core import hyperparameters, mxnet
 from training.core.losses import LOSSES, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.core.metrics import MetricsParams
 from training.core.model import LinearModel
 from training.errors import ArtifactError
 from training.files import file_problem, write_whole
+from training.limits import (
+    MAX_ARCHIVE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT_DIGITS,
+    MAX_MODEL_BYTES,
+    MAX_TAR_HEADER_BYTES,
+    MAX_TAR_MEMBERS,
+    MAX_ZIP_DIRECTORY_BYTES,
+    MAX_ZIP_MEMBERS,
+)
 
 MEMBER = "model_algo-1"
 PARAMS, SYMBOL = "mx-mod-0000.params", "mx-mod-symbol.json"
@@ -183,6 +197,11 @@ def save(model: LinearModel, path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- reading
+#
+# Every file read here may be hostile: each size is decided from a header (the file's size, a
+# tar member's, a ZIP member's, an NDArray's shape) before anything is read or decompressed,
+# against a limit in training.limits, and everything decompressed is read through a cap; every
+# value is checked before a model exists, so what loads can be served and printed as JSON.
 
 
 def load(path: Path) -> LinearModel:
@@ -193,28 +212,57 @@ def load(path: Path) -> LinearModel:
     unreadable = file_problem(path, "model file")
     if unreadable:
         raise ArtifactError(f"{path}: {unreadable.message}")
+    return from_bytes(_read(path), str(path))  # (no name here keeps the file's bytes alive)
+
+
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > MAX_ARCHIVE_BYTES:
+            raise too_large(str(path), "the file is", size, MAX_ARCHIVE_BYTES)
+        with open(path, "rb") as f:
+            return f.read(size + 1)  # (read allocates what it is asked for; +1: it grew)
     except OSError as err:
         raise ArtifactError(f"{path}: cannot read it ({err.strerror})") from None
-    return from_bytes(data, str(path))
+
+
+def too_large(source: str, what: str, size: int, limit: int) -> ArtifactError:
+    """The one-line answer for anything bigger than a model may be (``what`` it is)."""
+    return ArtifactError(
+        f"{source}: model is larger than {_size(limit)} ({what} {_size(size)}), more than any "
+        "real Linear Learner model; it is damaged or not a model (limits: docs/limits.md)"
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.4g} {unit}"
+        n /= 1024
+    raise AssertionError  # unreachable
 
 
 def from_bytes(data: bytes, source: str = "model") -> LinearModel:
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise too_large(source, "the file is", len(data), MAX_ARCHIVE_BYTES)
     if data[:2] == b"\x1f\x8b":
         data = _untar(data, source)
     if data[:4] != b"PK\x03\x04":
         raise ArtifactError(f"{source}: {_what(data)}, not a Linear Learner model")
+    if len(data) > MAX_MODEL_BYTES:
+        raise too_large(source, f"{MEMBER} is", len(data), MAX_MODEL_BYTES)
+    _check_zip_directory(data, source)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = set(zf.namelist())
+            names = zf.namelist()
             missing = [m for m in MEMBERS if m not in names]
             if missing:
+                shown = ", ".join(sorted(names)[:10]) + (", …" if len(names) > 10 else "")
                 raise ArtifactError(
                     f"{source}: a ZIP without {', '.join(missing)}: not a Linear Learner "
-                    f"model_algo-1 (it holds {', '.join(sorted(names)) or 'nothing'})"
+                    f"model_algo-1 (it holds {shown or 'nothing'})"
                 )
-            members = {m: zf.read(m) for m in MEMBERS}
+            members = {m: _zip_member(zf, m, source) for m in MEMBERS}
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -225,29 +273,137 @@ def from_bytes(data: bytes, source: str = "model") -> LinearModel:
         zlib.error,
     ) as err:
         raise ArtifactError(f"{source}: a damaged ZIP ({err})") from None
+    del data  # the members are copies: the whole ZIP need not stay in memory while parsing
     return _model(members, source)
 
 
+def _check_zip_directory(data: bytes, source: str) -> None:
+    """Refuse a ZIP whose central directory is bigger than a model's before zipfile reads it
+    (it builds an object per entry: 1 GiB of directory would take ~10 GiB). The end record
+    (APPNOTE.TXT 4.3.16) is where zipfile looks for it: in the last 64 KiB + 22 bytes."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if at < 0 or len(data) < at + 22:
+        return  # no end record: zipfile says the ZIP is damaged
+    entries, directory = struct.unpack_from("<HL", data, at + 10)
+    if at >= 20 and data[at - 20 : at - 16] == b"PK\x06\x07":  # a ZIP64 locator before it
+        raise ArtifactError(
+            f"{source}: {MEMBER} is a ZIP64 archive, which only a ZIP over 4 GiB or 65535 "
+            "members needs; Linear Learner writes a plain ZIP of 4 members"
+        )
+    if entries > MAX_ZIP_MEMBERS or directory > MAX_ZIP_DIRECTORY_BYTES:
+        raise ArtifactError(
+            f"{source}: {MEMBER}'s ZIP lists {entries} members in a {_size(directory)} "
+            f"directory; Linear Learner writes 4 (at most {MAX_ZIP_MEMBERS} members and "
+            f"{_size(MAX_ZIP_DIRECTORY_BYTES)} are read)"
+        )
+
+
+def _zip_member(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
+    """A member's bytes, its size decided from the ZIP's header before it is decompressed
+    and capped while it is (a header may lie: zipfile stops at the size it states)."""
+    limit = MAX_MODEL_BYTES if name == PARAMS else MAX_JSON_BYTES
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise too_large(source, f"{MEMBER}'s {name} is", size, limit)
+    with zf.open(name) as f:
+        return f.read(limit + 1)
+
+
+class _RefusedError(Exception):
+    """A tar header refused before tarfile acts on it; the message says why."""
+
+
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+
+class _Header(tarfile.TarInfo):
+    """tarfile's header reader, refusing what it would otherwise read whole: a GNU long name
+    or PAX header over MAX_TAR_HEADER_BYTES, and sparse members (which it expands to the size
+    they claim; SageMaker never writes one)."""
+
+    def _proc_member(self, tarfile_):
+        meta = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, *_PAX_TYPES)
+        if self.type in meta and self.size > MAX_TAR_HEADER_BYTES:
+            raise _RefusedError(
+                f"a tar header (a long name or PAX record) of {_size(self.size)}, over the "
+                f"{_size(MAX_TAR_HEADER_BYTES)} read; SageMaker's tar has none"
+            )
+        return super()._proc_member(tarfile_)
+
+    def _sparse(self, *args):
+        raise _RefusedError("a sparse tar member; SageMaker's model_algo-1 is a regular file")
+
+    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse
+
+
+class _Capped(io.RawIOBase):
+    """A decompressing stream that stops after ``limit`` bytes: a gzip bomb costs no more."""
+
+    def __init__(self, stream, limit: int):
+        self.stream, self.left = stream, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.left + 1 if size is None or size < 0 else min(size, self.left + 1)
+        chunk = self.stream.read(want)
+        self.left -= len(chunk)
+        if self.left < 0:
+            raise _OverCapError
+        return chunk
+
+
+class _OverCapError(Exception):
+    """More was decompressed than the cap allows."""
+
+
 def _untar(data: bytes, source: str) -> bytes:
+    """model_algo-1 from a tar.gz, read as a stream: each member's size is decided from its
+    header before its bytes are decompressed, and all of it through a cap."""
+    names, found, claimed, count = [], None, 0, 0
+    stream = _Capped(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_ARCHIVE_BYTES)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            files = [m for m in tar.getmembers() if m.isfile()]
-            names = [m.name for m in files]
-            if "model.json" in names and "weights.npy" in names:
-                raise ArtifactError(
-                    f"{source}: written by an earlier version of this project (model.json + "
-                    "weights.npy), which SageMaker cannot serve: train it again with "
-                    "`python -m training train --target local`"
-                )
-            member = next((m for m in files if m.name.lstrip("./") == MEMBER), None)
-            if member is None:
-                raise ArtifactError(
-                    f"{source}: a tar.gz without {MEMBER} (it holds "
-                    f"{', '.join(names) or 'no files'}): not a SageMaker model artifact"
-                )
-            return tar.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_Header) as tar:
+            for member in tar:  # tarfile keeps every header: count them all
+                count += 1
+                if count > MAX_TAR_MEMBERS:
+                    raise _RefusedError(f"over {MAX_TAR_MEMBERS} members; SageMaker's holds one")
+                # every member's data is counted: tarfile reads through any it does not know
+                model = member.isfile() and member.name.lstrip("./") == MEMBER and found is None
+                if model and member.size > MAX_MODEL_BYTES:
+                    raise too_large(source, f"{MEMBER} claims", member.size, MAX_MODEL_BYTES)
+                claimed += member.size
+                if claimed > MAX_ARCHIVE_BYTES:
+                    raise too_large(source, "its members claim", claimed, MAX_ARCHIVE_BYTES)
+                if not member.isfile():
+                    continue
+                names.append(member.name)
+                if model:
+                    found = tar.extractfile(member).read()
+    except _OverCapError:
+        over = too_large(source, "unpacked, it is over", MAX_ARCHIVE_BYTES, MAX_ARCHIVE_BYTES)
+        raise over from None
+    except _RefusedError as err:
+        raise ArtifactError(f"{source}: {err}: not a SageMaker model artifact") from None
+    except ArtifactError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, RecursionError) as err:
+        # ValueError: a number field tarfile cannot parse; RecursionError: chained PAX headers
         raise ArtifactError(f"{source}: a damaged or truncated tar.gz ({err})") from None
+    if "model.json" in names and "weights.npy" in names:
+        raise ArtifactError(
+            f"{source}: written by an earlier version of this project (model.json + "
+            "weights.npy), which SageMaker cannot serve: train it again with "
+            "`python -m training train --target local`"
+        )
+    if found is None:
+        shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+        raise ArtifactError(
+            f"{source}: a tar.gz without {MEMBER} (it holds "
+            f"{shown or 'no files'}): not a SageMaker model artifact"
+        )
+    return found
 
 
 def _what(data: bytes) -> str:
@@ -272,41 +428,99 @@ def _what(data: bytes) -> str:
     return f"an unknown file (starts {data[:8].hex(' ')})"
 
 
+class _BadValueError(ValueError):
+    """A JSON value refused while parsing (the message names it)."""
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise _BadValueError(f"a {len(text)}-digit number (more than {MAX_JSON_INT_DIGITS} digits)")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        raise _BadValueError(f"the number {shown}, beyond float64")
+    return value
+
+
+def _constant(text: str):
+    raise _BadValueError(f"{text}, which is not a JSON number")
+
+
+def _depth(raw: bytes) -> int:
+    """How deep ``raw``'s brackets nest, strings skipped (in numpy: the text may be MiBs)."""
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', raw)
+    steps = np.frombuffer(text, np.uint8)
+    change = np.isin(steps, (0x5B, 0x7B)).astype(np.int64) - np.isin(steps, (0x5D, 0x7D))
+    return int(np.cumsum(change).max(initial=0))
+
+
 def _json(members: dict, name: str, source: str) -> dict:
+    raw = members[name]
+    if len(raw) > MAX_JSON_BYTES:
+        raise too_large(source, f"{MEMBER}'s {name} is", len(raw), MAX_JSON_BYTES)
+    depth = _depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ArtifactError(
+            f"{source}: {name} nests {depth} levels deep; a Linear Learner file nests 4 (at "
+            f"most {MAX_JSON_DEPTH} are read)"
+        )
     try:
-        doc = json.loads(members[name])
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        doc = json.loads(raw, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except _BadValueError as err:
+        raise ArtifactError(f"{source}: {name} holds {err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ArtifactError(f"{source}: {name} is not valid JSON ({err})") from None
     if not isinstance(doc, dict):
         raise ArtifactError(f"{source}: {name} is not a JSON object")
     return doc
 
 
+def _is_number(value) -> bool:
+    """A JSON number (parsed finite): not a boolean, which Python counts as an int."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _model(members: dict, source: str) -> LinearModel:
     manifest = _json(members, MANIFEST, source)
     if manifest.get("mx-mod") != "mxnet_module":
-        raise ArtifactError(f"{source}: {MANIFEST} declares {manifest}, not an mxnet_module")
+        raise ArtifactError(
+            f"{source}: {MANIFEST} declares {str(manifest)[:200]}, not an mxnet_module"
+        )
     params = _json(members, ADDITIONAL, source)
     predictor = params.get("predictor_type")
     loss = params.get("loss_type")
     threshold = params.get("threshold", 0.5)
-    if predictor not in PREDICTOR_TYPES:
-        raise ArtifactError(f"{source}: {ADDITIONAL} has predictor_type {predictor!r}")
-    if not isinstance(loss, str) or not isinstance(threshold, (int, float)):
-        raise ArtifactError(f"{source}: {ADDITIONAL} lacks a loss_type or numeric threshold")
+    if not isinstance(predictor, str) or predictor not in PREDICTOR_TYPES:
+        raise ArtifactError(f"{source}: {ADDITIONAL} has predictor_type {_short(predictor)}")
+    if not isinstance(loss, str) or not _is_number(threshold):
+        raise ArtifactError(
+            f"{source}: {ADDITIONAL} lacks a loss_type or numeric threshold (threshold "
+            f"{_short(threshold)})"
+        )
     if loss not in LOSSES:
-        raise ArtifactError(f"{source}: {ADDITIONAL} has loss_type {loss!r}, not Linear Learner's")
+        raise ArtifactError(
+            f"{source}: {ADDITIONAL} has loss_type {_short(loss)}, not Linear Learner's"
+        )
+    if LOSSES[loss].predictor_type != predictor:  # a regressor's score is never a sigmoid
+        raise ArtifactError(
+            f"{source}: {ADDITIONAL} has loss_type {loss}, which a {predictor} cannot have "
+            f"(it is a {LOSSES[loss].predictor_type}'s)"
+        )
     params = _metrics_params(params.get("metrics_params"), predictor, source)
     op = _output_op(_json(members, SYMBOL, source), source)
     if op != output_op(loss):  # the score is computed from the loss: they must agree
         raise ArtifactError(f"{source}: loss_type {loss} does not fit the graph's {op}")
     try:
-        arrays = mxnet.load_ndarrays(members[PARAMS])
+        arrays = mxnet.load_ndarrays(members.pop(PARAMS))
     except mxnet.MXNetFormatError as err:
         raise ArtifactError(f"{source}: {PARAMS}: {err}") from None
     if WEIGHT not in arrays or BIAS not in arrays:
         raise ArtifactError(
-            f"{source}: {PARAMS} holds {', '.join(arrays)}; expected {WEIGHT} and {BIAS}"
+            f"{source}: {PARAMS} holds {_short(', '.join(arrays))}; expected {WEIGHT} and {BIAS}"
         )
     W, b = arrays[WEIGHT], arrays[BIAS]
     if W.ndim != 2 or b.shape != (1, W.shape[1]) or W.shape[0] < 1:
@@ -314,12 +528,29 @@ def _model(members: dict, source: str) -> LinearModel:
             f"{source}: {WEIGHT} {W.shape} and {BIAS} {b.shape} do not fit (d, k) and (1, k)"
         )
     k = W.shape[1]
-    if (k == 1) == (predictor == MULTICLASS):
+    if (k == 1) == (predictor == MULTICLASS) or (predictor == MULTICLASS and k < 3):
+        # multiclass: SageMaker's num_classes is at least 3 (two classes are binary_classifier)
         raise ArtifactError(f"{source}: a {predictor} with {k} output column(s)")
-    W, b = W.astype(np.float32), b.astype(np.float32)
+    with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
+        W, b = W.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+    for name, values in ((WEIGHT, W), (BIAS, b)):
+        broken = ~np.isfinite(values)
+        if broken.any():  # NaN or infinity (also a float64 beyond float32): every score NaN
+            row, column = np.argwhere(broken)[0]
+            raise ArtifactError(
+                f"{source}: {PARAMS}: {name} holds {int(broken.sum())} NaN or infinite "
+                f"value(s) (the first at [{row}, {column}]); a model that answers NaN cannot "
+                "be served: train it again (a diverged training, e.g. too high a learning_rate)"
+            )
     if k == 1:
         return LinearModel(predictor, loss, W[:, 0], b[0, 0], float(threshold), params)
     return LinearModel(predictor, loss, W, b[0], float(threshold), params)
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to one readable line (a hostile file's values may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def _metrics_params(doc, predictor: str, source: str) -> MetricsParams:
@@ -334,13 +565,23 @@ def _metrics_params(doc, predictor: str, source: str) -> MetricsParams:
     for name, default in defaults.to_json().items():
         value = doc.get(name, default)
         numeric = name not in ("eps_insensitive_loss_type", "class_weights")
-        if (
-            numeric
-            and value is not None
-            and (isinstance(value, bool) or not isinstance(value, (int, float)))
-        ):
+        if numeric and value is not None and not _is_number(value):
             raise ArtifactError(
-                f"{source}: {ADDITIONAL}'s metrics_params.{name} is {value!r}, not a number"
+                f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not a number"
+            )
+        if numeric and value is not None:  # what the metrics use: the hyperparameter's rule
+            try:
+                hyperparameters.parse(name, value)
+            except ValueError:
+                raise ArtifactError(
+                    f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not "
+                    f"{hyperparameters.rule(name)} as the hyperparameter {name} must be"
+                ) from None
+        kind = {"eps_insensitive_loss_type": str, "class_weights": list}.get(name)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ArtifactError(
+                f"{source}: {ADDITIONAL}'s metrics_params.{name} is {_short(value)}, not a "
+                f"{'name' if kind is str else 'list'}"
             )
         values[name] = value
     return MetricsParams(**values)
@@ -353,8 +594,11 @@ def _output_op(graph: dict, source: str) -> str:
         ops = [n["op"] for n in nodes]
     except (KeyError, IndexError, TypeError):
         raise ArtifactError(f"{source}: {SYMBOL} is not an MXNet symbol graph") from None
+    if not all(isinstance(op, str) for op in ops):
+        bad = next(op for op in ops if not isinstance(op, str))
+        raise ArtifactError(f"{source}: {SYMBOL} has an op that is not a name: {_short(bad)}")
     if "dot" not in ops or "broadcast_add" not in ops or head["op"] not in OUTPUT_OPS:
         raise ArtifactError(
-            f"{source}: {SYMBOL} is not a linear model's graph (ops {', '.join(ops)})"
+            f"{source}: {SYMBOL} is not a linear model's graph (ops {_short(', '.join(ops))})"
         )
     return head["op"]

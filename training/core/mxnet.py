@@ -20,6 +20,8 @@ import struct
 
 import numpy as np
 
+from training.limits import MAX_NDARRAY_DIMS
+
 LIST_MAGIC = 0x112
 V2_MAGIC = 0xF993FAC9
 V1_MAGIC = 0xF993FAC8
@@ -75,15 +77,19 @@ class _Reader:
         self.pos += size
         return values
 
-    def raw(self, size: int, what: str) -> bytes:
+    def span(self, size: int, what: str) -> int:
+        """Where the next ``size`` bytes start, checked to be there; the reader moves past."""
         if size < 0 or self.pos + size > len(self.data):
             raise MXNetFormatError(
                 f"truncated at byte {self.pos}: {what} needs {size} bytes, "
                 f"{len(self.data) - self.pos} left"
             )
-        chunk = self.data[self.pos : self.pos + size]
         self.pos += size
-        return chunk
+        return self.pos - size
+
+    def raw(self, size: int, what: str) -> bytes:
+        start = self.span(size, what)
+        return self.data[start : start + size]
 
 
 def load_ndarrays(data: bytes) -> dict[str, np.ndarray]:
@@ -130,12 +136,12 @@ def _load_array(r: _Reader, i: int) -> np.ndarray:
                 "arrays are supported"
             )
         (ndim,) = r.take("<I", f"array {i}'s ndim")
-        if ndim > 32:
+        if ndim > MAX_NDARRAY_DIMS:
             raise MXNetFormatError(f"array {i} (byte {at}) claims {ndim} dimensions")
         shape = r.take(f"<{ndim}q", f"array {i}'s shape")
     else:  # legacy: the magic is ndim, dims are u32
         ndim = magic
-        if ndim > 32:
+        if ndim > MAX_NDARRAY_DIMS:
             raise MXNetFormatError(f"array {i} (byte {at}): unknown array magic {magic:#x}")
         shape = r.take(f"<{ndim}I", f"array {i}'s shape")
     if ndim == 0:
@@ -147,10 +153,14 @@ def _load_array(r: _Reader, i: int) -> np.ndarray:
         raise MXNetFormatError(f"array {i} (byte {at}): unknown type flag {flag}")
     dtype = np.dtype(DTYPES[flag])
     size = int(np.prod(shape, dtype=object))
-    if size * dtype.itemsize > len(r.data):
+    # a zero dimension empties the array, but not what numpy allocates for the others: measure
+    # the shape with zeros counted as ones (Python ints: a product that overflows int64 is big)
+    extent = int(np.prod([max(d, 1) for d in shape], dtype=object))
+    if extent * dtype.itemsize > len(r.data):
         raise MXNetFormatError(f"array {i} (byte {at}): shape {shape} is larger than the file")
-    raw = r.raw(size * dtype.itemsize, f"array {i}'s data")
-    return np.frombuffer(raw, dtype).reshape(shape).copy()
+    start = r.span(size * dtype.itemsize, f"array {i}'s data")
+    # one copy, out of the file's bytes (slicing them first would make a second)
+    return np.frombuffer(r.data, dtype, count=size, offset=start).reshape(shape).copy()
 
 
 # --------------------------------------------------------------------------- symbol JSON

@@ -21,15 +21,23 @@ import numpy as np
 from training import content_types
 from training.content_types import CSV, RECORDIO
 from training.core import hyperparameters
+from training.core.csv_numbers import (
+    OTHER_BREAKS,
+    has_other_break,
+    is_number,
+    parse_number,
+    parse_rows,
+)
 from training.core.hyperparameters import Hyperparameters
 from training.core.losses import BINARY, REGRESSOR
 from training.data import recordio
 from training.data.channels import channel_files, detect_format
 from training.data.labels import label_problems
 from training.data.manifest import CHANNELS, MANIFEST_FILE, Manifest
-from training.data.raw_checks import check_predictor_type, empty_file, is_number
+from training.data.raw_checks import check_predictor_type, empty_file
 from training.errors import NOTHING_STARTED, Problem, ValidationError
-from training.files import file_problem
+from training.files import file_problem, line_blocks
+from training.limits import MAX_ROW_BYTES
 
 log = logging.getLogger("training")
 MAX_PROBLEMS_PER_FILE = 30  # every kind: each shows 3 rows and counts the rest
@@ -318,15 +326,13 @@ def _check_recordio(
 
 
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Blocks of (first line number, lines without their line endings)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        line_no = 1
-        while True:
-            block = fh.readlines(_BLOCK_BYTES)
-            if not block:
-                return
-            yield line_no, [ln.rstrip("\r\n") for ln in block]
-            line_no += len(block)
+    """Blocks of (first line number, lines without their line endings): rows end at ``\\n``
+    (a ``\\r`` before it dropped), as the container splits them; a line over MAX_ROW_BYTES is
+    refused after reading that much (raises UnicodeDecodeError for text that is not UTF-8)."""
+    fix = "end each row with \\n (a file of lone \\r line ends, or none, is one long line)"
+    limit = "validate's row limit"
+    for first, block in line_blocks(path, _BLOCK_BYTES, MAX_ROW_BYTES, fix, limit):
+        yield first, [line.decode("utf-8").removesuffix("\r") for line in block]
 
 
 class Findings:
@@ -391,6 +397,7 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
                 width = _common_width(lines[1:] if kind == "header" else lines)
                 if kind == "header":
                     lines, rows = lines[1:], rows[1:]
+            lines, rows = _breaks(findings, name, rows, lines)
             lines, rows = _structure(findings, name, rows, lines, width)
             if not lines:
                 continue
@@ -452,6 +459,16 @@ def _first_line(name: str, line: str) -> tuple[str | None, list[Problem]]:
                 row=1,
             )
         ]
+    if "\r" in line:  # the whole file's cause
+        return "binary", [
+            Problem(
+                name,
+                "rows end with a lone CR (\\r, old Mac line ends): Linear Learner ends rows "
+                "at \\n only, so it reads them as one row",
+                "write \\n line ends (\\r\\n works too)",
+                row=1,
+            )
+        ]
     if line.startswith("\ufeff"):
         return "bom", [
             Problem(
@@ -492,6 +509,21 @@ def _header_row(name: str, line: str) -> list[Problem]:
             )
         ]
     return []
+
+
+def _breaks(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
+    """Rows holding a line break other than \\n (a lone \\r, a form feed, U+2028): reported
+    and left out; the container would not split there, and the endpoint refuses them."""
+    if not has_other_break("\n".join(lines)):
+        return lines, rows
+    odd = [i for i, line in enumerate(lines) if OTHER_BREAKS.search(line)]
+    for i in odd:
+        char = OTHER_BREAKS.search(lines[i]).group()
+        problem = f"holds the line break {char!r} inside the row: rows end at \\n only"
+        findings.add("break", Problem(name, problem, "write \\n line ends", row=int(rows[i])))
+    keep = np.ones(len(lines), bool)
+    keep[odd] = False
+    return [line for line, k in zip(lines, keep) if k], rows[keep]
 
 
 def _row_width(line: str) -> int:
@@ -547,10 +579,11 @@ def _structure(findings: Findings, name: str, rows: np.ndarray, lines: list[str]
 
 
 def _parse_block(findings: Findings, name: str, rows: np.ndarray, lines: list[str]):
-    """Parse with numpy; a cell that is not a number is reported and read as missing, so the
-    label checks still see the rest. Non-finite values (nan, inf) are reported too."""
+    """Parse by Linear Learner's number rule (:mod:`training.core.csv_numbers`); a cell that is not
+    a number is reported and read as missing, so the label checks still see the rest.
+    Non-finite values (nan, inf) are reported too."""
     try:
-        block = np.array([ln.split(",") for ln in lines], dtype=np.float64)
+        block = parse_rows(lines)
         unreadable = None
     except ValueError:
         block, unreadable = _read_cells(findings, name, rows, lines)
@@ -581,7 +614,7 @@ def _read_cells(findings: Findings, name: str, rows: np.ndarray, lines: list[str
     for i, line in enumerate(lines):
         for j, cell in enumerate(line.split(",")):
             if is_number(cell):
-                block[i, j] = float(cell)
+                block[i, j] = parse_number(cell)
                 continue
             unreadable[i, j] = True
             if cell.strip() == "":

@@ -3,23 +3,24 @@ in order: read (:mod:`raw_csv`) -> check (:mod:`raw_checks`) -> labels and split
 (:mod:`fit`) -> encode (:mod:`encode`) -> write (:mod:`channels`, :mod:`manifest`).
 
 The CSV is parsed once, in chunks: pass 1 checks the first rows, counts rows, collects the
-label classes, splits each chunk, draws a bounded uniform sample of training rows and spills
-the parsed chunks to a scratch file; the ``ColumnTransformer`` is fitted on the sample; pass 2
-reads the spilled chunks back, encodes them and appends them to the channel files. Memory stays
-bounded by the chunk and sample sizes, whatever the file's length, and those are set by budgets
-of cells and of distinct text (:class:`training.data.sizing.Sizes`), whatever its width or
-text. The split of each chunk is seeded by (seed, chunk index), so any rerun puts each row
-where it went.
+label classes, checks the features the first rows showed to be copies of the label on every
+row, splits each chunk (:mod:`split`: the fractions held per class across the file), draws a
+bounded uniform sample of training rows and spills the parsed chunks to a scratch file; the
+``ColumnTransformer`` is fitted on the sample; pass 2 reads the spilled chunks back, encodes
+them and appends them to the channel files. Memory stays bounded by the chunk and sample sizes,
+whatever the file's length, and those are set by budgets of cells and of distinct text
+(:class:`training.data.sizing.Sizes`), whatever its width or text. The split is seeded, so any
+rerun puts each row where it went.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import pickle
-import shutil
-import tempfile
+import signal
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from training.data.fit import (
     fit_transformer,
     save_preprocessor,
 )
+from training.data.label_copies import LabelCopies
 from training.data.labels import LabelEncoding, label_problems
 from training.data.manifest import (
     CHANNELS,
@@ -56,8 +58,17 @@ from training.data.manifest import (
 )
 from training.data.raw_csv import Numbers, RawChunk, RawRowsWriter, Text
 from training.data.sizing import Sizes
-from training.data.split import assign_splits
-from training.errors import Problem, ValidationError
+from training.data.split import Splitter
+from training.errors import Problem, UserError, ValidationError
+from training.files import (
+    OWNER_FILE,
+    FileLock,
+    Locked,
+    is_owned,
+    make_owned_folder,
+    remove_owned,
+    stale_folders,
+)
 from training.progress import progress
 
 log = logging.getLogger("training")
@@ -81,12 +92,6 @@ class PrepareConfig:
     fit_sample_rows: int | None = None  # None: by the file's width and text (Sizes)
     shard_bytes: int | None = None
     show_progress: bool = True
-
-
-def _chunk_splits(config: PrepareConfig, i: int, codes: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng([config.seed, i])
-    stratify = config.predictor_type != REGRESSOR
-    return assign_splits(codes, config.fractions, rng, stratify)
 
 
 class Spill:
@@ -126,6 +131,7 @@ class Scan:
     unlabeled: int
     classes: set
     sample_rows: np.ndarray  # data row numbers of the fit sample, ascending
+    split_counts: dict  # class value (None: regressor) -> rows in train, validation, test
 
 
 def _scan(config: PrepareConfig, spill: Spill, check_rows: int) -> Scan:
@@ -145,6 +151,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
     rows, unlabeled, classes, missing = 0, 0, set(), []
     keys, sample = np.zeros(0), np.zeros(0, np.int64)
     rng = np.random.default_rng([config.seed, 1 << 20])
+    splitter = Splitter(config.fractions, config.seed, config.predictor_type != REGRESSOR)
     bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
 
     def consume(chunk: RawChunk) -> None:
@@ -159,7 +166,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             y = y.take(labelled)
         if config.predictor_type != REGRESSOR:
             classes.update(_distinct(y))
-        splits = _chunk_splits(config, chunk.index, _provisional_codes(y, config.predictor_type))
+        splits = splitter.split(y, chunk.index)
         train = chunk.first_row + labelled[splits == 0]
         keys = np.concatenate([keys, rng.random(len(train))])
         sample = np.concatenate([sample, train])
@@ -176,37 +183,82 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             head.append(chunk)
             if sum(c.rows for c in head) >= check_rows:
                 break
-        _check_first_rows(config, head, check_rows)
+        # candidate copies of the label, from the first rows; every row checks them again
+        copies = replace(_check_first_rows(config, head, check_rows), rows=0)
         for chunk in itertools.chain(head, chunks):
             consume(chunk)
+            copies.update(chunk)
     finally:
         bar.close()
+    problems = copies.problems(str(config.data))
     if missing and not config.drop_unlabeled:
+        problems += [
+            Problem(
+                str(config.data),
+                f"label '{config.label}' is empty ({unlabeled} rows in all)",
+                "fill the labels in, or pass --drop-unlabeled to leave those rows out",
+                row=r,
+            )
+            for r in missing
+        ]
+    if problems:
+        raise ValidationError(problems)
+    if unlabeled:
+        log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
+    return Scan(rows, unlabeled, classes, sample, splitter.per_class())
+
+
+def _check_split(config: PrepareConfig, scan: Scan) -> None:
+    """Every split gets rows, and each class a share of each split when it has rows enough;
+    a split that would come out empty is refused before anything is fitted or written,
+    naming the classes too small for the requested fractions."""
+    per_class = scan.split_counts
+    totals = np.sum([counts for counts in per_class.values()], axis=0, dtype=np.int64)
+    empty = [i for i, name in enumerate(CHANNELS) if totals.size and totals[i] == 0]
+    split = " ".join(f"{f:g}" for f in config.fractions)
+    if totals.size == 0 or empty:
+        names = ", ".join(CHANNELS[i] for i in empty) or "every"
+        share = min(config.fractions[i] for i in empty) if empty else min(config.fractions)
+        rows = ", ".join(
+            f"'{value}' {sum(counts)}" for value, counts in itertools.islice(per_class.items(), 5)
+        )
+        classes = f" (rows of each class: {rows}{', …' if len(per_class) > 5 else ''})"
         raise ValidationError(
             [
                 Problem(
                     str(config.data),
-                    f"label '{config.label}' is empty ({unlabeled} rows in all)",
-                    "fill the labels in, or pass --drop-unlabeled to leave those rows out",
-                    row=r,
+                    f"the {names} split would be empty: {int(totals.sum())} labelled rows"
+                    f"{classes if config.predictor_type != REGRESSOR else ''} are too few for "
+                    f"a {share:g} share (--split {split}); a split needs about "
+                    f"{int(np.ceil(1 / share))} rows of a class to get one",
+                    "add rows (of the classes named), or raise that fraction in --split",
                 )
-                for r in missing
             ]
         )
-    if unlabeled:
-        log.info("dropping %d rows whose label '%s' is empty", unlabeled, config.label)
-    return Scan(rows, unlabeled, classes, sample)
+    for value, counts in per_class.items():
+        missing = [name for name, n in zip(CHANNELS, counts) if n == 0]
+        if missing and config.predictor_type != REGRESSOR:
+            log.warning(
+                "class '%s' has %d rows, too few for --split %s: none in %s",
+                value, sum(counts), split, " or ".join(missing),
+            )  # fmt: skip
 
 
-def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> None:
-    """``validate``'s column checks on the first ``rows`` rows, before any of them is used."""
+def _check_first_rows(config: PrepareConfig, head: list[RawChunk], rows: int) -> LabelCopies:
+    """``validate``'s column checks on the first ``rows`` rows, before any of them is used;
+    the columns these rows show to be copies of the label."""
     frame = (
         raw_csv.to_frame(head).iloc[:rows]
         if head
         else pd.DataFrame(columns=raw_csv.header(config.data))
     )
-    raw_checks.check_raw_sample(
-        config.data, frame, config.label, config.predictor_type, config.drop_unlabeled
+    return raw_checks.check_raw_sample(
+        config.data,
+        frame,
+        config.label,
+        config.predictor_type,
+        config.drop_unlabeled,
+        config.drop,
     )
 
 
@@ -214,14 +266,6 @@ def _distinct(column: Numbers | Text) -> list:
     if isinstance(column, Text):
         return column.values[np.unique(column.codes)].tolist()
     return np.unique(column.values).tolist()
-
-
-def _provisional_codes(y: Numbers | Text, predictor_type: str) -> np.ndarray:
-    """Per-class codes for stratifying one chunk, in order of appearance (so a rerun agrees;
-    no salted ``hash``)."""
-    if predictor_type == REGRESSOR:
-        return np.zeros(len(y), np.int64)
-    return pd.factorize(y.codes if isinstance(y, Text) else y.values)[0]
 
 
 def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
@@ -240,41 +284,149 @@ def _sample_frame(spill: Spill, rows: np.ndarray) -> pd.DataFrame:
 TEST_ROWS_FILE = "test_rows.csv"  # the test split as the source had it (header, label too)
 # what prepare owns in out/
 OUTPUTS = frozenset(
-    (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE)
+    (*CHANNELS, MANIFEST_FILE, PREPROCESSOR_FILE, PREPROCESSING_FILE, TEST_ROWS_FILE, OWNER_FILE)
 )
+# Tests only: "<checkpoint>:<KILL|STOP>" sends prepare that signal at one of its checkpoints
+# (locked, staged, out-moved, swapped), on the real code path, to kill or pause it there.
+SIGNAL_AT_ENV = "TRAINING_PREPARE_SIGNAL_AT"
+
+
+@dataclass(frozen=True)
+class Beside:
+    """The entries ``prepare`` keeps beside ``--out`` (``.<name>.prepare…``): its lock, its
+    staging folders, and the previous output while the new one is swapped in."""
+
+    out: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.prepare.lock")
+
+    @property
+    def staging_prefix(self) -> str:
+        return f".{self.out.name}.prepare-"
+
+    @property
+    def previous(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.prepare.previous")
+
+    @property
+    def owner(self) -> str:
+        """files.OWNER_FILE's text in the folders prepare writes for this --out (its staging,
+        its output): a folder of the exact staging name written for another --out is not
+        this run's to remove."""
+        return f"python -m training prepare --out {self.out}"
 
 
 def prepare(config: PrepareConfig) -> Manifest:
     """Run the whole data path and return the manifest it wrote to ``out/manifest.json``.
 
-    Everything is written into a staging folder beside ``out`` and moved into place only
-    when complete: a failed run leaves the previous output untouched and nothing partial.
+    Under a lock beside ``out`` (a second ``prepare`` into it is refused, naming the holder),
+    everything is written into a staging folder beside ``out`` and swapped in only when
+    complete: a failed run leaves the previous output untouched and nothing partial. A run
+    killed at any point leaves ``out`` whole (old or new) or recoverable, and the next run
+    finishes the job: it restores or clears the previous output and removes the staging
+    folders of killed runs, proven ours by their exact name and owner file.
     """
     config.data, config.out = Path(config.data), Path(config.out)
-    _check_out(config.out)
-    try:
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{config.out.name}.prepare-", dir=config.out.parent)
-        )
-    except OSError as err:
+    beside = Beside(Path(os.path.abspath(config.out)))  # "." and "x/.." have a name too
+    if not beside.out.name:
         raise ValidationError(
-            [
-                Problem(
-                    str(config.out),
-                    f"cannot create a folder beside --out: {err.strerror}",
-                    "pass an --out path in a folder you can write to",
-                )
-            ]
+            [Problem(str(config.out), "--out is the root folder", "pass a folder path for --out")]
+        )
+    try:
+        beside.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _beside_error(config.out, err) from None
+    try:
+        lock = FileLock(beside.lock).acquire()
+    except Locked as held:
+        raise UserError(
+            f"--out {config.out} is locked by another prepare ({held.holder}): wait for it to "
+            "finish, or pass another --out."
+        ) from None
+    except OSError as err:
+        raise UserError(
+            f"--out {config.out}: cannot take the lock {beside.lock}: {err.strerror}: remove "
+            "it if it is a link or a folder, or pass an --out in a folder you can write to."
         ) from None
     try:
-        manifest = _prepare_into(config, staging)
-        staging.chmod(0o777 & ~_umask())
-        _replace_folder(staging, config.out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        _checkpoint("locked")
+        _recover(beside)
+        _check_out(config.out)
+        try:
+            staging = make_owned_folder(beside.out.parent, beside.staging_prefix, beside.owner)
+        except OSError as err:
+            raise _beside_error(config.out, err) from None
+        try:
+            manifest = _prepare_into(config, staging)
+            staging.chmod(0o777 & ~_umask())
+            _checkpoint("staged")
+            _replace_folder(staging, beside)
+        except BaseException:
+            with contextlib.suppress(OSError):  # else the next run removes it
+                remove_owned(staging)
+            raise
+    finally:
+        lock.release()
     return manifest
+
+
+def _beside_error(out: Path, err: OSError) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                str(out),
+                f"cannot create a folder beside --out: {err.strerror}",
+                "pass an --out path in a folder you can write to",
+            )
+        ]
+    )
+
+
+def _checkpoint(name: str) -> None:
+    point, _, sig = os.environ.get(SIGNAL_AT_ENV, "").partition(":")
+    if point == name:
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+
+
+def _recover(beside: Beside) -> None:
+    """Finish what a killed run left (under the lock, so no run is using any of it): the
+    previous output back in place if the swap was cut before the new one arrived, else
+    removed; the staging folders of killed runs removed."""
+    out, previous = beside.out, beside.previous
+    if previous.exists() or previous.is_symlink():
+        if not is_owned(previous, beside.owner):
+            raise ValidationError(
+                [
+                    Problem(
+                        str(previous),
+                        "is in the way of prepare's swap of --out and is not prepare's",
+                        "move it elsewhere",
+                    )
+                ]
+            )
+        if is_owned(out, beside.owner):  # the new output had arrived: the old one goes
+            remove_owned(previous)
+        else:  # cut between the renames: the old output goes back (over an empty folder)
+            if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+                out.rmdir()
+            if out.exists() or out.is_symlink():
+                raise ValidationError(
+                    [
+                        Problem(
+                            str(out),
+                            f"a killed prepare left the previous output in {previous.name}, "
+                            "and --out now holds something else",
+                            f"move {out} elsewhere, then rerun (its previous output returns)",
+                        )
+                    ]
+                )
+            os.rename(previous, out)
+            log.info("%s: restored the output a killed prepare had moved aside", out)
+    for stale in stale_folders(out.parent, beside.staging_prefix, beside.owner):
+        remove_owned(stale)
+        log.info("removed %s, left by a killed prepare", stale)
 
 
 def _check_out(out: Path) -> None:
@@ -298,15 +450,21 @@ def _check_out(out: Path) -> None:
         )
 
 
-def _replace_folder(new: Path, out: Path) -> None:
-    """Swap ``new`` in for ``out`` with renames; the old folder is removed only afterwards."""
+def _replace_folder(new: Path, beside: Beside) -> None:
+    """Swap ``new`` in for ``out`` by renames: ``out`` moves aside (marked ours first, so a
+    kill here leaves it recoverable), ``new`` takes its name, the old one is removed last."""
+    out = beside.out
     if not out.exists():
         os.rename(new, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
-    os.rename(out, old / out.name)
+    mark = out / OWNER_FILE
+    if not is_owned(out, beside.owner):  # empty, an output of before owner files, or moved
+        mark.write_text(beside.owner + "\n")
+    os.rename(out, beside.previous)
+    _checkpoint("out-moved")
     os.rename(new, out)
-    shutil.rmtree(old, ignore_errors=True)
+    _checkpoint("swapped")
+    remove_owned(beside.previous)
 
 
 def _umask() -> int:
@@ -352,6 +510,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         source_sha256 = pool.submit(file_sha256, config.data)
         try:
             scan = _scan(config, spill, sizes.check_rows)
+            _check_split(config, scan)
             read = time.perf_counter()
             learned = _learn(config, spill, scan)
             fitted = time.perf_counter()
@@ -370,17 +529,6 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         finally:
             spill.close()
         source = Source(str(config.data), source_sha256.result(), scan.rows, scan.unlabeled)
-    empty = [name for name, channel in channels.items() if channel.rows == 0]
-    if empty:
-        raise ValidationError(
-            [
-                Problem(
-                    str(config.data),
-                    f"the {', '.join(empty)} split came out empty from {scan.rows} rows",
-                    "add rows or change --split",
-                )
-            ]
-        )
     save_preprocessor(learned.transformer, learned.labels, out)
     featurizer.save(out / PREPROCESSING_FILE)
     manifest = _manifest(config, source, learned, featurizer, channels)

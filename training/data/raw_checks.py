@@ -4,9 +4,11 @@ as missing).
 
 ``validate_raw_csv`` reads the first rows ``prepare`` checks (the same :mod:`sizing` budget),
 and ``prepare`` runs :func:`check_raw_sample` on the same rows of its own reading: a missing
-or misspelt label column, a repeated header name (a copy of the label would leak into the
-features), a header that is data, empty labels, the wrong number of classes for the predictor
-type, non-numeric regression labels. Each problem names the file, row and the fix.
+or misspelt label column, a repeated header name or the label spelt another way (a copy of
+the label would leak into the features; :func:`fold_name`), a header that is data, empty
+labels, the wrong number of classes for the predictor type, non-numeric regression labels; and
+it names the features these rows show to be the label under other values
+(:mod:`training.data.label_copies`). Each problem names the file, row and the fix.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from training.core.losses import BINARY, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
+from training.data.label_copies import LabelCopies
 from training.data.raw_csv import Numbers, RawChunk, header_cells, raw_csv_errors, unreadable_csv
 from training.data.sizing import check_rows
 from training.errors import Problem, ValidationError
@@ -33,6 +37,7 @@ def validate_raw_csv(
     predictor_type: str,
     sample_rows: int | None = None,
     allow_unlabeled: bool = False,
+    drop: tuple[str, ...] = (),
 ):
     """Check the user's raw CSV (with header) before ``prepare`` reads it for real.
 
@@ -49,7 +54,9 @@ def validate_raw_csv(
     rows = sample_rows or check_rows(path)
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
-    check_raw_sample(path, frame, label, predictor_type, allow_unlabeled)
+    copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)
+    if copies.forward:  # on these rows only; prepare checks the candidates on every row
+        raise ValidationError(copies.problems(name))
 
 
 def check_raw_file(path: Path, predictor_type: str) -> None:
@@ -63,18 +70,26 @@ def check_raw_file(path: Path, predictor_type: str) -> None:
 
 
 def check_raw_sample(
-    path: Path, frame, label: str, predictor_type: str, allow_unlabeled: bool = False
-) -> None:
-    """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it)."""
+    path: Path,
+    frame,
+    label: str,
+    predictor_type: str,
+    allow_unlabeled: bool = False,
+    drop: tuple[str, ...] = (),
+) -> LabelCopies:
+    """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it).
+    Returns the feature columns these rows show to be copies of the label under other values
+    (:mod:`training.data.label_copies`), for the caller to report or to check further."""
     import pandas as pd
 
     name = str(path)
-    problems = _duplicate_columns(path, label)
+    problems = _duplicate_columns(path, label, drop)
     if problems:
         raise ValidationError(problems)
     if label not in frame.columns:
-        close = difflib.get_close_matches(label, [str(c) for c in frame.columns], n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        folded = [str(c) for c in frame.columns if fold_name(str(c)) == fold_name(label)]
+        close = folded or difflib.get_close_matches(label, [str(c) for c in frame.columns], n=1)
+        hint = f"did you mean {quoted(close[0])}? " if close else ""
         shown = ", ".join(map(str, frame.columns[:8])) + (", …" if len(frame.columns) > 8 else "")
         problems.append(
             Problem(
@@ -146,17 +161,21 @@ def check_raw_sample(
         problems.append(Problem(name, "only the label column; no features", "add feature columns"))
     if problems:
         raise ValidationError(problems)
+    return LabelCopies.among(frame, label, drop)
 
 
-def _duplicate_columns(path: Path, label: str) -> list[Problem]:
+def _duplicate_columns(path: Path, label: str, drop=()) -> list[Problem]:
     """Header names that repeat. pandas would rename the second ``y`` to ``y.1`` and use it
-    as a feature: a copy of the label among the features (a leak that scores 1.0)."""
+    as a feature: a copy of the label among the features (a leak that scores 1.0). The label
+    is also matched under other spellings (:func:`fold_name`: ``Sex``, ``sex`` with a trailing,
+    non-breaking or zero-width space, fullwidth ``ｓｅｘ``), which pandas keeps as a feature."""
     try:
         header = header_cells(path)
     except (UnicodeDecodeError, csv.Error) as err:
         return [unreadable_csv(str(path), err)]
     seen: dict[str, int] = {}
     problems = []
+    label_at = next((i for i, col in enumerate(header, start=1) if col == label), None)
     for i, col in enumerate(header, start=1):
         if col in seen:
             leak = " (the label: a copy of it would become a feature)" if col == label else ""
@@ -170,9 +189,40 @@ def _duplicate_columns(path: Path, label: str) -> list[Problem]:
                     column=i,
                 )
             )
-        else:
-            seen[col] = i
+            continue
+        seen[col] = i
+        if label_at and col != label and col not in drop and fold_name(col) == fold_name(label):
+            problems.append(
+                Problem(
+                    str(path),
+                    f"column {quoted(col)} is the label {quoted(label)} (column {label_at}) spelt "
+                    "another way (case, spaces, invisible or fullwidth characters): a copy of "
+                    "the label would become a feature",
+                    f"rename or remove one of them, or pass --drop {quoted(col)}",
+                    row=1,
+                    column=i,
+                )
+            )
     return problems
+
+
+def quoted(name: str) -> str:
+    """``name`` in quotes; escaped (``'sex\\xa0'``) when it holds spaces at its ends, or
+    spaces or characters one cannot see."""
+    hidden = name != name.strip() or any(
+        (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cf", "Cc") for ch in name
+    )
+    return ascii(name) if hidden else f"'{name}'"
+
+
+def fold_name(name: str) -> str:
+    """A column name as a reader sees it: Unicode compatibility forms folded (NFKC: fullwidth
+    and other look-alike forms), case folded, and whitespace and invisible format characters
+    (zero-width spaces and joiners, BOMs, soft hyphens) removed."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return "".join(
+        ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc")
+    )
 
 
 def _numeric_header(columns) -> bool:
@@ -275,6 +325,8 @@ def finite_frame(frame, numeric: list[str], source: str = ""):
             raise ValidationError([not_a_number(source, col, frame[col][row], row)])
         frame[col] = coerced
     values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    if not values.flags.writeable and np.isinf(values).any():
+        values = values.copy()  # a read-only view of the frame (copy-on-write pandas)
     if infinities_missing(values, numeric):
         frame = frame if copied else frame.copy()
         frame[numeric] = values

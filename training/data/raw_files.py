@@ -17,7 +17,8 @@ from pathlib import Path
 
 from training.core.featurizer import SPACE, Featurizer
 from training.errors import Problem, ValidationError
-from training.files import file_problem
+from training.files import file_problem, too_long
+from training.limits import MAX_ROW_BYTES
 
 
 def header(path: Path) -> list[str]:
@@ -43,11 +44,16 @@ class RawRow:
 
 
 def raw_rows(
-    path: Path, featurizer: Featurizer, id_column: str | None = None, need_label: bool = False
+    path: Path,
+    featurizer: Featurizer,
+    id_column: str | None = None,
+    need_label: bool = False,
+    max_row: int = MAX_ROW_BYTES,
 ) -> Iterator[RawRow]:
     """The data rows of a raw CSV with a header, streamed. A line without quotes is split on
     its commas (its cells cannot hold one) and passed on as written; a quoted one is read
-    and written back by the csv module."""
+    and written back by the csv module. A record longer than ``max_row`` characters is
+    refused before it is read whole."""
     path = Path(path)
     unreadable = file_problem(path, fix="check --input")
     if unreadable:
@@ -55,7 +61,7 @@ def raw_rows(
     names = [c.name for c in featurizer.inputs]
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            records = _records(fh)
+            records = _records(fh, max_row)
             columns = [c.lstrip(SPACE) for c in next(records, (None, []))[1]]
             where = {name: i for i, name in enumerate(columns)}
             _check_header(path, names, where, id_column, featurizer.label, need_label)
@@ -96,13 +102,29 @@ def raw_rows(
         ) from None
     except csv.Error as err:
         raise ValidationError([Problem(str(path), f"not CSV: {err}", "fix the file")]) from None
+    except _TooLong as err:
+        fix = "split the row, or check the file has line breaks"
+        raise ValidationError(
+            [too_long(path, err.row, max_row, fix, "what one request holds")]
+        ) from None
 
 
-def _records(fh) -> Iterator[tuple[str | None, list[str]]]:
+class _TooLong(Exception):  # noqa: N818 (a signal to raw_rows, which names the file)
+    def __init__(self, row: int):
+        self.row = row  # the file's line the record starts on
+
+
+def _records(fh, max_row: int) -> Iterator[tuple[str | None, list[str]]]:
     """(the line as written, or None when quoted; its cells) per record; blank lines skipped
-    (as pandas skips them)."""
-    pending = ""
-    for line in fh:
+    (as pandas skips them); a record over ``max_row`` characters raises :class:`_TooLong`."""
+    pending, number, start = "", 0, 0
+    for line in iter(lambda: fh.readline(max_row + 1), ""):
+        number += 1
+        start = start if pending else number
+        if len(line) + len(pending) > max_row + 1 or (
+            len(line) == max_row + 1 and not line.endswith("\n")
+        ):
+            raise _TooLong(start)
         if pending or '"' in line:
             pending += line
             if pending.count('"') % 2:  # a quoted cell goes on to the next line

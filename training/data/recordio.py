@@ -45,6 +45,10 @@ class RecordIOError(ValueError):
     """The bytes are not valid RecordIO-protobuf; the message names the byte offset."""
 
 
+class RecordTooLarge(RecordIOError):  # noqa: N818 (a RecordIOError, named for what it says)
+    """A record's header announces more bytes than the reader allows (names the offset)."""
+
+
 # --------------------------------------------------------------------------- dtype rules
 
 
@@ -453,10 +457,11 @@ def iter_payloads(buf: bytes) -> Iterator[tuple[int, bytes]]:
         raise RecordIOError(f"multi-part record starting at byte offset {part_start} never ends")
 
 
-def iter_frames(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def iter_frames(fh: BinaryIO, max_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Stream ``(byte offset, framed record)`` from an open file, one record in memory at a
     time: header, payload and padding, as written. Single-part records only (what every
-    writer of Linear Learner data makes); anything else is a :class:`RecordIOError`."""
+    writer of Linear Learner data makes); anything else is a :class:`RecordIOError`, and so
+    is a header announcing a record over ``max_bytes``, before that record is read."""
     offset = 0
     while header := fh.read(8):
         if len(header) < 8:
@@ -465,6 +470,10 @@ def iter_frames(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
         if magic != MAGIC or word >> 29:
             raise RecordIOError(f"not a single-part RecordIO record at byte offset {offset}")
         length = word & _LENGTH_MASK
+        if max_bytes is not None and 8 + length + (-length % 4) > max_bytes:
+            raise RecordTooLarge(
+                f"the record at byte offset {offset} is {8 + length} bytes, over {max_bytes}"
+            )
         body = fh.read(length + (-length % 4))
         if len(body) < length:
             raise RecordIOError(f"record at byte offset {offset} is cut short")

@@ -47,6 +47,7 @@ import numpy as np
 import training.aws.naming as naming
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
 from training.core import artifact
+from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_number
 from training.core.featurizer import (
     RowError,
     UnsupportedContentTypeError,
@@ -56,7 +57,6 @@ from training.core.featurizer import (
 from training.core.inference import InferencePipeline
 from training.core.model import LinearModel, Predictions
 from training.data import recordio
-from training.data.raw_checks import is_number
 
 # where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
 SERVING_PORT = 8080
@@ -92,9 +92,7 @@ def _accepted(header: str | None, answerable=(JSON, JSONLINES, RECORDIO)) -> str
     return media
 
 
-# Line breaks other than "\n" (with an optional "\r" before it): Linear Learner's CSV is one
-# row per line, and a row split by a stray form feed or U+2028 is a client bug to report.
-_OTHER_BREAKS = re.compile("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_OTHER_BREAKS = OTHER_BREAKS  # Linear Learner's rows end at "\n" only (training.core.csv_numbers)
 
 
 def _lines(text: str, what: str) -> list[str]:
@@ -134,7 +132,7 @@ def parse_csv(body: bytes, d: int) -> np.ndarray:
                 400, f"row {i + 1} has {len(fields)} features, the model takes {d}{hint}"
             )
         try:
-            out[i] = [float(f) for f in fields]
+            out[i] = [parse_number(f) for f in fields]
         except ValueError:
             bad = next(j for j, f in enumerate(fields) if not is_number(f))
             raise RequestError(

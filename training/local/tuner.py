@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import io
 import itertools
 import json
@@ -39,7 +38,7 @@ from pathlib import Path
 from training.core import hyperparameters as hps
 from training.core.tuning import CATEGORICAL, INTEGER, MAXIMIZE, TuningSpec
 from training.errors import NOTHING_STARTED, UserError
-from training.files import remove_named, write_whole
+from training.files import FileLock, Locked, remove_named, write_whole
 
 TABLE_FILE = "tuning.csv"
 PLOT_FILE = "tuning.png"
@@ -333,7 +332,7 @@ def tune_local(
     try:
         workers = _Workers(spec.max_parallel_jobs, data_dir, spec, jobs_dir)  # reads the data
     except BaseException:
-        lock.close()
+        lock.release()
         raise
     _clear_previous(out_dir, echo)  # only now: every check above has passed
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -372,8 +371,7 @@ def tune_local(
             _keep_best(jobs_dir / best.job, out_dir / BEST_DIR)
     finally:
         workers.close()
-        (out_dir / LOCK_FILE).unlink(missing_ok=True)
-        lock.close()
+        lock.release()
     result = TuningResult(spec, trials, best, out_dir)
     plot(result)
     counts = {s: sum(t.status == s for t in trials) for s in (COMPLETED, STOPPED, FAILED)}
@@ -491,27 +489,18 @@ def _check_out(out_dir: Path, data_dir: Path) -> None:
             )
 
 
-def _lock(out_dir: Path):
+def _lock(out_dir: Path) -> FileLock:
     """An exclusive lock on ``--out`` for the whole search: a second search into the same
     folder would remove the first's jobs under it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    handle = (out_dir / LOCK_FILE).open("a+")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
+        return FileLock(out_dir / LOCK_FILE).acquire()
+    except Locked as held:
         raise UserError(
-            f"--out {out_dir}: a search is running there ({holder}): wait for it, or pass "
+            f"--out {out_dir}: a search is running there ({held.holder}): wait for it, or pass "
             "another --out.",
             NOTHING_STARTED,
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 def _keep_best(job_dir: Path, best_dir: Path) -> None:
