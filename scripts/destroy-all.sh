@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Destroy everything and prove it: empty the versioned bucket, stop training jobs,
-# `cdk destroy --all --force`, delete what CloudFormation does not own (SageMaker log groups,
-# the auto-delete handler's log group), then the audit; exits non-zero if anything is left.
+# Destroy everything and prove it: stop the project's tuning, training and transform jobs and
+# wait until they have stopped (a stopping job still uploads to the bucket), empty the versioned
+# bucket, `cdk destroy --all --force`, delete what CloudFormation does not own (SageMaker log
+# groups, the auto-delete handler's log group), then the audit; exits non-zero if anything is left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

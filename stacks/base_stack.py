@@ -786,7 +786,7 @@ class BaseStack(cdk.Stack):
         )
         flow_logs = logs.LogGroup(
             self,
-            "FlowLogs",
+            LogGroup.FLOW_LOGS,
             retention=logs.RetentionDays.ONE_WEEK,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )

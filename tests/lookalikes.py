@@ -2,6 +2,7 @@
 audit tests and the rehearsal, which then show that no teardown of ours touches them."""
 
 import contextlib
+import json
 
 
 def plant_look_alikes(sess) -> dict:
@@ -78,13 +79,43 @@ def plant_look_alikes(sess) -> dict:
             logs.create_log_stream(logGroupName=group, logStreamName=name)
     kms = sess.client("kms")
     key = kms.create_key(Tags=[{"TagKey": "project", "TagValue": "ll-e2ex"}])["KeyMetadata"]
+    # their stacks, whose names start like ours (untagged, and tagged for them)
+    cfn = sess.client("cloudformation")
+    stacks = {"LlE2eBaseline": [], "LlE2eEndpointV2": theirs}
+    for name, tags in stacks.items():
+        template = {"Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": f"/theirs/{name}", "Type": "String", "Value": "theirs"}}}}  # fmt: skip
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(template), Tags=tags)
+    # their interface VPC endpoints (one tagged for them, one untagged) and flow-log groups,
+    # one named exactly as CloudFormation names ours but without our tag
+    ec2 = sess.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    vpc_endpoints = [
+        ec2.create_vpc_endpoint(
+            VpcId=vpc,
+            ServiceName="com.amazonaws.us-east-1.sts",
+            VpcEndpointType="Interface",
+            SubnetIds=[subnet],
+            TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": tags}] if tags else [],
+        )["VpcEndpoint"]["VpcEndpointId"]
+        for tags in (theirs, [])
+    ]
+    flow_logs = {
+        "LlE2eBaseline-FlowLogs1A2B3C4D-AbCdEfGh1234": {"project": "ll-e2ex"},
+        "LlE2eBase-FlowLogs16C1943A-Untagged0000": {},
+    }
+    for name, tags in flow_logs.items():
+        logs.create_log_group(logGroupName=name, **({"tags": tags} if tags else {}))
     return {
+        "stack": list(stacks),
+        "vpc-endpoint": vpc_endpoints,
         "model": models,
         "endpoint-config": configs,
         "endpoint": endpoints,
         "notebook": notebooks,
         "bucket": buckets,
-        "log-group": groups,
+        "log-group": groups + list(flow_logs),
         "log-stream": [f"{g}:{n}" for g, names in streams.items() for n in names],
         "kms-key": [key["KeyId"]],
     }
@@ -102,7 +133,11 @@ def still_there(sess) -> dict:
         streams += [f"{group}:{s['logStreamName']}" for s in listed]
     configs = sm.list_endpoint_configs()["EndpointConfigs"]
     notebooks = sm.list_notebook_instances()["NotebookInstances"]
+    stacks = sess.client("cloudformation").list_stacks()["StackSummaries"]
+    vpc_endpoints = sess.client("ec2").describe_vpc_endpoints()["VpcEndpoints"]
     return {
+        "stack": [s["StackName"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"],
+        "vpc-endpoint": [e["VpcEndpointId"] for e in vpc_endpoints if e["State"] != "deleted"],
         "model": [m["ModelName"] for m in sm.list_models()["Models"]],
         "endpoint-config": [c["EndpointConfigName"] for c in configs],
         "endpoint": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],

@@ -199,24 +199,45 @@ def test_audit_finds_and_stops_the_projects_running_transform_jobs_only():
         for n in jobs
     ]
     with Stubber(sm) as stub:
-        for _ in range(2):  # listed twice below
+        for status in ("InProgress", "Stopping"):  # the tuning and training jobs: none
             stub.add_response(
-                "list_transform_jobs",
-                {"TransformJobSummaries": summaries},
-                {"StatusEquals": "InProgress"},
+                "list_hyper_parameter_tuning_jobs",
+                {"HyperParameterTuningJobSummaries": []},
+                {"StatusEquals": status},
             )
-            for name, tag in jobs.items():
-                tags = [{"Key": "project", "Value": tag}] if tag else []
-                stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": arn.format(name)})
+        for status in ("InProgress", "Stopping"):
+            stub.add_response(
+                "list_training_jobs", {"TrainingJobSummaries": []}, {"StatusEquals": status}
+            )
+        stub.add_response(
+            "list_transform_jobs",
+            {"TransformJobSummaries": summaries},
+            {"StatusEquals": "InProgress"},
+        )
+        for name, tag in jobs.items():
+            tags = [{"Key": "project", "Value": tag}] if tag else []
+            stub.add_response("list_tags", {"Tags": tags}, {"ResourceArn": arn.format(name)})
+        stub.add_response(
+            "list_transform_jobs", {"TransformJobSummaries": []}, {"StatusEquals": "Stopping"}
+        )
         sess = StubbedSession(sm)
-        own = audit.Ownership("ll-e2e")
-        assert audit.running_transforms(sess, own) == OURS
-        found = [
-            audit.Leftover("transform-job", n, "InProgress")
-            for n in audit.running_transforms(sess, own)
-        ]
+        found = audit.active_jobs(sess, audit.Ownership("ll-e2e"))
+        assert found == [audit.Leftover("transform-job", n, "InProgress") for n in OURS]
         for name in OURS:
             stub.add_response("stop_transform_job", {}, {"TransformJobName": name})
+        for name in OURS:  # then waited for until stopped (StopTransformJob is asynchronous)
+            described = {
+                "TransformJobName": name,
+                "TransformJobArn": arn.format(name),
+                "TransformJobStatus": "Stopped",
+                "ModelName": "m",
+                "TransformInput": {
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/t"}}
+                },
+                "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                "CreationTime": 0,
+            }
+            stub.add_response("describe_transform_job", described, {"TransformJobName": name})
         audit.delete(StubbedSession(sm), found, echo=lambda s: None)
         stub.assert_no_pending_responses()  # stopped exactly ours, nothing else was called
 

@@ -14,13 +14,12 @@ import shutil
 
 import boto3
 import pytest
+from aws_async import AsyncSageMaker
 from botocore.stub import Stubber
 from lookalikes import assert_look_alikes_survive, plant_look_alikes, still_there
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.core.responses import EmptyResult
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
-from moto.sagemaker.responses import SageMakerResponse
 from test_aws import KEY, ROOT, deploy_base
 from test_aws_transform import StubbedSession
 
@@ -423,18 +422,10 @@ def plant_tuning_jobs(sess) -> None:
 
 @pytest.fixture
 def stop_calls(monkeypatch) -> list[str]:
-    """StopHyperParameterTuningJob for moto: the job goes Stopping; each call recorded."""
-    calls = []
-
-    def stop(self):
-        name = self._get_param("HyperParameterTuningJobName")
-        calls.append(name)
-        job = self.sagemaker_backend.hyper_parameter_tuning_jobs[name]
-        job.hyper_parameter_tuning_job_status = "Stopping"
-        return EmptyResult()
-
-    monkeypatch.setattr(SageMakerResponse, "stop_hyper_parameter_tuning_job", stop, raising=False)
-    return calls
+    """StopHyperParameterTuningJob for moto: the job goes Stopping, then Stopped when looked
+    at again (tests/aws_async.py); each call recorded."""
+    monkeypatch.setattr(audit, "JOB_POLL_S", 0)
+    return AsyncSageMaker(monkeypatch).stopped
 
 
 @pytest.mark.parametrize("path", ["destroy-all", "audit --delete"])
@@ -459,7 +450,7 @@ def test_teardown_stops_the_projects_tuning_jobs_only(sess, monkeypatch, stop_ca
     assert_look_alikes_survive(planted, still_there(sess))
     jobs = backend().hyper_parameter_tuning_jobs
     assert {name: job.hyper_parameter_tuning_job_status for name, job in jobs.items()} == {
-        **dict.fromkeys(OURS, "Stopping"),
+        **dict.fromkeys(OURS, "Stopped"),  # stopped, and waited for
         **dict.fromkeys(THEIRS, "InProgress"),
         DONE: "Completed",
     }

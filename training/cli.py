@@ -243,11 +243,14 @@ def _audit(args) -> int:
     for note in audit.stale_pending(sess, args.project):
         print(f"note: {note}")
     found = audit.find_leftovers(sess, args.project)
-    if not found:
+    for item in (item for item in found if item.deleting):  # on its way out: not counted
+        print(f"going: {item}")
+    left = [item for item in found if not item.deleting]
+    if not left:
         print(f"nothing billable of project '{args.project}' left in {sess.region_name}")
         return 0
-    print(f"{len(found)} resource(s) of project '{args.project}' in {sess.region_name}:")
-    for item in found:
+    print(f"{len(left)} resource(s) of project '{args.project}' in {sess.region_name}:")
+    for item in left:
         print(f"  {item}")
     if not args.delete:
         print("run again with --delete to remove them")

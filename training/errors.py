@@ -125,6 +125,12 @@ class TransformFailedError(ValidationError):
     outcome = TRANSFORM_RAN
 
 
+class TeardownError(UserError):
+    """A teardown step that would be unsafe to take: the project's stacks still own what it
+    would delete, or a job has not stopped writing to the bucket it would empty. Raised before
+    the step; ``outcome`` says what had already been done."""
+
+
 class DeployStepError(ValidationError):
     """A deploy step failed after the steps before it took effect."""
 

@@ -116,3 +116,16 @@ NOTEBOOK_TRAINING_INSTANCE_TYPES = (
 )
 # ... and for at most this long (a forgotten job stops within a day; train_aws asks 3600 s)
 NOTEBOOK_TRAINING_MAX_RUNTIME_S = 24 * 3600
+
+# -- AWS teardown (audit --delete, destroy-all: training/aws/audit.py) -------------------------
+
+# How long teardown waits for the project's stopped jobs to leave InProgress/Stopping before it
+# refuses to empty the bucket. StopTrainingJob gives the algorithm 120 s after SIGTERM to save
+# its artifact, then the instances are released; a tuning job stops all its training jobs at
+# once. 20 minutes is several times that; past it something is wrong and emptying the bucket
+# under a job that may still write to it would leave the stack's delete failing (BucketNotEmpty).
+TEARDOWN_JOB_STOP_S = 20 * 60
+# How long teardown waits for a deleted endpoint or notebook instance to disappear (SageMaker
+# deletes asynchronously); the same 30 minutes as botocore's own EndpointDeleted and
+# NotebookInstanceDeleted waiters (30 s x 60 attempts). Past it the audit reports it as left.
+TEARDOWN_DELETE_WAIT_S = 30 * 60

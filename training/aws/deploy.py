@@ -5,10 +5,12 @@ deploy: base stack -> notebooks (with the training package) to the bucket -> tra
 SageMaker -> endpoint stack -> check the endpoint runs the new config -> a smoke prediction;
 stops at the first failure.
 
-destroy: empty the versioned bucket (every version and delete marker; moto and late writers
-both make relying on the auto-delete handler alone unsafe) -> stop running training jobs ->
-``cdk destroy --all --force`` -> remove what CloudFormation does not own (SageMaker's log
-groups, the auto-delete handler's log group) -> the audit, which must find nothing.
+destroy: stop the project's tuning, training and transform jobs and wait until none is running
+or stopping (a stopping job still uploads its output) -> empty the versioned bucket (every
+version and delete marker; moto and late writers both make relying on the auto-delete handler
+alone unsafe) -> ``cdk destroy --all --force`` -> remove what CloudFormation does not own
+(SageMaker's log groups, the auto-delete handler's log group) -> the audit, which must find
+nothing.
 
 deploy a model (``python -m training deploy --model``): artifact checked locally -> uploaded
 under a content-addressed key (with the featurizer built from the preprocessing.json beside
@@ -451,25 +453,18 @@ def destroy_all(
 ) -> list:
     sess = aws.session(profile, region)
     base = stack_name(project, Stack.BASE)
-    echo("==> 1/4 empty the project bucket (every version and delete marker)")
+    # Jobs first: a stopping training job still uploads its artifact to the bucket for up to
+    # 120 s (StopTrainingJob), so the bucket is emptied only once none is running or stopping.
+    echo("==> 1/4 stop tuning, training and batch transform jobs; wait until they have stopped")
+    jobs = audit.active_jobs(sess, audit.Ownership(project))
+    audit.stop_jobs(sess, jobs, lambda line: echo("  " + line))
+    echo("==> 2/4 empty the project bucket (every version and delete marker)")
     try:
         bucket = aws.stack_outputs(sess, base).get(Output.BUCKET)
     except ValidationError:
         bucket = None
     if bucket:
         echo(f"    {audit.empty_bucket(sess, bucket)} versions and markers removed from {bucket}")
-    echo("==> 2/4 stop running tuning, training and batch transform jobs")
-    sm = sess.client("sagemaker")
-    own = audit.Ownership(project)
-    for job in audit.running_tuning_jobs(sess, own):  # stops the training jobs it launched
-        sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=job)
-        echo(f"    stopped tuning job {job}")
-    for job in audit.running_jobs(sess, own):
-        sm.stop_training_job(TrainingJobName=job)
-        echo(f"    stopped {job}")
-    for job in audit.running_transforms(sess, own):
-        sm.stop_transform_job(TransformJobName=job)
-        echo(f"    stopped {job}")
     echo("==> 3/4 cdk destroy --all")
     # A placeholder artifact puts the endpoint stack in the app whether or not a training
     # record is still around: `destroy --all` must see every stack it has to remove.

@@ -63,6 +63,16 @@ class LogGroup:
     def endpoint(endpoint: str) -> str:
         return f"/aws/sagemaker/Endpoints/{endpoint}"
 
+    # The base stack's VPC flow-log group (notebook_in_vpc): CloudFormation names it
+    # ``<base stack>-<FLOW_LOGS><8 hex>-<suffix>`` after this construct id.
+    FLOW_LOGS = "FlowLogs"
+
+    @staticmethod
+    def flow_logs(project: str) -> str:
+        """The start of the flow-log group's CloudFormation-given name (a search, not a
+        proof: the audit takes the group only with the project's tag on it)."""
+        return f"{stack_name(project, Stack.BASE)}-{LogGroup.FLOW_LOGS}"
+
     @staticmethod
     def stack_lambdas(project: str) -> tuple[str, ...]:
         """Prefixes of the log groups of Lambda functions CloudFormation names after the
