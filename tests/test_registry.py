@@ -17,7 +17,8 @@ from training.checksums import file_sha256
 from training.cli import main
 from training.core.registry import APPROVED, PENDING, REJECTED
 from training.errors import ArtifactError, RegistryError
-from training.local.registry import LocalRegistry
+from training.files import make_owned_folder
+from training.local.registry import STAGING_PREFIX, LocalRegistry
 from training.local.trainer import train_local
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,10 +178,22 @@ def test_a_swapped_model_is_not_served_as_the_approved_one(trained, tmp_path, ca
 def test_stray_entries_and_a_killed_registration_do_not_break_the_registry(trained, tmp_path):
     (tmp_path / "12abc").mkdir(parents=True)  # not a version number: ignored
     (tmp_path / "1").write_text("a stray file")  # a taken number
-    (tmp_path / ".2-killed").mkdir()  # a registration killed mid-copy
     registry = LocalRegistry(tmp_path, "ll-e2e-models")
+    # what a registration killed mid-copy leaves: its staging folder, owner file and a copy
+    killed = make_owned_folder(tmp_path, STAGING_PREFIX, "registry staging of ll-e2e-models")
+    (killed / "model.tar.gz").write_bytes(b"half a model")
+    # look-alikes that are not this registry's staging: all survive
+    other_group = make_owned_folder(tmp_path, STAGING_PREFIX, "registry staging of other")
+    unowned = tmp_path / ".staging-abcdefgh"
+    unowned.mkdir()
+    (unowned / "notes.txt").write_text("a user's")
+    longer = tmp_path / ".staging-abcdefgh-mine"
+    longer.mkdir()
     assert registry.register(trained / "a" / "model.tar.gz").version == 2
-    assert not (tmp_path / ".2-killed").exists()
+    assert not killed.exists()
+    assert other_group.is_dir() and (unowned / "notes.txt").is_file() and longer.is_dir()
+    assert not (tmp_path / "2" / ".owner").exists()  # a version carries no staging mark
+    assert [v.version for v in registry.versions()] == [2]
     rejected = registry.set_status(2, APPROVED, "first\nlook")
     assert rejected.approval_description == "first look"  # one line in the table
     assert registry.set_status(2, REJECTED).approval_description is None  # not "first look"
@@ -188,3 +201,22 @@ def test_stray_entries_and_a_killed_registration_do_not_break_the_registry(train
     (tmp_path / "3" / "version.json").write_text('["not", "a", "record"]')
     with pytest.raises(RegistryError, match="3/version.json is not a registry record"):
         registry.versions()
+
+
+def test_a_decision_on_a_registry_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no-such-registry"
+    assert main(["approve", "--version", "1", "--registry", str(missing)]) == 2
+    assert f"no registry at {missing}: register a model first" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_a_failed_registration_leaves_no_staging(trained, tmp_path, monkeypatch):
+    registry = LocalRegistry(tmp_path, "ll-e2e-models")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("training.local.registry._write_json", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        registry.register(trained / "a" / "model.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]

@@ -16,7 +16,6 @@ import fcntl
 import getpass
 import json
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -32,13 +31,20 @@ from training.core.registry import (
     find,
 )
 from training.errors import RegistryError
-from training.files import write_whole
+from training.files import (
+    OWNER_FILE,
+    make_owned_folder,
+    remove_owned,
+    stale_folders,
+    write_whole,
+)
 from training.local.training_record import RECORD_FILE, TrainingRecord
 
 VERSION_FILE = "version.json"
 MODEL_FILE = "model.tar.gz"
 DEFAULT_DIR = "models/registry"  # in the project folder
 LOCK_FILE = ".lock"
+STAGING_PREFIX = ".staging-"  # a registration in progress: .staging-<8 characters>
 
 
 def now() -> str:
@@ -57,6 +63,8 @@ class LocalRegistry:
 
     def __init__(self, root: Path, group: str):
         self.root, self.group = Path(root), group
+        # staging folders of this registry's registrations, proven ours by the owner file
+        self._owner = f"registry staging of {self.group}"
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, oldest first (an empty registry: none)."""
@@ -109,10 +117,13 @@ class LocalRegistry:
             check_preprocessing(loaded, preprocessing)
         record = TrainingRecord.beside(model, file_sha256(model))
         with self._locked():
-            _clear_stale_staging(self.root)
+            # a killed registration's staging: ours by exact name and owner file; under the
+            # lock no registration is running, so none is in use
+            for stale in stale_folders(self.root, STAGING_PREFIX, self._owner):
+                remove_owned(stale)
             # every numbered entry counts as taken, a stray file or folder too
             number = max((int(p.name) for p in _numbered(self.root)), default=0) + 1
-            staging = Path(tempfile.mkdtemp(prefix=f".{number}-", dir=self.root))
+            staging = make_owned_folder(self.root, STAGING_PREFIX, self._owner)
             try:
                 staging.chmod(0o755)  # mkdtemp's 0700 is for secrets; a version is not one
                 shutil.copyfile(model, staging / MODEL_FILE)
@@ -137,13 +148,20 @@ class LocalRegistry:
                 )
                 _write_json(staging / VERSION_FILE, version.to_json())
                 staging.rename(self.root / str(number))
+                (self.root / str(number) / OWNER_FILE).unlink()  # a version, no longer staging
             except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
+                if staging.exists():
+                    remove_owned(staging)
                 raise
         return find(self.versions(), number)
 
     def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
         """Approve or reject version ``number`` (the rules: :func:`check_transition`)."""
+        if not self.root.is_dir():  # a decision creates no registry
+            raise RegistryError(
+                f"no registry at {self.root}: register a model first (python -m training "
+                "register --model …), or pass the --registry folder you registered into"
+            )
         with self._locked():
             version = find(self.versions(), number)
             check_transition(version, status)
@@ -179,14 +197,6 @@ def _numbered(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return [p for p in root.iterdir() if p.name.isascii() and p.name.isdigit()]
-
-
-def _clear_stale_staging(root: Path) -> None:
-    """Hidden staging folders (``.<N>-…``) a killed registration left: under the lock, no
-    registration is running, so none is in use."""
-    for path in root.glob(".[0-9]*-*"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_json(path: Path, doc: dict) -> None:
