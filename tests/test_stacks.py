@@ -1121,6 +1121,13 @@ def test_with_autoscaling_an_instance_type_change_replaces_the_endpoint_and_its_
         for t in (before, after)
     ]
     assert targets == [f"endpoint/{n}/variant/AllTraffic" for n in names]
+    # the scaling policy moves with its target: both create-only, so it is replaced too, and
+    # CloudFormation replaces a custom-named resource only under a new name (AWS Knowledge
+    # Center, cloudformation-custom-name)
+    policy = "AWS::ApplicationAutoScaling::ScalingPolicy"
+    assert {"/properties/PolicyName", "/properties/ScalingTargetId"} <= set(create_only(policy))
+    policies = [only(t, policy)["Properties"]["PolicyName"] for t in (before, after)]
+    assert policies == [f"{n}-invocations-per-instance" for n in names]
     # without autoscaling (the synth of the volume-key test), the type changes in place
     unscaled = endpoint(endpoint_instance_type="ml.c5.xlarge", endpoint_instance_count=2)
     assert only(unscaled, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == (
