@@ -365,7 +365,11 @@ class EndpointStack(cdk.Stack):
         appscaling.CfnScalingPolicy(
             self,
             "InvocationsPerInstance",
-            policy_name=f"{settings.project}-invocations-per-instance",
+            # named after the endpoint: a new instance type is a new endpoint, target and
+            # policy (ScalingTargetId and PolicyName are create-only: the resource schema), and
+            # "CloudFormation doesn't replace a resource that has a custom name unless that
+            # custom name is changed" (AWS Knowledge Center, cloudformation-custom-name)
+            policy_name=f"{settings.endpoint_name}-invocations-per-instance",
             policy_type="TargetTrackingScaling",
             scaling_target_id=target.ref,
             target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(

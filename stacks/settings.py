@@ -31,12 +31,15 @@ _PROJECT_PART = re.compile(r"-(?![a-z])")
 ENDPOINT_NAME_MAX = 63
 
 
-# Pinned, so the instance's OS and Jupyter do not change under the OnStart script, which is run
-# for both (tests/test_onstart.py): AL2 with cron, AL2023 without (a systemd timer there).
-# AL2023 is the default: "Amazon Linux 2 reached end-of-support on June 30, 2026"
-# (https://aws.amazon.com/amazon-linux-2/). The platform is create-only: changing it replaces
-# the instance and its volume (docs/aws.md).
-NOTEBOOK_PLATFORMS = ("notebook-al2-v3", "notebook-al2023-v1")
+# Pinned, so the instance's OS and Jupyter do not change under the OnStart script (which still
+# arms cron where there is one, as on AL2, and a systemd timer on AL2023: tests/test_onstart.py).
+# AL2023 only: "Starting July 1, 2026, you can no longer create new or restart stopped AL2
+# notebook instances" (SageMaker DG, Amazon Linux 2 notebook instances,
+# https://docs.aws.amazon.com/sagemaker/latest/dg/nbi-al2.html): an AL2 platform would fail
+# the deploy, or never start again after its first idle stop. The platform is create-only:
+# changing it replaces the instance and its volume (docs/aws.md).
+NOTEBOOK_PLATFORMS = ("notebook-al2023-v1",)
+RETIRED_NOTEBOOK_PLATFORMS = ("notebook-al2-v1", "notebook-al2-v2", "notebook-al2-v3")
 
 
 class SettingsError(UserError):
@@ -171,7 +174,13 @@ class Settings:
             if not low <= value <= high:
                 problems.append(f"{key}={value} must be between {low} and {high}")
         problems += self._endpoint_option_problems()
-        if self.notebook_platform not in NOTEBOOK_PLATFORMS:
+        if self.notebook_platform in RETIRED_NOTEBOOK_PLATFORMS:
+            problems.append(
+                f"notebook_platform='{self.notebook_platform}': SageMaker no longer creates or "
+                "restarts Amazon Linux 2 notebook instances (since 2026-07-01): use "
+                f"-c notebook_platform={NOTEBOOK_PLATFORMS[0]} (docs/aws.md, The notebook instance)"
+            )
+        elif self.notebook_platform not in NOTEBOOK_PLATFORMS:
             problems.append(
                 f"notebook_platform='{self.notebook_platform}' must be one of "
                 + ", ".join(NOTEBOOK_PLATFORMS)

@@ -28,8 +28,9 @@ def moto_aws():
         yield boto3.Session(region_name="us-east-1")
 
 
-def deploy(sess, endpoint: bool = True) -> str:
-    """What the base and endpoint stacks leave: bucket, outputs, and a served model."""
+def deploy(sess, endpoint: bool = True, name: str = "ll-e2e-endpoint") -> str:
+    """What the base and endpoint stacks leave: bucket, outputs, and a served model behind the
+    endpoint ``name``."""
     aws.create_bucket(sess, BUCKET, "us-east-1")
     outputs = {"BucketName": {"Value": BUCKET}, "KeyArn": {"Value": KEY}}
     sess.client("cloudformation").create_stack(
@@ -57,7 +58,7 @@ def deploy(sess, endpoint: bool = True) -> str:
             }
         ],
     )
-    sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="EndpointConfig-abc")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName="EndpointConfig-abc")
     return "LlE2eEndpoint-Model-ABC"
 
 
@@ -124,6 +125,36 @@ def test_without_a_deployed_endpoint_the_error_says_what_to_deploy(moto_aws, tmp
         ValidationError, match=r"(?s)no deployed model to transform with.*deploy-all"
     ):
         transform_aws(config, AwsTransform(region="us-east-1"), echo=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ll-e2e-endpoint-serverless", "ll-e2e-endpoint-ml-c5-xlarge"],
+    ids=["serverless", "scaled"],
+)
+def test_the_model_is_found_behind_the_endpoint_the_endpoint_stack_named(moto_aws, name):
+    """The endpoint's name carries its mode (and, autoscaled, its instance type), so the
+    model to transform with is looked up under the name the endpoint stack deployed, not
+    under the real-time default."""
+    model = deploy(moto_aws, name=name)
+    sm = moto_aws.client("sagemaker")
+    # no endpoint stack: the real-time name, which this deployment does not have, is named
+    assert aws.deployed_endpoint(moto_aws, "ll-e2e") == "ll-e2e-endpoint"
+    with pytest.raises(
+        ValidationError, match=r"endpoint ll-e2e-endpoint: no deployed model to transform with"
+    ):
+        aws_transform.deployed_model(sm, aws.deployed_endpoint(moto_aws, "ll-e2e"))
+    outputs = {"EndpointName": {"Value": name}}
+    moto_aws.client("cloudformation").create_stack(
+        StackName="LlE2eEndpoint",
+        TemplateBody=json.dumps(
+            {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
+        ),
+    )
+    assert aws.deployed_endpoint(moto_aws, "ll-e2e") == name
+    assert aws_transform.deployed_model(sm, aws.deployed_endpoint(moto_aws, "ll-e2e")) == model
+    # another project's endpoint stack is not this one's
+    assert aws.deployed_endpoint(moto_aws, "other-project") == "other-project-endpoint"
 
 
 @pytest.mark.parametrize(

@@ -356,16 +356,18 @@ def test_the_notebooks_name_changes_with_each_create_only_input(synth):
         for key in values:
             other = {**values, key: {"Ref": "SomethingElse"}}
             assert notebook_fingerprint("ll-e2e", other) != name[-6:], key
-    # and each setting that feeds one gives a new name (a replacement CloudFormation can make)
+    # and each setting that feeds one gives a new name (a replacement CloudFormation can make);
+    # PlatformIdentifier has one accepted value (AL2023: SageMaker no longer creates AL2
+    # instances), covered by the fingerprint check above
+    assert default["PlatformIdentifier"] == "notebook-al2023-v1"
     names = {
         default["NotebookInstanceName"],
-        synth(notebook_platform="notebook-al2-v3")["NotebookInstanceName"],  # PlatformIdentifier
         in_vpc["NotebookInstanceName"],  # SubnetId, SecurityGroupIds, DirectInternetAccess
         synth(notebook_in_vpc=True, notebook_availability_zone="us-east-1d")[
             "NotebookInstanceName"
         ],  # the subnet's zone: a new subnet behind the same reference
     }
-    assert len(names) == 4
+    assert len(names) == 3
     # audit and destroy-all still own each by its exact name
     owned = re.compile(naming.owned_patterns("ll-e2e")["notebook"])
     assert all(owned.match(n) for n in names)

@@ -139,6 +139,47 @@ def test_aws_predict_parses_what_the_endpoint_answers(tmp_path, model_path, caps
     assert "50 predictions" in out and "test:roc_auc_score" in out
 
 
+def test_aws_predict_calls_the_endpoint_the_endpoint_stack_deployed(
+    tmp_path, model_path, monkeypatch, capsys
+):
+    """A serverless (or autoscaled) endpoint's name is not the real-time default: without
+    --endpoint, predict calls the one the endpoint stack's EndpointName output names."""
+    import boto3
+
+    called = []
+    real = predict.aws_invoker
+
+    def recording(sess, endpoint):
+        called.append(endpoint)
+        return real(sess, endpoint)
+
+    monkeypatch.setattr(predict, "aws_invoker", recording)
+    X, _ = rows(3)
+    local = artifact.load(model_path).predict(X)
+    answer = {"predictions": [{"score": float(s)} for s in local.score]}
+    data = tmp_path / "x.csv"
+    np.savetxt(data, X, delimiter=",", fmt="%.7g")
+    argv = ["-q", "predict", "--target", "aws", "--region", "us-east-1", "--input", str(data)]
+    with mock_aws():
+        requests.post(
+            "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+            json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+            timeout=5,
+        )
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName="LlE2eEndpoint",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+                    "Outputs": {"EndpointName": {"Value": "ll-e2e-endpoint-serverless"}},
+                }
+            ),
+        )
+        assert main(argv) == 0
+        assert main([*argv, "--endpoint", "mine"]) == 0  # an explicit name still wins
+    assert called == ["ll-e2e-endpoint-serverless", "mine"]
+
+
 def test_aws_predict_with_a_non_linear_learner_answer_is_explained(tmp_path, capsys):
     data = tmp_path / "x.csv"
     data.write_text("1,2,3\n")

@@ -437,6 +437,19 @@ def test_the_notebooks_availability_zone_comes_from_context():
         Settings.from_context({"notebook_platform": "notebook-al1-v1"}.get)
 
 
+def test_an_amazon_linux_2_notebook_is_refused_at_synth():
+    """SageMaker no longer creates or restarts AL2 notebook instances (DG nbi-al2.html,
+    "Starting July 1, 2026"): the deploy would fail, or the first idle stop would be final."""
+    for platform in ("notebook-al2-v3", "notebook-al2-v2"):
+        with pytest.raises(SettingsError) as err:
+            Settings.from_context({"notebook_platform": platform}.get)
+        message = str(err.value)
+        assert f"notebook_platform='{platform}'" in message
+        assert "no longer creates or restarts Amazon Linux 2 notebook instances" in message
+        assert "-c notebook_platform=notebook-al2023-v1" in message
+    assert Settings.from_context({}.get).notebook_platform == "notebook-al2023-v1"
+
+
 def test_cdk_json_context_states_every_setting_at_its_default():
     """One source for each default: cdk.json shows users the values Settings would use."""
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -1108,6 +1121,13 @@ def test_with_autoscaling_an_instance_type_change_replaces_the_endpoint_and_its_
         for t in (before, after)
     ]
     assert targets == [f"endpoint/{n}/variant/AllTraffic" for n in names]
+    # the scaling policy moves with its target: both create-only, so it is replaced too, and
+    # CloudFormation replaces a custom-named resource only under a new name (AWS Knowledge
+    # Center, cloudformation-custom-name)
+    policy = "AWS::ApplicationAutoScaling::ScalingPolicy"
+    assert {"/properties/PolicyName", "/properties/ScalingTargetId"} <= set(create_only(policy))
+    policies = [only(t, policy)["Properties"]["PolicyName"] for t in (before, after)]
+    assert policies == [f"{n}-invocations-per-instance" for n in names]
     # without autoscaling (the synth of the volume-key test), the type changes in place
     unscaled = endpoint(endpoint_instance_type="ml.c5.xlarge", endpoint_instance_count=2)
     assert only(unscaled, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] == (

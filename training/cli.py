@@ -298,11 +298,11 @@ def _predict(args) -> int:
         X, y = predict.read_input(args.input, args.labelled)
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
-            from training.aws.naming import endpoint_name
-            from training.aws.session import session
+            from training.aws.session import deployed_endpoint, session
 
+            sess = session(args.profile, args.region)
             invoke = predict.aws_invoker(
-                session(args.profile, args.region), args.endpoint or endpoint_name(args.project)
+                sess, args.endpoint or deployed_endpoint(sess, args.project)
             )
         elif args.port:
             invoke = predict.local_invoker("127.0.0.1", args.port)
@@ -836,7 +836,9 @@ def _add_predict(sub) -> None:
         "row's number)",
     )
     _preprocessing_flags(pr)
-    pr.add_argument("--endpoint", help="aws: endpoint name (unset: <project>-endpoint)")
+    pr.add_argument(
+        "--endpoint", help="aws: endpoint name (unset: the one the endpoint stack deployed)"
+    )
     _aws_flags(pr)
     pr.set_defaults(func=_predict)
 

@@ -37,7 +37,6 @@ from training.aws.naming import (
     Output,
     Prefix,
     Stack,
-    endpoint_name,
     is_s3_url,
     stack_name,
     stamp,
@@ -117,11 +116,10 @@ class Pipeline:
     preprocessing: Path | None = None  # the local preprocessing.json (to build the artifact)
 
 
-def deployed_model(sm, project: str) -> str:
+def deployed_model(sm, endpoint: str) -> str:
     """The SageMaker Model behind the project's endpoint (CloudFormation names it)."""
     import botocore.exceptions
 
-    endpoint = endpoint_name(project)
     try:
         config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
@@ -189,7 +187,7 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
     if where.model_path:
         pipeline = artifact_pipeline(where)  # checked before anything is uploaded or made
     else:
-        model = where.model_name or deployed_model(sm, where.project)
+        model = where.model_name or deployed_model(sm, aws.deployed_endpoint(sess, where.project))
         pipeline = served_pipeline(sess, sm.describe_model(ModelName=model))
     with tempfile.TemporaryDirectory(prefix="ll-transform-") as tmp:
         if pipeline is not None:

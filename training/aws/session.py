@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 
-from training.aws.naming import TERMINAL_STATES
+from training.aws.naming import TERMINAL_STATES, Output, Stack, endpoint_name, stack_name
 from training.errors import Problem, ValidationError
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -122,6 +122,24 @@ def stack_outputs(sess, stack_name: str) -> dict[str, str]:
             ]
         ) from None
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def deployed_endpoint(sess, project: str) -> str:
+    """The project's endpoint as its endpoint stack named it: the name carries the mode and,
+    autoscaled, the instance type (``naming.endpoint_name``), which only the deployed stack
+    knows. Without an endpoint stack, the real-time name (what is then missing is named by
+    the call that uses it)."""
+    import botocore.exceptions
+
+    cfn = sess.client("cloudformation")
+    try:
+        stack = cfn.describe_stacks(StackName=stack_name(project, Stack.ENDPOINT))["Stacks"][0]
+    except botocore.exceptions.ClientError as err:
+        if err.response["Error"]["Code"] != "ValidationError":  # not "does not exist"
+            raise
+        return endpoint_name(project)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return outputs.get(Output.ENDPOINT) or endpoint_name(project)
 
 
 def wait_for(
