@@ -220,3 +220,13 @@ def test_a_failed_registration_leaves_no_staging(trained, tmp_path, monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         registry.register(trained / "a" / "model.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+
+
+def test_registering_the_same_model_again_says_which_version_it_is(trained, tmp_path, capsys):
+    model = str(trained / "a" / "model.tar.gz")
+    assert main(["register", "--model", model, "--registry", str(tmp_path)]) == 0
+    assert "already version" not in capsys.readouterr().out
+    assert main(["register", "--model", model, "--registry", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "registered ll-e2e-models version 2" in out
+    assert f"same model (sha256 {file_sha256(Path(model))[:12]}…) is already version 1" in out

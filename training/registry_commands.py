@@ -37,9 +37,19 @@ def register(target, model: Path, preprocessing, registry_dir, project, profile,
     from training.model_source import preprocessing_path
 
     found = preprocessing_path(str(model), preprocessing, True)
-    version = open_registry(target, registry_dir, project, profile, region).register(
-        Path(model), found
-    )
+    registry = open_registry(target, registry_dir, project, profile, region)
+    version = registry.register(Path(model), found)
+    # registering is not deduplicated (SageMaker's is not either), but a user should know
+    same = version.model_sha256 and [
+        v.version
+        for v in registry.versions()
+        if v.model_sha256 == version.model_sha256 and v.version != version.version
+    ]
+    if same:
+        echo(
+            f"note: the same model (sha256 {version.model_sha256[:12]}…) is already version "
+            + ", ".join(map(str, same))
+        )
     echo(
         f"registered {version.group} version {version.version} ({version.status}): "
         f"{model}" + (" with its preprocessing" if found else "")
