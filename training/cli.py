@@ -337,8 +337,19 @@ def _deploy_all(args) -> int:
         args.region,
         args.instance_type,
         record=args.record,
+        **_stack_options(args),
     )
     return 0
+
+
+def _stack_options(args) -> dict:
+    """deploy's and deploy-all's ``-c`` options (plus CDK_ARGS's) and ``--replace-endpoint``."""
+    import os
+
+    from training.aws import deploy_options
+
+    given = deploy_options.given(args.context, os.environ.get("CDK_ARGS", ""))
+    return {"options": given, "replace_endpoint": args.replace_endpoint}
 
 
 def _destroy_all(args) -> int:
@@ -452,7 +463,7 @@ def _deploy(args) -> int:
             )
         deploy_approved(
             args.project, args.profile, args.region, args.record, args.data_dir,
-            version_number=args.version,
+            version_number=args.version, **_stack_options(args),
         )  # fmt: skip
         return 0
     if args.model is None:
@@ -469,6 +480,7 @@ def _deploy(args) -> int:
         show_progress=not args.quiet,
         preprocessing=args.preprocessing,
         use_preprocessing=not args.no_preprocessing,
+        **_stack_options(args),
     )
     return 0
 
@@ -897,8 +909,25 @@ def _add_deploy(sub) -> None:
         "the endpoint stack reads)",
     )
     _preprocessing_flags(m)
+    _stack_option_flags(m)
     _aws_flags(m)
     m.set_defaults(func=_deploy)
+
+
+def _stack_option_flags(p) -> None:
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a stack option (cdk.json context, e.g. endpoint_mode=serverless); kept for "
+        "later deploys (docs/aws.md)",
+    )
+    p.add_argument(
+        "--replace-endpoint",
+        action="store_true",
+        help="confirm an endpoint_mode change: the endpoint is replaced, under a new name",
+    )
 
 
 def _add_deploy_all(sub) -> None:
@@ -915,6 +944,7 @@ def _add_deploy_all(sub) -> None:
         help="where the model is recorded (unset: the project's models/latest.json, which "
         "the endpoint stack reads)",
     )
+    _stack_option_flags(d)
     _aws_flags(d)
     d.set_defaults(func=_deploy_all)
 

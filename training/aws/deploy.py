@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from training import project as project_folder
-from training.aws import audit, notebook_bundle
+from training.aws import audit, deploy_options, notebook_bundle
 from training.aws import session as aws
+from training.aws.deploy_options import NO_OPTIONS, DeployOptions, OptionsPlan
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.job import AwsTrainConfig, train_aws, upload_featurizer
 from training.aws.model_record import ModelRecord, default_path
@@ -199,6 +200,7 @@ def deploy_endpoint(
     model: LinearModel | None,
     echo,
     featurizer: Featurizer | None = None,
+    kept: OptionsPlan | None = None,
 ) -> EndpointOutputs:
     """The steps every deploy ends with: the endpoint stack (serving ``record``'s artifact,
     behind its featurizer when it has one), the endpoint checked to run the new config, a smoke
@@ -209,6 +211,8 @@ def deploy_endpoint(
     endpoint_stack = stack_name(project, Stack.ENDPOINT)
     echo(f"==> {step}/{total} endpoint stack {endpoint_stack}")
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
+    if kept is not None:
+        kept.keep()
     outputs = EndpointOutputs.of(aws.stack_outputs(sess, endpoint_stack))
     served = (
         {"registry version": (record.model_package_arn, outputs.model_package_arn)}
@@ -258,6 +262,8 @@ def deploy_model(
     echo=print,
     preprocessing: Path | None = None,
     use_preprocessing: bool = True,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
     """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
     copied around): check it locally, upload it content-addressed, record it where the endpoint
@@ -265,7 +271,10 @@ def deploy_model(
 
     With preprocessing (``preprocessing``, else the ``preprocessing.json`` train wrote beside
     the model; ``use_preprocessing=False`` serves encoded features), its featurizer.tar.gz is
-    uploaded content-addressed too and recorded: the endpoint then takes raw rows."""
+    uploaded content-addressed too and recorded: the endpoint then takes raw rows.
+
+    ``options`` (``-c key=value``) go on top of those kept by earlier deploys
+    (:mod:`training.aws.deploy_options`); a mode change needs ``replace_endpoint``."""
     from training.aws.images import linear_learner_image
     from training.checksums import file_sha256
     from training.model_source import load_pipeline, preprocessing_path
@@ -277,6 +286,7 @@ def deploy_model(
     model, featurizer = pipeline.model, pipeline.featurizer
     digest = file_sha256(model_path)
     sess = aws.session(profile, region)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
     echo(
         f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
         f"{model.feature_dim}) to the project bucket"
@@ -306,17 +316,17 @@ def deploy_model(
         feature_dim=model.feature_dim,
         recorded=stamp(),
     )
-    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept)
 
 
-def _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo):
+def _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept):
     """Write the model record the endpoint stack reads, then deploy and check that stack
-    (steps 2-4 of a deploy)."""
+    (steps 2-4 of a deploy) with the ``kept`` options."""
     entry.write(record)
     echo(f"    recorded in {record}")
-    context = _context(project, sess.region_name, record)
+    context = _context(project, sess.region_name, record, kept.options)
     outputs = deploy_endpoint(
-        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
+        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer, kept
     )
     return Deployed(entry, outputs)
 
@@ -329,6 +339,8 @@ def deploy_approved(
     data_dir: Path | None = None,
     echo=print,
     version_number: int | None = None,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
     """Serve the registry's latest Approved version (``deploy --approved``), or version
     ``version_number`` (refused, naming its status, unless it is Approved); recorded with its
@@ -348,6 +360,7 @@ def deploy_approved(
     else:
         version = find(versions, version_number)
     check_deployable(version)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
     echo(
         f"==> 1/4 {version.group} version {version.version} (Approved"
         + (f": {version.approval_description}" if version.approval_description else "")
@@ -367,7 +380,7 @@ def deploy_approved(
         source=f"{version.group} version {version.version}",
         recorded=stamp(),
     )
-    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept)
 
 
 def _version_pipeline(version, sess):
@@ -388,9 +401,11 @@ def _version_pipeline(version, sess):
     return model, Featurizer.from_json(described)
 
 
-def _context(project: str, region: str, record: Path) -> list[str]:
-    """CDK context for a deploy: the endpoint stack reads the record this run writes."""
+def _context(project: str, region: str, record: Path, options: DeployOptions) -> list[str]:
+    """CDK context for a deploy: the endpoint stack reads the record this run writes; the
+    stack options are those kept and given (never cdk.json's defaults over them)."""
     return [
+        *options.context_args(),
         "-c",
         f"model_record={Path(record).resolve()}",
         "-c",
@@ -408,13 +423,19 @@ def deploy_all(
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     record: Path | None = None,
     echo=print,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
+    """Everything in order (the module's docstring); ``options`` as for :func:`deploy_model`,
+    checked before the base stack is touched."""
     record = Path(record) if record else default_path()  # outside a project: stops here
     sess = aws.session(profile, region)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
     base = stack_name(project, Stack.BASE)
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
-    context = _context(project, sess.region_name, record)
+    context = _context(project, sess.region_name, record, kept.options)
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
+    kept.keep()
     outputs = aws.stack_outputs(sess, base)
     done = upload_notebook_bundle(sess, outputs[Output.BUCKET])
     echo(
@@ -438,7 +459,7 @@ def deploy_all(
         manifest = Manifest.load(data_dir)
         featurizer = Featurizer.load(Path(data_dir) / manifest.preprocessing)
     endpoint = deploy_endpoint(
-        sess, project, trained, context, 3, 5, data_dir, None, echo, featurizer
+        sess, project, trained, context, 3, 5, data_dir, None, echo, featurizer, kept
     )
     return Deployed(trained, endpoint)
 
