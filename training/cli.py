@@ -293,14 +293,16 @@ def _predict(args) -> int:
         y = rows.label
     else:
         X, y = predict.read_input(args.input, args.labelled)
+    limits = predict.REALTIME  # the local endpoint's: a real-time endpoint's
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
             from training.aws.naming import endpoint_name
             from training.aws.session import session
+            from training.endpoint_payload import endpoint_limits
 
-            invoke = predict.aws_invoker(
-                session(args.profile, args.region), args.endpoint or endpoint_name(args.project)
-            )
+            sess = session(args.profile, args.region)
+            name = args.endpoint or endpoint_name(args.project)
+            invoke, limits = predict.aws_invoker(sess, name), endpoint_limits(sess, name)
         elif args.port:
             invoke = predict.local_invoker("127.0.0.1", args.port)
         else:
@@ -309,9 +311,9 @@ def _predict(args) -> int:
             port = stack.enter_context(serving(served))
             invoke = predict.local_invoker("127.0.0.1", port)
         if raw:
-            predictions = predict.predict_raw(invoke, rows, featurizer.width)
+            predictions = predict.predict_raw(invoke, rows, featurizer, limits)
         else:
-            predictions = predict.predict(invoke, X, args.content_type)
+            predictions = predict.predict(invoke, X, args.content_type, limits)
     out = args.out or predict.default_output(Path(args.input), ".csv" if raw else ".jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     if raw:

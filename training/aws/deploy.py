@@ -239,11 +239,12 @@ def deploy_endpoint(
     if featurizer is not None:
         lines = smoke_raw_rows(data_dir, featurizer)
         rows = predict.RawRows(Path("smoke"), lines, [str(i + 1) for i in range(len(lines))], "row")
-        answers = predict.predict_raw(invoke, rows, featurizer.width)
+        answers = predict.predict_raw(invoke, rows, featurizer)
         X = featurizer.features_from_csv("\n".join(lines) + "\n") if model is not None else None
     else:
         X = smoke_rows(data_dir, model.feature_dim if model is not None else None)
-        answers = predict.predict(invoke, X)
+        shape = model.predict(X[:1]).rows()[0] if model is not None else None
+        answers = predict.predict(invoke, X, shape=shape)
     if model is not None:
         check_answers(model, X, answers, endpoint)
     first = answers.rows()[0]
