@@ -343,14 +343,11 @@ def test_s3_data_outside_the_execution_roles_prefixes_is_refused_before_the_job(
 def test_the_role_prefixes_checked_are_the_ones_the_base_stack_grants():
     """One home: the synthesized execution role reads and writes exactly the prefixes the
     transform checks s3:// data against (not a copy that could drift)."""
-    import aws_cdk as cdk
+    from test_stacks import base  # the stack tests' synthesis, cached across them
 
-    from stacks.app_builder import build_app
     from training.aws.naming import EXECUTION_S3
 
-    app = cdk.App(context={"model_record": "/nonexistent/latest.json"})
-    build_app(app)
-    template = app.synth().get_stack_by_name("LlE2eBase").template
+    template = base().to_json()
 
     def prefixes(resource) -> str:
         return resource["Fn::Join"][1][-1].lstrip("/")
