@@ -82,7 +82,14 @@ def endpoint_limits(sess, endpoint: str) -> PayloadLimits:
         variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
     except botocore.exceptions.ClientError:
         return SERVERLESS
-    return SERVERLESS if any(v.get("ServerlessConfig") for v in variants) else REALTIME
+    return BY_MODE[variants_mode(variants)]
+
+
+def variants_mode(variants: list[dict]) -> str:
+    """An endpoint config's mode as stacks/settings.py names it: "serverless" when a
+    production variant has a ServerlessConfig (SageMaker API, ProductionVariant), else
+    "realtime"."""
+    return "serverless" if any(v.get("ServerlessConfig") for v in variants) else "realtime"
 
 
 def answer_shape(predictor_type: str, classes=()) -> dict:

@@ -229,8 +229,11 @@ def deploy_endpoint(
                 f"serves the {what} {deployed}, not {recorded}",
                 "look at the stack's events in the CloudFormation console",
             )
-    echo(f"==> {step + 1}/{total} endpoint runs the new config")
     endpoint = outputs.endpoint_name
+    mode = next((c for c in kept.changes if c.key == deploy_options.MODE), None) if kept else None
+    if mode is not None:  # confirmed with --replace-endpoint: clients must be told
+        echo(f"    endpoint_mode {mode}: the endpoint is now {endpoint}; point clients at it")
+    echo(f"==> {step + 1}/{total} endpoint runs the new config")
     check_endpoint(sess, endpoint, outputs.endpoint_config_name)
     compared = ", compared with the artifact's own answer" if model is not None else ""
     raw = " on raw rows" if featurizer is not None else ""

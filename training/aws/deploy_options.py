@@ -209,11 +209,11 @@ def cdk_defaults(root: Path) -> dict:
 
 
 def deployed_mode(sess, project: str) -> str | None:
-    """The running endpoint's mode, read from its endpoint config (a variant with a
-    ServerlessConfig is serverless: SageMaker API, ProductionVariant.ServerlessConfig);
-    None when no endpoint stack is deployed (nothing to replace)."""
+    """The running endpoint's mode, read from its endpoint config; None when no endpoint
+    stack is deployed (nothing to replace)."""
     from training.aws import session as aws
     from training.aws.naming import Output, Stack, stack_name
+    from training.endpoint_payload import variants_mode
 
     try:
         outputs = aws.stack_outputs(sess, stack_name(project, Stack.ENDPOINT))
@@ -223,8 +223,7 @@ def deployed_mode(sess, project: str) -> str | None:
     if not config:
         return None
     described = sess.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)
-    variants = described.get("ProductionVariants", [])
-    return "serverless" if any(v.get("ServerlessConfig") for v in variants) else "realtime"
+    return variants_mode(described.get("ProductionVariants", []))
 
 
 def plan(
