@@ -203,3 +203,41 @@ def test_kept_options_that_are_not_options_are_refused_naming_the_file(tmp_path)
     path.write_text("[1, 2]")
     with pytest.raises(ValidationError, match="deploy-options-ll-e2e.json: not deploy options"):
         DeployOptions.load(path)
+
+
+def test_a_model_with_preprocessing_under_a_kept_serverless_mode_is_refused_before_upload(
+    sess, tmp_path, capsys
+):
+    """Kept serverless + a model that takes raw rows (a serial pipeline, which serverless
+    endpoints do not run): the stacks' own refusal, raised before the upload and the record,
+    not at synth after both."""
+    from training.data.prepare import PrepareConfig, prepare
+    from training.local.trainer import train_local
+
+    deployed(sess, None)
+    DeployOptions.parse(["endpoint_mode=serverless"]).write(
+        deploy_options.options_path(tmp_path / "r.json", "ll-e2e")
+    )
+    prepare(
+        PrepareConfig(
+            ROOT / "training" / "datasets" / "penguins.csv",
+            "sex",
+            "binary_classifier",
+            tmp_path / "data",
+            drop_unlabeled=True,
+            show_progress=False,
+        )
+    )
+    train_local(
+        tmp_path / "data", tmp_path / "m", {"epochs": "1"}, show_progress=False, echo=lambda s: 0
+    )
+    from training.cli import main
+
+    record = tmp_path / "r.json"
+    rc = main(["deploy", "--model", str(tmp_path / "m" / "model.tar.gz"), "--record", str(record)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "endpoint_mode=serverless cannot serve the model" in err and "preprocessing" in err
+    assert "use -c endpoint_mode=realtime" in err
+    assert sess.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert not record.exists()

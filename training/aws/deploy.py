@@ -291,6 +291,7 @@ def deploy_model(
     digest = file_sha256(model_path)
     sess = aws.session(profile, region)
     kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    deploy_options.check_servable(kept, project, sess.region_name, featurizer is not None)
     echo(
         f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
         f"{model.feature_dim}) to the project bucket"
@@ -365,6 +366,7 @@ def deploy_approved(
         version = find(versions, version_number)
     check_deployable(version)
     kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    deploy_options.check_servable(kept, project, sess.region_name, False, version.arn)
     echo(
         f"==> 1/4 {version.group} version {version.version} (Approved"
         + (f": {version.approval_description}" if version.approval_description else "")
@@ -435,6 +437,8 @@ def deploy_all(
     record = Path(record) if record else default_path()  # outside a project: stops here
     sess = aws.session(profile, region)
     kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    raw_rows = bool(Manifest.load(data_dir).preprocessing)  # the endpoint will take raw rows
+    deploy_options.check_servable(kept, project, sess.region_name, raw_rows)
     base = stack_name(project, Stack.BASE)
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
     context = _context(project, sess.region_name, record, kept.options)

@@ -275,3 +275,27 @@ def given(pairs: list[str] | None, cdk_args: str = "") -> DeployOptions:
         if word in ("-c", "--context") and words[i + 1].partition("=")[0] in option_keys()
     ]
     return DeployOptions.parse(in_env, "CDK_ARGS -c").over(DeployOptions.parse(pairs))
+
+
+def check_servable(
+    kept: OptionsPlan, project: str, region: str, raw_rows: bool, package_arn: str | None = None
+) -> None:
+    """The stacks' own refusal of this model under these options (a serverless endpoint
+    cannot serve a serial inference pipeline: stacks/settings.py), raised before anything is
+    uploaded or recorded instead of at synth, after both."""
+    from stacks.settings import Settings
+    from training import project as project_folder
+
+    context = {
+        **cdk_defaults(project_folder.root("the CDK app (cdk.json)")),
+        **dict(kept.options.values),
+        "project": project,
+        "region": region,
+    }
+    if package_arn:
+        context["model_package_arn"] = package_arn
+    else:  # where it will be uploaded does not matter to the rule, only what it is
+        context["model_data_url"] = "s3://bucket-to-be/model.tar.gz"
+        if raw_rows:
+            context["featurizer_data_url"] = "s3://bucket-to-be/featurizer.tar.gz"
+    Settings.from_context(context.get).model_artifact()
