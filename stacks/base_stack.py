@@ -37,17 +37,15 @@ from stacks.notebook_lifecycle import on_start_script
 from stacks.settings import Settings
 from training import limits
 from training.aws import naming, notebook_bundle
-from training.aws.naming import LogGroup, Output, Prefix, Stack
+from training.aws.naming import EXECUTION_S3, LogGroup, Output, Prefix, Stack
 
 # The project bucket's prefixes (training.aws.naming.Prefix): data/ (channels), models/
 # (artifacts), notebooks/ (bundle), transform/ (batch transform input and output), capture/.
 # Who may do what where, by duty (the deploy step, the transform command and the bundle
 # deployment write notebooks/, uploaded models and transform input with their own
 # credentials, not these roles):
-EXECUTION_S3 = {  # training jobs, the Model (endpoint and batch transform)
-    "read": (f"{Prefix.DATA}*", f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
-    "write": (f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
-}
+# EXECUTION_S3 (training jobs, the Model: endpoint and batch transform) is training.aws.naming's,
+# the one home transform --target aws checks s3:// inputs and outputs against.
 NOTEBOOK_S3 = {
     "read": (f"{Prefix.DATA}*", f"{Prefix.MODELS}*", f"{Prefix.NOTEBOOKS}*"),
     "write": (f"{Prefix.DATA}*",),

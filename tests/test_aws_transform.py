@@ -28,11 +28,18 @@ def moto_aws():
         yield boto3.Session(region_name="us-east-1")
 
 
-def deploy(sess, endpoint: bool = True, name: str = "ll-e2e-endpoint") -> str:
+ROLE = "arn:aws:iam::123456789012:role/x"
+
+
+def deploy(
+    sess, endpoint: bool = True, name: str = "ll-e2e-endpoint", role_output: bool = False
+) -> str:
     """What the base and endpoint stacks leave: bucket, outputs, and a served model behind the
-    endpoint ``name``."""
+    endpoint ``name`` (running as the base stack's execution role with ``role_output``)."""
     aws.create_bucket(sess, BUCKET, "us-east-1")
     outputs = {"BucketName": {"Value": BUCKET}, "KeyArn": {"Value": KEY}}
+    if role_output:
+        outputs["RoleArn"] = {"Value": ROLE}
     sess.client("cloudformation").create_stack(
         StackName="LlE2eBase",
         TemplateBody=json.dumps(
@@ -44,7 +51,7 @@ def deploy(sess, endpoint: bool = True, name: str = "ll-e2e-endpoint") -> str:
     sm = sess.client("sagemaker")
     sm.create_model(
         ModelName="LlE2eEndpoint-Model-ABC",
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+        ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
     sm.create_endpoint_config(
@@ -338,3 +345,131 @@ def test_a_given_artifact_gets_a_model_for_the_job_that_is_deleted_after_it(
             AwsTransform(region="us-east-1", model_path=str(tmp_path / "bad.tar.gz")),
             echo=lambda s: None,
         )
+
+
+def nothing_made(sess) -> None:
+    """A refused transform left no job, no new Model and no object behind."""
+    sm = sess.client("sagemaker")
+    assert sm.list_transform_jobs()["TransformJobSummaries"] == []
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["LlE2eEndpoint-Model-ABC"]
+    assert sess.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (
+            {"input": "s3://another-bucket/in/"},
+            "--input s3://another-bucket/in/: the job's execution role may read only under "
+            f"s3://{BUCKET}/data/, s3://{BUCKET}/models/, s3://{BUCKET}/transform/ "
+            f"fix: copy the data under s3://{BUCKET}/transform/",
+        ),
+        (
+            {"input": f"s3://{BUCKET}/uploads/in/"},
+            f"--input s3://{BUCKET}/uploads/in/: the job's execution role may read only under",
+        ),
+        (
+            {"input": f"s3://{BUCKET}/transform/in/", "out": f"s3://{BUCKET}/results/"},
+            f"--out s3://{BUCKET}/results/: the job's execution role may write only under "
+            f"s3://{BUCKET}/models/, s3://{BUCKET}/transform/ fix: write under",
+        ),
+        (
+            {"input": f"s3://{BUCKET}/transform/in/", "out": "s3://another-bucket/out/"},
+            "--out s3://another-bucket/out/: the job's execution role may write only under",
+        ),
+    ],
+)
+def test_s3_data_outside_the_execution_roles_prefixes_is_refused_before_the_job(
+    moto_aws, tmp_path, given, named
+):
+    """AccessDenied would come after the instances started: refused first, nothing made."""
+    deploy(moto_aws, role_output=True)
+    config = TransformConfig(
+        given["input"], given.get("out", str(tmp_path / "out")), show_progress=False
+    )
+    with pytest.raises(ValidationError) as err:
+        transform_aws(config, AwsTransform(region="us-east-1", poll_s=0), echo=lambda s: None)
+    assert named in " ".join(str(err.value).split())  # the problem, then its fix
+    nothing_made(moto_aws)
+
+
+def test_the_role_prefixes_checked_are_the_ones_the_base_stack_grants():
+    """One home: the synthesized execution role reads and writes exactly the prefixes the
+    transform checks s3:// data against (not a copy that could drift)."""
+    from test_stacks import base  # the stack tests' synthesis, cached across them
+
+    from training.aws.naming import EXECUTION_S3
+
+    template = base().to_json()
+
+    def prefixes(resource) -> str:
+        return resource["Fn::Join"][1][-1].lstrip("/")
+
+    granted = {"ReadProjectData": set(), "WriteProjectData": set()}
+    for res in template["Resources"].values():
+        if res["Type"] != "AWS::IAM::Policy":
+            continue
+        for st in res["Properties"]["PolicyDocument"]["Statement"]:
+            if st.get("Sid") in granted:
+                listed = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                granted[st["Sid"]].add(tuple(sorted(map(prefixes, listed))))
+    assert tuple(sorted(EXECUTION_S3["read"])) in granted["ReadProjectData"]
+    assert tuple(sorted(EXECUTION_S3["write"])) in granted["WriteProjectData"]
+
+
+def test_json_lines_input_is_refused_for_a_job_on_sagemaker(moto_aws, tmp_path):
+    deploy(moto_aws, role_output=True)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"features": [1, 2]}\n')
+    config = TransformConfig(
+        str(rows), str(tmp_path / "out"), content_type="application/jsonlines", show_progress=False
+    )
+    with pytest.raises(ValidationError) as err:
+        transform_aws(config, AwsTransform(region="us-east-1", poll_s=0), echo=lambda s: None)
+    message = str(err.value)
+    assert "--content-type application/jsonlines" in message and str(rows) in message
+    assert "convert the rows to CSV" in message
+    nothing_made(moto_aws)
+
+
+def test_sub_folders_are_kept_from_upload_to_download(moto_aws, tmp_path, monkeypatch):
+    """a/x.csv and b/x.csv: uploaded under their relative paths, answered (as SageMaker
+    does) at <output>/<relpath>.out, downloaded to out/a/x.csv.out and out/b/x.csv.out."""
+    deploy(moto_aws, role_output=True)
+    inputs = tmp_path / "in"
+    for folder, row in (("a", "1,2\n"), ("b", "3,4\n5,6\n")):
+        (inputs / folder).mkdir(parents=True)
+        (inputs / folder / "x.csv").write_text(row)
+    real_wait = aws_transform.wait_for_transform
+
+    def container_then_wait(sm, name, poll_s, echo):
+        """SageMaker's part: one answer line per input line, at the mirrored key."""
+        job = sm.describe_transform_job(TransformJobName=name)
+        s3 = moto_aws.client("s3")
+        source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        in_prefix = source.split(BUCKET + "/", 1)[1]
+        out_prefix = job["TransformOutput"]["S3OutputPath"].split(BUCKET + "/", 1)[1]
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=in_prefix)["Contents"]:
+            lines = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().splitlines()
+            answer = "".join(f'{{"score": {i}, "of": "{obj["Key"]}"}}\n' for i in range(len(lines)))
+            key = out_prefix + obj["Key"][len(in_prefix) :] + ".out"
+            s3.put_object(Bucket=BUCKET, Key=key, Body=answer.encode())
+        return real_wait(sm, name, poll_s, echo)
+
+    monkeypatch.setattr(aws_transform, "wait_for_transform", container_then_wait)
+    config = TransformConfig(str(inputs), str(tmp_path / "out"), show_progress=False)
+    result = transform_aws(config, AwsTransform(region="us-east-1", poll_s=0), echo=lambda s: None)
+    out = tmp_path / "out"
+    assert result.downloaded == [out / "a" / "x.csv.out", out / "b" / "x.csv.out"]
+    a, b = (p.read_text().splitlines() for p in result.downloaded)
+    assert len(a) == 1 and a[0].endswith('input/a/x.csv"}') and len(b) == 2
+    assert b[1].endswith('input/b/x.csv"}')
+
+    # the same answers read from an S3 prefix: the relative paths under it are kept too
+    listed = aws_transform.download_outputs(
+        moto_aws, result.output, tmp_path / "again", None, show_progress=False
+    )
+    assert listed == [
+        tmp_path / "again" / "a" / "x.csv.out",
+        tmp_path / "again" / "b" / "x.csv.out",
+    ]

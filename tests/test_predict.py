@@ -11,8 +11,16 @@ from moto import mock_aws
 
 from training import predict
 from training.cli import main
+from training.content_types import RECORDIO
 from training.core import artifact
 from training.core.model import LinearModel
+from training.endpoint_payload import (
+    REALTIME,
+    SERVERLESS,
+    answer_row_bound,
+    answer_shape,
+    endpoint_limits,
+)
 
 W = np.array([1.0, -2.0, 0.5], np.float32)
 
@@ -114,10 +122,18 @@ def test_aws_predict_parses_what_the_endpoint_answers(tmp_path, model_path, caps
     data = tmp_path / "test.csv"
     np.savetxt(data, np.column_stack([y, X]), delimiter=",", fmt="%.7g")
     with mock_aws():
-        # moto's runtime returns canned bodies: queue the answer SageMaker would give
+        # moto's runtime returns canned bodies: queue the answers SageMaker would give, to
+        # the first request (one row: its answer sizes the batches) and to the rest
+        first = {"predictions": answer["predictions"][:1]}
+        rest = {"predictions": answer["predictions"][1:]}
         requests.post(
             "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-            json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+            json={
+                "results": [
+                    {"Body": json.dumps(a), "ContentType": "application/json"}
+                    for a in (first, rest)
+                ]
+            },
             timeout=5,
         )
         assert (
@@ -279,3 +295,115 @@ def test_numbers_as_linear_learner_writes_them_are_read(tmp_path, model_path, ca
     scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
     X = np.array([[1, -2.5, 0.5], [3, 0, 1e-3]], np.float32)
     np.testing.assert_allclose(scores, artifact.load(model_path).predict(X).score, rtol=1e-6)
+
+
+class Measured:
+    """An invoker that records each request's and answer's size in bytes."""
+
+    def __init__(self, invoke):
+        self.invoke, self.sizes = invoke, []
+
+    def __call__(self, body: bytes, content_type: str) -> bytes:
+        answer = self.invoke(body, content_type)
+        self.sizes.append((len(body), len(answer)))
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("limits", "ctype"),
+    [(SERVERLESS, "text/csv"), (REALTIME, "application/json"), (SERVERLESS, RECORDIO)],
+)
+def test_answers_stay_under_the_endpoints_response_limit(limits, ctype):
+    """A 300-class model's answer is ~7 KB a row for a ~40-byte CSV row: batches sized by the
+    request alone would ask for a 6 MB+ answer in one go. Against the real local endpoint,
+    every measured answer stays under the mode's limit, and every row comes back in order."""
+    from training.local.server import serving
+
+    rng = np.random.default_rng(3)
+    model = LinearModel(
+        "multiclass_classifier",
+        "softmax_loss",
+        rng.standard_normal((3, 300)).astype(np.float32),
+        np.zeros(300, np.float32),
+    )
+    X = rng.standard_normal((1000, 3)).astype(np.float32)
+    with serving(model) as port:
+        invoke = Measured(predict.local_invoker("127.0.0.1", port))
+        got = predict.predict(invoke, X, ctype, limits)
+    answers = [a for _, a in invoke.sizes]
+    assert sum(answers) > limits.response_bytes  # the whole answer would not fit one
+    assert len(invoke.sizes) >= 3 and invoke.sizes[0][0] < 200  # one row first, then batches
+    assert all(r <= limits.request_bytes and a <= limits.response_bytes for r, a in invoke.sizes)
+    assert max(answers) > limits.response_bytes // 2  # batches are full, not one row each
+    np.testing.assert_array_equal(got.predicted_label, model.predict(X).predicted_label)
+
+
+def test_raw_rows_are_sized_by_the_featurizers_classes_without_a_probe(tmp_path):
+    """A pipeline's answer shape is known from its featurizer (predictor type, classes): the
+    first request is already a full batch, and no answer exceeds the serverless limit."""
+    from training.core.featurizer import Featurizer
+
+    featurizer = Featurizer.load(_prepared_featurizer(tmp_path))
+    shape = answer_shape(featurizer.predictor_type, featurizer.classes)
+    most = SERVERLESS.rows_per_request(answer_row_bound(shape))
+    served = []
+
+    def invoke(body: bytes, content_type: str) -> bytes:
+        n = body.count(b"\n")
+        served.append(n)
+        row = {"score": 0.25, "predicted_label": 0, "predicted_class": featurizer.classes[0]}
+        return json.dumps({"predictions": [row] * n}).encode()
+
+    lines = ["x"] * (most + 10)
+    rows_ = predict.RawRows(tmp_path / "in.csv", lines, [str(i) for i in range(len(lines))], "row")
+    got = predict.predict_raw(invoke, rows_, featurizer, SERVERLESS)
+    assert len(got) == len(lines) and served[0] == most and sum(served) == len(lines)
+    assert len(json.dumps({"predictions": [shape] * most})) < SERVERLESS.response_bytes
+
+
+def _prepared_featurizer(tmp_path):
+    from pathlib import Path
+
+    from training.data.prepare import PrepareConfig, prepare
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "prep"
+    prepare(
+        PrepareConfig(
+            root / "training" / "datasets" / "penguins.csv",
+            "species",
+            "multiclass_classifier",
+            out,
+            drop_unlabeled=True,
+            show_progress=False,
+        )
+    )
+    return out / json.loads((out / "manifest.json").read_text())["preprocessing"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ({"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}, SERVERLESS),
+        ({"InstanceType": "ml.m5.large", "InitialInstanceCount": 1}, REALTIME),
+        (None, SERVERLESS),  # not readable (here: no such endpoint): the stricter limits
+    ],
+)
+def test_the_endpoints_mode_decides_its_limits(variant, expected):
+    import boto3
+
+    with mock_aws():
+        sess = boto3.Session(region_name="us-east-1")
+        sm = sess.client("sagemaker")
+        if variant is not None:
+            sm.create_model(
+                ModelName="m",
+                ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+                PrimaryContainer={"Image": "1.dkr.ecr.us-east-1.amazonaws.com/ll:1"},
+            )
+            sm.create_endpoint_config(
+                EndpointConfigName="c",
+                ProductionVariants=[{"VariantName": "v", "ModelName": "m", **variant}],
+            )
+            sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="c")
+        assert endpoint_limits(sess, "ll-e2e-endpoint") == expected

@@ -278,9 +278,10 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
     record_file = tmp_path / "deployed.json"
     rc, out = run(
         sys.executable, "-m", "training", "deploy", "--model", str(model_file),
-        "--record", str(record_file),
+        "--record", str(record_file), "-c", "alarm_latency_p99_ms=2500",
     )  # fmt: skip
     assert rc == 0, out[-4000:]
+    assert "this deploy changes alarm_latency_p99_ms: 1000 -> 2500" in out
     for step in ("1/4 upload", "2/4 endpoint stack", "3/4 endpoint runs", "4/4 smoke"):
         assert step in out, step
     assert "smoke prediction on raw rows" in out and "as the artifact does" in out
@@ -306,3 +307,36 @@ def deploy_a_local_model(session, url, bucket, data, tmp_path, run):
         record["model_data_url"],
         record["featurizer_data_url"],
     ] in served, served
+    assert latency_alarm_ms(session, url) == 2500
+
+    # the option was kept: a second deploy without -c does not put cdk.json's 1000 ms back
+    requests.post(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+    )
+    rc, out = run(
+        sys.executable, "-m", "training", "deploy", "--model", str(model_file),
+        "--record", str(record_file),
+    )  # fmt: skip
+    assert rc == 0, out[-4000:]
+    assert "stack options (deploy-options-ll-e2e.json): -c alarm_latency_p99_ms=2500" in out
+    assert "this deploy changes" not in out
+    assert latency_alarm_ms(session, url) == 2500
+
+
+def latency_alarm_ms(session, url) -> float:
+    """The p99 model latency alarm's threshold in the endpoint stack CloudFormation holds, in
+    ms (ModelLatency is in µs). Read from the deployed template: moto's CloudFormation does
+    not create CloudWatch alarms, and an update adding data capture left moto's endpoint on
+    its old config here, so the option checked is one moto deploys faithfully."""
+    cfn = session.client("cloudformation", endpoint_url=url)
+    body = cfn.get_template(StackName="LlE2eEndpoint")["TemplateBody"]
+    template = body if isinstance(body, dict) else json.loads(body)
+    (alarm,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"].get("MetricName") == "ModelLatency"
+    ]
+    return alarm["Threshold"] / 1000

@@ -296,14 +296,15 @@ def _predict(args) -> int:
         y = rows.label
     else:
         X, y = predict.read_input(args.input, args.labelled)
+    limits = predict.REALTIME  # the local endpoint's: a real-time endpoint's
     with contextlib.ExitStack() as stack:
         if args.target == "aws":
             from training.aws.session import deployed_endpoint, session
+            from training.endpoint_payload import endpoint_limits
 
             sess = session(args.profile, args.region)
-            invoke = predict.aws_invoker(
-                sess, args.endpoint or deployed_endpoint(sess, args.project)
-            )
+            name = args.endpoint or deployed_endpoint(sess, args.project)
+            invoke, limits = predict.aws_invoker(sess, name), endpoint_limits(sess, name)
         elif args.port:
             invoke = predict.local_invoker("127.0.0.1", args.port)
         else:
@@ -312,9 +313,9 @@ def _predict(args) -> int:
             port = stack.enter_context(serving(served))
             invoke = predict.local_invoker("127.0.0.1", port)
         if raw:
-            predictions = predict.predict_raw(invoke, rows, featurizer.width)
+            predictions = predict.predict_raw(invoke, rows, featurizer, limits)
         else:
-            predictions = predict.predict(invoke, X, args.content_type)
+            predictions = predict.predict(invoke, X, args.content_type, limits)
     out = args.out or predict.default_output(Path(args.input), ".csv" if raw else ".jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     if raw:
@@ -340,8 +341,19 @@ def _deploy_all(args) -> int:
         args.region,
         args.instance_type,
         record=args.record,
+        **_stack_options(args),
     )
     return 0
+
+
+def _stack_options(args) -> dict:
+    """deploy's and deploy-all's ``-c`` options (plus CDK_ARGS's) and ``--replace-endpoint``."""
+    import os
+
+    from training.aws import deploy_options
+
+    given = deploy_options.given(args.context, os.environ.get("CDK_ARGS", ""))
+    return {"options": given, "replace_endpoint": args.replace_endpoint}
 
 
 def _destroy_all(args) -> int:
@@ -455,7 +467,7 @@ def _deploy(args) -> int:
             )
         deploy_approved(
             args.project, args.profile, args.region, args.record, args.data_dir,
-            version_number=args.version,
+            version_number=args.version, **_stack_options(args),
         )  # fmt: skip
         return 0
     if args.model is None:
@@ -472,6 +484,7 @@ def _deploy(args) -> int:
         show_progress=not args.quiet,
         preprocessing=args.preprocessing,
         use_preprocessing=not args.no_preprocessing,
+        **_stack_options(args),
     )
     return 0
 
@@ -902,8 +915,25 @@ def _add_deploy(sub) -> None:
         "the endpoint stack reads)",
     )
     _preprocessing_flags(m)
+    _stack_option_flags(m)
     _aws_flags(m)
     m.set_defaults(func=_deploy)
+
+
+def _stack_option_flags(p) -> None:
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a stack option (cdk.json context, e.g. endpoint_mode=serverless); kept for "
+        "later deploys (docs/aws.md)",
+    )
+    p.add_argument(
+        "--replace-endpoint",
+        action="store_true",
+        help="confirm an endpoint_mode change: the endpoint is replaced, under a new name",
+    )
 
 
 def _add_deploy_all(sub) -> None:
@@ -920,6 +950,7 @@ def _add_deploy_all(sub) -> None:
         help="where the model is recorded (unset: the project's models/latest.json, which "
         "the endpoint stack reads)",
     )
+    _stack_option_flags(d)
     _aws_flags(d)
     d.set_defaults(func=_deploy_all)
 

@@ -129,3 +129,16 @@ TEARDOWN_JOB_STOP_S = 20 * 60
 # deletes asynchronously); the same 30 minutes as botocore's own EndpointDeleted and
 # NotebookInstanceDeleted waiters (30 s x 60 attempts). Past it the audit reports it as left.
 TEARDOWN_DELETE_WAIT_S = 30 * 60
+
+# -- endpoint requests (predict --target aws/local: training/endpoint_payload.py) --------------
+
+# Room left in every request and answer under the endpoint's payload limit, for the JSON
+# wrapper, separators and rounding in our size arithmetic: a batch one byte over the limit is
+# refused whole by SageMaker, so we stay a clear margin below it.
+PAYLOAD_HEADROOM_BYTES = 64 * 1024
+
+# A string in an answer (a pipeline's predicted_class) is budgeted at least this long: the
+# first answer shows one class name, and another class's name may be longer. Class names over
+# this are not bounded by it (the answer could then exceed the limit; a 256-byte class name is
+# not a label we expect).
+ANSWER_STRING_BYTES = 256

@@ -33,6 +33,7 @@ from training.data import recordio
 from training.data.channels import detect_format
 from training.data.manifest import MANIFEST_FILE
 from training.data.raw_files import raw_rows
+from training.endpoint_payload import REALTIME, PayloadLimits, answer_shape, sized_answers
 from training.errors import Problem, ValidationError
 from training.files import file_problem, line_blocks
 
@@ -177,10 +178,14 @@ def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
         ) from None
 
 
-def raw_bodies(lines: list[str], feature_dim: int, limit: int = LIMIT) -> Iterator[bytes]:
-    """Bodies of whole raw CSV rows, each under ``limit`` bytes, and few enough rows that
-    their features stay under the 5 MB a pipeline's containers may pass each other."""
+def raw_bodies(
+    lines: list[str], feature_dim: int, limit: int = LIMIT, most_rows: int | None = None
+) -> Iterator[bytes]:
+    """Bodies of whole raw CSV rows, each under ``limit`` bytes and ``most_rows`` rows, and
+    few enough rows that their features stay under the 5 MB a pipeline's containers may pass
+    each other."""
     most = max(1, PIPELINE_BYTES // (4 * feature_dim + RECORD_OVERHEAD))
+    most = min(most, most_rows or most)
     batch, size = [], 0
     for line in lines:
         nbytes = len(line.encode()) + 1
@@ -193,11 +198,14 @@ def raw_bodies(lines: list[str], feature_dim: int, limit: int = LIMIT) -> Iterat
         yield ("\n".join(batch) + "\n").encode()
 
 
-def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iterator[bytes]:
-    """Bodies of whole rows, each under ``limit`` bytes."""
+def request_bodies(
+    X: np.ndarray, content_type: str, limit: int = LIMIT, most_rows: int | None = None
+) -> Iterator[bytes]:
+    """Bodies of whole rows, each under ``limit`` bytes and ``most_rows`` rows."""
+    most = most_rows or X.shape[0] or 1
     if content_type == RECORDIO:
         per_row = len(recordio.encode_dense(X[:1].astype(np.float32)))
-        step = max(1, limit // per_row)
+        step = min(most, max(1, limit // per_row))
         for start in range(0, X.shape[0], step):
             yield recordio.encode_dense(X[start : start + step].astype(np.float32))
         return
@@ -206,7 +214,7 @@ def request_bodies(X: np.ndarray, content_type: str, limit: int = LIMIT) -> Iter
         rows = [json.dumps({"features": [float(v) for v in row]}) for row in X]
     batch, size = [], 0
     for row in rows:
-        if batch and size + len(row) + 64 > limit:
+        if batch and (size + len(row) + 64 > limit or len(batch) >= most):
             yield _join(batch, content_type)
             batch, size = [], 0
         batch.append(row)
@@ -262,17 +270,46 @@ def aws_invoker(sess, endpoint: str) -> Invoker:
     return invoke
 
 
-def predict(invoke: Invoker, X: np.ndarray, content_type: str = CSV) -> Predictions:
-    """Every row of ``X`` sent through ``invoke`` (in requests under the payload limit)."""
-    return _answers(invoke, request_bodies(X, content_type), content_type, X.shape[0])
+def predict(
+    invoke: Invoker,
+    X: np.ndarray,
+    content_type: str = CSV,
+    limits: PayloadLimits = REALTIME,
+    shape: dict | None = None,
+) -> Predictions:
+    """Every row of ``X`` sent through ``invoke``, in requests whose bodies and answers stay
+    under the endpoint's ``limits``, answers sized by ``shape`` (one row's answer, when known
+    beforehand) or by the first answer (:mod:`training.endpoint_payload`)."""
+
+    def ask(rows: slice, most: int) -> list[dict]:
+        part = X[rows]
+        bodies = request_bodies(part, content_type, limits.request_budget, most)
+        return _answers(invoke, bodies, content_type, part.shape[0])
+
+    return Predictions.from_rows(sized_answers(ask, X.shape[0], limits, shape))
 
 
-def predict_raw(invoke: Invoker, rows: RawRows, feature_dim: int) -> Predictions:
-    """Every raw row sent through ``invoke`` as CSV, in requests under the payload limits."""
-    return _answers(invoke, raw_bodies(rows.lines, feature_dim), CSV, len(rows))
+def predict_raw(
+    invoke: Invoker,
+    rows: RawRows,
+    featurizer: Featurizer,
+    limits: PayloadLimits = REALTIME,
+) -> Predictions:
+    """Every raw row sent through ``invoke`` as CSV, in requests under the payload limits
+    (the endpoint's ``limits`` both ways, answers shaped by the featurizer's predictor type
+    and classes, and the pipeline's limit between its containers)."""
+    feature_dim = featurizer.width
+    shape = answer_shape(featurizer.predictor_type, featurizer.classes)
+
+    def ask(part: slice, most: int) -> list[dict]:
+        lines = rows.lines[part]
+        bodies = raw_bodies(lines, feature_dim, limits.request_budget, most)
+        return _answers(invoke, bodies, CSV, len(lines))
+
+    return Predictions.from_rows(sized_answers(ask, len(rows), limits, shape))
 
 
-def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> Predictions:
+def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> list[dict]:
     out: list[dict] = []
     for body in bodies:
         answer = invoke(body, content_type)
@@ -298,7 +335,7 @@ def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> Predi
                 )
             ]
         )
-    return Predictions.from_rows(out)
+    return out
 
 
 def metrics_for(

@@ -340,7 +340,7 @@ def run_local(config: RunConfig, echo=print) -> RunSummary:
             with serving(served) as port:
                 echo(f"    endpoint http://127.0.0.1:{port}/invocations")
                 predicted = predict.predict_raw(
-                    predict.local_invoker("127.0.0.1", port), test, served.featurizer.width
+                    predict.local_invoker("127.0.0.1", port), test, served.featurizer
                 )
             echo(f"    {len(test)} rows predicted; endpoint stopped")
         with stage("evaluate + report"):
@@ -424,7 +424,7 @@ def run_aws(config: RunConfig, echo=print) -> RunSummary:
     with stage(f"predict the test split through {endpoint}, as raw rows"):
         sess = aws.session(config.profile, config.region)
         invoke = predict.aws_invoker(sess, endpoint)
-        predicted = predict.predict_raw(invoke, test, featurizer.width)
+        predicted = predict.predict_raw(invoke, test, featurizer)
     # the job's F-beta and top-k, SageMaker's defaults for what it was not given
     trained_with = hyperparameters.validate(deployed.record.hyperparameters or {})
     params = MetricsParams(f_beta=trained_with.f_beta, accuracy_top_k=trained_with.accuracy_top_k)

@@ -31,6 +31,7 @@ from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.instance_types import accepts_volume_key
 from training.aws.naming import (
     DEFAULT_PROJECT,
+    EXECUTION_S3,
     TAG_KEY,
     Container,
     LogGroup,
@@ -73,6 +74,71 @@ KNOWN_FAILURES = [
         "project key: redeploy the base stack (cdk deploy) to get its transform/ permissions",
     ),
 ]
+
+
+# What a job on SageMaker may send Linear Learner: "For inference, the linear learner algorithm
+# supports the application/json, application/x-recordio-protobuf, and text/csv formats"
+# (SageMaker DG, "Linear Learner Algorithm", Input/Output interface, linear-learner.html);
+# "Common data formats for inference" (cdf-inference.html) has application/jsonlines as an
+# answer (Accept) format only. application/json does not split into records (SplitType None:
+# a file is one request), so a transform takes CSV or RecordIO.
+AWS_INPUTS = (CSV, RECORDIO)
+
+
+def check_aws_input(config: TransformConfig) -> None:
+    """Refuse, before anything is read, uploaded or made, an input type Linear Learner is not
+    documented to take (JSON lines: the local transform reads them, SageMaker's need not)."""
+    if config.content_type in AWS_INPUTS:
+        return
+    raise ValidationError(
+        [
+            Problem(
+                f"--content-type {config.content_type}",
+                f"{config.input}: Linear Learner on SageMaker is documented to take "
+                f"{CSV}, {RECORDIO} or application/json for inference, not "
+                f"{config.content_type}",
+                f"convert the rows to CSV (features only, no header) or RecordIO, or score "
+                f"them with predict --target aws; --target local reads {JSONLINES} too",
+            )
+        ]
+    )
+
+
+def check_role_reach(config: TransformConfig, bucket: str) -> None:
+    """An ``s3://`` input the execution role may not read, or an output it may not write,
+    refused before the job starts: the job would fail with AccessDenied after its instances
+    were billed. The role's grants are :data:`training.aws.naming.EXECUTION_S3` on the project
+    bucket alone, the one home the base stack builds them from."""
+    problems = []
+    for flag, uri, access in (("--input", config.input, "read"), ("--out", config.out, "write")):
+        if not is_s3_url(str(uri)):
+            continue
+        where, key = split_s3_url(str(uri))
+        prefixes = [p.rstrip("*") for p in EXECUTION_S3[access]]
+        if where == bucket and any(key.startswith(p) for p in prefixes):
+            continue
+        allowed = ", ".join(f"s3://{bucket}/{p}" for p in prefixes)
+        problems.append(
+            Problem(
+                f"{flag} {uri}",
+                f"the job's execution role may {access} only under {allowed}",
+                f"copy the data under s3://{bucket}/{Prefix.TRANSFORM} (aws s3 cp --recursive)"
+                if access == "read"
+                else f"write under s3://{bucket}/{Prefix.TRANSFORM}, or to a local folder",
+            )
+        )
+    if problems:
+        raise ValidationError(problems)
+
+
+def relative_names(input_path: str | Path, files: list[Path]) -> list[str]:
+    """Each local input's path relative to the input folder (its name for one file): the key
+    it is uploaded under and, as SageMaker mirrors input keys in the output prefix
+    (TransformOutput.S3OutputPath: "in a corresponding subfolder"), its answer's."""
+    root = Path(input_path)
+    if not root.is_dir():
+        return [f.name for f in files]
+    return [f.relative_to(root).as_posix() for f in files]
 
 
 @dataclass(frozen=True)
@@ -177,7 +243,9 @@ def transform_request(
 def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> TransformResult:
     """Run the job, wait for it with status lines, and fetch the answers to a local ``out``."""
     config.check()
+    check_aws_input(config)
     files = [] if is_s3_url(config.input) else input_files(config.input)
+    names = relative_names(config.input, files)
     sess = aws.session(where.profile, where.region)
     sm = sess.client("sagemaker")
     outputs = aws.stack_outputs(sess, stack_name(where.project, Stack.BASE))
@@ -186,9 +254,13 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
     made = None
     if where.model_path:
         pipeline = artifact_pipeline(where)  # checked before anything is uploaded or made
+        check_role_reach(config, bucket)  # the job's Model runs as the project's role
     else:
         model = where.model_name or deployed_model(sm, aws.deployed_endpoint(sess, where.project))
-        pipeline = served_pipeline(sess, sm.describe_model(ModelName=model))
+        described = sm.describe_model(ModelName=model)
+        if described.get("ExecutionRoleArn") == outputs.get(Output.ROLE):
+            check_role_reach(config, bucket)  # another role's grants are not ours to know
+        pipeline = served_pipeline(sess, described)
     with tempfile.TemporaryDirectory(prefix="ll-transform-") as tmp:
         if pipeline is not None:
             check_pipeline_accept(config, pipeline)
@@ -215,7 +287,7 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
             s3 = aws.s3_client_for(sess, bucket)
             if files:
                 prefix = Prefix.transform_input(name)
-                upload = {f"{prefix}/{f.name}": f for f in files}
+                upload = {f"{prefix}/{n}": f for n, f in zip(names, files, strict=True)}
                 upload_files(s3, bucket, upload, config.show_progress)
                 input_uri = f"s3://{bucket}/{prefix}/"
             else:
@@ -250,9 +322,8 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
         )
     downloaded = []
     if not is_s3_url(config.out):
-        names = [f.name for f in files] if files else None
         downloaded = download_outputs(
-            sess, output_uri, Path(config.out), names, config.show_progress
+            sess, output_uri, Path(config.out), names or None, config.show_progress
         )
     return TransformResult(name, status, output_uri, downloaded)
 
@@ -348,7 +419,8 @@ def pipeline_input(
     out, lengths = [], []
     for path in files:
         if config.content_type == CSV and has_header(path, featurizer):
-            target = folder / path.name
+            target = folder / str(len(out)) / path.name  # a/x.csv and b/x.csv stay apart
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "wb") as fh:
                 for _, record in raw_records(path, featurizer):
                     fh.write(record)
@@ -501,8 +573,11 @@ def wait_for_transform(sm, name: str, poll_s: float, echo) -> dict:
 def download_outputs(
     sess, output_uri: str, out: Path, names: list[str] | None, show_progress: bool = True
 ) -> list[Path]:
-    """``<name>.out`` of each input, in input order (all ``.out`` objects, sorted, when the
-    input was an S3 prefix). A missing output is an error, not a silently shorter result."""
+    """``<name>.out`` of each input (``names``: paths relative to the input folder), in input
+    order, or every ``.out`` object under the output prefix, sorted, when the input was an S3
+    prefix; each lands at the same relative path under ``out`` (sub-folders kept, so a/x.csv
+    and b/x.csv do not overwrite each other). A missing output is an error, not a silently
+    shorter result."""
     bucket, prefix = split_s3_url(output_uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     s3 = aws.s3_client_for(sess, bucket)
@@ -535,7 +610,8 @@ def download_outputs(
     written = []
     try:
         for key in keys:
-            target = out / key.rsplit("/", 1)[-1]
+            target = out / key[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part")
             s3.download_file(bucket, key, str(tmp), Callback=bar.update)
             tmp.replace(target)

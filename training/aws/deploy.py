@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from training import project as project_folder
-from training.aws import audit, notebook_bundle
+from training.aws import audit, deploy_options, notebook_bundle
 from training.aws import session as aws
+from training.aws.deploy_options import NO_OPTIONS, DeployOptions, OptionsPlan
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.job import AwsTrainConfig, train_aws, upload_featurizer
 from training.aws.model_record import ModelRecord, default_path
@@ -201,6 +202,7 @@ def deploy_endpoint(
     model: LinearModel | None,
     echo,
     featurizer: Featurizer | None = None,
+    kept: OptionsPlan | None = None,
 ) -> EndpointOutputs:
     """The steps every deploy ends with: the endpoint stack (serving ``record``'s artifact,
     behind its featurizer when it has one), the endpoint checked to run the new config, a smoke
@@ -211,6 +213,8 @@ def deploy_endpoint(
     endpoint_stack = stack_name(project, Stack.ENDPOINT)
     echo(f"==> {step}/{total} endpoint stack {endpoint_stack}")
     cdk(["deploy", "--all", "--require-approval", "never", *context], echo)
+    if kept is not None:
+        kept.keep()
     outputs = EndpointOutputs.of(aws.stack_outputs(sess, endpoint_stack))
     served = (
         {"registry version": (record.model_package_arn, outputs.model_package_arn)}
@@ -227,8 +231,11 @@ def deploy_endpoint(
                 f"serves the {what} {deployed}, not {recorded}",
                 "look at the stack's events in the CloudFormation console",
             )
-    echo(f"==> {step + 1}/{total} endpoint runs the new config")
     endpoint = outputs.endpoint_name
+    mode = next((c for c in kept.changes if c.key == deploy_options.MODE), None) if kept else None
+    if mode is not None:  # confirmed with --replace-endpoint: clients must be told
+        echo(f"    endpoint_mode {mode}: the endpoint is now {endpoint}; point clients at it")
+    echo(f"==> {step + 1}/{total} endpoint runs the new config")
     check_endpoint(sess, endpoint, outputs.endpoint_config_name)
     compared = ", compared with the artifact's own answer" if model is not None else ""
     raw = " on raw rows" if featurizer is not None else ""
@@ -237,11 +244,12 @@ def deploy_endpoint(
     if featurizer is not None:
         lines = smoke_raw_rows(data_dir, featurizer)
         rows = predict.RawRows(Path("smoke"), lines, [str(i + 1) for i in range(len(lines))], "row")
-        answers = predict.predict_raw(invoke, rows, featurizer.width)
+        answers = predict.predict_raw(invoke, rows, featurizer)
         X = featurizer.features_from_csv("\n".join(lines) + "\n") if model is not None else None
     else:
         X = smoke_rows(data_dir, model.feature_dim if model is not None else None)
-        answers = predict.predict(invoke, X)
+        shape = model.predict(X[:1]).rows()[0] if model is not None else None
+        answers = predict.predict(invoke, X, shape=shape)
     if model is not None:
         check_answers(model, X, answers, endpoint)
     first = answers.rows()[0]
@@ -260,6 +268,8 @@ def deploy_model(
     echo=print,
     preprocessing: Path | None = None,
     use_preprocessing: bool = True,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
     """Serve a model made elsewhere (``train --target local``, or a SageMaker job's artifact
     copied around): check it locally, upload it content-addressed, record it where the endpoint
@@ -267,7 +277,10 @@ def deploy_model(
 
     With preprocessing (``preprocessing``, else the ``preprocessing.json`` train wrote beside
     the model; ``use_preprocessing=False`` serves encoded features), its featurizer.tar.gz is
-    uploaded content-addressed too and recorded: the endpoint then takes raw rows."""
+    uploaded content-addressed too and recorded: the endpoint then takes raw rows.
+
+    ``options`` (``-c key=value``) go on top of those kept by earlier deploys
+    (:mod:`training.aws.deploy_options`); a mode change needs ``replace_endpoint``."""
     from training.aws.images import linear_learner_image
     from training.checksums import file_sha256
     from training.model_source import load_pipeline, preprocessing_path
@@ -279,6 +292,8 @@ def deploy_model(
     model, featurizer = pipeline.model, pipeline.featurizer
     digest = file_sha256(model_path)
     sess = aws.session(profile, region)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    deploy_options.check_servable(kept, project, sess.region_name, featurizer is not None)
     echo(
         f"==> 1/4 upload {model_path} ({model.predictor_type}, feature_dim "
         f"{model.feature_dim}) to the project bucket"
@@ -308,17 +323,17 @@ def deploy_model(
         feature_dim=model.feature_dim,
         recorded=stamp(),
     )
-    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept)
 
 
-def _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo):
+def _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept):
     """Write the model record the endpoint stack reads, then deploy and check that stack
-    (steps 2-4 of a deploy)."""
+    (steps 2-4 of a deploy) with the ``kept`` options."""
     entry.write(record)
     echo(f"    recorded in {record}")
-    context = _context(project, sess.region_name, record)
+    context = _context(project, sess.region_name, record, kept.options)
     outputs = deploy_endpoint(
-        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer
+        sess, project, entry, context, 2, 4, data_dir, model, echo, featurizer, kept
     )
     return Deployed(entry, outputs)
 
@@ -331,6 +346,8 @@ def deploy_approved(
     data_dir: Path | None = None,
     echo=print,
     version_number: int | None = None,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
     """Serve the registry's latest Approved version (``deploy --approved``), or version
     ``version_number`` (refused, naming its status, unless it is Approved); recorded with its
@@ -350,6 +367,8 @@ def deploy_approved(
     else:
         version = find(versions, version_number)
     check_deployable(version)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    deploy_options.check_servable(kept, project, sess.region_name, False, version.arn)
     echo(
         f"==> 1/4 {version.group} version {version.version} (Approved"
         + (f": {version.approval_description}" if version.approval_description else "")
@@ -369,7 +388,7 @@ def deploy_approved(
         source=f"{version.group} version {version.version}",
         recorded=stamp(),
     )
-    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo)
+    return _record_and_deploy(sess, project, entry, record, data_dir, model, featurizer, echo, kept)
 
 
 def _version_pipeline(version, sess):
@@ -390,9 +409,11 @@ def _version_pipeline(version, sess):
     return model, Featurizer.from_json(described)
 
 
-def _context(project: str, region: str, record: Path) -> list[str]:
-    """CDK context for a deploy: the endpoint stack reads the record this run writes."""
+def _context(project: str, region: str, record: Path, options: DeployOptions) -> list[str]:
+    """CDK context for a deploy: the endpoint stack reads the record this run writes; the
+    stack options are those kept and given (never cdk.json's defaults over them)."""
     return [
+        *options.context_args(),
         "-c",
         f"model_record={Path(record).resolve()}",
         "-c",
@@ -410,13 +431,21 @@ def deploy_all(
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     record: Path | None = None,
     echo=print,
+    options: DeployOptions = NO_OPTIONS,
+    replace_endpoint: bool = False,
 ) -> Deployed:
+    """Everything in order (the module's docstring); ``options`` as for :func:`deploy_model`,
+    checked before the base stack is touched."""
     record = Path(record) if record else default_path()  # outside a project: stops here
     sess = aws.session(profile, region)
+    kept = deploy_options.plan(sess, project, record, options, replace_endpoint, echo)
+    raw_rows = bool(Manifest.load(data_dir).preprocessing)  # the endpoint will take raw rows
+    deploy_options.check_servable(kept, project, sess.region_name, raw_rows)
     base = stack_name(project, Stack.BASE)
     echo(f"==> 1/5 base stack {base} ({sess.region_name})")
-    context = _context(project, sess.region_name, record)
+    context = _context(project, sess.region_name, record, kept.options)
     cdk(["deploy", base, "--require-approval", "never", *context], echo)
+    kept.keep()
     outputs = aws.stack_outputs(sess, base)
     done = upload_notebook_bundle(sess, outputs[Output.BUCKET])
     echo(
@@ -440,7 +469,7 @@ def deploy_all(
         manifest = Manifest.load(data_dir)
         featurizer = Featurizer.load(Path(data_dir) / manifest.preprocessing)
     endpoint = deploy_endpoint(
-        sess, project, trained, context, 3, 5, data_dir, None, echo, featurizer
+        sess, project, trained, context, 3, 5, data_dir, None, echo, featurizer, kept
     )
     return Deployed(trained, endpoint)
 

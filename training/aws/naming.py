@@ -119,6 +119,14 @@ class Prefix:
         return f"{Prefix.TRANSFORM}{job}/output/"
 
 
+# What the execution role (training jobs, the endpoint's and batch transform's Model) may do
+# in the project bucket, by prefix: the base stack grants exactly this (stacks/base_stack.py),
+# and transform --target aws refuses an s3:// input or output outside it before a job starts.
+EXECUTION_S3 = {
+    "read": (f"{Prefix.DATA}*", f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
+    "write": (f"{Prefix.MODELS}*", f"{Prefix.TRANSFORM}*"),
+}
+
 # Every job name and record time carries the UTC time it started, in this form.
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
 STAMP_PATTERN = r"\d{8}-\d{6}"

@@ -1,0 +1,301 @@
+"""The stack options a deploy was given once (``deploy -c endpoint_mode=serverless``), kept so
+that every later deploy passes them again instead of reverting to cdk.json's defaults.
+
+Why a file of our own, beside the model record, and not ``cdk.context.json``: the CDK CLI reads
+context from the command line first, then cdk.json, then cdk.context.json
+(node_modules/aws-cdk/lib/cli/user-configuration.js, ``contextSources``), so a value kept in
+cdk.context.json never overrides a key cdk.json sets, and every option here is set in cdk.json;
+and cdk.context.json is CDK's lookup cache, which ``cdk context --clear`` empties ("Clear all
+context", AWS CDK v2 guide, ref-cli-cmd-context). Not the model record either: ``train
+--target aws`` writes a new record for every job. So: ``deploy-options-<project>.json`` in the
+record's folder, written after each successful ``cdk deploy``, read by the next deploy.
+
+A deploy that changes an option prints each change before anything is deployed; one that
+changes ``endpoint_mode`` is refused unless confirmed (``--replace-endpoint``): SageMaker does
+not update a real-time endpoint to a serverless one in place ("Updating a real-time inference
+endpoint to an on-demand serverless endpoint … is currently not supported", SageMaker DG,
+"Update a serverless endpoint", serverless-endpoints-update.html), so a mode change replaces
+the endpoint, and clients must be told its new name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from training.aws.naming import endpoint_name
+from training.errors import Problem, ValidationError
+from training.files import write_whole
+
+# Settings keys a deploy decides itself (the model to serve, from --model / --approved /
+# training) or takes from its own flags (--project, --region): never options to keep.
+DEPLOY_DECIDES = frozenset(
+    {
+        "project",
+        "region",
+        "account",
+        "model_record",
+        "model_data_url",
+        "image_uri",
+        "featurizer_data_url",
+        "model_package_arn",
+        "predictor_type",
+        "model_path",
+        "preprocessing_path",
+    }
+)
+MODE = "endpoint_mode"
+REPLACE_FLAG = "--replace-endpoint"
+
+
+def option_keys() -> tuple[str, ...]:
+    """Every CDK context key a deploy keeps: the stacks' settings (stacks/settings.py, their
+    one home) less what the deploy decides."""
+    from stacks.settings import Settings
+
+    return tuple(f.name for f in fields(Settings) if f.name not in DEPLOY_DECIDES)
+
+
+def options_path(record: Path, project: str) -> Path:
+    """Where the project's options are kept: beside the model record the endpoint reads."""
+    return Path(record).resolve().parent / f"deploy-options-{project}.json"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One option whose deployed value this deploy changes."""
+
+    key: str
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.before} -> {self.after}"
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Context values given over cdk.json's defaults, as ``(key, value)`` pairs sorted by key
+    (strings, as ``-c key=value`` gives them; stacks/settings.py parses and checks them)."""
+
+    values: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, pairs: list[str] | None, flag: str = "-c") -> DeployOptions:
+        """``key=value`` strings; an unknown key, a key the deploy decides, or no ``=`` is
+        refused naming it and the fix."""
+        keys = option_keys()
+        values: dict[str, str] = {}
+        problems = []
+        for pair in pairs or []:
+            key, sep, value = pair.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                problems.append(
+                    Problem(f"{flag} {pair}", "not key=value", "e.g. -c endpoint_mode=serverless")
+                )
+            elif key in DEPLOY_DECIDES:
+                problems.append(
+                    Problem(
+                        f"{flag} {key}",
+                        "is decided by the deploy itself (the model it serves, its --project "
+                        "and --region)",
+                        "drop it; pass --model / --approved, --project, --region",
+                    )
+                )
+            elif key not in keys:
+                problems.append(
+                    Problem(f"{flag} {key}", "is not a stack option", "one of " + ", ".join(keys))
+                )
+            else:
+                values[key] = value.strip()
+        if problems:
+            raise ValidationError(problems)
+        return cls(tuple(sorted(values.items())))
+
+    @classmethod
+    def load(cls, path: Path) -> DeployOptions | None:
+        """The options kept at ``path``; None when no deploy kept any there yet."""
+        path = Path(path)
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text())
+            if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+                raise ValueError("not an object of strings")
+        except (OSError, ValueError) as err:
+            raise ValidationError(
+                [Problem(str(path), f"not deploy options ({err})", "delete it and pass -c again")]
+            ) from None
+        known = set(option_keys())
+        return cls(tuple(sorted((k, v) for k, v in doc.items() if k in known)))
+
+    def write(self, path: Path) -> Path:
+        return write_whole(Path(path), (json.dumps(dict(self.values), indent=2) + "\n").encode())
+
+    def over(self, kept: DeployOptions | None) -> DeployOptions:
+        """These options on top of ``kept`` (what was given now wins)."""
+        merged = dict(kept.values) if kept else {}
+        merged.update(self.values)
+        return DeployOptions(tuple(sorted(merged.items())))
+
+    def context_args(self) -> list[str]:
+        """The ``-c key=value`` arguments for ``cdk deploy``."""
+        return [arg for key, value in self.values for arg in ("-c", f"{key}={value}")]
+
+    def effective(self, defaults: dict) -> dict[str, str]:
+        """Every option's value as the app will read it: these, else cdk.json's."""
+        given = dict(self.values)
+        known = [k for k in option_keys() if k in given or k in defaults]
+        return {k: given.get(k, _text(defaults.get(k))) for k in known}
+
+
+NO_OPTIONS = DeployOptions()
+
+
+def _text(value) -> str:
+    """A cdk.json value as ``-c`` would give it (JSON true -> "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> list[Change]:
+    """The options whose value differs, by key."""
+    return [
+        Change(k, before.get(k, ""), after.get(k, ""))
+        for k in sorted(set(before) | set(after))
+        if before.get(k, "") != after.get(k, "")
+    ]
+
+
+def check_mode_change(found: list[Change], endpoint: str, replace: bool) -> None:
+    """A mode change replaces the endpoint (a new name for clients): refused unless
+    ``--replace-endpoint`` confirms it."""
+    mode = next((c for c in found if c.key == MODE), None)
+    if mode is None or replace:
+        return
+    raise ValidationError(
+        [
+            Problem(
+                f"-c {MODE}={mode.after}",
+                f"changes endpoint {endpoint} from {mode.before} to {mode.after}: SageMaker "
+                "cannot change an endpoint's mode in place, so the deploy replaces it and "
+                "the endpoint gets a new name (clients calling the old one must switch)",
+                f"rerun with {REPLACE_FLAG} to confirm, or -c {MODE}={mode.before} to keep it",
+            )
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class OptionsPlan:
+    """What a deploy passes to ``cdk deploy`` (kept options, plus what it was given) and
+    where it keeps them once a deploy took them."""
+
+    options: DeployOptions
+    path: Path
+    changes: tuple[Change, ...] = ()
+
+    def keep(self) -> None:
+        """After a successful ``cdk deploy``: the next deploy passes these again."""
+        self.options.write(self.path)
+
+
+def cdk_defaults(root: Path) -> dict:
+    """cdk.json's context: the value of every option nobody gave."""
+    return json.loads((Path(root) / "cdk.json").read_text()).get("context", {})
+
+
+def deployed_mode(sess, project: str) -> str | None:
+    """The running endpoint's mode, read from its endpoint config; None when no endpoint
+    stack is deployed (nothing to replace)."""
+    from training.aws import session as aws
+    from training.aws.naming import Output, Stack, stack_name
+    from training.endpoint_payload import variants_mode
+
+    try:
+        outputs = aws.stack_outputs(sess, stack_name(project, Stack.ENDPOINT))
+    except ValidationError:
+        return None
+    config = outputs.get(Output.ENDPOINT_CONFIG)
+    if not config:
+        return None
+    described = sess.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)
+    return variants_mode(described.get("ProductionVariants", []))
+
+
+def plan(
+    sess,
+    project: str,
+    record: Path,
+    given: DeployOptions,
+    replace_endpoint: bool,
+    echo,
+) -> OptionsPlan:
+    """The options this deploy passes: those kept by earlier deploys with ``given`` on top,
+    checked as the CDK app checks them (stacks/settings.py), their changes to what is deployed
+    printed, and a mode change refused unless confirmed. Runs before anything is uploaded or
+    deployed, so a refusal leaves everything as it was."""
+    from stacks.settings import Settings
+    from training import project as project_folder
+
+    path = options_path(record, project)
+    kept = DeployOptions.load(path)
+    options = given.over(kept)
+    defaults = cdk_defaults(project_folder.root("the CDK app (cdk.json)"))
+    context = {**defaults, **dict(options.values), "project": project, "region": sess.region_name}
+    Settings.from_context(context.get)  # a bad value fails here, naming the key, not at synth
+    before = (kept or DeployOptions()).effective(defaults)
+    after = options.effective(defaults)
+    mode = deployed_mode(sess, project)
+    if mode is None:  # no endpoint yet: the mode is chosen, not changed
+        before[MODE] = after.get(MODE, "")
+    else:
+        before[MODE] = mode
+    found = changes(before, after)
+    if options.values:
+        echo(f"    stack options ({path.name}): " + " ".join(options.context_args()))
+    for change in found:
+        echo(f"    this deploy changes {change}")
+    check_mode_change(found, endpoint_name(project), replace_endpoint)
+    return OptionsPlan(options, path, tuple(found))
+
+
+def given(pairs: list[str] | None, cdk_args: str = "") -> DeployOptions:
+    """The options a deploy was given: ``-c key=value`` flags, and stack options in
+    ``CDK_ARGS`` (which ``cdk`` also receives, last, so they win there and here too)."""
+    import shlex
+
+    words = shlex.split(cdk_args)
+    in_env = [
+        words[i + 1]
+        for i, word in enumerate(words[:-1])
+        if word in ("-c", "--context") and words[i + 1].partition("=")[0] in option_keys()
+    ]
+    return DeployOptions.parse(in_env, "CDK_ARGS -c").over(DeployOptions.parse(pairs))
+
+
+def check_servable(
+    kept: OptionsPlan, project: str, region: str, raw_rows: bool, package_arn: str | None = None
+) -> None:
+    """The stacks' own refusal of this model under these options (a serverless endpoint
+    cannot serve a serial inference pipeline: stacks/settings.py), raised before anything is
+    uploaded or recorded instead of at synth, after both."""
+    from stacks.settings import Settings
+    from training import project as project_folder
+
+    context = {
+        **cdk_defaults(project_folder.root("the CDK app (cdk.json)")),
+        **dict(kept.options.values),
+        "project": project,
+        "region": region,
+    }
+    if package_arn:
+        context["model_package_arn"] = package_arn
+    else:  # where it will be uploaded does not matter to the rule, only what it is
+        context["model_data_url"] = "s3://bucket-to-be/model.tar.gz"
+        if raw_rows:
+            context["featurizer_data_url"] = "s3://bucket-to-be/featurizer.tar.gz"
+    Settings.from_context(context.get).model_artifact()
