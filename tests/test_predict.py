@@ -172,14 +172,20 @@ def test_aws_predict_calls_the_endpoint_the_endpoint_stack_deployed(
     monkeypatch.setattr(predict, "aws_invoker", recording)
     X, _ = rows(3)
     local = artifact.load(model_path).predict(X)
-    answer = {"predictions": [{"score": float(s)} for s in local.score]}
+    answer = [{"score": float(s)} for s in local.score]
     data = tmp_path / "x.csv"
     np.savetxt(data, X, delimiter=",", fmt="%.7g")
     argv = ["-q", "predict", "--target", "aws", "--region", "us-east-1", "--input", str(data)]
     with mock_aws():
+        # moto answers from a queue: each run's one-row first request, then the rest, twice
+        bodies = [{"predictions": answer[:1]}, {"predictions": answer[1:]}] * 2
         requests.post(
             "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-            json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
+            json={
+                "results": [
+                    {"Body": json.dumps(b), "ContentType": "application/json"} for b in bodies
+                ]
+            },
             timeout=5,
         )
         boto3.client("cloudformation", region_name="us-east-1").create_stack(
