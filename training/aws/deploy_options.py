@@ -52,9 +52,25 @@ REPLACE_FLAG = "--replace-endpoint"
 def option_keys() -> tuple[str, ...]:
     """Every CDK context key a deploy keeps: the stacks' settings (stacks/settings.py, their
     one home) less what the deploy decides."""
-    from stacks.settings import Settings
+    Settings = _settings_class()  # noqa: N806 (a class)
 
     return tuple(f.name for f in fields(Settings) if f.name not in DEPLOY_DECIDES)
+
+
+def _settings_class():
+    """The CDK app's ``Settings`` (stacks/settings.py), imported from the project folder: the
+    app is not part of the installed package, and ``linear-learner`` does not run from that
+    folder (a console script's path is its own)."""
+    import sys
+
+    from training import project
+
+    folder = str(project.root("deploy (the CDK app's settings, stacks/settings.py)"))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from stacks.settings import Settings
+
+    return Settings
 
 
 def options_path(record: Path, project: str) -> Path:
@@ -238,7 +254,7 @@ def plan(
     checked as the CDK app checks them (stacks/settings.py), their changes to what is deployed
     printed, and a mode change refused unless confirmed. Runs before anything is uploaded or
     deployed, so a refusal leaves everything as it was."""
-    from stacks.settings import Settings
+    Settings = _settings_class()  # noqa: N806 (a class)
     from training import project as project_folder
 
     path = options_path(record, project)
@@ -283,7 +299,7 @@ def check_servable(
     """The stacks' own refusal of this model under these options (a serverless endpoint
     cannot serve a serial inference pipeline: stacks/settings.py), raised before anything is
     uploaded or recorded instead of at synth, after both."""
-    from stacks.settings import Settings
+    Settings = _settings_class()  # noqa: N806 (a class)
     from training import project as project_folder
 
     context = {
