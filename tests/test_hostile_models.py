@@ -629,3 +629,22 @@ def test_what_headers_do_not_count_is_still_capped_while_decompressed(tmp_path, 
         artifact.load(path)
     monkeypatch.setattr(artifact, "MAX_ARCHIVE_BYTES", 1 << 20)
     assert artifact.load(path).feature_dim == 20  # the same file, under a cap it fits
+
+
+def test_unclosed_strings_are_scanned_once_not_once_per_quote(tmp_path):
+    """4 MiB of ``"\\`` in a JSON member: every quote opens a string that never closes. The
+    depth check scanned the rest of the file from each one (hours); it now reads it once, and
+    the file is refused as the invalid JSON it is (timeout: a regression fails, not hangs)."""
+    data = b'{"mx-mod": ' + b'"\\' * ((artifact.MAX_JSON_BYTES - 16) // 2) + b"}"
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(artifact.tar_gz(with_member(artifact.MANIFEST, data), 0))
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {path}: manifest.json is not valid JSON (")
+    assert done.stderr.count("\n") == 1
