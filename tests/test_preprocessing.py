@@ -751,6 +751,64 @@ def test_a_regression_label_copied_under_other_values_is_refused(tmp_path):
         run(tmp_path, data=tmp_path / "leak.csv", label="rating", predictor_type="regressor")
 
 
+LINES = {  # a regressor's label 'price' copied on a straight line -> how the error says it
+    "price_copy": (lambda p: p, "itself"),
+    "pr\u0456ce": (lambda p: p, "itself"),  # a Cyrillic i: a name no spelling rule folds
+    "price_cents": (lambda p: (p * 100).round(1), "on a straight line ('price' = 0.01 x"),
+    "price_eur": (
+        lambda p: (p * 0.92 + 5).round(4),
+        "on a straight line ('price' = 1.08696 x 'price_eur' -5.43478)",
+    ),
+}
+
+
+def test_a_regression_label_on_a_straight_line_is_refused(tmp_path):
+    """A continuous label has a value a row, so no one-to-one mapping tells a copy of it from
+    an identifier: the copy under another name, in cents, in another currency and rounded all
+    leaked (R² 1.0). Refused after every row, read 500 at a time, agreed."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(3000).round(3)
+    price = (40 + 10 * x + rng.standard_normal(3000)).round(6)  # a value a row
+    frame = pd.DataFrame({"x": x, "price": price})
+    for name, (copy, _) in LINES.items():
+        frame[name] = copy(price)
+    frame.to_csv(tmp_path / "leak.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "leak.csv", "--label", "price", "--predictor-type", "regressor",
+        "--out", tmp_path / "out", "--chunk-rows", 500,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{len(LINES)} problems found" in res.stderr
+    for column, (name, (_, how)) in enumerate(LINES.items(), start=3):
+        assert (
+            f"leak.csv, column {column}: column '{name}' is the label 'price' {how}"
+        ) in res.stderr, res.stderr
+        assert "in all 3000 rows holding both" in res.stderr
+        assert f"remove the column, or pass --drop '{name}'" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.csv"]
+
+
+def test_features_close_to_a_regression_label_but_not_on_its_line_are_kept(tmp_path, monkeypatch):
+    """No false alarms: a feature that explains 99.99% of the label's variance, and one on its
+    line in the first rows that departs from it in a later chunk, are features."""
+    from training.data import sizing
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    rng = np.random.default_rng(8)
+    price = rng.standard_normal(400).round(4)
+    frame = pd.DataFrame({"price": price, "close": price + 0.01 * rng.standard_normal(400)})
+    frame["later"] = 2 * price
+    frame.loc[350, "later"] += 1.0  # row 352: off the line
+    frame.to_csv(tmp_path / "near.csv", index=False)
+    manifest = run(tmp_path, data=tmp_path / "near.csv", label="price", predictor_type="regressor")
+    assert {"close", "later"} <= set(manifest.input_columns.numeric)
+    frame.loc[350, "later"] -= 1.0  # on the line in every row: a copy
+    frame.to_csv(tmp_path / "near.csv", index=False)
+    with pytest.raises(ValidationError, match=r"'later' is the label 'price' on a straight line"):
+        run(tmp_path, data=tmp_path / "near.csv", label="price", predictor_type="regressor")
+
+
 def test_columns_that_only_look_like_the_label_are_kept(tmp_path, monkeypatch):
     """No false alarms: a label with no repeats (a continuous target beside an identifier),
     too few rows to tell, and a column that maps one to one onto the label in the first rows

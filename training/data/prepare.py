@@ -184,7 +184,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             if sum(c.rows for c in head) >= check_rows:
                 break
         # candidate copies of the label, from the first rows; every row checks them again
-        copies = replace(_check_first_rows(config, head, check_rows), rows=0)
+        copies = _check_first_rows(config, head, check_rows).restarted()
         for chunk in itertools.chain(head, chunks):
             consume(chunk)
             copies.update(chunk)

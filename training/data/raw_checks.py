@@ -55,7 +55,7 @@ def validate_raw_csv(
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)
-    if copies.forward:  # on these rows only; prepare checks the candidates on every row
+    if copies.found:  # on these rows only; prepare checks the candidates on every row
         raise ValidationError(copies.problems(name))
 
 
