@@ -662,6 +662,13 @@ SPELLINGS = {  # the label 'sex' spelt another way -> as the error shows it
     "s\u200dex": "'s\\u200dex'",  # zero-width joiner
     "\uff53\uff45\uff58": "'\uff53\uff45\uff58'",  # fullwidth letters
     "\uff33ex\u3000": "'\\uff33ex\\u3000'",  # fullwidth capital, ideographic space
+    "sex\u2060": "'sex\\u2060'",  # word joiner
+    "se\u00adx": "'se\\xadx'",  # soft hyphen
+    # default-ignorable, but no format character: combining grapheme joiner, Hangul filler,
+    # variation selector
+    "sex\u034f": "'sex\\u034f'",
+    "sex\u3164": "'sex\\u3164'",
+    "s\ufe0fex": "'s\\ufe0fex'",
 }
 
 
