@@ -214,6 +214,7 @@ def test_a_file_without_line_breaks_is_refused_with_bounded_memory(tmp_path, mod
         ("1,2,3\n1,\u0663,3\n", "row 2, column 2: '\u0663' is not a number"),  # Arabic-Indic 3
         ("1,2,3\n1,2,\uff13\n", "row 2, column 3: '\uff13' is not a number"),  # full-width 3
         ("1,2,3\n1,2,infinity\n", "row 2, column 3: 'infinity' is not a finite number"),
+        ("1,2,3\n1,2,1e39\n", "row 2, column 3: '1e39' is beyond float32 (+-3.4e38)"),
         ("1,2,3\r1,2,3\r", "row 1: holds the line break '\\r'"),
         ("1,2,3\n\n1,2,3\n", "row 2: empty line"),
         ("1,2,3\n1,2\n", "row 2: has 2 fields, the rows above have 3"),

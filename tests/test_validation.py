@@ -361,6 +361,8 @@ CELLS = [
     ("nan", "not finite"),
     ("-Infinity", "not finite"),
     ("inf", "not finite"),
+    ("1e39", "beyond float32"),  # finite in float64; the endpoint's float32 reads infinity
+    ("-3.5E+38", "beyond float32"),
 ]
 
 
@@ -382,6 +384,12 @@ def test_validate_and_the_endpoint_read_a_cell_by_one_rule(
     if verdict == "text":
         assert f"{data}, row 2, column 2: '{cell}' is not a number" in err
         assert f"row 1, column 1: '{cell}' is not a number" in answer
+    elif verdict == "beyond float32":
+        assert (
+            f"{data}, row 2, column 2: feature is {float(cell)}, beyond float32 (+-3.4e38): "
+            "Linear Learner reads infinity (rescale it)"
+        ) in err
+        assert f"row 1, column 1 is {'-' if cell[0] == '-' else ''}inf: send finite" in answer
     else:
         assert f"{data}, row 2, column 2: feature is {float(cell)}" in err
         assert f"row 1, column 1 is {float(cell)}: send finite numbers" in answer

@@ -25,7 +25,7 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
-from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_text
+from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_text
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
@@ -88,12 +88,15 @@ def read_csv_rows(path: Path) -> np.ndarray:
         if values.shape[1] != width:
             problem = f"has {values.shape[1]} fields, the rows above have {width}"
             raise ValidationError([Problem(name, problem, _CSV_FIX, row=first)])
-        bad = ~np.isfinite(values)
+        bad = nonfinite(values)
         if bad.any():
             i, j = (int(v) for v in np.argwhere(bad)[0])
             cell = text.split("\n")[i].split(",")[j].strip()
             problem = f"{cell!r} is not a finite number (Linear Learner refuses it)"
             fix = "impute missing values first (python -m training prepare does)"
+            if np.isfinite(values[i, j]):  # finite in float64 only
+                problem = f"{cell!r} is beyond float32 (+-3.4e38): Linear Learner reads infinity"
+                fix = "rescale the feature: Linear Learner's features are float32"
             raise ValidationError([Problem(name, problem, fix, row=first + i, column=j + 1)])
         parts.append(values.astype(np.float32))
     if not parts:
