@@ -201,6 +201,21 @@ class FileLock:
         self.release()
 
 
+def lock_holder(path: Path) -> str | None:
+    """Who holds the :class:`FileLock` at ``path`` now (what it recorded), or None: no lock
+    file, or one a killed holder left. Never through a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # dropped when closed
+        except BlockingIOError:
+            return handle.read(4096).strip() or "another process"
+        return None
+
+
 # --------------------------------------------------------------------------- owned folders
 
 OWNER_FILE = ".owner"  # in a folder a command writes whole: which command it was
