@@ -239,3 +239,35 @@ def test_numbers_as_linear_learner_writes_them_are_read(tmp_path, model_path, ca
     scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
     X = np.array([[1, -2.5, 0.5], [3, 0, 1e-3]], np.float32)
     np.testing.assert_allclose(scores, artifact.load(model_path).predict(X).score, rtol=1e-6)
+
+
+def test_a_regression_label_in_a_raw_csv_follows_the_number_rule_and_is_finite(tmp_path, capsys):
+    """--labelled raw rows of a regressor: 'nan' and '1e999' made every metric nan or inf,
+    and '1_0' (float() reads 10) was scored as 10; each is refused naming its row."""
+    from training.data.prepare import PrepareConfig, prepare
+    from training.local.trainer import train_local
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(200).round(4)
+    rows = [f"{v},{c},{2 * v + e:.4f}" for v, c, e in zip(x, "ab" * 100, rng.standard_normal(200))]
+    (tmp_path / "r.csv").write_text("x,c,y\n" + "\n".join(rows) + "\n")
+    prepare(
+        PrepareConfig(
+            data=tmp_path / "r.csv",
+            label="y",
+            predictor_type="regressor",
+            out=tmp_path / "data",
+            show_progress=False,
+        )
+    )
+    train_local(tmp_path / "data", tmp_path / "model", show_progress=False, echo=lambda _: None)
+    model = str(tmp_path / "model" / "model.tar.gz")
+    cells = (("nan", "a finite number"), ("1e999", "a finite number"), ("1_0", "a number"))
+    for cell, what in cells:
+        data = tmp_path / "labelled.csv"
+        data.write_text(f"x,c,y\n0.5,a,1.0\n0.1,b,{cell}\n")
+        assert main(["-q", "predict", "--model", model, "--input", str(data), "--labelled"]) == 2
+        captured = capsys.readouterr()
+        assert f"- {data}, row 3: label '{cell}' is not {what}\n" in captured.err
+        assert "fix: fix or drop the row" in captured.err and "test:mse" not in captured.out
+    assert main(["-q", "predict", "--model", model, "--input", str(data)]) == 0  # unlabelled

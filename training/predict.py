@@ -16,6 +16,7 @@ import csv
 import http.client
 import io
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
-from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_text
+from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
@@ -171,13 +172,15 @@ def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
         shown = ", ".join(map(str, featurizer.classes))
         problem = f"label '{cell}' is not one of the model's classes ({shown})"
         raise ValidationError([Problem(str(path), problem, "fix or drop the row", row=row)])
-    try:
-        return float(text)
+    try:  # by the rule features follow (not float(): '1_0' is not 10), and finite
+        value = parse_number(text)
     except ValueError:
-        problem = f"label '{cell}' is not a number"
-        raise ValidationError(
-            [Problem(str(path), problem, "fix or drop the row", row=row)]
-        ) from None
+        value = None
+    if value is None or not math.isfinite(value):
+        what = "a number" if value is None else "a finite number"
+        problem = f"label '{cell}' is not {what}"
+        raise ValidationError([Problem(str(path), problem, "fix or drop the row", row=row)])
+    return value
 
 
 def raw_bodies(lines: list[str], feature_dim: int, limit: int = LIMIT) -> Iterator[bytes]:
