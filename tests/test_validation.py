@@ -328,6 +328,19 @@ def test_one_long_row_is_refused_with_bounded_memory(tmp_path):
     assert "fix: end each row with \\n" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_last_row_without_a_line_break_is_held_to_the_row_limit_too(tmp_path, capsys):
+    """A 17 MiB last row with no \n after it was read and parsed (the limit held only for
+    rows that end in \n): refused like any row over MAX_ROW_BYTES, by its row."""
+    from training.cli import main
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"1,0.5\n0," + b"7" * (17 << 20))
+    assert main(["validate", "--predictor-type", "binary_classifier", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, row 2: a line over validate's row limit (16,777,216 bytes" in err
+    assert "Traceback" not in err
+
+
 @pytest.fixture(scope="module")
 def endpoint():
     from training.core.model import LinearModel

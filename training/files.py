@@ -118,6 +118,8 @@ def line_blocks(
                 raise ValidationError([too_long(path, first + long, max_bytes, fix, limit, unit)])
             yield first, block
             first += len(block)
+    if len(pending) > max_bytes:  # a last line without \n: up to block_bytes long here
+        raise ValidationError([too_long(path, first, max_bytes, fix, limit, unit)])
     if pending:
         yield first, [pending]
 
