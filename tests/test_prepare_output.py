@@ -205,3 +205,17 @@ def test_a_prepare_into_a_folder_inside_another_prepares_out_is_refused(tmp_path
     assert code == 2 and f"- {inner}: --out is inside {out}, a prepare output: " in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [OWNER_FILE]
+
+
+def test_an_out_that_is_a_link_is_refused_and_nothing_is_moved(tmp_path):
+    """--out a link to a folder: the swap moved the link aside, emptied the folder through it,
+    failed on 'Not a directory' and left the link in the way of every later run."""
+    data, real, link = _data(tmp_path), tmp_path / "real", tmp_path / "link"
+    real.mkdir()  # empty: prepare's to fill, were it --out itself
+    link.symlink_to(real)
+    code, _, stderr = _run(data, link)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"- {link}: --out is a link (to {real}); prepare replaces its --out folder" in stderr
+    assert "fix: pass the folder itself (or a new path) for --out" in stderr
+    assert link.is_symlink() and os.readlink(link) == str(real) and not any(real.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "link", "real"]

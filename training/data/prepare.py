@@ -433,7 +433,20 @@ def _recover(beside: Beside) -> None:
 
 
 def _check_out(out: Path) -> None:
-    """``out`` is new, empty, or a previous prepare output: never someone else's folder."""
+    """``out`` is new, empty, or a previous prepare output: never someone else's folder, and
+    not a link (the swap renames --out itself: a link would be moved aside and the folder it
+    points to emptied through it, and the run failed with the link left in the way)."""
+    if out.is_symlink():
+        raise ValidationError(
+            [
+                Problem(
+                    str(out),
+                    f"--out is a link (to {os.readlink(out)}); prepare replaces its --out folder "
+                    "as a whole, by renames",
+                    "pass the folder itself (or a new path) for --out",
+                )
+            ]
+        )
     if out.exists() and not out.is_dir():
         raise ValidationError(
             [Problem(str(out), "--out is an existing file", "pass a folder path for --out")]
