@@ -360,6 +360,24 @@ def graph_with(op) -> bytes:
     return json.dumps(graph).encode()
 
 
+def rewired(node: int, inputs: list) -> bytes:
+    """The binary model's graph with one node reading other nodes."""
+    graph = artifact.symbol_graph(20, 1, "LogisticRegressionOutput")
+    graph["nodes"][node]["inputs"] = inputs
+    return json.dumps(graph).encode()
+
+
+def negated() -> bytes:
+    """The graph with a ``negative`` op between x.W + b and the output: the container would
+    answer sigmoid(-(x.W + b)), while a reader that ignores the graph serves sigmoid(x.W + b)."""
+    graph = artifact.symbol_graph(20, 1, "LogisticRegressionOutput")
+    nodes = graph["nodes"]
+    nodes.insert(5, {"op": "negative", "name": "negative0", "inputs": [[4, 0, 0]]})
+    nodes[6]["name"], nodes[7]["inputs"] = "out_label", [[5, 0, 0], [6, 0, 0]]
+    graph["heads"] = [[7, 0, 0]]
+    return json.dumps(graph).encode()
+
+
 def zero_classes() -> bytes:
     members = members_of(multiclass(3))
     members[artifact.PARAMS] = mxnet.save_ndarrays(
@@ -434,6 +452,18 @@ def hostile_values() -> dict:
         "op that is a list": (
             with_member(artifact.SYMBOL, graph_with(["LogisticRegressionOutput"])),
             r"mx-mod-symbol.json has an op that is not a name: \['LogisticRegressionOutput'\]",
+        ),
+        "graph whose output skips the bias": (
+            with_member(artifact.SYMBOL, rewired(6, [[2, 0, 0], [5, 0, 0]])),
+            r"mx-mod-symbol.json is not Linear Learner's graph \(data dot fc0_weight, "
+            r"broadcast_add fc0_bias, LogisticRegressionOutput\): node 6 is "
+            r"\('LogisticRegressionOutput', '', \[2, 5\]\), expected "
+            r"\('LogisticRegressionOutput', '', \[4, 5\]\)",
+        ),
+        "graph with an op between the sum and the output": (
+            with_member(artifact.SYMBOL, negated()),
+            r"is not Linear Learner's graph .*: node 5 is \('negative', '', \[4\]\), expected "
+            r"\('null', 'out_label', \[\]\)",
         ),
         "op that is a dict": (
             with_member(artifact.SYMBOL, graph_with({"op": 1})),

@@ -608,4 +608,30 @@ def _output_op(graph: dict, source: str) -> str:
         raise ArtifactError(
             f"{source}: {SYMBOL} is not a linear model's graph (ops {_short(', '.join(ops))})"
         )
+    # The model served here is x.W + b into the output op, whatever the file's graph says, so
+    # the graph must be exactly that (as in every real artifact), else SageMaker's container,
+    # which runs the graph, would answer something else (an op in between, inputs swapped).
+    want = symbol_graph(1, 1, head["op"])
+    if _wiring(graph) != _wiring(want):
+        got, expected = _wiring(graph), _wiring(want)
+        i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), len(expected))
+        shown = _short(got[i]) if i < len(got) else "missing"
+        raise ArtifactError(
+            f"{source}: {SYMBOL} is not Linear Learner's graph (data dot fc0_weight, "
+            f"broadcast_add fc0_bias, {head['op']}): node {i} is {shown}, expected "
+            f"{_short(expected[i]) if i < len(expected) else 'none'}"
+        )
     return head["op"]
+
+
+def _wiring(graph: dict) -> list:
+    """Each node's op (a variable's name), the nodes it reads, then the heads: what the graph
+    computes, without the names MXNet numbers or the attributes."""
+    try:
+        nodes = [
+            (n["op"], n["name"] if n["op"] == "null" else "", [int(x[0]) for x in n["inputs"]])
+            for n in graph["nodes"]
+        ]
+        return [*nodes, ("heads", [int(x[0]) for x in graph["heads"]])]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return [("unreadable",)]
