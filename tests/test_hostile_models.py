@@ -378,6 +378,21 @@ def negated() -> bytes:
     return json.dumps(graph).encode()
 
 
+def directory_behind_a_fake_end_record(entries: int) -> bytes:
+    """model_algo-1 whose central directory is followed by ``entries`` more one-letter entries
+    and whose end record's directory-offset field holds the bytes ``PK\\x05\\x06``: a search
+    for the last signature finds those, 6 bytes before the end, while zipfile reads the real
+    record (the last 22 bytes), which states the whole directory. zipfile builds an object per
+    entry: 20M of them (a 940 MB file, a few MB gzipped) took more than 2 GiB."""
+    good = zip_of(members_of(binary()))
+    end = good.rfind(b"PK\x05\x06")
+    start = struct.unpack_from("<L", good, end + 16)[0]
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, *[0] * 7, 1, *[0] * 6) + b"x"
+    directory = good[start:end] + entry * entries
+    record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 4, 4, len(directory), 0x06054B50, 0)
+    return good[:start] + directory + record
+
+
 def zero_classes() -> bytes:
     members = members_of(multiclass(3))
     members[artifact.PARAMS] = mxnet.save_ndarrays(
@@ -472,6 +487,11 @@ def hostile_values() -> dict:
         "4 MiB symbol json": (
             with_member(artifact.SYMBOL, b'{"pad": "' + b"x" * (4 << 20) + b'"}'),
             r"model is larger than 4 MiB \(model_algo-1's mx-mod-symbol.json is 4 MiB\)",
+        ),
+        "ZIP end record whose offset field spells its signature": (
+            directory_behind_a_fake_end_record(100_000),
+            r"model_algo-1's ZIP lists 4 members in a 4.48\d MiB directory; Linear Learner "
+            r"writes 4 \(at most 64 members and 1 MiB are read\)",
         ),
         "65 ZIP members": (
             zip_of({**members_of(binary()), **{f"x{i}": b"" for i in range(61)}}),

@@ -280,8 +280,13 @@ def from_bytes(data: bytes, source: str = "model") -> LinearModel:
 def _check_zip_directory(data: bytes, source: str) -> None:
     """Refuse a ZIP whose central directory is bigger than a model's before zipfile reads it
     (it builds an object per entry: 1 GiB of directory would take ~10 GiB). The end record
-    (APPNOTE.TXT 4.3.16) is where zipfile looks for it: in the last 64 KiB + 22 bytes."""
-    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    (APPNOTE.TXT 4.3.16) is found as zipfile finds it (``_EndRecData``): the last 22 bytes
+    when they are one with no comment, else the last signature in the last 64 KiB + 22 bytes.
+    (Searching first let the record's own offset field spell the signature: the check read
+    that, zipfile the real record, and a 20M-entry directory got past.)"""
+    at = len(data) - 22
+    if at < 0 or data[at : at + 4] != b"PK\x05\x06" or data[-2:] != b"\0\0":
+        at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
     if at < 0 or len(data) < at + 22:
         return  # no end record: zipfile says the ZIP is damaged
     entries, directory = struct.unpack_from("<HL", data, at + 10)
