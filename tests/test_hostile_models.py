@@ -698,3 +698,24 @@ def test_unclosed_strings_are_scanned_once_not_once_per_quote(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: {path}: manifest.json is not valid JSON (")
     assert done.stderr.count("\n") == 1
+
+
+def test_inspect_summarises_a_big_model_in_a_few_blocks_of_memory(tmp_path):
+    """inspect sorted the whole weight matrix in float64 to find the ten largest weights: 8x
+    the model's size (a 256 MiB model: 2.1 GB peak against 0.8 GB to load it), so a model the
+    reader accepts could not be inspected. A 64 MiB model under a 512 MiB address-space cap,
+    the ten largest in the order a full stable sort gives (ties: lower index first)."""
+    from memory_cap import run_capped
+
+    weights = np.sin(np.arange(16 << 20, dtype=np.float32))
+    weights[[5, 9, 7_000_000]] = [-3.0, 3.0, 3.0]
+    path = tmp_path / "model_algo-1"
+    model = LinearModel("regressor", "squared_loss", weights, np.float32(0))
+    path.write_bytes(artifact.model_algo_bytes(model))
+    done = run_capped("inspect", "--json", path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    largest = json.loads(done.stdout)["largest_weights"]
+    want = np.argsort(-np.abs(weights.astype(np.float64)), kind="stable")[:10]
+    assert [w["index"] for w in largest] == want.tolist()
+    assert [w["index"] for w in largest[:3]] == [5, 9, 7_000_000]
+    assert [w["weight"] for w in largest[:3]] == [-3.0, 3.0, 3.0]
