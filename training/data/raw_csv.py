@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from training.errors import Problem, ValidationError
+from training.files import too_long
+from training.limits import MAX_ROW_BYTES
 
 # pandas' default ``na_values`` (pandas._libs.parsers.STR_NA_VALUES; a test keeps them equal)
 NA_VALUES = (
@@ -106,11 +108,21 @@ def header(path: Path) -> list[str]:
     return [name or f"Unnamed: {i}" for i, name in enumerate(header_cells(path))]
 
 
-def header_cells(path: Path) -> list[str]:
+def header_cells(path: Path, max_row: int = MAX_ROW_BYTES) -> list[str]:
     """The raw CSV's first record as pandas' ``skipinitialspace`` reads it: BOM dropped,
-    spaces after commas skipped, quotes removed (raises UnicodeDecodeError, csv.Error)."""
+    spaces after commas skipped, quotes removed (raises UnicodeDecodeError, csv.Error). One
+    longer than ``max_row`` characters is refused once that much is read (ValidationError):
+    a file without line breaks was read whole here (a 384 MB one: MemoryError at 512 MiB)."""
+    text = ""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        return next(csv.reader(fh, skipinitialspace=True), [])
+        while line := fh.readline(max_row + 1 - len(text)):
+            text += line
+            if len(text) > max_row:
+                fix = "check that it is a CSV file whose header row ends in a line break"
+                raise ValidationError([too_long(path, 1, max_row, fix, "the row limit")])
+            if text.count('"') % 2 == 0:  # else a quoted name goes on to the next line
+                break
+    return next(csv.reader(text.splitlines(keepends=True), skipinitialspace=True), [])
 
 
 @contextmanager
