@@ -847,9 +847,9 @@ def test_columns_that_only_look_like_the_label_are_kept(tmp_path, monkeypatch):
 def test_a_huge_or_unclosed_row_under_the_header_is_refused_in_bounded_memory_and_time(tmp_path):
     """Under a good header: a 40 MB row of commas (polars past 1.5 GiB; 200 MB of them past
     24 GB, killed), 384 MB of NULs without a line break (2.9 GB, then a wrong 'label is
-    empty'), each refused at its row once the row limit is read, under a 1 GiB address-space
-    cap; and a 4 MB file with one quote never closed, which the record splitter scanned once
-    per line (hours), answered by the CSV reader at once."""
+    empty'), a lone-CR file, each refused at its row once the row limit is read, under a 1 GiB
+    address-space cap; and a 4 MB file with one quote never closed, which the record splitter
+    scanned once per line (hours), answered by the CSV reader at once."""
     from memory_cap import run_capped
 
     commas, nul, quote = tmp_path / "commas.csv", tmp_path / "nul.csv", tmp_path / "quote.csv"
@@ -858,16 +858,20 @@ def test_a_huge_or_unclosed_row_under_the_header_is_refused_in_bounded_memory_an
         fh.write(b"x,y\n1,2\n")
         fh.truncate(384 << 20)  # the rest: NULs, no line break (sparse: no disk, no time)
     quote.write_bytes(b'x,y\n"1,2\n' + b"1,2\n" * (1 << 20))
+    lone_cr = tmp_path / "cr.csv"  # lone CR line ends: polars sized it as one 2M-field row
+    lone_cr.write_bytes(b"x,y\r1,2\r3,4\r" + b"5," * (20 << 20))  # (109 s, 1.6 GB)
     args = ["-q", "prepare", "--label", "y", "--predictor-type", "regressor", "--out"]
-    for path in (commas, nul):
-        res = run_capped(*args, tmp_path / "out", "--data", path, cap=1 << 30)
+    for path, row in ((commas, 3), (nul, 3), (lone_cr, 1)):
+        res = run_capped(*args, tmp_path / "out", "--data", path, cap=1 << 30, timeout=60)
         assert res.returncode == 2, res.stderr[-2000:]
         assert (
-            f"{path}, row 3: a line over the row limit (16,777,216 bytes; a file without line "
+            f"{path}, row {row}: a line over the row limit (16,777,216 bytes; a file without line "
             "breaks?), refused before it is read whole"
         ) in res.stderr
         assert "fix: end each row with a line break, and close every quote you open" in res.stderr
     res = run_capped(*args, tmp_path / "out", "--data", quote, cap=2 << 30, timeout=60)
     assert res.returncode == 2, res.stderr[-2000:]
     assert f"{quote}: cannot parse as CSV: " in res.stderr and "EOF inside string" in res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["commas.csv", "nul.csv", "quote.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "commas.csv", "cr.csv", "nul.csv", "quote.csv"
+    ]  # fmt: skip
