@@ -360,6 +360,39 @@ def graph_with(op) -> bytes:
     return json.dumps(graph).encode()
 
 
+def rewired(node: int, inputs: list) -> bytes:
+    """The binary model's graph with one node reading other nodes."""
+    graph = artifact.symbol_graph(20, 1, "LogisticRegressionOutput")
+    graph["nodes"][node]["inputs"] = inputs
+    return json.dumps(graph).encode()
+
+
+def negated() -> bytes:
+    """The graph with a ``negative`` op between x.W + b and the output: the container would
+    answer sigmoid(-(x.W + b)), while a reader that ignores the graph serves sigmoid(x.W + b)."""
+    graph = artifact.symbol_graph(20, 1, "LogisticRegressionOutput")
+    nodes = graph["nodes"]
+    nodes.insert(5, {"op": "negative", "name": "negative0", "inputs": [[4, 0, 0]]})
+    nodes[6]["name"], nodes[7]["inputs"] = "out_label", [[5, 0, 0], [6, 0, 0]]
+    graph["heads"] = [[7, 0, 0]]
+    return json.dumps(graph).encode()
+
+
+def directory_behind_a_fake_end_record(entries: int) -> bytes:
+    """model_algo-1 whose central directory is followed by ``entries`` more one-letter entries
+    and whose end record's directory-offset field holds the bytes ``PK\\x05\\x06``: a search
+    for the last signature finds those, 6 bytes before the end, while zipfile reads the real
+    record (the last 22 bytes), which states the whole directory. zipfile builds an object per
+    entry: 20M of them (a 940 MB file, a few MB gzipped) took more than 2 GiB."""
+    good = zip_of(members_of(binary()))
+    end = good.rfind(b"PK\x05\x06")
+    start = struct.unpack_from("<L", good, end + 16)[0]
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, *[0] * 7, 1, *[0] * 6) + b"x"
+    directory = good[start:end] + entry * entries
+    record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 4, 4, len(directory), 0x06054B50, 0)
+    return good[:start] + directory + record
+
+
 def zero_classes() -> bytes:
     members = members_of(multiclass(3))
     members[artifact.PARAMS] = mxnet.save_ndarrays(
@@ -435,6 +468,18 @@ def hostile_values() -> dict:
             with_member(artifact.SYMBOL, graph_with(["LogisticRegressionOutput"])),
             r"mx-mod-symbol.json has an op that is not a name: \['LogisticRegressionOutput'\]",
         ),
+        "graph whose output skips the bias": (
+            with_member(artifact.SYMBOL, rewired(6, [[2, 0, 0], [5, 0, 0]])),
+            r"mx-mod-symbol.json is not Linear Learner's graph \(data dot fc0_weight, "
+            r"broadcast_add fc0_bias, LogisticRegressionOutput\): node 6 is "
+            r"\('LogisticRegressionOutput', '', \[2, 5\]\), expected "
+            r"\('LogisticRegressionOutput', '', \[4, 5\]\)",
+        ),
+        "graph with an op between the sum and the output": (
+            with_member(artifact.SYMBOL, negated()),
+            r"is not Linear Learner's graph .*: node 5 is \('negative', '', \[4\]\), expected "
+            r"\('null', 'out_label', \[\]\)",
+        ),
         "op that is a dict": (
             with_member(artifact.SYMBOL, graph_with({"op": 1})),
             "mx-mod-symbol.json has an op that is not a name",
@@ -442,6 +487,11 @@ def hostile_values() -> dict:
         "4 MiB symbol json": (
             with_member(artifact.SYMBOL, b'{"pad": "' + b"x" * (4 << 20) + b'"}'),
             r"model is larger than 4 MiB \(model_algo-1's mx-mod-symbol.json is 4 MiB\)",
+        ),
+        "ZIP end record whose offset field spells its signature": (
+            directory_behind_a_fake_end_record(100_000),
+            r"model_algo-1's ZIP lists 4 members in a 4.48\d MiB directory; Linear Learner "
+            r"writes 4 \(at most 64 members and 1 MiB are read\)",
         ),
         "65 ZIP members": (
             zip_of({**members_of(binary()), **{f"x{i}": b"" for i in range(61)}}),
@@ -629,3 +679,43 @@ def test_what_headers_do_not_count_is_still_capped_while_decompressed(tmp_path, 
         artifact.load(path)
     monkeypatch.setattr(artifact, "MAX_ARCHIVE_BYTES", 1 << 20)
     assert artifact.load(path).feature_dim == 20  # the same file, under a cap it fits
+
+
+def test_unclosed_strings_are_scanned_once_not_once_per_quote(tmp_path):
+    """4 MiB of ``"\\`` in a JSON member: every quote opens a string that never closes. The
+    depth check scanned the rest of the file from each one (hours); it now reads it once, and
+    the file is refused as the invalid JSON it is (timeout: a regression fails, not hangs)."""
+    data = b'{"mx-mod": ' + b'"\\' * ((artifact.MAX_JSON_BYTES - 16) // 2) + b"}"
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(artifact.tar_gz(with_member(artifact.MANIFEST, data), 0))
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {path}: manifest.json is not valid JSON (")
+    assert done.stderr.count("\n") == 1
+
+
+def test_inspect_summarises_a_big_model_in_a_few_blocks_of_memory(tmp_path):
+    """inspect sorted the whole weight matrix in float64 to find the ten largest weights: 8x
+    the model's size (a 256 MiB model: 2.1 GB peak against 0.8 GB to load it), so a model the
+    reader accepts could not be inspected. A 64 MiB model under a 512 MiB address-space cap,
+    the ten largest in the order a full stable sort gives (ties: lower index first)."""
+    from memory_cap import run_capped
+
+    weights = np.sin(np.arange(16 << 20, dtype=np.float32))
+    weights[[5, 9, 7_000_000]] = [-3.0, 3.0, 3.0]
+    path = tmp_path / "model_algo-1"
+    model = LinearModel("regressor", "squared_loss", weights, np.float32(0))
+    path.write_bytes(artifact.model_algo_bytes(model))
+    done = run_capped("inspect", "--json", path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    largest = json.loads(done.stdout)["largest_weights"]
+    want = np.argsort(-np.abs(weights.astype(np.float64)), kind="stable")[:10]
+    assert [w["index"] for w in largest] == want.tolist()
+    assert [w["index"] for w in largest[:3]] == [5, 9, 7_000_000]
+    assert [w["weight"] for w in largest[:3]] == [-3.0, 3.0, 3.0]

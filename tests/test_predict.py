@@ -277,6 +277,7 @@ def test_a_file_without_line_breaks_is_refused_with_bounded_memory(tmp_path, mod
         ("1,2,3\n1,\u0663,3\n", "row 2, column 2: '\u0663' is not a number"),  # Arabic-Indic 3
         ("1,2,3\n1,2,\uff13\n", "row 2, column 3: '\uff13' is not a number"),  # full-width 3
         ("1,2,3\n1,2,infinity\n", "row 2, column 3: 'infinity' is not a finite number"),
+        ("1,2,3\n1,2,1e39\n", "row 2, column 3: '1e39' is beyond float32 (+-3.4e38)"),
         ("1,2,3\r1,2,3\r", "row 1: holds the line break '\\r'"),
         ("1,2,3\n\n1,2,3\n", "row 2: empty line"),
         ("1,2,3\n1,2\n", "row 2: has 2 fields, the rows above have 3"),
@@ -413,3 +414,35 @@ def test_the_endpoints_mode_decides_its_limits(variant, expected):
             )
             sm.create_endpoint(EndpointName="ll-e2e-endpoint", EndpointConfigName="c")
         assert endpoint_limits(sess, "ll-e2e-endpoint") == expected
+
+
+def test_a_regression_label_in_a_raw_csv_follows_the_number_rule_and_is_finite(tmp_path, capsys):
+    """--labelled raw rows of a regressor: 'nan' and '1e999' made every metric nan or inf,
+    and '1_0' (float() reads 10) was scored as 10; each is refused naming its row."""
+    from training.data.prepare import PrepareConfig, prepare
+    from training.local.trainer import train_local
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(200).round(4)
+    rows = [f"{v},{c},{2 * v + e:.4f}" for v, c, e in zip(x, "ab" * 100, rng.standard_normal(200))]
+    (tmp_path / "r.csv").write_text("x,c,y\n" + "\n".join(rows) + "\n")
+    prepare(
+        PrepareConfig(
+            data=tmp_path / "r.csv",
+            label="y",
+            predictor_type="regressor",
+            out=tmp_path / "data",
+            show_progress=False,
+        )
+    )
+    train_local(tmp_path / "data", tmp_path / "model", show_progress=False, echo=lambda _: None)
+    model = str(tmp_path / "model" / "model.tar.gz")
+    cells = (("nan", "a finite number"), ("1e999", "a finite number"), ("1_0", "a number"))
+    for cell, what in cells:
+        data = tmp_path / "labelled.csv"
+        data.write_text(f"x,c,y\n0.5,a,1.0\n0.1,b,{cell}\n")
+        assert main(["-q", "predict", "--model", model, "--input", str(data), "--labelled"]) == 2
+        captured = capsys.readouterr()
+        assert f"- {data}, row 3: label '{cell}' is not {what}\n" in captured.err
+        assert "fix: fix or drop the row" in captured.err and "test:mse" not in captured.out
+    assert main(["-q", "predict", "--model", model, "--input", str(data)]) == 0  # unlabelled

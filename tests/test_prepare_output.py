@@ -174,3 +174,48 @@ def test_a_link_planted_as_the_lock_is_never_followed(tmp_path):
     assert f"cannot take the lock {tmp_path / '.out.prepare.lock'}" in stderr
     assert "remove it if it is a link or a folder" in stderr
     assert precious.read_text() == "keep me" and not out.exists()
+
+
+def test_a_prepare_into_a_folder_inside_another_prepares_out_is_refused(tmp_path):
+    """--out out/inner while a prepare into out is under way: the inner run said it was done,
+    then the outer one's swap replaced out as a whole and its output vanished. Refused now,
+    naming the holder; and inside a finished output, which the next prepare into it replaces."""
+    data, out = _data(tmp_path), tmp_path / "out"
+    inner = out / "inner"
+    outer = _start(data, out, "staged:STOP")  # paused holding the lock, its output staged
+    try:
+        deadline = time.monotonic() + 60
+        while not _stopped(outer.pid):
+            assert time.monotonic() < deadline and outer.poll() is None
+            time.sleep(0.05)
+        code, _, stderr = _run(data, inner, seed=1)
+        assert code == 2 and "Traceback" not in stderr
+        assert (
+            f"- {inner}: --out is inside {out}, which another prepare is writing (pid "
+            f"{outer.pid} on {os.uname().nodename} since "
+        ) in stderr
+        assert f"a prepare into {out} replaces it as a whole, and this output with it" in stderr
+        assert f"fix: pass an --out outside {out}\n" in stderr
+    finally:
+        os.kill(outer.pid, signal.SIGCONT)
+    _, stderr = outer.communicate(timeout=120)
+    assert outer.returncode == 0, stderr
+    assert _seed(out) == 0 and not inner.exists()
+    code, _, stderr = _run(data, inner, seed=1)  # inside the finished output
+    assert code == 2 and f"- {inner}: --out is inside {out}, a prepare output: " in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [OWNER_FILE]
+
+
+def test_an_out_that_is_a_link_is_refused_and_nothing_is_moved(tmp_path):
+    """--out a link to a folder: the swap moved the link aside, emptied the folder through it,
+    failed on 'Not a directory' and left the link in the way of every later run."""
+    data, real, link = _data(tmp_path), tmp_path / "real", tmp_path / "link"
+    real.mkdir()  # empty: prepare's to fill, were it --out itself
+    link.symlink_to(real)
+    code, _, stderr = _run(data, link)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"- {link}: --out is a link (to {real}); prepare replaces its --out folder" in stderr
+    assert "fix: pass the folder itself (or a new path) for --out" in stderr
+    assert link.is_symlink() and os.readlink(link) == str(real) and not any(real.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "link", "real"]

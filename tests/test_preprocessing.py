@@ -662,6 +662,13 @@ SPELLINGS = {  # the label 'sex' spelt another way -> as the error shows it
     "s\u200dex": "'s\\u200dex'",  # zero-width joiner
     "\uff53\uff45\uff58": "'\uff53\uff45\uff58'",  # fullwidth letters
     "\uff33ex\u3000": "'\\uff33ex\\u3000'",  # fullwidth capital, ideographic space
+    "sex\u2060": "'sex\\u2060'",  # word joiner
+    "se\u00adx": "'se\\xadx'",  # soft hyphen
+    # default-ignorable, but no format character: combining grapheme joiner, Hangul filler,
+    # variation selector
+    "sex\u034f": "'sex\\u034f'",
+    "sex\u3164": "'sex\\u3164'",
+    "s\ufe0fex": "'s\\ufe0fex'",
 }
 
 
@@ -751,6 +758,64 @@ def test_a_regression_label_copied_under_other_values_is_refused(tmp_path):
         run(tmp_path, data=tmp_path / "leak.csv", label="rating", predictor_type="regressor")
 
 
+LINES = {  # a regressor's label 'price' copied on a straight line -> how the error says it
+    "price_copy": (lambda p: p, "itself"),
+    "pr\u0456ce": (lambda p: p, "itself"),  # a Cyrillic i: a name no spelling rule folds
+    "price_cents": (lambda p: (p * 100).round(1), "on a straight line ('price' = 0.01 x"),
+    "price_eur": (
+        lambda p: (p * 0.92 + 5).round(4),
+        "on a straight line ('price' = 1.08696 x 'price_eur' -5.43478)",
+    ),
+}
+
+
+def test_a_regression_label_on_a_straight_line_is_refused(tmp_path):
+    """A continuous label has a value a row, so no one-to-one mapping tells a copy of it from
+    an identifier: the copy under another name, in cents, in another currency and rounded all
+    leaked (R² 1.0). Refused after every row, read 500 at a time, agreed."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(3000).round(3)
+    price = (40 + 10 * x + rng.standard_normal(3000)).round(6)  # a value a row
+    frame = pd.DataFrame({"x": x, "price": price})
+    for name, (copy, _) in LINES.items():
+        frame[name] = copy(price)
+    frame.to_csv(tmp_path / "leak.csv", index=False)
+    res = prepare_cli(
+        "--data", tmp_path / "leak.csv", "--label", "price", "--predictor-type", "regressor",
+        "--out", tmp_path / "out", "--chunk-rows", 500,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{len(LINES)} problems found" in res.stderr
+    for column, (name, (_, how)) in enumerate(LINES.items(), start=3):
+        assert (
+            f"leak.csv, column {column}: column '{name}' is the label 'price' {how}"
+        ) in res.stderr, res.stderr
+        assert "in all 3000 rows holding both" in res.stderr
+        assert f"remove the column, or pass --drop '{name}'" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leak.csv"]
+
+
+def test_features_close_to_a_regression_label_but_not_on_its_line_are_kept(tmp_path, monkeypatch):
+    """No false alarms: a feature that explains 99.99% of the label's variance, and one on its
+    line in the first rows that departs from it in a later chunk, are features."""
+    from training.data import sizing
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    rng = np.random.default_rng(8)
+    price = rng.standard_normal(400).round(4)
+    frame = pd.DataFrame({"price": price, "close": price + 0.01 * rng.standard_normal(400)})
+    frame["later"] = 2 * price
+    frame.loc[350, "later"] += 1.0  # row 352: off the line
+    frame.to_csv(tmp_path / "near.csv", index=False)
+    manifest = run(tmp_path, data=tmp_path / "near.csv", label="price", predictor_type="regressor")
+    assert {"close", "later"} <= set(manifest.input_columns.numeric)
+    frame.loc[350, "later"] -= 1.0  # on the line in every row: a copy
+    frame.to_csv(tmp_path / "near.csv", index=False)
+    with pytest.raises(ValidationError, match=r"'later' is the label 'price' on a straight line"):
+        run(tmp_path, data=tmp_path / "near.csv", label="price", predictor_type="regressor")
+
+
 def test_columns_that_only_look_like_the_label_are_kept(tmp_path, monkeypatch):
     """No false alarms: a label with no repeats (a continuous target beside an identifier),
     too few rows to tell, and a column that maps one to one onto the label in the first rows
@@ -777,3 +842,36 @@ def test_columns_that_only_look_like_the_label_are_kept(tmp_path, monkeypatch):
     frame.to_csv(later, index=False)
     with pytest.raises(ValidationError, match="'group' is the label 'sex' under other values"):
         run(tmp_path, data=later, label="sex", predictor_type="binary_classifier")
+
+
+def test_a_huge_or_unclosed_row_under_the_header_is_refused_in_bounded_memory_and_time(tmp_path):
+    """Under a good header: a 40 MB row of commas (polars past 1.5 GiB; 200 MB of them past
+    24 GB, killed), 384 MB of NULs without a line break (2.9 GB, then a wrong 'label is
+    empty'), a lone-CR file, each refused at its row once the row limit is read, under a 1 GiB
+    address-space cap; and a 4 MB file with one quote never closed, which the record splitter
+    scanned once per line (hours), answered by the CSV reader at once."""
+    from memory_cap import run_capped
+
+    commas, nul, quote = tmp_path / "commas.csv", tmp_path / "nul.csv", tmp_path / "quote.csv"
+    commas.write_bytes(b"x,y\n1,2\n" + b"3," * (20 << 20))
+    with open(nul, "wb") as fh:
+        fh.write(b"x,y\n1,2\n")
+        fh.truncate(384 << 20)  # the rest: NULs, no line break (sparse: no disk, no time)
+    quote.write_bytes(b'x,y\n"1,2\n' + b"1,2\n" * (1 << 20))
+    lone_cr = tmp_path / "cr.csv"  # lone CR line ends: polars sized it as one 2M-field row
+    lone_cr.write_bytes(b"x,y\r1,2\r3,4\r" + b"5," * (20 << 20))  # (109 s, 1.6 GB)
+    args = ["-q", "prepare", "--label", "y", "--predictor-type", "regressor", "--out"]
+    for path, row in ((commas, 3), (nul, 3), (lone_cr, 1)):
+        res = run_capped(*args, tmp_path / "out", "--data", path, cap=1 << 30, timeout=60)
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert (
+            f"{path}, row {row}: a line over the row limit (16,777,216 bytes; a file without line "
+            "breaks?), refused before it is read whole"
+        ) in res.stderr
+        assert "fix: end each row with a line break, and close every quote you open" in res.stderr
+    res = run_capped(*args, tmp_path / "out", "--data", quote, cap=2 << 30, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{quote}: cannot parse as CSV: " in res.stderr and "EOF inside string" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "commas.csv", "cr.csv", "nul.csv", "quote.csv"
+    ]  # fmt: skip

@@ -379,3 +379,31 @@ def test_numbers_only_python_reads_are_refused_naming_the_cell(awkward, cell):
     featurizer = Featurizer.load(awkward[3] / "preprocessing.json")
     with pytest.raises(RowError, match=f"row 2, column 'x': '{cell}' is not a number"):
         featurizer.features_from_csv(f"C1,0.5,red,True,2\nC2,{cell},red,True,2\n")
+
+
+def test_a_raw_csv_without_line_breaks_is_refused_at_its_header_with_bounded_memory(tmp_path):
+    """The header reader read the whole first line: a 384 MB file of NULs (or of commas) took
+    prepare, and transform behind preprocessing, to a MemoryError under a 512 MiB cap before
+    any row limit applied. Refused at row 1 once the row limit (16 MiB) is read."""
+    from memory_cap import run_capped, sparse_file
+
+    _, _, model_dir = prepared(tmp_path, PENGUINS, "species", "multiclass_classifier")
+    nul = sparse_file(tmp_path / "nul.csv")
+    commas = tmp_path / "commas.csv"
+    with open(commas, "wb") as fh:
+        fh.write(b"x," * (10 << 20))  # 20 MB, one line
+    model = model_dir / "model.tar.gz"
+    for huge in (nul, commas):
+        for command in (
+            ["prepare", "--data", huge, "--label", "y", "--predictor-type", "regressor",
+             "--out", tmp_path / "p"],
+            ["transform", "--model", model, "--input", huge, "--out", tmp_path / "t"],
+        ):  # fmt: skip
+            res = run_capped("-q", *command)
+            assert res.returncode == 2, res.stderr[-2000:]
+            assert (
+                f"{huge}, row 1: a line over the row limit (16,777,216 bytes; a file without line "
+                "breaks?), refused before it is read whole"
+            ) in res.stderr
+            assert "Traceback" not in res.stderr
+    assert not (tmp_path / "p").exists() and not list((tmp_path / "t").rglob("*"))

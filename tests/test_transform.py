@@ -331,3 +331,30 @@ def test_a_raw_row_over_the_payload_is_refused_by_row_before_it_is_read_whole(tm
         model.predict(np.array([[1, 2, 3, 4], [4, 3, 2, 1]], np.float32)).score
     )
     assert list((tmp_path / "out").iterdir()) == [out]
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_an_output_that_would_replace_an_input_file_is_refused_before_anything_is_written(
+    tmp_path, model, link, capsys
+):
+    """``--out`` the input folder (or a link to it), which holds ``a.csv`` and ``a.csv.out``:
+    a.csv's answers replaced the user's a.csv.out, then were read back as that input.
+    Refused by name; every file as it was, nothing partial left."""
+    from training.cli import main
+
+    artifact.save(model, tmp_path / "model.tar.gz")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_csv(folder / "a.csv", np.ones((2, 4)))
+    write_csv(folder / "a.csv.out", np.full((2, 4), 5.0))
+    out = folder
+    if link:
+        out = tmp_path / "out"
+        out.symlink_to(folder)
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    assert main(transform_cli(tmp_path / "model.tar.gz", folder, out)) == 2
+    err = capsys.readouterr().err
+    replaced = out / "a.csv.out"
+    assert f"- {folder / 'a.csv'}: its answers would replace {replaced}, which is an input" in err
+    assert "fix: pass an --out outside the input folder" in err
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before

@@ -328,6 +328,19 @@ def test_one_long_row_is_refused_with_bounded_memory(tmp_path):
     assert "fix: end each row with \\n" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_last_row_without_a_line_break_is_held_to_the_row_limit_too(tmp_path, capsys):
+    """A 17 MiB last row with no \n after it was read and parsed (the limit held only for
+    rows that end in \n): refused like any row over MAX_ROW_BYTES, by its row."""
+    from training.cli import main
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"1,0.5\n0," + b"7" * (17 << 20))
+    assert main(["validate", "--predictor-type", "binary_classifier", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, row 2: a line over validate's row limit (16,777,216 bytes" in err
+    assert "Traceback" not in err
+
+
 @pytest.fixture(scope="module")
 def endpoint():
     from training.core.model import LinearModel
@@ -361,6 +374,8 @@ CELLS = [
     ("nan", "not finite"),
     ("-Infinity", "not finite"),
     ("inf", "not finite"),
+    ("1e39", "beyond float32"),  # finite in float64; the endpoint's float32 reads infinity
+    ("-3.5E+38", "beyond float32"),
 ]
 
 
@@ -382,6 +397,12 @@ def test_validate_and_the_endpoint_read_a_cell_by_one_rule(
     if verdict == "text":
         assert f"{data}, row 2, column 2: '{cell}' is not a number" in err
         assert f"row 1, column 1: '{cell}' is not a number" in answer
+    elif verdict == "beyond float32":
+        assert (
+            f"{data}, row 2, column 2: feature is {float(cell)}, beyond float32 (+-3.4e38): "
+            "Linear Learner reads infinity (rescale it)"
+        ) in err
+        assert f"row 1, column 1 is {'-' if cell[0] == '-' else ''}inf: send finite" in answer
     else:
         assert f"{data}, row 2, column 2: feature is {float(cell)}" in err
         assert f"row 1, column 1 is {float(cell)}: send finite numbers" in answer

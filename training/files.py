@@ -118,6 +118,8 @@ def line_blocks(
                 raise ValidationError([too_long(path, first + long, max_bytes, fix, limit, unit)])
             yield first, block
             first += len(block)
+    if len(pending) > max_bytes:  # a last line without \n: up to block_bytes long here
+        raise ValidationError([too_long(path, first, max_bytes, fix, limit, unit)])
     if pending:
         yield first, [pending]
 
@@ -199,6 +201,21 @@ class FileLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the :class:`FileLock` at ``path`` now (what it recorded), or None: no lock
+    file, or one a killed holder left. Never through a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # dropped when closed
+        except BlockingIOError:
+            return handle.read(4096).strip() or "another process"
+        return None
 
 
 # --------------------------------------------------------------------------- owned folders

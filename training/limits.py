@@ -97,6 +97,13 @@ MAX_ROW_BYTES = 16 << 20
 # of a balanced binary label then maps one to one by chance about once in 2**30 (1e-9), so a
 # real column is never refused by luck, while a copied label in any file of over 30 rows is.
 LABEL_COPY_MIN_REPEATS = 30
+# A numeric feature is reported as a copy of a regressor's numeric label when a straight line
+# through it explains all of the label's variance but at most this share (1 - r**2), in at least
+# LABEL_COPY_MIN_REPEATS rows: ``price_cents`` beside ``price``, or the label rounded to 2 of
+# its 6 digits, is caught; a real feature leaving a millionth of the variance unexplained would
+# itself be the answer (R**2 0.999999), and 30 independent rows reach it by chance never
+# (p < 1e-70).
+LABEL_COPY_MAX_UNEXPLAINED = 1e-6
 
 # -- batch transform (local) -------------------------------------------------------------------
 

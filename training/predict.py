@@ -16,6 +16,7 @@ import csv
 import http.client
 import io
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from training.batch_transform import PIPELINE_BYTES, RECORD_OVERHEAD
 from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
-from training.core.csv_numbers import OTHER_BREAKS, is_number, parse_text
+from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
@@ -89,12 +90,15 @@ def read_csv_rows(path: Path) -> np.ndarray:
         if values.shape[1] != width:
             problem = f"has {values.shape[1]} fields, the rows above have {width}"
             raise ValidationError([Problem(name, problem, _CSV_FIX, row=first)])
-        bad = ~np.isfinite(values)
+        bad = nonfinite(values)
         if bad.any():
             i, j = (int(v) for v in np.argwhere(bad)[0])
             cell = text.split("\n")[i].split(",")[j].strip()
             problem = f"{cell!r} is not a finite number (Linear Learner refuses it)"
             fix = "impute missing values first (python -m training prepare does)"
+            if np.isfinite(values[i, j]):  # finite in float64 only
+                problem = f"{cell!r} is beyond float32 (+-3.4e38): Linear Learner reads infinity"
+                fix = "rescale the feature: Linear Learner's features are float32"
             raise ValidationError([Problem(name, problem, fix, row=first + i, column=j + 1)])
         parts.append(values.astype(np.float32))
     if not parts:
@@ -169,13 +173,15 @@ def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
         shown = ", ".join(map(str, featurizer.classes))
         problem = f"label '{cell}' is not one of the model's classes ({shown})"
         raise ValidationError([Problem(str(path), problem, "fix or drop the row", row=row)])
-    try:
-        return float(text)
+    try:  # by the rule features follow (not float(): '1_0' is not 10), and finite
+        value = parse_number(text)
     except ValueError:
-        problem = f"label '{cell}' is not a number"
-        raise ValidationError(
-            [Problem(str(path), problem, "fix or drop the row", row=row)]
-        ) from None
+        value = None
+    if value is None or not math.isfinite(value):
+        what = "a number" if value is None else "a finite number"
+        problem = f"label '{cell}' is not {what}"
+        raise ValidationError([Problem(str(path), problem, "fix or drop the row", row=row)])
+    return value
 
 
 def raw_bodies(

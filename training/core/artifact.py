@@ -280,8 +280,13 @@ def from_bytes(data: bytes, source: str = "model") -> LinearModel:
 def _check_zip_directory(data: bytes, source: str) -> None:
     """Refuse a ZIP whose central directory is bigger than a model's before zipfile reads it
     (it builds an object per entry: 1 GiB of directory would take ~10 GiB). The end record
-    (APPNOTE.TXT 4.3.16) is where zipfile looks for it: in the last 64 KiB + 22 bytes."""
-    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    (APPNOTE.TXT 4.3.16) is found as zipfile finds it (``_EndRecData``): the last 22 bytes
+    when they are one with no comment, else the last signature in the last 64 KiB + 22 bytes.
+    (Searching first let the record's own offset field spell the signature: the check read
+    that, zipfile the real record, and a 20M-entry directory got past.)"""
+    at = len(data) - 22
+    if at < 0 or data[at : at + 4] != b"PK\x05\x06" or data[-2:] != b"\0\0":
+        at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
     if at < 0 or len(data) < at + 22:
         return  # no end record: zipfile says the ZIP is damaged
     entries, directory = struct.unpack_from("<HL", data, at + 10)
@@ -450,9 +455,16 @@ def _constant(text: str):
     raise _BadValueError(f"{text}, which is not a JSON number")
 
 
+# A JSON string, its closing quote optional: an unclosed one runs to the end, so each quote is
+# scanned once (with the quote required, every unclosed quote rescans the rest of the text:
+# 4 MiB of '"\\' took hours).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+
+
 def _depth(raw: bytes) -> int:
-    """How deep ``raw``'s brackets nest, strings skipped (in numpy: the text may be MiBs)."""
-    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', raw)
+    """How deep ``raw``'s brackets nest, strings skipped (in numpy: the text may be MiBs);
+    linear in its length, whatever its quotes."""
+    text = _STRING.sub(b'""', raw)
     steps = np.frombuffer(text, np.uint8)
     change = np.isin(steps, (0x5B, 0x7B)).astype(np.int64) - np.isin(steps, (0x5D, 0x7D))
     return int(np.cumsum(change).max(initial=0))
@@ -601,4 +613,30 @@ def _output_op(graph: dict, source: str) -> str:
         raise ArtifactError(
             f"{source}: {SYMBOL} is not a linear model's graph (ops {_short(', '.join(ops))})"
         )
+    # The model served here is x.W + b into the output op, whatever the file's graph says, so
+    # the graph must be exactly that (as in every real artifact), else SageMaker's container,
+    # which runs the graph, would answer something else (an op in between, inputs swapped).
+    want = symbol_graph(1, 1, head["op"])
+    if _wiring(graph) != _wiring(want):
+        got, expected = _wiring(graph), _wiring(want)
+        i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), len(expected))
+        shown = _short(got[i]) if i < len(got) else "missing"
+        raise ArtifactError(
+            f"{source}: {SYMBOL} is not Linear Learner's graph (data dot fc0_weight, "
+            f"broadcast_add fc0_bias, {head['op']}): node {i} is {shown}, expected "
+            f"{_short(expected[i]) if i < len(expected) else 'none'}"
+        )
     return head["op"]
+
+
+def _wiring(graph: dict) -> list:
+    """Each node's op (a variable's name), the nodes it reads, then the heads: what the graph
+    computes, without the names MXNet numbers or the attributes."""
+    try:
+        nodes = [
+            (n["op"], n["name"] if n["op"] == "null" else "", [int(x[0]) for x in n["inputs"]])
+            for n in graph["nodes"]
+        ]
+        return [*nodes, ("heads", [int(x[0]) for x in graph["heads"]])]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return [("unreadable",)]

@@ -14,7 +14,9 @@ to report, not to guess at. So a number is, with spaces or tabs around it:
     [+-] (digits [. [digits]] | . digits) [(e|E) [+-] digits]     digits: 0-9 only
 
 ``nan``, ``inf`` and ``infinity`` (any case, signed) are recognised as what they are, so the
-callers can say "not finite: impute it" rather than "not a number"; every caller refuses them.
+callers can say "not finite: impute it" rather than "not a number"; every caller refuses them,
+and a number beyond float32 (``1e39``) too: dmlc's reader parses into ``real_t``, float32, in
+which it is infinity (:func:`nonfinite`).
 
 A row ends at ``\\n`` (a ``\\r`` before it is dropped): Batch Transform's SplitType ``Line``
 splits records "on a newline character boundary" (TransformInput, SageMaker API reference,
@@ -48,6 +50,13 @@ def has_other_break(text: str) -> bool:
     if text.isascii():
         return any(char in text for char in _ASCII_BREAKS)
     return OTHER_BREAKS.search(text) is not None
+
+
+def nonfinite(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are not finite as Linear Learner reads them, in float32: NaN,
+    infinities, and finite float64 numbers beyond float32's range (+-3.4e38)."""
+    with np.errstate(over="ignore"):
+        return ~np.isfinite(np.asarray(values).astype(np.float32))
 
 
 def is_number(cell: str) -> bool:

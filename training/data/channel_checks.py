@@ -25,6 +25,7 @@ from training.core.csv_numbers import (
     OTHER_BREAKS,
     has_other_break,
     is_number,
+    nonfinite,
     parse_number,
     parse_rows,
 )
@@ -587,16 +588,19 @@ def _parse_block(findings: Findings, name: str, rows: np.ndarray, lines: list[st
         unreadable = None
     except ValueError:
         block, unreadable = _read_cells(findings, name, rows, lines)
-    bad = ~np.isfinite(block)
+    bad = nonfinite(block)
     if unreadable is not None:
         bad &= ~unreadable
     for r, c in np.argwhere(bad):
         label = c == 0
+        value = block[r, c]
+        beyond = ", beyond float32 (+-3.4e38): Linear Learner reads infinity (rescale it)"
         findings.add(
             "nonfinite-label" if label else "nonfinite-feature",
             Problem(
                 name,
-                f"{'label' if label else 'feature'} is {block[r, c]}",
+                f"{'label' if label else 'feature'} is {value}"
+                + (beyond if np.isfinite(value) else ""),
                 "drop rows without a valid label"
                 if label
                 else "impute missing values before writing (python -m training prepare does)",

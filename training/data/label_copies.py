@@ -11,17 +11,24 @@ to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` t
 candidate on every later row against the mapping the first rows showed, so a column that
 departs from it anywhere in the file is not reported. Memory: the mappings hold the first rows'
 distinct values of the candidates only.
+
+A regressor's label has about as many values as rows, so no mapping can tell a copy from any
+other column: there a numeric column is a copy when it is the label on a straight line
+(``price_cents`` = 100 x ``price``, the label itself under another name, or rounded), i.e.
+when a line through it leaves at most :data:`~training.limits.LABEL_COPY_MAX_UNEXPLAINED` of
+the label's variance unexplained, in the first rows and then over every row (running sums: a
+few numbers per candidate).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from training.data.raw_csv import Numbers, RawChunk, Text
 from training.errors import Problem
-from training.limits import LABEL_COPY_MIN_REPEATS
+from training.limits import LABEL_COPY_MAX_UNEXPLAINED, LABEL_COPY_MIN_REPEATS
 
 
 def _key(value):
@@ -38,6 +45,36 @@ def _key(value):
 
 
 @dataclass
+class _Line:
+    """Running sums of a numeric feature ``x`` and the label ``y`` over the rows holding both,
+    shifted by the first rows' means (no cancellation for values far from zero)."""
+
+    shift_x: float
+    shift_y: float
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(6))  # n, x, y, xx, yy, xy
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        both = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[both] - self.shift_x, y[both] - self.shift_y
+        self.sums += (len(x), x.sum(), y.sum(), x @ x, y @ y, x @ y)
+
+    def fit(self) -> tuple[int, float, float, float]:
+        """(rows, 1 - r**2, slope, intercept) of the label on ``x``; 1 - r**2 is 1 when
+        either is constant."""
+        n, sx, sy, sxx, syy, sxy = self.sums
+        vx, vy, cov = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+        if n < 2 or vx <= 0 or vy <= 0:
+            return int(n), 1.0, 0.0, 0.0
+        slope = cov / vx
+        intercept = (sy - slope * sx) / n + self.shift_y - slope * self.shift_x
+        return int(n), max(0.0, 1.0 - cov * cov / (vx * vy)), slope, intercept
+
+    def is_copy(self) -> bool:
+        n, unexplained, _, _ = self.fit()
+        return n >= LABEL_COPY_MIN_REPEATS and unexplained <= LABEL_COPY_MAX_UNEXPLAINED
+
+
+@dataclass
 class LabelCopies:
     """The candidate copies of the label, each with its mapping (label value -> feature value,
     and back), checked on every row :meth:`update` is given."""
@@ -47,6 +84,17 @@ class LabelCopies:
     forward: dict[str, dict] = field(default_factory=dict)
     backward: dict[str, dict] = field(default_factory=dict)
     rows: int = 0  # labelled rows checked
+    lines: dict[str, _Line] = field(default_factory=dict)  # a numeric label's straight copies
+
+    @property
+    def found(self) -> bool:
+        """Whether any column is (still) a candidate copy."""
+        return bool(self.forward) or any(line.is_copy() for line in self.lines.values())
+
+    def restarted(self) -> LabelCopies:
+        """The same candidates with nothing counted, to check them on every row again."""
+        lines = {col: _Line(line.shift_x, line.shift_y) for col, line in self.lines.items()}
+        return replace(self, rows=0, lines=lines)
 
     @classmethod
     def among(cls, frame, label: str, drop=()) -> LabelCopies:
@@ -60,6 +108,8 @@ class LabelCopies:
         present = y.notna().to_numpy()
         y_codes, y_values = pd.factorize(y[present])
         copies.rows = int(present.sum())
+        if y.dtype.kind in "iuf" and copies.rows - len(y_values) < LABEL_COPY_MIN_REPEATS:
+            copies._find_lines(frame, label, drop)  # a regressor's: about a value a row
         if len(y_values) < 2 or copies.rows - len(y_values) < LABEL_COPY_MIN_REPEATS:
             return copies
         for col in frame.columns:
@@ -75,10 +125,31 @@ class LabelCopies:
             forward = {_key(y_values[a]): _key(x_values[b]) for a, b in zip(ys, xs)}
             copies.forward[str(col)] = forward
             copies.backward[str(col)] = {b: a for a, b in forward.items()}
+        if y.dtype.kind in "iuf":
+            copies._find_lines(frame, label, drop)
         return copies
+
+    def _find_lines(self, frame, label: str, drop) -> None:
+        """The numeric columns on which the (numeric) label lies on a straight line."""
+        y = frame[label].to_numpy(np.float64)
+        for col in frame.columns:
+            if col in (label, *drop, *self.forward) or frame[col].dtype.kind not in "iuf":
+                continue
+            x = frame[col].to_numpy(np.float64)
+            with np.errstate(all="ignore"):
+                line = _Line(float(np.nanmean(x)), float(np.nanmean(y)))
+                line.add(x, y)
+            if np.isfinite(line.sums).all() and line.is_copy():
+                self.lines[str(col)] = line
 
     def update(self, chunk: RawChunk) -> None:
         """Check the candidates on ``chunk``'s labelled rows; drop those that depart."""
+        for col in list(self.lines):
+            x, y = chunk.columns[col], chunk.columns[self.label]
+            if isinstance(x, Numbers) and isinstance(y, Numbers):
+                self.lines[col].add(x.values.astype(np.float64), y.values.astype(np.float64))
+            else:  # text in a later row: not a number column after all
+                del self.lines[col]
         if not self.forward:
             return
         y = chunk.columns[self.label]
@@ -98,6 +169,28 @@ class LabelCopies:
 
     def problems(self, source: str) -> list[Problem]:
         found = []
+        for col, line in self.lines.items():
+            if not line.is_copy():
+                continue
+            n, unexplained, slope, intercept = line.fit()
+            offset = abs(intercept) > 1e-9 * (1 + abs(line.shift_y))
+            line_text = f"{slope:.6g} x '{col}'" + (f" {intercept:+.6g}" if offset else "")
+            how = (
+                "itself"
+                if abs(slope - 1) < 1e-9 and not offset
+                else f"on a straight line ('{self.label}' = {line_text})"
+            )
+            rest = f", all but {unexplained:.1g} of its variance" if unexplained else ""
+            found.append(
+                Problem(
+                    source,
+                    f"column '{col}' is the label '{self.label}' {how} in all {n} rows holding "
+                    f"both{rest}: a copy of the label among the features leaks the answer (a "
+                    "perfect fit, a model that learns nothing)",
+                    f"remove the column, or pass --drop '{col}'",
+                    column=self.positions.get(col),
+                )
+            )
         for col, forward in self.forward.items():
             pairs = [f"{_show(a)} -> {_show(b)}" for a, b in list(forward.items())[:4]]
             shown = ", ".join(pairs) + (", …" if len(forward) > 4 else "")

@@ -65,6 +65,7 @@ from training.files import (
     FileLock,
     Locked,
     is_owned,
+    lock_holder,
     make_owned_folder,
     remove_owned,
     stale_folders,
@@ -184,7 +185,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             if sum(c.rows for c in head) >= check_rows:
                 break
         # candidate copies of the label, from the first rows; every row checks them again
-        copies = replace(_check_first_rows(config, head, check_rows), rows=0)
+        copies = _check_first_rows(config, head, check_rows).restarted()
         for chunk in itertools.chain(head, chunks):
             consume(chunk)
             copies.update(chunk)
@@ -354,6 +355,7 @@ def prepare(config: PrepareConfig) -> Manifest:
         _checkpoint("locked")
         _recover(beside)
         _check_out(config.out)
+        _check_not_nested(config.out, beside)
         try:
             staging = make_owned_folder(beside.out.parent, beside.staging_prefix, beside.owner)
         except OSError as err:
@@ -362,6 +364,7 @@ def prepare(config: PrepareConfig) -> Manifest:
             manifest = _prepare_into(config, staging)
             staging.chmod(0o777 & ~_umask())
             _checkpoint("staged")
+            _check_out(config.out)  # again: a prepare into a folder inside it may have begun
             _replace_folder(staging, beside)
         except BaseException:
             with contextlib.suppress(OSError):  # else the next run removes it
@@ -430,7 +433,20 @@ def _recover(beside: Beside) -> None:
 
 
 def _check_out(out: Path) -> None:
-    """``out`` is new, empty, or a previous prepare output: never someone else's folder."""
+    """``out`` is new, empty, or a previous prepare output: never someone else's folder, and
+    not a link (the swap renames --out itself: a link would be moved aside and the folder it
+    points to emptied through it, and the run failed with the link left in the way)."""
+    if out.is_symlink():
+        raise ValidationError(
+            [
+                Problem(
+                    str(out),
+                    f"--out is a link (to {os.readlink(out)}); prepare replaces its --out folder "
+                    "as a whole, by renames",
+                    "pass the folder itself (or a new path) for --out",
+                )
+            ]
+        )
     if out.exists() and not out.is_dir():
         raise ValidationError(
             [Problem(str(out), "--out is an existing file", "pass a folder path for --out")]
@@ -448,6 +464,28 @@ def _check_out(out: Path) -> None:
                 )
             ]
         )
+
+
+def _check_not_nested(out: Path, beside: Beside) -> None:
+    """``out`` is not inside another prepare's output, nor inside one being written: that
+    prepare replaces its folder as a whole, and this output with it (it did, silently, after
+    this run had said it was done)."""
+    for folder in beside.out.parents:
+        if not folder.name:
+            break
+        holder = lock_holder(Beside(folder).lock)
+        if holder or is_owned(folder, Beside(folder).owner):
+            what = f"which another prepare is writing ({holder})" if holder else "a prepare output"
+            raise ValidationError(
+                [
+                    Problem(
+                        str(out),
+                        f"--out is inside {folder}, {what}: a prepare into {folder} replaces "
+                        "it as a whole, and this output with it",
+                        f"pass an --out outside {folder}",
+                    )
+                ]
+            )
 
 
 def _replace_folder(new: Path, beside: Beside) -> None:

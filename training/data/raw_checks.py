@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
+import re
 import unicodedata
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def validate_raw_csv(
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)
-    if copies.forward:  # on these rows only; prepare checks the candidates on every row
+    if copies.found:  # on these rows only; prepare checks the candidates on every row
         raise ValidationError(copies.problems(name))
 
 
@@ -211,17 +212,32 @@ def quoted(name: str) -> str:
     spaces or characters one cannot see."""
     hidden = name != name.strip() or any(
         (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cf", "Cc") for ch in name
-    )
+    ) or bool(_IGNORABLE.search(name))
     return ascii(name) if hidden else f"'{name}'"
+
+
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, Unicode 15.1):
+# characters a renderer shows as nothing. Most are format characters (Cf), which fold_name
+# drops by category; these are not: the combining grapheme joiner, Hangul fillers, Khmer and
+# Mongolian invisible marks, variation selectors, and unassigned code points reserved as such.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 
 def fold_name(name: str) -> str:
     """A column name as a reader sees it: Unicode compatibility forms folded (NFKC: fullwidth
-    and other look-alike forms), case folded, and whitespace and invisible format characters
-    (zero-width spaces and joiners, BOMs, soft hyphens) removed."""
+    and other look-alike forms), case folded, and whitespace and invisible characters (format
+    characters such as zero-width spaces and joiners, BOMs, soft hyphens, word joiners; and
+    every other default-ignorable one: variation selectors, Hangul fillers) removed. Visible
+    differences stay: an accent, or a Cyrillic letter that looks Latin, makes another name
+    (a copy under one is caught by its values: :mod:`training.data.label_copies`)."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     return "".join(
-        ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc")
+        ch
+        for ch in _IGNORABLE.sub("", folded)
+        if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc")
     )
 
 

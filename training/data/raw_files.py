@@ -16,20 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.core.featurizer import SPACE, Featurizer
+from training.data.raw_csv import header_cells
 from training.errors import Problem, ValidationError
 from training.files import file_problem, too_long
 from training.limits import MAX_ROW_BYTES
 
 
-def header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        return next(csv.reader(fh, skipinitialspace=True), [])
-
-
 def has_header(path: Path, featurizer: Featurizer) -> bool:
     """Whether the CSV's first row names the model's input columns (a raw file)."""
     try:
-        names = header(path)
+        names = header_cells(path)
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
     return bool(names) and {c.name for c in featurizer.inputs} <= set(names)

@@ -67,6 +67,7 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
     max_bytes = int(config.max_payload_mb * MB)
     out = Path(config.out)
     targets = [output_path(out, config.input, path) for path in files]
+    _refuse_overwriting_inputs(files, targets)
     for target in targets:  # a killed run's leftovers: our own exact names only
         _partial(target).unlink(missing_ok=True)
     separator = b"" if config.assemble_with() == "None" else b"\n"
@@ -83,6 +84,30 @@ def transform_local(served: InferencePipeline | LinearModel, config: TransformCo
     finally:
         bar.close()
     return written
+
+
+def _refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
+    """An output that would replace an input file (``--out`` the input folder, which holds
+    ``x.csv`` and ``x.csv.out``, or a link to it) is refused before anything is written: the
+    run would overwrite the user's file, then read its own answers as that input."""
+    inputs = {_where(path) for path in files}
+    problems = [
+        Problem(
+            str(path),
+            f"its answers would replace {target}, which is an input of this run",
+            "pass an --out outside the input folder",
+        )
+        for path, target in zip(files, targets)
+        if _where(target) in inputs
+    ]
+    if problems:
+        raise ValidationError(problems)
+
+
+def _where(path: Path) -> Path:
+    """The path with its folders' links resolved, not its own: os.replace replaces a link,
+    not the file it points to."""
+    return path.parent.resolve() / path.name
 
 
 def _partial(target: Path) -> Path:
