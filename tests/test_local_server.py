@@ -910,3 +910,15 @@ def test_shutdown_leaves_no_worker_behind_while_a_client_does_not_read():
     with stalled:
         assert len(workers) == 4 and not any(worker.is_alive() for worker in workers)
         read_until_closed(stalled)  # closed by the shutdown (recv gives b""), not left open
+
+
+def test_a_server_shut_down_and_closed_before_it_began_serving_returns_at_once():
+    """A ``with serving(...)`` block that ends before its thread has begun serve_forever: the
+    thread then registered on the closed selector (ValueError: Invalid file descriptor: -1)
+    and died with a traceback on stderr."""
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(model, "127.0.0.1", 0)
+    srv.shutdown()  # returns at once: nothing is serving yet
+    srv.server_close()
+    srv.serve_forever()  # what the late thread runs: returns, without raising
+    assert not srv._workers

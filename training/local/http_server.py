@@ -253,12 +253,21 @@ class HTTPServer:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
+        self._lifecycle = threading.Lock()  # starting, shutdown and close, one at a time
+        self._closed = False
         self._workers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     def serve_forever(self) -> None:
-        self._stopped.clear()
+        """Serve until :meth:`shutdown`; at once return if it (or :meth:`server_close`) came
+        first, as when a ``with`` block around a serving thread ends before the thread began
+        (it raised on the closed selector, a traceback on stderr)."""
+        with self._lifecycle:
+            if self._stop.is_set() or self._closed:
+                self._stop.clear()
+                return
+            self._stopped.clear()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._listen(True)
         for i in range(self.limits.workers):
@@ -296,16 +305,23 @@ class HTTPServer:
                 self._close(conn)
             self._listen(False)
             self._selector.unregister(self._wake_r)
-            self._stop.clear()
-            self._stopped.set()
+            with self._lifecycle:
+                self._stop.clear()
+                self._stopped.set()
 
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` and wait until it has returned."""
-        self._stop.set()
+        """Stop :meth:`serve_forever` and wait until it has returned (or, called before it,
+        make it return at once)."""
+        with self._lifecycle:
+            self._stop.set()
+            serving = not self._stopped.is_set()
         self._wake()
-        self._stopped.wait()
+        if serving:
+            self._stopped.wait()
 
     def server_close(self) -> None:
+        with self._lifecycle:
+            self._closed = True
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
