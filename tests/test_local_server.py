@@ -922,3 +922,45 @@ def test_a_server_shut_down_and_closed_before_it_began_serving_returns_at_once()
     srv.server_close()
     srv.serve_forever()  # what the late thread runs: returns, without raising
     assert not srv._workers
+
+
+OPEN_FILE_LIMITED_CHILD = r"""
+import resource, threading
+import numpy as np
+from training.core.model import LinearModel
+from training.local.server import make_server
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # under max_connections (512)
+model = LinearModel("regressor", "squared_loss", np.ones(3, np.float32), np.float32(0))
+srv = make_server(model, "127.0.0.1", 0)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+print(srv.server_address[1], flush=True)
+threading.Event().wait()
+"""
+
+
+def test_an_open_file_limit_under_max_connections_is_said_once_and_still_serves():
+    """With `ulimit -n` under max_connections, every accept past it failed with EMFILE and
+    printed a line: 300 idle connections, 245 lines on stderr. Now one line naming the limit,
+    the server evicts like at max_connections, and a new client is answered."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", OPEN_FILE_LIMITED_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(child.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(150)]
+        assert call(port, b"1,2,3")[0] == 200
+        for sock in idle:
+            sock.close()
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+    lines = child.stderr.read().splitlines()
+    assert len(lines) == 1 and "Too many open files" in lines[0], lines
+    assert "the open-file limit, `ulimit -n`, is under max_connections 512" in lines[0]

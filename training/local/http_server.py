@@ -23,6 +23,7 @@ format (the SageMaker Runtime API's errors on its paths).
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import selectors
 import socket
@@ -255,6 +256,8 @@ class HTTPServer:
         self._stopped.set()
         self._lifecycle = threading.Lock()  # starting, shutdown and close, one at a time
         self._closed = False
+        # lowered to what the open-file limit allows, the first time accept() meets it
+        self._max_connections = self.limits.max_connections
         self._workers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -352,7 +355,7 @@ class HTTPServer:
     def _accept(self) -> None:
         evicted = False
         while True:
-            full = len(self._connections) >= self.limits.max_connections
+            full = len(self._connections) >= self._max_connections
             if full and not any(c.waiting for c in self._connections):
                 self._listen(False)  # every connection is being answered; the backlog waits
                 return
@@ -363,10 +366,23 @@ class HTTPServer:
                 return
             try:
                 sock, address = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as err:  # out of file descriptors: make room, or wait for it
-                print(f"endpoint: cannot accept a connection: {err}", file=sys.stderr)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # (aborted: the client reset before it was accepted)
+            except OSError as err:
+                if err.errno not in (errno.EMFILE, errno.ENFILE):  # that one, not the server
+                    print(f"endpoint: cannot accept a connection: {err}", file=sys.stderr)
+                    return
+                # Out of file descriptors below max_connections: from here on serve one fewer
+                # than now (a descriptor spare for the accept before an eviction), evicting
+                # like at max_connections (said once: a flood met it at every accept, a line
+                # each on stderr).
+                self._max_connections = max(1, len(self._connections) - 1)
+                print(
+                    f"endpoint: {err.strerror} at {len(self._connections)} connections (the "
+                    f"open-file limit, `ulimit -n`, is under max_connections "
+                    f"{self.limits.max_connections}): serving at most {self._max_connections}",
+                    file=sys.stderr,
+                )
                 if not self._evict():
                     self._listen(False)
                 return
