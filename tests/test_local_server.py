@@ -964,3 +964,29 @@ def test_an_open_file_limit_under_max_connections_is_said_once_and_still_serves(
     lines = child.stderr.read().splitlines()
     assert len(lines) == 1 and "Too many open files" in lines[0], lines
     assert "the open-file limit, `ulimit -n`, is under max_connections 512" in lines[0]
+
+
+def test_a_request_log_whose_stream_closed_stops_logging_not_serving():
+    """`serve 2>&1 | head -1`: once the pipe closed, each answer's log line raised
+    BrokenPipeError in its worker, which died; after 16 requests none was answered, and a
+    refusal's log line ended the reading thread. Two workers, 20 requests and a refusal."""
+
+    def closed_pipe(line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(
+        model, "127.0.0.1", 0, request_log=closed_pipe, settings=ServerLimits(workers=2)
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        for _ in range(10):
+            assert call(port, None, None, method="GET", path="/ping")[0] == 200
+            assert call(port, b"1,2,3")[:2] == (200, "application/json")
+        assert raw_request(port, b"BAD\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert call(port, b"1,2,3")[0] == 200
+        assert all(worker.is_alive() for worker in srv._workers)
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -118,6 +118,12 @@ _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\x20-\x7e\x80-\xff\t]*
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 
 
+def _say(line: str) -> None:
+    """One line on stderr; a closed stderr never stops the server."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
 def ascii_lower(text: str) -> str:
     """Lower case for A-Z only: header tokens compare in ASCII, not by Unicode rules."""
     return text.translate(_LOWER)
@@ -336,7 +342,7 @@ class HTTPServer:
         try:
             step(conn)
         except Exception as err:
-            print(f"endpoint: error reading a request: {err!r}", file=sys.stderr)
+            _say(f"endpoint: error reading a request: {err!r}")
             self._close(conn)
 
     def _listen(self, on: bool) -> None:
@@ -370,18 +376,17 @@ class HTTPServer:
                 return  # (aborted: the client reset before it was accepted)
             except OSError as err:
                 if err.errno not in (errno.EMFILE, errno.ENFILE):  # that one, not the server
-                    print(f"endpoint: cannot accept a connection: {err}", file=sys.stderr)
+                    _say(f"endpoint: cannot accept a connection: {err}")
                     return
                 # Out of file descriptors below max_connections: from here on serve one fewer
                 # than now (a descriptor spare for the accept before an eviction), evicting
                 # like at max_connections (said once: a flood met it at every accept, a line
                 # each on stderr).
                 self._max_connections = max(1, len(self._connections) - 1)
-                print(
+                _say(
                     f"endpoint: {err.strerror} at {len(self._connections)} connections (the "
                     f"open-file limit, `ulimit -n`, is under max_connections "
-                    f"{self.limits.max_connections}): serving at most {self._max_connections}",
-                    file=sys.stderr,
+                    f"{self.limits.max_connections}): serving at most {self._max_connections}"
                 )
                 if not self._evict():
                     self._listen(False)
@@ -721,7 +726,11 @@ class HTTPServer:
     def _log(self, conn: _Connection, status: int, sent: int, received: int) -> None:
         if self._request_log is not None:
             ms = (time.monotonic() - (conn.started or time.monotonic())) * 1e3
-            self._request_log(conn.method, conn.path, status, sent, received, ms)
+            try:
+                self._request_log(conn.method, conn.path, status, sent, received, ms)
+            except (OSError, ValueError):  # its stream closed (`serve 2>&1 | head`): stop
+                # logging, keep serving (it killed the worker, then the reading thread)
+                self._request_log = None
 
     def _worker(self) -> None:
         while True:
@@ -735,6 +744,8 @@ class HTTPServer:
             keep = False
             try:
                 keep = self._answer(conn, request)
+            except Exception as err:  # a bug past the application: this connection, not the thread
+                _say(f"endpoint: error answering {request.path}: {err!r}")
             finally:
                 self._release(conn)
                 self._returned.append((conn, keep))
@@ -748,7 +759,7 @@ class HTTPServer:
         try:
             response = self._app(request)
         except Exception as err:  # a bug, not the client's: one line, not a stack
-            print(f"endpoint: error answering {request.path}: {err!r}", file=sys.stderr)
+            _say(f"endpoint: error answering {request.path}: {err!r}")
             response = Response(500, b"internal error\n", close=True)
         keep = conn.keep_alive and not response.close
         view = memoryview(self._serialize(response, request.method == "HEAD", keep))
