@@ -990,3 +990,39 @@ def test_a_request_log_whose_stream_closed_stops_logging_not_serving():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_ping_waiting_for_a_worker_goes_before_the_scoring_queued_ahead_of_it():
+    """Requests waited for a worker in arrival order, so under many large requests /ping (the
+    platform's health check) waited behind all of them (over 10 s). One worker, eight 6 MB
+    answers to compute and a ping sent last, all arrived before the server reads: the ping is
+    answered first, or second after the one the worker had already taken."""
+    answered = []
+    srv = make_server(
+        hundred_classes(),
+        "127.0.0.1",
+        0,
+        request_log=answered.append,
+        settings=ServerLimits(workers=1),
+    )
+    port = srv.server_address[1]
+    rows = b"1,0,0\n" * 10_000
+    scoring = b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n"
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(9)]
+    for sock in clients[:8]:
+        sock.sendall(scoring % len(rows) + rows)
+    clients[8].sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for sock in clients:
+            with sock.makefile("rb") as reader:
+                assert read_response(reader)[0] == 200
+        deadline = time.monotonic() + 10  # (the last line may follow its answer)
+        while len(answered) < 9 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [i for i, line in enumerate(answered) if "GET /ping 200" in line] in ([0], [1])
+    finally:
+        for sock in clients:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()

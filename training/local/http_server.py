@@ -637,7 +637,15 @@ class HTTPServer:
         conn.phase = "busy"
         self._selector.unregister(conn.sock)
         with self._work_ready:
-            self._work.append((conn, request))
+            # A request without a body (the platform's /ping health check: "How Your Container
+            # Should Respond to Health Check (Ping) Requests", https://docs.aws.amazon.com/
+            # sagemaker/latest/dg/your-algorithms-inference-code.html) costs nothing to answer:
+            # it goes before the scoring waiting for a worker, not behind all of it (under 40
+            # large requests a /ping waited over 10 s).
+            if request.body:
+                self._work.append((conn, request))
+            else:
+                self._work.appendleft((conn, request))
             self._work_ready.notify()
 
     def _take_returned(self) -> None:
