@@ -765,9 +765,10 @@ def test_a_media_type_matched_only_by_unicode_rules_is_400(servers, header):
     assert answer.startswith(b"HTTP/1.1 400") and b"must be at most 1024 US-ASCII" in answer
 
 
-def test_a_client_that_does_not_read_its_answer_frees_the_worker_at_the_send_deadline():
+def test_a_client_that_does_not_read_its_answer_does_not_hold_the_worker():
     """One worker, and a client that asks for 6 MB of answers (100 class scores a row) and
-    never reads them: past the send deadline the worker is free, the next client answered."""
+    never reads them: the worker is free at once (the rest of the answer waits for the client,
+    up to the send deadline), the next client answered."""
     weights = np.tile(W[:, None], (1, 100)).astype(np.float32)
     classes = LinearModel("multiclass_classifier", "softmax_loss", weights, np.zeros(100, "f4"))
     with running(classes, workers=1, send_deadline_s=0.5) as srv:
