@@ -765,9 +765,10 @@ def test_a_media_type_matched_only_by_unicode_rules_is_400(servers, header):
     assert answer.startswith(b"HTTP/1.1 400") and b"must be at most 1024 US-ASCII" in answer
 
 
-def test_a_client_that_does_not_read_its_answer_frees_the_worker_at_the_send_deadline():
+def test_a_client_that_does_not_read_its_answer_does_not_hold_the_worker():
     """One worker, and a client that asks for 6 MB of answers (100 class scores a row) and
-    never reads them: past the send deadline the worker is free, the next client answered."""
+    never reads them: the worker is free at once (the rest of the answer waits for the client,
+    up to the send deadline), the next client answered."""
     weights = np.tile(W[:, None], (1, 100)).astype(np.float32)
     classes = LinearModel("multiclass_classifier", "softmax_loss", weights, np.zeros(100, "f4"))
     with running(classes, workers=1, send_deadline_s=0.5) as srv:
@@ -785,3 +786,244 @@ def test_a_client_that_does_not_read_its_answer_frees_the_worker_at_the_send_dea
             )
             assert stalled.recv(1) == b"H"  # the worker is sending its answer, unread
             assert call(port, b"1,2,3")[0] == 200
+
+
+# Adversary, round 3 over the new server: clients that never read their answers, a flood of
+# idle connections, a refusal after a HEAD, long chunk lines, shutdown with a client stalled.
+
+
+def hundred_classes() -> LinearModel:
+    """100 class scores a row: 10 000 rows of CSV (60 KB) make a 6 MB answer."""
+    weights = np.tile(W[:, None], (1, 100)).astype(np.float32)
+    return LinearModel("multiclass_classifier", "softmax_loss", weights, np.zeros(100, "f4"))
+
+
+def stalled_client(port: int) -> socket.socket:
+    """A client that asks for a 6 MB answer and does not read it (a small fixed receive
+    buffer: the server's send buffer and this one fill, and the rest of the answer waits)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    rows = b"1,0,0\n" * 10_000
+    sock.sendall(
+        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(rows), rows)
+    )
+    assert sock.recv(1, socket.MSG_PEEK) == b"H"  # the answer has started; nothing is read
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    return data
+
+
+def test_clients_that_never_read_their_answers_hold_no_worker():
+    """Sixteen clients (one a worker) that asked for 6 MB answers and never read them held
+    every worker for the 60 s send deadline: /ping and /invocations waited the whole time.
+    Here four such clients against two workers: both are answered at once, well within the
+    send deadline, and a stalled client that reads at last gets its whole answer."""
+    with running(hundred_classes(), workers=2, send_deadline_s=60) as srv:
+        port = srv.server_address[1]
+        stalled = [stalled_client(port) for _ in range(4)]
+        try:
+            assert call(port, None, None, method="GET", path="/ping")[0] == 200
+            status, _, body = call(port, b"1,0,0")
+            assert status == 200 and len(json.loads(body)["predictions"]) == 1
+            with stalled[0].makefile("rb") as reader:
+                status, _, body = read_response(reader)
+            assert len(json.loads(body)["predictions"]) == 10_000
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_unread_answers_past_their_bound_close_the_longest_waiting_reader():
+    """Answers not read are held in memory: past max_unread_bytes the client that has waited
+    longest to read is closed (its answer cut short), the newer one keeps its whole answer."""
+    with running(hundred_classes(), max_unread_bytes=1 << 20, send_deadline_s=60) as srv:
+        port = srv.server_address[1]
+        first = stalled_client(port)
+        second = stalled_client(port)
+        with first, second:
+            got = read_until_closed(first)
+            length = int(re.search(rb"Content-Length: (\d+)", got)[1])
+            assert len(got.partition(b"\r\n\r\n")[2]) < length  # cut short: closed
+            with second.makefile("rb") as reader:
+                status, _, body = read_response(reader)
+            assert status == 200 and len(json.loads(body)["predictions"]) == 10_000
+
+
+def test_a_flood_of_new_connections_does_not_evict_a_request_already_sent():
+    """When the connections ran out, the server accepted its whole backlog at once, each new
+    connection evicting the oldest waiting one: a client whose request had arrived but was not
+    read yet was closed (every /ping reset under a flood of idle connections). Eight open, a
+    ping sent, then a hundred more idle connections, all queued before the server reads."""
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(model, "127.0.0.1", 0, settings=ServerLimits(max_connections=8))
+    port = srv.server_address[1]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle += [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(100)]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with client, client.makefile("rb") as reader:
+            assert read_response(reader)[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_refusal_after_a_head_request_still_carries_its_body(servers):
+    """The refusal took the method of the request before it: after a HEAD, a malformed
+    request was answered with a Content-Length and no body."""
+    answer = raw_request(servers["binary"], b"HEAD /ping HTTP/1.1\r\n\r\nBAD\r\n\r\n")
+    head, refusal = answer.split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"200") and head.endswith(b"Content-Length: 0\r\n\r\n")
+    assert refusal.startswith(b"400") and refusal.endswith(
+        b"malformed request line 'BAD': send METHOD /path HTTP/1.1\n"
+    ), answer
+
+
+def test_a_chunk_line_over_its_limit_is_400_even_when_its_end_came_with_it(servers):
+    """The 1 KB chunk-line limit held only while the line's end had not arrived: 50 KB of
+    chunk extension sent in one piece was accepted."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"5;" + b"x" * 50_000 + b"\r\n1,0,0\r\n0\r\n\r\n"
+    answer = raw_request(servers["binary"], head + body)
+    assert responses(answer) == [b"HTTP/1.1 400 Bad Request"], answer
+    assert b"a chunk-size or trailer line is too long" in answer
+
+
+def test_shutdown_leaves_no_worker_behind_while_a_client_does_not_read():
+    """A worker blocked sending to a client that did not read outlived shutdown by up to the
+    send deadline (60 s); now no worker waits on a client, and shutdown stops all of them."""
+    with running(hundred_classes(), workers=4, send_deadline_s=60) as srv:
+        stalled = stalled_client(srv.server_address[1])
+        workers = list(srv._workers)
+    with stalled:
+        assert len(workers) == 4 and not any(worker.is_alive() for worker in workers)
+        read_until_closed(stalled)  # closed by the shutdown (recv gives b""), not left open
+
+
+def test_a_server_shut_down_and_closed_before_it_began_serving_returns_at_once():
+    """A ``with serving(...)`` block that ends before its thread has begun serve_forever: the
+    thread then registered on the closed selector (ValueError: Invalid file descriptor: -1)
+    and died with a traceback on stderr."""
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(model, "127.0.0.1", 0)
+    srv.shutdown()  # returns at once: nothing is serving yet
+    srv.server_close()
+    srv.serve_forever()  # what the late thread runs: returns, without raising
+    assert not srv._workers
+
+
+OPEN_FILE_LIMITED_CHILD = r"""
+import resource, threading
+import numpy as np
+from training.core.model import LinearModel
+from training.local.server import make_server
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # under max_connections (512)
+model = LinearModel("regressor", "squared_loss", np.ones(3, np.float32), np.float32(0))
+srv = make_server(model, "127.0.0.1", 0)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+print(srv.server_address[1], flush=True)
+threading.Event().wait()
+"""
+
+
+def test_an_open_file_limit_under_max_connections_is_said_once_and_still_serves():
+    """With `ulimit -n` under max_connections, every accept past it failed with EMFILE and
+    printed a line: 300 idle connections, 245 lines on stderr. Now one line naming the limit,
+    the server evicts like at max_connections, and a new client is answered."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", OPEN_FILE_LIMITED_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(child.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(150)]
+        assert call(port, b"1,2,3")[0] == 200
+        for sock in idle:
+            sock.close()
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
+    lines = child.stderr.read().splitlines()
+    assert len(lines) == 1 and "Too many open files" in lines[0], lines
+    assert "the open-file limit, `ulimit -n`, is under max_connections 512" in lines[0]
+
+
+def test_a_request_log_whose_stream_closed_stops_logging_not_serving():
+    """`serve 2>&1 | head -1`: once the pipe closed, each answer's log line raised
+    BrokenPipeError in its worker, which died; after 16 requests none was answered, and a
+    refusal's log line ended the reading thread. Two workers, 20 requests and a refusal."""
+
+    def closed_pipe(line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    model = LinearModel("regressor", "squared_loss", W, np.float32(10.0))
+    srv = make_server(
+        model, "127.0.0.1", 0, request_log=closed_pipe, settings=ServerLimits(workers=2)
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        for _ in range(10):
+            assert call(port, None, None, method="GET", path="/ping")[0] == 200
+            assert call(port, b"1,2,3")[:2] == (200, "application/json")
+        assert raw_request(port, b"BAD\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert call(port, b"1,2,3")[0] == 200
+        assert all(worker.is_alive() for worker in srv._workers)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_ping_waiting_for_a_worker_goes_before_the_scoring_queued_ahead_of_it():
+    """Requests waited for a worker in arrival order, so under many large requests /ping (the
+    platform's health check) waited behind all of them (over 10 s). One worker, eight 6 MB
+    answers to compute and a ping sent last, all arrived before the server reads: the ping is
+    answered first, or second after the one the worker had already taken."""
+    answered = []
+    srv = make_server(
+        hundred_classes(),
+        "127.0.0.1",
+        0,
+        request_log=answered.append,
+        settings=ServerLimits(workers=1),
+    )
+    port = srv.server_address[1]
+    rows = b"1,0,0\n" * 10_000
+    scoring = b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n"
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(9)]
+    for sock in clients[:8]:
+        sock.sendall(scoring % len(rows) + rows)
+    clients[8].sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for sock in clients:
+            with sock.makefile("rb") as reader:
+                assert read_response(reader)[0] == 200
+        deadline = time.monotonic() + 10  # (the last line may follow its answer)
+        while len(answered) < 9 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [i for i, line in enumerate(answered) if "GET /ping 200" in line] in ([0], [1])
+    finally:
+        for sock in clients:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()

@@ -61,6 +61,11 @@ SERVER_BODY_DEADLINE_S = 60.0
 # the same 30 s), and the time an answer may take to be read by its client.
 SERVER_IDLE_TIMEOUT_S = 30.0
 SERVER_SEND_DEADLINE_S = 60.0
+# Answers computed but not yet read by their clients (what the socket did not take is sent by
+# the reading thread as the client reads, so a worker never waits on one). A client reads its
+# answer at once; 64 MB is ten full-size (6 MB) answers waiting. Past it the connection that
+# has waited longest to read is closed, so clients that never read cannot grow the server.
+SERVER_MAX_UNREAD_BYTES = 64 * 1024 * 1024
 # Open connections. Waiting for a request costs a buffer, not a thread, so this is far above
 # what a local client opens, yet under the common 1024 open-file limit. When it is reached, the
 # connection that has waited longest for its request is closed to let a new one in: a

@@ -11,6 +11,10 @@ a next request. Bodies held at once are bounded in bytes; past the bound a reque
 503 with Retry-After before its body is read. ``Expect: 100-continue`` gets its 100 only for a
 request that passed all of that.
 
+Workers compute answers and never wait on a client: what the socket does not take at once is
+sent by the reading thread as the client reads, within a deadline, and answers left unread are
+bounded in bytes (past it the client that has waited longest to read is closed).
+
 The application is a function from a :class:`Request` to a :class:`Response`; the refusals
 this layer makes go through the application's ``refuse`` so each path answers in its own
 format (the SageMaker Runtime API's errors on its paths).
@@ -19,6 +23,7 @@ format (the SageMaker Runtime API's errors on its paths).
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import selectors
 import socket
@@ -51,6 +56,7 @@ class ServerLimits:
     max_bytes_in_flight: int = limits.SERVER_MAX_BYTES_IN_FLIGHT
     retry_after_s: int = limits.SERVER_RETRY_AFTER_S
     max_drain_bytes: int = limits.SERVER_MAX_DRAIN_BYTES
+    max_unread_bytes: int = limits.SERVER_MAX_UNREAD_BYTES
     drain_s: float = limits.SERVER_DRAIN_S
 
 
@@ -112,6 +118,12 @@ _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\x20-\x7e\x80-\xff\t]*
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 
 
+def _say(line: str) -> None:
+    """One line on stderr; a closed stderr never stops the server."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
 def ascii_lower(text: str) -> str:
     """Lower case for A-Z only: header tokens compare in ASCII, not by Unicode rules."""
     return text.translate(_LOWER)
@@ -133,8 +145,8 @@ class _Chunked:
         self._state, self._left, self._trailer = "size", 0, 0
 
     def _line(self, buf: bytearray) -> bytes | None:
-        end = buf.find(b"\n")
-        if end < 0:
+        end = buf.find(b"\n", 0, limits.SERVER_MAX_CHUNK_LINE + 1)
+        if end < 0:  # the limit holds whether or not the line's end came in the same read
             if len(buf) > limits.SERVER_MAX_CHUNK_LINE:
                 raise RefusalError(
                     400, "a chunk-size or trailer line is too long: malformed chunks"
@@ -196,7 +208,7 @@ class _Connection:
     address: tuple
     since: float  # when the current phase began (the oldest waiting one is evicted first)
     deadline: float
-    phase: str = "idle"  # idle, head, body, busy (a worker has it), drain
+    phase: str = "idle"  # idle, head, body, busy (a worker has it), send, drain
     buf: bytearray = field(default_factory=bytearray)
     scanned: int = 0  # how far the end of the headers was looked for
     started: float = 0.0
@@ -209,6 +221,12 @@ class _Connection:
     body: bytearray = field(default_factory=bytearray)
     reserved: int = 0
     drained: int = 0
+    out: memoryview | None = None  # the part of an answer the client has not read yet
+
+    @property
+    def waiting(self) -> bool:
+        """Waiting for (part of) a request, or draining one: what may be evicted."""
+        return self.phase not in ("busy", "send")
 
 
 class HTTPServer:
@@ -242,12 +260,23 @@ class HTTPServer:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
+        self._lifecycle = threading.Lock()  # starting, shutdown and close, one at a time
+        self._closed = False
+        # lowered to what the open-file limit allows, the first time accept() meets it
+        self._max_connections = self.limits.max_connections
         self._workers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     def serve_forever(self) -> None:
-        self._stopped.clear()
+        """Serve until :meth:`shutdown`; at once return if it (or :meth:`server_close`) came
+        first, as when a ``with`` block around a serving thread ends before the thread began
+        (it raised on the closed selector, a traceback on stderr)."""
+        with self._lifecycle:
+            if self._stop.is_set() or self._closed:
+                self._stop.clear()
+                return
+            self._stopped.clear()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._listen(True)
         for i in range(self.limits.workers):
@@ -264,6 +293,8 @@ class HTTPServer:
                         self._accept()
                     elif key.data == "wake":
                         self._take_returned()
+                    elif key.data.phase == "send":
+                        self._guarded(self._writable, key.data)
                     else:
                         self._guarded(self._readable, key.data)
                 self._expire(time.monotonic())
@@ -271,22 +302,35 @@ class HTTPServer:
             with self._work_ready:
                 self._work.extend([None] * len(self._workers))
                 self._work_ready.notify_all()
+            # A worker never waits on a client (the reading thread sends what does not fit),
+            # so each finishes the answer it is computing and stops: none outlives shutdown.
+            for worker in self._workers:
+                worker.join()
             self._workers.clear()
+            self._returned.clear()
             for conn in list(self._connections):
-                if conn.phase != "busy":
-                    self._close(conn)
+                if conn.phase == "busy":
+                    conn.phase = "closing"  # not registered: nothing to unregister
+                self._close(conn)
             self._listen(False)
             self._selector.unregister(self._wake_r)
-            self._stop.clear()
-            self._stopped.set()
+            with self._lifecycle:
+                self._stop.clear()
+                self._stopped.set()
 
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` and wait until it has returned."""
-        self._stop.set()
+        """Stop :meth:`serve_forever` and wait until it has returned (or, called before it,
+        make it return at once)."""
+        with self._lifecycle:
+            self._stop.set()
+            serving = not self._stopped.is_set()
         self._wake()
-        self._stopped.wait()
+        if serving:
+            self._stopped.wait()
 
     def server_close(self) -> None:
+        with self._lifecycle:
+            self._closed = True
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -298,7 +342,7 @@ class HTTPServer:
         try:
             step(conn)
         except Exception as err:
-            print(f"endpoint: error reading a request: {err!r}", file=sys.stderr)
+            _say(f"endpoint: error reading a request: {err!r}")
             self._close(conn)
 
     def _listen(self, on: bool) -> None:
@@ -315,22 +359,40 @@ class HTTPServer:
     # ------------------------------------------------------------------ connections
 
     def _accept(self) -> None:
+        evicted = False
         while True:
-            full = len(self._connections) >= self.limits.max_connections
-            if full and not any(c.phase != "busy" for c in self._connections):
+            full = len(self._connections) >= self._max_connections
+            if full and not any(c.waiting for c in self._connections):
                 self._listen(False)  # every connection is being answered; the backlog waits
+                return
+            if full and evicted:
+                # Read what the open connections sent before evicting another: accepting a
+                # backlog of new connections at once would evict a client whose request had
+                # already arrived, unread (a flood of idle connections reset every client).
                 return
             try:
                 sock, address = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as err:  # out of file descriptors: make room, or wait for it
-                print(f"endpoint: cannot accept a connection: {err}", file=sys.stderr)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # (aborted: the client reset before it was accepted)
+            except OSError as err:
+                if err.errno not in (errno.EMFILE, errno.ENFILE):  # that one, not the server
+                    _say(f"endpoint: cannot accept a connection: {err}")
+                    return
+                # Out of file descriptors below max_connections: from here on serve one fewer
+                # than now (a descriptor spare for the accept before an eviction), evicting
+                # like at max_connections (said once: a flood met it at every accept, a line
+                # each on stderr).
+                self._max_connections = max(1, len(self._connections) - 1)
+                _say(
+                    f"endpoint: {err.strerror} at {len(self._connections)} connections (the "
+                    f"open-file limit, `ulimit -n`, is under max_connections "
+                    f"{self.limits.max_connections}): serving at most {self._max_connections}"
+                )
                 if not self._evict():
                     self._listen(False)
                 return
             if full:
-                self._evict()  # the one that has waited longest for its request
+                evicted = self._evict()  # the one that has waited longest for its request
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -345,7 +407,7 @@ class HTTPServer:
     def _evict(self) -> bool:
         """Close the connection that has waited longest for its request; False if every one
         is being answered."""
-        waiting = [c for c in self._connections if c.phase != "busy"]
+        waiting = [c for c in self._connections if c.waiting]
         if not waiting:
             return False
         self._close(min(waiting, key=lambda c: c.since))
@@ -356,7 +418,7 @@ class HTTPServer:
             return
         self._connections.discard(conn)
         self._release(conn)
-        if conn.phase != "busy":
+        if conn.phase not in ("busy", "closing"):
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
         conn.sock.close()
@@ -400,8 +462,28 @@ class HTTPServer:
         elif conn.phase == "body":
             message = f"body not received within {limits_.body_deadline_s} s: send it at once"
             self._answer_refusal(conn, RefusalError(408, message))
-        else:  # idle keep-alive, or the drain after a refusal, is over
+        else:  # idle keep-alive, the drain after a refusal, or an unread answer is over
             self._close(conn)
+
+    def _writable(self, conn: _Connection) -> None:
+        """Send more of an answer the client had not read; once all is sent, wait for its
+        next request (or close)."""
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # hung up or reset
+            self._close(conn)
+            return
+        conn.out = conn.out[sent:]
+        if conn.out:
+            return
+        conn.out = None
+        if not conn.keep_alive:
+            self._close(conn)
+            return
+        self._selector.unregister(conn.sock)
+        self._wait_next(conn)
 
     def _readable(self, conn: _Connection) -> None:
         try:
@@ -430,6 +512,7 @@ class HTTPServer:
                     return
                 now = time.monotonic()
                 conn.phase, conn.since, conn.started = "head", now, now
+                conn.method, conn.path = "-", "-"  # not the previous request's (a HEAD)
                 conn.deadline = now + self.limits.header_deadline_s
                 conn.scanned = 0
             if conn.phase == "head" and not self._head(conn):
@@ -554,7 +637,15 @@ class HTTPServer:
         conn.phase = "busy"
         self._selector.unregister(conn.sock)
         with self._work_ready:
-            self._work.append((conn, request))
+            # A request without a body (the platform's /ping health check: "How Your Container
+            # Should Respond to Health Check (Ping) Requests", https://docs.aws.amazon.com/
+            # sagemaker/latest/dg/your-algorithms-inference-code.html) costs nothing to answer:
+            # it goes before the scoring waiting for a worker, not behind all of it (under 40
+            # large requests a /ping waited over 10 s).
+            if request.body:
+                self._work.append((conn, request))
+            else:
+                self._work.appendleft((conn, request))
             self._work_ready.notify()
 
     def _take_returned(self) -> None:
@@ -565,15 +656,37 @@ class HTTPServer:
             pass
         while self._returned:
             conn, keep = self._returned.popleft()
-            if not keep or self._stop.is_set():
+            if self._stop.is_set() or (not keep and conn.out is None):
                 self._close(conn)  # still "busy": not registered, nothing to unregister
                 continue
-            conn.phase = "idle"
             now = time.monotonic()
-            conn.since, conn.deadline = now, now + self.limits.idle_timeout_s
-            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-            if conn.buf:  # a pipelined request already arrived
-                self._guarded(self._advance, conn)
+            if conn.out is not None:  # the rest of the answer goes out as the client reads
+                conn.phase, conn.keep_alive, conn.since = "send", keep, now
+                conn.deadline = now + self.limits.send_deadline_s
+                self._selector.register(conn.sock, selectors.EVENT_WRITE, conn)
+                self._bound_unread(conn)
+                continue
+            self._wait_next(conn)
+
+    def _bound_unread(self, newest: _Connection) -> None:
+        """Past ``max_unread_bytes`` of answers waiting for their clients to read them, close
+        the connection that has waited longest to read (a client reads its answer at once)."""
+        sending = [c for c in self._connections if c.phase == "send" and c is not newest]
+        unread = len(newest.out) + sum(len(c.out) for c in sending)
+        for conn in sorted(sending, key=lambda c: c.since):
+            if unread <= self.limits.max_unread_bytes:
+                return
+            unread -= len(conn.out)
+            self._close(conn)
+
+    def _wait_next(self, conn: _Connection) -> None:
+        """Keep the connection open for its next request (which may already be here)."""
+        conn.phase = "idle"
+        now = time.monotonic()
+        conn.since, conn.deadline = now, now + self.limits.idle_timeout_s
+        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.buf:  # a pipelined request already arrived
+            self._guarded(self._advance, conn)
 
     # ------------------------------------------------------------------ answers
 
@@ -621,7 +734,11 @@ class HTTPServer:
     def _log(self, conn: _Connection, status: int, sent: int, received: int) -> None:
         if self._request_log is not None:
             ms = (time.monotonic() - (conn.started or time.monotonic())) * 1e3
-            self._request_log(conn.method, conn.path, status, sent, received, ms)
+            try:
+                self._request_log(conn.method, conn.path, status, sent, received, ms)
+            except (OSError, ValueError):  # its stream closed (`serve 2>&1 | head`): stop
+                # logging, keep serving (it killed the worker, then the reading thread)
+                self._request_log = None
 
     def _worker(self) -> None:
         while True:
@@ -635,35 +752,31 @@ class HTTPServer:
             keep = False
             try:
                 keep = self._answer(conn, request)
+            except Exception as err:  # a bug past the application: this connection, not the thread
+                _say(f"endpoint: error answering {request.path}: {err!r}")
             finally:
                 self._release(conn)
                 self._returned.append((conn, keep))
                 self._wake()
 
     def _answer(self, conn: _Connection, request: Request) -> bool:
-        """Compute and send one answer; True if the connection stays open."""
+        """Compute one answer and send what the socket takes now, leaving the rest in
+        ``conn.out`` for the reading thread: a worker never waits on a client (16 clients
+        that did not read their answers held every worker for the send deadline, and /ping
+        waited). True if the connection stays open."""
         try:
             response = self._app(request)
         except Exception as err:  # a bug, not the client's: one line, not a stack
-            print(f"endpoint: error answering {request.path}: {err!r}", file=sys.stderr)
+            _say(f"endpoint: error answering {request.path}: {err!r}")
             response = Response(500, b"internal error\n", close=True)
         keep = conn.keep_alive and not response.close
-        data = self._serialize(response, request.method == "HEAD", keep)
-        deadline = time.monotonic() + self.limits.send_deadline_s
-        view = memoryview(data)
+        view = memoryview(self._serialize(response, request.method == "HEAD", keep))
         try:
             while view:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                conn.sock.settimeout(left)
                 view = view[conn.sock.send(view) :]
-        except OSError:  # hung up, reset, or too slow to read its answer
+        except (BlockingIOError, InterruptedError):
+            conn.out = view
+        except OSError:  # hung up or reset
             keep = False
-        finally:
-            try:
-                conn.sock.setblocking(False)
-            except OSError:
-                keep = False
         self._log(conn, response.status, len(response.body), len(request.body))
         return keep
