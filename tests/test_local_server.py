@@ -130,6 +130,41 @@ def test_recordio_in_and_out(servers):
 
 
 @pytest.mark.parametrize(
+    "accept", ["application/json", "application/jsonlines", "application/x-recordio-protobuf"]
+)
+def test_answers_longer_than_a_render_block_are_every_row_in_order(servers, accept):
+    """Answers are rendered a block of rows at a time (a multiclass answer is many times its
+    request): 2.5 blocks of rows come back whole, in order, each as the model scores it."""
+    from training.local.server import RENDER_ROWS
+
+    X = np.random.default_rng(7).standard_normal((RENDER_ROWS * 5 // 2, 3)).astype(np.float32)
+    body = "".join(",".join(f"{v:.6g}" for v in row) + "\n" for row in X).encode()
+    status, _, data = call(servers["multiclass"], body, accept=accept)
+    assert status == 200
+    if accept == "application/json":
+        rows = json.loads(data)["predictions"]
+    elif accept == "application/jsonlines":
+        rows = [json.loads(line) for line in data.decode().splitlines()]
+    else:
+        rows = [
+            {"score": list(r.label["score"].float32_tensor.values),
+             "predicted_label": int(r.label["predicted_label"].float32_tensor.values[0])}
+            for r in recordio.read_records(data)
+        ]  # fmt: skip
+    sent = np.array([[float(v) for v in line.split(",")] for line in body.decode().split()])
+    served = LinearModel(  # the server's multiclass model (models())
+        "multiclass_classifier",
+        "softmax_loss",
+        np.stack([W, -W, W * 0]).T.astype(np.float32),
+        np.zeros(3, np.float32),
+    )
+    expected = served.predict(sent.astype(np.float32))
+    assert len(rows) == len(X)
+    assert [r["predicted_label"] for r in rows] == expected.predicted_label.tolist()
+    np.testing.assert_allclose([r["score"] for r in rows], expected.score, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
     "body, ctype, accept, status, message",
     [
         (b"1,0\n", "text/csv", "application/json", 400, "row 1 has 2 features, the model takes 3"),
