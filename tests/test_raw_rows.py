@@ -347,6 +347,60 @@ def test_a_damaged_or_foreign_description_is_refused_by_name(tmp_path):
         Featurizer.load(tmp_path / "bad.json")
 
 
+def test_a_hostile_description_is_one_line_through_inspect_not_a_traceback(tmp_path, capsys):
+    """preprocessing.json is read through the same door as the model: too deep, a number
+    Python refuses, or larger than any description, each is refused naming the file."""
+    from training.core.featurizer import MAX_DESCRIPTION_BYTES
+    from training.limits import MAX_PREPROCESSING_BYTES
+
+    assert MAX_DESCRIPTION_BYTES == MAX_PREPROCESSING_BYTES  # the container's copy
+    _, _, model_dir = prepared(tmp_path, PENGUINS, "sex", "binary_classifier")
+    model = str(model_dir / "model.tar.gz")
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as fh:  # sparse: no disk, and never read past the limit
+        fh.truncate(MAX_PREPROCESSING_BYTES + 1)
+    cases = {
+        "deep.json": ("[" * 100_000, "cannot be read as JSON (nested too deep)"),
+        "digits.json": ('{"version": ' + "9" * 5000 + "}", "cannot be read as JSON (Exceeds"),
+        "huge.json": (None, "is over 64 MiB, more than a preprocessing description holds"),
+    }
+    for name, (text, message) in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        assert main(["inspect", model, "--preprocessing", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name} {message}" in err and "Traceback" not in err
+
+
+def test_a_deployed_featurizer_archive_is_read_with_the_models_limits(tmp_path):
+    """transform --target aws reads the deployed pipeline's featurizer.tar.gz from S3: a bomb
+    there is refused by its header like a model's, not unpacked into memory."""
+    import gzip
+    import io
+    import tarfile
+
+    from training.core import artifact
+    from training.errors import ArtifactError
+    from training.limits import MAX_PREPROCESSING_BYTES
+
+    _, data_dir, _ = prepared(tmp_path, PENGUINS, "sex", "binary_classifier")
+    good = (data_dir / "preprocessing.json").read_bytes()
+    from training.aws.featurizer_artifact import to_bytes
+
+    assert artifact.tar_member(
+        to_bytes(data_dir / "preprocessing.json"), "f.tar.gz", "preprocessing.json",
+        MAX_PREPROCESSING_BYTES,
+    ) == good  # fmt: skip
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("preprocessing.json")
+        info.size = 1 << 40  # claims 1 TiB; the data is never there
+        tar.addfile(info)
+    bomb = gzip.compress(raw.getvalue()[:512])
+    with pytest.raises(ArtifactError, match=r"s3://b/f.tar.gz: model is larger than 64 MiB"):
+        artifact.tar_member(bomb, "s3://b/f.tar.gz", "preprocessing.json", MAX_PREPROCESSING_BYTES)
+
+
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor", "not finite"])
 def test_answer_rows_are_rendered_as_json_would_render_them(kind):
     """The endpoint formats its answers without a dict per row (a transform renders

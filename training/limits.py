@@ -39,6 +39,11 @@ MAX_JSON_INT_DIGITS = 20
 # numpy before 2.0 stop at 32.
 MAX_NDARRAY_DIMS = 32
 
+# preprocessing.json (beside a model, or in featurizer.tar.gz): one-hot vocabularies are its
+# bulk, ~100 bytes a category, so this holds over half a million categories; parsing it costs
+# a few times its size. (training.core.featurizer keeps a copy for the scikit-learn container.)
+MAX_PREPROCESSING_BYTES = 64 << 20
+
 # -- local endpoint server (training/local/server.py) ------------------------------------------
 
 # SageMaker's own: InvokeEndpoint's Body is at most 6 MB (botocore's sagemaker-runtime model,

@@ -18,9 +18,6 @@ own), its input columns in source order; MaxPayloadInMB keeps each batch's featu
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +51,16 @@ from training.batch_transform import (
     records,
 )
 from training.content_types import CSV, JSON, JSONLINES, RECORDIO
+from training.core import artifact
 from training.core.featurizer import PREPROCESSING_FILE, Featurizer, PreprocessingError
-from training.errors import Problem, TransformFailedError, ValidationError, known_fix
+from training.errors import (
+    ArtifactError,
+    Problem,
+    TransformFailedError,
+    ValidationError,
+    known_fix,
+)
+from training.limits import MAX_ARCHIVE_BYTES, MAX_PREPROCESSING_BYTES
 from training.progress import progress
 
 KNOWN_FAILURES = [
@@ -361,12 +366,12 @@ def served_pipeline(sess, described: dict) -> Pipeline | None:
         return None
     url = containers[0]["ModelDataUrl"]
     bucket, key = split_s3_url(url)
-    body = aws.s3_client_for(sess, bucket).get_object(Bucket=bucket, Key=key)["Body"].read()
+    obj = aws.s3_client_for(sess, bucket).get_object(Bucket=bucket, Key=key)
+    body = obj["Body"].read(MAX_ARCHIVE_BYTES + 1)  # past it tar_member refuses it
     try:
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-            doc = json.load(tar.extractfile(PREPROCESSING_FILE))
-        featurizer = Featurizer.from_json(doc, url)
-    except (tarfile.TarError, KeyError, AttributeError, ValueError) as err:
+        raw = artifact.tar_member(body, url, PREPROCESSING_FILE, MAX_PREPROCESSING_BYTES)
+        featurizer = Featurizer.from_text(raw, url)
+    except (ArtifactError, PreprocessingError) as err:
         raise ValidationError(
             [
                 Problem(

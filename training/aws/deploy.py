@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shlex
 import subprocess
@@ -59,6 +58,7 @@ from training.core.featurizer import CATEGORICAL, NUMERIC, Featurizer
 from training.core.model import LinearModel
 from training.data.manifest import Manifest
 from training.errors import DeployStepError, Problem, ValidationError
+from training.limits import MAX_PREPROCESSING_BYTES
 
 
 @dataclass(frozen=True)
@@ -393,8 +393,6 @@ def deploy_approved(
 
 def _version_pipeline(version, sess):
     """The version's model and featurizer, read from S3, to compare the endpoint with."""
-    import tarfile
-
     from training.aws.download import fetch
     from training.core.featurizer import PREPROCESSING_FILE
 
@@ -403,10 +401,10 @@ def _version_pipeline(version, sess):
     if not version.preprocessing:
         return model, None
     data = fetch(version.preprocessing, None, region, False)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        member = tar.extractfile(PREPROCESSING_FILE)
-        described = json.loads(member.read()) if member else None
-    return model, Featurizer.from_json(described)
+    raw = artifact.tar_member(
+        data, version.preprocessing, PREPROCESSING_FILE, MAX_PREPROCESSING_BYTES
+    )
+    return model, Featurizer.from_text(raw, version.preprocessing)
 
 
 def _context(project: str, region: str, record: Path, options: DeployOptions) -> list[str]:

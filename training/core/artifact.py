@@ -364,8 +364,41 @@ class _OverCapError(Exception):
 
 
 def _untar(data: bytes, source: str) -> bytes:
-    """model_algo-1 from a tar.gz, read as a stream: each member's size is decided from its
-    header before its bytes are decompressed, and all of it through a cap."""
+    """model_algo-1 from a tar.gz (:func:`_read_tar`)."""
+    found, names = _read_tar(data, source, MEMBER, MAX_MODEL_BYTES)
+    if "model.json" in names and "weights.npy" in names:
+        raise ArtifactError(
+            f"{source}: written by an earlier version of this project (model.json + "
+            "weights.npy), which SageMaker cannot serve: train it again with "
+            "`python -m training train --target local`"
+        )
+    if found is None:
+        raise ArtifactError(
+            f"{source}: a tar.gz without {MEMBER} (it holds {_shown(names)}): not a SageMaker "
+            "model artifact"
+        )
+    return found
+
+
+def tar_member(data: bytes, source: str, name: str, limit: int) -> bytes:
+    """The file ``name`` (at most ``limit`` bytes) from a tar.gz SageMaker stores, such as the
+    featurizer's ``featurizer.tar.gz``: read with the model's own limits (:func:`_read_tar`)."""
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise too_large(source, "the file is", len(data), MAX_ARCHIVE_BYTES)
+    found, names = _read_tar(data, source, name, limit)
+    if found is None:
+        raise ArtifactError(f"{source}: a tar.gz without {name} (it holds {_shown(names)})")
+    return found
+
+
+def _shown(names: list[str]) -> str:
+    return (", ".join(names[:10]) + (", …" if len(names) > 10 else "")) or "no files"
+
+
+def _read_tar(data: bytes, source: str, name: str, limit: int) -> tuple[bytes | None, list]:
+    """The first regular file ``name`` in a tar.gz (None when there is none) and every file's
+    name, read as a stream: each member's size is decided from its header before its bytes
+    are decompressed, and all of it through a cap."""
     names, found, claimed, count = [], None, 0, 0
     stream = _Capped(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_ARCHIVE_BYTES)
     try:
@@ -375,16 +408,16 @@ def _untar(data: bytes, source: str) -> bytes:
                 if count > MAX_TAR_MEMBERS:
                     raise _RefusedError(f"over {MAX_TAR_MEMBERS} members; SageMaker's holds one")
                 # every member's data is counted: tarfile reads through any it does not know
-                model = member.isfile() and member.name.lstrip("./") == MEMBER and found is None
-                if model and member.size > MAX_MODEL_BYTES:
-                    raise too_large(source, f"{MEMBER} claims", member.size, MAX_MODEL_BYTES)
+                wanted = member.isfile() and member.name.lstrip("./") == name and found is None
+                if wanted and member.size > limit:
+                    raise too_large(source, f"{name} claims", member.size, limit)
                 claimed += member.size
                 if claimed > MAX_ARCHIVE_BYTES:
                     raise too_large(source, "its members claim", claimed, MAX_ARCHIVE_BYTES)
                 if not member.isfile():
                     continue
                 names.append(member.name)
-                if model:
+                if wanted:
                     found = tar.extractfile(member).read()
     except _OverCapError:
         over = too_large(source, "unpacked, it is over", MAX_ARCHIVE_BYTES, MAX_ARCHIVE_BYTES)
@@ -396,19 +429,7 @@ def _untar(data: bytes, source: str) -> bytes:
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, RecursionError) as err:
         # ValueError: a number field tarfile cannot parse; RecursionError: chained PAX headers
         raise ArtifactError(f"{source}: a damaged or truncated tar.gz ({err})") from None
-    if "model.json" in names and "weights.npy" in names:
-        raise ArtifactError(
-            f"{source}: written by an earlier version of this project (model.json + "
-            "weights.npy), which SageMaker cannot serve: train it again with "
-            "`python -m training train --target local`"
-        )
-    if found is None:
-        shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-        raise ArtifactError(
-            f"{source}: a tar.gz without {MEMBER} (it holds "
-            f"{shown or 'no files'}): not a SageMaker model artifact"
-        )
-    return found
+    return found, names
 
 
 def _what(data: bytes) -> str:

@@ -38,6 +38,10 @@ import numpy as np
 FORMAT = "linear-learner-preprocessing"
 VERSION = 1
 PREPROCESSING_FILE = "preprocessing.json"
+# The largest preprocessing.json read: one-hot vocabularies are its bulk (~100 bytes a category),
+# so 64 MiB holds over half a million categories. training.limits.MAX_PREPROCESSING_BYTES is
+# this (a test keeps them equal): this module also runs alone in the scikit-learn container.
+MAX_DESCRIPTION_BYTES = 64 << 20
 NUMERIC, CATEGORICAL, DROPPED, LABEL = "numeric", "categorical", "dropped", "label"
 ROLES = (NUMERIC, CATEGORICAL, DROPPED, LABEL)
 # pandas' default ``na_values``, what prepare read as missing (tests keep them equal)
@@ -302,10 +306,27 @@ class Featurizer:
     def load(cls, path: Path) -> Featurizer:
         path = Path(path)
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            with open(path, "rb") as fh:  # read to the limit only: a huge file is not one of ours
+                raw = fh.read(MAX_DESCRIPTION_BYTES + 1)
+            if len(raw) > MAX_DESCRIPTION_BYTES:
+                raise PreprocessingError(
+                    f"{path} is over {MAX_DESCRIPTION_BYTES >> 20} MiB, more than a "
+                    "preprocessing description holds: pass the preprocessing.json prepare wrote"
+                )
+            return cls.from_text(raw, str(path))
+        except OSError as err:
             raise PreprocessingError(f"{path} cannot be read as JSON ({err})") from None
-        return cls.from_json(doc, str(path))
+
+    @classmethod
+    def from_text(cls, raw: bytes, source: str = PREPROCESSING_FILE) -> Featurizer:
+        """From the bytes of a preprocessing.json; hostile JSON (too deep, numbers Python
+        refuses) is a PreprocessingError naming ``source``, not a traceback."""
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            err = "nested too deep" if isinstance(err, RecursionError) else err
+            raise PreprocessingError(f"{source} cannot be read as JSON ({err})") from None
+        return cls.from_json(doc, source)
 
 
 def media_type(header: str | None) -> str:
