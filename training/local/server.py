@@ -132,7 +132,8 @@ def parse_csv(body: bytes, d: int) -> np.ndarray:
                 400, f"row {i + 1} has {len(fields)} features, the model takes {d}{hint}"
             )
         try:
-            out[i] = [parse_number(f) for f in fields]
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: _finite names it
+                out[i] = [parse_number(f) for f in fields]
         except ValueError:
             bad = next(j for j, f in enumerate(fields) if not is_number(f))
             raise RequestError(
