@@ -128,6 +128,24 @@ def test_destroy_all_leaves_the_bucket_alone_while_a_job_will_not_stop(sess, mon
     assert [o["Key"] for o in objects] == [f"data/{JOB}/train/train.rec"]
 
 
+def test_a_failed_cdk_destroy_says_what_is_still_there(sess, monkeypatch, capsys):
+    """A stack left in DELETE_FAILED holds what it could not delete: destroy-all names it (and
+    the bucket it emptied) before it stops, instead of a bare 'cdk destroy exited 1'."""
+    AsyncSageMaker(monkeypatch, reads=2)
+    base_with_a_running_job(sess)
+
+    def failing_cdk(args, echo):
+        deploy._fail("npx --no-install cdk destroy", "exited 1", "read the CDK output above")
+
+    monkeypatch.setattr(deploy, "cdk", failing_cdk)
+    assert main(["destroy-all", "--region", "us-east-1"]) == 2
+    out, err = capsys.readouterr()
+    assert "cdk destroy failed; still there (python -m training audit lists it again):" in out
+    listed = out.split("still there", 1)[1]
+    assert "LlE2eBase" in listed and BUCKET in listed
+    assert "npx --no-install cdk destroy: exited 1" in err
+
+
 def plant_network(sess) -> str:
     """What the base stack makes with notebook_in_vpc, tagged as it tags them: an interface
     endpoint, a gateway endpoint (free, not listed) and the flow-log group. Returns the

@@ -495,20 +495,28 @@ def destroy_all(
     echo("==> 3/4 cdk destroy --all")
     # A placeholder artifact puts the endpoint stack in the app whether or not a training
     # record is still around: `destroy --all` must see every stack it has to remove.
-    cdk(
-        [
-            "destroy",
-            "--all",
-            "--force",
-            "-c",
-            f"project={project}",
-            "-c",
-            f"region={sess.region_name}",
-            "-c",
-            "model_data_url=s3://placeholder-for-destroy/model.tar.gz",
-        ],
-        echo,
-    )
+    try:
+        cdk(
+            [
+                "destroy",
+                "--all",
+                "--force",
+                "-c",
+                f"project={project}",
+                "-c",
+                f"region={sess.region_name}",
+                "-c",
+                "model_data_url=s3://placeholder-for-destroy/model.tar.gz",
+            ],
+            echo,
+        )
+    except DeployStepError:
+        # a stack in DELETE_FAILED still holds what it could not delete: say what is billing
+        # now, not only that a step failed (the audit's --delete is refused while it exists)
+        echo("    cdk destroy failed; still there (python -m training audit lists it again):")
+        for item in audit.find_leftovers(sess, project, lambda _: None):
+            echo(f"    - {item}")
+        raise
     echo("==> 4/4 what CloudFormation does not own, then the audit")
     found = audit.find_leftovers(sess, project, echo)
     left = audit.delete_and_recheck(sess, project, found, echo=echo)
