@@ -150,9 +150,13 @@ class AsyncSageMaker:
 class AsyncVpcEndpoints:
     """DeleteVpcEndpoints as on AWS: the endpoint is Deleting for ``reads`` DescribeVpcEndpoints,
     then Deleted (moto deletes at once); each look at a deleting endpoint counted in
-    ``looks``."""
+    ``looks``. ``forgotten``: once deleted, EC2 no longer knows the id at all, so describing it
+    by id answers InvalidVpcEndpointId.NotFound ("The specified VPC endpoint does not exist",
+    "Error codes for the Amazon EC2 API", docs.aws.amazon.com/AWSEC2/latest/APIReference/
+    errors-overview.html; moto's own error for an id it does not hold). How long AWS keeps a
+    deleted endpoint listed is not documented, so a poller must survive both."""
 
-    def __init__(self, monkeypatch, reads: int = 2):
+    def __init__(self, monkeypatch, reads: int = 2, forgotten: bool = False):
         from moto.ec2.models import EC2Backend
 
         self.looks: dict[str, int] = {}
@@ -170,6 +174,11 @@ class AsyncVpcEndpoints:
                     stand_in.looks[e.id] = stand_in.looks.get(e.id, 0) + 1
                     if stand_in.looks[e.id] >= reads:
                         e.state = "deleted"
+            if forgotten:
+                for vpce_id in [
+                    i for i, e in ec2_backend.vpc_end_points.items() if e.state == "deleted"
+                ]:
+                    del ec2_backend.vpc_end_points[vpce_id]
             return describe(ec2_backend, vpc_end_point_ids, filters)
 
         monkeypatch.setattr(EC2Backend, "delete_vpc_endpoints", delete_vpc_endpoints)

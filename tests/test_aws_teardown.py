@@ -268,3 +268,19 @@ def test_what_the_audit_looks_for_in_vpc_mode_is_what_the_base_stack_makes():
     ]
     assert len(interfaces) == 4
     assert all({"Key": "project", "Value": "ll-e2e"} in p["Tags"] for p in interfaces)
+
+
+def test_a_vpc_endpoint_that_is_gone_before_the_next_look_ends_the_wait(sess, monkeypatch, capsys):
+    """EC2 answers a describe naming an id it no longer holds with InvalidVpcEndpointId.NotFound;
+    the wait took that for a failure and ended destroy-all's last step in a traceback."""
+    deleting = AsyncVpcEndpoints(monkeypatch, reads=2, forgotten=True)
+    interface = plant_network(sess)
+    assert main(["audit", "--region", "us-east-1", "--delete"]) == 0
+    out = capsys.readouterr().out
+    assert f"waiting for vpc-endpoint {interface} to be gone" in out
+    assert f"deleted vpc-endpoint {interface}" in out
+    assert "still there" not in out
+    assert deleting.looks == {interface: 2}  # looked at while Deleting, then it was gone
+    ids = [e["VpcEndpointId"] for e in sess.client("ec2").describe_vpc_endpoints()["VpcEndpoints"]]
+    assert interface not in ids
+    assert audit.find_leftovers(sess, "ll-e2e") == []

@@ -624,12 +624,29 @@ def _wait_vpc_endpoints_deleted(ec2, ids: list[str], echo) -> None:
     waiter for it: look every DELETE_POLL_S, up to TEARDOWN_DELETE_WAIT_S."""
     echo(f"  waiting for vpc-endpoint {', '.join(ids)} to be gone (deletes are asynchronous) …")
     deadline = time.monotonic() + TEARDOWN_DELETE_WAIT_S
+    going = list(ids)
     while True:
-        described = ec2.describe_vpc_endpoints(VpcEndpointIds=ids)["VpcEndpoints"]
-        going = [e["VpcEndpointId"] for e in described if e["State"].lower() == "deleting"]
+        going = [i for i in going if _vpc_endpoint_state(ec2, i) == "deleting"]
         if not going or time.monotonic() > deadline:  # the recheck reports what is left
             return
         time.sleep(DELETE_POLL_S)
+
+
+def _vpc_endpoint_state(ec2, vpce_id: str) -> str:
+    """The endpoint's state in lower case, or "gone": one id a request, since EC2 answers a
+    request naming an id it no longer holds with InvalidVpcEndpointId.NotFound ("The specified
+    VPC endpoint does not exist", "Error codes for the Amazon EC2 API", docs.aws.amazon.com/
+    AWSEC2/latest/APIReference/errors-overview.html) for the whole request, and how long a
+    deleted endpoint stays listed as Deleted is not documented."""
+    import botocore.exceptions
+
+    try:
+        described = ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce_id])["VpcEndpoints"]
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "InvalidVpcEndpointId.NotFound":
+            return "gone"
+        raise
+    return described[0]["State"].lower() if described else "gone"
 
 
 def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) -> list[Leftover]:
