@@ -284,3 +284,21 @@ def test_a_vpc_endpoint_that_is_gone_before_the_next_look_ends_the_wait(sess, mo
     ids = [e["VpcEndpointId"] for e in sess.client("ec2").describe_vpc_endpoints()["VpcEndpoints"]]
     assert interface not in ids
     assert audit.find_leftovers(sess, "ll-e2e") == []
+
+
+def test_a_notebook_given_up_on_is_not_then_waited_for_as_deleting(sess, monkeypatch, capsys):
+    """A notebook that never left Pending was never deleted: the NotebookInstanceDeleted waiter
+    then spent TEARDOWN_DELETE_WAIT_S (30 min) more looking for a delete nobody had asked for."""
+    AsyncSageMaker(monkeypatch)
+    monkeypatch.setattr(audit, "TEARDOWN_DELETE_WAIT_S", 0)
+    name = "ll-e2e-notebook-abc123"
+    sess.client("sagemaker").create_notebook_instance(
+        NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=ROLE
+    )
+    backend().notebook_instances[name].status = "Pending"  # stuck: never InService or Stopped
+    assert main(["audit", "--region", "us-east-1", "--delete"]) == 1
+    out = capsys.readouterr().out
+    assert f"gave up on notebook instance {name}: still Pending after 0s" in out
+    assert f"waiting for notebook-instance {name}" not in out
+    assert f"deleted notebook-instance {name}" not in out
+    assert f"still there: notebook-instance  {name} (Pending)" in out

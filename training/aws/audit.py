@@ -551,6 +551,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         "kms-key",
     ]
     rest = [item for item in leftovers if item.kind not in JOB_KINDS]
+    given_up = set()  # notebooks never deleted: nothing to wait for
     for item in sorted(rest, key=lambda x: order.index(x.kind)):
         if item.deleting:
             continue  # a delete is under way; endpoints and notebooks are waited for below
@@ -561,7 +562,9 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         elif item.kind == "model":
             sm.delete_model(ModelName=item.name)
         elif item.kind == "notebook-instance":
-            _delete_notebook(sm, item.name, echo)
+            if not _delete_notebook(sm, item.name, echo):
+                given_up.add(item.name)
+                continue
         elif item.kind == "model-package-group":  # a group with versions cannot be deleted
             for version in group_versions(sm, item.name):
                 sm.delete_model_package(ModelPackageName=version["ModelPackageArn"])
@@ -589,7 +592,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
             kms.schedule_key_deletion(KeyId=item.name, PendingWindowInDays=7)
         echo(f"  deleted {item.kind} {item.name}")
     for item in leftovers:
-        if item.kind in ("endpoint", "notebook-instance"):
+        if item.kind in ("endpoint", "notebook-instance") and item.name not in given_up:
             _wait_deleted(sm, item, echo)
     vpc_endpoints = [item.name for item in leftovers if item.kind == "vpc-endpoint"]
     if vpc_endpoints:
@@ -659,20 +662,20 @@ def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) ->
     return left
 
 
-def _delete_notebook(sm, name: str, echo, timeout_s: float = TEARDOWN_DELETE_WAIT_S) -> None:
+def _delete_notebook(sm, name: str, echo) -> bool:
     """Delete needs Stopped or Failed, and Stop needs InService: wait out Pending, Updating
-    and Stopping, stop an InService instance, then delete."""
-    import time
-
+    and Stopping, stop an InService instance, then delete. False when it was given up on
+    (not deleted, so not to be waited for as Deleting)."""
+    timeout_s = TEARDOWN_DELETE_WAIT_S
     deadline = time.monotonic() + timeout_s
     stopping = False
     while True:
         status = sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"]
         if status in ("Stopped", "Failed"):
             sm.delete_notebook_instance(NotebookInstanceName=name)
-            return
+            return True
         if status == "Deleting":
-            return
+            return True
         if status == "InService" and not stopping:
             sm.stop_notebook_instance(NotebookInstanceName=name)
             stopping = True
@@ -681,5 +684,5 @@ def _delete_notebook(sm, name: str, echo, timeout_s: float = TEARDOWN_DELETE_WAI
             echo(f"  notebook instance {name} is {status}: waiting for it to stop or serve")
         if time.monotonic() > deadline:  # the recheck then reports it as still there
             echo(f"  gave up on notebook instance {name}: still {status} after {timeout_s:.0f}s")
-            return
+            return False
         time.sleep(NOTEBOOK_POLL_S)
