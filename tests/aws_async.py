@@ -5,7 +5,10 @@ moto completes jobs at once, has no StopTrainingJob, StopTransformJob or
 StopHyperParameterTuningJob, deletes endpoints and notebook instances synchronously, and
 answers ListBuckets in one page whatever MaxBuckets says. AWS, as its documentation says:
 
-- Stop*Job: InProgress -> Stopping -> Stopped. "SageMaker sends the algorithm the SIGTERM
+- Stop*Job: InProgress -> Stopping -> Stopped; stopping a tuning job stops the training jobs it
+  launched; a job not InProgress answers ValidationException ("The request was rejected
+  because the training job is in status Stopped", as AWS answered in
+  github.com/awslabs/benchmark-ai/issues/928). "SageMaker sends the algorithm the SIGTERM
   signal, which delays job termination for 120 seconds. Algorithms might use this 120-second
   window to save the model artifacts" (StopTrainingJob API reference): here a stopping job
   turns Stopped after ``reads`` Describe calls, and a training job uploads its artifact to
@@ -86,6 +89,13 @@ class AsyncSageMaker:
 
                 raise ValidationError(message=f"job {name} is {getattr(job, attr)}")
             setattr(job, attr, "Stopping")
+            if table == "hyper_parameter_tuning_jobs":
+                # "Stops a running hyperparameter tuning job and all running training jobs that
+                # the tuning job launched" (StopHyperParameterTuningJob API reference); they are
+                # named <tuning job>-NNN-<8 hex>
+                for trial, run in response.sagemaker_backend.training_jobs.items():
+                    if trial.startswith(f"{name}-") and run.training_job_status == "InProgress":
+                        run.training_job_status = "Stopping"
             return EmptyResult()
 
         return stop

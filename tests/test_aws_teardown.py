@@ -302,3 +302,44 @@ def test_a_notebook_given_up_on_is_not_then_waited_for_as_deleting(sess, monkeyp
     assert f"waiting for notebook-instance {name}" not in out
     assert f"deleted notebook-instance {name}" not in out
     assert f"still there: notebook-instance  {name} (Pending)" in out
+
+
+def test_a_tuning_jobs_trials_are_stopped_by_their_tuning_job_not_again(sess, monkeypatch):
+    """StopHyperParameterTuningJob stops the training jobs it launched: a StopTrainingJob after
+    it was refused (ValidationException) and said for every trial as 'was not stopped'."""
+    stand_in = AsyncSageMaker(monkeypatch, reads=2)
+    sess.client("s3").create_bucket(Bucket=BUCKET)  # where the stopped trials save their models
+    sm = sess.client("sagemaker")
+    tuning = "ll-e2e-hpo-261205-010000"
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": "img", "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+        },
+        TrainingJobDefinition=definition,
+        Tags=OURS,
+    )
+    backend().hyper_parameter_tuning_jobs[tuning].hyper_parameter_tuning_job_status = "InProgress"
+    trials = [f"{tuning}-00{i}-0123abcd" for i in (1, 2)]
+    for trial in trials:  # a tuning job's tags reach the training jobs it launches
+        sm.create_training_job(TrainingJobName=trial, Tags=OURS, **definition)
+        backend().training_jobs[trial].training_job_status = "InProgress"
+    lines = []
+    jobs = audit.active_jobs(sess, audit.Ownership("ll-e2e"))
+    assert sorted((j.kind, j.name) for j in jobs) == sorted(
+        [("tuning-job", tuning), *(("training-job", t) for t in trials)]
+    )
+    audit.stop_jobs(sess, jobs, lines.append)
+    assert stand_in.stopped == [tuning]  # the trials were stopped by it, not asked again
+    assert not [line for line in lines if "was not stopped" in line]
+    assert f"  stopped tuning job {tuning}" in lines
+    for name in (tuning, *trials):
+        assert any(line.endswith(f" {name}: Stopped") for line in lines), (name, lines)

@@ -476,8 +476,14 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
         "transform-job": lambda n: sm.stop_transform_job(TransformJobName=n),
     }
     jobs = sorted(jobs, key=lambda j: JOB_KINDS.index(j.kind))
+    tuned = any(job.kind == "tuning-job" and job.detail == "InProgress" for job in jobs)
     for job in jobs:
         if job.detail != "InProgress":
+            continue
+        # "Stops a running hyperparameter tuning job and all running training jobs that the
+        # tuning job launched" (StopHyperParameterTuningJob, API reference): those are already
+        # Stopping, and StopTrainingJob would only be refused (ValidationException)
+        if job.kind == "training-job" and tuned and _status(sm, job) != "InProgress":
             continue
         try:
             stop[job.kind](job.name)
@@ -491,24 +497,25 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
     _wait_for_jobs(sm, jobs, echo)
 
 
+def _status(sm, job: Leftover) -> str:
+    """The job's status now (Describe*Job)."""
+    if job.kind == "tuning-job":
+        described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+        return described["HyperParameterTuningJobStatus"]
+    if job.kind == "training-job":
+        return sm.describe_training_job(TrainingJobName=job.name)["TrainingJobStatus"]
+    return sm.describe_transform_job(TransformJobName=job.name)["TransformJobStatus"]
+
+
 def _wait_for_jobs(sm, jobs: list[Leftover], echo) -> None:
     """Describe each job every JOB_POLL_S until none is InProgress or Stopping; each change of
     status is echoed with the time since the start."""
-    described = {
-        "tuning-job": lambda n: sm.describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=n
-        )["HyperParameterTuningJobStatus"],
-        "training-job": lambda n: sm.describe_training_job(TrainingJobName=n)["TrainingJobStatus"],
-        "transform-job": lambda n: sm.describe_transform_job(TransformJobName=n)[
-            "TransformJobStatus"
-        ],
-    }
     started, seen = time.monotonic(), {}
     waiting = list(jobs)
     while waiting:
         elapsed = time.monotonic() - started
         for job in waiting:
-            status = described[job.kind](job.name)
+            status = _status(sm, job)
             if seen.get(job.name) != status:
                 seen[job.name] = status
                 clock = f"{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}"
