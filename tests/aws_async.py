@@ -5,7 +5,10 @@ moto completes jobs at once, has no StopTrainingJob, StopTransformJob or
 StopHyperParameterTuningJob, deletes endpoints and notebook instances synchronously, and
 answers ListBuckets in one page whatever MaxBuckets says. AWS, as its documentation says:
 
-- Stop*Job: InProgress -> Stopping -> Stopped. "SageMaker sends the algorithm the SIGTERM
+- Stop*Job: InProgress -> Stopping -> Stopped; stopping a tuning job stops the training jobs it
+  launched; a job not InProgress answers ValidationException ("The request was rejected
+  because the training job is in status Stopped", as AWS answered in
+  github.com/awslabs/benchmark-ai/issues/928). "SageMaker sends the algorithm the SIGTERM
   signal, which delays job termination for 120 seconds. Algorithms might use this 120-second
   window to save the model artifacts" (StopTrainingJob API reference): here a stopping job
   turns Stopped after ``reads`` Describe calls, and a training job uploads its artifact to
@@ -86,6 +89,13 @@ class AsyncSageMaker:
 
                 raise ValidationError(message=f"job {name} is {getattr(job, attr)}")
             setattr(job, attr, "Stopping")
+            if table == "hyper_parameter_tuning_jobs":
+                # "Stops a running hyperparameter tuning job and all running training jobs that
+                # the tuning job launched" (StopHyperParameterTuningJob API reference); they are
+                # named <tuning job>-NNN-<8 hex>
+                for trial, run in response.sagemaker_backend.training_jobs.items():
+                    if trial.startswith(f"{name}-") and run.training_job_status == "InProgress":
+                        run.training_job_status = "Stopping"
             return EmptyResult()
 
         return stop
@@ -150,9 +160,13 @@ class AsyncSageMaker:
 class AsyncVpcEndpoints:
     """DeleteVpcEndpoints as on AWS: the endpoint is Deleting for ``reads`` DescribeVpcEndpoints,
     then Deleted (moto deletes at once); each look at a deleting endpoint counted in
-    ``looks``."""
+    ``looks``. ``forgotten``: once deleted, EC2 no longer knows the id at all, so describing it
+    by id answers InvalidVpcEndpointId.NotFound ("The specified VPC endpoint does not exist",
+    "Error codes for the Amazon EC2 API", docs.aws.amazon.com/AWSEC2/latest/APIReference/
+    errors-overview.html; moto's own error for an id it does not hold). How long AWS keeps a
+    deleted endpoint listed is not documented, so a poller must survive both."""
 
-    def __init__(self, monkeypatch, reads: int = 2):
+    def __init__(self, monkeypatch, reads: int = 2, forgotten: bool = False):
         from moto.ec2.models import EC2Backend
 
         self.looks: dict[str, int] = {}
@@ -170,6 +184,11 @@ class AsyncVpcEndpoints:
                     stand_in.looks[e.id] = stand_in.looks.get(e.id, 0) + 1
                     if stand_in.looks[e.id] >= reads:
                         e.state = "deleted"
+            if forgotten:
+                for vpce_id in [
+                    i for i, e in ec2_backend.vpc_end_points.items() if e.state == "deleted"
+                ]:
+                    del ec2_backend.vpc_end_points[vpce_id]
             return describe(ec2_backend, vpc_end_point_ids, filters)
 
         monkeypatch.setattr(EC2Backend, "delete_vpc_endpoints", delete_vpc_endpoints)

@@ -286,3 +286,78 @@ def test_what_the_audit_looks_for_in_vpc_mode_is_what_the_base_stack_makes():
     ]
     assert len(interfaces) == 4
     assert all({"Key": "project", "Value": "ll-e2e"} in p["Tags"] for p in interfaces)
+
+
+def test_a_vpc_endpoint_that_is_gone_before_the_next_look_ends_the_wait(sess, monkeypatch, capsys):
+    """EC2 answers a describe naming an id it no longer holds with InvalidVpcEndpointId.NotFound;
+    the wait took that for a failure and ended destroy-all's last step in a traceback."""
+    deleting = AsyncVpcEndpoints(monkeypatch, reads=2, forgotten=True)
+    interface = plant_network(sess)
+    assert main(["audit", "--region", "us-east-1", "--delete"]) == 0
+    out = capsys.readouterr().out
+    assert f"waiting for vpc-endpoint {interface} to be gone" in out
+    assert f"deleted vpc-endpoint {interface}" in out
+    assert "still there" not in out
+    assert deleting.looks == {interface: 2}  # looked at while Deleting, then it was gone
+    ids = [e["VpcEndpointId"] for e in sess.client("ec2").describe_vpc_endpoints()["VpcEndpoints"]]
+    assert interface not in ids
+    assert audit.find_leftovers(sess, "ll-e2e") == []
+
+
+def test_a_notebook_given_up_on_is_not_then_waited_for_as_deleting(sess, monkeypatch, capsys):
+    """A notebook that never left Pending was never deleted: the NotebookInstanceDeleted waiter
+    then spent TEARDOWN_DELETE_WAIT_S (30 min) more looking for a delete nobody had asked for."""
+    AsyncSageMaker(monkeypatch)
+    monkeypatch.setattr(audit, "TEARDOWN_DELETE_WAIT_S", 0)
+    name = "ll-e2e-notebook-abc123"
+    sess.client("sagemaker").create_notebook_instance(
+        NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=ROLE
+    )
+    backend().notebook_instances[name].status = "Pending"  # stuck: never InService or Stopped
+    assert main(["audit", "--region", "us-east-1", "--delete"]) == 1
+    out = capsys.readouterr().out
+    assert f"gave up on notebook instance {name}: still Pending after 0s" in out
+    assert f"waiting for notebook-instance {name}" not in out
+    assert f"deleted notebook-instance {name}" not in out
+    assert f"still there: notebook-instance  {name} (Pending)" in out
+
+
+def test_a_tuning_jobs_trials_are_stopped_by_their_tuning_job_not_again(sess, monkeypatch):
+    """StopHyperParameterTuningJob stops the training jobs it launched: a StopTrainingJob after
+    it was refused (ValidationException) and said for every trial as 'was not stopped'."""
+    stand_in = AsyncSageMaker(monkeypatch, reads=2)
+    sess.client("s3").create_bucket(Bucket=BUCKET)  # where the stopped trials save their models
+    sm = sess.client("sagemaker")
+    tuning = "ll-e2e-hpo-261205-010000"
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": "img", "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+        },
+        TrainingJobDefinition=definition,
+        Tags=OURS,
+    )
+    backend().hyper_parameter_tuning_jobs[tuning].hyper_parameter_tuning_job_status = "InProgress"
+    trials = [f"{tuning}-00{i}-0123abcd" for i in (1, 2)]
+    for trial in trials:  # a tuning job's tags reach the training jobs it launches
+        sm.create_training_job(TrainingJobName=trial, Tags=OURS, **definition)
+        backend().training_jobs[trial].training_job_status = "InProgress"
+    lines = []
+    jobs = audit.active_jobs(sess, audit.Ownership("ll-e2e"))
+    assert sorted((j.kind, j.name) for j in jobs) == sorted(
+        [("tuning-job", tuning), *(("training-job", t) for t in trials)]
+    )
+    audit.stop_jobs(sess, jobs, lines.append)
+    assert stand_in.stopped == [tuning]  # the trials were stopped by it, not asked again
+    assert not [line for line in lines if "was not stopped" in line]
+    assert f"  stopped tuning job {tuning}" in lines
+    for name in (tuning, *trials):
+        assert any(line.endswith(f" {name}: Stopped") for line in lines), (name, lines)

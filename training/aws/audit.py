@@ -476,8 +476,14 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
         "transform-job": lambda n: sm.stop_transform_job(TransformJobName=n),
     }
     jobs = sorted(jobs, key=lambda j: JOB_KINDS.index(j.kind))
+    tuned = any(job.kind == "tuning-job" and job.detail == "InProgress" for job in jobs)
     for job in jobs:
         if job.detail != "InProgress":
+            continue
+        # "Stops a running hyperparameter tuning job and all running training jobs that the
+        # tuning job launched" (StopHyperParameterTuningJob, API reference): those are already
+        # Stopping, and StopTrainingJob would only be refused (ValidationException)
+        if job.kind == "training-job" and tuned and _status(sm, job) != "InProgress":
             continue
         try:
             stop[job.kind](job.name)
@@ -491,24 +497,25 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
     _wait_for_jobs(sm, jobs, echo)
 
 
+def _status(sm, job: Leftover) -> str:
+    """The job's status now (Describe*Job)."""
+    if job.kind == "tuning-job":
+        described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+        return described["HyperParameterTuningJobStatus"]
+    if job.kind == "training-job":
+        return sm.describe_training_job(TrainingJobName=job.name)["TrainingJobStatus"]
+    return sm.describe_transform_job(TransformJobName=job.name)["TransformJobStatus"]
+
+
 def _wait_for_jobs(sm, jobs: list[Leftover], echo) -> None:
     """Describe each job every JOB_POLL_S until none is InProgress or Stopping; each change of
     status is echoed with the time since the start."""
-    described = {
-        "tuning-job": lambda n: sm.describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=n
-        )["HyperParameterTuningJobStatus"],
-        "training-job": lambda n: sm.describe_training_job(TrainingJobName=n)["TrainingJobStatus"],
-        "transform-job": lambda n: sm.describe_transform_job(TransformJobName=n)[
-            "TransformJobStatus"
-        ],
-    }
     started, seen = time.monotonic(), {}
     waiting = list(jobs)
     while waiting:
         elapsed = time.monotonic() - started
         for job in waiting:
-            status = described[job.kind](job.name)
+            status = _status(sm, job)
             if seen.get(job.name) != status:
                 seen[job.name] = status
                 clock = f"{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}"
@@ -551,6 +558,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         "kms-key",
     ]
     rest = [item for item in leftovers if item.kind not in JOB_KINDS]
+    given_up = set()  # notebooks never deleted: nothing to wait for
     for item in sorted(rest, key=lambda x: order.index(x.kind)):
         if item.deleting:
             continue  # a delete is under way; endpoints and notebooks are waited for below
@@ -561,7 +569,9 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
         elif item.kind == "model":
             sm.delete_model(ModelName=item.name)
         elif item.kind == "notebook-instance":
-            _delete_notebook(sm, item.name, echo)
+            if not _delete_notebook(sm, item.name, echo):
+                given_up.add(item.name)
+                continue
         elif item.kind == "model-package-group":  # a group with versions cannot be deleted
             for version in group_versions(sm, item.name):
                 sm.delete_model_package(ModelPackageName=version["ModelPackageArn"])
@@ -589,7 +599,7 @@ def delete(sess, leftovers: list[Leftover], echo=print) -> None:
             kms.schedule_key_deletion(KeyId=item.name, PendingWindowInDays=7)
         echo(f"  deleted {item.kind} {item.name}")
     for item in leftovers:
-        if item.kind in ("endpoint", "notebook-instance"):
+        if item.kind in ("endpoint", "notebook-instance") and item.name not in given_up:
             _wait_deleted(sm, item, echo)
     vpc_endpoints = [item.name for item in leftovers if item.kind == "vpc-endpoint"]
     if vpc_endpoints:
@@ -624,12 +634,29 @@ def _wait_vpc_endpoints_deleted(ec2, ids: list[str], echo) -> None:
     waiter for it: look every DELETE_POLL_S, up to TEARDOWN_DELETE_WAIT_S."""
     echo(f"  waiting for vpc-endpoint {', '.join(ids)} to be gone (deletes are asynchronous) …")
     deadline = time.monotonic() + TEARDOWN_DELETE_WAIT_S
+    going = list(ids)
     while True:
-        described = ec2.describe_vpc_endpoints(VpcEndpointIds=ids)["VpcEndpoints"]
-        going = [e["VpcEndpointId"] for e in described if e["State"].lower() == "deleting"]
+        going = [i for i in going if _vpc_endpoint_state(ec2, i) == "deleting"]
         if not going or time.monotonic() > deadline:  # the recheck reports what is left
             return
         time.sleep(DELETE_POLL_S)
+
+
+def _vpc_endpoint_state(ec2, vpce_id: str) -> str:
+    """The endpoint's state in lower case, or "gone": one id a request, since EC2 answers a
+    request naming an id it no longer holds with InvalidVpcEndpointId.NotFound ("The specified
+    VPC endpoint does not exist", "Error codes for the Amazon EC2 API", docs.aws.amazon.com/
+    AWSEC2/latest/APIReference/errors-overview.html) for the whole request, and how long a
+    deleted endpoint stays listed as Deleted is not documented."""
+    import botocore.exceptions
+
+    try:
+        described = ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce_id])["VpcEndpoints"]
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "InvalidVpcEndpointId.NotFound":
+            return "gone"
+        raise
+    return described[0]["State"].lower() if described else "gone"
 
 
 def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) -> list[Leftover]:
@@ -642,20 +669,20 @@ def delete_and_recheck(sess, project: str, found: list[Leftover], echo=print) ->
     return left
 
 
-def _delete_notebook(sm, name: str, echo, timeout_s: float = TEARDOWN_DELETE_WAIT_S) -> None:
+def _delete_notebook(sm, name: str, echo) -> bool:
     """Delete needs Stopped or Failed, and Stop needs InService: wait out Pending, Updating
-    and Stopping, stop an InService instance, then delete."""
-    import time
-
+    and Stopping, stop an InService instance, then delete. False when it was given up on
+    (not deleted, so not to be waited for as Deleting)."""
+    timeout_s = TEARDOWN_DELETE_WAIT_S
     deadline = time.monotonic() + timeout_s
     stopping = False
     while True:
         status = sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"]
         if status in ("Stopped", "Failed"):
             sm.delete_notebook_instance(NotebookInstanceName=name)
-            return
+            return True
         if status == "Deleting":
-            return
+            return True
         if status == "InService" and not stopping:
             sm.stop_notebook_instance(NotebookInstanceName=name)
             stopping = True
@@ -664,5 +691,5 @@ def _delete_notebook(sm, name: str, echo, timeout_s: float = TEARDOWN_DELETE_WAI
             echo(f"  notebook instance {name} is {status}: waiting for it to stop or serve")
         if time.monotonic() > deadline:  # the recheck then reports it as still there
             echo(f"  gave up on notebook instance {name}: still {status} after {timeout_s:.0f}s")
-            return
+            return False
         time.sleep(NOTEBOOK_POLL_S)
