@@ -433,8 +433,9 @@ def test_json_lines_input_is_refused_for_a_job_on_sagemaker(moto_aws, tmp_path):
 
 
 def test_sub_folders_are_kept_from_upload_to_download(moto_aws, tmp_path, monkeypatch):
-    """a/x.csv and b/x.csv: uploaded under their relative paths, answered (as SageMaker
-    does) at <output>/<relpath>.out, downloaded to out/a/x.csv.out and out/b/x.csv.out."""
+    """a/x.csv and b/x.csv: uploaded flat and numbered (no answer's key depends on how
+    SageMaker lays out sub-folders: its TransformOutput example contradicts its own words),
+    answered at <output>/<key>.out, downloaded back to out/a/x.csv.out and out/b/x.csv.out."""
     deploy(moto_aws, role_output=True)
     inputs = tmp_path / "in"
     for folder, row in (("a", "1,2\n"), ("b", "3,4\n5,6\n")):
@@ -449,7 +450,9 @@ def test_sub_folders_are_kept_from_upload_to_download(moto_aws, tmp_path, monkey
         source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         in_prefix = source.split(BUCKET + "/", 1)[1]
         out_prefix = job["TransformOutput"]["S3OutputPath"].split(BUCKET + "/", 1)[1]
-        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=in_prefix)["Contents"]:
+        uploaded = s3.list_objects_v2(Bucket=BUCKET, Prefix=in_prefix)["Contents"]
+        assert all("/" not in o["Key"][len(in_prefix) :].strip("/") for o in uploaded)
+        for obj in uploaded:
             lines = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().splitlines()
             answer = "".join(f'{{"score": {i}, "of": "{obj["Key"]}"}}\n' for i in range(len(lines)))
             key = out_prefix + obj["Key"][len(in_prefix) :] + ".out"
@@ -462,14 +465,16 @@ def test_sub_folders_are_kept_from_upload_to_download(moto_aws, tmp_path, monkey
     out = tmp_path / "out"
     assert result.downloaded == [out / "a" / "x.csv.out", out / "b" / "x.csv.out"]
     a, b = (p.read_text().splitlines() for p in result.downloaded)
-    assert len(a) == 1 and a[0].endswith('input/a/x.csv"}') and len(b) == 2
-    assert b[1].endswith('input/b/x.csv"}')
+    assert len(a) == 1 and a[0].endswith('input/0001_a_x.csv"}') and len(b) == 2
+    assert b[1].endswith('input/0002_b_x.csv"}')
+    # one folder level only: keys stay the file names
+    assert aws_transform.upload_keys(["x.csv", "y.csv"]) == ["x.csv", "y.csv"]
 
-    # the same answers read from an S3 prefix: the relative paths under it are kept too
+    # the same answers read from an S3 prefix: the keys under it are kept
     listed = aws_transform.download_outputs(
         moto_aws, result.output, tmp_path / "again", None, show_progress=False
     )
     assert listed == [
-        tmp_path / "again" / "a" / "x.csv.out",
-        tmp_path / "again" / "b" / "x.csv.out",
+        tmp_path / "again" / "0001_a_x.csv.out",
+        tmp_path / "again" / "0002_b_x.csv.out",
     ]

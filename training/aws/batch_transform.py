@@ -146,6 +146,18 @@ def relative_names(input_path: str | Path, files: list[Path]) -> list[str]:
     return [f.relative_to(root).as_posix() for f in files]
 
 
+def upload_keys(names: list[str]) -> list[str]:
+    """The key each input is uploaded under, below the job's input prefix: its relative path
+    when none is in a sub-folder, else numbered and flat (``0002_b_x.csv``), mapped back to
+    the sub-folder on download. TransformOutput.S3OutputPath promises "a corresponding
+    subfolder" but its own example does not keep one (input-name-prefix/dataset01/data.csv ->
+    output-name-prefix/input-name-prefix/data.csv.out), so no answer's key depends on how
+    SageMaker lays sub-folders out."""
+    if not any("/" in n for n in names):
+        return list(names)
+    return [f"{i:04d}_{n.replace('/', '_')}" for i, n in enumerate(names, 1)]
+
+
 @dataclass(frozen=True)
 class TransformResult:
     """A finished batch transform job: its name, status, where its answers are, and the
@@ -292,7 +304,8 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
             s3 = aws.s3_client_for(sess, bucket)
             if files:
                 prefix = Prefix.transform_input(name)
-                upload = {f"{prefix}/{n}": f for n, f in zip(names, files, strict=True)}
+                keys = upload_keys(names)
+                upload = {f"{prefix}/{k}": f for k, f in zip(keys, files, strict=True)}
                 upload_files(s3, bucket, upload, config.show_progress)
                 input_uri = f"s3://{bucket}/{prefix}/"
             else:
@@ -328,8 +341,9 @@ def transform_aws(config: TransformConfig, where: AwsTransform, echo=print) -> T
     downloaded = []
     if not is_s3_url(config.out):
         downloaded = download_outputs(
-            sess, output_uri, Path(config.out), names or None, config.show_progress
-        )
+            sess, output_uri, Path(config.out), names or None, config.show_progress,
+            upload_keys(names) if names else None,
+        )  # fmt: skip
     return TransformResult(name, status, output_uri, downloaded)
 
 
@@ -576,13 +590,18 @@ def wait_for_transform(sm, name: str, poll_s: float, echo) -> dict:
 
 
 def download_outputs(
-    sess, output_uri: str, out: Path, names: list[str] | None, show_progress: bool = True
+    sess,
+    output_uri: str,
+    out: Path,
+    names: list[str] | None,
+    show_progress: bool = True,
+    keys: list[str] | None = None,
 ) -> list[Path]:
-    """``<name>.out`` of each input (``names``: paths relative to the input folder), in input
-    order, or every ``.out`` object under the output prefix, sorted, when the input was an S3
-    prefix; each lands at the same relative path under ``out`` (sub-folders kept, so a/x.csv
-    and b/x.csv do not overwrite each other). A missing output is an error, not a silently
-    shorter result."""
+    """``<key>.out`` of each input (``keys``: as uploaded, :func:`upload_keys`; default
+    ``names``), in input order, landing at ``<name>.out`` under ``out`` (``names``: paths
+    relative to the input folder, so a/x.csv and b/x.csv do not overwrite each other); or every
+    ``.out`` object under the output prefix, sorted, at its relative key, when the input was an
+    S3 prefix. A missing output is an error, not a silently shorter result."""
     bucket, prefix = split_s3_url(output_uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     s3 = aws.s3_client_for(sess, bucket)
@@ -594,8 +613,10 @@ def download_outputs(
             for o in page.get("Contents", [])
             if o["Key"].endswith(".out")
         )
+        targets = [out / key[len(prefix) :] for key in keys]
     else:
-        keys = [f"{prefix}{n}.out" for n in names]
+        targets = [out / f"{n}.out" for n in names]
+        keys = [f"{prefix}{k}.out" for k in (keys or names)]
     sizes = {}
     for key in keys:
         try:
@@ -614,8 +635,7 @@ def download_outputs(
     bar = progress(total=sum(sizes.values()), desc="download", unit="B", enabled=show_progress)
     written = []
     try:
-        for key in keys:
-            target = out / key[len(prefix) :]
+        for key, target in zip(keys, targets, strict=True):
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part")
             s3.download_file(bucket, key, str(tmp), Callback=bar.update)
