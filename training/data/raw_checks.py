@@ -24,7 +24,14 @@ import numpy as np
 
 from training.core.losses import BINARY, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.data.label_copies import LabelCopies
-from training.data.raw_csv import Numbers, RawChunk, header_cells, raw_csv_errors, unreadable_csv
+from training.data.raw_csv import (
+    Numbers,
+    RawChunk,
+    check_widths,
+    header_cells,
+    raw_csv_errors,
+    unreadable_csv,
+)
 from training.data.sizing import check_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
@@ -53,6 +60,7 @@ def validate_raw_csv(
     name = str(path)
     check_raw_file(path, predictor_type)
     rows = sample_rows or check_rows(path)
+    check_widths(path, rows)  # a row of millions of fields took pandas gigabytes
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)

@@ -122,38 +122,79 @@ def header_cells(path: Path, max_row: int = MAX_ROW_BYTES) -> list[str]:
                 raise ValidationError([too_long(path, 1, max_row, fix, "the row limit")])
             if text.count('"') % 2 == 0:  # else a quoted name goes on to the next line
                 break
-    fields = int(count_fields(text.encode())[0][0]) if text else 0
-    if fields > column_limits()[0]:  # before csv makes a string of each
-        raise ValidationError([too_wide(path, 1, fields)])
+    Widths(path).feed(text.encode())  # before csv makes a string of each field
     return next(csv.reader(text.splitlines(keepends=True), skipinitialspace=True), [])
 
 
-def count_fields(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(fields, first byte) of each record in ``data`` (whole records): fields are commas
-    outside quotes plus one, records end at line breaks outside quotes; in linear time and a
-    few bytes of memory per byte, before anything makes an object of each cell."""
-    codes = np.frombuffer(data, np.uint8)
-    commas = codes == 0x2C
-    newlines = codes == 0x0A
-    if b'"' in data:  # a comma or line break inside quotes is a cell's
-        outside = (np.cumsum(codes == 0x22) & 1) == 0
-        commas &= outside
-        newlines &= outside
-    ends = np.flatnonzero(newlines)
-    if len(ends) and ends[-1] == len(codes) - 1:  # ends in a line break: no record after it
-        ends = ends[:-1]
-    before = np.cumsum(commas, dtype=np.int32)  # blocks are under 2 GiB
-    totals = np.append(before[ends], before[-1] if len(before) else 0)
-    return np.diff(totals, prepend=0) + 1, np.concatenate([[0], ends + 1])
+class Widths:
+    """Fields per record of a file fed in order, refusing the first record with more than
+    MAX_RAW_COLUMNS (ValidationError naming its row) before a parser makes a cell of each
+    (pandas' tokenizer took 2 GB for a ragged row of 4M fields). Fields are commas outside
+    quotes plus one; records end at a line break outside quotes (``\n``, ``\r\n`` or a lone
+    ``\r``: a lone CR only shortens a record). Linear in the bytes, in windows of
+    ``WINDOW`` bytes so its arrays stay small; a block with fewer commas than the limit (most
+    blocks of most files) is only counted."""
+
+    WINDOW = 1 << 20
+
+    def __init__(self, path: Path):
+        self.path, self.most = path, column_limits()[0]
+        self.quoted = 0  # quote parity so far (1: inside a quoted cell)
+        self.commas = 0  # commas of the record not yet ended
+        self.record = 1  # the number of that record (the header is 1)
+        self.cr = False  # the bytes so far end in a CR (a LF next is not another end)
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        if data.count(b",") + self.commas < self.most:  # no record can be over the limit
+            ends = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+            ends -= self.cr and data[:1] == b"\n"
+            tail = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            self.commas = data.count(b",", tail + 1) + (self.commas if tail < 0 else 0)
+            self.record += ends
+            self.quoted = (data.count(b'"') + self.quoted) & 1
+            self.cr = data.endswith(b"\r")
+            return
+        view = memoryview(data)
+        for at in range(0, len(data), self.WINDOW):
+            self._scan(np.frombuffer(view[at : at + self.WINDOW], np.uint8))
+
+    def _scan(self, codes: np.ndarray) -> None:
+        quotes = np.cumsum(codes == 0x22, dtype=np.int32) + self.quoted
+        inside = (quotes & 1) == 1
+        cr, lf = codes == 0x0D, codes == 0x0A
+        lf[0] &= not self.cr
+        lf[1:] &= ~cr[:-1]  # the LF of a CRLF: its CR ended the record
+        ends = np.flatnonzero((cr | lf) & ~inside)
+        before = np.cumsum((codes == 0x2C) & ~inside, dtype=np.int32)
+        at = before[ends]
+        fields = np.diff(at, prepend=0) + 1
+        if len(fields):
+            fields[0] += self.commas
+        wide = np.flatnonzero(fields > self.most)
+        if wide.size:
+            self._refuse(self.record + int(wide[0]), int(fields[wide[0]]))
+        self.commas = int(before[-1]) - (int(at[-1]) if len(at) else -self.commas)
+        if self.commas + 1 > self.most:  # the record goes on: refused before it is all read
+            self._refuse(self.record + len(ends), self.commas + 1, "at least ")
+        self.record += len(ends)
+        self.quoted = int(quotes[-1]) & 1
+        self.cr = bool(cr[-1] and not inside[-1])
+
+    def _refuse(self, record: int, fields: int, bound: str = ""):
+        raise ValidationError([too_wide(self.path, record, fields, bound)])
 
 
-def too_wide(path, row: int, fields: int) -> Problem:
+def too_wide(path, row: int, fields: int, bound: str = "") -> Problem:
     """A record with more columns than ``prepare`` takes (MAX_RAW_COLUMNS), said before
     any per-column work."""
     limit = column_limits()[0]
     return Problem(
         str(path),
-        f"has {fields:,} columns, over the limit of {limit:,} for a CSV with a header "
+        f"has {bound}{fields:,} {'columns' if row == 1 else 'fields'}, over the limit of "
+        f"{limit:,} "
+        "columns for a CSV with a header "
         "(training.limits.MAX_RAW_COLUMNS)",
         f"keep at most {limit:,} columns (select the ones you need before prepare; --drop "
         "applies after reading), or write wide sparse data (hashed text, one-hot ids) as "
@@ -312,15 +353,14 @@ def _record_blocks(path: Path, size: int, max_row: int = MAX_ROW_BYTES) -> Itera
     once that much of it is read: it was read whole into one block (a 200 MB row of commas
     took polars past 24 GB)."""
     pending, line = b"", 1
-    most = column_limits()[0]
+    widths = Widths(path)
     with open(path, "rb") as fh:
         while data := fh.read(size):
             pending += data
             cut = _boundary(pending, last=True)
             if cut > 0:
                 block = pending[:cut]
-                if block.count(b",", 0, cut) >= most:  # else no record can be too wide
-                    _check_widths(path, block, line, most)
+                widths.feed(block)
                 yield block
                 line += pending.count(b"\n", 0, cut)
                 pending = pending[cut:]
@@ -328,19 +368,18 @@ def _record_blocks(path: Path, size: int, max_row: int = MAX_ROW_BYTES) -> Itera
                 fix = "end each row with a line break, and close every quote you open"
                 raise ValidationError([too_long(path, line, max_row, fix, "the row limit")])
     if pending:
-        _check_widths(path, pending, line, most)
+        widths.feed(pending)
         yield pending
 
 
-def _check_widths(path: Path, block: bytes, line: int, most: int) -> None:
-    """A record of more than ``most`` fields is refused, naming its line, before a parser
-    makes a cell of each (pandas' tokenizer took 2 GB for a ragged row of 4M fields)."""
-    fields, starts = count_fields(block)
-    wide = np.flatnonzero(fields > most)
-    if wide.size:
-        first = int(wide[0])
-        at = line + block.count(b"\n", 0, int(starts[first]))  # quoted breaks count too
-        raise ValidationError([too_wide(path, at, int(fields[first]))])
+def check_widths(path: Path, rows: int) -> None:
+    """The header and the first ``rows`` records checked for MAX_RAW_COLUMNS (and
+    MAX_ROW_BYTES) before a reader that is not this module's, pandas', parses them."""
+    seen = 0
+    for block in _record_blocks(path, BLOCK_BYTES):
+        seen += block.count(b"\n")
+        if seen > rows:
+            return
 
 
 def _boundary(data: bytes, last: bool) -> int:
@@ -533,6 +572,7 @@ def _text(codes: np.ndarray, values) -> Text:
 def _pandas_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     import pandas as pd
 
+    _check_all_widths(path)
     with raw_csv_errors(str(path)):
         reader = pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True)
         first_row = 0
@@ -540,6 +580,15 @@ def _pandas_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
             columns = {str(c): _pandas_column(frame[c]) for c in frame.columns}
             yield RawChunk(i, first_row, columns)
             first_row += len(frame)
+
+
+def _check_all_widths(path: Path) -> None:
+    """Every record checked for MAX_RAW_COLUMNS before pandas parses the file (:class:`Widths`,
+    which ends records at a lone CR too, as pandas does)."""
+    widths = Widths(path)
+    with open(path, "rb") as fh:
+        while data := fh.read(BLOCK_BYTES):
+            widths.feed(data)
 
 
 def _pandas_column(series) -> Column:
