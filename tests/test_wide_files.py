@@ -187,3 +187,39 @@ def test_rows_of_millions_of_fields_are_refused_in_bounded_memory(tmp_path):
         one_line_error(res, f"{path}, row {row}: has at least ", "over the limit of 10,000")
     res = run_capped("validate", channel, "--predictor-type", "binary_classifier", cap=GIB)
     one_line_error(res, f"{channel}, row 1: rows have {7 << 20:,} features")
+
+
+def test_fields_are_counted_as_the_csv_module_reads_them_whatever_the_blocks(monkeypatch):
+    """Quoted commas and line breaks, CRLF and lone CR line ends, records split across the
+    blocks fed and across the counter's windows: the first record over the limit is the one
+    the csv module reads as too wide, by its number."""
+    import csv
+    import io
+
+    from training.data import raw_csv
+
+    monkeypatch.setenv(MAX_COLUMNS_TEST_ENV, "12,1000")
+    monkeypatch.setattr(raw_csv.Widths, "WINDOW", 7)
+    rng = np.random.default_rng(5)
+    cells = ["1", "", "ab", '"x,y"', '"a\nb"', '"q""r,"', '"\r\n,"']
+    for trial in range(200):
+        ends = ["\n", "\r\n", "\r"][trial % 3]
+        records = [
+            ",".join(rng.choice(cells, rng.integers(1, 16 if trial % 4 else 12)))
+            for _ in range(rng.integers(1, 8))
+        ]
+        text = ends.join(records) + ends * int(rng.integers(0, 2))
+        expect = next(
+            (i for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1)
+             if len(row) > 12),
+            None,
+        )  # fmt: skip
+        data, widths = text.encode(), raw_csv.Widths(Path("f.csv"))
+        cuts = np.sort(rng.integers(0, len(data) + 1, 3))
+        try:
+            for a, b in zip([0, *cuts], [*cuts, len(data)]):
+                widths.feed(data[a:b])
+            got = None
+        except ValidationError as err:
+            got = err.problems[0].row
+        assert got == expect, (text, got, expect)

@@ -132,8 +132,9 @@ class Widths:
     (pandas' tokenizer took 2 GB for a ragged row of 4M fields). Fields are commas outside
     quotes plus one; records end at a line break outside quotes (``\n``, ``\r\n`` or a lone
     ``\r``: a lone CR only shortens a record). Linear in the bytes, in windows of
-    ``WINDOW`` bytes so its arrays stay small; a block with fewer commas than the limit (most
-    blocks of most files) is only counted."""
+    ``WINDOW`` bytes so its arrays stay small; a block without quotes whose lines are all
+    shorter than the limit in bytes, or that holds fewer commas than the limit, is only
+    counted (measured: 0.8 ms a MB; 3.6 with quotes, which are scanned field by field)."""
 
     WINDOW = 1 << 20
 
@@ -143,22 +144,46 @@ class Widths:
         self.commas = 0  # commas of the record not yet ended
         self.record = 1  # the number of that record (the header is 1)
         self.cr = False  # the bytes so far end in a CR (a LF next is not another end)
+        self.tail = 0  # bytes since the last LF
 
     def feed(self, data: bytes) -> None:
         if not data:
             return
-        if data.count(b",") + self.commas < self.most:  # no record can be over the limit
-            ends = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-            ends -= self.cr and data[:1] == b"\n"
+        lines = self._short_lines(data)
+        quotes = self.quoted or b'"' in data  # records then end at line breaks outside them
+        if quotes or (lines < 0 and data.count(b",") + self.commas >= self.most):
+            view = memoryview(data)  # a record may be too wide: count its fields
+            for at in range(0, len(data), self.WINDOW):
+                self._scan(np.frombuffer(view[at : at + self.WINDOW], np.uint8))
+        else:  # no record can be too wide: only keep count
+            if lines < 0:
+                lines = data.count(b"\n")
+            if b"\r" in data or self.cr:  # a lone CR ends a record too; a CRLF is one end
+                lines += data.count(b"\r") - data.count(b"\r\n") - (self.cr and data[:1] == b"\n")
             tail = max(data.rfind(b"\n"), data.rfind(b"\r"))
             self.commas = data.count(b",", tail + 1) + (self.commas if tail < 0 else 0)
-            self.record += ends
-            self.quoted = (data.count(b'"') + self.quoted) & 1
+            self.record += lines
             self.cr = data.endswith(b"\r")
-            return
-        view = memoryview(data)
-        for at in range(0, len(data), self.WINDOW):
-            self._scan(np.frombuffer(view[at : at + self.WINDOW], np.uint8))
+        last = data.rfind(b"\n")
+        self.tail = len(data) - 1 - last if last >= 0 else self.tail + len(data)
+
+    def _short_lines(self, data: bytes) -> int:
+        """The LFs in ``data`` when no line (the bytes between LFs, from the last one fed)
+        reaches the limit in bytes in a file without quotes so far, so that no record can
+        hold that many commas; else -1. Two fast passes, for most files' blocks (counting
+        the commas was ~3x slower)."""
+        if self.quoted or b'"' in data:
+            return -1
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 0x0A)
+        if not len(ends):
+            return 0 if self.tail + len(data) < self.most else -1
+        gaps = np.diff(ends)
+        short = (
+            ends[0] + self.tail < self.most
+            and (not len(gaps) or gaps.max() <= self.most)
+            and len(data) - ends[-1] <= self.most
+        )
+        return len(ends) if short else -1
 
     def _scan(self, codes: np.ndarray) -> None:
         quotes = np.cumsum(codes == 0x22, dtype=np.int32) + self.quoted
