@@ -130,8 +130,8 @@ class Widths:
     """Fields per record of a file fed in order, refusing the first record with more than
     MAX_RAW_COLUMNS (ValidationError naming its row) before a parser makes a cell of each
     (pandas' tokenizer took 2 GB for a ragged row of 4M fields). Fields are commas outside
-    quotes plus one; records end at a line break outside quotes (``\n``, ``\r\n`` or a lone
-    ``\r``: a lone CR only shortens a record). Linear in the bytes, in windows of
+    quotes plus one; records end at a line break outside quotes (``\\n``, ``\\r\\n`` or a
+    lone ``\\r``: a lone CR only shortens a record). Linear in the bytes, in windows of
     ``WINDOW`` bytes so its arrays stay small; a block without quotes whose lines are all
     shorter than the limit in bytes, or that holds fewer commas than the limit, is only
     counted (measured: 0.8 ms a MB; 3.6 with quotes, which are scanned field by field)."""
