@@ -5,11 +5,12 @@ as missing).
 ``validate_raw_csv`` reads the first rows ``prepare`` checks (the same :mod:`sizing` budget),
 after counting their fields (a header or row over MAX_RAW_COLUMNS is refused before pandas
 parses it: :class:`training.data.raw_csv.Widths`), and ``prepare`` runs
-:func:`check_raw_sample` on the same rows of its own reading: a missing or misspelt label column, a repeated header name or the label spelt another way (a copy of
-the label would leak into the features; :func:`fold_name`), a header that is data, empty
-labels, the wrong number of classes for the predictor type, non-numeric regression labels; and
-it names the features these rows show to be the label under other values
-(:mod:`training.data.label_copies`). Each problem names the file, row and the fix.
+:func:`check_raw_sample` on the same rows of its own reading: a missing or misspelt label
+column, a repeated header name or the label spelt another way (a copy of the label would leak
+into the features; :func:`fold_name`), a header that is data, empty labels, the wrong number
+of classes for the predictor type, non-numeric regression labels; and it names the features
+these rows show to be the label under other values (:mod:`training.data.label_copies`). Each
+problem names the file, row and the fix.
 """
 
 from __future__ import annotations
