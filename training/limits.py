@@ -105,6 +105,42 @@ SERVER_DRAIN_S = 5.0
 # payload; MaxPayloadInMB): those limits stay beside that rule.
 MAX_ROW_BYTES = 16 << 20
 
+# Columns of a raw CSV with a header (``prepare``, ``raw_checks.validate_raw_csv``), counted from
+# the header (and each row's fields, outside quotes) before any per-column work: every column
+# is a Python-level object in pandas, scikit-learn's ColumnTransformer (which looks each name
+# up in a list: quadratic) and preprocessing.json. Real tabular files have tens to hundreds of
+# columns (the widest common dense benchmarks: Gisette 5 000, Arcene 10 000); measured with 40
+# rows: 20 000 columns took 23 s and 1 GB, 100 000 took 205 s, a 300 000-column header hung
+# for minutes, and a ragged row of 4M fields took 2 GB in pandas' tokenizer. At this limit
+# (40 rows) prepare takes 10-15 s and 0.67 GB; over it (header or any row), it is refused in
+# about a second and 0.15 GB. Wider data is sparse (hashed text, one-hot ids) and belongs in
+# RecordIO, which Linear Learner reads sparse.
+MAX_RAW_COLUMNS = 10_000
+# Features of a label-first channel CSV (``validate``, the local trainer), counted on its first
+# rows before any cell is parsed. Linear Learner sets no bound on feature_dim ("auto or positive
+# integer", https://docs.aws.amazon.com/sagemaker/latest/dg/ll_hyperparameters.html), but a
+# dense CSV row is ~10 bytes a value: 100 000 features are 1 MB a row, and 1M features with 5
+# rows took validate 18 s and 2.5 GB (polars parses column by column); at this limit, 40 rows
+# take 3-4 s and 0.63 GB, and one feature over is refused in 0.9 s and 0.1 GB. Wider data is
+# sparse and goes as RecordIO-protobuf (keys + values), which validate reads without this limit.
+MAX_CSV_FEATURES = 100_000
+# Tests only: a lower column limit (never a higher one) for both, through the real code path,
+# so that a file "at the limit" stays small: TRAINING_TEST_MAX_COLUMNS=<raw>,<csv features>.
+MAX_COLUMNS_TEST_ENV = "TRAINING_TEST_MAX_COLUMNS"
+
+
+def column_limits() -> tuple[int, int]:
+    """(MAX_RAW_COLUMNS, MAX_CSV_FEATURES), each lowered by MAX_COLUMNS_TEST_ENV when set."""
+    import os
+
+    raw, csv = MAX_RAW_COLUMNS, MAX_CSV_FEATURES
+    given = os.environ.get(MAX_COLUMNS_TEST_ENV)
+    if given:
+        lower_raw, lower_csv = (int(v) for v in given.split(","))
+        raw, csv = min(raw, lower_raw), min(csv, lower_csv)
+    return raw, csv
+
+
 # A feature column that maps one to one onto the label is reported as a copy of it only when
 # the first rows hold at least this many rows beyond one per label value: a column independent
 # of a balanced binary label then maps one to one by chance about once in 2**30 (1e-9), so a

@@ -38,7 +38,7 @@ from training.data.manifest import CHANNELS, MANIFEST_FILE, Manifest
 from training.data.raw_checks import check_predictor_type, empty_file
 from training.errors import NOTHING_STARTED, Problem, ValidationError
 from training.files import file_problem, line_blocks
-from training.limits import MAX_ROW_BYTES
+from training.limits import MAX_ROW_BYTES, column_limits
 
 log = logging.getLogger("training")
 MAX_PROBLEMS_PER_FILE = 30  # every kind: each shows 3 rows and counts the rest
@@ -388,6 +388,9 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
         for first_line, lines in _lines(path):
             rows = np.arange(first_line, first_line + len(lines))
             if first_line == 1:
+                wide = _too_wide(name, lines)
+                if wide:  # before a cell of it is split out or parsed
+                    return info, [wide]
                 kind, first = _first_line(name, lines[0])
                 if kind in ("binary", "quoted"):  # the whole file's cause: nothing more to say
                     return info, first
@@ -446,6 +449,24 @@ def _check_csv(path: Path, predictor_type: str, num_classes: int | None, keep_da
         if found:
             problems += found + _label_elsewhere(name, label_like, predictor_type)
     return info, problems[:MAX_PROBLEMS_PER_FILE]
+
+
+def _too_wide(name: str, lines: list[str]) -> Problem | None:
+    """Row 1, or the width most of the first rows share, over MAX_CSV_FEATURES features (a
+    wider row later is reported as ragged, counted without parsing it)."""
+    most = column_limits()[1]
+    first = lines[0].count(",")  # features: the fields after the label
+    width = first if first > most else _common_width(lines) - 1
+    if width <= most:
+        return None
+    return Problem(
+        name,
+        f"rows have {width:,} features, over the limit of {most:,} for a CSV channel "
+        "(training.limits.MAX_CSV_FEATURES)",
+        "write wide data as RecordIO-protobuf (python -m training prepare --format recordio; "
+        "sparse data with write_spmatrix_to_sparse_tensor), or reduce the feature columns",
+        row=1 if first > most else None,
+    )
 
 
 def _first_line(name: str, line: str) -> tuple[str | None, list[Problem]]:

@@ -70,6 +70,7 @@ from training.files import (
     remove_owned,
     stale_folders,
 )
+from training.limits import column_limits
 from training.progress import progress
 
 log = logging.getLogger("training")
@@ -555,6 +556,7 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
             featurizer = describe(
                 learned.transformer, learned.columns, config.label, learned.dropped, learned.labels
             )
+            _check_csv_width(config, len(featurizer.feature_names))
             encoder = FeatureEncoder(featurizer)  # the same, vectorised
             kept = scan.rows - scan.unlabeled
             channels = _write_channels(config, out, spill, encoder, learned.labels, kept)
@@ -576,6 +578,24 @@ def _prepare_into(config: PrepareConfig, out: Path) -> Manifest:
         scan.rows - scan.unlabeled, scan.rows, time.perf_counter() - started, config.out,
     )  # fmt: skip
     return manifest
+
+
+def _check_csv_width(config: PrepareConfig, features: int) -> None:
+    """CSV channels wider than ``validate`` (and the trainer's preflight) take are refused
+    before a row is written: one-hot encoding can make many more features than columns."""
+    most = column_limits()[1]
+    if config.fmt == "csv" and features > most:
+        raise ValidationError(
+            [
+                Problem(
+                    str(config.data),
+                    f"encodes to {features:,} features, over the limit of {most:,} for CSV "
+                    "channels (training.limits.MAX_CSV_FEATURES)",
+                    "use --format recordio (the default), or --drop categorical columns with "
+                    "many values",
+                )
+            ]
+        )
 
 
 def _learn(config: PrepareConfig, spill: Spill, scan: Scan) -> Learned:

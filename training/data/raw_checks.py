@@ -3,12 +3,14 @@ and the rule for its numeric columns (text in one is an error naming the row; in
 as missing).
 
 ``validate_raw_csv`` reads the first rows ``prepare`` checks (the same :mod:`sizing` budget),
-and ``prepare`` runs :func:`check_raw_sample` on the same rows of its own reading: a missing
-or misspelt label column, a repeated header name or the label spelt another way (a copy of
-the label would leak into the features; :func:`fold_name`), a header that is data, empty
-labels, the wrong number of classes for the predictor type, non-numeric regression labels; and
-it names the features these rows show to be the label under other values
-(:mod:`training.data.label_copies`). Each problem names the file, row and the fix.
+after counting their fields (a header or row over MAX_RAW_COLUMNS is refused before pandas
+parses it: :class:`training.data.raw_csv.Widths`), and ``prepare`` runs
+:func:`check_raw_sample` on the same rows of its own reading: a missing or misspelt label
+column, a repeated header name or the label spelt another way (a copy of the label would leak
+into the features; :func:`fold_name`), a header that is data, empty labels, the wrong number
+of classes for the predictor type, non-numeric regression labels; and it names the features
+these rows show to be the label under other values (:mod:`training.data.label_copies`). Each
+problem names the file, row and the fix.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import numpy as np
 
 from training.core.losses import BINARY, MULTICLASS, PREDICTOR_TYPES, REGRESSOR
 from training.data.label_copies import LabelCopies
-from training.data.raw_csv import Numbers, RawChunk, header_cells, raw_csv_errors, unreadable_csv
+from training.data.raw_csv import (
+    Numbers,
+    RawChunk,
+    check_widths,
+    header_cells,
+    raw_csv_errors,
+    unreadable_csv,
+)
 from training.data.sizing import check_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
@@ -53,6 +62,7 @@ def validate_raw_csv(
     name = str(path)
     check_raw_file(path, predictor_type)
     rows = sample_rows or check_rows(path)
+    check_widths(path, rows)  # a row of millions of fields took pandas gigabytes
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)
