@@ -310,6 +310,17 @@ def run_capped(paths, cap=CAP):
     return {Path(p).name: (code, err) for p, code, err in map(json.loads, done.stdout.splitlines())}
 
 
+def inspect_cli(path):
+    """``python -m training inspect PATH`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def test_no_bomb_gets_past_its_headers_under_a_1_gib_address_space_cap(tmp_path):
     cases = bombs()
     paths = []
@@ -566,13 +577,7 @@ def test_python_m_training_inspect_answers_one_line_and_exit_code_2(tmp_path):
     }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
-        done = subprocess.run(
-            [sys.executable, "-m", "training", "inspect", str(tmp_path / name)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=60,
-        )
+        done = inspect_cli(tmp_path / name)
         assert done.returncode == 2 and done.stdout == ""
         assert done.stderr.startswith(f"error: {tmp_path / name}: ")
         assert message in done.stderr and done.stderr.count("\n") == 1
@@ -688,13 +693,7 @@ def test_unclosed_strings_are_scanned_once_not_once_per_quote(tmp_path):
     data = b'{"mx-mod": ' + b'"\\' * ((artifact.MAX_JSON_BYTES - 16) // 2) + b"}"
     path = tmp_path / "model.tar.gz"
     path.write_bytes(artifact.tar_gz(with_member(artifact.MANIFEST, data), 0))
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "inspect", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    done = inspect_cli(path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: {path}: manifest.json is not valid JSON (")
     assert done.stderr.count("\n") == 1

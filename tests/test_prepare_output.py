@@ -141,14 +141,19 @@ def _stopped(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] == "T"
 
 
+def _wait_stopped(proc) -> None:
+    """Until ``proc`` has stopped itself (SIGSTOP at its checkpoint), at most a minute."""
+    deadline = time.monotonic() + 60
+    while not _stopped(proc.pid):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+
+
 def test_a_second_prepare_into_the_same_out_is_told_who_holds_it(tmp_path):
     data, out = _data(tmp_path), tmp_path / "out"
     first = _start(data, out, "locked:STOP")  # paused holding the lock
     try:
-        deadline = time.monotonic() + 60
-        while not _stopped(first.pid):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
+        _wait_stopped(first)
         code, _, stderr = _run(data, out, seed=1)
         assert code == 2 and "Traceback" not in stderr
         assert stderr.strip().splitlines() == [
@@ -184,10 +189,7 @@ def test_a_prepare_into_a_folder_inside_another_prepares_out_is_refused(tmp_path
     inner = out / "inner"
     outer = _start(data, out, "staged:STOP")  # paused holding the lock, its output staged
     try:
-        deadline = time.monotonic() + 60
-        while not _stopped(outer.pid):
-            assert time.monotonic() < deadline and outer.poll() is None
-            time.sleep(0.05)
+        _wait_stopped(outer)
         code, _, stderr = _run(data, inner, seed=1)
         assert code == 2 and "Traceback" not in stderr
         assert (
