@@ -792,6 +792,71 @@ def test_memory_stays_bounded_under_many_large_requests_at_once():
         child.wait()
 
 
+def test_an_answer_over_its_bound_is_413_before_or_while_it_is_rendered():
+    """A multiclass answer is many times its request, which the bytes-in-flight budget does
+    not see: past the answer bound a request is refused before scoring when its scores alone
+    (4 bytes each) would pass it, else when rendering passes it; a smaller one is answered."""
+    model = LinearModel(
+        "multiclass_classifier", "softmax_loss", np.stack([W, -W, W * 0]).T.astype(np.float32),
+        np.zeros(3, np.float32),
+    )  # fmt: skip
+    with running(model, max_answer_bytes=100_000) as srv:
+        port = srv.server_address[1]
+        scored_never = b"1,0,0\n" * 9_000  # 27,000 scores: 108,000 bytes at the least
+        status, _, body = call(port, scored_never)
+        assert status == 413
+        assert b"the answer to these 9000 rows (3 scores each) is over the 100,000 bytes" in body
+        instances = json.dumps({"instances": [{"features": [1, 0, 0]}] * 9_000}).encode()
+        status, _, body = call(port, instances, "application/json")  # rows known once parsed
+        assert status == 413 and b"9000 rows (3 scores each)" in body
+        assert b"send fewer rows per request" in body
+        rendered_past = b"1,0,0\n" * 3_000  # 36,000 bytes of scores, ~200 KB of JSON
+        for accept in ("application/json", "application/jsonlines"):
+            status, _, body = call(port, rendered_past, accept=accept)
+            assert status == 413 and b"3000 rows (3 scores each)" in body
+        status, _, body = call(port, b"1,0,0\n" * 100)
+        assert status == 200 and len(json.loads(body)["predictions"]) == 100
+        runtime = f"/endpoints/{DEFAULT_ENDPOINT}/invocations"
+        status, _, body = call(port, rendered_past, path=runtime)
+        assert status == 424 and b"3000 rows (3 scores each)" in body  # a ModelError
+
+
+MULTICLASS_CHILD = BOUNDED_CHILD.replace(
+    'LinearModel("regressor", "squared_loss", np.ones(3, np.float32), np.float32(0))',
+    'LinearModel("multiclass_classifier", "softmax_loss", np.ones((1, 100), np.float32),'
+    " np.zeros(100, np.float32))",
+)
+
+
+def test_a_many_class_answer_cannot_take_the_server_down():
+    """6 MB of one-feature CSV to a 100-class model is an answer of about 1.7 GB; under an
+    address-space cap of 700 MB above its start, two such requests at once are refused (413,
+    before scoring) and the server answers a small one after them."""
+    import os
+    import subprocess
+    import sys
+
+    assert MULTICLASS_CHILD != BOUNDED_CHILD
+    child = subprocess.Popen(
+        [sys.executable, "-c", MULTICLASS_CHILD, str(700 * 1024 * 1024)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"},
+    )
+    try:
+        port = int(child.stdout.readline())
+        body = b"0.5\n" * (6_000_000 // 4)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: call(port, body), range(2)))
+        assert [status for status, _, _ in answers] == [413, 413]
+        assert all(b"(100 scores each)" in answer for _, _, answer in answers)
+        assert child.poll() is None
+        status, _, answer = call(port, b"0.5\n" * 1000)
+        assert status == 200 and len(json.loads(answer)["predictions"][0]["score"]) == 100
+    finally:
+        child.kill()
+        child.wait()
+
+
 @pytest.mark.parametrize("header", [b"Content-Type: text/csv\x85", b"Accept: application/json\xa0"])
 def test_a_media_type_matched_only_by_unicode_rules_is_400(servers, header):
     """str.strip() removes U+0085 and U+00A0, so these matched 'text/csv' and were answered."""

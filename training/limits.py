@@ -71,6 +71,14 @@ SERVER_SEND_DEADLINE_S = 60.0
 # answer at once; 64 MB is ten full-size (6 MB) answers waiting. Past it the connection that
 # has waited longest to read is closed, so clients that never read cannot grow the server.
 SERVER_MAX_UNREAD_BYTES = 64 * 1024 * 1024
+# The largest answer the local endpoint renders. A multiclass answer grows with the classes
+# (5.6 MB of one-feature CSV is a 396 MB answer with 20 classes, a 1.2 GB peak), which the
+# bytes-in-flight budget (request bodies) does not see. SageMaker's real-time endpoints answer
+# at most 6 MB (InvokeEndpoint's Body, 6,291,456 bytes, botocore's sagemaker-runtime model) and
+# predict sizes its requests by their answers, so 64 MiB is ten times what a real endpoint's
+# client can get: a request whose scores alone (4 bytes each) pass it is refused before
+# scoring, and rendering stops there (413). Local batch transform scores in-process, unbound.
+SERVER_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 # Open connections. Waiting for a request costs a buffer, not a thread, so this is far above
 # what a local client opens, yet under the common 1024 open-file limit. When it is reached, the
 # connection that has waited longest for its request is closed to let a new one in: a
@@ -85,9 +93,7 @@ SERVER_WORKERS = 16
 # takes up to ~40x its size (measured: 236 MB for 6 MB of one-feature CSV, 221 MB of JSON
 # lines), so 12 MB (two full-size requests) keeps a binary or regression server near 0.5 GB;
 # past it new requests get 503 with Retry-After (a request without a body never does). A
-# multiclass answer grows with the classes (5.6 MB of one-feature CSV: 83 MB answered with 3
-# classes, 396 MB with 20; peak 163 MB and 1.2 GB, rendered in blocks): not bounded here, since
-# a real endpoint refuses answers over 6 MB and predict sizes its requests by their answers.
+# multiclass answer grows with the classes: SERVER_MAX_ANSWER_BYTES bounds it.
 SERVER_MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024
 SERVER_RETRY_AFTER_S = 1
 # After refusing a request whose body is still arriving, what is read and discarded before

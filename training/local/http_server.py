@@ -57,6 +57,7 @@ class ServerLimits:
     retry_after_s: int = limits.SERVER_RETRY_AFTER_S
     max_drain_bytes: int = limits.SERVER_MAX_DRAIN_BYTES
     max_unread_bytes: int = limits.SERVER_MAX_UNREAD_BYTES
+    max_answer_bytes: int = limits.SERVER_MAX_ANSWER_BYTES  # read by the app (server.py)
     drain_s: float = limits.SERVER_DRAIN_S
 
 

@@ -279,25 +279,49 @@ def _record(label: dict) -> bytes:
     return struct.pack("<II", recordio.MAGIC, len(payload)) + payload + pad
 
 
-def render(predictions: Predictions, accept: str, classes=()) -> tuple[bytes, str]:
+def render(
+    predictions: Predictions, accept: str, classes=(), max_bytes: int | None = None
+) -> tuple[bytes, str]:
     """The answers in the accepted format: Linear Learner's shapes, with ``predicted_class``
     from ``classes`` (only in JSON or JSON lines, which the pipeline's last step speaks).
 
     Rendered :data:`RENDER_ROWS` rows at a time: a multiclass answer is many times its request
     (20 classes: 396 MB for 5.6 MB of CSV), and Python's objects for every score at once cost
-    three times the answer again."""
-    blocks = _row_blocks(predictions)
+    three times the answer again. Past ``max_bytes`` it stops with a 413."""
     if accept == RECORDIO:
-        parts = [
-            b"".join(_record({k: np.atleast_1d(v) for k, v in r.items()}) for r in b.rows())
-            for b in blocks
-        ]
+
+        def block(b: Predictions) -> bytes:
+            return b"".join(_record({k: np.atleast_1d(v) for k, v in r.items()}) for r in b.rows())
+    elif accept == JSONLINES:
+
+        def block(b: Predictions) -> bytes:
+            return ("\n".join(b.rows_json(classes)) + "\n").encode()
+    else:
+
+        def block(b: Predictions) -> bytes:
+            return ", ".join(b.rows_json(classes)).encode()
+
+    parts, size = [], 0
+    for b in _row_blocks(predictions):
+        parts.append(block(b))
+        size += len(parts[-1])
+        if max_bytes is not None and size > max_bytes:
+            scores = 1 if np.ndim(predictions.score) == 1 else np.shape(predictions.score)[1]
+            raise RequestError(413, _answer_too_large(len(predictions), scores, max_bytes))
+    if accept == RECORDIO:
         return b"".join(parts), RECORDIO
     if accept == JSONLINES:
-        parts = [("\n".join(b.rows_json(classes)) + "\n").encode() for b in blocks]
         return b"".join(parts) or b"\n", JSONLINES
-    parts = [", ".join(b.rows_json(classes)).encode() for b in blocks]
     return b'{"predictions": [' + b", ".join(parts) + b"]}", JSON
+
+
+def _answer_too_large(rows: int, scores: int, max_bytes: int) -> str:
+    bound = f"{max_bytes >> 20} MiB" if max_bytes % (1 << 20) == 0 else f"{max_bytes:,} bytes"
+    return (
+        f"the answer to these {rows} rows ({scores} scores each) is over the "
+        f"{bound} this endpoint answers: send fewer rows per request "
+        "(SageMaker's real-time endpoints answer at most 6 MB)"
+    )
 
 
 def _row_blocks(predictions: Predictions):
@@ -320,14 +344,23 @@ def predict_body(
     body: bytes,
     content_type: str | None,
     accept: str | None,
+    max_answer_bytes: int | None = None,
 ) -> tuple[bytes, str]:
     """The whole invocation, independent of HTTP (the container and the runtime API routes):
-    raw rows through the preprocessing when the model has it, encoded vectors otherwise."""
+    raw rows through the preprocessing when the model has it, encoded vectors otherwise; an
+    answer over ``max_answer_bytes`` is a 413, refused before scoring when its scores alone
+    (4 bytes each) would pass it."""
     if isinstance(served, LinearModel):
         served = InferencePipeline(served)
     model = served.model
     # class names (the pipeline's last step) come in JSON or JSON lines only
     acc = _accepted(accept, (JSON, JSONLINES) if served.classes else (JSON, JSONLINES, RECORDIO))
+    scores = model.num_classes or 1
+    if max_answer_bytes is not None and media_type(content_type or CSV) in (CSV, JSONLINES):
+        # a row a line: counted before the lines are parsed (seconds for a million rows)
+        lines = body.count(b"\n") + (not body.endswith(b"\n"))
+        if lines * scores * 4 > max_answer_bytes:
+            raise RequestError(413, _answer_too_large(lines, scores, max_answer_bytes))
     X = None
     if served.featurizer is not None:
         try:
@@ -340,7 +373,9 @@ def predict_body(
             content_type = RECORDIO
     if X is None:
         X = _encoded(model.feature_dim, body, content_type)
-    return render(model.predict(X), acc, served.classes)
+    if max_answer_bytes is not None and X.shape[0] * scores * 4 > max_answer_bytes:
+        raise RequestError(413, _answer_too_large(X.shape[0], scores, max_answer_bytes))
+    return render(model.predict(X), acc, served.classes, max_answer_bytes)
 
 
 def _encoded(d: int, body: bytes, content_type: str | None):
@@ -463,9 +498,14 @@ def request_log_line(method: str, path: str, status: int, sent: int, received: i
     return f"{when} {method} {path} {status} in={received}B out={sent}B {ms:.1f}ms"
 
 
-def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
+def make_app(
+    served: InferencePipeline,
+    endpoint_name: str = DEFAULT_ENDPOINT,
+    max_answer_bytes: int = ServerLimits.max_answer_bytes,
+):
     """The endpoint's routes as a function of a whole :class:`Request`: the container's
-    ``/ping`` and ``/invocations``, and the runtime API's paths in front of them."""
+    ``/ping`` and ``/invocations``, and the runtime API's paths in front of them; answers
+    over ``max_answer_bytes`` are refused (413)."""
 
     def respond(request: Request) -> Response:
         method, path = request.method, request.path
@@ -500,6 +540,7 @@ def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
                 request.body,
                 request.headers.get("Content-Type"),
                 request.headers.get("Accept"),
+                max_answer_bytes,
             )
             return Response(200, out, ctype)
         except RequestError as err:
@@ -529,7 +570,11 @@ def make_app(served: InferencePipeline, endpoint_name: str = DEFAULT_ENDPOINT):
         else:
             try:
                 out, ctype = predict_body(
-                    served, request.body, headers.get("Content-Type"), headers.get("Accept")
+                    served,
+                    request.body,
+                    headers.get("Content-Type"),
+                    headers.get("Accept"),
+                    max_answer_bytes,
                 )
             except RequestError as err:
                 error = model_error(endpoint, err)
@@ -598,7 +643,8 @@ def make_server(
         def log(*fields):
             request_log(request_log_line(*fields))
 
-    return HTTPServer((host, port), make_app(model, endpoint_name), refuse, settings, log)
+    app = make_app(model, endpoint_name, (settings or ServerLimits()).max_answer_bytes)
+    return HTTPServer((host, port), app, refuse, settings, log)
 
 
 @contextlib.contextmanager
