@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from training.aws import deploy_options
+from training.aws import deploy_options, naming
 from training.aws.deploy import _context
 from training.aws.deploy_options import DeployOptions
 from training.aws.model_record import ModelRecord
@@ -52,7 +52,8 @@ def endpoint(sess, mode: str, memory_mb: int = 2048) -> None:
     else:
         variant.update(InstanceType="ml.m5.large", InitialInstanceCount=1)
     sm.create_endpoint_config(EndpointConfigName="cfg-1", ProductionVariants=[variant])
-    stack(sess, "LlE2eEndpoint", {"EndpointName": "ll-e2e-endpoint", "EndpointConfigName": "cfg-1"})
+    name = naming.endpoint_name("ll-e2e", mode)  # as the endpoint stack names it
+    stack(sess, "LlE2eEndpoint", {"EndpointName": name, "EndpointConfigName": "cfg-1"})
 
 
 def deployed(sess, mode: str | None) -> None:
@@ -92,6 +93,7 @@ def test_a_mode_change_is_refused_before_anything_is_uploaded_or_recorded(sess, 
     rc, out = run_deploy(tmp_path, capsys, "-c", "endpoint_mode=realtime")
     assert rc == 2, out
     assert "this deploy changes endpoint_mode: serverless -> realtime" in out
+    assert "changes endpoint ll-e2e-endpoint-serverless from serverless" in out  # the running one
     assert "-c endpoint_mode=realtime" in out and "new name" in out
     assert "--replace-endpoint" in out and "-c endpoint_mode=serverless to keep it" in out
     assert sess.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0

@@ -224,9 +224,9 @@ def cdk_defaults(root: Path) -> dict:
     return json.loads((Path(root) / "cdk.json").read_text()).get("context", {})
 
 
-def deployed_mode(sess, project: str) -> str | None:
-    """The running endpoint's mode, read from its endpoint config; None when no endpoint
-    stack is deployed (nothing to replace)."""
+def deployed_mode(sess, project: str) -> tuple[str, str] | None:
+    """The running endpoint's name (its stack's output) and mode (read from its endpoint
+    config); None when no endpoint stack is deployed (nothing to replace)."""
     from training.aws import session as aws
     from training.aws.naming import Output, Stack, stack_name
     from training.endpoint_payload import variants_mode
@@ -239,7 +239,8 @@ def deployed_mode(sess, project: str) -> str | None:
     if not config:
         return None
     described = sess.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)
-    return variants_mode(described.get("ProductionVariants", []))
+    endpoint = outputs.get(Output.ENDPOINT) or endpoint_name(project)
+    return endpoint, variants_mode(described.get("ProductionVariants", []))
 
 
 def plan(
@@ -265,17 +266,14 @@ def plan(
     Settings.from_context(context.get)  # a bad value fails here, naming the key, not at synth
     before = (kept or DeployOptions()).effective(defaults)
     after = options.effective(defaults)
-    mode = deployed_mode(sess, project)
-    if mode is None:  # no endpoint yet: the mode is chosen, not changed
-        before[MODE] = after.get(MODE, "")
-    else:
-        before[MODE] = mode
+    running = deployed_mode(sess, project)
+    endpoint, before[MODE] = running or (None, after.get(MODE, ""))  # none: chosen, not changed
     found = changes(before, after)
     if options.values:
         echo(f"    stack options ({path.name}): " + " ".join(options.context_args()))
     for change in found:
         echo(f"    this deploy changes {change}")
-    check_mode_change(found, endpoint_name(project), replace_endpoint)
+    check_mode_change(found, endpoint, replace_endpoint)  # found only with an endpoint
     return OptionsPlan(options, path, tuple(found))
 
 
