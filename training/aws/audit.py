@@ -67,7 +67,15 @@ BUCKET_PAGE = 1000
 # the job is Stopping until then (StopTrainingJob, docs.aws.amazon.com/sagemaker/latest/
 # APIReference/API_StopTrainingJob.html): a job in either state may still write to the bucket.
 ACTIVE_JOB_STATES = ("InProgress", "Stopping")
-JOB_KINDS = ("tuning-job", "training-job", "transform-job")  # the order they are stopped in
+# each kind of job by its SageMaker API words: list_<op>_jobs answers <Noun>JobSummaries,
+# describe_<op>_job <Noun>JobStatus, and Describe/Stop take <Noun>JobName; in the order
+# they are stopped (a tuning job first: stopping it stops the training jobs it launched)
+JOB_API = {
+    "tuning-job": ("hyper_parameter_tuning", "HyperParameterTuning"),
+    "training-job": ("training", "Training"),
+    "transform-job": ("transform", "Transform"),
+}
+JOB_KINDS = tuple(JOB_API)
 PENDING_DAYS = 7  # a registry version pending approval longer than this is reported
 TRAINING_LOGS = LogGroup.TRAINING_JOBS
 TRANSFORM_LOGS = LogGroup.TRANSFORM_JOBS
@@ -214,22 +222,18 @@ def stale_pending(sess, project: str, days: int = PENDING_DAYS) -> list[str]:
 def active_jobs(sess, own: Ownership) -> list[Leftover]:
     """The project's tuning, training and transform jobs InProgress or Stopping (tuning jobs
     first: stopping one stops the training jobs it launched), each with its status."""
-    listed = {
-        "tuning-job": ("hyper_parameter_tuning", "HyperParameterTuning"),
-        "training-job": ("training", "Training"),
-        "transform-job": ("transform", "Transform"),
-    }
     return [
         Leftover(kind, name, status)
         for kind in JOB_KINDS
         for status in ACTIVE_JOB_STATES
-        for name in _jobs(sess, own, *listed[kind], kind, status)
+        for name in _jobs(sess, own, kind, status)
     ]
 
 
-def _jobs(sess, own: Ownership, operation: str, noun: str, kind: str, status: str) -> list[str]:
-    """The ``kind`` jobs ``own`` owns in ``status``: ``list_<operation>_jobs`` answers
-    ``<noun>JobSummaries`` with ``<noun>JobName`` and ``<noun>JobArn``."""
+def _jobs(sess, own: Ownership, kind: str, status: str) -> list[str]:
+    """The ``kind`` jobs ``own`` owns in ``status`` (JOB_API: ``list_<op>_jobs`` answers
+    ``<Noun>JobSummaries`` with ``<Noun>JobName`` and ``<Noun>JobArn``)."""
+    operation, noun = JOB_API[kind]
     sm = sess.client("sagemaker")
     names = []
     pages = sm.get_paginator(f"list_{operation}_jobs").paginate(StatusEquals=status)
@@ -470,11 +474,6 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
     import botocore.exceptions
 
     sm = sess.client("sagemaker")
-    stop = {
-        "tuning-job": lambda n: sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=n),
-        "training-job": lambda n: sm.stop_training_job(TrainingJobName=n),
-        "transform-job": lambda n: sm.stop_transform_job(TransformJobName=n),
-    }
     jobs = sorted(jobs, key=lambda j: JOB_KINDS.index(j.kind))
     tuned = any(job.kind == "tuning-job" and job.detail == "InProgress" for job in jobs)
     for job in jobs:
@@ -485,8 +484,9 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
         # Stopping, and StopTrainingJob would only be refused (ValidationException)
         if job.kind == "training-job" and tuned and _status(sm, job) != "InProgress":
             continue
+        operation, noun = JOB_API[job.kind]
         try:
-            stop[job.kind](job.name)
+            getattr(sm, f"stop_{operation}_job")(**{f"{noun}JobName": job.name})
         except botocore.exceptions.ClientError as err:
             # it ended, or its tuning job stopped it, between the listing and now
             if err.response.get("Error", {}).get("Code") != "ValidationException":
@@ -499,12 +499,9 @@ def stop_jobs(sess, jobs: list[Leftover], echo=print) -> None:
 
 def _status(sm, job: Leftover) -> str:
     """The job's status now (Describe*Job)."""
-    if job.kind == "tuning-job":
-        described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
-        return described["HyperParameterTuningJobStatus"]
-    if job.kind == "training-job":
-        return sm.describe_training_job(TrainingJobName=job.name)["TrainingJobStatus"]
-    return sm.describe_transform_job(TransformJobName=job.name)["TransformJobStatus"]
+    operation, noun = JOB_API[job.kind]
+    described = getattr(sm, f"describe_{operation}_job")(**{f"{noun}JobName": job.name})
+    return described[f"{noun}JobStatus"]
 
 
 def _wait_for_jobs(sm, jobs: list[Leftover], echo) -> None:
