@@ -185,7 +185,7 @@ def _label(cell: str, featurizer: Featurizer, path: Path, row: int) -> float:
 
 
 def raw_bodies(
-    lines: list[str], feature_dim: int, limit: int = LIMIT, most_rows: int | None = None
+    lines: list[str], feature_dim: int, limit: int, most_rows: int | None = None
 ) -> Iterator[bytes]:
     """Bodies of whole raw CSV rows, each under ``limit`` bytes and ``most_rows`` rows, and
     few enough rows that their features stay under the 5 MB a pipeline's containers may pass
@@ -205,7 +205,7 @@ def raw_bodies(
 
 
 def request_bodies(
-    X: np.ndarray, content_type: str, limit: int = LIMIT, most_rows: int | None = None
+    X: np.ndarray, content_type: str, limit: int, most_rows: int | None = None
 ) -> Iterator[bytes]:
     """Bodies of whole rows, each under ``limit`` bytes and ``most_rows`` rows."""
     most = most_rows or X.shape[0] or 1
@@ -215,9 +215,10 @@ def request_bodies(
         for start in range(0, X.shape[0], step):
             yield recordio.encode_dense(X[start : start + step].astype(np.float32))
         return
-    rows = [",".join(f"{v:.9g}" for v in row) for row in X]
     if content_type == JSON:
         rows = [json.dumps({"features": [float(v) for v in row]}) for row in X]
+    else:  # each row formatted once, in the type sent
+        rows = [",".join(f"{v:.9g}" for v in row) for row in X]
     batch, size = [], 0
     for row in rows:
         if batch and (size + len(row) + 64 > limit or len(batch) >= most):
