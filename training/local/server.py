@@ -92,9 +92,6 @@ def _accepted(header: str | None, answerable=(JSON, JSONLINES, RECORDIO)) -> str
     return media
 
 
-_OTHER_BREAKS = OTHER_BREAKS  # Linear Learner's rows end at "\n" only (training.core.csv_numbers)
-
-
 def _lines(text: str, what: str) -> list[str]:
     """Rows separated by "\n" or "\r\n"; any other line break is an error naming the row."""
     lines = text.split("\n")
@@ -103,7 +100,7 @@ def _lines(text: str, what: str) -> list[str]:
     out = []
     for i, line in enumerate(lines):
         line = line.removesuffix("\r")
-        stray = _OTHER_BREAKS.search(line)
+        stray = OTHER_BREAKS.search(line)  # rows end at \n only (csv_numbers)
         if stray:
             raise RequestError(
                 400,
