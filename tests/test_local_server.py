@@ -17,6 +17,7 @@ import pytest
 from training.core import artifact
 from training.core.model import LinearModel
 from training.data import recordio
+from training.endpoint_payload import REALTIME
 from training.local.http_server import ServerLimits
 from training.local.server import DEFAULT_ENDPOINT, make_server
 
@@ -386,7 +387,7 @@ def test_the_server_runs_under_training_limits():
     try:
         assert srv.limits == ServerLimits()
         assert srv.limits.listen_backlog == limits.SERVER_LISTEN_BACKLOG == 1024
-        assert srv.limits.max_body == limits.SERVER_MAX_BODY == 6 * 1024 * 1024
+        assert srv.limits.max_body == REALTIME.request_bytes == 6 * 1024 * 1024
     finally:
         srv.server_close()
 

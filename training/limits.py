@@ -46,9 +46,9 @@ MAX_PREPROCESSING_BYTES = 64 << 20
 
 # -- local endpoint server (training/local/server.py) ------------------------------------------
 
-# SageMaker's own: InvokeEndpoint's Body is at most 6 MB (botocore's sagemaker-runtime model,
-# shape BodyBlob, "max": 6291456). Larger requests are refused with 413 before being read.
-SERVER_MAX_BODY = 6 * 1024 * 1024
+# The request body's limit is SageMaker's own, so it lives beside that rule:
+# ``training.endpoint_payload.REALTIME.request_bytes`` (InvokeEndpoint's Body, 6291456 bytes).
+# Larger requests are refused with 413 before being read.
 # The request line and headers together. A real client's are well under 4 KB (CustomAttributes,
 # the largest, is at most 1024 characters); the stdlib server allowed 64 KB per line.
 SERVER_MAX_HEADER_BYTES = 64 * 1024

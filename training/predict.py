@@ -38,7 +38,9 @@ from training.endpoint_payload import REALTIME, PayloadLimits, answer_shape, siz
 from training.errors import Problem, ValidationError
 from training.files import file_problem, line_blocks
 
-LIMIT = 5 * 1024 * 1024  # under the 6 MB real-time payload limit, with room for headers
+# The longest input line: a row must fit in one request, and no endpoint takes more than a
+# real-time one (SageMaker's own limit, less our headroom: training.endpoint_payload).
+LIMIT = REALTIME.request_budget
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
 
 
