@@ -9,13 +9,15 @@ import aws_cdk as cdk
 from stacks.base_stack import BaseStack
 from stacks.endpoint_stack import EndpointStack
 from stacks.images import linear_learner_image, sklearn_image
-from stacks.settings import Settings
+from stacks.settings import ROOT, Settings, SettingsError
+from training.aws import deploy_options
 from training.aws.naming import TAG_KEY, Stack, stack_name
+from training.errors import ValidationError
 
 
 def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.Stack]:
     """Add the project's stacks to ``app``; returns them by role ("base", "endpoint")."""
-    settings = settings or Settings.from_context(app.node.try_get_context)
+    settings = settings or Settings.from_context(_context(app))
     env = cdk.Environment(account=settings.account, region=settings.region)
     image = linear_learner_image(settings.region)
     stacks: dict[str, cdk.Stack] = {}
@@ -59,6 +61,22 @@ def build_app(app: cdk.App, settings: Settings | None = None) -> dict[str, cdk.S
     for stack in stacks.values():
         _tag_untaggable(stack, settings.project)
     return stacks
+
+
+def _context(app: cdk.App):
+    """The app's context: cdk.json and ``-c``, and, when the CDK CLI runs the app by hand
+    rather than through our commands, the stack options a deploy kept (they are what is
+    deployed: :func:`training.aws.deploy_options.for_app`)."""
+    try:
+        return deploy_options.for_app(
+            app.node.try_get_context,
+            deploy_options.cdk_defaults(ROOT),
+            deploy_options.option_keys(Settings),
+            ROOT,
+            lambda message: print(f"note: {message}", file=sys.stderr),
+        )
+    except ValidationError as err:
+        raise SettingsError(str(err)) from None
 
 
 def _tag_untaggable(stack: cdk.Stack, value: str) -> None:

@@ -18,6 +18,7 @@ from training.aws.deploy import _context
 from training.aws.deploy_options import DeployOptions
 from training.aws.model_record import ModelRecord
 from training.errors import ValidationError
+from training.run import CDK_VALIDATION_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_MODEL = ROOT.parent / "shared" / "fixtures" / "ll-artifacts" / "attrition-binary-teelenzi"
@@ -158,20 +159,88 @@ def test_options_in_cdk_args_count_as_given_and_win():
     assert got.values == (("alarms", "false"), ("data_capture_percent", "30"))
 
 
-def synth_endpoint(context: list[str], out: Path) -> dict:
-    """`npx cdk synth` through the pinned CLI with a deploy's context (cdk.json read as the CLI
-    reads it); the endpoint stack's template."""
+def cdk_synth(context: list[str], out: Path) -> subprocess.CompletedProcess:
+    """`npx cdk synth` through the pinned CLI with ``context`` (cdk.json read as the CLI reads
+    it), in the project folder, as a user or a deploy runs it; without CDK's own template
+    validation, which tests/test_stacks.py runs on every settings variant (5 s a synth)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
-    res = subprocess.run(
+    quiet = {"HTTPS_PROXY": "http://127.0.0.1:9", "CDK_DISABLE_CLI_TELEMETRY": "1"}
+    return subprocess.run(
         ["npx", "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out), *context],
         cwd=ROOT,
-        env={**env, "HTTPS_PROXY": "http://127.0.0.1:9", "CDK_DISABLE_CLI_TELEMETRY": "1"},
+        env={**env, **quiet, CDK_VALIDATION_ENV: "false"},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def synth_endpoint(context: list[str], out: Path) -> dict:
+    """The endpoint stack's template from a real ``cdk synth`` of ``context``."""
+    res = cdk_synth(context, out)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads((out / "LlE2eEndpoint.template.json").read_text())
+
+
+def serverless_configs(template: dict) -> list:
+    """Each endpoint config's variants' ServerlessConfig (None: a real-time variant)."""
+    return [
+        v.get("ServerlessConfig")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::EndpointConfig"
+        for v in r["Properties"]["ProductionVariants"]
+    ]
+
+
+def test_a_bare_cdk_synth_builds_what_the_deploys_kept(tmp_path):
+    """`npx cdk deploy` typed by hand after `deploy -c endpoint_mode=serverless`: the app reads
+    the kept options (cdk.json's realtime would replace the serverless endpoint); a value given
+    with -c still wins for that run, and both are said."""
+    record = tmp_path / "latest.json"
+    ModelRecord(f"s3://{BUCKET}/models/model.tar.gz", region="us-east-1").write(record)
+    kept = deploy_options.options_path(record, "ll-e2e")
+    DeployOptions.parse(["endpoint_mode=serverless", "serverless_memory_mb=4096"]).write(kept)
+    res = cdk_synth(
+        ["-c", f"model_record={record}", "-c", "serverless_memory_mb=3072"], tmp_path / "o"
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    template = json.loads((tmp_path / "o" / "LlE2eEndpoint.template.json").read_text())
+    assert serverless_configs(template) == [{"MaxConcurrency": 5, "MemorySizeInMB": 3072}]
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: -c serverless_memory_mb=3072 overrides the kept serverless_memory_mb=4096 for "
+        "this run only, unchecked; `python -m training deploy -c serverless_memory_mb=3072` "
+        "checks and keeps it",
+        f"note: stack options kept by deploy ({kept}): endpoint_mode=serverless (cdk.json: "
+        "realtime); change one with `python -m training deploy -c key=value`",
+    ]
+
+
+def test_our_commands_synthesize_their_own_options_whatever_is_kept(sess, tmp_path, monkeypatch):
+    """deploy (its context holds every option), destroy-all and run's synth pass
+    ``-c kept_options=given``: a kept file, even one this version cannot read, does not change
+    or stop them; a bare synth refuses that file, naming it and the key."""
+    from training.aws import deploy
+
+    record = tmp_path / "latest.json"
+    ModelRecord(f"s3://{BUCKET}/models/model.tar.gz", region="us-east-1").write(record)
+    kept = deploy_options.options_path(record, "ll-e2e")
+    kept.write_text(json.dumps({"endpoint_mode": "serverless", "endpoint_flavour": "mint"}))
+    context = _context("ll-e2e", "us-east-1", record, DeployOptions())
+    assert serverless_configs(synth_endpoint(context, tmp_path / "o")) == [None]  # cdk.json's
+
+    res = cdk_synth(["-c", f"model_record={record}"], tmp_path / "bare")
+    assert res.returncode == 1
+    assert f"{kept}: keeps endpoint_flavour=mint, which is not a stack option" in res.stderr
+    assert "Traceback" not in res.stderr
+    with pytest.raises(ValidationError, match="keeps endpoint_flavour=mint, which is not"):
+        deploy_options.plan(sess, "ll-e2e", record, DeployOptions(), False, print)
+
+    calls = []
+    monkeypatch.setattr(deploy, "cdk", lambda args, echo: calls.append(args))
+    deploy.destroy_all(region="us-east-1", echo=lambda line: None)
+    assert calls[0][:3] == ["destroy", "--all", "--force"]
+    assert " ".join(deploy_options.CALLER_GIVES_ARGS) in " ".join(calls[0])
 
 
 def test_an_option_given_once_is_synthesized_by_the_next_deploy_without_it(sess, tmp_path):

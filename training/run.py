@@ -22,6 +22,7 @@ from pathlib import Path
 
 from training import inspection, predict, report
 from training import project as project_folder
+from training.aws.deploy_options import CALLER_GIVES_ARGS
 from training.aws.naming import DEFAULT_PROJECT
 from training.core import hyperparameters
 from training.core import metrics as lm
@@ -475,7 +476,8 @@ class Synthesis:
             return
         if not (self.root / "node_modules" / ".bin" / "cdk").exists():
             return
-        model = ["-c", f"model_path={Path(model_path).resolve()}"]
+        # cdk.json's options, not those a real deploy kept: this is the offline twin's synth
+        model = ["-c", f"model_path={Path(model_path).resolve()}", *CALLER_GIVES_ARGS]
         self.process = subprocess.Popen(
             [npx, "--no-install", "cdk", "synth", "--no-notices", "-q", "-o", str(out), *model],
             cwd=self.root,

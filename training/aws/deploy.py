@@ -412,6 +412,7 @@ def _context(project: str, region: str, record: Path, options: DeployOptions) ->
     stack options are those kept and given (never cdk.json's defaults over them)."""
     return [
         *options.context_args(),
+        *deploy_options.CALLER_GIVES_ARGS,
         "-c",
         f"model_record={Path(record).resolve()}",
         "-c",
@@ -507,6 +508,7 @@ def destroy_all(
                 f"region={sess.region_name}",
                 "-c",
                 "model_data_url=s3://placeholder-for-destroy/model.tar.gz",
+                *deploy_options.CALLER_GIVES_ARGS,  # options do not decide what is destroyed
             ],
             echo,
         )

@@ -8,7 +8,8 @@ cdk.context.json never overrides a key cdk.json sets, and every option here is s
 and cdk.context.json is CDK's lookup cache, which ``cdk context --clear`` empties ("Clear all
 context", AWS CDK v2 guide, ref-cli-cmd-context). Not the model record either: ``train
 --target aws`` writes a new record for every job. So: ``deploy-options-<project>.json`` in the
-record's folder, written after each successful ``cdk deploy``, read by the next deploy.
+record's folder, written after each successful ``cdk deploy``, read by the next deploy, and
+by the CDK app itself when someone runs ``npx cdk deploy`` by hand (:func:`for_app`).
 
 A deploy that changes an option prints each change before anything is deployed; one that
 changes ``endpoint_mode`` is refused unless confirmed (``--replace-endpoint``): SageMaker does
@@ -47,12 +48,18 @@ DEPLOY_DECIDES = frozenset(
 )
 MODE = "endpoint_mode"
 REPLACE_FLAG = "--replace-endpoint"
+# CDK context set by our own commands that run the CDK CLI (deploy, deploy-all, destroy-all,
+# run's synth): they pass every option themselves, so the app does not read the kept file.
+# Without it (``npx cdk deploy`` typed by hand) the app reads it: :func:`for_app`.
+KEPT_CONTEXT = "kept_options"
+CALLER_GIVES = "given"
+CALLER_GIVES_ARGS = ("-c", f"{KEPT_CONTEXT}={CALLER_GIVES}")
 
 
-def option_keys() -> tuple[str, ...]:
+def option_keys(settings_class=None) -> tuple[str, ...]:
     """Every CDK context key a deploy keeps: the stacks' settings (stacks/settings.py, their
-    one home) less what the deploy decides."""
-    Settings = _settings_class()  # noqa: N806 (a class)
+    one home; the CDK app passes its own class) less what the deploy decides."""
+    Settings = settings_class or _settings_class()  # noqa: N806 (a class)
 
     return tuple(f.name for f in fields(Settings) if f.name not in DEPLOY_DECIDES)
 
@@ -131,8 +138,10 @@ class DeployOptions:
         return cls(tuple(sorted(values.items())))
 
     @classmethod
-    def load(cls, path: Path) -> DeployOptions | None:
-        """The options kept at ``path``; None when no deploy kept any there yet."""
+    def load(cls, path: Path, keys: tuple[str, ...] | None = None) -> DeployOptions | None:
+        """The options kept at ``path``; None when no deploy kept any there yet. A key that
+        is not an option (of ``keys``, by default this version's :func:`option_keys`) is
+        refused, not dropped: dropping it would quietly revert what it kept."""
         path = Path(path)
         if not path.exists():
             return None
@@ -144,8 +153,16 @@ class DeployOptions:
             raise ValidationError(
                 [Problem(str(path), f"not deploy options ({err})", "delete it and pass -c again")]
             ) from None
-        known = set(option_keys())
-        return cls(tuple(sorted((k, v) for k, v in doc.items() if k in known)))
+        keys = option_keys() if keys is None else keys
+        unknown = sorted(k for k in doc if k not in keys)
+        if unknown:
+            shown = ", ".join(f"{k}={doc[k]}" for k in unknown)
+            what = "is not a stack option" if len(unknown) == 1 else "are not stack options"
+            fix = "delete or rename it in the file (the options: " + ", ".join(keys) + ")"
+            raise ValidationError(
+                [Problem(str(path), f"keeps {shown}, which {what} of this version", fix)]
+            )
+        return cls(tuple(sorted(doc.items())))
 
     def write(self, path: Path) -> Path:
         return write_whole(Path(path), (json.dumps(dict(self.values), indent=2) + "\n").encode())
@@ -313,3 +330,42 @@ def check_servable(
         if raw_rows:
             context["featurizer_data_url"] = "s3://bucket-to-be/featurizer.tar.gz"
     Settings.from_context(context.get).model_artifact()
+
+
+def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn):
+    """The CDK app's context getter when the CDK CLI runs it directly (``npx cdk deploy``
+    typed by hand): the options a deploy kept come over cdk.json's defaults, so a bare deploy
+    does not turn a serverless endpoint back into a real-time one. The CLI hands the app
+    cdk.json and ``-c`` merged, so an option whose value is cdk.json's own counts as not given
+    and takes the kept value; one given with ``-c`` as another value wins for that run (``-c``
+    wins in CDK) and is said not to be kept. Both are said on stderr (``warn``). Our own
+    commands pass every option and ``-c kept_options=given``: their context is used as is."""
+    if get(KEPT_CONTEXT) == CALLER_GIVES:
+        return get
+    from training.aws.model_record import RECORD_FILE
+    from training.aws.naming import DEFAULT_PROJECT
+
+    project = str(get("project") or DEFAULT_PROJECT)
+    record = Path(str(get("model_record") or RECORD_FILE))
+    path = options_path(record if record.is_absolute() else Path(root) / record, project)
+    kept = DeployOptions.load(path, keys)
+    if kept is None:
+        return get
+    values, applied = {}, []
+    for key, value in kept.values:
+        given, default = _text(get(key)), _text(defaults.get(key))
+        if given == default:
+            values[key] = value
+            if value != default:
+                applied.append(f"{key}={value} (cdk.json: {default})")
+        elif given != value:
+            warn(
+                f"-c {key}={given} overrides the kept {key}={value} for this run only, "
+                f"unchecked; `python -m training deploy -c {key}={given}` checks and keeps it"
+            )
+    if applied:
+        warn(
+            f"stack options kept by deploy ({path}): {', '.join(applied)}; change one with "
+            "`python -m training deploy -c key=value`"
+        )
+    return lambda key: values[key] if key in values else get(key)
