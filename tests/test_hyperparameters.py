@@ -57,6 +57,22 @@ def test_every_problem_is_listed_with_its_rule():
     assert "beta_1='nan' is invalid" in text
 
 
+@pytest.mark.parametrize("text", ["100.0", "1e2", " 100.00 "])
+def test_a_whole_number_written_as_a_float_is_refused_saying_how_to_write_it(text):
+    """What SageMaker's container does with epochs='100.0' is not documented: refused here,
+    with the spelling every SDK sends (a billed job that fails on it costs minutes)."""
+    with pytest.raises(HyperparameterError) as err:
+        hp.validate({"predictor_type": "regressor", "epochs": text})
+    assert str(err.value) == (
+        f"Hyperparameter epochs='{text.strip()}' is invalid: must be an integer > 0. Default: "
+        f"15. Write 100: SageMaker checks '{text.strip()}' as text against an integer rule, "
+        "and a job could fail on it after minutes of billing."
+    )
+    with pytest.raises(HyperparameterError) as err:  # a fraction, or a number field: no hint
+        hp.validate({"predictor_type": "regressor", "epochs": "1.5", "learning_rate": "x"})
+    assert "Write" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "given, message",
     [

@@ -305,6 +305,28 @@ def parse(name: str, raw: object):
     raise ValueError(f"{name}={text!r}")
 
 
+def _integer_hint(name: str, raw: object) -> str:
+    """For a whole number written as a float (``100.0``, ``1e2``) where an integer belongs: how
+    to write it. SageMaker's built-in algorithms check every hyperparameter as the text they
+    are sent, each against its own rule (their config validator: a JSON schema whose numbers
+    are "a string which matches the pattern …, or an integer"); whether Linear Learner's
+    pattern takes ``100.0`` is not documented, so it is refused here rather than found out on
+    a billed job. SageMaker SDK 2.x casts integers before sending them (``"100"``)."""
+    text = _to_text(raw)
+    if not any(isinstance(c, Interval) and c.kind is int for c in constraints(name)):
+        return ""
+    try:
+        value = float(text)
+    except ValueError:
+        return ""
+    if not (math.isfinite(value) and value.is_integer()):
+        return ""
+    return (
+        f" Write {int(value)}: SageMaker checks '{text}' as text against an integer rule, "
+        "and a job could fail on it after minutes of billing."
+    )
+
+
 def validate(given: Mapping[str, object]) -> Hyperparameters:
     """Check every hyperparameter and return them typed, defaults filled in.
 
@@ -326,6 +348,7 @@ def validate(given: Mapping[str, object]) -> Hyperparameters:
             shown = f" Default: {_to_text(default)}." if default is not None else ""
             problems.append(
                 f"Hyperparameter {name}='{_to_text(raw)}' is invalid: must be {rule(name)}.{shown}"
+                + _integer_hint(name, raw)
             )
     problems += _check_combinations(values, set(given))
     if problems:
