@@ -91,10 +91,19 @@ class LabelCopies:
         """Whether any column is (still) a candidate copy."""
         return bool(self.forward) or any(line.is_copy() for line in self.lines.values())
 
+    @property
+    def pending(self) -> bool:
+        """Whether any candidate is left to check on later rows (a line is told only after
+        the last row; a mapping is dropped at the first row that departs from it)."""
+        return bool(self.forward) or bool(self.lines)
+
     def restarted(self) -> LabelCopies:
-        """The same candidates with nothing counted, to check them on every row again."""
+        """The same candidates with nothing counted, to check them on every row again (this
+        object is left as it is: :meth:`update` drops candidates from the copy only)."""
         lines = {col: _Line(line.shift_x, line.shift_y) for col, line in self.lines.items()}
-        return replace(self, rows=0, lines=lines)
+        return replace(
+            self, rows=0, lines=lines, forward=dict(self.forward), backward=dict(self.backward)
+        )
 
     @classmethod
     def among(cls, frame, label: str, drop=()) -> LabelCopies:
