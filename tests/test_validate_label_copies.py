@@ -200,3 +200,33 @@ def test_a_file_another_engine_reads_is_checked_from_its_first_row_again(
     err = validate(path, "sex", "binary_classifier")
     assert engines == ["polars", engine]
     assert err is not None and f"in all {rows} labelled rows" in str(err)
+
+
+def test_the_pass_over_every_row_stays_bounded_under_an_address_space_cap(tmp_path, monkeypatch):
+    """10M rows (104 MB) whose candidate holds to the last row, read to the end under a
+    768 MiB address-space cap; reading the file whole does not fit under it. One malloc arena
+    (glibc reserves 64 MB of address space for each thread's: a gigabyte of reservations with
+    polars' threads, none of it memory), so that the cap measures what is held. Measured:
+    address space 397 MB (100 000 rows) -> 531 MB (10M); peak RSS 129 MB -> 170 MB at 1M
+    rows, 205 MB at 4M, 217 MB at 10M, 221 MB at 30M (312 MB); the whole read 1 053 MB."""
+    from memory_cap import run_capped
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")
+    first = sex_file(tmp_path / "first.csv", depart_at=None, rows=FIRST)
+    header, _, body = first.read_text().partition("\n")
+    sex, _, is_male = body.splitlines()[0].split(",")
+    path = tmp_path / "long.csv"
+    with open(path, "w") as fh:
+        fh.write(header + "\n")
+        for _ in range(100):
+            fh.write(body)
+        fh.write(f"{sex},0,{1 - int(is_male)}\n")  # departs at the last row: read to the end
+    validate_code = (
+        "import sys; from training.data import raw_checks; "
+        "raw_checks.validate_raw_csv(sys.argv[1], 'sex', 'binary_classifier'); print('accepted')"
+    )
+    res = run_capped(path, cap=768 << 20, entry=("-c", validate_code))
+    assert res.returncode == 0 and res.stdout == "accepted\n", res.stderr[-2000:]
+    whole = "import sys, pandas; pandas.read_csv(sys.argv[1])"
+    res = run_capped(path, cap=768 << 20, entry=("-c", whole))
+    assert res.returncode == 1 and "MemoryError" in res.stderr, res.stderr[-2000:]
