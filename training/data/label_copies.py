@@ -7,10 +7,11 @@ A column is a copy when its values and the label's map one to one: every row of 
 holds the same feature value, and no two label values share one (a missing feature cell counts
 as a value of its own, so "1 or empty" is a copy too). The first rows name the candidates,
 given enough rows beyond one per class that a column independent of the label cannot map one
-to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` then checks each
-candidate on every later row against the mapping the first rows showed, so a column that
-departs from it anywhere in the file is not reported. Memory: the mappings hold the first rows'
-distinct values of the candidates only.
+to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` (and
+``raw_checks.validate_raw_csv``, so that both say the same) then checks each candidate on every
+row, chunk by chunk (:meth:`LabelCopies.update`), against the mapping the first rows showed, so
+a column that departs from it anywhere in the file is not reported. Memory: the mappings hold
+the first rows' distinct values of the candidates only.
 
 A regressor's label has about as many values as rows, so no mapping can tell a copy from any
 other column: there a numeric column is a copy when it is the label on a straight line

@@ -9,8 +9,10 @@ parses it: :class:`training.data.raw_csv.Widths`), and ``prepare`` runs
 column, a repeated header name or the label spelt another way (a copy of the label would leak
 into the features; :func:`fold_name`), a header that is data, empty labels, the wrong number
 of classes for the predictor type, non-numeric regression labels; and it names the features
-these rows show to be the label under other values (:mod:`training.data.label_copies`). Each
-problem names the file, row and the fix.
+these rows show to be the label under other values (:mod:`training.data.label_copies`), which
+both then check on every row of the file, in ``prepare``'s chunks, refusing only those that
+hold on all of them (``validate_raw_csv`` reads on only when the first rows name one, and
+stops once none is left). Each problem names the file, row and the fix.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def check_raw_sample(
 ) -> LabelCopies:
     """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it).
     Returns the feature columns these rows show to be copies of the label under other values
-    (:mod:`training.data.label_copies`), for the caller to report or to check further."""
+    (:mod:`training.data.label_copies`), for the caller to check on every row before it
+    reports them (:func:`copies_on_every_row`; ``prepare``'s pass 1)."""
     import pandas as pd
 
     name = str(path)
