@@ -28,12 +28,16 @@ def sparse_file(path: Path, size: int = HUGE_BYTES) -> Path:
     return path
 
 
-def run_capped(*args, cap: int = CAP_BYTES, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_capped(
+    *args, cap: int = CAP_BYTES, timeout: float = 120, entry: tuple[str, ...] = ("-m", "training")
+) -> subprocess.CompletedProcess:
+    """``python <entry> <args>`` (the CLI; ``("-c", code)`` for a function a notebook calls)."""
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     return subprocess.run(
-        [sys.executable, "-m", "training", *map(str, args)],
+        [sys.executable, *entry, *map(str, args)],
         cwd=ROOT,
         env={**os.environ, **ONE_THREAD},
         preexec_fn=limit,  # the child sets its own limit, before it starts

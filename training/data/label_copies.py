@@ -7,10 +7,11 @@ A column is a copy when its values and the label's map one to one: every row of 
 holds the same feature value, and no two label values share one (a missing feature cell counts
 as a value of its own, so "1 or empty" is a copy too). The first rows name the candidates,
 given enough rows beyond one per class that a column independent of the label cannot map one
-to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` then checks each
-candidate on every later row against the mapping the first rows showed, so a column that
-departs from it anywhere in the file is not reported. Memory: the mappings hold the first rows'
-distinct values of the candidates only.
+to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` (and
+``raw_checks.validate_raw_csv``, so that both say the same) then checks each candidate on every
+row, chunk by chunk (:meth:`LabelCopies.update`), against the mapping the first rows showed, so
+a column that departs from it anywhere in the file is not reported. Memory: the mappings hold
+the first rows' distinct values of the candidates only.
 
 A regressor's label has about as many values as rows, so no mapping can tell a copy from any
 other column: there a numeric column is a copy when it is the label on a straight line
@@ -91,10 +92,19 @@ class LabelCopies:
         """Whether any column is (still) a candidate copy."""
         return bool(self.forward) or any(line.is_copy() for line in self.lines.values())
 
+    @property
+    def pending(self) -> bool:
+        """Whether any candidate is left to check on later rows (a line is told only after
+        the last row; a mapping is dropped at the first row that departs from it)."""
+        return bool(self.forward) or bool(self.lines)
+
     def restarted(self) -> LabelCopies:
-        """The same candidates with nothing counted, to check them on every row again."""
+        """The same candidates with nothing counted, to check them on every row again (this
+        object is left as it is: :meth:`update` drops candidates from the copy only)."""
         lines = {col: _Line(line.shift_x, line.shift_y) for col, line in self.lines.items()}
-        return replace(self, rows=0, lines=lines)
+        return replace(
+            self, rows=0, lines=lines, forward=dict(self.forward), backward=dict(self.backward)
+        )
 
     @classmethod
     def among(cls, frame, label: str, drop=()) -> LabelCopies:

@@ -138,14 +138,12 @@ class Scan:
 
 def _scan(config: PrepareConfig, spill: Spill, check_rows: int) -> Scan:
     """Pass 1 with the fastest engine that reads the file as pandas does."""
-    engine = raw_csv.ENGINES[0]
-    while True:
-        try:
-            return _scan_with(config, spill, engine, check_rows)
-        except raw_csv.Reread as reread:
-            log.debug("%s: %s", config.data, reread)
-            spill.reset()
-            engine = reread.engine
+
+    def attempt(engine: str) -> Scan:
+        spill.reset()  # what an engine that gave up had spilled
+        return _scan_with(config, spill, engine, check_rows)
+
+    return raw_csv.with_engines(config.data, attempt)
 
 
 def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int) -> Scan:

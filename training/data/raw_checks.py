@@ -9,12 +9,15 @@ parses it: :class:`training.data.raw_csv.Widths`), and ``prepare`` runs
 column, a repeated header name or the label spelt another way (a copy of the label would leak
 into the features; :func:`fold_name`), a header that is data, empty labels, the wrong number
 of classes for the predictor type, non-numeric regression labels; and it names the features
-these rows show to be the label under other values (:mod:`training.data.label_copies`). Each
-problem names the file, row and the fix.
+these rows show to be the label under other values (:mod:`training.data.label_copies`), which
+both then check on every row of the file, in ``prepare``'s chunks, refusing only those that
+hold on all of them (``validate_raw_csv`` reads on only when the first rows name one, and
+stops once none is left). Each problem names the file, row and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import logging
@@ -32,9 +35,11 @@ from training.data.raw_csv import (
     check_widths,
     header_cells,
     raw_csv_errors,
+    read_chunks,
     unreadable_csv,
+    with_engines,
 )
-from training.data.sizing import check_rows
+from training.data.sizing import Sizes, check_rows
 from training.errors import Problem, ValidationError
 from training.files import file_problem
 
@@ -52,9 +57,12 @@ def validate_raw_csv(
     """Check the user's raw CSV (with header) before ``prepare`` reads it for real.
 
     Reads the first ``sample_rows`` rows for the column checks (by default the rows
-    ``prepare`` checks first: fewer the wider the file, so memory stays bounded); ragged rows
-    anywhere are caught by the full read in ``prepare``, which reports them through
-    :func:`ragged_row_problem`.
+    ``prepare`` checks first: fewer the wider the file, so memory stays bounded). Features
+    these rows show to be copies of the label are then checked on every row, as ``prepare``
+    checks them (:func:`copies_on_every_row`), so that both refuse the same columns with the
+    same message; a file whose first rows show none is not read further. Ragged rows beyond
+    the first rows are caught by the full read in ``prepare`` (and by that pass, when it runs),
+    reported through :func:`ragged_row_problem`.
     """
     import pandas as pd
 
@@ -66,8 +74,31 @@ def validate_raw_csv(
     with raw_csv_errors(name):
         frame = pd.read_csv(path, nrows=rows, skipinitialspace=True)
     copies = check_raw_sample(path, frame, label, predictor_type, allow_unlabeled, drop)
-    if copies.found:  # on these rows only; prepare checks the candidates on every row
+    del frame
+    if copies.pending:
+        copies = copies_on_every_row(path, copies)
+    if copies.found:
         raise ValidationError(copies.problems(name))
+
+
+def copies_on_every_row(path: Path, first: LabelCopies) -> LabelCopies:
+    """The candidate copies ``first`` (from the first rows) that hold on every row of the file:
+    read with ``prepare``'s chunked reader (a chunk in memory at a time, of ``prepare``'s
+    size) and checked with its per-chunk check (:meth:`LabelCopies.update`); reading stops
+    once no candidate is left."""
+    chunk_rows = Sizes.of_file(path).chunk_rows
+
+    def attempt(engine: str) -> LabelCopies:
+        copies = first.restarted()
+        chunks = read_chunks(path, chunk_rows, engine, exact=(first.label,))
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                copies.update(chunk)
+                if not copies.pending:
+                    break
+        return copies
+
+    return with_engines(path, attempt)
 
 
 def check_raw_file(path: Path, predictor_type: str) -> None:
@@ -90,7 +121,8 @@ def check_raw_sample(
 ) -> LabelCopies:
     """The column checks on the first rows of the raw CSV (``frame``, as pandas reads it).
     Returns the feature columns these rows show to be copies of the label under other values
-    (:mod:`training.data.label_copies`), for the caller to report or to check further."""
+    (:mod:`training.data.label_copies`), for the caller to check on every row before it
+    reports them (:func:`copies_on_every_row`; ``prepare``'s pass 1)."""
     import pandas as pd
 
     name = str(path)

@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import csv
 import itertools
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from training.errors import Problem, ValidationError
 from training.files import too_long
 from training.limits import MAX_ROW_BYTES, column_limits
+
+log = logging.getLogger("training")
+T = TypeVar("T")
 
 # pandas' default ``na_values`` (pandas._libs.parsers.STR_NA_VALUES; a test keeps them equal)
 NA_VALUES = (
@@ -274,6 +279,19 @@ class Reread(Exception):  # noqa: N818 (a signal to the caller, not a failure)
     def __init__(self, engine: str, why: str):
         super().__init__(f"read again with {engine}: {why}")
         self.engine = engine
+
+
+def with_engines(path: Path, attempt: Callable[[str], T]) -> T:
+    """``attempt(engine)`` with the fastest engine that reads ``path`` as pandas does: a
+    :class:`Reread` starts it again, from the first row, with the engine named (``attempt``
+    reads the file through :func:`read_chunks` with the engine it is given)."""
+    engine = ENGINES[0]
+    while True:
+        try:
+            return attempt(engine)
+        except Reread as reread:
+            log.debug("%s: %s", path, reread)
+            engine = reread.engine
 
 
 def read_chunks(
