@@ -3,7 +3,8 @@
 Reads the rows as the user has them, a raw CSV with a header (the training file's layout;
 its label column, if there, is left out of the requests and used for metrics), when the
 model has preprocessing; or encoded features (CSV without a label, a label-first CSV with
-``--labelled``, or RecordIO). Sends them in requests under SageMaker's payload limits (6 MB
+``--labelled``, or RecordIO, streamed a record at a time and sent as its own records unless
+asked otherwise). Sends them in requests under SageMaker's payload limits (6 MB
 from the client, 5 MB between a pipeline's containers), writes the predictions beside the
 input, or beside a prepared data folder the input is in (:func:`default_output`), in input
 order (raw rows: a CSV with one column per class score and the rows' id or number, so it
