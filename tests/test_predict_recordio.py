@@ -230,3 +230,15 @@ def test_labelled_records_without_labels_are_refused(tmp_path, capsys):
     argv = ["-q", "predict", "--model", str(model), "--input", str(data), "--labelled"]
     assert main(argv) == 2
     assert f"{data}: --labelled, but the records carry no label" in capsys.readouterr().err
+
+
+def test_records_that_disagree_across_blocks_are_named_by_record(tmp_path, capsys):
+    """Ten labelled records of 400 KB fill the first 4 MB block; the 11th, without a label,
+    starts the second: named by its number, as a record inside a block is by its offset."""
+    data = write_rec(tmp_path / "rows.rec", np.ones((10, 100_000), np.float32), np.ones(10))
+    with open(data, "ab") as fh:
+        recordio.write_numpy_to_dense_tensor(fh, np.ones((1, 100_000), np.float32))
+    model, _, _ = binary_model(tmp_path, 100_000)
+    assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, record 11: has no label, unlike the records above" in err
