@@ -291,10 +291,12 @@ def _predict(args) -> int:
     else:
         featurizer = None
     raw = featurizer is not None and has_header(Path(args.input), featurizer)
+    records = not raw and predict.input_format(Path(args.input)) == "recordio"  # streamed
+    content_type = args.content_type or (content_types.RECORDIO if records else content_types.CSV)
     if raw:
         rows = predict.read_raw(args.input, featurizer, args.labelled, args.id_column)
         y = rows.label
-    else:
+    elif not records:
         X, y = predict.read_input(args.input, args.labelled)
     limits = predict.REALTIME  # the local endpoint's: a real-time endpoint's
     with contextlib.ExitStack() as stack:
@@ -314,8 +316,12 @@ def _predict(args) -> int:
             invoke = predict.local_invoker("127.0.0.1", port)
         if raw:
             predictions = predict.predict_raw(invoke, rows, featurizer, limits)
+        elif records:  # checked against the endpoint's own limits, then sent as it streams
+            source = predict.scan_recordio(Path(args.input), args.labelled, limits.request_budget)
+            predictions = predict.predict_recordio(invoke, source, content_type, limits)
+            y = source.y
         else:
-            predictions = predict.predict(invoke, X, args.content_type, limits)
+            predictions = predict.predict(invoke, X, content_type, limits)
     out = args.out or predict.default_output(Path(args.input), ".csv" if raw else ".jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     if raw:
@@ -825,13 +831,14 @@ def _add_predict(sub) -> None:
     pr.add_argument(
         "--labelled",
         action="store_true",
-        help="print test metrics: raw input's label column, or an encoded CSV's first column",
+        help="print test metrics: raw input's label column, an encoded CSV's first column, "
+        "or the RecordIO records' labels (metrics are printed whenever records carry labels)",
     )
     pr.add_argument(
         "--content-type",
-        default=content_types.CSV,
         choices=(content_types.CSV, content_types.JSON, content_types.RECORDIO),
-        help="encoded input: how requests carry it",
+        help="encoded input: how requests carry it (unset: RecordIO input as its own records, "
+        "CSV input as CSV)",
     )
     pr.add_argument(
         "--out",

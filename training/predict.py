@@ -3,7 +3,8 @@
 Reads the rows as the user has them, a raw CSV with a header (the training file's layout;
 its label column, if there, is left out of the requests and used for metrics), when the
 model has preprocessing; or encoded features (CSV without a label, a label-first CSV with
-``--labelled``, or RecordIO). Sends them in requests under SageMaker's payload limits (6 MB
+``--labelled``, or RecordIO, streamed a record at a time and sent as its own records unless
+asked otherwise). Sends them in requests under SageMaker's payload limits (6 MB
 from the client, 5 MB between a pipeline's containers), writes the predictions beside the
 input, or beside a prepared data folder the input is in (:func:`default_output`), in input
 order (raw rows: a CSV with one column per class score and the rows' id or number, so it
@@ -12,9 +13,11 @@ joins back), and prints the test metrics when the input carries labels.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import http.client
 import io
+import itertools
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -44,27 +47,20 @@ LIMIT = REALTIME.request_budget
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
 
 
-def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features (and labels) from a CSV or RecordIO file."""
-    path = Path(path)
-    unreadable = file_problem(path, fix="check --input")
+def input_format(path: Path) -> str:
+    """``recordio`` or ``csv`` (:func:`training.data.channels.detect_format`), once the input
+    is known to be a readable file (a folder is refused by name)."""
+    unreadable = file_problem(Path(path), fix="check --input")
     if unreadable:
         raise ValidationError([unreadable])
-    if detect_format(path) == "recordio":
-        try:
-            arrays = recordio.read_arrays(path)
-        except recordio.RecordIOError as err:
-            raise ValidationError(
-                [
-                    Problem(
-                        str(path),
-                        f"corrupt RecordIO-protobuf: {err}",
-                        "rewrite the file (python -m training prepare), or send CSV",
-                    )
-                ]
-            ) from None
-        return arrays.dense(), arrays.y
-    values = read_csv_rows(path)
+    return detect_format(Path(path))
+
+
+def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (and, ``labelled``, the first column's labels) from a headerless numeric CSV;
+    a RecordIO input is streamed instead (:func:`scan_recordio`)."""
+    input_format(path)
+    values = read_csv_rows(Path(path))
     if labelled:
         return values[:, 1:], values[:, 0]
     return values, None
@@ -217,13 +213,24 @@ def request_bodies(
         for start in range(0, X.shape[0], step):
             yield recordio.encode_dense(X[start : start + step].astype(np.float32))
         return
+    yield from text_bodies(formatted_rows(X, content_type), content_type, limit, most)
+
+
+def formatted_rows(X: np.ndarray, content_type: str) -> list[str]:
+    """Each row formatted once, in the type sent: a CSV line, or a JSON instance."""
     if content_type == JSON:
-        rows = [json.dumps({"features": [float(v) for v in row]}) for row in X]
-    else:  # each row formatted once, in the type sent
-        rows = [",".join(f"{v:.9g}" for v in row) for row in X]
+        return [json.dumps({"features": [float(v) for v in row]}) for row in X]
+    return [",".join(f"{v:.9g}" for v in row) for row in X]
+
+
+_WRAPPER = 64  # bytes kept free in a body beside its rows (the JSON wrapper, with room)
+
+
+def text_bodies(rows: list[str], content_type: str, limit: int, most: int) -> Iterator[bytes]:
+    """Formatted rows joined into bodies under ``limit`` bytes and ``most`` rows each."""
     batch, size = [], 0
     for row in rows:
-        if batch and (size + len(row) + 64 > limit or len(batch) >= most):
+        if batch and (size + len(row) + _WRAPPER > limit or len(batch) >= most):
             yield _join(batch, content_type)
             batch, size = [], 0
         batch.append(row)
@@ -236,6 +243,212 @@ def _join(rows: list[str], content_type: str) -> bytes:
     if content_type == JSON:
         return ('{"instances": [' + ", ".join(rows) + "]}").encode()
     return ("\n".join(rows) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- RecordIO input
+#
+# A RecordIO input is never read whole nor made dense: it is read a record at a time
+# (recordio.iter_frames, as the local batch transform reads it), once to check it and keep its
+# labels, once to send it. Requests of type application/x-recordio-protobuf carry the records
+# as the file has them, sparse ones sparse: Linear Learner's inference takes RecordIO-protobuf
+# (DG "Linear learner algorithm", linear-learner.html: "For inference, the linear learner
+# algorithm supports the application/json, application/x-recordio-protobuf, and text/csv
+# formats"), in the same Record layout as for training, keys and shape included (DG "Common
+# data formats for inference", cdf-inference.html: "Protocol buffers equivalent ... Has the
+# same format as the protocol buffers implementation described for training"), and the
+# built-in algorithms' containers score labelled sparse records as a test channel holds them
+# (aws/sagemaker-python-sdk issue #1023: a batch transform of write_spmatrix_to_sparse_tensor
+# records with labels). CSV or JSON requests densify one request's records at a time.
+
+
+@dataclass(frozen=True)
+class RecordIOInput:
+    """A RecordIO-protobuf file read through once (:func:`scan_recordio`): how many records
+    it holds, their width, and their labels (None when the records carry none)."""
+
+    path: Path
+    rows: int
+    feature_dim: int
+    y: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Frame:
+    number: int  # 1 = the file's first record
+    offset: int  # its byte offset in the file
+    data: bytes  # header, payload and padding, as framed in the file
+
+
+_RECORDIO_FIX = "rewrite the file (python -m training prepare), or send CSV"
+
+
+def _corrupt(path: Path, err: Exception, number: int | None = None) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"corrupt RecordIO-protobuf: {err}",
+                _RECORDIO_FIX,
+                row=number,
+                unit="record",
+            )
+        ]
+    )
+
+
+def _frames(path: Path, limit: int) -> Iterator[_Frame]:
+    """The file's records one at a time; one over ``limit`` bytes (what one request may
+    carry) is refused by its header, before it is read."""
+    number = 0
+    with open(path, "rb") as fh:
+        try:
+            for offset, data in recordio.iter_frames(fh, limit):
+                number += 1
+                yield _Frame(number, offset, data)
+        except recordio.RecordTooLarge as err:
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path),
+                        f"{err} bytes, what one request may carry (the endpoint's payload "
+                        "limit, less room for headers)",
+                        "score this file with a batch transform (python -m training transform "
+                        "--max-payload-mb, up to 100), or split the record's features",
+                        row=number + 1,
+                        unit="record",
+                    )
+                ]
+            ) from None
+        except recordio.RecordIOError as err:
+            raise _corrupt(path, err, number + 1) from None
+
+
+def _batches(frames: Iterator[_Frame], limit: int, most: int) -> Iterator[list[_Frame]]:
+    """Consecutive records, at most ``most`` and ``limit`` bytes (as framed) a batch."""
+    batch, size = [], 0
+    for frame in frames:
+        if batch and (size + len(frame.data) > limit or len(batch) >= most):
+            yield batch
+            batch, size = [], 0
+        batch.append(frame)
+        size += len(frame.data)
+    if batch:
+        yield batch
+
+
+def _decode(path: Path, batch: list[_Frame]) -> recordio.Arrays:
+    """A batch of records parsed as the endpoint parses a request (sparse stays CSR)."""
+    try:
+        return recordio.read_arrays(b"".join(f.data for f in batch), batch[0].offset)
+    except recordio.RecordIOError as err:
+        raise _corrupt(path, err) from None
+
+
+def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
+    """Every record of a RecordIO file parsed, a block at a time (memory: one block, and the
+    labels), so a corrupt or oversized record (over ``limit``, one request's bytes) is named
+    before anything is sent; the records' labels are kept (``labelled`` requires them)."""
+    path = Path(path)
+    rows, width, labels, has_label = 0, None, [], False
+    for batch in _batches(_frames(path, limit), _BLOCK_BYTES, _BLOCK_BYTES):
+        arrays = _decode(path, batch)
+        d = arrays.X.shape[1]
+        if width is None:
+            width, has_label = d, arrays.y is not None
+        elif d != width or (arrays.y is not None) != has_label:
+            label = "has a label" if arrays.y is not None else "has no label"
+            what = (
+                f"has {d} features, the records above have {width}"
+                if d != width
+                else f"{label}, unlike the records above"
+            )
+            raise ValidationError(
+                [Problem(str(path), what, _RECORDIO_FIX, row=batch[0].number, unit="record")]
+            )
+        rows += arrays.X.shape[0]
+        if has_label:
+            labels.append(arrays.y)
+    if width is None:
+        raise ValidationError([Problem(str(path), "no records", _RECORDIO_FIX)])
+    if labelled and not has_label:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    "--labelled, but the records carry no label",
+                    "drop --labelled, or write the labels into the records (python -m "
+                    "training prepare does)",
+                )
+            ]
+        )
+    return RecordIOInput(path, rows, width, np.concatenate(labels) if has_label else None)
+
+
+def _least_text_bytes(feature_dim: int, content_type: str) -> int:
+    """The shortest a dense row of ``feature_dim`` features can be as CSV (``0,0,…``) or
+    as a JSON instance (``{"features": [0.0, 0.0, …]}``)."""
+    if content_type == JSON:
+        return len('{"features": []}') + 5 * feature_dim - 2
+    return 2 * feature_dim - 1
+
+
+def _dense_too_large(path: Path, number: int, size: str, content_type: str, limit: int):
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"as {content_type} the record is {size} bytes (a dense row), over the "
+                f"{limit:,} bytes one request may carry",
+                f"send it as RecordIO: --content-type {RECORDIO} (sparse records stay sparse)",
+                row=number,
+                unit="record",
+            )
+        ]
+    )
+
+
+def predict_recordio(
+    invoke: Invoker,
+    source: RecordIOInput,
+    content_type: str = RECORDIO,
+    limits: PayloadLimits = REALTIME,
+    shape: dict | None = None,
+) -> Predictions:
+    """Every record of ``source`` sent through ``invoke``, streamed from its file: as the
+    records themselves (RecordIO), or each request's records made dense rows (CSV, JSON), in
+    requests under the endpoint's ``limits`` both ways (answers sized as :func:`predict`)."""
+    budget, path = limits.request_budget, source.path
+    most_dense = None
+    if content_type != RECORDIO:
+        least = _least_text_bytes(source.feature_dim, content_type) + _WRAPPER
+        if least > budget:
+            raise _dense_too_large(path, 1, f"at least {least:,}", content_type, budget)
+        most_dense = budget // least  # a request's dense rows: a few times its bytes, at most
+    frames = _frames(path, budget)
+    sent = 0
+
+    def ask(rows: slice, most: int) -> list[dict]:
+        nonlocal sent
+        assert rows.start == sent, "sized_answers asks for consecutive rows"  # one pass
+        n, sent = rows.stop - rows.start, rows.stop
+        batches = _batches(itertools.islice(frames, n), budget, min(most, most_dense or most))
+        bodies = (_body(path, batch, content_type, budget) for batch in batches)
+        return _answers(invoke, itertools.chain.from_iterable(bodies), content_type, n)
+
+    with contextlib.closing(frames):
+        return Predictions.from_rows(sized_answers(ask, source.rows, limits, shape))
+
+
+def _body(path: Path, batch: list[_Frame], content_type: str, limit: int) -> Iterator[bytes]:
+    """A batch of records as request bodies: the records as framed, or their dense rows."""
+    if content_type == RECORDIO:
+        yield b"".join(f.data for f in batch)
+        return
+    texts = formatted_rows(_decode(path, batch).dense(), content_type)
+    for frame, text in zip(batch, texts):
+        if len(text) + _WRAPPER > limit:
+            raise _dense_too_large(path, frame.number, f"{len(text):,}", content_type, limit)
+    yield from text_bodies(texts, content_type, limit, len(texts))
 
 
 def local_invoker(host: str, port: int) -> Invoker:

@@ -710,8 +710,10 @@ class Arrays:
         return np.asarray(X, np.float32)
 
 
-def read_arrays(file) -> Arrays:
-    """Read a RecordIO-protobuf file straight into numpy (dense) or scipy CSR (sparse)."""
+def read_arrays(file, offset: int = 0) -> Arrays:
+    """Read a RecordIO-protobuf file straight into numpy (dense) or scipy CSR (sparse).
+    ``offset``: where these bytes start in their file, when they are a block of its records
+    read in a stream (:func:`iter_frames`), so an error names the file's byte offset."""
     buf = _read_all(file)
     fast = _read_uniform(buf)
     if fast is not None:
@@ -719,14 +721,14 @@ def read_arrays(file) -> Arrays:
     sparse = _read_sparse_canonical(buf)
     if sparse is not None:
         return sparse
-    return _read_arrays_exact(buf)
+    return _read_arrays_exact(buf, offset)
 
 
-def _read_arrays_exact(buf: bytes) -> Arrays:
+def _read_arrays_exact(buf: bytes, offset: int = 0) -> Arrays:
     """The reference path: every record through :func:`parse_record`. The vectorised paths
     above must return exactly this (or defer to it) on every input."""
     return _arrays_from_records(
-        [(off, parse_record(payload, off)) for off, payload in iter_payloads(buf)]
+        [(offset + off, parse_record(payload, offset + off)) for off, payload in iter_payloads(buf)]
     )
 
 
