@@ -235,10 +235,39 @@ def test_labelled_records_without_labels_are_refused(tmp_path, capsys):
 def test_records_that_disagree_across_blocks_are_named_by_record(tmp_path, capsys):
     """Ten labelled records of 400 KB fill the first 4 MB block; the 11th, without a label,
     starts the second: named by its number, as a record inside a block is by its offset."""
-    data = write_rec(tmp_path / "rows.rec", np.ones((10, 100_000), np.float32), np.ones(10))
+    data = write_rec(
+        tmp_path / "rows.rec", np.ones((10, 100_000), np.float32), np.ones(10, np.float32)
+    )
     with open(data, "ab") as fh:
         recordio.write_numpy_to_dense_tensor(fh, np.ones((1, 100_000), np.float32))
     model, _, _ = binary_model(tmp_path, 100_000)
     assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
     err = capsys.readouterr().err
     assert f"{data}, record 11: has no label, unlike the records above" in err
+
+
+@pytest.mark.parametrize("dtype, kind", [(np.float64, "Float64"), (np.int64, "Int32")])
+def test_records_that_are_not_float32_are_refused_before_anything_is_sent(
+    tmp_path, capsys, dtype, kind
+):
+    """SDK writers follow the numpy dtype (float64 -> Float64Tensor); Linear Learner reads only
+    Float32Tensor. Refused naming the record and the cast, before a request is made; the
+    local endpoint refuses such a request too, as the real one would."""
+    X = np.arange(12).reshape(4, 3).astype(dtype)
+    data = write_rec(tmp_path / "rows.rec", X)
+    model, _, _ = binary_model(tmp_path, 3)
+    assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, record 1: features are {kind}Tensor; Linear Learner reads only " in err
+    assert "fix: cast with .astype('float32') before writing" in err
+    assert not list(tmp_path.glob("rows.rec.predictions*"))
+    with endpoint(model) as port:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+        conn.request("POST", "/invocations", data.read_bytes(), {"Content-Type": RECORDIO})
+        res = conn.getresponse()
+        text = res.read().decode()
+        conn.close()
+    assert res.status == 400
+    assert text.startswith(f"features are {kind}Tensor; Linear Learner reads only Float32Tensor")

@@ -352,6 +352,16 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
     rows, width, labels, has_label = 0, None, [], False
     for batch in _batches(_frames(path, limit), _BLOCK_BYTES, _BLOCK_BYTES):
         arrays = _decode(path, batch)
+        wrong_type = recordio.float32_problems(arrays)
+        if wrong_type:  # the endpoint would refuse every request
+            raise ValidationError(
+                [
+                    Problem(
+                        str(path), what, recordio.FLOAT32_FIX, row=batch[0].number, unit="record"
+                    )
+                    for what in wrong_type
+                ]
+            )
         d = arrays.X.shape[1]
         if width is None:
             width, has_label = d, arrays.y is not None

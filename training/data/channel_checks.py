@@ -270,20 +270,10 @@ def _check_recordio(
     info.rows, info.feature_dim = X.shape[0], X.shape[1] if X.shape[0] else None
     if info.rows == 0:
         return info, [empty_file(name)]
-    problems = []
-    for what, tensor_type in (("features", arrays.feature_type), ("labels", arrays.label_type)):
-        if tensor_type not in (None, "Float32"):
-            problems.append(
-                Problem(
-                    name,
-                    f"{what} are {tensor_type}Tensor; Linear Learner reads only Float32Tensor "
-                    "(SDK writers follow the numpy dtype: float64 -> Float64Tensor, int -> "
-                    "Int32Tensor)",
-                    "cast with .astype('float32') before writing, or use "
-                    "python -m training prepare",
-                    row=1,
-                )
-            )
+    problems = [
+        Problem(name, what, recordio.FLOAT32_FIX, row=1)
+        for what in recordio.float32_problems(arrays)
+    ]
     if y is None:
         problems.append(
             Problem(

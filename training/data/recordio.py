@@ -710,6 +710,21 @@ class Arrays:
         return np.asarray(X, np.float32)
 
 
+FLOAT32_FIX = "cast with .astype('float32') before writing, or use python -m training prepare"
+
+
+def float32_problems(arrays: Arrays) -> list[str]:
+    """What of these records Linear Learner cannot read, for training or scoring: "For the
+    application/x-recordio-protobuf input type, only Float32 tensors are supported" (SageMaker
+    DG, linear-learner.html, Input/Output interface). The fix is :data:`FLOAT32_FIX`."""
+    return [
+        f"{what} are {kind}Tensor; Linear Learner reads only Float32Tensor (SDK writers follow "
+        "the numpy dtype: float64 -> Float64Tensor, int -> Int32Tensor)"
+        for what, kind in (("features", arrays.feature_type), ("labels", arrays.label_type))
+        if kind not in (None, "Float32")
+    ]
+
+
 def read_arrays(file, offset: int = 0) -> Arrays:
     """Read a RecordIO-protobuf file straight into numpy (dense) or scipy CSR (sparse).
     ``offset``: where these bytes start in their file, when they are a block of its records

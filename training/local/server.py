@@ -242,6 +242,9 @@ def parse_recordio(body: bytes, d: int):
         raise RequestError(400, f"invalid RecordIO-protobuf: {err}") from None
     except (OverflowError, ValueError, MemoryError) as err:  # shapes or keys past int64
         raise RequestError(400, f"invalid RecordIO-protobuf: {type(err).__name__}") from None
+    wrong_type = recordio.float32_problems(arrays)
+    if wrong_type:
+        raise RequestError(400, f"{wrong_type[0]}: {recordio.FLOAT32_FIX}")
     rows, width = arrays.X.shape
     if rows == 0:
         raise RequestError(400, "no records in the request")
