@@ -241,6 +241,26 @@ def test_approve_reject_and_list_on_aws_keep_each_versions_metadata(sess, traine
     assert [p["ModelApprovalStatus"] for p in packages(sess)] == [REJECTED]
 
 
+def test_reject_on_aws_sends_the_reason_as_the_local_registry_keeps_it_and_refuses_too_long(
+    sess, trained, capsys
+):
+    """UpdateModelPackage's ApprovalDescription is at most 1024 characters (botocore's model);
+    botocore does not check it and moto stores any length, so the CLI must refuse it first."""
+    base_stack(sess)
+    assert SAGEMAKER.shape_for("ApprovalDescription").metadata["max"] == 1024
+    assert main(["-q", "register", *AWS, "--model", str(trained / "model" / "model.tar.gz")]) == 0
+    capsys.readouterr()
+    assert main(["reject", *AWS, "--version", "1", "--reason", "x" * 1025]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "--reason: 1025 characters" in line and "at most 1024" in line
+    assert "ApprovalDescription" in line and "shorten it" in line
+    [d] = packages(sess)
+    assert d["ModelApprovalStatus"] == PENDING and "ApprovalDescription" not in d
+    assert main(["reject", *AWS, "--version", "1", "--reason", "leaks\n  the\tlabel "]) == 0
+    [d] = packages(sess)  # one line, as the local registry keeps it
+    assert (d["ModelApprovalStatus"], d["ApprovalDescription"]) == (REJECTED, "leaks the label")
+
+
 def test_register_aws_refuses_a_file_that_is_not_a_model_before_anything_is_sent(sess, sent):
     bucket = base_stack(sess)
     with pytest.raises(ArtifactError, match="not a Linear Learner model"):

@@ -37,6 +37,7 @@ from training.core.registry import (
     LISTED_METRICS,
     PENDING,
     ModelVersion,
+    approval_description,
     check_preprocessing,
     check_transition,
     find,
@@ -200,13 +201,14 @@ class AwsRegistry:
         return self._version(self.sm.describe_model_package(ModelPackageName=arn))
 
     def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
+        description = approval_description(reason)  # the local registry's text, checked first
         version = find(self.versions(), number)
         check_transition(version, status)
         described = self.sm.describe_model_package(ModelPackageName=version.arn)
         self.sm.update_model_package(
             ModelPackageArn=version.arn,
             ModelApprovalStatus=status,
-            **({"ApprovalDescription": reason} if reason else {}),
+            **({"ApprovalDescription": description} if description else {}),
             # sent again unchanged: the update keeps them (and moto would drop them)
             **(
                 {"CustomerMetadataProperties": described["CustomerMetadataProperties"]}
