@@ -40,6 +40,7 @@ from training.errors import ArtifactError, RegistryError
 GROUP = "ll-e2e-models"
 RECORDIO = "application/x-recordio-protobuf"
 RAW = ["text/csv", "application/json", "application/jsonlines"]
+LL_ANSWERS = ["application/json", "application/jsonlines", RECORDIO]
 AWS = ["--target", "aws"]
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 
@@ -176,7 +177,8 @@ def test_register_aws_stores_the_pipeline_metrics_and_hashes_and_sends_no_tags(
     ] == [("featurize", sk, f, environment(FEATURIZE)), ("linear-learner", ll, m, None),
           ("decode", sk, f, environment(DECODE))]  # fmt: skip
     assert spec["SupportedContentTypes"] == RAW  # raw rows, as the pipeline endpoint takes
-    assert set(spec["SupportedResponseMIMETypes"]) == set(RAW)
+    # the class decoder answers last: JSON or JSON lines (never CSV, which nothing answers)
+    assert spec["SupportedResponseMIMETypes"] == ["application/json", "application/jsonlines"]
     assert "ml.m5.large" in spec["SupportedRealtimeInferenceInstanceTypes"]
     assert "ml.m5.large" in spec["SupportedTransformInstanceTypes"]
     statistics = d["ModelMetrics"]["ModelQuality"]["Statistics"]
@@ -209,6 +211,8 @@ def test_register_aws_a_model_alone_is_linear_learner_on_encoded_vectors(sess, t
     spec = d["InferenceSpecification"]
     assert spec["Containers"] == [{"Image": linear_learner_image("us-east-1"), "ModelDataUrl": url}]
     assert RECORDIO in spec["SupportedContentTypes"]
+    # what Linear Learner answers (AWS, "Linear learner response formats"): never CSV
+    assert spec["SupportedResponseMIMETypes"] == LL_ANSWERS
     assert "ModelMetrics" not in d
     assert [f"s3://{bucket}/{k}" for k in objects(sess, bucket)] == [url]
     assert set(d["CustomerMetadataProperties"]) == {"model_sha256", "predictor_type", "feature_dim"}
@@ -307,6 +311,8 @@ def test_package_request_is_what_sagemaker_accepts(featurizer, predictor, hosts)
     spec = request["InferenceSpecification"]
     assert [c.get("ContainerHostname") for c in spec["Containers"]] == hosts
     assert (RECORDIO in spec["SupportedContentTypes"]) is (not featurizer)
+    decoded = hosts[-1] == "decode"  # the last container answers the client
+    assert spec["SupportedResponseMIMETypes"] == (LL_ANSWERS[:2] if decoded else LL_ANSWERS)
     shape = SAGEMAKER.operation_model("CreateModelPackage").input_shape
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
