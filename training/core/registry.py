@@ -19,9 +19,10 @@ from training.errors import RegistryError
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
-# UpdateModelPackage's ApprovalDescription holds at most 1024 characters (botocore's SageMaker
-# model, shape ApprovalDescription: max 1024). botocore checks no maximum before sending and
-# moto stores any length, so a longer --reason would reach SageMaker only to be refused; both
+# UpdateModelPackage's ApprovalDescription holds at most 1024 characters of pattern ``.*``
+# (botocore's SageMaker model, shape ApprovalDescription: max 1024; ``.`` matches no line
+# break, so a reason is sent as one line). botocore checks neither before sending and moto
+# stores anything, so a longer --reason would reach SageMaker only to be refused; both
 # registries refuse it first, so they keep the same records.
 MAX_APPROVAL_DESCRIPTION = 1024
 # what `registry` lists of each version's metrics, by predictor type
