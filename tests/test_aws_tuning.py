@@ -251,6 +251,17 @@ def test_tune_aws_refuses_a_33_character_tuning_job_name(sess, prepared):
     assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
 
 
+@pytest.mark.parametrize("name", ["ll-e2e-mine\n", "-ll-e2e", "x" * 33])
+def test_tune_aws_refuses_a_job_name_sagemaker_refuses_before_the_upload(sess, prepared, name):
+    """botocore's HyperParameterTuningJobName: 1-32 of [a-zA-Z0-9](-*[a-zA-Z0-9])*, which a
+    trailing line break does not match (Python's "$" alone would let it through)."""
+    bucket, _ = base_stack(sess)
+    with pytest.raises(TuningError, match="(?s)--job-name .*SageMaker takes 1-32 letters"):
+        tune(prepared, "--ranges", "wd", "--max-jobs", "2", "--max-parallel-jobs", "1",
+             f"--job-name={name}")  # fmt: skip
+    assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
+
+
 def test_tune_aws_a_taken_job_name_is_not_blamed_on_the_ranges(sess, prepared):
     """``(?i)hyperparameter`` matches the operation's name in every ClientError's text."""
     base_stack(sess)
