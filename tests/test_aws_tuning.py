@@ -197,6 +197,23 @@ def test_tune_aws_grid_sends_values_and_lets_sagemaker_count_the_jobs(sess, prep
     assert config["TrainingJobEarlyStoppingType"] == "Off"
 
 
+def test_tune_aws_sends_categorical_values_spelled_as_train_sends_them(sess, prepared):
+    """Linear Learner checks hyperparameters as text; a tuning job's values go as train's
+    request spells them (booleans lower-case, integers bare), not as they were typed."""
+    base_stack(sess)
+    ranges = ["use_bias=True,False", "mini_batch_size=+100,0200"]
+    flags = ["--strategy", "grid", "--max-parallel-jobs", "1", "--no-wait"]
+    assert tune(prepared, "--ranges", *ranges, *flags) == 0
+    [job] = tuning_jobs(sess)
+    config = job["HyperParameterTuningJobConfig"]
+    assert config["ParameterRanges"]["CategoricalParameterRanges"] == [
+        {"Name": "use_bias", "Values": ["true", "false"]},
+        {"Name": "mini_batch_size", "Values": ["100", "200"]},
+    ]
+    static = job["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["num_models"] == "1"  # train's spelling for the static ones too
+
+
 # ----------------------------------------------------------------------------- refusals
 
 
