@@ -245,6 +245,26 @@ def test_tune_aws_refuses_before_anything_is_sent(sess, prepared, flags, says):
     assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
 
 
+@pytest.mark.parametrize("command", ["tune", "train"])
+def test_register_with_no_wait_is_refused_before_anything_starts(
+    sess, prepared, command, capsys, tmp_path
+):
+    """--no-wait ends the command before the job has a model: --register was refused only
+    after the job had been started (and billed)."""
+    bucket, _ = base_stack(sess)
+    flags = {
+        "tune": ["--ranges", "wd", "--max-jobs", "2", "--max-parallel-jobs", "1"],
+        "train": ["--out", str(tmp_path / "out")],
+    }[command]
+    argv = [command, "--target", "aws", "--data-dir", str(prepared), "--no-wait", "--register"]
+    assert main(["-q", *argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert "--register" in err and "--no-wait" in err and "drop --no-wait" in err
+    assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
+    listed = sess.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert [j["TrainingJobName"] for j in listed] == [BEST]  # moto's fake best job only
+
+
 def test_tune_aws_refuses_a_validation_objective_without_validation_data(sess, prepared, tmp_path):
     bucket, _ = base_stack(sess)
     data = tmp_path / "no-validation"

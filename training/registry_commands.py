@@ -59,6 +59,23 @@ def register(target, model: Path, preprocessing, registry_dir, project, profile,
     return version
 
 
+def check_register_waits(register: bool, no_wait: bool) -> None:
+    """``--register`` needs the job's model, which ``--no-wait`` returns before: refused
+    before anything is uploaded or started, not after the job was started."""
+    if register and no_wait:
+        from training.errors import Problem, ValidationError
+
+        raise ValidationError(
+            [
+                Problem(
+                    "--register",
+                    "with --no-wait the command ends before the job has a model to register",
+                    "drop --no-wait (the command waits for the job), or drop --register",
+                )
+            ]
+        )
+
+
 def register_job(record, project: str, profile, region, echo) -> ModelVersion:
     """``train`` / ``tune --target aws --register``: the job's model (its model record)
     becomes a version of the project's model package group, pending approval."""
