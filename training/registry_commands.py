@@ -80,12 +80,9 @@ def register_job(record, project: str, profile, region, echo) -> ModelVersion:
     """``train`` / ``tune --target aws --register``: the job's model (its model record)
     becomes a version of the project's model package group, pending approval."""
     from training.aws.registry import AwsRegistry
-    from training.errors import Problem, ValidationError
 
-    if record is None or record.model_data_url is None:
-        raise ValidationError(
-            [Problem("--register", "the job has no model yet (--no-wait)", "register it later")]
-        )
+    if record is None or record.model_data_url is None:  # the CLI refuses this before the job
+        check_register_waits(True, True)
     version = AwsRegistry.open(project, profile, region).register_trained(record)
     echo(
         f"registered {version.group} version {version.version} ({version.status}); approve "
