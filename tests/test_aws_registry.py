@@ -34,7 +34,13 @@ from training.aws.images import linear_learner_image, sklearn_image
 from training.aws.naming import Prefix
 from training.aws.registry import AwsRegistry, package_request
 from training.cli import main
-from training.core.registry import APPROVED, LISTED_METRICS, PENDING, REJECTED
+from training.core.registry import (
+    APPROVED,
+    LISTED_METRICS,
+    MAX_APPROVAL_DESCRIPTION,
+    PENDING,
+    REJECTED,
+)
 from training.errors import ArtifactError, RegistryError
 
 GROUP = "ll-e2e-models"
@@ -251,7 +257,7 @@ def test_reject_on_aws_sends_the_reason_as_the_local_registry_keeps_it_and_refus
     """UpdateModelPackage's ApprovalDescription is at most 1024 characters (botocore's model);
     botocore does not check it and moto stores any length, so the CLI must refuse it first."""
     base_stack(sess)
-    assert SAGEMAKER.shape_for("ApprovalDescription").metadata["max"] == 1024
+    assert SAGEMAKER.shape_for("ApprovalDescription").metadata["max"] == MAX_APPROVAL_DESCRIPTION
     assert main(["-q", "register", *AWS, "--model", str(trained / "model" / "model.tar.gz")]) == 0
     capsys.readouterr()
     assert main(["reject", *AWS, "--version", "1", "--reason", "x" * 1025]) == 2
