@@ -34,12 +34,19 @@ from training.aws.images import linear_learner_image, sklearn_image
 from training.aws.naming import Prefix
 from training.aws.registry import AwsRegistry, package_request
 from training.cli import main
-from training.core.registry import APPROVED, LISTED_METRICS, PENDING, REJECTED
+from training.core.registry import (
+    APPROVED,
+    LISTED_METRICS,
+    MAX_APPROVAL_DESCRIPTION,
+    PENDING,
+    REJECTED,
+)
 from training.errors import ArtifactError, RegistryError
 
 GROUP = "ll-e2e-models"
 RECORDIO = "application/x-recordio-protobuf"
 RAW = ["text/csv", "application/json", "application/jsonlines"]
+LL_ANSWERS = ["application/json", "application/jsonlines", RECORDIO]
 AWS = ["--target", "aws"]
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 
@@ -176,7 +183,8 @@ def test_register_aws_stores_the_pipeline_metrics_and_hashes_and_sends_no_tags(
     ] == [("featurize", sk, f, environment(FEATURIZE)), ("linear-learner", ll, m, None),
           ("decode", sk, f, environment(DECODE))]  # fmt: skip
     assert spec["SupportedContentTypes"] == RAW  # raw rows, as the pipeline endpoint takes
-    assert set(spec["SupportedResponseMIMETypes"]) == set(RAW)
+    # the class decoder answers last: JSON or JSON lines (never CSV, which nothing answers)
+    assert spec["SupportedResponseMIMETypes"] == ["application/json", "application/jsonlines"]
     assert "ml.m5.large" in spec["SupportedRealtimeInferenceInstanceTypes"]
     assert "ml.m5.large" in spec["SupportedTransformInstanceTypes"]
     statistics = d["ModelMetrics"]["ModelQuality"]["Statistics"]
@@ -209,6 +217,8 @@ def test_register_aws_a_model_alone_is_linear_learner_on_encoded_vectors(sess, t
     spec = d["InferenceSpecification"]
     assert spec["Containers"] == [{"Image": linear_learner_image("us-east-1"), "ModelDataUrl": url}]
     assert RECORDIO in spec["SupportedContentTypes"]
+    # what Linear Learner answers (AWS, "Linear learner response formats"): never CSV
+    assert spec["SupportedResponseMIMETypes"] == LL_ANSWERS
     assert "ModelMetrics" not in d
     assert [f"s3://{bucket}/{k}" for k in objects(sess, bucket)] == [url]
     assert set(d["CustomerMetadataProperties"]) == {"model_sha256", "predictor_type", "feature_dim"}
@@ -239,6 +249,26 @@ def test_approve_reject_and_list_on_aws_keep_each_versions_metadata(sess, traine
     with pytest.raises(RegistryError, match=r"no version 9 in the registry \(versions: 1\)"):
         registry.set_status(9, APPROVED)
     assert [p["ModelApprovalStatus"] for p in packages(sess)] == [REJECTED]
+
+
+def test_reject_on_aws_sends_the_reason_as_the_local_registry_keeps_it_and_refuses_too_long(
+    sess, trained, capsys
+):
+    """UpdateModelPackage's ApprovalDescription is at most 1024 characters (botocore's model);
+    botocore does not check it and moto stores any length, so the CLI must refuse it first."""
+    base_stack(sess)
+    assert SAGEMAKER.shape_for("ApprovalDescription").metadata["max"] == MAX_APPROVAL_DESCRIPTION
+    assert main(["-q", "register", *AWS, "--model", str(trained / "model" / "model.tar.gz")]) == 0
+    capsys.readouterr()
+    assert main(["reject", *AWS, "--version", "1", "--reason", "x" * 1025]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "--reason: 1025 characters" in line and "at most 1024" in line
+    assert "ApprovalDescription" in line and "shorten it" in line
+    [d] = packages(sess)
+    assert d["ModelApprovalStatus"] == PENDING and "ApprovalDescription" not in d
+    assert main(["reject", *AWS, "--version", "1", "--reason", "leaks\n  the\tlabel "]) == 0
+    [d] = packages(sess)  # one line, as the local registry keeps it
+    assert (d["ModelApprovalStatus"], d["ApprovalDescription"]) == (REJECTED, "leaks the label")
 
 
 def test_register_aws_refuses_a_file_that_is_not_a_model_before_anything_is_sent(sess, sent):
@@ -287,6 +317,8 @@ def test_package_request_is_what_sagemaker_accepts(featurizer, predictor, hosts)
     spec = request["InferenceSpecification"]
     assert [c.get("ContainerHostname") for c in spec["Containers"]] == hosts
     assert (RECORDIO in spec["SupportedContentTypes"]) is (not featurizer)
+    decoded = hosts[-1] == "decode"  # the last container answers the client
+    assert spec["SupportedResponseMIMETypes"] == (LL_ANSWERS[:2] if decoded else LL_ANSWERS)
     shape = SAGEMAKER.operation_model("CreateModelPackage").input_shape
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()

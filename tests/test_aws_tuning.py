@@ -197,6 +197,23 @@ def test_tune_aws_grid_sends_values_and_lets_sagemaker_count_the_jobs(sess, prep
     assert config["TrainingJobEarlyStoppingType"] == "Off"
 
 
+def test_tune_aws_sends_categorical_values_spelled_as_train_sends_them(sess, prepared):
+    """Linear Learner checks hyperparameters as text; a tuning job's values go as train's
+    request spells them (booleans lower-case, integers bare), not as they were typed."""
+    base_stack(sess)
+    ranges = ["use_bias=True,False", "mini_batch_size=+100,0200"]
+    flags = ["--strategy", "grid", "--max-parallel-jobs", "1", "--no-wait"]
+    assert tune(prepared, "--ranges", *ranges, *flags) == 0
+    [job] = tuning_jobs(sess)
+    config = job["HyperParameterTuningJobConfig"]
+    assert config["ParameterRanges"]["CategoricalParameterRanges"] == [
+        {"Name": "use_bias", "Values": ["true", "false"]},
+        {"Name": "mini_batch_size", "Values": ["100", "200"]},
+    ]
+    static = job["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["num_models"] == "1"  # train's spelling for the static ones too
+
+
 # ----------------------------------------------------------------------------- refusals
 
 
@@ -228,6 +245,26 @@ def test_tune_aws_refuses_before_anything_is_sent(sess, prepared, flags, says):
     assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
 
 
+@pytest.mark.parametrize("command", ["tune", "train"])
+def test_register_with_no_wait_is_refused_before_anything_starts(
+    sess, prepared, command, capsys, tmp_path
+):
+    """--no-wait ends the command before the job has a model: --register was refused only
+    after the job had been started (and billed)."""
+    bucket, _ = base_stack(sess)
+    flags = {
+        "tune": ["--ranges", "wd", "--max-jobs", "2", "--max-parallel-jobs", "1"],
+        "train": ["--out", str(tmp_path / "out")],
+    }[command]
+    argv = [command, "--target", "aws", "--data-dir", str(prepared), "--no-wait", "--register"]
+    assert main(["-q", *argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert "--register" in err and "--no-wait" in err and "drop --no-wait" in err
+    assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
+    listed = sess.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert [j["TrainingJobName"] for j in listed] == [BEST]  # moto's fake best job only
+
+
 def test_tune_aws_refuses_a_validation_objective_without_validation_data(sess, prepared, tmp_path):
     bucket, _ = base_stack(sess)
     data = tmp_path / "no-validation"
@@ -248,6 +285,17 @@ def test_tune_aws_refuses_a_33_character_tuning_job_name(sess, prepared):
     with pytest.raises(TuningError, match="--job-name"):
         tune(prepared, "--ranges", "wd", "--max-jobs", "3", "--max-parallel-jobs", "1",
              "--project", "my-team-ml-prod", "--bucket", bucket, "--role", role)  # fmt: skip
+    assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
+
+
+@pytest.mark.parametrize("name", ["ll-e2e-mine\n", "-ll-e2e", "x" * 33])
+def test_tune_aws_refuses_a_job_name_sagemaker_refuses_before_the_upload(sess, prepared, name):
+    """botocore's HyperParameterTuningJobName: 1-32 of [a-zA-Z0-9](-*[a-zA-Z0-9])*, which a
+    trailing line break does not match (Python's "$" alone would let it through)."""
+    bucket, _ = base_stack(sess)
+    with pytest.raises(TuningError, match="(?s)--job-name .*SageMaker takes 1-32 letters"):
+        tune(prepared, "--ranges", "wd", "--max-jobs", "2", "--max-parallel-jobs", "1",
+             f"--job-name={name}")  # fmt: skip
     assert objects(sess, bucket) == [] and tuning_jobs(sess) == []
 
 

@@ -114,6 +114,18 @@ def test_reject_blocks_and_a_rejected_version_is_not_approved_again(trained, tmp
     assert main(["serve", "--approved", "--registry", str(tmp_path)]) == 2  # nothing approved
 
 
+def test_a_reason_longer_than_sagemaker_keeps_changes_nothing(trained, tmp_path, capsys):
+    """The same limit as SageMaker's ApprovalDescription (1024), so both registries agree."""
+    reg = ["--registry", str(tmp_path)]
+    assert main(["-q", "register", "--model", str(trained / "a" / "model.tar.gz"), *reg]) == 0
+    assert main(["approve", "--version", "1", "--reason", "y" * 1025, *reg]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "--reason: 1025 characters" in line and "at most 1024" in line
+    assert LocalRegistry(tmp_path, "ll-e2e-models").versions()[0].status == PENDING
+    assert main(["approve", "--version", "1", "--reason", "y" * 1024, *reg]) == 0
+    assert LocalRegistry(tmp_path, "ll-e2e-models").versions()[0].approval_description == "y" * 1024
+
+
 def test_an_approved_version_can_be_withdrawn_and_a_pending_one_is_not_served(trained, tmp_path):
     from training.core.registry import check_deployable, latest_approved
 

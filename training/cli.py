@@ -94,6 +94,9 @@ def _train(args) -> int:
     overrides = parse_assignments(args.hyperparameters)
     if args.target == "aws":
         from training.aws.job import AwsTrainConfig, train_aws
+        from training.registry_commands import check_register_waits
+
+        check_register_waits(args.register, args.no_wait)
 
         record = train_aws(
             AwsTrainConfig(

@@ -59,16 +59,30 @@ def register(target, model: Path, preprocessing, registry_dir, project, profile,
     return version
 
 
+def check_register_waits(register: bool, no_wait: bool) -> None:
+    """``--register`` needs the job's model, which ``--no-wait`` returns before: refused
+    before anything is uploaded or started, not after the job was started."""
+    if register and no_wait:
+        from training.errors import Problem, ValidationError
+
+        raise ValidationError(
+            [
+                Problem(
+                    "--register",
+                    "with --no-wait the command ends before the job has a model to register",
+                    "drop --no-wait (the command waits for the job), or drop --register",
+                )
+            ]
+        )
+
+
 def register_job(record, project: str, profile, region, echo) -> ModelVersion:
     """``train`` / ``tune --target aws --register``: the job's model (its model record)
     becomes a version of the project's model package group, pending approval."""
     from training.aws.registry import AwsRegistry
-    from training.errors import Problem, ValidationError
 
-    if record is None or record.model_data_url is None:
-        raise ValidationError(
-            [Problem("--register", "the job has no model yet (--no-wait)", "register it later")]
-        )
+    if record is None or record.model_data_url is None:  # the CLI refuses this before the job
+        check_register_waits(True, True)
     version = AwsRegistry.open(project, profile, region).register_trained(record)
     echo(
         f"registered {version.group} version {version.version} ({version.status}); approve "

@@ -63,6 +63,10 @@ def spec_for(
 
 def run(args) -> int:
     echo = (lambda line: None) if args.quiet else print
+    if args.target == "aws":
+        from training.registry_commands import check_register_waits
+
+        check_register_waits(args.register, args.no_wait)
     spec = spec_for(
         args.data_dir,
         args.ranges,

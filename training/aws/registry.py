@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.aws import session as aws
-from training.aws.images import linear_learner_image, pipeline_containers, sklearn_image
+from training.aws.featurizer_code.decode import ANSWERABLE
+from training.aws.images import decodes, linear_learner_image, pipeline_containers, sklearn_image
 from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.aws.naming import (
     Container,
@@ -37,6 +38,7 @@ from training.core.registry import (
     LISTED_METRICS,
     PENDING,
     ModelVersion,
+    approval_description,
     check_preprocessing,
     check_transition,
     find,
@@ -45,8 +47,13 @@ from training.errors import RegistryError
 from training.local.training_record import TrainingRecord
 
 # what a version says it serves and where (the endpoint stack's choices; each in botocore's
-# ProductionVariantInstanceType and TransformInstanceType enums: ml.c5.large is real-time only)
-RESPONSE_TYPES = [JSON, JSONLINES, CSV]
+# ProductionVariantInstanceType and TransformInstanceType enums: ml.c5.large is real-time only).
+# The answer is the last container's: Linear Learner answers JSON, JSON lines or RecordIO, never
+# CSV (AWS, "Linear learner response formats", docs.aws.amazon.com/sagemaker/latest/dg/
+# LL-in-formats.html); the class decoder, which ends a classifier's pipeline, JSON or JSON lines
+# (featurizer_code/decode.py's ANSWERABLE).
+LINEAR_LEARNER_ANSWERS = [JSON, JSONLINES, RECORDIO]
+DECODER_ANSWERS = list(ANSWERABLE)
 REALTIME_TYPES = [DEFAULT_INSTANCE_TYPE, "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlarge"]
 TRANSFORM_TYPES = [DEFAULT_INSTANCE_TYPE, "ml.m5.xlarge", "ml.c5.xlarge"]
 
@@ -200,13 +207,14 @@ class AwsRegistry:
         return self._version(self.sm.describe_model_package(ModelPackageName=arn))
 
     def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
+        description = approval_description(reason)  # the local registry's text, checked first
         version = find(self.versions(), number)
         check_transition(version, status)
         described = self.sm.describe_model_package(ModelPackageName=version.arn)
         self.sm.update_model_package(
             ModelPackageArn=version.arn,
             ModelApprovalStatus=status,
-            **({"ApprovalDescription": reason} if reason else {}),
+            **({"ApprovalDescription": description} if description else {}),
             # sent again unchanged: the update keeps them (and moto would drop them)
             **(
                 {"CustomerMetadataProperties": described["CustomerMetadataProperties"]}
@@ -239,9 +247,11 @@ def package_request(
             featurizer_image, featurizer_url, image, model_url, predictor_type
         )
         content_types = [CSV, JSON, JSONLINES]  # raw rows, as the pipeline endpoint takes
+        answers = DECODER_ANSWERS if decodes(predictor_type) else LINEAR_LEARNER_ANSWERS
     else:
         containers = [{"Image": image, "ModelDataUrl": model_url}]
         content_types = [RECORDIO, CSV, JSON, JSONLINES]  # encoded vectors
+        answers = LINEAR_LEARNER_ANSWERS
     listed = LISTED_METRICS.get(predictor_type, ())
     metadata = {
         "model_sha256": model_sha256,
@@ -257,7 +267,7 @@ def package_request(
         "InferenceSpecification": {
             "Containers": containers,
             "SupportedContentTypes": content_types,
-            "SupportedResponseMIMETypes": RESPONSE_TYPES,
+            "SupportedResponseMIMETypes": answers,
             "SupportedRealtimeInferenceInstanceTypes": REALTIME_TYPES,
             "SupportedTransformInstanceTypes": TRANSFORM_TYPES,
         },

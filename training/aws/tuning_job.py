@@ -144,12 +144,14 @@ def tune_aws(spec: TuningSpec, config: AwsTrainConfig, echo=print) -> ModelRecor
     config = replace(config, hyperparameters={**config.hyperparameters, **spec.static})
     if config.job_name is None:
         name = tuning_job_name(config.project, "00000000-000000")
-        if not TUNING_JOB_NAME.match(name):
+        if not TUNING_JOB_NAME.fullmatch(name):
             raise TuningError(
                 f"project '{config.project}' makes tuning job names of {len(name)} "
                 "characters; SageMaker takes at most 32: name the job with --job-name."
             )
-    elif not TUNING_JOB_NAME.match(config.job_name):
+    # fullmatch: the pattern's "$" also matches before a final line break, which SageMaker's
+    # HyperParameterTuningJobName pattern (botocore) does not take
+    elif not TUNING_JOB_NAME.fullmatch(config.job_name):
         raise TuningError(
             f"--job-name {config.job_name}: SageMaker takes 1-32 letters, digits and "
             "hyphens, starting and ending with a letter or digit."

@@ -19,6 +19,12 @@ from training.errors import RegistryError
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
+# UpdateModelPackage's ApprovalDescription holds at most 1024 characters of pattern ``.*``
+# (botocore's SageMaker model, shape ApprovalDescription: max 1024; ``.`` matches no line
+# break, so a reason is sent as one line). botocore checks neither before sending and moto
+# stores anything, so a longer --reason would reach SageMaker only to be refused; both
+# registries refuse it first, so they keep the same records.
+MAX_APPROVAL_DESCRIPTION = 1024
 # what `registry` lists of each version's metrics, by predictor type
 LISTED_METRICS = {
     BINARY: ("test:binary_classification_accuracy", "test:roc_auc_score"),
@@ -107,6 +113,19 @@ def check_transition(version: ModelVersion, to: str) -> None:
             raise RegistryError(f"{where} is already Rejected.")
     else:
         raise RegistryError(f"unknown approval status {to!r}: use {APPROVED} or {REJECTED}.")
+
+
+def approval_description(reason: str | None) -> str | None:
+    """A decision's ``--reason`` as both registries keep it: one line (its whitespace runs made
+    one space), at most :data:`MAX_APPROVAL_DESCRIPTION` characters; None when there is none."""
+    text = " ".join((reason or "").split())
+    if len(text) > MAX_APPROVAL_DESCRIPTION:
+        raise RegistryError(
+            f"--reason: {len(text)} characters; a version's approval description holds at most "
+            f"{MAX_APPROVAL_DESCRIPTION} (SageMaker's ApprovalDescription): shorten it. "
+            "Nothing was changed."
+        )
+    return text or None
 
 
 def check_deployable(version: ModelVersion) -> None:

@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from training.core import hyperparameters as hps
@@ -379,7 +379,10 @@ def _checked(r: ParameterRange, flag: str) -> ParameterRange:
             )
         for value in r.values:
             _valid_value(r.name, value, where)
-        return r
+        # each value spelled as train sends it (hyperparameters.to_strings: "+200" as "200",
+        # "True" as "true"): SageMaker's built-in algorithms check hyperparameters as text, so
+        # a tuning job's values go as the training job's would (a range's ends do, via _num)
+        return replace(r, values=tuple(_value_text(hps.parse(r.name, v)) for v in r.values))
     for end in (r.low, r.high):
         _valid_value(r.name, _num(end), where)
     if not r.low < r.high:

@@ -26,6 +26,7 @@ from training.core.featurizer import PREPROCESSING_FILE
 from training.core.registry import (
     PENDING,
     ModelVersion,
+    approval_description,
     check_preprocessing,
     check_transition,
     find,
@@ -157,6 +158,7 @@ class LocalRegistry:
 
     def set_status(self, number: int, status: str, reason: str | None = None) -> ModelVersion:
         """Approve or reject version ``number`` (the rules: :func:`check_transition`)."""
+        description = approval_description(reason)
         if not self.root.is_dir():  # a decision creates no registry
             raise RegistryError(
                 f"no registry at {self.root}: register a model first (python -m training "
@@ -171,7 +173,7 @@ class LocalRegistry:
                 modified=now(),
                 modified_by=who(),
                 # this decision's reason only (one line), never the previous decision's
-                approval_description=" ".join(reason.split()) if reason else None,
+                approval_description=description,
             )
             folder = self.root / str(number)
             stored = {**changed.to_json(), "model": MODEL_FILE}
