@@ -242,3 +242,15 @@ def test_registering_the_same_model_again_says_which_version_it_is(trained, tmp_
     out = capsys.readouterr().out
     assert "registered ll-e2e-models version 2" in out
     assert f"same model (sha256 {file_sha256(Path(model))[:12]}…) is already version 1" in out
+
+
+def test_listed_metrics_are_ones_a_sagemaker_job_reports_too():
+    """`registry` lists two metrics a version has whether the local trainer or SageMaker made
+    it: each is in the Linear Learner metric table (tuning.OBJECTIVES) for its predictor type
+    (test:rmse was listed for regressors, which a SageMaker job does not report)."""
+    from training.core.registry import LISTED_METRICS
+    from training.core.tuning import OBJECTIVES
+
+    for predictor_type, names in LISTED_METRICS.items():
+        for name in names:
+            assert predictor_type in OBJECTIVES.get(name, ("", ()))[1], (predictor_type, name)
