@@ -387,7 +387,7 @@ def test_the_server_runs_under_training_limits():
     try:
         assert srv.limits == ServerLimits()
         assert srv.limits.listen_backlog == limits.SERVER_LISTEN_BACKLOG == 1024
-        assert srv.limits.max_body == REALTIME.request_bytes == 6 * 1024 * 1024
+        assert srv.limits.max_body == limits.INVOKE_MAX_BODY == REALTIME.request_bytes == 6 << 20
     finally:
         srv.server_close()
 

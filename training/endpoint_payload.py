@@ -2,10 +2,8 @@
 under the endpoint's payload limits, which depend on how it is deployed.
 
 - Real-time: InvokeEndpoint's request and response bodies are at most 6291456 bytes (6 MB)
-  each (botocore's model of the API, sagemaker-runtime 2017-05-13 service-2.json, InvokeEndpoint
-  input and output ``Body``: "max": 6291456).
-- Serverless: "The maximum request and response payload size for serverless invocations is
-  4 MB" (SageMaker DG, "Invoke a serverless endpoint", serverless-endpoints-invoke.html).
+  each (``training.limits.INVOKE_MAX_BODY``, with its source).
+- Serverless: at most 4 MB each way (``training.limits.SERVERLESS_MAX_BODY``).
 
 The answer's size is estimated, not hoped for: the first request carries one row, and its
 answer's shape (a score, or one score per class, a label, a class name) bounds every row's
@@ -18,9 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from training.limits import ANSWER_STRING_BYTES, PAYLOAD_HEADROOM_BYTES
+from training.limits import (
+    ANSWER_STRING_BYTES,
+    INVOKE_MAX_BODY,
+    PAYLOAD_HEADROOM_BYTES,
+    SERVERLESS_MAX_BODY,
+)
 
-MB = 1024 * 1024
 LONGEST_NUMBER = "-1.2345678901234567e-308"  # the longest JSON spelling of a float64 (24 chars)
 ANSWER_WRAPPER = len('{"predictions": []}')
 ROW_SEPARATOR = len(", ")
@@ -45,8 +47,8 @@ class PayloadLimits:
         return max(1, budget // (answer_row_bytes + ROW_SEPARATOR))
 
 
-REALTIME = PayloadLimits("realtime", 6291456, 6291456)
-SERVERLESS = PayloadLimits("serverless", 4 * MB, 4 * MB)
+REALTIME = PayloadLimits("realtime", INVOKE_MAX_BODY, INVOKE_MAX_BODY)
+SERVERLESS = PayloadLimits("serverless", SERVERLESS_MAX_BODY, SERVERLESS_MAX_BODY)
 BY_MODE = {limits.mode: limits for limits in (REALTIME, SERVERLESS)}
 
 

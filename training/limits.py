@@ -2,8 +2,19 @@
 
 Each is a deliberate choice (the reason beside it) and is written down for users in
 ``docs/limits.md``; code refers to these names, never to a bare number. Limits that are
-SageMaker's own (payload sizes, quotas) stay beside the AWS rule they mirror.
+SageMaker's own are mirrored in their own section, each with the AWS source that sets it.
 """
+
+# -- SageMaker's own (mirrored, not chosen) ----------------------------------------------------
+# InvokeEndpoint's request and response Body on a real-time endpoint: at most 6291456 bytes
+# (botocore's model of the API, sagemaker-runtime 2017-05-13 service-2.json, InvokeEndpoint
+# input and output ``Body``: "max": 6291456). The local endpoint refuses larger requests with
+# 413 before reading them; predict sizes its requests (and answers) under it.
+INVOKE_MAX_BODY = 6291456
+# Serverless endpoints: "The maximum request and response payload size for serverless
+# invocations is 4 MB" (SageMaker DG, "Invoke a serverless endpoint",
+# serverless-endpoints-invoke.html).
+SERVERLESS_MAX_BODY = 4 * 1024 * 1024
 
 # -- model reader (model.tar.gz, model_algo-1, its JSON and NDArrays) --------------------------
 # The largest realistic Linear Learner model is its float32 weights, feature_dim x outputs x 4
@@ -46,9 +57,7 @@ MAX_PREPROCESSING_BYTES = 64 << 20
 
 # -- local endpoint server (training/local/server.py) ------------------------------------------
 
-# The request body's limit is SageMaker's own, so it lives beside that rule:
-# ``training.endpoint_payload.REALTIME.request_bytes`` (InvokeEndpoint's Body, 6291456 bytes).
-# Larger requests are refused with 413 before being read.
+# The request body's limit is SageMaker's own: INVOKE_MAX_BODY, above.
 # The request line and headers together. A real client's are well under 4 KB (CustomAttributes,
 # the largest, is at most 1024 characters); the stdlib server allowed 64 KB per line.
 SERVER_MAX_HEADER_BYTES = 64 * 1024

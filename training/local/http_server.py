@@ -37,15 +37,14 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from training import limits
-from training.endpoint_payload import REALTIME
 
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """The bounds one server runs under; defaults are ``training.limits``' and, for the body,
-    SageMaker's own (``training.endpoint_payload``); tests shorten the deadlines."""
+    """The bounds one server runs under; defaults are ``training.limits``' (tests shorten the
+    deadlines)."""
 
-    max_body: int = REALTIME.request_bytes  # SageMaker's InvokeEndpoint limit
+    max_body: int = limits.INVOKE_MAX_BODY  # SageMaker's own
     max_header_bytes: int = limits.SERVER_MAX_HEADER_BYTES
     header_deadline_s: float = limits.SERVER_HEADER_DEADLINE_S
     body_deadline_s: float = limits.SERVER_BODY_DEADLINE_S
