@@ -248,6 +248,37 @@ def test_a_corrupt_recordio_input_is_an_error_not_a_traceback(tmp_path, model_pa
     assert "corrupt RecordIO-protobuf" in err and str(data) in err and "Traceback" not in err
 
 
+def test_an_endpoint_that_cannot_start_its_workers_says_so_instead_of_hanging(
+    tmp_path, model_path
+):
+    """predict --model serves the model in-process: in a process at its memory limit the
+    server's worker threads could not start, it accepted the requests anyway and predict
+    waited for its 60 s timeout. Now it stops at once, saying why. (Each thread's stack is
+    256 MiB here and the address space 1 GiB above what the process holds: 16 cannot start.)"""
+    import subprocess
+    import sys
+
+    data = tmp_path / "rows.csv"
+    data.write_text("1,2,3\n4,5,6\n")
+    script = f"""
+import resource, sys, threading
+import training.cli, training.predict, training.local.server, numpy
+from training.cli import main
+threading.stack_size(256 << 20)
+with open("/proc/self/status") as fh:
+    held = next(int(line.split()[1]) for line in fh if line.startswith("VmSize")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (held + (1 << 30), held + (1 << 30)))
+sys.exit(main(["-q", "predict", "--model", {str(model_path)!r}, "--input", {str(data)!r}]))
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=50
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "the local endpoint could not start its 16 worker threads" in res.stderr
+    assert "ulimit" in res.stderr and "Traceback" not in res.stderr
+    assert list(tmp_path.glob("rows.csv.predictions*")) == []
+
+
 def test_a_port_with_nothing_listening_is_an_error_not_a_traceback(tmp_path, capsys):
     from ports import free_port
 

@@ -109,6 +109,10 @@ class ArtifactError(UserError):
     """The file is not a Linear Learner model artifact (or it is damaged); says what it is."""
 
 
+class EndpointStartError(UserError):
+    """The local endpoint could not start (its worker threads, under the process's limits)."""
+
+
 class ModelRecordError(UserError):
     """A file that is not a model record (``models/latest.json``)."""
 

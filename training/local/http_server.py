@@ -37,6 +37,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from training import limits
+from training.errors import EndpointStartError
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,9 @@ class HTTPServer:
         # lowered to what the open-file limit allows, the first time accept() meets it
         self._max_connections = self.limits.max_connections
         self._workers: list[threading.Thread] = []
+        # set once serve_forever's workers run, or once they could not (start_error says why)
+        self.started = threading.Event()
+        self.start_error: EndpointStartError | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -276,15 +280,13 @@ class HTTPServer:
         with self._lifecycle:
             if self._stop.is_set() or self._closed:
                 self._stop.clear()
+                self.started.set()
                 return
             self._stopped.clear()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._listen(True)
-        for i in range(self.limits.workers):
-            worker = threading.Thread(target=self._worker, name=f"endpoint-{i}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
         try:
+            self._start_workers()
             while not self._stop.is_set():
                 now = time.monotonic()
                 waits = [c.deadline - now for c in self._connections if c.phase != "busy"]
@@ -318,6 +320,25 @@ class HTTPServer:
             with self._lifecycle:
                 self._stop.clear()
                 self._stopped.set()
+
+    def _start_workers(self) -> None:
+        """The worker threads, before any request is accepted: a process at its thread or
+        memory limit cannot start them, and would otherwise accept requests nobody answers
+        (a client waited for its timeout). Raises EndpointStartError saying so."""
+        try:
+            for i in range(self.limits.workers):
+                worker = threading.Thread(target=self._worker, name=f"endpoint-{i}", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+        except RuntimeError as err:  # "can't start new thread"
+            self.start_error = EndpointStartError(
+                f"the local endpoint could not start its {self.limits.workers} worker threads "
+                f"({err}; {len(self._workers)} started): the process is at its thread or "
+                "memory limit (ulimit -u, ulimit -v); raise it, or run with fewer processes"
+            )
+            raise self.start_error from None
+        finally:
+            self.started.set()
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` and wait until it has returned (or, called before it,

@@ -61,6 +61,7 @@ from training.core.featurizer import (
 from training.core.inference import InferencePipeline
 from training.core.model import LinearModel, Predictions
 from training.data import recordio
+from training.errors import EndpointStartError
 from training.local.http_server import HTTPServer, Request, Response, ServerLimits
 
 # where SageMaker's inference containers listen (/ping and /invocations), and so does ``serve``
@@ -656,14 +657,28 @@ def make_server(
 
 @contextlib.contextmanager
 def serving(model: InferencePipeline | LinearModel | Path) -> Iterator[int]:
-    """A local endpoint on a free loopback port, for the length of a ``with`` block."""
+    """A local endpoint on a free loopback port, for the length of a ``with`` block; its
+    workers run before the block starts (EndpointStartError when they cannot)."""
     server = make_server(model, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    thread = threading.Thread(target=_serve_quietly, args=(server,), daemon=True)
+    thread.start()
+    server.started.wait()
+    if server.start_error is not None:
+        thread.join()
+        server.server_close()
+        raise server.start_error
     try:
         yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _serve_quietly(server) -> None:
+    """serve_forever in a thread: a start that failed is raised by :func:`serving` in the
+    caller's thread, not printed here as a thread's traceback."""
+    with contextlib.suppress(EndpointStartError):
+        server.serve_forever()
 
 
 def serve(
