@@ -230,3 +230,31 @@ def test_the_pass_over_every_row_stays_bounded_under_an_address_space_cap(tmp_pa
     whole = "import sys, pandas; pandas.read_csv(sys.argv[1])"
     res = run_capped(path, cap=768 << 20, entry=("-c", whole))
     assert res.returncode == 1 and "MemoryError" in res.stderr, res.stderr[-2000:]
+
+
+def class_file(path: Path, late: list[str]) -> Path:
+    """Label ``kind`` (a, b, c) and ``code`` (1, 2, 3), its copy, on the first rows; past
+    them, rows of a class the first rows never saw (``d``) with the codes ``late``."""
+    rng = np.random.default_rng(13)
+    kind = rng.choice(["a", "b", "c"], ROWS)
+    frame = pd.DataFrame({"kind": kind, "x": rng.standard_normal(ROWS).round(3)})
+    frame["code"] = pd.Series(kind).map({"a": 1, "b": 2, "c": 3})
+    for i, code in enumerate(late):
+        frame.loc[FIRST + 100 + 50 * i, ["kind", "code"]] = ["d", int(code)]
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("late, copy", [(["9", "8"], False), (["9", "9"], True)])
+def test_a_class_the_first_rows_never_saw_is_held_to_one_value_by_both(tmp_path, late, copy):
+    """A class first met past the first rows must map to one value too: class d with codes
+    9 and 8 is no copy (both refused 'code' as one: a class the first rows had not mapped
+    was never checked); with 9 on both rows it is, and the message shows d -> 9."""
+    path = class_file(tmp_path / "late.csv", late)
+    err = validate(path, "kind", "multiclass_classifier")
+    res = prepare_cli(tmp_path, path, "kind", "multiclass_classifier")
+    if not copy:
+        assert err is None and res.returncode == 0, res.stderr
+        return
+    assert err is not None and "'d' -> 9" in str(err) and f"in all {ROWS} labelled rows" in str(err)
+    assert res.returncode == 2 and res.stderr == f"error: {err}\n"
