@@ -337,3 +337,14 @@ def test_a_kept_file_that_is_a_dangling_link_is_refused_not_taken_for_none(tmp_p
     path.symlink_to(tmp_path / "gone.json")
     with pytest.raises(ValidationError, match="deploy-options-ll-e2e.json: not deploy options"):
         DeployOptions.load(path)
+
+
+def test_a_project_name_too_long_for_a_file_name_gets_the_settings_error_not_a_traceback(
+    tmp_path,
+):
+    """-c project=<300 letters> made the app look for deploy-options-<300 letters>.json, which
+    the OS refuses (file name too long): a Python traceback. The project's own rule is said."""
+    record = tmp_path / "latest.json"
+    res = cdk_synth(["-c", f"model_record={record}", "-c", "project=" + "a" * 300], tmp_path / "o")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"project='{'a' * 300}': use 3-32 lower-case letters" in res.stderr

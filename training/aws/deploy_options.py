@@ -143,9 +143,9 @@ class DeployOptions:
         is not an option (of ``keys``, by default this version's :func:`option_keys`) is
         refused, not dropped: dropping it would quietly revert what it kept."""
         path = Path(path)
-        if not path.exists() and not path.is_symlink():  # a dangling link is not "none kept"
-            return None
         try:
+            if not path.exists() and not path.is_symlink():  # a dangling link is not "none"
+                return None
             doc = json.loads(path.read_text())
             if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
                 raise ValueError("not an object of strings")
@@ -343,6 +343,13 @@ def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn, check=
     ``check`` (the stacks' settings check) refusing a kept value is said naming the file."""
     if get(KEPT_CONTEXT) == CALLER_GIVES:
         return get
+    from training.errors import UserError
+
+    if check is not None:
+        try:
+            check(get)
+        except UserError:  # the context's own mistake (a bad project name) is said first
+            return get
     from training.aws.model_record import RECORD_FILE
     from training.aws.naming import DEFAULT_PROJECT
 
@@ -371,32 +378,26 @@ def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn, check=
         )
     merged = lambda key: values[key] if key in values else get(key)  # noqa: E731
     if applied and check is not None:
-        _check_kept(check, merged, get, path)
+        try:  # the context alone passed: a refusal now is of a kept value
+            check(merged)
+        except UserError as err:
+            raise _refused_kept(path, err) from None
     return merged
 
 
-def _check_kept(check, merged, get, path: Path) -> None:
-    """``check(merged)``, and when it refuses what ``check(get)`` (no kept value) accepts,
-    the refusal names the kept file: the value is not on the command line nor in cdk.json."""
-    from training.errors import UserError
-
-    try:
-        check(merged)
-    except UserError as err:
-        try:
-            check(get)
-        except UserError:
-            raise err from None
-        raise ValidationError(
-            [
-                Problem(
-                    str(path),
-                    f"keeps a value the stacks refuse: {_one_line(err)}",
-                    "change it with `python -m training deploy -c key=value` (which checks "
-                    "it first), or fix it in the file",
-                )
-            ]
-        ) from None
+def _refused_kept(path: Path, err: Exception) -> ValidationError:
+    """A kept value the stacks refuse, said naming the file: it is not on the command line
+    nor in cdk.json, where the settings' message would send the user looking."""
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"keeps a value the stacks refuse: {_one_line(err)}",
+                "change it with `python -m training deploy -c key=value` (which checks it "
+                "first), or fix it in the file",
+            )
+        ]
+    )
 
 
 def _one_line(err: Exception) -> str:
