@@ -353,3 +353,51 @@ def test_a_file_that_changes_between_check_and_send_is_refused_naming_it(
     )
     assert "fix: run predict again once nothing writes to the file" in str(err.value)
     assert invoke.calls == 0 if between else invoke.calls >= 1
+
+
+@pytest.mark.parametrize("where", ["feature", "label"])
+def test_a_record_with_a_nan_is_refused_by_number_before_anything_is_sent(tmp_path, capsys, where):
+    """A NaN feature made the endpoint refuse a request half way through the file; a NaN
+    label printed NaN metrics. Both are named by record, as a CSV input's cell is."""
+    X, y = sparse_rows(6, 20, seed=15), np.array([0, 1, 0, 1, 0, 1], np.float32)
+    if where == "feature":
+        X.data[3 * 5 + 2] = np.nan  # the 4th record's 3rd stored value
+    else:
+        y[3] = np.nan
+    data = write_rec(tmp_path / "rows.rec", X, y)
+    model, _, _ = binary_model(tmp_path, 20)
+    assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    what = f"feature {X.indices[17] + 1} (nan)" if where == "feature" else "the label (nan)"
+    assert f"{data}, record 4: {what} is not a finite number (Linear Learner refuses it)" in err
+    assert not list(tmp_path.glob("rows.rec.predictions*"))
+
+
+@pytest.mark.parametrize(
+    "predictor, label, says",
+    [
+        ("binary_classifier", 2.0, "label 2 is not a class of a binary classifier (0 to 1)"),
+        ("binary_classifier", 0.5, "label 0.5 is not a class of a binary classifier (0 to 1)"),
+        ("multiclass_classifier", 7.0, "label 7 is not a class of this 3-class model (0 to 2)"),
+    ],
+)
+def test_a_label_the_model_cannot_predict_is_named_not_scored(
+    tmp_path, capsys, predictor, label, says
+):
+    """Labels 2 or 0.5 for a binary classifier gave metrics without a word; 7 for three
+    classes ended in an IndexError traceback. Named by record (RecordIO) and by row (CSV)."""
+    X, y = sparse_rows(6, 20, seed=16), np.array([0, 1, 0, 1, 0, 1], np.float32)
+    y[2] = label
+    k = 3 if predictor == "multiclass_classifier" else None
+    w = np.ones((20, k) if k else 20, np.float32)
+    b = np.zeros(k, np.float32) if k else np.float32(0)
+    loss = "softmax_loss" if k else "logistic"
+    model = artifact.save(LinearModel(predictor, loss, w, b, 0.5), tmp_path / "m.tgz")
+    rec = write_rec(tmp_path / "t.rec", X, y)
+    csv = tmp_path / "t.csv"
+    np.savetxt(csv, np.column_stack([y, X.toarray()]), delimiter=",", fmt="%.9g")
+    for path, unit in ((rec, "record"), (csv, "row")):
+        argv = ["-q", "predict", "--model", str(model), "--input", str(path), "--labelled"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{path}, {unit} 3: {says}" in err and "Traceback" not in err

@@ -386,6 +386,18 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
                     for what in wrong_type
                 ]
             )
+        bad = _first_nonfinite(arrays)
+        if bad is not None:  # the endpoint would refuse it, after the records before it
+            i, what = bad
+            problem = f"{what} is not a finite number (Linear Learner refuses it)"
+            fix = (
+                "label the record, or leave it out (python -m training prepare --drop-unlabeled)"
+                if what.startswith("the label")
+                else "impute missing values first (python -m training prepare does)"
+            )
+            raise ValidationError(
+                [Problem(str(path), problem, fix, row=batch[0].number + i, unit="record")]
+            )
         d, is_sparse = arrays.X.shape[1], hasattr(arrays.X, "tocsr")
         if width is None:
             width, has_label, sparse = d, arrays.y is not None, is_sparse
@@ -423,6 +435,28 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
         )
     y = np.concatenate(labels) if has_label else None
     return RecordIOInput(path, rows, width, y, version)
+
+
+def _first_nonfinite(arrays: recordio.Arrays) -> tuple[int, str] | None:
+    """The first record (index in ``arrays``) holding a NaN or infinite feature or label,
+    and what it is, as :func:`read_csv_rows` refuses such a cell in a CSV input."""
+    X, found = arrays.X, []
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+        cells = np.flatnonzero(nonfinite(X.data))
+        if cells.size:
+            row = int(np.searchsorted(X.indptr, cells[0], side="right")) - 1
+            found.append((row, f"feature {int(X.indices[cells[0]]) + 1} ({X.data[cells[0]]})"))
+    else:
+        bad = np.argwhere(nonfinite(X))
+        if bad.size:
+            row, col = (int(v) for v in bad[0])
+            found.append((row, f"feature {col + 1} ({X[row, col]})"))
+    if arrays.y is not None:
+        bad = np.flatnonzero(nonfinite(arrays.y))
+        if bad.size:
+            found.append((int(bad[0]), f"the label ({arrays.y[bad[0]]})"))
+    return min(found, key=lambda f: f[0]) if found else None
 
 
 def _least_text_bytes(feature_dim: int, content_type: str) -> int:
@@ -625,14 +659,45 @@ def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> list[
 
 
 def metrics_for(
-    predictions: Predictions, y: np.ndarray, params: MetricsParams = DEFAULT_PARAMS
+    predictions: Predictions,
+    y: np.ndarray,
+    params: MetricsParams = DEFAULT_PARAMS,
+    source: str | Path = "--input",
+    unit: str = "row",
 ) -> dict:
     """Test metrics (:func:`training.core.metrics.evaluate`), with the predictor type read
     off the response shape; ``params`` are the model's when it is at hand (its F-beta's
-    beta, top-k's k)."""
+    beta, top-k's k). A label the model cannot predict (2 for a binary classifier, 7 for
+    three classes) is refused naming its row (or record) of ``source``: it made the metrics
+    wrong without a word, or ended in an IndexError."""
+    wrong = _impossible_label(predictions, np.asarray(y))
+    if wrong is not None:
+        row, what = wrong
+        fix = "fix the label: Linear Learner's classes are 0 to the number of classes - 1"
+        raise ValidationError([Problem(str(source), what, fix, row=row + 1, unit=unit)])
     return lm.evaluate(
         predictions.predictor_type, predictions.score, predictions.predicted_label, y, params
     )
+
+
+def _impossible_label(predictions: Predictions, y: np.ndarray) -> tuple[int, str] | None:
+    """The first label a classifier's answers cannot be scored against, and why: "For binary
+    classification problems, the label must be either 0 or 1. For multiclass classification
+    problems, the labels must be from 0 to num_classes - 1" (SageMaker DG, "Linear learner
+    algorithm", linear-learner.html)."""
+    score = np.asarray(predictions.score)
+    if predictions.predictor_type == "binary_classifier":
+        classes, model = 2, "a binary classifier"
+    elif score.ndim == 2:
+        classes = score.shape[1]
+        model = f"this {classes}-class model"
+    else:
+        return None  # a regressor's: any finite number
+    bad = np.flatnonzero((y != np.round(y)) | (y < 0) | (y >= classes))
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    return i, f"label {y[i]:g} is not a class of {model} (0 to {classes - 1})"
 
 
 PREDICTIONS_DIR = "predictions"  # beside a prepared data folder
