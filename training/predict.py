@@ -32,6 +32,7 @@ from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
 from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
+from training.core.losses import BINARY, MULTICLASS
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
 from training.data import recordio
@@ -685,11 +686,10 @@ def _impossible_label(predictions: Predictions, y: np.ndarray) -> tuple[int, str
     classification problems, the label must be either 0 or 1. For multiclass classification
     problems, the labels must be from 0 to num_classes - 1" (SageMaker DG, "Linear learner
     algorithm", linear-learner.html)."""
-    score = np.asarray(predictions.score)
-    if predictions.predictor_type == "binary_classifier":
+    if predictions.predictor_type == BINARY:
         classes, model = 2, "a binary classifier"
-    elif score.ndim == 2:
-        classes = score.shape[1]
+    elif predictions.predictor_type == MULTICLASS:
+        classes = np.shape(predictions.score)[1]
         model = f"this {classes}-class model"
     else:
         return None  # a regressor's: any finite number
