@@ -258,3 +258,28 @@ def test_a_class_the_first_rows_never_saw_is_held_to_one_value_by_both(tmp_path,
         return
     assert err is not None and "'d' -> 9" in str(err) and f"in all {ROWS} labelled rows" in str(err)
     assert res.returncode == 2 and res.stderr == f"error: {err}\n"
+
+
+def test_a_regressors_text_label_past_the_first_rows_is_named_by_prepare_not_raised(
+    tmp_path, monkeypatch, capsys
+):
+    """The first 100 rows are checked as a frame; a label 'abc' on row 252 came to prepare in
+    a chunk read as text and ended in pandas' "Unable to parse string" traceback after the
+    first pass, with part of the output staged. Refused in that pass, by row and value, as
+    the first rows' check words it."""
+    from training.cli import main
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    rng = np.random.default_rng(17)
+    frame = pd.DataFrame({"x": rng.standard_normal(300).round(3)})
+    frame["price"] = (frame["x"] * 3 + rng.standard_normal(300)).round(4).astype(object)
+    frame.loc[250, "price"] = "abc"
+    path = tmp_path / "prices.csv"
+    frame.to_csv(path, index=False)
+    argv = ["prepare", "--quiet", "--data", str(path), "--label", "price"]
+    argv += ["--predictor-type", "regressor", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, row 252: label 'price' has value 'abc', not a finite number" in err
+    assert not (tmp_path / "out").exists()

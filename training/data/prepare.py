@@ -166,6 +166,12 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             y = y.take(labelled)
         if config.predictor_type != REGRESSOR:
             classes.update(_distinct(y))
+        else:  # text past the first rows: refused here, before anything is written
+            problem = raw_checks.regression_label_problem(
+                str(config.data), config.label, y, chunk.first_row + labelled
+            )
+            if problem:
+                raise ValidationError([problem])
         splits = splitter.split(y, chunk.index)
         train = chunk.first_row + labelled[splits == 0]
         keys = np.concatenate([keys, rng.random(len(train))])

@@ -32,6 +32,7 @@ from training.data.label_copies import LabelCopies
 from training.data.raw_csv import (
     Numbers,
     RawChunk,
+    Text,
     check_widths,
     header_cells,
     raw_csv_errors,
@@ -192,19 +193,44 @@ def check_raw_sample(
         numeric = pd.to_numeric(present, errors="coerce")
         bad = np.flatnonzero(numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(float)))
         if bad.size:
-            problems.append(
-                Problem(
-                    name,
-                    f"label '{label}' has value '{present.iloc[bad[0]]}', not a finite number",
-                    "a regressor needs finite numeric labels; use a classifier for categories",
-                    row=int(present.index[bad[0]]) + 2,
-                )
-            )
+            value, row = present.iloc[bad[0]], int(present.index[bad[0]]) + 2
+            problems.append(_not_a_finite_label(name, label, value, row))
     if frame.shape[1] < 2:
         problems.append(Problem(name, "only the label column; no features", "add feature columns"))
     if problems:
         raise ValidationError(problems)
     return LabelCopies.among(frame, label, drop)
+
+
+def _not_a_finite_label(name: str, label: str, value, row: int) -> Problem:
+    return Problem(
+        name,
+        f"label '{label}' has value '{value}', not a finite number",
+        "a regressor needs finite numeric labels; use a classifier for categories",
+        row=row,
+    )
+
+
+def regression_label_problem(
+    name: str, label: str, column: Numbers | Text, row_numbers: np.ndarray
+) -> Problem | None:
+    """The first of a chunk's (labelled) regressor labels that is not a finite number, by
+    the rule :func:`check_raw_sample` applies to the first rows, for ``prepare``'s pass over
+    the rest: text there (a chunk pandas reads as text) ended in a ValueError traceback
+    when the labels were encoded. ``row_numbers``: each row's 0-based data row."""
+    import pandas as pd
+
+    if isinstance(column, Text):
+        numbers = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce")
+        bad_value = ~np.isfinite(numbers.to_numpy(float))
+        bad = np.flatnonzero(bad_value[column.codes])
+        value = column.values[column.codes[bad[0]]] if bad.size else None
+    else:
+        bad = np.flatnonzero(~np.isfinite(column.values.astype(np.float64)))
+        value = column.values[bad[0]] if bad.size else None
+    if not bad.size:
+        return None
+    return _not_a_finite_label(name, label, value, int(row_numbers[bad[0]]) + 2)
 
 
 def _duplicate_columns(path: Path, label: str, drop=()) -> list[Problem]:
