@@ -283,3 +283,33 @@ def test_a_regressors_text_label_past_the_first_rows_is_named_by_prepare_not_rai
     err = capsys.readouterr().err
     assert f"{path}, row 252: label 'price' has value 'abc', not a finite number" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "predictor, labels, odd",
+    [
+        ("multiclass_classifier", [0, 1, 2], "two"),  # was 7 classes: 0, 1, 2, '0', '1', ...
+        ("binary_classifier", [0, 1], "yes"),  # was "label 2 is not 0 or 1", 98 rows of it
+    ],
+)
+def test_a_class_label_that_is_text_in_one_chunk_only_is_named_not_split(
+    tmp_path, monkeypatch, capsys, predictor, labels, odd
+):
+    """pandas reads a chunk's column as text when one of its cells is not a number: a label
+    of 0, 1, 2 with one 'two' on row 252 made prepare's classes 0, 1, 2, '0', '1', '2' and
+    'two', each class split in two, and wrote the channels. Refused naming that row."""
+    from training.cli import main
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    frame = pd.DataFrame({"x": np.random.default_rng(18).standard_normal(300).round(3)})
+    frame["y"] = pd.Series(np.resize(labels, 300), dtype=object)
+    frame.loc[250, "y"] = odd
+    path = tmp_path / "classes.csv"
+    frame.to_csv(path, index=False)
+    argv = ["prepare", "--quiet", "--data", str(path), "--label", "y"]
+    assert main([*argv, "--predictor-type", predictor, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, row 252: label 'y' is '{odd}' here but a number (0) on row 2: " in err
+    assert "fix: fix that label, or spell every class as text" in err
+    assert not (tmp_path / "out").exists()

@@ -21,8 +21,10 @@ import contextlib
 import csv
 import difflib
 import logging
+import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +233,53 @@ def regression_label_problem(
     if not bad.size:
         return None
     return _not_a_finite_label(name, label, value, int(row_numbers[bad[0]]) + 2)
+
+
+@dataclass
+class LabelKinds:
+    """Whether a classifier's label is read as numbers in some chunks and as text in others:
+    pandas (and :func:`~training.data.raw_csv.read_chunks`, chunk by chunk as pandas reads
+    them) reads a chunk's column as text when one cell of it is not a number, so a label of
+    0, 1, 2 with one 'two' on row 252 gave the classes 0, 1, 2 and '0', '1', '2', 'two':
+    seven classes, the same class split in two, without a word."""
+
+    number: tuple[int, object] | None = None  # the first number label: (row, value)
+    other: tuple[int, object] | None = None  # the first label that is not a number
+
+    def problem(
+        self, name: str, label: str, column: Numbers | Text, row_numbers: np.ndarray
+    ) -> Problem | None:
+        """Note a chunk's (labelled) labels; the problem once both kinds were met."""
+        if isinstance(column, Text):
+            if self.other is None:
+                odd = np.flatnonzero([not _number_like(v) for v in column.values])
+                rows = np.flatnonzero(np.isin(column.codes, odd))
+                if rows.size:
+                    value = column.values[column.codes[rows[0]]]
+                    self.other = (int(row_numbers[rows[0]]) + 2, value)
+        elif self.number is None and len(column):
+            self.number = (int(row_numbers[0]) + 2, column.values[0].item())
+        if self.number is None or self.other is None:
+            return None
+        (number_row, number), (other_row, other) = self.number, self.other
+        return Problem(
+            name,
+            f"label '{label}' is {other!r} here but a number ({number}) on row {number_row}: "
+            "prepare reads the file in chunks as pandas does, and a chunk with a label that is "
+            "not a number reads all its labels as text, so a class would be two ('2' and 2)",
+            "fix that label, or spell every class as text (e.g. c0, c1, c2)",
+            row=other_row,
+        )
+
+
+def _number_like(value) -> bool:
+    """Whether a text label reads as a finite number (what pandas would read as one)."""
+    if not isinstance(value, str):
+        return False  # True / False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _duplicate_columns(path: Path, label: str, drop=()) -> list[Problem]:
