@@ -74,6 +74,7 @@ def _context(app: cdk.App):
             deploy_options.option_keys(Settings),
             ROOT,
             lambda message: print(f"note: {message}", file=sys.stderr),
+            Settings.from_context,
         )
     except ValidationError as err:
         raise SettingsError(str(err)) from None

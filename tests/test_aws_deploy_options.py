@@ -312,3 +312,39 @@ def test_a_model_with_preprocessing_under_a_kept_serverless_mode_is_refused_befo
     assert "use -c endpoint_mode=realtime" in err
     assert sess.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
     assert not record.exists()
+
+
+def test_a_kept_value_the_stacks_refuse_stops_a_bare_synth_naming_the_file(tmp_path):
+    """A kept endpoint_mode=bogus (hand-edited): the app's error named the key alone, as if
+    cdk.json or -c held it; it names the kept file and the command that checks a value."""
+    record = tmp_path / "latest.json"
+    kept = deploy_options.options_path(record, "ll-e2e")
+    kept.write_text('{"endpoint_mode": "bogus"}')
+    res = cdk_synth(["-c", f"model_record={record}"], tmp_path / "o")
+    assert res.returncode != 0
+    assert (
+        f"- {kept}: keeps a value the stacks refuse: endpoint_mode='bogus' must be one of "
+        "realtime, serverless\n    fix: change it with `python -m training deploy -c "
+        "key=value` (which checks it first), or fix it in the file"
+    ) in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_kept_file_that_is_a_dangling_link_is_refused_not_taken_for_none(tmp_path):
+    """A link to a file that is gone read as "no options kept", so a bare deploy quietly
+    reverted what it kept: refused, naming it."""
+    path = tmp_path / "deploy-options-ll-e2e.json"
+    path.symlink_to(tmp_path / "gone.json")
+    with pytest.raises(ValidationError, match="deploy-options-ll-e2e.json: not deploy options"):
+        DeployOptions.load(path)
+
+
+def test_a_project_name_too_long_for_a_file_name_gets_the_settings_error_not_a_traceback(
+    tmp_path,
+):
+    """-c project=<300 letters> made the app look for deploy-options-<300 letters>.json, which
+    the OS refuses (file name too long): a Python traceback. The project's own rule is said."""
+    record = tmp_path / "latest.json"
+    res = cdk_synth(["-c", f"model_record={record}", "-c", "project=" + "a" * 300], tmp_path / "o")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"project='{'a' * 300}': use 3-32 lower-case letters" in res.stderr

@@ -271,3 +271,133 @@ def test_records_that_are_not_float32_are_refused_before_anything_is_sent(
         conn.close()
     assert res.status == 400
     assert text.startswith(f"features are {kind}Tensor; Linear Learner reads only Float32Tensor")
+
+
+def test_sparse_and_dense_records_in_two_blocks_are_refused_before_anything_is_sent(
+    tmp_path, capsys
+):
+    """3.8 MB of sparse records fill the first 4 MB check block; the dense record after them
+    starts the second. A request may hold records of both blocks, which no endpoint parses as
+    one batch: refused by record number before a request is made (it was found only by the
+    endpoint, half way through the file)."""
+    d, n = 100_000, 560
+    data = write_rec(tmp_path / "rows.rec", sparse_rows(n, d, seed=12, nnz=1000))
+    assert 0 < (4 << 20) - data.stat().st_size < 4 * d  # the dense record starts block 2
+    with open(data, "ab") as fh:
+        recordio.write_numpy_to_dense_tensor(fh, np.ones((2, d), np.float32))
+    model, _, _ = binary_model(tmp_path, d)
+    assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, record {n + 1}: is dense, unlike the records above (one layout" in err
+    assert "Traceback" not in err and not list(tmp_path.glob("rows.rec.predictions*"))
+
+
+class Appending:
+    """An invoker that changes the file after its first request, as a writer would."""
+
+    def __init__(self, invoke, path, change):
+        self.invoke, self.path, self.change, self.calls = invoke, path, change, 0
+
+    def __call__(self, body, content_type):
+        self.calls += 1
+        if self.calls == 1 and self.change:
+            self.change(self.path)
+        return self.invoke(body, content_type)
+
+
+def _append_sparse(path):
+    with open(path, "ab") as fh:
+        recordio.write_spmatrix_to_sparse_tensor(fh, sparse_rows(5, 30, seed=14))
+
+
+def _rewrite_float64(path):
+    write_rec(path, sparse_rows(40, 30, seed=13).astype(np.float64))
+
+
+def _cut(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "between, during",
+    [
+        (_rewrite_float64, None),  # unchecked Float64 records would be sent
+        (_append_sparse, None),  # the 5 appended records would be left out silently
+        (_cut, None),  # was "endpoint: 19 predictions for 39 rows, check the endpoint"
+        (None, _cut),
+        (None, _append_sparse),
+    ],
+)
+def test_a_file_that_changes_between_check_and_send_is_refused_naming_it(
+    tmp_path, between, during
+):
+    """scan_recordio checks the records, predict_recordio sends them: a file written to in
+    between (or while it is sent) is refused naming the file, before any request when the
+    change came first, and no predictions are returned (the CLI writes none)."""
+    from training.errors import ValidationError
+    from training.local.server import serving
+
+    data = write_rec(tmp_path / "t.rec", sparse_rows(40, 30, seed=13))
+    model = LinearModel("binary_classifier", "logistic", np.ones(30, np.float32), 0.0, 0.5)
+    source = predict.scan_recordio(data, False, predict.LIMIT)
+    if between:
+        between(data)
+    with serving(model) as port:
+        invoke = Appending(predict.local_invoker("127.0.0.1", port), data, during)
+        with pytest.raises(ValidationError) as err:
+            predict.predict_recordio(invoke, source)
+    assert str(err.value).splitlines()[1] == (
+        f"- {data}: changed while predict read it (written, appended to or replaced between "
+        "the pass that checks its records and the one that sends them)"
+    )
+    assert "fix: run predict again once nothing writes to the file" in str(err.value)
+    assert invoke.calls == 0 if between else invoke.calls >= 1
+
+
+@pytest.mark.parametrize("where", ["feature", "label"])
+def test_a_record_with_a_nan_is_refused_by_number_before_anything_is_sent(tmp_path, capsys, where):
+    """A NaN feature made the endpoint refuse a request half way through the file; a NaN
+    label printed NaN metrics. Both are named by record, as a CSV input's cell is."""
+    X, y = sparse_rows(6, 20, seed=15), np.array([0, 1, 0, 1, 0, 1], np.float32)
+    if where == "feature":
+        X.data[3 * 5 + 2] = np.nan  # the 4th record's 3rd stored value
+    else:
+        y[3] = np.nan
+    data = write_rec(tmp_path / "rows.rec", X, y)
+    model, _, _ = binary_model(tmp_path, 20)
+    assert main(["-q", "predict", "--model", str(model), "--input", str(data)]) == 2
+    err = capsys.readouterr().err
+    what = f"feature {X.indices[17] + 1} (nan)" if where == "feature" else "the label (nan)"
+    assert f"{data}, record 4: {what} is not a finite number (Linear Learner refuses it)" in err
+    assert not list(tmp_path.glob("rows.rec.predictions*"))
+
+
+@pytest.mark.parametrize(
+    "predictor, label, says",
+    [
+        ("binary_classifier", 2.0, "label 2 is not a class of a binary classifier (0 to 1)"),
+        ("binary_classifier", 0.5, "label 0.5 is not a class of a binary classifier (0 to 1)"),
+        ("multiclass_classifier", 7.0, "label 7 is not a class of this 3-class model (0 to 2)"),
+    ],
+)
+def test_a_label_the_model_cannot_predict_is_named_not_scored(
+    tmp_path, capsys, predictor, label, says
+):
+    """Labels 2 or 0.5 for a binary classifier gave metrics without a word; 7 for three
+    classes ended in an IndexError traceback. Named by record (RecordIO) and by row (CSV)."""
+    X, y = sparse_rows(6, 20, seed=16), np.array([0, 1, 0, 1, 0, 1], np.float32)
+    y[2] = label
+    k = 3 if predictor == "multiclass_classifier" else None
+    w = np.ones((20, k) if k else 20, np.float32)
+    b = np.zeros(k, np.float32) if k else np.float32(0)
+    loss = "softmax_loss" if k else "logistic"
+    model = artifact.save(LinearModel(predictor, loss, w, b, 0.5), tmp_path / "m.tgz")
+    rec = write_rec(tmp_path / "t.rec", X, y)
+    csv = tmp_path / "t.csv"
+    np.savetxt(csv, np.column_stack([y, X.toarray()]), delimiter=",", fmt="%.9g")
+    for path, unit in ((rec, "record"), (csv, "row")):
+        argv = ["-q", "predict", "--model", str(model), "--input", str(path), "--labelled"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{path}, {unit} 3: {says}" in err and "Traceback" not in err

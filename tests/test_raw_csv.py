@@ -1,5 +1,7 @@
 """The raw CSV reader: polars' parse gives exactly the chunks pandas' ``read_csv`` gives."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,8 +149,40 @@ def test_a_ragged_row_is_named_by_line(tmp_path):
 def test_text_that_is_not_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("x,t,y\n1,café,a\n".encode("latin-1"))
-    with pytest.raises(ValidationError, match="(?s)cannot read as CSV.*UTF-8"):
+    with pytest.raises(ValidationError) as err:
         chunks(path, 10)
+    assert f"{path}, row 2, byte offset 11: not UTF-8 text (byte 0xe9)" in str(err.value)
+    assert "fix: save the file as UTF-8" in str(err.value)
+
+
+def test_text_that_is_not_utf8_far_into_the_file_is_named_by_row_by_validate_and_prepare(
+    tmp_path,
+):
+    """A latin-1 byte on row 40 003 (past the first 1 MB read, with a UTF-8 'é' cut in two by
+    that read's end): validate and prepare named only the file and "byte 0xe9 in position 0",
+    a position in some buffer; both name the row and the byte offset."""
+    import subprocess
+    import sys
+
+    from training.data import raw_checks
+
+    head = b"y,t,x\n"
+    filler = b"a,b,1\n" * 40_000
+    cut = raw_csv._UTF8_BLOCK - 1 - len(head) - len(filler) - len(b"a,")
+    rows = head + filler + b"a," + b"b" * cut + "é".encode() + b",1\n"
+    assert rows[raw_csv._UTF8_BLOCK - 1 : raw_csv._UTF8_BLOCK + 1] == "é".encode()  # straddles
+    path = tmp_path / "late.csv"
+    path.write_bytes(rows + b"b,caf\xe9,2\n" + b"a,b,3\n" * 10)
+    where = f"{path}, row 40003, byte offset {len(rows) + 5}: not UTF-8 text (byte 0xe9)"
+    with pytest.raises(ValidationError) as err:
+        raw_checks.validate_raw_csv(path, "y", "binary_classifier", sample_rows=40_010)
+    assert where in str(err.value)
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "prepare", "--quiet", "--data", str(path), "--label",
+         "y", "--predictor-type", "binary_classifier", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert res.returncode == 2 and where in res.stderr and "Traceback" not in res.stderr
 
 
 def test_the_missing_spellings_are_pandas_own():

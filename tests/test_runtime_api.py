@@ -14,6 +14,7 @@ import boto3
 import numpy as np
 import pytest
 
+from training.content_types import RECORDIO
 from training.core.model import LinearModel
 from training.data import recordio
 from training.local.server import make_server
@@ -305,3 +306,21 @@ def test_a_content_type_that_is_not_ascii_is_a_validation_error(endpoint):
     )
     assert answer.startswith(b"HTTP/1.1 400") and b"x-amzn-ErrorType: ValidationError" in answer
     assert b"ContentType 'text/csv\\u0085' must be at most 1024 US-ASCII characters" in answer
+
+
+@pytest.mark.parametrize("labels", [None, np.array([1.0, 0.0])])
+def test_recordio_that_is_not_float32_is_a_model_error_naming_the_cast(runtime, labels):
+    """Float64 features (what SDK writers make of a float64 array), or Float64 labels beside
+    Float32 features: Linear Learner reads only Float32Tensor. Through the runtime API the
+    container's 400 is a ModelError carrying its message, not a 500."""
+    X = ROWS if labels is not None else ROWS.astype(np.float64)
+    body = recordio.encode_dense(X, labels)
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
+        runtime.invoke_endpoint(EndpointName="ll-e2e-endpoint", ContentType=RECORDIO, Body=body)
+    err = raised.value.response
+    assert err["OriginalStatusCode"] == 400
+    what = "labels" if labels is not None else "features"
+    assert err["OriginalMessage"].startswith(
+        f"{what} are Float64Tensor; Linear Learner reads only Float32Tensor"
+    )
+    assert err["OriginalMessage"].endswith(recordio.FLOAT32_FIX)

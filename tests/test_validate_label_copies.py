@@ -230,3 +230,86 @@ def test_the_pass_over_every_row_stays_bounded_under_an_address_space_cap(tmp_pa
     whole = "import sys, pandas; pandas.read_csv(sys.argv[1])"
     res = run_capped(path, cap=768 << 20, entry=("-c", whole))
     assert res.returncode == 1 and "MemoryError" in res.stderr, res.stderr[-2000:]
+
+
+def class_file(path: Path, late: list[str]) -> Path:
+    """Label ``kind`` (a, b, c) and ``code`` (1, 2, 3), its copy, on the first rows; past
+    them, rows of a class the first rows never saw (``d``) with the codes ``late``."""
+    rng = np.random.default_rng(13)
+    kind = rng.choice(["a", "b", "c"], ROWS)
+    frame = pd.DataFrame({"kind": kind, "x": rng.standard_normal(ROWS).round(3)})
+    frame["code"] = pd.Series(kind).map({"a": 1, "b": 2, "c": 3})
+    for i, code in enumerate(late):
+        frame.loc[FIRST + 100 + 50 * i, ["kind", "code"]] = ["d", int(code)]
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("late, copy", [(["9", "8"], False), (["9", "9"], True)])
+def test_a_class_the_first_rows_never_saw_is_held_to_one_value_by_both(tmp_path, late, copy):
+    """A class first met past the first rows must map to one value too: class d with codes
+    9 and 8 is no copy (both refused 'code' as one: a class the first rows had not mapped
+    was never checked); with 9 on both rows it is, and the message shows d -> 9."""
+    path = class_file(tmp_path / "late.csv", late)
+    err = validate(path, "kind", "multiclass_classifier")
+    res = prepare_cli(tmp_path, path, "kind", "multiclass_classifier")
+    if not copy:
+        assert err is None and res.returncode == 0, res.stderr
+        return
+    assert err is not None and "'d' -> 9" in str(err) and f"in all {ROWS} labelled rows" in str(err)
+    assert res.returncode == 2 and res.stderr == f"error: {err}\n"
+
+
+def test_a_regressors_text_label_past_the_first_rows_is_named_by_prepare_not_raised(
+    tmp_path, monkeypatch, capsys
+):
+    """The first 100 rows are checked as a frame; a label 'abc' on row 252 came to prepare in
+    a chunk read as text and ended in pandas' "Unable to parse string" traceback after the
+    first pass, with part of the output staged. Refused in that pass, by row and value, as
+    the first rows' check words it."""
+    from training.cli import main
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    rng = np.random.default_rng(17)
+    frame = pd.DataFrame({"x": rng.standard_normal(300).round(3)})
+    frame["price"] = (frame["x"] * 3 + rng.standard_normal(300)).round(4).astype(object)
+    frame.loc[250, "price"] = "abc"
+    path = tmp_path / "prices.csv"
+    frame.to_csv(path, index=False)
+    argv = ["prepare", "--quiet", "--data", str(path), "--label", "price"]
+    argv += ["--predictor-type", "regressor", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, row 252: label 'price' has value 'abc', not a finite number" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "predictor, labels, odd",
+    [
+        ("multiclass_classifier", [0, 1, 2], "two"),  # was 7 classes: 0, 1, 2, '0', '1', ...
+        ("binary_classifier", [0, 1], "yes"),  # was "label 2 is not 0 or 1", 98 rows of it
+    ],
+)
+def test_a_class_label_that_is_text_in_one_chunk_only_is_named_not_split(
+    tmp_path, monkeypatch, capsys, predictor, labels, odd
+):
+    """pandas reads a chunk's column as text when one of its cells is not a number: a label
+    of 0, 1, 2 with one 'two' on row 252 made prepare's classes 0, 1, 2, '0', '1', '2' and
+    'two', each class split in two, and wrote the channels. Refused naming that row."""
+    from training.cli import main
+
+    monkeypatch.setattr(sizing, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(sizing, "MIN_ROWS", 50)
+    frame = pd.DataFrame({"x": np.random.default_rng(18).standard_normal(300).round(3)})
+    frame["y"] = pd.Series(np.resize(labels, 300), dtype=object)
+    frame.loc[250, "y"] = odd
+    path = tmp_path / "classes.csv"
+    frame.to_csv(path, index=False)
+    argv = ["prepare", "--quiet", "--data", str(path), "--label", "y"]
+    assert main([*argv, "--predictor-type", predictor, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, row 252: label 'y' is '{odd}' here but a number (0) on row 2: " in err
+    assert "fix: fix that label, or spell every class as text" in err
+    assert not (tmp_path / "out").exists()

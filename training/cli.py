@@ -335,7 +335,8 @@ def _predict(args) -> int:
         predict.write_predictions(out, predictions)
     print(f"{len(predictions)} predictions -> {out}")
     if y is not None:
-        for name, value in predict.metrics_for(predictions, y, params).items():
+        unit = "record" if records else "row"
+        for name, value in predict.metrics_for(predictions, y, params, args.input, unit).items():
             print(f"  test:{name:<34} {value:.6g}")
     return 0
 

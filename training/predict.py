@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from training.content_types import CSV, JSON, RECORDIO
 from training.core import metrics as lm
 from training.core.csv_numbers import OTHER_BREAKS, is_number, nonfinite, parse_number, parse_text
 from training.core.featurizer import SPACE, Featurizer
+from training.core.losses import BINARY, MULTICLASS
 from training.core.metrics import DEFAULT_PARAMS, MetricsParams
 from training.core.model import Predictions
 from training.data import recordio
@@ -264,12 +266,14 @@ def _join(rows: list[str], content_type: str) -> bytes:
 @dataclass(frozen=True)
 class RecordIOInput:
     """A RecordIO-protobuf file read through once (:func:`scan_recordio`): how many records
-    it holds, their width, and their labels (None when the records carry none)."""
+    it holds, their width, and their labels (None when the records carry none); ``version``
+    is the file as checked (:func:`_version`), so the pass that sends it sends only that."""
 
     path: Path
     rows: int
     feature_dim: int
     y: np.ndarray | None
+    version: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,6 +295,26 @@ def _corrupt(path: Path, err: Exception, number: int | None = None) -> Validatio
                 _RECORDIO_FIX,
                 row=number,
                 unit="record",
+            )
+        ]
+    )
+
+
+def _version(path: Path) -> tuple[int, ...]:
+    """The file as ``stat`` sees it (device, inode, size, modification time in ns): what a
+    write, an append or a replacement changes."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _changed(path: Path) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                "changed while predict read it (written, appended to or replaced between "
+                "the pass that checks its records and the one that sends them)",
+                "run predict again once nothing writes to the file (or predict a copy)",
             )
         ]
     )
@@ -349,7 +373,8 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
     labels), so a corrupt or oversized record (over ``limit``, one request's bytes) is named
     before anything is sent; the records' labels are kept (``labelled`` requires them)."""
     path = Path(path)
-    rows, width, labels, has_label = 0, None, [], False
+    rows, width, labels, has_label, sparse = 0, None, [], False, False
+    version = _version(path)
     for batch in _batches(_frames(path, limit), _BLOCK_BYTES, _BLOCK_BYTES):
         arrays = _decode(path, batch)
         wrong_type = recordio.float32_problems(arrays)
@@ -362,15 +387,31 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
                     for what in wrong_type
                 ]
             )
-        d = arrays.X.shape[1]
+        bad = _first_nonfinite(arrays)
+        if bad is not None:  # the endpoint would refuse it, after the records before it
+            i, what = bad
+            problem = f"{what} is not a finite number (Linear Learner refuses it)"
+            fix = (
+                "label the record, or leave it out (python -m training prepare --drop-unlabeled)"
+                if what.startswith("the label")
+                else "impute missing values first (python -m training prepare does)"
+            )
+            raise ValidationError(
+                [Problem(str(path), problem, fix, row=batch[0].number + i, unit="record")]
+            )
+        d, is_sparse = arrays.X.shape[1], hasattr(arrays.X, "tocsr")
         if width is None:
-            width, has_label = d, arrays.y is not None
-        elif d != width or (arrays.y is not None) != has_label:
+            width, has_label, sparse = d, arrays.y is not None, is_sparse
+        elif d != width or (arrays.y is not None) != has_label or is_sparse != sparse:
+            # a request may hold records of two blocks: they must agree as one block does
             label = "has a label" if arrays.y is not None else "has no label"
+            layout = "sparse" if is_sparse else "dense"
             what = (
                 f"has {d} features, the records above have {width}"
                 if d != width
                 else f"{label}, unlike the records above"
+                if (arrays.y is not None) != has_label
+                else f"is {layout}, unlike the records above (one layout per file)"
             )
             raise ValidationError(
                 [Problem(str(path), what, _RECORDIO_FIX, row=batch[0].number, unit="record")]
@@ -380,6 +421,8 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
             labels.append(arrays.y)
     if width is None:
         raise ValidationError([Problem(str(path), "no records", _RECORDIO_FIX)])
+    if _version(path) != version:
+        raise _changed(path)
     if labelled and not has_label:
         raise ValidationError(
             [
@@ -391,7 +434,30 @@ def scan_recordio(path: Path, labelled: bool, limit: int) -> RecordIOInput:
                 )
             ]
         )
-    return RecordIOInput(path, rows, width, np.concatenate(labels) if has_label else None)
+    y = np.concatenate(labels) if has_label else None
+    return RecordIOInput(path, rows, width, y, version)
+
+
+def _first_nonfinite(arrays: recordio.Arrays) -> tuple[int, str] | None:
+    """The first record (index in ``arrays``) holding a NaN or infinite feature or label,
+    and what it is, as :func:`read_csv_rows` refuses such a cell in a CSV input."""
+    X, found = arrays.X, []
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+        cells = np.flatnonzero(nonfinite(X.data))
+        if cells.size:
+            row = int(np.searchsorted(X.indptr, cells[0], side="right")) - 1
+            found.append((row, f"feature {int(X.indices[cells[0]]) + 1} ({X.data[cells[0]]})"))
+    else:
+        bad = np.argwhere(nonfinite(X))
+        if bad.size:
+            row, col = (int(v) for v in bad[0])
+            found.append((row, f"feature {col + 1} ({X[row, col]})"))
+    if arrays.y is not None:
+        bad = np.flatnonzero(nonfinite(arrays.y))
+        if bad.size:
+            found.append((int(bad[0]), f"the label ({arrays.y[bad[0]]})"))
+    return min(found, key=lambda f: f[0]) if found else None
 
 
 def _least_text_bytes(feature_dim: int, content_type: str) -> int:
@@ -426,7 +492,10 @@ def predict_recordio(
 ) -> Predictions:
     """Every record of ``source`` sent through ``invoke``, streamed from its file: as the
     records themselves (RecordIO), or each request's records made dense rows (CSV, JSON), in
-    requests under the endpoint's ``limits`` both ways (answers sized as :func:`predict`)."""
+    requests under the endpoint's ``limits`` both ways (answers sized as :func:`predict`).
+    Only the records :func:`scan_recordio` checked are sent: a file changed since (by
+    ``stat``) is refused before the first request, and one that changes while it is sent
+    stops it, either way naming the file, before any prediction is written."""
     budget, path = limits.request_budget, source.path
     most_dense = None
     if content_type != RECORDIO:
@@ -434,7 +503,9 @@ def predict_recordio(
         if least > budget:
             raise _dense_too_large(path, 1, f"at least {least:,}", content_type, budget)
         most_dense = budget // least  # a request's dense rows: a few times its bytes, at most
-    frames = _frames(path, budget)
+    if _version(path) != source.version:
+        raise _changed(path)
+    frames = _checked_frames(source, budget)
     sent = 0
 
     def ask(rows: slice, most: int) -> list[dict]:
@@ -446,7 +517,25 @@ def predict_recordio(
         return _answers(invoke, itertools.chain.from_iterable(bodies), content_type, n)
 
     with contextlib.closing(frames):
-        return Predictions.from_rows(sized_answers(ask, source.rows, limits, shape))
+        answers = sized_answers(ask, source.rows, limits, shape)
+    if _version(path) != source.version:
+        raise _changed(path)
+    return Predictions.from_rows(answers)
+
+
+def _checked_frames(source: RecordIOInput, limit: int) -> Iterator[_Frame]:
+    """The records of ``source``'s file, which must hold as many as it did when checked."""
+    count = 0
+    try:
+        for frame in _frames(source.path, limit):
+            count += 1
+            yield frame
+    except ValidationError:  # a record the check passed is cut short or corrupt now
+        if _version(source.path) != source.version:
+            raise _changed(source.path) from None
+        raise
+    if count < source.rows:
+        raise _changed(source.path)
 
 
 def _body(path: Path, batch: list[_Frame], content_type: str, limit: int) -> Iterator[bytes]:
@@ -571,14 +660,44 @@ def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> list[
 
 
 def metrics_for(
-    predictions: Predictions, y: np.ndarray, params: MetricsParams = DEFAULT_PARAMS
+    predictions: Predictions,
+    y: np.ndarray,
+    params: MetricsParams = DEFAULT_PARAMS,
+    source: str | Path = "--input",
+    unit: str = "row",
 ) -> dict:
     """Test metrics (:func:`training.core.metrics.evaluate`), with the predictor type read
     off the response shape; ``params`` are the model's when it is at hand (its F-beta's
-    beta, top-k's k)."""
+    beta, top-k's k). A label the model cannot predict (2 for a binary classifier, 7 for
+    three classes) is refused naming its row (or record) of ``source``: it made the metrics
+    wrong without a word, or ended in an IndexError."""
+    wrong = _impossible_label(predictions, np.asarray(y))
+    if wrong is not None:
+        row, what = wrong
+        fix = "fix the label: Linear Learner's classes are 0 to the number of classes - 1"
+        raise ValidationError([Problem(str(source), what, fix, row=row + 1, unit=unit)])
     return lm.evaluate(
         predictions.predictor_type, predictions.score, predictions.predicted_label, y, params
     )
+
+
+def _impossible_label(predictions: Predictions, y: np.ndarray) -> tuple[int, str] | None:
+    """The first label a classifier's answers cannot be scored against, and why: "For binary
+    classification problems, the label must be either 0 or 1. For multiclass classification
+    problems, the labels must be from 0 to num_classes - 1" (SageMaker DG, "Linear learner
+    algorithm", linear-learner.html)."""
+    if predictions.predictor_type == BINARY:
+        classes, model = 2, "a binary classifier"
+    elif predictions.predictor_type == MULTICLASS:
+        classes = np.shape(predictions.score)[1]
+        model = f"this {classes}-class model"
+    else:
+        return None  # a regressor's: any finite number
+    bad = np.flatnonzero((y != np.round(y)) | (y < 0) | (y >= classes))
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    return i, f"label {y[i]:g} is not a class of {model} (0 to {classes - 1})"
 
 
 PREDICTIONS_DIR = "predictions"  # beside a prepared data folder

@@ -143,9 +143,9 @@ class DeployOptions:
         is not an option (of ``keys``, by default this version's :func:`option_keys`) is
         refused, not dropped: dropping it would quietly revert what it kept."""
         path = Path(path)
-        if not path.exists():
-            return None
         try:
+            if not path.exists() and not path.is_symlink():  # a dangling link is not "none"
+                return None
             doc = json.loads(path.read_text())
             if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
                 raise ValueError("not an object of strings")
@@ -332,16 +332,24 @@ def check_servable(
     Settings.from_context(context.get).model_artifact()
 
 
-def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn):
+def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn, check=None):
     """The CDK app's context getter when the CDK CLI runs it directly (``npx cdk deploy``
     typed by hand): the options a deploy kept come over cdk.json's defaults, so a bare deploy
     does not turn a serverless endpoint back into a real-time one. The CLI hands the app
     cdk.json and ``-c`` merged, so an option whose value is cdk.json's own counts as not given
     and takes the kept value; one given with ``-c`` as another value wins for that run (``-c``
     wins in CDK) and is said not to be kept. Both are said on stderr (``warn``). Our own
-    commands pass every option and ``-c kept_options=given``: their context is used as is."""
+    commands pass every option and ``-c kept_options=given``: their context is used as is.
+    ``check`` (the stacks' settings check) refusing a kept value is said naming the file."""
     if get(KEPT_CONTEXT) == CALLER_GIVES:
         return get
+    from training.errors import UserError
+
+    if check is not None:
+        try:
+            check(get)
+        except UserError:  # the context's own mistake (a bad project name) is said first
+            return get
     from training.aws.model_record import RECORD_FILE
     from training.aws.naming import DEFAULT_PROJECT
 
@@ -368,4 +376,31 @@ def for_app(get, defaults: dict, keys: tuple[str, ...], root: Path, warn):
             f"stack options kept by deploy ({path}): {', '.join(applied)}; change one with "
             "`python -m training deploy -c key=value`"
         )
-    return lambda key: values[key] if key in values else get(key)
+    merged = lambda key: values[key] if key in values else get(key)  # noqa: E731
+    if applied and check is not None:
+        try:  # the context alone passed: a refusal now is of a kept value
+            check(merged)
+        except UserError as err:
+            raise _refused_kept(path, err) from None
+    return merged
+
+
+def _refused_kept(path: Path, err: Exception) -> ValidationError:
+    """A kept value the stacks refuse, said naming the file: it is not on the command line
+    nor in cdk.json, where the settings' message would send the user looking."""
+    return ValidationError(
+        [
+            Problem(
+                str(path),
+                f"keeps a value the stacks refuse: {_one_line(err)}",
+                "change it with `python -m training deploy -c key=value` (which checks it "
+                "first), or fix it in the file",
+            )
+        ]
+    )
+
+
+def _one_line(err: Exception) -> str:
+    """A settings refusal ("invalid CDK context:" and a list of problems) as one line."""
+    text = str(err).removeprefix("invalid CDK context:").strip()
+    return "; ".join(line.strip().removeprefix("- ") for line in text.splitlines() if line.strip())

@@ -10,8 +10,9 @@ given enough rows beyond one per class that a column independent of the label ca
 to one by chance (:data:`training.limits.LABEL_COPY_MIN_REPEATS`); ``prepare`` (and
 ``raw_checks.validate_raw_csv``, so that both say the same) then checks each candidate on every
 row, chunk by chunk (:meth:`LabelCopies.update`), against the mapping the first rows showed, so
-a column that departs from it anywhere in the file is not reported. Memory: the mappings hold
-the first rows' distinct values of the candidates only.
+a column that departs from it anywhere in the file is not reported; a label value the first rows
+never saw joins the mapping with the first feature value it is met with, and is held to it.
+Memory: the mappings hold the candidates' distinct values (about the classes').
 
 A regressor's label has about as many values as rows, so no mapping can tell a copy from any
 other column: there a numeric column is a copy when it is the label on a straight line
@@ -102,9 +103,9 @@ class LabelCopies:
         """The same candidates with nothing counted, to check them on every row again (this
         object is left as it is: :meth:`update` drops candidates from the copy only)."""
         lines = {col: _Line(line.shift_x, line.shift_y) for col, line in self.lines.items()}
-        return replace(
-            self, rows=0, lines=lines, forward=dict(self.forward), backward=dict(self.backward)
-        )
+        forward = {col: dict(pairs) for col, pairs in self.forward.items()}  # update grows them
+        backward = {col: dict(pairs) for col, pairs in self.backward.items()}
+        return replace(self, rows=0, lines=lines, forward=forward, backward=backward)
 
     @classmethod
     def among(cls, frame, label: str, drop=()) -> LabelCopies:
@@ -153,7 +154,8 @@ class LabelCopies:
                 self.lines[str(col)] = line
 
     def update(self, chunk: RawChunk) -> None:
-        """Check the candidates on ``chunk``'s labelled rows; drop those that depart."""
+        """Check the candidates on ``chunk``'s labelled rows; drop those that depart (a pair
+        the mapping lacks joins it, so a later row is held to it)."""
         for col in list(self.lines):
             x, y = chunk.columns[col], chunk.columns[self.label]
             if isinstance(x, Numbers) and isinstance(y, Numbers):
@@ -176,6 +178,7 @@ class LabelCopies:
                 if forward.get(a, b) != b or backward.get(b, a) != a:
                     del self.forward[col], self.backward[col]
                     break
+                forward[a], backward[b] = b, a  # a value first met here: held to it from now
 
     def problems(self, source: str) -> list[Problem]:
         found = []

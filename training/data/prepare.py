@@ -153,6 +153,7 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
     rng = np.random.default_rng([config.seed, 1 << 20])
     splitter = Splitter(config.fractions, config.seed, config.predictor_type != REGRESSOR)
     bar = progress(total=None, desc="read", unit="rows", enabled=config.show_progress)
+    kinds = raw_checks.LabelKinds()
 
     def consume(chunk: RawChunk) -> None:
         nonlocal rows, unlabeled, keys, sample
@@ -166,6 +167,15 @@ def _scan_with(config: PrepareConfig, spill: Spill, engine: str, check_rows: int
             y = y.take(labelled)
         if config.predictor_type != REGRESSOR:
             classes.update(_distinct(y))
+            problem = kinds.problem(str(config.data), config.label, y, chunk.first_row + labelled)
+            if problem:  # one class spelt two ways would be two classes
+                raise ValidationError([problem])
+        else:  # text past the first rows: refused here, before anything is written
+            problem = raw_checks.regression_label_problem(
+                str(config.data), config.label, y, chunk.first_row + labelled
+            )
+            if problem:
+                raise ValidationError([problem])
         splits = splitter.split(y, chunk.index)
         train = chunk.first_row + labelled[splits == 0]
         keys = np.concatenate([keys, rng.random(len(train))])

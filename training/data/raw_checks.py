@@ -21,8 +21,10 @@ import contextlib
 import csv
 import difflib
 import logging
+import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from training.data.label_copies import LabelCopies
 from training.data.raw_csv import (
     Numbers,
     RawChunk,
+    Text,
     check_widths,
     header_cells,
     raw_csv_errors,
@@ -192,19 +195,91 @@ def check_raw_sample(
         numeric = pd.to_numeric(present, errors="coerce")
         bad = np.flatnonzero(numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(float)))
         if bad.size:
-            problems.append(
-                Problem(
-                    name,
-                    f"label '{label}' has value '{present.iloc[bad[0]]}', not a finite number",
-                    "a regressor needs finite numeric labels; use a classifier for categories",
-                    row=int(present.index[bad[0]]) + 2,
-                )
-            )
+            value, row = present.iloc[bad[0]], int(present.index[bad[0]]) + 2
+            problems.append(_not_a_finite_label(name, label, value, row))
     if frame.shape[1] < 2:
         problems.append(Problem(name, "only the label column; no features", "add feature columns"))
     if problems:
         raise ValidationError(problems)
     return LabelCopies.among(frame, label, drop)
+
+
+def _not_a_finite_label(name: str, label: str, value, row: int) -> Problem:
+    return Problem(
+        name,
+        f"label '{label}' has value '{value}', not a finite number",
+        "a regressor needs finite numeric labels; use a classifier for categories",
+        row=row,
+    )
+
+
+def regression_label_problem(
+    name: str, label: str, column: Numbers | Text, row_numbers: np.ndarray
+) -> Problem | None:
+    """The first of a chunk's (labelled) regressor labels that is not a finite number, by
+    the rule :func:`check_raw_sample` applies to the first rows, for ``prepare``'s pass over
+    the rest: text there (a chunk pandas reads as text) ended in a ValueError traceback
+    when the labels were encoded. ``row_numbers``: each row's 0-based data row."""
+    import pandas as pd
+
+    if isinstance(column, Text):
+        numbers = pd.to_numeric(pd.Series(column.values, dtype=object), errors="coerce")
+        bad_value = ~np.isfinite(numbers.to_numpy(float))
+        bad = np.flatnonzero(bad_value[column.codes])
+        value = column.values[column.codes[bad[0]]] if bad.size else None
+    else:
+        bad = np.flatnonzero(~np.isfinite(column.values.astype(np.float64)))
+        value = column.values[bad[0]] if bad.size else None
+    if not bad.size:
+        return None
+    return _not_a_finite_label(name, label, value, int(row_numbers[bad[0]]) + 2)
+
+
+@dataclass
+class LabelKinds:
+    """Whether a classifier's label is read as numbers in some chunks and as text in others:
+    pandas (and :func:`~training.data.raw_csv.read_chunks`, chunk by chunk as pandas reads
+    them) reads a chunk's column as text when one cell of it is not a number, so a label of
+    0, 1, 2 with one 'two' on row 252 gave the classes 0, 1, 2 and '0', '1', '2', 'two':
+    seven classes, the same class split in two, without a word."""
+
+    number: tuple[int, object] | None = None  # the first number label: (row, value)
+    other: tuple[int, object] | None = None  # the first label that is not a number
+
+    def problem(
+        self, name: str, label: str, column: Numbers | Text, row_numbers: np.ndarray
+    ) -> Problem | None:
+        """Note a chunk's (labelled) labels; the problem once both kinds were met."""
+        if isinstance(column, Text):
+            if self.other is None:
+                odd = np.flatnonzero([not _number_like(v) for v in column.values])
+                rows = np.flatnonzero(np.isin(column.codes, odd))
+                if rows.size:
+                    value = column.values[column.codes[rows[0]]]
+                    self.other = (int(row_numbers[rows[0]]) + 2, value)
+        elif self.number is None and len(column):
+            self.number = (int(row_numbers[0]) + 2, column.values[0].item())
+        if self.number is None or self.other is None:
+            return None
+        (number_row, number), (other_row, other) = self.number, self.other
+        return Problem(
+            name,
+            f"label '{label}' is {other!r} here but a number ({number}) on row {number_row}: "
+            "prepare reads the file in chunks as pandas does, and a chunk with a label that is "
+            "not a number reads all its labels as text, so a class would be two ('2' and 2)",
+            "fix that label, or spell every class as text (e.g. c0, c1, c2)",
+            row=other_row,
+        )
+
+
+def _number_like(value) -> bool:
+    """Whether a text label reads as a finite number (what pandas would read as one)."""
+    if not isinstance(value, str):
+        return False  # True / False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _duplicate_columns(path: Path, label: str, drop=()) -> list[Problem]:

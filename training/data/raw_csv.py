@@ -248,11 +248,46 @@ def raw_csv_errors(name: str):
 
 
 def unreadable_csv(name: str, err: Exception) -> Problem:
-    return Problem(
-        name,
-        f"cannot read as CSV: {err}",
-        "pass a UTF-8, comma-separated text file with a header row",
-    )
+    fix = "pass a UTF-8, comma-separated text file with a header row"
+    if isinstance(err, UnicodeDecodeError):  # its position is in a buffer, not the file
+        found = first_non_utf8(Path(name))
+        if found is not None:
+            row, offset, byte = found
+            return Problem(
+                name,
+                f"not UTF-8 text (byte 0x{byte:02x})",
+                "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                row=row,
+                offset=offset,
+            )
+    return Problem(name, f"cannot read as CSV: {err}", fix)
+
+
+_UTF8_BLOCK = 1 << 20  # bytes decoded at a time looking for the first that is not UTF-8
+
+
+def first_non_utf8(path: Path) -> tuple[int, int, int] | None:
+    """(line, byte offset, byte) of the first byte of ``path`` that is not UTF-8, read a
+    block at a time; None when it is all UTF-8 (or cannot be read)."""
+    line, offset, carry = 1, 0, b""
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(_UTF8_BLOCK):
+                data, good = carry + block, None
+                try:
+                    data.decode("utf-8")
+                    good, carry = len(data), b""
+                except UnicodeDecodeError as err:
+                    if err.end == len(data) and len(data) - err.start < 4:  # cut by the block
+                        good, carry = err.start, data[err.start :]
+                    else:
+                        bad = err.start
+                        return line + data.count(b"\n", 0, bad), offset + bad, data[bad]
+                line += data.count(b"\n", 0, good)
+                offset += good
+    except OSError:
+        return None
+    return (line, offset, carry[0]) if carry else None
 
 
 def ragged_row_problem(name: str, err: Exception) -> Problem:
