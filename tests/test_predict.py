@@ -72,11 +72,18 @@ def test_local_predict_command_writes_predictions_and_metrics(tmp_path, model_pa
         )
         == 0
     )
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "200 predictions" in out
     assert re.search(r"test:binary_classification_accuracy +1\n", out)
     lines = (tmp_path / "test.csv.predictions.jsonl").read_text().splitlines()
     assert len(lines) == 200 and set(json.loads(lines[0])) == {"score", "predicted_label"}
+    # stderr is not a terminal here: progress comes as a plain line, counting rows answered
+    assert re.search(r"^predict: 200/200 rows \(100%\), [\d.]+s$", captured.err, re.M)
+    assert (
+        main(["-q", "predict", "--model", str(model_path), "--input", str(data), "--labelled"]) == 0
+    )
+    assert "predict:" not in capsys.readouterr().err  # -q: none
 
 
 def test_predictions_of_a_channel_file_land_beside_the_data_not_in_its_channel(
@@ -248,9 +255,7 @@ def test_a_corrupt_recordio_input_is_an_error_not_a_traceback(tmp_path, model_pa
     assert "corrupt RecordIO-protobuf" in err and str(data) in err and "Traceback" not in err
 
 
-def test_an_endpoint_that_cannot_start_its_workers_says_so_instead_of_hanging(
-    tmp_path, model_path
-):
+def test_an_endpoint_that_cannot_start_its_workers_says_so_instead_of_hanging(tmp_path, model_path):
     """predict --model serves the model in-process: in a process at its memory limit the
     server's worker threads could not start, it accepted the requests anyway and predict
     waited for its 60 s timeout. Now it stops at once, saying why. (Each thread's stack is
@@ -270,9 +275,7 @@ with open("/proc/self/status") as fh:
 resource.setrlimit(resource.RLIMIT_AS, (held + (1 << 30), held + (1 << 30)))
 sys.exit(main(["-q", "predict", "--model", {str(model_path)!r}, "--input", {str(data)!r}]))
 """
-    res = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=50
-    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
     assert res.returncode == 2, res.stderr[-2000:]
     assert "the local endpoint could not start its 16 worker threads" in res.stderr
     assert "ulimit" in res.stderr and "Traceback" not in res.stderr

@@ -266,6 +266,7 @@ def _predict(args) -> int:
     from training.core.featurizer import Featurizer, PreprocessingError
     from training.core.metrics import DEFAULT_PARAMS
     from training.data.raw_files import has_header
+    from training.progress import progress
 
     params = DEFAULT_PARAMS  # the model's F-beta and top-k for the metrics, when it is at hand
     served = None
@@ -317,14 +318,19 @@ def _predict(args) -> int:
 
             port = stack.enter_context(serving(served))
             invoke = predict.local_invoker("127.0.0.1", port)
-        if raw:
-            predictions = predict.predict_raw(invoke, rows, featurizer, limits)
-        elif records:  # checked against the endpoint's own limits, then sent as it streams
+        if records:  # checked against the endpoint's own limits, then sent as it streams
             source = predict.scan_recordio(Path(args.input), args.labelled, limits.request_budget)
-            predictions = predict.predict_recordio(invoke, source, content_type, limits)
+        total = len(rows) if raw else source.rows if records else X.shape[0]
+        bar = stack.enter_context(
+            contextlib.closing(progress(total, "predict", "rows", enabled=not args.quiet))
+        )
+        if raw:
+            predictions = predict.predict_raw(invoke, rows, featurizer, limits, bar)
+        elif records:
+            predictions = predict.predict_recordio(invoke, source, content_type, limits, bar=bar)
             y = source.y
         else:
-            predictions = predict.predict(invoke, X, content_type, limits)
+            predictions = predict.predict(invoke, X, content_type, limits, bar=bar)
     out = args.out or predict.default_output(Path(args.input), ".csv" if raw else ".jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     if raw:

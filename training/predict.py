@@ -42,11 +42,13 @@ from training.data.raw_files import raw_rows
 from training.endpoint_payload import REALTIME, PayloadLimits, answer_shape, sized_answers
 from training.errors import Problem, ValidationError
 from training.files import file_problem, line_blocks
+from training.progress import progress
 
 # The longest input line: a row must fit in one request, and no endpoint takes more than a
 # real-time one (SageMaker's own limit, less our headroom: training.endpoint_payload).
 LIMIT = REALTIME.request_budget
 Invoker = Callable[[bytes, str], bytes]  # (body, content type) -> JSON response body
+NO_PROGRESS = progress(None, "", enabled=False)  # what a caller that shows none passes
 
 
 def input_format(path: Path) -> str:
@@ -489,6 +491,7 @@ def predict_recordio(
     content_type: str = RECORDIO,
     limits: PayloadLimits = REALTIME,
     shape: dict | None = None,
+    bar=NO_PROGRESS,
 ) -> Predictions:
     """Every record of ``source`` sent through ``invoke``, streamed from its file: as the
     records themselves (RecordIO), or each request's records made dense rows (CSV, JSON), in
@@ -514,7 +517,7 @@ def predict_recordio(
         n, sent = rows.stop - rows.start, rows.stop
         batches = _batches(itertools.islice(frames, n), budget, min(most, most_dense or most))
         bodies = (_body(path, batch, content_type, budget) for batch in batches)
-        return _answers(invoke, itertools.chain.from_iterable(bodies), content_type, n)
+        return _answers(invoke, itertools.chain.from_iterable(bodies), content_type, n, bar)
 
     with contextlib.closing(frames):
         answers = sized_answers(ask, source.rows, limits, shape)
@@ -597,6 +600,7 @@ def predict(
     content_type: str = CSV,
     limits: PayloadLimits = REALTIME,
     shape: dict | None = None,
+    bar=NO_PROGRESS,
 ) -> Predictions:
     """Every row of ``X`` sent through ``invoke``, in requests whose bodies and answers stay
     under the endpoint's ``limits``, answers sized by ``shape`` (one row's answer, when known
@@ -605,7 +609,7 @@ def predict(
     def ask(rows: slice, most: int) -> list[dict]:
         part = X[rows]
         bodies = request_bodies(part, content_type, limits.request_budget, most)
-        return _answers(invoke, bodies, content_type, part.shape[0])
+        return _answers(invoke, bodies, content_type, part.shape[0], bar)
 
     return Predictions.from_rows(sized_answers(ask, X.shape[0], limits, shape))
 
@@ -615,6 +619,7 @@ def predict_raw(
     rows: RawRows,
     featurizer: Featurizer,
     limits: PayloadLimits = REALTIME,
+    bar=NO_PROGRESS,
 ) -> Predictions:
     """Every raw row sent through ``invoke`` as CSV, in requests under the payload limits
     (the endpoint's ``limits`` both ways, answers shaped by the featurizer's predictor type
@@ -625,17 +630,22 @@ def predict_raw(
     def ask(part: slice, most: int) -> list[dict]:
         lines = rows.lines[part]
         bodies = raw_bodies(lines, feature_dim, limits.request_budget, most)
-        return _answers(invoke, bodies, CSV, len(lines))
+        return _answers(invoke, bodies, CSV, len(lines), bar)
 
     return Predictions.from_rows(sized_answers(ask, len(rows), limits, shape))
 
 
-def _answers(invoke: Invoker, bodies, content_type: str, expected: int) -> list[dict]:
+def _answers(
+    invoke: Invoker, bodies, content_type: str, expected: int, bar=NO_PROGRESS
+) -> list[dict]:
+    """Each body's answer, in order (``bar`` counts the rows answered)."""
     out: list[dict] = []
     for body in bodies:
         answer = invoke(body, content_type)
         try:
-            out += json.loads(answer)["predictions"]
+            got = json.loads(answer)["predictions"]
+            out += got
+            bar.update(len(got))
         except (json.JSONDecodeError, KeyError, TypeError):
             raise ValidationError(
                 [
