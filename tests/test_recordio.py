@@ -487,3 +487,28 @@ def test_validate_reports_overflowing_files_without_a_traceback(tmp_path, keys, 
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{path}: corrupt RecordIO-protobuf" in res.stderr and message in res.stderr
+
+
+def test_records_that_disagree_name_both_by_offset():
+    """Dense records among sparse ones, or sparse ones of two widths: the message names the
+    record that departs and the one it departs from (it said "shape []", or listed the widths
+    without a record), so a user can find them in the file."""
+    sparse = io.BytesIO()
+    recordio.write_spmatrix_to_sparse_tensor(sparse, sp.csr_matrix(np.eye(2, 4, dtype=np.float32)))
+    dense = recordio.encode_dense(np.ones((1, 4), np.float32))
+    mixed = sparse.getvalue() + dense
+    with pytest.raises(RecordIOError) as err:
+        recordio.read_arrays(mixed)
+    at = len(sparse.getvalue())
+    assert str(err.value).startswith(
+        f"record at byte offset {at} is dense (no keys, no shape) but the record at byte "
+        "offset 0 is sparse: write every record one way"
+    )
+    wider = io.BytesIO()
+    recordio.write_spmatrix_to_sparse_tensor(wider, sp.csr_matrix(np.eye(1, 5, dtype=np.float32)))
+    with pytest.raises(RecordIOError) as err:
+        recordio.read_arrays(sparse.getvalue() + wider.getvalue())
+    assert str(err.value) == (
+        f"sparse record at byte offset {at} has shape [5] but the record at byte offset 0 "
+        "has [4]: one feature_dim for every record"
+    )

@@ -889,7 +889,15 @@ def _arrays_from_records(records: list[tuple[int, Record]]) -> Arrays:
 
 def _stack_sparse(records, tensors, scipy_sparse):
     widths = set()
+    sparse_off = next(off for (off, _), t in zip(records, tensors) if t.keys.size or t.shape.size)
+    first: tuple[int, int] | None = None  # (offset, width) of the first sparse record
     for (off, _), t in zip(records, tensors):
+        if t.shape.size == 0 and t.keys.size == 0:
+            raise RecordIOError(
+                f"record at byte offset {off} is dense (no keys, no shape) but the record at "
+                f"byte offset {sparse_off} is sparse: write every record one way "
+                "(write_spmatrix_to_sparse_tensor or write_numpy_to_dense_tensor)"
+            )
         if t.shape.size != 1:
             raise RecordIOError(
                 f"sparse record at byte offset {off} has shape {t.shape.tolist()}, expected "
@@ -901,6 +909,12 @@ def _stack_sparse(records, tensors, scipy_sparse):
                 f"sparse record at byte offset {off} has shape [{width}]: a feature dimension "
                 f"must be below 2^63"
             )
+        first = first or (off, width)
+        if width != first[1]:
+            raise RecordIOError(
+                f"sparse record at byte offset {off} has shape [{width}] but the record at "
+                f"byte offset {first[0]} has [{first[1]}]: one feature_dim for every record"
+            )
         widths.add(width)
         if t.keys.size != t.values.size:
             raise RecordIOError(
@@ -911,8 +925,6 @@ def _stack_sparse(records, tensors, scipy_sparse):
                 f"record at byte offset {off} has key {int(t.keys.max())} outside its shape "
                 f"[{width}]"
             )
-    if len(widths) > 1:
-        raise RecordIOError(f"sparse records disagree on shape: {sorted(widths)}")
     indptr = np.concatenate([[0], np.cumsum([t.values.size for t in tensors])])
     data = np.concatenate([t.values for t in tensors])
     idx = np.concatenate([t.keys for t in tensors]).astype(np.int64)
