@@ -725,6 +725,25 @@ def _add_validate(sub) -> None:
     v.set_defaults(func=_validate)
 
 
+def _training_job_flags(parser, each: str = ""):
+    """The ``--target aws`` group with what a SageMaker training job runs on and under (for
+    ``train``'s job, and for each of ``tune``'s: ``each`` says so in the help)."""
+    group = parser.add_argument_group("--target aws")
+    group.add_argument("--bucket", help="S3 bucket (unset: the base stack's BucketName)")
+    group.add_argument("--role", help="execution role (unset: the base stack's RoleArn)")
+    group.add_argument(
+        "--instance-type", default=DEFAULT_INSTANCE_TYPE, help=f"instance type{each}"
+    )
+    group.add_argument("--instance-count", type=_count(1), default=1, help=f"instances{each}")
+    group.add_argument(
+        "--max-runtime",
+        type=_count(1),
+        default=3600,
+        help=f"seconds before SageMaker stops it{each}",
+    )
+    return group
+
+
 def _add_train(sub) -> None:
     t = sub.add_parser(
         "train",
@@ -742,14 +761,7 @@ def _add_train(sub) -> None:
         help="Linear Learner hyperparameters, SageMaker's names and values: see the list below",
     )
     t.add_argument("--seed", type=_count(0), default=0, help="local: the trainer's seed")
-    aws_flags = t.add_argument_group("--target aws")
-    aws_flags.add_argument("--bucket", help="S3 bucket (unset: the base stack's BucketName)")
-    aws_flags.add_argument("--role", help="execution role (unset: the base stack's RoleArn)")
-    aws_flags.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="training")
-    aws_flags.add_argument("--instance-count", type=_count(1), default=1, help="training instances")
-    aws_flags.add_argument(
-        "--max-runtime", type=_count(1), default=3600, help="seconds before SageMaker stops it"
-    )
+    aws_flags = _training_job_flags(t)
     aws_flags.add_argument(
         "--no-wait", action="store_true", help="start the job and return without polling it"
     )
@@ -761,7 +773,7 @@ def _add_train(sub) -> None:
 def _add_tune(sub) -> None:
     from training import tune
 
-    tune.add_parser(sub, _Help, _aws_flags, _target, _local_path, _count)
+    tune.add_parser(sub, _Help, _aws_flags, _target, _local_path, _count, _training_job_flags)
     _register_flags(sub.choices["tune"])
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.aws.instance_types import DEFAULT as DEFAULT_INSTANCE_TYPE
 from training.core import hyperparameters as hps
 from training.core import tuning
 from training.core.metrics import CHANNELS
@@ -127,7 +126,7 @@ def run(args) -> int:
     return 0
 
 
-def add_parser(sub, formatter, aws_flags, target, local_path, count) -> None:
+def add_parser(sub, formatter, aws_flags, target, local_path, count, job_flags) -> None:
     """``tune``'s flags (the CLI's shared builders passed in, to keep one style)."""
     t = sub.add_parser(
         "tune",
@@ -173,12 +172,7 @@ def add_parser(sub, formatter, aws_flags, target, local_path, count) -> None:
         help="static hyperparameters every job trains with (as train takes them)",
     )
     t.add_argument("--seed", type=count(0), default=0, help="the search's and trainer's seed")
-    aws = t.add_argument_group("--target aws")
-    aws.add_argument("--bucket", help="S3 bucket (unset: the base stack's BucketName)")
-    aws.add_argument("--role", help="execution role (unset: the base stack's RoleArn)")
-    aws.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, help="each training job's")
-    aws.add_argument("--instance-count", type=count(1), default=1, help="per training job")
-    aws.add_argument("--max-runtime", type=count(1), default=3600, help="seconds, per job")
+    aws = job_flags(t, ", per training job")
     aws.add_argument("--job-name", help="the tuning job's name (unset: <project>-hpo-<time>)")
     aws.add_argument("--no-wait", action="store_true", help="start the job and return")
     aws_flags(t)
