@@ -61,9 +61,9 @@ def input_format(path: Path) -> str:
 
 
 def read_input(path: Path, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features (and, ``labelled``, the first column's labels) from a headerless numeric CSV;
-    a RecordIO input is streamed instead (:func:`scan_recordio`)."""
-    input_format(path)
+    """Features (and, ``labelled``, the first column's labels) from a headerless numeric CSV,
+    one :func:`input_format` found readable and CSV (a RecordIO input is streamed instead:
+    :func:`scan_recordio`)."""
     values = read_csv_rows(Path(path))
     if labelled:
         return values[:, 1:], values[:, 0]
@@ -444,17 +444,10 @@ def _first_nonfinite(arrays: recordio.Arrays) -> tuple[int, str] | None:
     """The first record (index in ``arrays``) holding a NaN or infinite feature or label,
     and what it is, as :func:`read_csv_rows` refuses such a cell in a CSV input."""
     X, found = arrays.X, []
-    if hasattr(X, "tocsr"):
-        X = X.tocsr()
-        cells = np.flatnonzero(nonfinite(X.data))
-        if cells.size:
-            row = int(np.searchsorted(X.indptr, cells[0], side="right")) - 1
-            found.append((row, f"feature {int(X.indices[cells[0]]) + 1} ({X.data[cells[0]]})"))
-    else:
-        bad = np.argwhere(nonfinite(X))
-        if bad.size:
-            row, col = (int(v) for v in bad[0])
-            found.append((row, f"feature {col + 1} ({X[row, col]})"))
+    cell = recordio.first_marked(X, nonfinite(X.data if hasattr(X, "tocsr") else X))
+    if cell is not None:
+        row, col, value = cell
+        found.append((row, f"feature {col + 1} ({value})"))
     if arrays.y is not None:
         bad = np.flatnonzero(nonfinite(arrays.y))
         if bad.size:

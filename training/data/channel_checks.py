@@ -285,22 +285,16 @@ def _check_recordio(
         )
     data = X.data if hasattr(X, "tocsr") else X
     bad = ~np.isfinite(np.asarray(data, dtype=np.float64))
-    if bad.any():
-        if hasattr(X, "tocsr"):
-            flat = np.flatnonzero(bad)[0]
-            row = int(np.searchsorted(X.indptr, flat, side="right"))
-            col = int(X.indices[flat]) + 1
-            value = X.data[flat]
-        else:
-            row, col = (int(v) + 1 for v in np.argwhere(bad)[0])
-            value = X[row - 1, col - 1]
+    cell = recordio.first_marked(X, bad)
+    if cell is not None:
+        row, col, value = cell
         problems.append(
             Problem(
                 name,
                 f"feature value is {value} ({int(bad.sum())} non-finite values in the file)",
                 "impute missing values before writing (python -m training prepare does)",
-                row=row,
-                column=col,
+                row=row + 1,
+                column=col + 1,
             )
         )
     if y is not None:

@@ -713,6 +713,24 @@ class Arrays:
 FLOAT32_FIX = "cast with .astype('float32') before writing, or use python -m training prepare"
 
 
+def first_marked(X, mask: np.ndarray) -> tuple[int, int, object] | None:
+    """(row, column, value), 0-based, of the first of ``X``'s stored values that ``mask``
+    marks: ``mask`` is over ``X`` when it is dense, over ``X.data`` when it is CSR (a sparse
+    channel's or request's values, whose cells are found through its index arrays)."""
+    if hasattr(X, "tocsr"):
+        marked = np.flatnonzero(mask)
+        if not marked.size:
+            return None
+        flat = int(marked[0])
+        row = int(np.searchsorted(X.indptr, flat, side="right")) - 1
+        return row, int(X.indices[flat]), X.data[flat]
+    marked = np.argwhere(mask)
+    if not marked.size:
+        return None
+    row, col = (int(v) for v in marked[0])
+    return row, col, X[row, col]
+
+
 def float32_problems(arrays: Arrays) -> list[str]:
     """What of these records Linear Learner cannot read, for training or scoring: "For the
     application/x-recordio-protobuf input type, only Float32 tensors are supported" (SageMaker
